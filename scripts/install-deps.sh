@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install what Freehold needs: Debian packages (when root) and the Python environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+
+want=$(grep -vE '^\s*(#|$)' scripts/debian-packages.txt | tr '\n' ' ')
+missing=""
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "freehold: installing Debian packages:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    # the lab and the tests start their own servers; the packaged ones stay off
+    for svc in postgresql redis-server; do
+      systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    done
+  else
+    echo "freehold: missing Debian packages:$missing" >&2
+    echo "freehold: run as root, or: sudo apt-get install$missing" >&2
+    exit 2
+  fi
+fi
+
+stamp="$VENV/.freehold-installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "freehold: installing the Python environment in $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q -U pip 2>&1 | grep -v '^WARNING: Location' || true
+  "$VENV/bin/pip" install -q -e '.[dev]' 2>&1 | grep -vE '^WARNING: Location|BuildBackendWarning|^\s' || true
+  "$VENV/bin/python" -c "import deploy.cli, pyinfra, fabric, locust" # fail loudly if broken
+  touch "$stamp"
+fi

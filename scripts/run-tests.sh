@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: lint, then unit, integration and lab tests (lab needs root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+"$VENV/bin/ruff" check .
+# pytest exits 5 when it collects no test: that is a failure here too (set -e).
+exec "$VENV/bin/pytest" -q "$@"
