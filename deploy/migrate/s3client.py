@@ -1,0 +1,70 @@
+"""boto3 S3 clients for AWS, moto and self-hosted SeaweedFS, and S3 location parsing."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+
+from deploy.migrate import MigrateError
+
+SEAWEED_S3_PORT = 8333
+
+
+@dataclass
+class S3Location:
+    bucket: str
+    prefix: str = ""
+    endpoint: str | None = None  # None: AWS (or AWS_ENDPOINT_URL)
+    access_key: str | None = None
+    secret_key: str | None = None
+    profile: str | None = None
+    region: str = "us-east-1"
+
+    def describe(self) -> str:
+        where = self.endpoint or "aws"
+        return f"s3://{self.bucket}/{self.prefix} at {where}"
+
+
+def parse_location(text: str, endpoint: str | None = None) -> S3Location:
+    """`s3://bucket[/prefix]` (AWS or `endpoint`) or `http(s)://host:port/bucket[/prefix]`."""
+    u = urlparse(text)
+    if u.scheme == "s3":
+        if not u.netloc:
+            raise MigrateError(f"{text}: no bucket name — write s3://BUCKET[/prefix]")
+        return S3Location(bucket=u.netloc, prefix=u.path.lstrip("/"), endpoint=endpoint)
+    if u.scheme in ("http", "https"):
+        parts = u.path.lstrip("/").split("/", 1)
+        if not parts[0]:
+            raise MigrateError(f"{text}: no bucket in the URL — write http://HOST:PORT/BUCKET")
+        return S3Location(bucket=parts[0], prefix=parts[1] if len(parts) > 1 else "",
+                          endpoint=f"{u.scheme}://{u.netloc}")
+    raise MigrateError(
+        f"{text}: not an S3 location — write s3://BUCKET[/prefix] or http://HOST:PORT/BUCKET"
+    )
+
+
+def client(loc: S3Location, max_pool: int = 32) -> Any:
+    """An S3 client; checksums only when required (self-hosted stores reject the defaults)."""
+    cfg = Config(
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
+        retries={"max_attempts": 3, "mode": "standard"},
+        max_pool_connections=max_pool,
+        connect_timeout=5,
+        read_timeout=60,
+        s3={"addressing_style": "path"},
+    )
+    session = boto3.session.Session(profile_name=loc.profile if loc.profile else None)
+    kwargs: dict[str, Any] = {"config": cfg, "region_name": loc.region}
+    endpoint = loc.endpoint or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        kwargs["endpoint_url"] = endpoint
+    if loc.access_key:
+        kwargs["aws_access_key_id"] = loc.access_key
+        kwargs["aws_secret_access_key"] = loc.secret_key
+    return session.client("s3", **kwargs)

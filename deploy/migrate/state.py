@@ -1,0 +1,85 @@
+"""Atomic state files (checkpoints, runbook step states) that a crash never corrupts."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from deploy.migrate import MigrateError
+
+STEP_STATES = ("pending", "running", "done", "failed")
+
+
+def atomic_write_json(path: Path, doc: Any) -> None:
+    """Write JSON to a temporary file in the same folder, fsync it, then rename over `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=1, sort_keys=True, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def read_json(path: Path, default: Any = None) -> Any:
+    """Read a state file; a missing file gives `default`, an unreadable one a MigrateError."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return default
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise MigrateError(
+            f"{path}: not valid JSON (line {e.lineno}) — move it aside and rerun to start over"
+        ) from None
+
+
+def state_dir_for(manifest: Path) -> Path:
+    """The folder holding the runbook's state files, beside the manifest."""
+    return manifest.parent / f"{manifest.stem}.state"
+
+
+def set_step(state_dir: Path | None, step: str, status: str, **detail: Any) -> None:
+    """Record one runbook step's state (done, running, pending, failed) with details."""
+    if state_dir is None:
+        return
+    if status not in STEP_STATES:
+        raise ValueError(f"unknown step state {status!r}")
+    path = state_dir / "steps.json"
+    steps = read_json(path, {}) or {}
+    entry = steps.get(step, {})
+    entry.update({"state": status, "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ",
+                                                            time.gmtime()),
+                  "pid": os.getpid(), **detail})
+    steps[step] = entry
+    atomic_write_json(path, steps)
+
+
+def read_steps(state_dir: Path) -> dict[str, dict[str, Any]]:
+    return read_json(state_dir / "steps.json", {}) or {}
