@@ -104,3 +104,132 @@ def objects(
             console.print(f"[red]failed[/red] {key}: {why}", highlight=False)
     if report.failed:
         raise typer.Exit(1)
+
+
+@app.command("discover")
+def discover(
+    region: list[str] = typer.Option(["us-east-1"], "--region", help="AWS region (repeat)"),
+    profile: str = typer.Option(None, help="AWS profile"),
+    out: Path = typer.Option(Path("migration.yaml"), "--out", help="manifest to write"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Inventory EC2, ASGs, ELBs, RDS, ElastiCache, S3, Route 53, CloudFront into a manifest."""
+    import yaml
+
+    from deploy.migrate.discover import discover as run_discover
+    from deploy.migrate.discover import summary_rows
+    from deploy.migrate.state import atomic_write_text
+
+    try:
+        with console.status("discovering AWS resources", spinner="dots"):
+            doc = run_discover(region, profile)
+    except MigrateError as e:
+        _fail(e)
+    atomic_write_text(out, yaml.safe_dump(doc, sort_keys=False))
+    set_step(state_dir_for(out), "discover", "done", manifest=str(out))
+    if json_out:
+        print_json(doc)
+        return
+    t = Table(title=f"AWS resources → Freehold roles (manifest {out})")
+    for c in ("kind", "id", "details", "role"):
+        t.add_column(c)
+    for row in summary_rows(doc):
+        t.add_row(*row)
+    console.print(t)
+    d = Table(title="outside dependencies that can drop the platform the same day")
+    d.add_column("dependency")
+    d.add_column("where it is now")
+    for dep in doc["external_dependencies"]:
+        d.add_row(dep["name"], dep["now"])
+    console.print(d)
+
+
+@app.command("dns")
+def dns(
+    zone: str = typer.Option(..., "--zone", help="Route 53 zone name or id"),
+    profile: str = typer.Option(None, help="AWS profile"),
+    bind_out: Path = typer.Option(None, "--bind", help="write the BIND zone file here"),
+    pdns_out: Path = typer.Option(None, "--powerdns", help="write PowerDNS API JSON here"),
+    lower_ttl: bool = typer.Option(False, "--lower-ttl", help="lower TTLs to 60 s"),
+    cutover: bool = typer.Option(False, "--cutover", help="point records at --address"),
+    name: list[str] = typer.Option(None, "--name", help="record to repoint (default apex)"),
+    address: list[str] = typer.Option(None, "--address", help="new cluster address (repeat)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="show the change set only"),
+    json_out: bool = typer.Option(False, "--json"),
+    manifest: Path = ManifestOpt,
+) -> None:
+    """Export a Route 53 zone, lower its TTLs, and repoint it at cutover."""
+    import json
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from deploy.migrate import dns as d
+    from deploy.migrate.state import atomic_write_text
+
+    if cutover and not address:
+        fail("--cutover needs the new cluster's addresses: add --address IP (repeat)")
+    try:
+        c = d.r53(profile)
+        zid, zname = d.find_zone(c, zone)
+        recs = d.records(c, zid)
+    except (MigrateError, ClientError, BotoCoreError) as e:
+        _fail(e)
+    if bind_out:
+        atomic_write_text(bind_out, d.to_bind(zname, recs))
+    if pdns_out:
+        atomic_write_text(pdns_out, json.dumps(d.to_powerdns(zname, recs), indent=1))
+    changes = []
+    if lower_ttl:
+        changes += d.lower_ttl_changes(recs)
+    if cutover:
+        changes += d.cutover_changes(recs, name or [zname], address)
+    step = "dns-cutover" if cutover else "dns-lower-ttl" if lower_ttl else None
+    if changes and not dry_run:
+        try:
+            d.apply(c, zid, changes, "freehold migrate")
+        except (ClientError, BotoCoreError) as e:
+            set_step(_state(manifest), step or "dns", "failed", error=str(e)[:200])
+            _fail(e)
+    if step and not dry_run:
+        set_step(_state(manifest), step, "done", zone=zname, changes=len(changes))
+    if json_out:
+        print_json({"zone": zname, "records": len(recs), "dry_run": dry_run,
+                    "changes": changes})
+        return
+    t = Table(title=f"{zname}: {len(recs)} records, "
+                    f"{len(changes)} changes{' (dry run)' if dry_run else ''}")
+    for col in ("action", "name", "type", "ttl", "values"):
+        t.add_column(col)
+    for ch in changes:
+        r = ch["ResourceRecordSet"]
+        vals = ",".join(v["Value"] for v in r.get("ResourceRecords", [])) or str(
+            r.get("AliasTarget", {}).get("DNSName", ""))
+        t.add_row(ch["Action"], r["Name"], r["Type"], str(r.get("TTL", "")), vals)
+    console.print(t)
+
+
+@app.command("status")
+def status(
+    manifest: Path = typer.Argument(..., help="migration manifest (from migrate discover)"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """The runbook with each step's state, so a second engineer can pick up."""
+    from deploy.migrate.runbook import runbook
+
+    if not manifest.exists():
+        fail(f"{manifest}: no such manifest — run freehold migrate discover --out {manifest}")
+    try:
+        steps = runbook(manifest)
+    except MigrateError as e:
+        _fail(e)
+    if json_out:
+        print_json(steps)
+        return
+    colour = {"done": "green", "running": "yellow", "failed": "red", "pending": "dim"}
+    t = Table(title=f"migration runbook ({manifest})")
+    for col in ("#", "step", "state", "updated", "how", "detail"):
+        t.add_column(col)
+    for s in steps:
+        t.add_row(str(s["n"]), s["step"], f"[{colour[s['state']]}]{s['state']}[/]",
+                  s["updated"], escape(s["how"]), escape(s["detail"]))
+    console.print(t)

@@ -1,0 +1,34 @@
+"""The ordered migration runbook and each step's state from the state files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from deploy.migrate.state import read_steps, state_dir_for
+
+STEPS: tuple[tuple[str, str], ...] = (
+    ("discover", "freehold migrate discover --region R > manifest"),
+    ("plan", "freehold migrate plan MANIFEST --emit-spec cluster.yaml; fill in servers"),
+    ("deploy", "freehold deploy cluster.yaml (stand the owned cluster up)"),
+    ("dns-lower-ttl", "freehold migrate dns --zone Z --lower-ttl (a TTL ahead of cutover)"),
+    ("objects", "freehold migrate objects --from s3://BUCKET --to cluster.yaml"),
+    ("database", "freehold migrate database --from postgresql://... --to cluster.yaml"),
+    ("objects-final", "rerun migrate objects: copies only what changed"),
+    ("database-cutover", "freehold migrate database ... --cutover (stops writes at source)"),
+    ("dns-cutover", "freehold migrate dns --zone Z --cutover --address A ..."),
+)
+
+
+def runbook(manifest: Path) -> list[dict[str, Any]]:
+    steps = read_steps(state_dir_for(manifest))
+    if manifest.exists() and "discover" not in steps:
+        steps["discover"] = {"state": "done", "updated": "", "detail": "manifest exists"}
+    out = []
+    for i, (name, how) in enumerate(STEPS, start=1):
+        s = steps.get(name, {})
+        detail = {k: v for k, v in s.items() if k not in ("state", "updated", "pid")}
+        out.append({"n": i, "step": name, "state": s.get("state", "pending"),
+                    "updated": s.get("updated", ""), "how": how,
+                    "detail": ", ".join(f"{k}={v}" for k, v in detail.items())})
+    return out

@@ -1,0 +1,152 @@
+"""migrate discover / dns / status against moto's mock_aws (no AWS account reachable)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import dns.zone
+import pytest
+import yaml
+from moto import mock_aws
+from typer.testing import CliRunner
+
+from deploy.cli import app
+from deploy.migrate.dns import value_text
+
+
+@pytest.fixture()
+def aws(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    with mock_aws():
+        yield
+
+
+def _seed() -> None:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    ami = "ami-12c6146b"
+    for role, n, itype in (("web", 150, "m5.large"), ("worker", 60, "c5.xlarge"),
+                           ("redis", 12, "r5.large")):
+        ec2.run_instances(ImageId=ami, MinCount=n, MaxCount=n, InstanceType=itype,
+                          TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                              {"Key": "Role", "Value": role}]}])
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="media")
+    for i in range(1500):  # more than one page of 1,000
+        s3.put_object(Bucket="media", Key=f"p/{i}", Body=b"x" * 10)
+    rds = boto3.client("rds", region_name="us-east-1")
+    rds.create_db_instance(DBInstanceIdentifier="main", Engine="postgres",
+                           DBInstanceClass="db.r5.large", AllocatedStorage=500,
+                           MasterUsername="u", MasterUserPassword="password123")
+    r53 = boto3.client("route53")
+    zid = r53.create_hosted_zone(Name="example.social.", CallerReference="1")["HostedZone"]["Id"]
+    changes = [{"Action": "CREATE", "ResourceRecordSet": {
+        "Name": f"h{i}.example.social.", "Type": "A", "TTL": 3600,
+        "ResourceRecords": [{"Value": f"10.0.{i // 250}.{i % 250 + 1}"}]}} for i in range(320)]
+    changes += [
+        {"Action": "CREATE", "ResourceRecordSet": {
+            "Name": "example.social.", "Type": "A", "TTL": 300,
+            "ResourceRecords": [{"Value": "54.1.2.3"}]}},
+        {"Action": "CREATE", "ResourceRecordSet": {
+            "Name": "example.social.", "Type": "MX", "TTL": 3600,
+            "ResourceRecords": [{"Value": "10 mx.mail.example.net."}]}},
+        {"Action": "CREATE", "ResourceRecordSet": {
+            "Name": "example.social.", "Type": "TXT", "TTL": 3600,
+            "ResourceRecords": [{"Value": '"v=spf1 -all"'}]}},
+    ]
+    r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": changes})
+
+
+def test_discover_paginates_and_maps_roles(aws, tmp_path: Path) -> None:  # noqa: ANN001
+    _seed()
+    out = tmp_path / "m.yaml"
+    r = CliRunner().invoke(app, ["migrate", "discover", "--out", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = yaml.safe_load(out.read_text())
+    assert json.loads(r.stdout)["kind"] == doc["kind"]
+    inst = doc["regions"][0]["instances"]
+    assert len(inst) == 222  # more than one describe_instances page
+    roles = {i["role"] for i in inst}
+    assert roles == {"app", "worker", "redis"}
+    big = [i for i in inst if i["type"] == "c5.xlarge"]
+    assert big[0]["cores"] == 4 and big[0]["ram_gib"] == 8.0
+    assert doc["s3_buckets"] == [{"name": "media", "objects": 1500, "bytes": 15000,
+                                  "role": "media"}]
+    assert doc["regions"][0]["rds"][0]["role"] == "postgres"
+    assert doc["route53_zones"][0]["records"] == 325  # + NS and SOA
+    deps = {d["name"]: d["now"] for d in doc["external_dependencies"]}
+    assert set(deps) == {"registrar", "dns", "cdn", "certificates", "email", "sms", "sso",
+                         "payments"}
+    assert "example.social." in deps["dns"] and "example.social." in deps["email"]
+    # the runbook shows discover done, the rest pending
+    r = CliRunner().invoke(app, ["migrate", "status", str(out), "--json"])
+    steps = json.loads(r.stdout)
+    assert steps[0]["state"] == "done" and all(s["state"] == "pending" for s in steps[1:])
+
+
+def test_dns_export_parses_back_lower_ttl_and_cutover(aws, tmp_path: Path) -> None:  # noqa: ANN001
+    _seed()
+    bind, pdns = tmp_path / "z.zone", tmp_path / "z.json"
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("kind: freehold-migration-manifest\n")
+    run = CliRunner().invoke
+    r = run(app, ["migrate", "dns", "--zone", "example.social", "--bind", str(bind),
+                  "--powerdns", str(pdns), "--json"])
+    assert r.exit_code == 0, r.output
+    z = dns.zone.from_text(bind.read_text(), origin="example.social.", relativize=False)
+    r53 = boto3.client("route53")
+    zid = r53.list_hosted_zones()["HostedZones"][0]["Id"]
+    recs = []
+    for page in r53.get_paginator("list_resource_record_sets").paginate(HostedZoneId=zid):
+        recs += page["ResourceRecordSets"]
+    for rec in recs:
+        rds = z.find_rdataset(rec["Name"], rec["Type"])
+        assert sorted(x.to_text() for x in rds) == sorted(
+            value_text(rec["Type"], v["Value"]) for v in rec["ResourceRecords"]), rec
+        assert rds.ttl == rec["TTL"]
+    assert len(json.loads(pdns.read_text())["rrsets"]) == len(recs)
+
+    # dry run: change set shown, nothing changed
+    r = run(app, ["migrate", "dns", "--zone", "example.social", "--lower-ttl", "--dry-run",
+                  "--json"])
+    plan = json.loads(r.stdout)["changes"]
+    assert len(plan) == 323 and all(c["ResourceRecordSet"]["TTL"] == 60 for c in plan)
+    assert r53.list_resource_record_sets(HostedZoneId=zid, StartRecordName="h1.example.social.",
+                                         StartRecordType="A",
+                                         MaxItems="1")["ResourceRecordSets"][0]["TTL"] == 3600
+    r = run(app, ["migrate", "dns", "--zone", "example.social", "--lower-ttl",
+                  "--manifest", str(manifest)])
+    assert r.exit_code == 0, r.output
+    ttls = {x["TTL"] for p in r53.get_paginator("list_resource_record_sets").paginate(
+        HostedZoneId=zid) for x in p["ResourceRecordSets"] if x["Type"] in ("A", "MX")}
+    assert ttls == {60}
+    r = run(app, ["migrate", "dns", "--zone", "example.social", "--cutover", "--address",
+                  "198.51.100.7", "--address", "198.51.100.8", "--manifest", str(manifest)])
+    assert r.exit_code == 0, r.output
+    apex = r53.list_resource_record_sets(HostedZoneId=zid, StartRecordName="example.social.",
+                                         StartRecordType="A", MaxItems="1")
+    assert sorted(v["Value"] for v in apex["ResourceRecordSets"][0]["ResourceRecords"]) == [
+        "198.51.100.7", "198.51.100.8"]
+    states = {s["step"]: s["state"] for s in json.loads(
+        run(app, ["migrate", "status", str(manifest), "--json"]).stdout)}
+    assert states["dns-lower-ttl"] == "done" and states["dns-cutover"] == "done"
+
+
+def test_bad_input_one_line(aws, tmp_path: Path) -> None:  # noqa: ANN001
+    run = CliRunner().invoke
+    r = run(app, ["migrate", "dns", "--zone", "nope.example"])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output
+    r = run(app, ["migrate", "status", str(tmp_path / "missing.yaml")])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
+    m = tmp_path / "m.yaml"
+    m.write_text("x: 1\n")
+    (tmp_path / "m.state").mkdir()
+    (tmp_path / "m.state" / "steps.json").write_text("{broken")
+    r = run(app, ["migrate", "status", str(m)])
+    assert r.exit_code == 2 and "not valid JSON" in r.stderr
+    assert (tmp_path / "m.state" / "steps.json").read_text() == "{broken"
