@@ -233,3 +233,71 @@ def status(
         t.add_row(str(s["n"]), s["step"], f"[{colour[s['state']]}]{s['state']}[/]",
                   s["updated"], escape(s["how"]), escape(s["detail"]))
     console.print(t)
+
+
+@app.command("database")
+def database(
+    from_: str = typer.Option(..., "--from", help="postgresql://USER:PW@HOST:PORT/DB (source)"),
+    to: str = typer.Option(..., "--to", help="cluster spec file or postgresql:// URL"),
+    do_cutover: bool = typer.Option(False, "--cutover", help="stop writes, drain, verify"),
+    dump: bool = typer.Option(False, "--dump", help="force pg_dump / pg_restore"),
+    jobs: int = typer.Option(4, min=1, max=32, help="parallel dump/restore jobs"),
+    watch: float = typer.Option(0.0, help="show replication lag for this many seconds"),
+    timeout: float = typer.Option(600.0, help="cutover: longest wait for zero lag (s)"),
+    json_out: bool = typer.Option(False, "--json"),
+    manifest: Path = ManifestOpt,
+) -> None:
+    """Logical replication when the source allows it, else parallel dump/restore; --cutover."""
+    import time
+
+    from deploy.migrate import database as db
+    from deploy.migrate.targets import database_target
+
+    sd = _state(manifest)
+    try:
+        dst = database_target(to)
+        if do_cutover:
+            set_step(sd, "database-cutover", "running")
+            with console.status("stopping writes, waiting for zero lag, verifying"):
+                result = db.cutover(from_, dst, timeout=timeout)
+            set_step(sd, "database-cutover", "done", sequences=result["sequences_reset"],
+                     tables=len(result["tables"]))
+            if json_out:
+                print_json(result)
+                return
+            t = Table(title="cutover verification")
+            for c in ("table", "rows source", "rows target", "checksum equal"):
+                t.add_column(c)
+            for c in result["tables"]:
+                t.add_row(c["table"], str(c["rows_source"]), str(c["rows_target"]),
+                          "yes" if c["equal"] else "[red]NO[/]")
+            console.print(t)
+            console.print(f"sequences reset: {result['sequences_reset']}")
+            return
+        with db.connect(from_, "source") as src:
+            ok, why = db.can_replicate_logically(src)
+        set_step(sd, "database", "running")
+        if dump or not ok:
+            with console.status(f"pg_dump | pg_restore, {jobs} jobs ({why or 'forced'})"):
+                db.dump_restore(from_, dst, jobs=jobs)
+            mode = "dump-restore"
+        else:
+            mode = db.start_replication(from_, dst)
+        lags = []
+        with db.connect(from_, "source") as src, db.connect(dst, "target") as tgt:
+            end = time.monotonic() + watch
+            while True:
+                lg = db.lag(src, tgt) if mode != "dump-restore" else db.Lag(0, 0)
+                lags.append({"lag_bytes": lg.bytes, "tables_syncing": lg.tables_syncing})
+                if not json_out:
+                    console.print(f"lag {lg.bytes} bytes, {lg.tables_syncing} tables syncing")
+                if time.monotonic() >= end:
+                    break
+                time.sleep(1.0)
+        set_step(sd, "database", "done" if mode == "dump-restore" else "running", mode=mode)
+    except MigrateError as e:
+        set_step(sd, "database-cutover" if do_cutover else "database", "failed",
+                 error=str(e)[:200])
+        _fail(e)
+    if json_out:
+        print_json({"mode": mode, "lag": lags[-1]})
