@@ -301,3 +301,47 @@ def database(
         _fail(e)
     if json_out:
         print_json({"mode": mode, "lag": lags[-1]})
+
+
+@app.command("plan")
+def plan(
+    manifest: Path = typer.Argument(..., help="manifest from migrate discover"),
+    emit_spec: Path = typer.Option(None, "--emit-spec", help="write a cluster spec here"),
+    name: str = typer.Option("freehold", help="cluster name in the spec"),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    """Size the owned cluster and print the ordered runbook."""
+    import yaml
+
+    from deploy.migrate import plan as p
+    from deploy.migrate.runbook import STEPS
+    from deploy.migrate.state import atomic_write_text
+
+    try:
+        doc = yaml.safe_load(manifest.read_text())
+    except FileNotFoundError:
+        fail(f"{manifest}: no such manifest — run freehold migrate discover --out {manifest}")
+    except yaml.YAMLError as e:
+        fail(f"{manifest}: not valid YAML ({str(e).splitlines()[0]}) — rerun migrate discover")
+    if not isinstance(doc, dict) or doc.get("kind") != "freehold-migration-manifest":
+        fail(f"{manifest}: not a migration manifest — rerun freehold migrate discover")
+    servers = p.size(doc)
+    if emit_spec:
+        atomic_write_text(emit_spec, yaml.safe_dump(p.emit_spec(name, servers), sort_keys=False))
+    set_step(state_dir_for(manifest), "plan", "done", servers=sum(servers.values()))
+    if json_out:
+        print_json({"servers": servers, "runbook": [s for s, _ in STEPS]})
+        return
+    t = Table(title=f"owned cluster: {sum(servers.values())} servers")
+    t.add_column("role")
+    t.add_column("servers", justify="right")
+    for role, n in servers.items():
+        t.add_row(role, str(n))
+    console.print(t)
+    r = Table(title="runbook")
+    r.add_column("#")
+    r.add_column("step")
+    r.add_column("how")
+    for i, (s, how) in enumerate(STEPS, start=1):
+        r.add_row(str(i), s, escape(how))
+    console.print(r)

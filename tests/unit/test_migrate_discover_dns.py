@@ -150,3 +150,24 @@ def test_bad_input_one_line(aws, tmp_path: Path) -> None:  # noqa: ANN001
     r = run(app, ["migrate", "status", str(m)])
     assert r.exit_code == 2 and "not valid JSON" in r.stderr
     assert (tmp_path / "m.state" / "steps.json").read_text() == "{broken"
+
+
+def test_plan_sizes_from_manifest(aws, tmp_path: Path) -> None:  # noqa: ANN001
+    _seed()
+    out = tmp_path / "m.yaml"
+    assert CliRunner().invoke(app, ["migrate", "discover", "--out", str(out)]).exit_code == 0
+    spec = tmp_path / "cluster.yaml"
+    r = CliRunner().invoke(app, ["migrate", "plan", str(out), "--emit-spec", str(spec),
+                                 "--json"])
+    assert r.exit_code == 0, r.output
+    servers = json.loads(r.stdout)["servers"]
+    # 150 m5.large: 150 cores (5 servers) but 1,200 GiB RAM -> 10 servers of 128 GiB;
+    # 60 c5.xlarge: 120 cores and 480 GiB -> 4
+    assert servers["app"] == 10 and servers["worker"] == 4
+    doc = yaml.safe_load(spec.read_text())
+    assert len(doc["servers"]) == sum(servers.values())
+    assert {s["site"] for s in doc["servers"] if "etcd" in s["roles"]} == {"a", "b", "c"}
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("a: [1")
+    r = CliRunner().invoke(app, ["migrate", "plan", str(bad)])
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1
