@@ -1,0 +1,144 @@
+"""Migration throughput on loopback: object copy (ours vs `aws s3 sync`) and database copy.
+
+Run: .venv/bin/python benchmarks/migrate_bench.py   → prints figures, writes
+benchmarks/results/migrate_bench.json. Source S3 is moto's server, target a real SeaweedFS.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from moto.server import ThreadedMotoServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from deploy.localservices import Postgres, SeaweedS3  # noqa: E402
+from deploy.migrate import database as db  # noqa: E402
+from deploy.migrate.objects import ObjectCopier  # noqa: E402
+from deploy.migrate.s3client import S3Location, client  # noqa: E402
+
+SETS = {"small": (400, 8 * 1024), "large": (6, 12 * 1024 * 1024)}
+ROWS = 200_000
+
+
+def seed_objects(src: Any, bucket: str, n: int, size: int) -> None:
+    src.create_bucket(Bucket=bucket)
+    blob = os.urandom(size)
+    for i in range(n):
+        src.put_object(Bucket=bucket, Key=f"o/{i:05d}", Body=blob[i % 97:] + blob[:i % 97])
+
+
+def aws_sync(moto: str, sw: SeaweedS3, bucket: str, dest: str, tmp: Path) -> float | None:
+    """`aws s3 sync` can't copy across endpoints: download from source, upload to target."""
+    aws = shutil.which("aws")
+    if not aws:
+        print("awscli missing: skipping aws s3 sync (apt-get install awscli)")
+        return None
+    local = tmp / f"sync-{bucket}"
+    env_src = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+               "AWS_DEFAULT_REGION": "us-east-1"}
+    env_dst = {**env_src, "AWS_ACCESS_KEY_ID": sw.access_key,
+               "AWS_SECRET_ACCESS_KEY": sw.secret_key}
+    t0 = time.monotonic()
+    subprocess.run([aws, "--endpoint-url", moto, "s3", "sync", f"s3://{bucket}", str(local),
+                    "--only-show-errors"], env=env_src, check=True, timeout=600)
+    subprocess.run([aws, "--endpoint-url", sw.endpoint, "s3", "sync", str(local),
+                    f"s3://{dest}", "--only-show-errors"], env=env_dst, check=True, timeout=600)
+    return time.monotonic() - t0
+
+
+def bench_objects(tmp: Path) -> dict[str, Any]:
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing")
+    moto_srv = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    moto_srv.start()
+    sw = SeaweedS3(tmp / "sw").start()
+    results: dict[str, Any] = {}
+    try:
+        host, port = moto_srv.get_host_and_port()
+        moto = f"http://{host}:{port}"
+        src_loc = S3Location(bucket="x", endpoint=moto)
+        src = client(src_loc)
+        dst_c = client(S3Location(bucket="x", endpoint=sw.endpoint, access_key=sw.access_key,
+                                  secret_key=sw.secret_key))
+        for name, (n, size) in SETS.items():
+            seed_objects(src, f"b-{name}", n, size)
+            for d in (f"ours-{name}", f"aws-{name}"):
+                dst_c.create_bucket(Bucket=d)
+            copier = ObjectCopier(S3Location(bucket=f"b-{name}", endpoint=moto),
+                                  S3Location(bucket=f"ours-{name}", endpoint=sw.endpoint,
+                                             access_key=sw.access_key, secret_key=sw.secret_key),
+                                  tmp / f"cp-{name}.json", workers=8)
+            todo, skip = copier.plan()
+            rep = copier.run(todo, skip)
+            assert not rep.failed, rep.failed
+            mb = n * size / 1e6
+            row = {"objects": n, "object_bytes": size,
+                   "ours_s": round(rep.seconds, 2), "ours_MBps": round(mb / rep.seconds, 1),
+                   "ours_objps": round(n / rep.seconds, 1)}
+            secs = aws_sync(moto, sw, f"b-{name}", f"aws-{name}", tmp)
+            if secs:
+                row.update(aws_s=round(secs, 2), aws_MBps=round(mb / secs, 1),
+                           aws_objps=round(n / secs, 1))
+            results[name] = row
+            print(name, row, flush=True)
+    finally:
+        sw.stop()
+        moto_srv.stop()
+    return results
+
+
+def bench_database(tmp: Path) -> dict[str, Any]:
+    src = Postgres(tmp / "pgs").start()
+    dst = Postgres(tmp / "pgd").start()
+    try:
+        with psycopg.connect(src.dsn, autocommit=True) as c:
+            c.execute("CREATE TABLE posts (id bigserial PRIMARY KEY, author bigint, body text, "
+                      "created timestamptz DEFAULT now())")
+            c.execute(f"INSERT INTO posts (author, body) SELECT g % 5000, repeat(md5(g::text), 4)"
+                      f" FROM generate_series(1, {ROWS}) g")
+        t0 = time.monotonic()
+        db.start_replication(src.dsn, dst.dsn)
+        with db.connect(src.dsn, "s") as s, db.connect(dst.dsn, "t") as t:
+            for _ in range(6000):
+                if db.lag(s, t).zero:
+                    break
+                time.sleep(0.05)
+        repl = time.monotonic() - t0
+        with psycopg.connect(dst.dsn_for("postgres"), autocommit=True) as c:
+            c.execute("CREATE DATABASE copy2")
+        # dump/restore of the same rows (from the source database)
+        t0 = time.monotonic()
+        db.dump_restore(src.dsn, dst.dsn_for("copy2"), jobs=2)
+        dump = time.monotonic() - t0
+        with db.connect(dst.dsn, "t") as t:
+            t.execute(f"DROP SUBSCRIPTION {db.NAME}")
+        return {"rows": ROWS, "logical_s": round(repl, 2),
+                "logical_rows_per_s": round(ROWS / repl), "dump_restore_s": round(dump, 2),
+                "dump_restore_rows_per_s": round(ROWS / dump)}
+    finally:
+        dst.stop()
+        src.stop()
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        os.chmod(tmp, 0o755)
+        out = {"objects": bench_objects(tmp), "database": bench_database(tmp)}
+    print(json.dumps(out, indent=1))
+    res = Path(__file__).parent / "results" / "migrate_bench.json"
+    res.parent.mkdir(exist_ok=True)
+    res.write_text(json.dumps(out, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
