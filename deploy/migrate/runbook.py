@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from deploy.migrate.state import read_steps, state_dir_for
 
 STEPS: tuple[tuple[str, str], ...] = (
@@ -26,7 +28,9 @@ def runbook(manifest: Path) -> list[dict[str, Any]]:
         steps["discover"] = {"state": "done", "updated": "", "detail": "manifest exists"}
     out = []
     for i, (name, how) in enumerate(STEPS, start=1):
-        s = steps.get(name, {})
+        s = dict(steps.get(name, {}))
+        if s.get("state") == "running" and s.get("pid") and not psutil.pid_exists(s["pid"]):
+            s["state"], s["note"] = "failed", "process gone: rerun the step to resume"
         detail = {k: v for k, v in s.items() if k not in ("state", "updated", "pid")}
         out.append({"n": i, "step": name, "state": s.get("state", "pending"),
                     "updated": s.get("updated", ""), "how": how,
