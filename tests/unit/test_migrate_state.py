@@ -1,0 +1,47 @@
+"""State files survive failed writes; multipart ETags are computed as S3 does."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from deploy.migrate import MigrateError
+from deploy.migrate.objects import _Hasher, multipart_etag
+from deploy.migrate.state import atomic_write_json, read_json, set_step
+
+
+class Boom:
+    def __str__(self) -> str:
+        raise RuntimeError("crash mid-write")
+
+
+def test_failed_write_leaves_old_file_and_no_temp(tmp_path: Path) -> None:
+    p = tmp_path / "cp.json"
+    atomic_write_json(p, {"done": {"a": 1}})
+    with pytest.raises(RuntimeError):
+        atomic_write_json(p, {"done": {"a": 1, "b": Boom()}})
+    assert json.loads(p.read_text()) == {"done": {"a": 1}}
+    assert [x.name for x in tmp_path.iterdir()] == ["cp.json"]
+
+
+def test_corrupt_state_is_reported_not_replaced(tmp_path: Path) -> None:
+    (tmp_path / "steps.json").write_text("{half")
+    with pytest.raises(MigrateError, match="not valid JSON"):
+        set_step(tmp_path, "objects", "running")
+    assert (tmp_path / "steps.json").read_text() == "{half"
+    assert read_json(tmp_path / "missing.json", {"x": 1}) == {"x": 1}
+
+
+def test_multipart_etag_matches_s3_formula() -> None:
+    data = bytes(range(256)) * 50_000  # 12.8 MB
+    part = 5 * 1024 * 1024
+    h = _Hasher(part)
+    for i in range(0, len(data), 777_777):  # chunks that straddle part boundaries
+        h.update(data[i:i + 777_777])
+    h.finish()
+    parts = [hashlib.md5(data[i:i + part]).digest() for i in range(0, len(data), part)]
+    assert multipart_etag(h.parts) == hashlib.md5(b"".join(parts)).hexdigest() + "-3"
+    assert h.whole.hexdigest() == hashlib.md5(data).hexdigest()
