@@ -1,0 +1,89 @@
+"""Spec problems: one line each, naming the file, the YAML line, the field path and the fix."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+Loc = tuple[str | int, ...]
+
+
+class SpecError(Exception):
+    """A cluster spec that cannot be used. `problems` holds one line per problem:
+    "<file>:<line>: <field.path>: <what> — <fix>"."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+def field_path(loc: Sequence[str | int]) -> str:
+    """("servers", 3, "roles", 0) -> "servers[3].roles[0]"."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+class LineMap:
+    """Field path -> 1-based YAML line, from ruamel.yaml's round-trip line info."""
+
+    def __init__(self, lines: dict[Loc, int] | None = None) -> None:
+        self.lines = lines or {}
+
+    @classmethod
+    def from_node(cls, node: Any) -> LineMap:
+        lines: dict[Loc, int] = {}
+
+        def walk(obj: Any, loc: Loc) -> None:
+            lc = getattr(obj, "lc", None)
+            if isinstance(obj, dict):
+                for key, value in obj.items():
+                    if lc is not None:
+                        with contextlib.suppress(KeyError, TypeError):
+                            lines[(*loc, str(key))] = lc.key(key)[0] + 1
+                    walk(value, (*loc, str(key)))
+            elif isinstance(obj, list):
+                for i, value in enumerate(obj):
+                    if lc is not None:
+                        with contextlib.suppress(KeyError, TypeError, IndexError):
+                            lines[(*loc, i)] = lc.item(i)[0] + 1
+                    walk(value, (*loc, i))
+
+        walk(node, ())
+        return cls(lines)
+
+    def line(self, loc: Sequence[str | int]) -> int | None:
+        """The line of the deepest known prefix of `loc`."""
+        loc = tuple(loc)
+        while loc:
+            if loc in self.lines:
+                return self.lines[loc]
+            loc = loc[:-1]
+        return None
+
+
+class Problems:
+    """Collects problems for one spec file; `raise_if_any()` turns them into a SpecError."""
+
+    def __init__(self, path: Path | str, lines: LineMap | None = None) -> None:
+        self.path = str(path)
+        self.lines = lines or LineMap()
+        self.items: list[str] = []
+
+    def add(self, loc: Sequence[str | int], what: str, fix: str, line: int | None = None) -> None:
+        line = line if line is not None else self.lines.line(loc)
+        where = f"{self.path}:{line}" if line else self.path
+        self.items.append(f"{where}: {field_path(loc)}: {what} — {fix}")
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise SpecError(self.items)

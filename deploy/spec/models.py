@@ -1,0 +1,185 @@
+"""Cluster spec models: what the YAML may say (`*In`, strict) and the expanded spec."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+ROLES = ("base", "mesh", "etcd", "postgres", "pgbouncer", "redis", "lb", "app", "worker",
+         "media", "monitoring", "backup", "dns", "loadgen")
+IMPLIED_ROLES = ("base", "mesh")
+ProviderKind = Literal["owned", "rented", "cloud"]
+NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
+DEFAULT_MESH = ipaddress.IPv4Network("100.96.0.0/16")
+DEFAULT_LAB = ipaddress.IPv4Network("198.18.0.0/15")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---- what a spec file may contain -------------------------------------------------------
+
+class ProviderIn(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: ProviderKind
+    notes: str | None = None
+
+
+class SiteIn(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    provider: str
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+    network: ipaddress.IPv4Network | None = None
+    notes: str | None = None
+
+
+class ServerDefaultsIn(_Strict):
+    ssh_user: str = "root"
+    ssh_port: int = Field(22, ge=1, le=65535)
+    ssh_key: str | None = None
+    cores: int = Field(2, ge=1)
+    ram_gib: float = Field(4, gt=0)
+    disk_gib: float = Field(40, gt=0)
+    roles: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class ServerIn(_Strict):
+    name: str
+    site: str
+    provider: str | None = None
+    address: str | None = None
+    address_start: str | None = None
+    public_address: str | None = None
+    public_address_start: str | None = None
+    private_address: str | None = None
+    private_address_start: str | None = None
+    mesh_address: str | None = None
+    mesh_address_start: str | None = None
+    ssh_user: str | None = None
+    ssh_port: int | None = Field(None, ge=1, le=65535)
+    ssh_key: str | None = None
+    cores: int | None = Field(None, ge=1)
+    ram_gib: float | None = Field(None, gt=0)
+    disk_gib: float | None = Field(None, gt=0)
+    roles: list[str] = Field(default_factory=list)
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class MeshIn(_Strict):
+    network: ipaddress.IPv4Network = DEFAULT_MESH
+    port: int = Field(51820, ge=1, le=65535)
+
+
+class LabIn(_Strict):
+    network: ipaddress.IPv4Network = DEFAULT_LAB
+
+
+class SpecIn(_Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str | None = None
+    providers: list[ProviderIn] = Field(min_length=1)
+    sites: list[SiteIn] = Field(min_length=1)
+    defaults: ServerDefaultsIn = Field(default_factory=ServerDefaultsIn)
+    roles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    mesh: MeshIn = Field(default_factory=MeshIn)
+    lab: LabIn | None = None
+    servers: list[ServerIn] = Field(min_length=1)
+
+
+# ---- the expanded spec every command reads ----------------------------------------------
+
+class Provider(BaseModel):
+    name: str
+    kind: ProviderKind
+
+
+class Site(BaseModel):
+    name: str
+    provider: str
+    latency_ms: dict[str, float] = Field(default_factory=dict)
+    network: ipaddress.IPv4Network | None = None
+
+
+class Server(BaseModel):
+    name: str
+    site: str
+    provider: str
+    public_address: str
+    private_address: str
+    mesh_address: str
+    ssh_user: str = "root"
+    ssh_port: int = 22
+    ssh_key: str | None = None
+    cores: int
+    ram_gib: float
+    disk_gib: float
+    roles: list[str]
+    labels: dict[str, str] = Field(default_factory=dict)
+    line: int | None = Field(default=None, exclude=True, repr=False)
+
+    def has(self, role: str) -> bool:
+        return role in self.roles
+
+
+class Mesh(BaseModel):
+    network: ipaddress.IPv4Network = DEFAULT_MESH
+    port: int = 51820
+
+
+class LabSettings(BaseModel):
+    network: ipaddress.IPv4Network = DEFAULT_LAB
+
+
+class ClusterSpec(BaseModel):
+    name: str
+    path: str = "<spec>"
+    providers: list[Provider]
+    sites: list[Site]
+    servers: list[Server]
+    roles: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    mesh: Mesh = Field(default_factory=Mesh)
+    lab: LabSettings | None = None
+    _by_name: dict[str, Server] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, __context: Any) -> None:
+        self._by_name = {s.name: s for s in self.servers}
+
+    def server(self, name: str) -> Server:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise KeyError(f"no server named {name!r} in spec {self.name}") from None
+
+    def site(self, name: str) -> Site:
+        for site in self.sites:
+            if site.name == name:
+                return site
+        raise KeyError(f"no site named {name!r} in spec {self.name}")
+
+    def provider(self, name: str) -> Provider:
+        for provider in self.providers:
+            if provider.name == name:
+                return provider
+        raise KeyError(f"no provider named {name!r} in spec {self.name}")
+
+    def servers_with_role(self, role: str) -> list[Server]:
+        return [s for s in self.servers if role in s.roles]
+
+    def servers_in_site(self, site: str) -> list[Server]:
+        return [s for s in self.servers if s.site == site]
+
+    def servers_of_provider(self, provider: str) -> list[Server]:
+        return [s for s in self.servers if s.provider == provider]
+
+    def role_settings(self, role: str) -> dict[str, Any]:
+        return dict(self.roles.get(role) or {})
+
+    def latency(self, a: str, b: str) -> float | None:
+        """Round-trip ms between two sites (0 within a site), None when the spec does not say."""
+        if a == b:
+            return 0.0
+        return self.site(a).latency_ms.get(b)
