@@ -1,0 +1,385 @@
+"""Placement rules and the survival analysis: which single site or provider can be lost.
+
+Survival rule (exact; `survival()` implements it, `lost_reasons()` for any set of lost servers).
+After removing every server of the lost site/provider, the cluster survives when all hold:
+
+- etcd: strictly more than half of the etcd members are left (raft quorum).
+- postgres (Patroni): etcd keeps quorum (Patroni holds its leader key there) and ≥ 1 member is
+  left; and the primary site and the synchronous-standby site are not both lost (Patroni in
+  synchronous mode only promotes the synchronous standby: with both gone it promotes nobody,
+  and the last acknowledged commits may exist nowhere else).
+- redis (Redis Cluster): every shard keeps ≥ 1 node (its master or a replica: its slots stay
+  served), and strictly more than half of the masters are left — a replica is promoted only by
+  the votes of a majority of the masters, so losing half or more of them leaves the lost
+  shards' slots unserved (cluster_state:fail).
+- media (SeaweedFS): strictly more than half of the masters are left (raft), ≥ 1 volume
+  server is left, and fewer media sites are lost than a volume has copies (`roles.media.copies`,
+  default 2, each in a different site), so every volume keeps a copy.
+- backup: ≥ 1 backup server left.
+- serving roles lb, app, worker, pgbouncer, dns: ≥ 1 server of each role the spec has is left.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from deploy.spec.models import ClusterSpec, Server
+
+SERVING_ROLES = ("lb", "app", "worker", "pgbouncer", "dns")
+CORE_ROLES = ("etcd", "postgres", "redis", "lb", "app", "worker", "media")
+
+
+@dataclass
+class RedisShard:
+    index: int
+    master: Server
+    replicas: list[Server] = field(default_factory=list)
+
+    @property
+    def nodes(self) -> list[Server]:
+        return [self.master, *self.replicas]
+
+
+def _site_order(spec: ClusterSpec) -> dict[str, int]:
+    return {s.name: i for i, s in enumerate(spec.sites)}
+
+
+def spread(spec: ClusterSpec, servers: list[Server], n: int) -> list[Server]:
+    """Pick `n` of `servers` round-robin over sites (site order, then spec order)."""
+    order = _site_order(spec)
+    by_site: dict[str, list[Server]] = {}
+    for s in sorted(servers, key=lambda s: order.get(s.site, 0)):
+        by_site.setdefault(s.site, []).append(s)
+    queues = list(by_site.values())
+    picked: list[Server] = []
+    depth = 0
+    while len(picked) < n and any(depth < len(q) for q in queues):
+        for q in queues:
+            if depth < len(q) and len(picked) < n:
+                picked.append(q[depth])
+        depth += 1
+    return picked
+
+
+def _match(shards: list[RedisShard], pool: list[Server], order: dict[str, int],
+           strict: bool) -> dict[int, Server]:
+    """Maximum matching shard -> one node of `pool` (Kuhn's augmenting paths). Strict: the node's
+    site holds no node of the shard yet. Candidates are tried in a fixed preference order (the
+    next site after the master's, cyclically), so the result is deterministic."""
+    n_sites = max(len(order), 1)
+
+    def candidates(shard: RedisShard) -> list[Server]:
+        taken = {s.site for s in shard.nodes}
+        ok = [s for s in pool if (s.site not in taken if strict else s.site != shard.master.site)]
+        start = order.get(shard.master.site, 0)
+        return sorted(ok, key=lambda s: ((order.get(s.site, 0) - start) % n_sites))
+
+    cands = {sh.index: candidates(sh) for sh in shards}
+    owner: dict[str, int] = {}  # node name -> shard index
+
+    def augment(idx: int, seen: set[str]) -> bool:
+        for node in cands[idx]:
+            if node.name in seen:
+                continue
+            seen.add(node.name)
+            if node.name not in owner or augment(owner[node.name], seen):
+                owner[node.name] = idx
+                return True
+        return False
+
+    for sh in shards:
+        augment(sh.index, set())
+    by_name = {s.name: s for s in pool}
+    return {idx: by_name[name] for name, idx in owner.items()}
+
+
+def redis_settings(spec: ClusterSpec) -> tuple[int, int]:
+    """(masters, replicas per master) for the spec's redis nodes."""
+    nodes = spec.servers_with_role("redis")
+    settings = spec.role_settings("redis")
+    replicas = int(settings.get("replicas", 1))
+    masters = int(settings.get("masters") or max(1, len(nodes) // (1 + replicas)))
+    return min(masters, len(nodes)), replicas
+
+
+def redis_layout(spec: ClusterSpec) -> list[RedisShard]:
+    """Redis Cluster shards: masters spread over sites, each replica in a site its shard has no
+    node in yet (a maximum matching, so a valid layout is found whenever one exists); nodes
+    beyond masters × (1 + replicas) become extra replicas. Deterministic."""
+    nodes = spec.servers_with_role("redis")
+    if not nodes:
+        return []
+    n_masters, replicas = redis_settings(spec)
+    order = _site_order(spec)
+    masters = spread(spec, nodes, n_masters)
+    shards = [RedisShard(i, m) for i, m in enumerate(masters)]
+    pool = [s for s in nodes if s not in masters]
+    for r in range(replicas):
+        for strict in (True, False, None):
+            want = [sh for sh in shards if len(sh.replicas) <= r]
+            if not want or not pool:
+                break
+            if strict is None:  # no other site left: same site as the master (rule flags it)
+                got = {sh.index: pool[k] for k, sh in enumerate(want) if k < len(pool)}
+            else:
+                got = _match(want, pool, order, strict)
+            for idx, node in got.items():
+                shards[idx].replicas.append(node)
+                pool.remove(node)
+    while pool:  # extra nodes: to the shard with fewest replicas, outside its master's site
+        node = pool.pop(0)
+        fits = [sh for sh in shards if sh.master.site != node.site] or shards
+        min(fits, key=lambda sh: (len(sh.replicas), sh.index)).replicas.append(node)
+    return shards
+
+
+def media_masters(spec: ClusterSpec) -> list[Server]:
+    """SeaweedFS masters: `roles.media.masters` (default 3, or 1 with fewer than 3 media
+    servers) picked round-robin over sites."""
+    media = spec.servers_with_role("media")
+    default = 3 if len(media) >= 3 else min(1, len(media))
+    n = int(spec.role_settings("media").get("masters") or default)
+    return spread(spec, media, n)
+
+
+def media_copies(spec: ClusterSpec) -> int:
+    return int(spec.role_settings("media").get("copies", 2))
+
+
+def postgres_primary_site(spec: ClusterSpec) -> str | None:
+    """`roles.postgres.primary_site`, else the site of the first postgres member."""
+    members = spec.servers_with_role("postgres")
+    given = spec.role_settings("postgres").get("primary_site")
+    if given:
+        return str(given)
+    return members[0].site if members else None
+
+
+def postgres_standby_site(spec: ClusterSpec) -> str | None:
+    """`roles.postgres.standby_site`, else the site of the first member outside the primary's."""
+    given = spec.role_settings("postgres").get("standby_site")
+    if given:
+        return str(given)
+    primary = postgres_primary_site(spec)
+    for s in spec.servers_with_role("postgres"):
+        if s.site != primary:
+            return s.site
+    return None
+
+
+def _sites_of(servers: Iterable[Server]) -> list[str]:
+    return sorted({s.site for s in servers})
+
+
+def check_placement(spec: ClusterSpec) -> tuple[list[str], list[str]]:
+    """The placement rules. Returns (errors, warnings), one line each. A spec with a single
+    site cannot spread over sites: there the spreading rules are warnings (and it survives
+    no site loss); with two or more sites they are errors."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    multi = len(spec.sites) > 1
+    spread_problem = errors if multi else warnings
+    have = {role: spec.servers_with_role(role) for role in CORE_ROLES}
+
+    etcd = have["etcd"]
+    if etcd:
+        sites = _sites_of(etcd)
+        if len(etcd) < 3 or len(etcd) % 2 == 0:
+            errors.append(f"etcd: {len(etcd)} members — run an odd number, at least 3 "
+                          "(3 or 5)")
+        if len(sites) < 3:
+            spread_problem.append(f"etcd: members in {len(sites)} site(s) ({', '.join(sites)})"
+                                  " — spread them over at least 3 sites (a small tie-breaker"
+                                  " server is enough)")
+        site, most = Counter(s.site for s in etcd).most_common(1)[0]
+        if multi and len(sites) >= 3 and most * 2 >= len(etcd):
+            errors.append(f"etcd: site {site} holds {most} of {len(etcd)} members — losing it "
+                          "loses quorum; move members to other sites")
+    elif have["postgres"]:
+        errors.append("etcd: no member, but Patroni (postgres) keeps its leader key in etcd —"
+                      " give 3 servers in 3 sites the etcd role")
+
+    pg = have["postgres"]
+    if pg:
+        primary, standby = postgres_primary_site(spec), postgres_standby_site(spec)
+        sites = _sites_of(pg)
+        if len(pg) < 2:
+            spread_problem.append("postgres: 1 member — add a synchronous standby in another "
+                                  "site")
+        if len(sites) < 2:
+            spread_problem.append(f"postgres: members only in site {sites[0]} — put Patroni "
+                                  "members in at least 2 sites")
+        if primary not in sites:
+            errors.append(f"postgres: primary_site {primary} has no postgres member — add one "
+                          "there or change roles.postgres.primary_site")
+        if standby is None:
+            if len(pg) >= 2:
+                spread_problem.append(f"postgres: no member outside the primary site {primary}"
+                                      " for the synchronous standby — add one in another site")
+        elif standby == primary:
+            spread_problem.append(f"postgres: standby_site {standby} is the primary's site — "
+                                  "set roles.postgres.standby_site to another site")
+        elif standby not in sites:
+            errors.append(f"postgres: standby_site {standby} has no postgres member — add one "
+                          "there or change roles.postgres.standby_site")
+
+    _check_redis(spec, errors, spread_problem)
+    _check_lb(spec, errors)
+    _check_media(spec, errors, spread_problem)
+
+    for role in CORE_ROLES:
+        if not have[role]:
+            warnings.append(f"{role}: no server has this role — the platform needs it")
+    monitoring = spec.servers_with_role("monitoring")
+    if len(monitoring) < 2:
+        warnings.append(f"monitoring: {len(monitoring)} server(s) — run two, in different sites")
+    if not spec.servers_with_role("backup"):
+        warnings.append("backup: no server has this role — give one the backup role")
+    return errors, warnings
+
+
+def _check_redis(spec: ClusterSpec, errors: list[str], spread_problem: list[str]) -> None:
+    shards = redis_layout(spec)
+    if not shards:
+        return
+    _, replicas = redis_settings(spec)
+    if len(shards) < 3:
+        errors.append(f"redis: {len(shards)} master(s) — Redis Cluster needs at least 3 "
+                      "(give 3 × (1 + replicas) servers the redis role)")
+    for sh in shards:
+        if len(sh.replicas) < replicas:
+            errors.append(f"redis: shard {sh.index} (master {sh.master.name}) has "
+                          f"{len(sh.replicas)} of {replicas} replica(s) — add redis servers")
+        for r in sh.replicas:
+            if r.site == sh.master.site:
+                spread_problem.append(f"redis: shard {sh.index} replica {r.name} is in its "
+                                      f"master {sh.master.name}'s site {r.site} — add redis "
+                                      "servers in other sites")
+
+
+def _check_lb(spec: ClusterSpec, errors: list[str]) -> None:
+    serving = _sites_of([*spec.servers_with_role("lb"), *spec.servers_with_role("app")])
+    lbs = Counter(s.site for s in spec.servers_with_role("lb"))
+    for site in serving:
+        if lbs[site] < 2:
+            errors.append(f"lb: serving site {site} has {lbs[site]} load balancer(s) — give 2 "
+                          "servers there the lb role (keepalived pair)")
+
+
+def _check_media(spec: ClusterSpec, errors: list[str], spread_problem: list[str]) -> None:
+    media = spec.servers_with_role("media")
+    if not media:
+        return
+    n = int(spec.role_settings("media").get("masters") or 0)
+    if n > len(media):
+        errors.append(f"media: roles.media.masters is {n} but only {len(media)} media servers "
+                      "— lower it or add media servers")
+    masters = media_masters(spec)
+    if len(masters) % 2 == 0:
+        errors.append(f"media: {len(masters)} SeaweedFS masters — run an odd number (1, 3, 5)")
+    if len(_sites_of(media)) < 2:
+        spread_problem.append("media: volume servers in one site — add media servers in "
+                              "another site so every volume has a copy elsewhere")
+
+
+# ---- survival -------------------------------------------------------------------------
+
+def lost_reasons(spec: ClusterSpec, lost: set[str]) -> list[str]:
+    """Why the cluster does not survive losing the servers named in `lost` ([] = survives)."""
+    reasons: list[str] = []
+
+    def left(servers: list[Server]) -> int:
+        return sum(1 for s in servers if s.name not in lost)
+
+    etcd = spec.servers_with_role("etcd")
+    etcd_ok = True
+    if etcd:
+        k = left(etcd)
+        etcd_ok = k * 2 > len(etcd)
+        if not etcd_ok:
+            reasons.append(f"etcd loses quorum ({k}/{len(etcd)} left)")
+
+    pg = spec.servers_with_role("postgres")
+    if pg:
+        k = left(pg)
+        lost_sites = {s.site for s in spec.servers if s.name in lost}
+        live_sites = {s.site for s in spec.servers if s.name not in lost}
+        gone = lost_sites - live_sites
+        primary, standby = postgres_primary_site(spec), postgres_standby_site(spec)
+        if k == 0:
+            reasons.append(f"postgres loses every member (0/{len(pg)} left)")
+        elif not etcd_ok:
+            reasons.append("postgres cannot elect a primary (Patroni needs etcd quorum)")
+        elif primary in gone and standby in gone and standby != primary:
+            reasons.append(f"postgres loses primary site {primary} and synchronous standby "
+                           f"site {standby} together (no promotable standby)")
+
+    shards = redis_layout(spec)
+    if shards:
+        k = sum(1 for sh in shards if sh.master.name not in lost)
+        if k * 2 <= len(shards):
+            reasons.append(f"redis loses its master majority ({k}/{len(shards)} masters left, "
+                           "no failover vote)")
+        for sh in shards:
+            if not left(sh.nodes):
+                reasons.append(f"redis shard {sh.index} loses every copy "
+                               f"({', '.join(s.name for s in sh.nodes)})")
+
+    media = spec.servers_with_role("media")
+    if media:
+        masters = media_masters(spec)
+        k = left(masters)
+        if k * 2 <= len(masters):
+            reasons.append(f"media (SeaweedFS) masters lose quorum ({k}/{len(masters)} left)")
+        sites = _sites_of(media)
+        lost_media_sites = [s for s in sites
+                            if all(m.name in lost for m in media if m.site == s)]
+        copies = min(media_copies(spec), len(sites))
+        if not left(media):
+            reasons.append(f"media loses every volume server (0/{len(media)} left)")
+        elif len(lost_media_sites) >= copies:
+            reasons.append(f"media loses {len(lost_media_sites)} sites of volumes "
+                           f"({', '.join(lost_media_sites)}) with {copies} copies per volume")
+
+    for role in ("backup", *SERVING_ROLES):
+        servers = spec.servers_with_role(role)
+        if servers and not left(servers):
+            reasons.append(f"{role}: no server left (0/{len(servers)})")
+    return reasons
+
+
+def survival(spec: ClusterSpec) -> dict[str, Any]:
+    """For each single site and each single provider: does the cluster survive its loss?"""
+    sites = {}
+    for site in spec.sites:
+        lost = {s.name for s in spec.servers if s.site == site.name}
+        reasons = lost_reasons(spec, lost)
+        sites[site.name] = {"ok": not reasons, "servers_lost": len(lost), "reasons": reasons}
+    providers = {}
+    for provider in spec.providers:
+        lost = {s.name for s in spec.servers if s.provider == provider.name}
+        reasons = lost_reasons(spec, lost)
+        providers[provider.name] = {"ok": not reasons, "servers_lost": len(lost),
+                                    "reasons": reasons}
+    doc: dict[str, Any] = {
+        "any_site": all(v["ok"] for v in sites.values()),
+        "any_provider": all(v["ok"] for v in providers.values()),
+        "sites": sites,
+        "providers": providers,
+    }
+    doc["line"] = survival_line(doc)
+    return doc
+
+
+def survival_line(doc: dict[str, Any]) -> str:
+    """`survives: any one site: yes; any one provider: no — provider X: etcd loses quorum …`"""
+    parts = []
+    for key, label, kind in (("sites", "any one site", "site"),
+                             ("providers", "any one provider", "provider")):
+        bad = [f"{kind} {name}: {', '.join(v['reasons'])}"
+               for name, v in doc[key].items() if not v["ok"]]
+        parts.append(f"{label}: yes" if not bad else f"{label}: no — " + "; ".join(bad))
+    return "survives: " + "; ".join(parts)
