@@ -1,0 +1,263 @@
+"""Accounts: sign-up, profiles, avatars, admin flags, hard deletion."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from typing import Any
+
+import asyncpg
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from app.context import Ctx
+from app.ids import id_datetime, new_id
+from app.redis_client import author_key, feed_big_key, feed_key
+from app.services import audit, ratelimit
+from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from app.services.media import new_media_key, sniff_image
+
+USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{3,30}$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+RESERVED = {"admin", "api", "about", "login", "logout", "signup", "settings", "media", "static",
+            "discover", "search", "notifications", "moderation", "healthz", "readyz", "metrics",
+            "freehold", "root", "support", "help", "home", "me"}
+hasher = PasswordHasher()
+
+ACCOUNT_COLS = ("id, username, display_name, bio, avatar_key, is_verified, is_admin, is_juror, "
+                "strikes, suspended_at, followers_count, following_count, posts_count, "
+                "created_at")
+
+
+def check_username(username: str) -> str:
+    if not isinstance(username, str) or not USERNAME_RE.match(username):
+        raise Invalid("username: 3 to 30 letters, digits or underscores", field="username")
+    name = username.lower()
+    if name in RESERVED:
+        raise Invalid(f"username {name!r} is reserved: choose another", field="username")
+    return name
+
+
+def check_password(password: str) -> str:
+    if not isinstance(password, str) or not 8 <= len(password) <= 256:
+        raise Invalid("password: 8 to 256 characters", field="password")
+    return password
+
+
+def media_url(ctx: Ctx, key: str | None) -> str | None:
+    return f"{ctx.settings.media_url_prefix}{key}" if key else None
+
+
+def account_json(ctx: Ctx, row: asyncpg.Record | dict[str, Any], *, private: bool = False
+                 ) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "id": str(row["id"]),
+        "username": row["username"],
+        "display_name": row["display_name"] or row["username"],
+        "bio": row["bio"],
+        "avatar_url": media_url(ctx, row["avatar_key"]),
+        "verified": row["is_verified"],
+        "juror": row["is_juror"],
+        "admin": row["is_admin"],
+        "suspended": row["suspended_at"] is not None,
+        "followers_count": row["followers_count"],
+        "following_count": row["following_count"],
+        "posts_count": row["posts_count"],
+        "created_at": row["created_at"].isoformat(),
+    }
+    if private:
+        doc["strikes"] = row["strikes"]
+    return doc
+
+
+async def signup(ctx: Ctx, username: str, email: str, password: str, *, ip: str = "",
+                 display_name: str = "") -> asyncpg.Record:
+    s = ctx.settings
+    await ratelimit.hit(ctx.redis, "signup", ip or "-", s.rl_signup_per_ip, s.rl_signup_window)
+    name = check_username(username)
+    if not isinstance(email, str) or len(email) > 254 or not EMAIL_RE.match(email):
+        raise Invalid("e-mail: give an address like name@example.org", field="email")
+    check_password(password)
+    display = check_display_name(display_name or name)
+    phash = await asyncio.to_thread(hasher.hash, password)
+    aid = new_id()
+    try:
+        row = await ctx.db.fetchrow(
+            f"INSERT INTO accounts (id, username, email, password_hash, display_name, is_admin)"
+            f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ACCOUNT_COLS}",
+            aid, name, email.strip(), phash, display, name in s.admin_usernames)
+    except asyncpg.UniqueViolationError as exc:
+        which = "username" if "username" in str(exc.constraint_name) else "email"
+        raise Conflict(f"{which} already taken: choose another", field=which) from exc
+    assert row is not None
+    return row
+
+
+def check_display_name(display: str) -> str:
+    if not isinstance(display, str):
+        raise Invalid("display name must be text", field="display_name")
+    display = " ".join(display.split())
+    if len(display) > 50 or "\x00" in display:
+        raise Invalid("display name: at most 50 characters", field="display_name")
+    return display
+
+
+async def verify_password(ctx: Ctx, login: str, password: str) -> asyncpg.Record:
+    """The account for a username or e-mail and password; Unauthorized when they do not match."""
+    if not isinstance(login, str) or not isinstance(password, str) or len(login) > 254:
+        raise Unauthorized("wrong username or password")
+    row = await ctx.db.fetchrow(
+        "SELECT id, password_hash FROM accounts WHERE username = lower($1) "
+        "OR lower(email) = lower($1) LIMIT 1", login.strip().lstrip("@"))
+    if row is None:
+        await asyncio.to_thread(_dummy_verify)  # same cost as a real check: no user probing
+        raise Unauthorized("wrong username or password")
+    try:
+        await asyncio.to_thread(hasher.verify, row["password_hash"], password[:256])
+    except (VerificationError, InvalidHashError) as exc:
+        raise Unauthorized("wrong username or password") from exc
+    return row
+
+
+_DUMMY_HASH = hasher.hash("not-a-password")
+
+
+def _dummy_verify() -> None:
+    with contextlib.suppress(VerificationError):
+        hasher.verify(_DUMMY_HASH, "wrong")
+
+
+async def get(ctx: Ctx, account_id: int, *, conn: Any = None) -> asyncpg.Record:
+    row = await (conn or ctx.ro).fetchrow(
+        f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1", account_id)
+    if row is None:
+        raise NotFound("no such account")
+    return row
+
+
+async def get_by_username(ctx: Ctx, username: str) -> asyncpg.Record:
+    if not isinstance(username, str) or not USERNAME_RE.match(username.lstrip("@")):
+        raise NotFound("no such account")
+    row = await ctx.ro.fetchrow(
+        f"SELECT {ACCOUNT_COLS} FROM accounts WHERE username = lower($1)", username.lstrip("@"))
+    if row is None:
+        raise NotFound("no such account")
+    return row
+
+
+async def update_profile(ctx: Ctx, account_id: int, *, display_name: str | None = None,
+                         bio: str | None = None) -> asyncpg.Record:
+    if display_name is not None:
+        display_name = check_display_name(display_name)
+    if bio is not None:
+        if not isinstance(bio, str) or len(bio) > 500 or "\x00" in bio:
+            raise Invalid("bio: at most 500 characters", field="bio")
+        bio = bio.strip()
+    row = await ctx.db.fetchrow(
+        f"UPDATE accounts SET display_name = coalesce($2, display_name), bio = coalesce($3, bio)"
+        f" WHERE id = $1 RETURNING {ACCOUNT_COLS}", account_id, display_name, bio)
+    if row is None:
+        raise NotFound("no such account")
+    return row
+
+
+async def set_avatar(ctx: Ctx, account_id: int, data: bytes) -> asyncpg.Record:
+    if ctx.media is None:
+        raise Invalid("media storage is not configured on this server", field="file")
+    if len(data) > ctx.settings.media_max_bytes:
+        raise Invalid(f"image larger than {ctx.settings.media_max_bytes} bytes", field="file")
+    ctype, ext = sniff_image(data)
+    _, key = new_media_key("avatars", ext)
+    await ctx.media.put(key, data, ctype)
+    old = await ctx.db.fetchval("SELECT avatar_key FROM accounts WHERE id = $1", account_id)
+    row = await ctx.db.fetchrow(
+        f"UPDATE accounts SET avatar_key = $2 WHERE id = $1 RETURNING {ACCOUNT_COLS}",
+        account_id, key)
+    if old:
+        await ctx.media.delete([old])
+    if row is None:
+        raise NotFound("no such account")
+    return row
+
+
+async def delete_account(ctx: Ctx, account_id: int, password: str) -> None:
+    """Delete the account and everything it wrote, for real: rows, media objects, caches."""
+    row = await ctx.db.fetchrow("SELECT username FROM accounts WHERE id = $1", account_id)
+    if row is None:
+        raise NotFound("no such account")
+    await verify_password(ctx, row["username"], password)
+    await purge_account(ctx, account_id, actor_id=account_id)
+
+
+async def purge_account(ctx: Ctx, account_id: int, *, actor_id: int | None) -> None:
+    async with ctx.db.acquire() as conn, conn.transaction():
+        keys = [r["s3_key"] for r in await conn.fetch(
+            "SELECT s3_key FROM media WHERE owner_id = $1", account_id)]
+        avatar = await conn.fetchval("SELECT avatar_key FROM accounts WHERE id = $1", account_id)
+        if avatar:
+            keys.append(avatar)
+        tokens = await conn.fetch("SELECT token_hash FROM sessions WHERE account_id = $1",
+                                  account_id)
+        # keep the counters of the other accounts and posts right
+        await conn.execute(
+            "UPDATE accounts SET followers_count = followers_count - 1 WHERE id IN "
+            "(SELECT followee_id FROM follows WHERE follower_id = $1)", account_id)
+        await conn.execute(
+            "UPDATE accounts SET following_count = following_count - 1 WHERE id IN "
+            "(SELECT follower_id FROM follows WHERE followee_id = $1)", account_id)
+        await conn.execute(
+            "UPDATE posts SET upvotes_count = upvotes_count - 1 WHERE id IN "
+            "(SELECT post_id FROM upvotes WHERE account_id = $1)", account_id)
+        await conn.execute(
+            "UPDATE posts p SET replies_count = p.replies_count - c.n FROM "
+            "(SELECT reply_to_id, count(*) AS n FROM posts WHERE author_id = $1 "
+            " AND reply_to_id IS NOT NULL GROUP BY reply_to_id) c "
+            "WHERE p.id = c.reply_to_id AND p.author_id <> $1", account_id)
+        await conn.execute(
+            "UPDATE posts p SET echoes_count = p.echoes_count - c.n FROM "
+            "(SELECT echo_of_id, count(*) AS n FROM posts WHERE author_id = $1 "
+            " AND echo_of_id IS NOT NULL GROUP BY echo_of_id) c "
+            "WHERE p.id = c.echo_of_id AND p.author_id <> $1", account_id)
+        await conn.execute("DELETE FROM accounts WHERE id = $1", account_id)
+        await audit.log(conn, actor_id, "account.delete", "account", account_id, {})
+    pipe = ctx.redis.pipeline(transaction=False)
+    for key in (feed_key(account_id), feed_big_key(account_id), author_key(account_id)):
+        pipe.delete(key)
+    for t in tokens:
+        pipe.delete(session_cache_key(bytes(t["token_hash"])))
+    await pipe.execute()
+    if ctx.media is not None:
+        await ctx.media.delete(keys)
+
+
+def session_cache_key(token_hash: bytes) -> str:
+    return f"sess:{token_hash.hex()}"
+
+
+async def require_admin(ctx: Ctx, account_id: int) -> None:
+    ok = await ctx.db.fetchval("SELECT is_admin FROM accounts WHERE id = $1", account_id)
+    if not ok:
+        raise Forbidden("admins only")
+
+
+async def set_flag(ctx: Ctx, admin_id: int, target_id: int, flag: str, value: bool
+                   ) -> asyncpg.Record:
+    """An admin sets `verified`, `juror` or `admin` on an account (audited)."""
+    column = {"verified": "is_verified", "juror": "is_juror", "admin": "is_admin"}.get(flag)
+    if column is None:
+        raise Invalid("flag: one of verified, juror, admin", field="flag")
+    await require_admin(ctx, admin_id)
+    async with ctx.db.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            f"UPDATE accounts SET {column} = $2 WHERE id = $1 RETURNING {ACCOUNT_COLS}",
+            target_id, value)
+        if row is None:
+            raise NotFound("no such account")
+        await audit.log(conn, admin_id, f"account.{flag}", "account", target_id,
+                        {"value": value})
+    return row
+
+
+def created_at(id_: int) -> str:
+    return id_datetime(id_).isoformat()

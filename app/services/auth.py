@@ -1,0 +1,84 @@
+"""Sessions: opaque random tokens (cookie for the web, bearer for the API).
+
+PostgreSQL keeps the sessions (sha256 of the token, never the token); Redis caches token → account
+for an hour, so a request costs one Redis GET. A cache miss also records the account as active;
+an account back after `inactive_days` gets its home feed rebuilt (fan-out skipped it meanwhile).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+from app.context import Ctx
+from app.redis_client import feed_key
+from app.services import accounts, ratelimit
+from app.services.accounts import session_cache_key
+from app.services.errors import Unauthorized
+
+CACHE_TTL = 3600
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+async def login(ctx: Ctx, login: str, password: str, *, ip: str = "") -> tuple[str, int]:
+    """(token, account id) for good credentials; Unauthorized or RateLimited otherwise."""
+    s = ctx.settings
+    await ratelimit.hit(ctx.redis, "login", ip or "-", s.rl_login_per_ip, s.rl_login_window)
+    who = (login or "").strip().lower()[:254] if isinstance(login, str) else "-"
+    await ratelimit.hit(ctx.redis, "login_account", who, s.rl_login_per_account,
+                        s.rl_login_window)
+    row = await accounts.verify_password(ctx, login, password)
+    return await create_session(ctx, row["id"]), row["id"]
+
+
+async def create_session(ctx: Ctx, account_id: int) -> str:
+    token = secrets.token_urlsafe(32)
+    expires = datetime.now(UTC) + timedelta(days=ctx.settings.session_days)
+    await ctx.db.execute(
+        "INSERT INTO sessions (token_hash, account_id, expires_at) VALUES ($1, $2, $3)",
+        hash_token(token), account_id, expires)
+    return token
+
+
+async def logout(ctx: Ctx, token: str) -> None:
+    th = hash_token(token)
+    await ctx.db.execute("DELETE FROM sessions WHERE token_hash = $1", th)
+    await ctx.redis.delete(session_cache_key(th))
+
+
+async def resolve(ctx: Ctx, token: str | None) -> int | None:
+    """The account id of a session token, or None."""
+    if not token or len(token) > 200:
+        return None
+    th = hash_token(token)
+    ckey = session_cache_key(th)
+    cached = await ctx.redis.get(ckey)
+    if cached:
+        return int(cached)
+    row = await ctx.db.fetchrow(
+        "SELECT s.account_id, a.last_active_at FROM sessions s JOIN accounts a"
+        " ON a.id = s.account_id WHERE s.token_hash = $1 AND s.expires_at > now()", th)
+    if row is None:
+        return None
+    aid = int(row["account_id"])
+    await mark_active(ctx, aid, row["last_active_at"])
+    await ctx.redis.set(ckey, str(aid), ex=CACHE_TTL)
+    return aid
+
+
+async def mark_active(ctx: Ctx, account_id: int, last_active_at: datetime) -> None:
+    now = datetime.now(UTC)
+    if now - last_active_at > timedelta(days=ctx.settings.inactive_days):
+        await ctx.redis.delete(feed_key(account_id))  # stale: fan-out skipped it, rebuild
+    await ctx.db.execute("UPDATE accounts SET last_active_at = now() WHERE id = $1", account_id)
+
+
+async def require(ctx: Ctx, token: str | None) -> int:
+    aid = await resolve(ctx, token)
+    if aid is None:
+        raise Unauthorized("log in first: send `Authorization: Bearer <token>`")
+    return aid

@@ -1,0 +1,360 @@
+"""Posts: create (text, images, replies, echoes), delete for real, upvotes, threads, hydrate."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from app.context import Ctx
+from app.ids import id_datetime, new_id, parse_id
+from app.redis_client import STREAM_EVENTS, STREAM_POSTS, author_key
+from app.services import audit, ratelimit
+from app.services.accounts import media_url
+from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Suspended
+from app.services.media import new_media_key, sniff_image
+from app.services.text import check_body, hashtags, mentions
+
+HYDRATE_SQL = """
+SELECT p.id, p.author_id, p.body, p.reply_to_id, p.root_id, p.echo_of_id, p.media, p.hidden,
+       p.upvotes_count, p.replies_count, p.echoes_count,
+       a.username, a.display_name, a.avatar_key, a.is_verified,
+       e.author_id AS e_author_id, e.body AS e_body, e.reply_to_id AS e_reply_to_id,
+       e.root_id AS e_root_id, e.media AS e_media, e.hidden AS e_hidden,
+       e.upvotes_count AS e_upvotes, e.replies_count AS e_replies, e.echoes_count AS e_echoes,
+       ea.username AS e_username, ea.display_name AS e_display_name,
+       ea.avatar_key AS e_avatar_key, ea.is_verified AS e_is_verified,
+       (u.account_id IS NOT NULL) AS upvoted
+FROM posts p
+JOIN accounts a ON a.id = p.author_id
+LEFT JOIN posts e ON e.id = p.echo_of_id
+LEFT JOIN accounts ea ON ea.id = e.author_id
+LEFT JOIN upvotes u ON u.account_id = $2 AND u.post_id = p.id
+WHERE p.id = ANY($1::bigint[]) AND (NOT p.hidden OR p.author_id = $2)
+  AND NOT EXISTS (SELECT 1 FROM blocks b
+                  WHERE (b.blocker_id = $2 AND b.blocked_id IN (p.author_id, e.author_id))
+                     OR (b.blocked_id = $2 AND b.blocker_id IN (p.author_id, e.author_id)))
+  AND NOT EXISTS (SELECT 1 FROM mutes m
+                  WHERE m.muter_id = $2 AND m.muted_id IN (p.author_id, e.author_id))
+"""
+
+
+def _media_json(ctx: Ctx, media: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"id": str(m["id"]), "type": m["type"], "url": media_url(ctx, m["key"])}
+            for m in media]
+
+
+def _author(ctx: Ctx, aid: int, username: str, display: str, avatar: str | None,
+            verified: bool) -> dict[str, Any]:
+    return {"id": str(aid), "username": username, "display_name": display or username,
+            "avatar_url": media_url(ctx, avatar), "verified": verified}
+
+
+def _post_doc(ctx: Ctx, pid: int, author: dict[str, Any], body: str, reply_to: int | None,
+              root: int | None, media: list[dict[str, Any]], up: int, rep: int, ech: int
+              ) -> dict[str, Any]:
+    return {
+        "id": str(pid), "author": author, "body": body,
+        "tags": hashtags(body), "mentions": mentions(body),
+        "reply_to_id": str(reply_to) if reply_to else None,
+        "root_id": str(root) if root else None,
+        "media": _media_json(ctx, media),
+        "upvotes_count": up, "replies_count": rep, "echoes_count": ech,
+        "created_at": id_datetime(pid).isoformat(),
+    }
+
+
+def post_json(ctx: Ctx, r: asyncpg.Record) -> dict[str, Any]:
+    doc = _post_doc(ctx, r["id"], _author(ctx, r["author_id"], r["username"],
+                                          r["display_name"], r["avatar_key"], r["is_verified"]),
+                    r["body"], r["reply_to_id"], r["root_id"], r["media"], r["upvotes_count"],
+                    r["replies_count"], r["echoes_count"])
+    doc["upvoted"] = r["upvoted"]
+    doc["hidden"] = r["hidden"]
+    echo = None
+    if r["echo_of_id"] and r["e_author_id"] is not None and not r["e_hidden"]:
+        echo = _post_doc(ctx, r["echo_of_id"],
+                         _author(ctx, r["e_author_id"], r["e_username"], r["e_display_name"],
+                                 r["e_avatar_key"], r["e_is_verified"]),
+                         r["e_body"], r["e_reply_to_id"], r["e_root_id"], r["e_media"],
+                         r["e_upvotes"], r["e_replies"], r["e_echoes"])
+    doc["echo_of"] = echo
+    return doc
+
+
+async def hydrate(ctx: Ctx, viewer_id: int, ids: list[int], *, pool: Any = None
+                  ) -> list[dict[str, Any]]:
+    """Post documents for `ids` in that order, leaving out deleted, hidden, blocked, muted."""
+    if not ids:
+        return []
+    rows = await (pool or ctx.ro).fetch(HYDRATE_SQL, ids, viewer_id)
+    by_id = {r["id"]: r for r in rows}
+    out = []
+    for i in ids:
+        r = by_id.get(i)
+        if r is None:
+            continue
+        if r["echo_of_id"] and not r["body"] and (r["e_author_id"] is None or r["e_hidden"]):
+            continue  # a plain echo of a post that is gone
+        out.append(post_json(ctx, r))
+    return out
+
+
+async def check_can_post(conn: Any, account_id: int) -> None:
+    row = await conn.fetchrow("SELECT suspended_at FROM accounts WHERE id = $1", account_id)
+    if row is None:
+        raise NotFound("no such account")
+    if row["suspended_at"] is not None:
+        raise Suspended("your account is suspended: you can appeal the decisions against it")
+
+
+async def _blocked_between(conn: Any, a: int, b: int) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = $1 AND blocked_id = $2)"
+        " OR (blocker_id = $2 AND blocked_id = $1))", a, b))
+
+
+async def write_limit(ctx: Ctx, account_id: int, ip: str) -> None:
+    s = ctx.settings
+    await ratelimit.hit(ctx.redis, "write", account_id, s.rl_write_per_account,
+                        s.rl_write_window)
+    if ip:
+        await ratelimit.hit(ctx.redis, "write_ip", ip, s.rl_write_per_ip, s.rl_write_window)
+
+
+async def upload_media(ctx: Ctx, account_id: int, data: bytes, *, ip: str = "") -> dict[str, Any]:
+    """Store one image for a later post; returns {id, type, url}."""
+    await write_limit(ctx, account_id, ip)
+    if ctx.media is None:
+        raise Invalid("media storage is not configured on this server", field="file")
+    if not data:
+        raise Invalid("empty file", field="file")
+    if len(data) > ctx.settings.media_max_bytes:
+        raise Invalid(f"image larger than {ctx.settings.media_max_bytes} bytes: make it smaller",
+                      field="file")
+    await check_can_post(ctx.db, account_id)
+    ctype, ext = sniff_image(data)
+    mid, key = new_media_key("media", ext)
+    await ctx.media.put(key, data, ctype)
+    await ctx.db.execute(
+        "INSERT INTO media (id, owner_id, s3_key, content_type, bytes) VALUES ($1,$2,$3,$4,$5)",
+        mid, account_id, key, ctype, len(data))
+    return {"id": str(mid), "type": ctype, "url": media_url(ctx, key)}
+
+
+async def create_post(ctx: Ctx, author_id: int, body: str, *, reply_to: int | str | None = None,
+                      echo_of: int | str | None = None, media_ids: list[str] | None = None,
+                      ip: str = "") -> dict[str, Any]:
+    """Create a post, a reply (`reply_to`) or an echo (`echo_of`, optional comment in `body`)."""
+    s = ctx.settings
+    await write_limit(ctx, author_id, ip)
+    body = check_body(body, s.post_max_chars, allow_empty=echo_of is not None or bool(media_ids))
+    media_ids = list(media_ids or [])
+    if len(media_ids) > s.post_max_images:
+        raise Invalid(f"{len(media_ids)} images: at most {s.post_max_images} per post",
+                      field="media_ids")
+    mids = [parse_id(m) for m in media_ids]
+    if any(m is None for m in mids) or len(set(mids)) != len(mids):
+        raise Invalid("media_ids: give distinct ids returned by the upload", field="media_ids")
+    parent_id = echo_id = None
+    if reply_to is not None and reply_to != "":
+        parent_id = parse_id(reply_to)
+        if parent_id is None:
+            raise NotFound("the post you reply to does not exist")
+    if echo_of is not None and echo_of != "":
+        echo_id = parse_id(echo_of)
+        if echo_id is None:
+            raise NotFound("the post you echo does not exist")
+    if parent_id and echo_id:
+        raise Invalid("a post is either a reply or an echo, not both", field="reply_to_id")
+    pid = new_id()
+    notify: list[tuple[str, int]] = []
+    async with ctx.db.acquire() as conn, conn.transaction():
+        await check_can_post(conn, author_id)
+        root_id = None
+        if parent_id:
+            parent = await conn.fetchrow(
+                "SELECT author_id, root_id, hidden FROM posts WHERE id = $1", parent_id)
+            if parent is None or parent["hidden"]:
+                raise NotFound("the post you reply to does not exist")
+            if await _blocked_between(conn, author_id, parent["author_id"]):
+                raise Forbidden("you cannot reply to this account")
+            root_id = parent["root_id"] or parent_id
+            notify.append(("reply", parent["author_id"]))
+        if echo_id:
+            target = await conn.fetchrow(
+                "SELECT author_id, echo_of_id, body, hidden FROM posts WHERE id = $1", echo_id)
+            if target is None or target["hidden"]:
+                raise NotFound("the post you echo does not exist")
+            if target["echo_of_id"] and not target["body"]:
+                echo_id = target["echo_of_id"]  # echo of a plain echo: echo the original
+                target = await conn.fetchrow(
+                    "SELECT author_id, hidden FROM posts WHERE id = $1", echo_id)
+                if target is None or target["hidden"]:
+                    raise NotFound("the post you echo does not exist")
+            if await _blocked_between(conn, author_id, target["author_id"]):
+                raise Forbidden("you cannot echo this account")
+            if not body and await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM posts WHERE author_id = $1 AND echo_of_id = $2"
+                    " AND body = '')", author_id, echo_id):
+                raise Conflict("you already echoed this post")
+            notify.append(("echo", target["author_id"]))
+        media: list[dict[str, Any]] = []
+        if mids:
+            rows = await conn.fetch(
+                "UPDATE media SET post_id = $1 WHERE id = ANY($2::bigint[]) AND owner_id = $3"
+                " AND post_id IS NULL RETURNING id, s3_key, content_type", pid, mids, author_id)
+            if len(rows) != len(mids):
+                raise Invalid("media_ids: unknown or already used image", field="media_ids")
+            order = {m: i for i, m in enumerate(mids)}
+            media = [{"id": r["id"], "key": r["s3_key"], "type": r["content_type"]}
+                     for r in sorted(rows, key=lambda r: order[r["id"]])]
+        await conn.execute(
+            "INSERT INTO posts (id, author_id, body, reply_to_id, root_id, echo_of_id, media)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            pid, author_id, body, parent_id, root_id, echo_id, media)
+        await conn.execute("UPDATE accounts SET posts_count = posts_count + 1 WHERE id = $1",
+                           author_id)
+        if parent_id:
+            await conn.execute(
+                "UPDATE posts SET replies_count = replies_count + 1 WHERE id = $1", parent_id)
+        if echo_id:
+            await conn.execute(
+                "UPDATE posts SET echoes_count = echoes_count + 1 WHERE id = $1", echo_id)
+        tags = hashtags(body)
+        if tags:
+            await conn.executemany(
+                "INSERT INTO tags (tag, uses) VALUES ($1, 1) ON CONFLICT (tag) DO UPDATE"
+                " SET uses = tags.uses + 1, last_used_at = now()", [(t,) for t in tags])
+            await conn.executemany("INSERT INTO post_tags (tag, post_id) VALUES ($1, $2)",
+                                   [(t, pid) for t in tags])
+        names = mentions(body)
+        if names:
+            rows = await conn.fetch(
+                "INSERT INTO mentions (post_id, account_id) SELECT $1, id FROM accounts"
+                " WHERE username = ANY($2::text[]) AND id <> $3 RETURNING account_id",
+                pid, names, author_id)
+            notify += [("mention", r["account_id"]) for r in rows]
+    await announce_post(ctx, pid, author_id)
+    await emit_events(ctx, [(kind, author_id, target, pid) for kind, target in notify])
+    docs = await hydrate(ctx, author_id, [pid], pool=ctx.db)
+    return docs[0]
+
+
+async def announce_post(ctx: Ctx, pid: int, author_id: int) -> None:
+    """After commit: queue the fan-out and keep the author's recent-posts list."""
+    pipe = ctx.redis.pipeline(transaction=False)
+    pipe.xadd(STREAM_POSTS, {"post": str(pid), "author": str(author_id)},
+              maxlen=ctx.settings.stream_maxlen, approximate=True)
+    akey = author_key(author_id)
+    pipe.lpushx(akey, str(pid))
+    pipe.ltrim(akey, 0, ctx.settings.feed_cap - 1)
+    await pipe.execute()
+
+
+async def emit_events(ctx: Ctx, events: list[tuple[str, int, int, int | None]]) -> None:
+    """Queue notifications: (kind, actor, recipient, post or None)."""
+    events = [e for e in events if e[1] != e[2]]
+    if not events:
+        return
+    pipe = ctx.redis.pipeline(transaction=False)
+    for kind, actor, target, post in events:
+        pipe.xadd(STREAM_EVENTS, {"kind": kind, "actor": str(actor), "target": str(target),
+                                  "post": str(post or 0)},
+                  maxlen=ctx.settings.stream_maxlen, approximate=True)
+    await pipe.execute()
+
+
+async def delete_post(ctx: Ctx, actor_id: int, post_id: int) -> None:
+    """Delete a post for real (its author, or an admin): rows, images, counters."""
+    async with ctx.db.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT author_id, reply_to_id, echo_of_id FROM posts WHERE id = $1", post_id)
+        if row is None:
+            raise NotFound("no such post")
+        if row["author_id"] != actor_id:
+            is_admin = await conn.fetchval("SELECT is_admin FROM accounts WHERE id = $1",
+                                           actor_id)
+            if not is_admin:
+                raise Forbidden("you can only delete your own posts")
+            await audit.log(conn, actor_id, "post.delete", "post", post_id,
+                            {"author_id": row["author_id"]})
+        keys = [r["s3_key"] for r in await conn.fetch(
+            "DELETE FROM media WHERE post_id = $1 RETURNING s3_key", post_id)]
+        await conn.execute("DELETE FROM posts WHERE id = $1", post_id)
+        await conn.execute("UPDATE accounts SET posts_count = posts_count - 1 WHERE id = $1",
+                           row["author_id"])
+        if row["reply_to_id"]:
+            await conn.execute(
+                "UPDATE posts SET replies_count = replies_count - 1 WHERE id = $1",
+                row["reply_to_id"])
+        if row["echo_of_id"]:
+            await conn.execute(
+                "UPDATE posts SET echoes_count = echoes_count - 1 WHERE id = $1",
+                row["echo_of_id"])
+    await ctx.redis.lrem(author_key(row["author_id"]), 0, str(post_id))
+    if ctx.media is not None:
+        await ctx.media.delete(keys)
+
+
+async def get_post(ctx: Ctx, viewer_id: int, post_id: int) -> dict[str, Any]:
+    row = await ctx.ro.fetchrow("SELECT author_id, hidden FROM posts WHERE id = $1", post_id)
+    if row is None or (row["hidden"] and row["author_id"] != viewer_id):
+        raise NotFound("no such post")
+    if await _blocked_between(ctx.ro, viewer_id, row["author_id"]):
+        raise Forbidden("you cannot see posts of this account: one of you blocked the other")
+    docs = await hydrate(ctx, viewer_id, [post_id])
+    if not docs:
+        raise NotFound("no such post (muted account)")
+    return docs[0]
+
+
+async def thread(ctx: Ctx, viewer_id: int, post_id: int, limit: int = 50) -> dict[str, Any]:
+    """The post, its ancestors (oldest first) and its direct replies (oldest first)."""
+    post = await get_post(ctx, viewer_id, post_id)
+    ancestors: list[int] = []
+    cur = parse_id(post["reply_to_id"])
+    for _ in range(50):  # bounded walk up the thread
+        if cur is None:
+            break
+        ancestors.append(cur)
+        cur = await ctx.ro.fetchval("SELECT reply_to_id FROM posts WHERE id = $1", cur)
+    replies = [r["id"] for r in await ctx.ro.fetch(
+        "SELECT id FROM posts WHERE reply_to_id = $1 AND NOT hidden ORDER BY id LIMIT $2",
+        post_id, limit)]
+    return {"post": post,
+            "ancestors": await hydrate(ctx, viewer_id, list(reversed(ancestors))),
+            "replies": await hydrate(ctx, viewer_id, replies)}
+
+
+async def upvote(ctx: Ctx, account_id: int, post_id: int, *, ip: str = "") -> int:
+    await write_limit(ctx, account_id, ip)
+    async with ctx.db.acquire() as conn, conn.transaction():
+        await check_can_post(conn, account_id)
+        post = await conn.fetchrow("SELECT author_id, hidden FROM posts WHERE id = $1", post_id)
+        if post is None or post["hidden"]:
+            raise NotFound("no such post")
+        if await _blocked_between(conn, account_id, post["author_id"]):
+            raise Forbidden("you cannot upvote this account")
+        added = await conn.fetchval(
+            "INSERT INTO upvotes (account_id, post_id) VALUES ($1, $2)"
+            " ON CONFLICT DO NOTHING RETURNING true", account_id, post_id)
+        count = await conn.fetchval(
+            "UPDATE posts SET upvotes_count = upvotes_count + $2 WHERE id = $1"
+            " RETURNING upvotes_count", post_id, 1 if added else 0)
+    if added:
+        await emit_events(ctx, [("upvote", account_id, post["author_id"], post_id)])
+    return int(count)
+
+
+async def remove_upvote(ctx: Ctx, account_id: int, post_id: int) -> int:
+    async with ctx.db.acquire() as conn, conn.transaction():
+        gone = await conn.fetchval(
+            "DELETE FROM upvotes WHERE account_id = $1 AND post_id = $2 RETURNING true",
+            account_id, post_id)
+        count = await conn.fetchval(
+            "UPDATE posts SET upvotes_count = upvotes_count - $2 WHERE id = $1"
+            " RETURNING upvotes_count", post_id, 1 if gone else 0)
+    if count is None:
+        raise NotFound("no such post")
+    return int(count)

@@ -1,0 +1,113 @@
+"""All settings of the social app, read from `FREEHOLD_*` environment variables.
+
+One frozen dataclass; `Settings.from_env()` builds it, `replace(settings, ...)` derives variants
+(tests use that for small limits). Every field name maps to `FREEHOLD_<NAME>` in upper case.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+class SettingsError(ValueError):
+    """A `FREEHOLD_*` variable holds a value of the wrong kind; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    # data stores
+    database_url: str = "postgresql://freehold:freehold@127.0.0.1:5432/freehold"
+    database_read_url: str = ""  # replica DSN for lag-tolerant reads; empty = database_url
+    db_pool_min: int = 2
+    db_pool_max: int = 20
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_cluster: bool = False
+    redis_pool_max: int = 64
+    # object storage (S3-compatible)
+    s3_endpoint: str = ""
+    s3_bucket: str = "freehold-media"
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_region: str = "us-east-1"
+    media_max_bytes: int = 8 * 1024 * 1024
+    media_url_prefix: str = "/media/"  # public URL prefix of media keys (app proxy or CDN)
+    # web
+    secret_key: str = "dev-secret-change-me"
+    cookie_secure: bool = False
+    session_days: int = 30
+    # app limits
+    post_max_chars: int = 1000
+    post_max_images: int = 4
+    feed_cap: int = 800
+    feed_page_max: int = 100
+    feed_ttl_days: int = 30  # a feed not read this long expires from Redis (rebuilt on return)
+    big_account_followers: int = 10000  # at or above: merged at read time, not fanned out
+    inactive_days: int = 30  # no fan-out to accounts inactive this long
+    # moderation
+    jury_votes: int = 3  # N agreeing votes decide a case
+    strikes_to_suspend: int = 3  # M strikes suspend an account
+    # rate limits: count per window (seconds)
+    rl_signup_per_ip: int = 10
+    rl_signup_window: int = 3600
+    rl_login_per_ip: int = 30
+    rl_login_per_account: int = 10
+    rl_login_window: int = 300
+    rl_write_per_account: int = 120
+    rl_write_per_ip: int = 600
+    rl_write_window: int = 60
+    # workers
+    stream_maxlen: int = 1_000_000
+    worker_batch: int = 50
+    worker_block_ms: int = 1000
+    worker_claim_idle_ms: int = 15000  # pending entries idle this long are claimed
+    fanout_chunk: int = 1000  # followers per pipeline
+    fanout_chunk_pause_ms: int = 0  # throttle between chunks (protects Redis during surges)
+    trends_hours: int = 24
+    trends_interval_s: int = 60
+    # admins: usernames that become admins when they sign up (bootstrap only)
+    bootstrap_admins: str = ""
+
+    @property
+    def read_url(self) -> str:
+        return self.database_read_url or self.database_url
+
+    @property
+    def admin_usernames(self) -> set[str]:
+        return {u.strip().lower() for u in self.bootstrap_admins.split(",") if u.strip()}
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            key = f"FREEHOLD_{f.name.upper()}"
+            if key not in env:
+                continue
+            raw = env[key]
+            kind = type(f.default)
+            try:
+                if kind is bool:
+                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
+                elif kind is int:
+                    values[f.name] = int(raw)
+                else:
+                    values[f.name] = raw
+            except ValueError as exc:
+                raise SettingsError(f"{key}={raw!r}: expected an integer") from exc
+        values.update(overrides)
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that reproduces these settings in a child process."""
+        out = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            text = ("1" if v else "0") if isinstance(v, bool) else str(v)
+            out[f"FREEHOLD_{f.name.upper()}"] = text
+        return out
