@@ -290,6 +290,8 @@ def _check_media(spec: ClusterSpec, errors: list[str], spread_problem: list[str]
 def lost_reasons(spec: ClusterSpec, lost: set[str]) -> list[str]:
     """Why the cluster does not survive losing the servers named in `lost` ([] = survives)."""
     reasons: list[str] = []
+    if spec.servers and all(s.name in lost for s in spec.servers):
+        return [f"every server is lost ({len(spec.servers)}/{len(spec.servers)})"]
 
     def left(servers: list[Server]) -> int:
         return sum(1 for s in servers if s.name not in lost)
