@@ -1,0 +1,38 @@
+"""Search: accounts by username or display-name prefix, hashtags by prefix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.context import Ctx
+from app.services.accounts import ACCOUNT_COLS, account_json
+from app.services.errors import Invalid
+
+
+def _prefix(q: str) -> str:
+    if not isinstance(q, str):
+        raise Invalid("q: text to search for", field="q")
+    q = q.strip().lstrip("@#").lower()
+    if not q or len(q) > 50:
+        raise Invalid("q: 1 to 50 characters", field="q")
+    return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def accounts(ctx: Ctx, viewer_id: int, q: str, limit: int = 20) -> list[dict[str, Any]]:
+    pat = _prefix(q)
+    limit = max(1, min(limit, 50))
+    rows = await ctx.ro.fetch(
+        f"SELECT {ACCOUNT_COLS} FROM (SELECT * FROM accounts WHERE username LIKE $1"
+        f" UNION SELECT * FROM accounts WHERE lower(display_name) LIKE $1) a"
+        f" WHERE NOT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = a.id AND blocked_id = $2)"
+        f" ORDER BY followers_count DESC, username LIMIT $3", pat, viewer_id, limit)
+    return [account_json(ctx, r) for r in rows]
+
+
+async def tags(ctx: Ctx, q: str, limit: int = 20) -> list[dict[str, Any]]:
+    pat = _prefix(q)
+    limit = max(1, min(limit, 50))
+    rows = await ctx.ro.fetch(
+        "SELECT tag, uses FROM tags WHERE tag LIKE $1 ORDER BY uses DESC, tag LIMIT $2",
+        pat, limit)
+    return [{"tag": r["tag"], "uses": r["uses"]} for r in rows]
