@@ -3,7 +3,9 @@
 Groups: each role by its own name (`etcd`, `app`, … including `base` and `mesh`), each site as
 `site_<name>`, each provider as `provider_<name>`. Host data: the server's roles, site, provider,
 addresses, hardware, labels, the spec's name, plus pyinfra's SSH settings (`ssh_hostname` is the
-public address) and, for redis nodes, their shard (`redis_shard`, `redis_master`).
+public address), for redis nodes their shard (`redis_shard`, `redis_master`), for media
+servers `seaweed_master`, `seaweed_data_center` and `seaweed_rack`. Global data: the postgres
+primary/standby sites, mesh network and port, media copies.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pyinfra.api import Inventory
 
 from deploy.spec import ClusterSpec, Server
 from deploy.spec.placement import (
+    media_copies,
+    media_failure_domain,
     media_masters,
     postgres_primary_site,
     postgres_standby_site,
@@ -90,6 +94,7 @@ def build_inventory(spec: ClusterSpec, roles: Iterable[str] | None = None,
         for node in shard.nodes:
             shard_of[node.name] = (shard.index, shard.master.name)
     seaweed_masters = {s.name for s in media_masters(spec)}
+    domain = media_failure_domain(spec)
 
     names: list[tuple[str, dict[str, Any]]] = []
     groups: dict[str, list[str]] = {}
@@ -99,6 +104,8 @@ def build_inventory(spec: ClusterSpec, roles: Iterable[str] | None = None,
             data["redis_shard"], data["redis_master"] = shard_of[s.name]
         if "media" in s.roles:
             data["seaweed_master"] = s.name in seaweed_masters
+            data["seaweed_data_center"] = getattr(s, domain)
+            data["seaweed_rack"] = s.site
         names.append((s.name, data))
         for group in (*s.roles, site_group(s.site), provider_group(s.provider)):
             groups.setdefault(group, []).append(s.name)
@@ -109,5 +116,6 @@ def build_inventory(spec: ClusterSpec, roles: Iterable[str] | None = None,
         "postgres_standby_site": postgres_standby_site(spec),
         "mesh_network": str(spec.mesh.network),
         "mesh_port": spec.mesh.port,
+        "media_copies": media_copies(spec),
     }
     return Inventory((names, global_data), **{g: (hosts, {}) for g, hosts in groups.items()})

@@ -13,8 +13,10 @@ After removing every server of the lost site/provider, the cluster survives when
   the votes of a majority of the masters, so losing half or more of them leaves the lost
   shards' slots unserved (cluster_state:fail).
 - media (SeaweedFS): strictly more than half of the masters are left (raft), ≥ 1 volume
-  server is left, and fewer media sites are lost than a volume has copies (`roles.media.copies`,
-  default 2, each in a different site), so every volume keeps a copy.
+  server is left, and lost volume servers sit in fewer failure domains than a volume has copies
+  (`roles.media.copies`, default 2, each copy in a different domain: the provider when media
+  spans that many providers, else the site — see `media_failure_domain`), so every volume
+  keeps a copy whatever SeaweedFS placed where.
 - backup: ≥ 1 backup server left.
 - serving roles lb, app, worker, pgbouncer, dns: ≥ 1 server of each role the spec has is left.
 """
@@ -48,34 +50,46 @@ def _site_order(spec: ClusterSpec) -> dict[str, int]:
 
 
 def spread(spec: ClusterSpec, servers: list[Server], n: int) -> list[Server]:
-    """Pick `n` of `servers` round-robin over sites (site order, then spec order)."""
+    """Pick `n` of `servers` spread as evenly as possible: round-robin over providers, and
+    within a provider round-robin over its sites (spec order throughout), so that no provider
+    and no site holds more than its share."""
     order = _site_order(spec)
-    by_site: dict[str, list[Server]] = {}
+    by_provider: dict[str, dict[str, list[Server]]] = {}
     for s in sorted(servers, key=lambda s: order.get(s.site, 0)):
-        by_site.setdefault(s.site, []).append(s)
-    queues = list(by_site.values())
-    picked: list[Server] = []
+        by_provider.setdefault(s.provider, {}).setdefault(s.site, []).append(s)
+    queues = [_round_robin(list(sites.values())) for sites in by_provider.values()]
+    return _round_robin(queues)[:n]
+
+
+def _round_robin(queues: list[list[Server]]) -> list[Server]:
+    out: list[Server] = []
     depth = 0
-    while len(picked) < n and any(depth < len(q) for q in queues):
-        for q in queues:
-            if depth < len(q) and len(picked) < n:
-                picked.append(q[depth])
+    while any(depth < len(q) for q in queues):
+        out.extend(q[depth] for q in queues if depth < len(q))
         depth += 1
-    return picked
+    return out
 
 
 def _match(shards: list[RedisShard], pool: list[Server], order: dict[str, int],
-           strict: bool) -> dict[int, Server]:
-    """Maximum matching shard -> one node of `pool` (Kuhn's augmenting paths). Strict: the node's
-    site holds no node of the shard yet. Candidates are tried in a fixed preference order (the
-    next site after the master's, cyclically), so the result is deterministic."""
+           level: int) -> dict[int, Server]:
+    """Maximum matching shard -> one node of `pool` (Kuhn's augmenting paths). A node fits a
+    shard at level 2 when neither its provider nor its site holds a node of the shard yet, at
+    level 1 when its site does not, at level 0 when it is outside the master's site.
+    Candidates are tried in a fixed order (the next site after the master's, cyclically), so
+    the result is deterministic."""
     n_sites = max(len(order), 1)
 
+    def fits(shard: RedisShard, s: Server) -> bool:
+        if level >= 2 and s.provider in {n.provider for n in shard.nodes}:
+            return False
+        if level >= 1:
+            return s.site not in {n.site for n in shard.nodes}
+        return s.site != shard.master.site
+
     def candidates(shard: RedisShard) -> list[Server]:
-        taken = {s.site for s in shard.nodes}
-        ok = [s for s in pool if (s.site not in taken if strict else s.site != shard.master.site)]
         start = order.get(shard.master.site, 0)
-        return sorted(ok, key=lambda s: ((order.get(s.site, 0) - start) % n_sites))
+        return sorted((s for s in pool if fits(shard, s)),
+                      key=lambda s: (order.get(s.site, 0) - start) % n_sites)
 
     cands = {sh.index: candidates(sh) for sh in shards}
     owner: dict[str, int] = {}  # node name -> shard index
@@ -106,9 +120,11 @@ def redis_settings(spec: ClusterSpec) -> tuple[int, int]:
 
 
 def redis_layout(spec: ClusterSpec) -> list[RedisShard]:
-    """Redis Cluster shards: masters spread over sites, each replica in a site its shard has no
-    node in yet (a maximum matching, so a valid layout is found whenever one exists); nodes
-    beyond masters × (1 + replicas) become extra replicas. Deterministic."""
+    """Redis Cluster shards: masters spread over providers and sites; each replica goes, by a
+    maximum matching (so a valid layout is found whenever one exists), preferably to a provider
+    and site its shard has no node in yet, else to a new site, else outside the master's site,
+    else anywhere (the placement rules flag that); nodes beyond masters × (1 + replicas) become
+    extra replicas. Deterministic."""
     nodes = spec.servers_with_role("redis")
     if not nodes:
         return []
@@ -118,14 +134,14 @@ def redis_layout(spec: ClusterSpec) -> list[RedisShard]:
     shards = [RedisShard(i, m) for i, m in enumerate(masters)]
     pool = [s for s in nodes if s not in masters]
     for r in range(replicas):
-        for strict in (True, False, None):
+        for level in (2, 1, 0, -1):
             want = [sh for sh in shards if len(sh.replicas) <= r]
             if not want or not pool:
                 break
-            if strict is None:  # no other site left: same site as the master (rule flags it)
+            if level < 0:  # no other site left: same site as the master (the rules flag it)
                 got = {sh.index: pool[k] for k, sh in enumerate(want) if k < len(pool)}
             else:
-                got = _match(want, pool, order, strict)
+                got = _match(want, pool, order, level)
             for idx, node in got.items():
                 shards[idx].replicas.append(node)
                 pool.remove(node)
@@ -138,7 +154,7 @@ def redis_layout(spec: ClusterSpec) -> list[RedisShard]:
 
 def media_masters(spec: ClusterSpec) -> list[Server]:
     """SeaweedFS masters: `roles.media.masters` (default 3, or 1 with fewer than 3 media
-    servers) picked round-robin over sites."""
+    servers), spread over providers and sites."""
     media = spec.servers_with_role("media")
     default = 3 if len(media) >= 3 else min(1, len(media))
     n = int(spec.role_settings("media").get("masters") or default)
@@ -146,7 +162,17 @@ def media_masters(spec: ClusterSpec) -> list[Server]:
 
 
 def media_copies(spec: ClusterSpec) -> int:
+    """Copies of every media volume (`roles.media.copies`, default 2)."""
     return int(spec.role_settings("media").get("copies", 2))
+
+
+def media_failure_domain(spec: ClusterSpec) -> str:
+    """"provider" when the media servers span at least `copies` providers, else "site".
+    The media role runs SeaweedFS volume servers with -dataCenter set to this attribute and
+    -rack to the site, and replication so that copies sit in distinct data centers; the
+    survival rule assumes exactly that."""
+    providers = {s.provider for s in spec.servers_with_role("media")}
+    return "provider" if len(providers) >= media_copies(spec) else "site"
 
 
 def postgres_primary_site(spec: ClusterSpec) -> str | None:
@@ -336,15 +362,15 @@ def lost_reasons(spec: ClusterSpec, lost: set[str]) -> list[str]:
         k = left(masters)
         if k * 2 <= len(masters):
             reasons.append(f"media (SeaweedFS) masters lose quorum ({k}/{len(masters)} left)")
-        sites = _sites_of(media)
-        lost_media_sites = [s for s in sites
-                            if all(m.name in lost for m in media if m.site == s)]
-        copies = min(media_copies(spec), len(sites))
+        domain = media_failure_domain(spec)
+        domains = {getattr(m, domain) for m in media}
+        touched = sorted({getattr(m, domain) for m in media if m.name in lost})
+        copies = min(media_copies(spec), len(domains))
         if not left(media):
             reasons.append(f"media loses every volume server (0/{len(media)} left)")
-        elif len(lost_media_sites) >= copies:
-            reasons.append(f"media loses {len(lost_media_sites)} sites of volumes "
-                           f"({', '.join(lost_media_sites)}) with {copies} copies per volume")
+        elif len(touched) >= copies:
+            reasons.append(f"media loses volume servers in {len(touched)} {domain}s "
+                           f"({', '.join(touched)}): a volume's {copies} copies may all be there")
 
     for role in ("backup", *SERVING_ROLES):
         servers = spec.servers_with_role(role)
