@@ -196,16 +196,13 @@ def _role_settings(raw: SpecIn, problems: Problems, sites: list[str]) -> dict[st
     return out
 
 
-def _pick(entry: ServerIn, field: str, problems: Problems, i: int, count: int,
-          fallback: str | None = None) -> list[str] | None:
-    """Addresses for one field (public/private/mesh) of a server entry, expanded."""
+def _pick(entry: ServerIn, field: str, problems: Problems, i: int,
+          count: int) -> list[str] | None:
+    """Addresses for one field (address/public/private/mesh) of a server entry, expanded."""
     value = getattr(entry, field)
     start = getattr(entry, f"{field}_start")
-    used = field
-    if value is None and start is None and fallback:
-        value, start, used = getattr(entry, fallback), getattr(entry, f"{fallback}_start"), fallback
     if value is not None and start is not None:
-        problems.add(("servers", i, f"{used}_start"), f"both {used} and {used}_start given",
+        problems.add(("servers", i, f"{field}_start"), f"both {field} and {field}_start given",
                      "keep one")
         return None
     try:
@@ -215,7 +212,7 @@ def _pick(entry: ServerIn, field: str, problems: Problems, i: int, count: int,
             return expand_addresses(value, count)
     except RangeError as e:
         what, _, fix = str(e).partition(" — ")
-        problems.add(("servers", i, f"{used}_start" if start is not None else used), what, fix)
+        problems.add(("servers", i, f"{field}_start" if start is not None else field), what, fix)
     return None
 
 
@@ -253,16 +250,20 @@ def _servers(raw: SpecIn, problems: Problems, sites: dict[str, Site], providers:
             if role in ROLES and role not in roles:
                 roles.append(role)
         count = len(names)
-        public = _pick(entry, "public_address", problems, i, count, "address")
-        private = _pick(entry, "private_address", problems, i, count, "address")
+        before = len(problems.items)
+        both = _pick(entry, "address", problems, i, count)
+        public = _pick(entry, "public_address", problems, i, count) or both
+        private = _pick(entry, "private_address", problems, i, count) or both
         mesh = _pick(entry, "mesh_address", problems, i, count)
-        if public is None and private is None and not _any_address(entry):
+        if len(problems.items) > before or site is None:
+            continue
+        if public is None and private is None:
             problems.add(("servers", i), "no address",
                          "give address (or public_address and private_address)")
             continue
         public = public or private
         private = private or public
-        if site is None or public is None or private is None:
+        if public is None or private is None:  # pragma: no cover - narrowed above
             continue
         for k, name in enumerate(names):
             if not _valid_hostname(name):
@@ -287,12 +288,6 @@ def _servers(raw: SpecIn, problems: Problems, sites: dict[str, Site], providers:
             _check_site_network(server, site, lab, problems, i)
             out.append((server, i))
     return out
-
-
-def _any_address(entry: ServerIn) -> bool:
-    return any(getattr(entry, f) is not None for f in (
-        "address", "address_start", "public_address", "public_address_start",
-        "private_address", "private_address_start"))
 
 
 def _valid_hostname(name: str) -> bool:
