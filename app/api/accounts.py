@@ -1,0 +1,150 @@
+"""/api/v1: sign-up, log in/out, profiles, avatar, follow, block, mute, account deletion."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from fastapi.security import HTTPAuthorizationCredentials
+
+from app.api.deps import JSON, bearer, client_ip, get_ctx, page, path_id, viewer
+from app.api.models import DeleteAccountIn, LoginIn, ProfileIn, SignupIn
+from app.services import accounts, auth, social
+from app.services.accounts import account_json
+from app.services.errors import Unauthorized
+
+router = APIRouter(tags=["accounts"])
+Viewer = Annotated[int, Depends(viewer)]
+
+
+@router.post("/accounts", status_code=201, summary="Sign up")
+async def signup(body: SignupIn, request: Request) -> JSON:
+    ctx = get_ctx(request)
+    row = await accounts.signup(ctx, body.username, body.email, body.password,
+                                ip=client_ip(request), display_name=body.display_name)
+    token = await auth.create_session(ctx, row["id"])
+    return JSON({"account": account_json(ctx, row, private=True), "token": token},
+                status_code=201)
+
+
+@router.post("/auth/login", summary="Log in: returns a bearer token")
+async def login(body: LoginIn, request: Request) -> JSON:
+    ctx = get_ctx(request)
+    token, aid = await auth.login(ctx, body.login, body.password, ip=client_ip(request))
+    return JSON({"token": token, "account": account_json(ctx, await accounts.get(ctx, aid),
+                                                        private=True)})
+
+
+@router.post("/auth/logout", status_code=204, summary="Log out (ends this token)")
+async def logout(request: Request,
+                 cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> JSON:
+    if cred is None:
+        raise Unauthorized("log in first")
+    await auth.logout(get_ctx(request), cred.credentials)
+    return JSON(None, status_code=204)
+
+
+@router.get("/accounts/me", summary="The logged-in account")
+async def me(request: Request, me: Viewer) -> JSON:
+    ctx = get_ctx(request)
+    return JSON(account_json(ctx, await accounts.get(ctx, me, conn=ctx.db), private=True))
+
+
+@router.patch("/accounts/me", summary="Edit display name and bio")
+async def edit_me(body: ProfileIn, request: Request, me: Viewer) -> JSON:
+    ctx = get_ctx(request)
+    row = await accounts.update_profile(ctx, me, display_name=body.display_name, bio=body.bio)
+    return JSON(account_json(ctx, row, private=True))
+
+
+@router.post("/accounts/me/avatar", summary="Upload an avatar image")
+async def avatar(file: UploadFile, request: Request, me: Viewer) -> JSON:
+    ctx = get_ctx(request)
+    data = await file.read(ctx.settings.media_max_bytes + 1)
+    return JSON(account_json(ctx, await accounts.set_avatar(ctx, me, data), private=True))
+
+
+@router.post("/accounts/me/delete", status_code=204,
+             summary="Delete the account and all it wrote (for real)")
+async def delete_me(body: DeleteAccountIn, request: Request, me: Viewer) -> JSON:
+    await accounts.delete_account(get_ctx(request), me, body.password)
+    return JSON(None, status_code=204)
+
+
+@router.get("/accounts/by-username/{username}", summary="Look up an account by username")
+async def by_username(username: str, request: Request, me: Viewer) -> JSON:
+    ctx = get_ctx(request)
+    row = await accounts.get_by_username(ctx, username)
+    doc = account_json(ctx, row)
+    doc["relationship"] = await social.relationship(ctx, me, row["id"])
+    return JSON(doc)
+
+
+@router.get("/accounts/{account_id}", summary="An account's profile")
+async def get_account(account_id: str, request: Request, me: Viewer) -> JSON:
+    ctx = get_ctx(request)
+    aid = path_id(account_id, "account")
+    doc = account_json(ctx, await accounts.get(ctx, aid))
+    doc["relationship"] = await social.relationship(ctx, me, aid)
+    return JSON(doc)
+
+
+async def _follow_list(request: Request, me: int, account_id: str, which: str, limit: int,
+                       cursor: str | None) -> JSON:
+    ctx = get_ctx(request)
+    items, nxt = await social.list_follows(ctx, me, path_id(account_id, "account"), which,
+                                           limit=limit, before=int(cursor) if cursor else None)
+    return page(items, nxt)
+
+
+Limit = Annotated[int, Query(ge=1, le=100)]
+IdCursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")]
+
+
+@router.get("/accounts/{account_id}/followers", summary="Followers of an account")
+async def followers(account_id: str, request: Request, me: Viewer, limit: Limit = 40,
+                    cursor: IdCursor = None) -> JSON:
+    return await _follow_list(request, me, account_id, "followers", limit, cursor)
+
+
+@router.get("/accounts/{account_id}/following", summary="Accounts an account follows")
+async def following(account_id: str, request: Request, me: Viewer, limit: Limit = 40,
+                    cursor: IdCursor = None) -> JSON:
+    return await _follow_list(request, me, account_id, "following", limit, cursor)
+
+
+@router.post("/accounts/{account_id}/follow", summary="Follow")
+async def follow(account_id: str, request: Request, me: Viewer) -> JSON:
+    made = await social.follow(get_ctx(request), me, path_id(account_id, "account"),
+                               ip=client_ip(request))
+    return JSON({"following": True, "created": made})
+
+
+@router.delete("/accounts/{account_id}/follow", summary="Unfollow")
+async def unfollow(account_id: str, request: Request, me: Viewer) -> JSON:
+    await social.unfollow(get_ctx(request), me, path_id(account_id, "account"))
+    return JSON({"following": False})
+
+
+@router.post("/accounts/{account_id}/block", summary="Block")
+async def block(account_id: str, request: Request, me: Viewer) -> JSON:
+    await social.block(get_ctx(request), me, path_id(account_id, "account"))
+    return JSON({"blocking": True})
+
+
+@router.delete("/accounts/{account_id}/block", summary="Unblock")
+async def unblock(account_id: str, request: Request, me: Viewer) -> JSON:
+    await social.unblock(get_ctx(request), me, path_id(account_id, "account"))
+    return JSON({"blocking": False})
+
+
+@router.post("/accounts/{account_id}/mute", summary="Mute")
+async def mute(account_id: str, request: Request, me: Viewer) -> JSON:
+    await social.mute(get_ctx(request), me, path_id(account_id, "account"))
+    return JSON({"muting": True})
+
+
+@router.delete("/accounts/{account_id}/mute", summary="Unmute")
+async def unmute(account_id: str, request: Request, me: Viewer) -> JSON:
+    await social.unmute(get_ctx(request), me, path_id(account_id, "account"))
+    return JSON({"muting": False})

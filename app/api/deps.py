@@ -1,0 +1,51 @@
+"""Request plumbing shared by the API routers: the Ctx, the viewer, client address, JSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Depends, Request
+from fastapi.responses import Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.context import Ctx
+from app.ids import parse_id
+from app.services import auth
+from app.services.errors import NotFound
+
+SESSION_COOKIE = "fh_session"  # the web UI's session cookie (same tokens as the API)
+bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/auth/login")
+
+
+class JSON(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content)
+
+
+def get_ctx(request: Request) -> Ctx:
+    return request.app.state.ctx  # type: ignore[no-any-return]
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else ""
+
+
+async def viewer(request: Request,
+                 cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> int:
+    """The logged-in account id (bearer token); 401 otherwise."""
+    token = cred.credentials if cred else None
+    return await auth.require(get_ctx(request), token)
+
+
+def path_id(raw: str, what: str = "object") -> int:
+    v = parse_id(raw)
+    if v is None:
+        raise NotFound(f"no such {what}")
+    return v
+
+
+def page(items: list[Any], next_cursor: str | None) -> JSON:
+    return JSON({"items": items, "next_cursor": next_cursor})

@@ -1,0 +1,79 @@
+"""/api/v1: home feed, account and tag timelines, discover, search, notifications."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from app.api.deps import JSON, get_ctx, page, path_id, viewer
+from app.api.models import MarkReadIn
+from app.services import feed, notifications, search, trends
+
+router = APIRouter(tags=["feeds"])
+Viewer = Annotated[int, Depends(viewer)]
+Limit = Annotated[int, Query(ge=1, le=100)]
+Cursor = Annotated[str | None, Query(max_length=40, pattern=r"^[0-9]{1,19}(\.[0-9]{1,6})?$",
+                                     description="next_cursor of the previous page")]
+
+
+@router.get("/timelines/home", summary="Home feed: followed accounts, newest first")
+async def home(request: Request, me: Viewer, limit: Limit = 40, cursor: Cursor = None) -> JSON:
+    return page(*await feed.home(get_ctx(request), me, limit=limit, cursor=cursor))
+
+
+@router.get("/accounts/{account_id}/posts", summary="An account's posts, newest first")
+async def account_posts(account_id: str, request: Request, me: Viewer, limit: Limit = 40,
+                        cursor: Cursor = None) -> JSON:
+    return page(*await feed.account_posts(get_ctx(request), me, path_id(account_id, "account"),
+                                          limit=limit, cursor=cursor))
+
+
+@router.get("/tags/{tag}/posts", summary="Posts with a hashtag, newest first")
+async def tag_posts(tag: str, request: Request, me: Viewer, limit: Limit = 40,
+                    cursor: Cursor = None) -> JSON:
+    return page(*await feed.tag_posts(get_ctx(request), me, tag, limit=limit, cursor=cursor))
+
+
+@router.get("/discover/latest", summary="Newest public posts")
+async def latest(request: Request, me: Viewer, limit: Limit = 40, cursor: Cursor = None) -> JSON:
+    return page(*await feed.latest(get_ctx(request), me, limit=limit, cursor=cursor))
+
+
+@router.get("/discover/tags", summary="Trending hashtags (recent hours)")
+async def trending_tags(request: Request, me: Viewer) -> JSON:
+    return JSON({"items": await trends.trending_tags(get_ctx(request))})
+
+
+@router.get("/discover/posts", summary="Trending posts (recent hours)")
+async def trending_posts(request: Request, me: Viewer) -> JSON:
+    return JSON({"items": await trends.trending_posts(get_ctx(request), me)})
+
+
+@router.get("/search/accounts", summary="Accounts by username or display-name prefix")
+async def search_accounts(q: Annotated[str, Query(min_length=1, max_length=50)],
+                          request: Request, me: Viewer,
+                          limit: Annotated[int, Query(ge=1, le=50)] = 20) -> JSON:
+    return JSON({"items": await search.accounts(get_ctx(request), me, q, limit)})
+
+
+@router.get("/search/tags", summary="Hashtags by prefix")
+async def search_tags(q: Annotated[str, Query(min_length=1, max_length=50)], request: Request,
+                      me: Viewer, limit: Annotated[int, Query(ge=1, le=50)] = 20) -> JSON:
+    return JSON({"items": await search.tags(get_ctx(request), q, limit)})
+
+
+@router.get("/notifications", summary="Notifications, newest first")
+async def notes(request: Request, me: Viewer, limit: Limit = 40, cursor: Cursor = None) -> JSON:
+    return page(*await notifications.listing(get_ctx(request), me, limit=limit, cursor=cursor))
+
+
+@router.get("/notifications/unread_count", summary="Number of unread notifications")
+async def unread(request: Request, me: Viewer) -> JSON:
+    return JSON({"unread": await notifications.unread_count(get_ctx(request), me)})
+
+
+@router.post("/notifications/read", summary="Mark notifications read (all, or up to an id)")
+async def mark_read(body: MarkReadIn, request: Request, me: Viewer) -> JSON:
+    up_to = path_id(body.up_to, "notification") if body.up_to else None
+    return JSON({"marked": await notifications.mark_read(get_ctx(request), me, up_to)})

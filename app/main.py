@@ -1,0 +1,111 @@
+"""The ASGI app: JSON API under /api/v1, /healthz, /readyz, /metrics, media proxy.
+
+`create_app(settings)` builds it (uvicorn: `app.main:create_app --factory`); the web UI
+(`app.web`, when present) mounts its routes on the same app.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+
+from app import metrics
+from app.api import v1
+from app.api.deps import JSON, get_ctx
+from app.context import close_ctx, open_ctx
+from app.services.errors import NotFound, RateLimited, ServiceError
+from app.settings import Settings
+
+log = logging.getLogger("freehold.app")
+MEDIA_KINDS = ("media", "avatars")
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        ctx = await open_ctx(settings)
+        if ctx.media is not None:
+            await ctx.media.ensure_bucket()
+        app.state.ctx = ctx
+        try:
+            yield
+        finally:
+            await close_ctx(ctx)
+
+    app = FastAPI(title="Freehold", version="1.0", lifespan=lifespan,
+                  openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
+                  default_response_class=JSON)
+    app.state.settings = settings
+    app.include_router(v1)
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, exc: ServiceError) -> Response:
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        return JSON(exc.to_json(), status_code=exc.status, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+        errs: list[Any] = list(exc.errors())
+        first = errs[0] if errs else {}
+        where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
+        msg = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
+        return JSON({"error": "invalid", "message": msg, "field": where or None},
+                    status_code=422)
+
+    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    async def healthz() -> JSON:
+        return JSON({"status": "ok"})
+
+    @app.get("/readyz", tags=["operations"], summary="PostgreSQL and Redis reachable")
+    async def readyz(request: Request) -> JSON:
+        ctx = get_ctx(request)
+        checks: dict[str, str] = {}
+        try:
+            await ctx.db.fetchval("SELECT 1")
+            checks["postgres"] = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported, not raised
+            checks["postgres"] = f"down: {type(exc).__name__}"
+        try:
+            await ctx.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as exc:  # noqa: BLE001
+            checks["redis"] = f"down: {type(exc).__name__}"
+        ok = all(v == "ok" for v in checks.values())
+        return JSON({"status": "ok" if ok else "unavailable", **checks},
+                    status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def prom(request: Request) -> Response:
+        body, ctype = await metrics.render(get_ctx(request))
+        return Response(body, media_type=ctype)
+
+    @app.get("/media/{kind}/{name}", tags=["operations"], summary="An uploaded image")
+    async def media(kind: str, name: str, request: Request) -> Response:
+        ctx = get_ctx(request)
+        if kind not in MEDIA_KINDS or ctx.media is None or "/" in name or len(name) > 40:
+            raise NotFound("no such media")
+        ext = name.rsplit(".", 1)[-1]
+        ctype = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif",
+                 "webp": "image/webp"}.get(ext)
+        if ctype is None:
+            raise NotFound("no such media")
+        data = await ctx.media.get(f"{kind}/{name}")
+        return Response(data, media_type=ctype,
+                        headers={"Cache-Control": "public, max-age=31536000, immutable",
+                                 "X-Content-Type-Options": "nosniff"})
+
+    with contextlib.suppress(ImportError):
+        from app.web import mount  # the web UI, built on the same services
+
+        mount(app)
+
+    app.add_middleware(metrics.MetricsMiddleware)
+    return app
