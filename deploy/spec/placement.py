@@ -70,42 +70,50 @@ def _round_robin(queues: list[list[Server]]) -> list[Server]:
     return out
 
 
-def _match(shards: list[RedisShard], pool: list[Server], order: dict[str, int],
-           level: int) -> dict[int, Server]:
-    """Maximum matching shard -> one node of `pool` (Kuhn's augmenting paths). A node fits a
-    shard at level 2 when neither its provider nor its site holds a node of the shard yet, at
-    level 1 when its site does not, at level 0 when it is outside the master's site.
-    Candidates are tried in a fixed order (the next site after the master's, cyclically), so
-    the result is deterministic."""
+def _match(shards: list[RedisShard], pool: list[Server], order: dict[str, int]
+           ) -> dict[int, Server]:
+    """Give each shard one more node from `pool`, as a maximum matching (Kuhn's augmenting
+    paths) run level by level: at level 2 a node fits a shard when neither its provider nor its
+    site holds a node of the shard yet, at level 1 when its site does not, at level 0 when it
+    is outside the master's site. A shard matched at a stricter level stays matched when the
+    next level's augmenting paths reroute it, so every shard that can get a node in a new site
+    does, and as many as possible get one at a new provider. Candidates are tried in a fixed
+    order (other provider first, then the next site after the master's), so the result is
+    deterministic."""
     n_sites = max(len(order), 1)
 
-    def fits(shard: RedisShard, s: Server) -> bool:
+    def fits(shard: RedisShard, s: Server, level: int) -> bool:
         if level >= 2 and s.provider in {n.provider for n in shard.nodes}:
             return False
         if level >= 1:
             return s.site not in {n.site for n in shard.nodes}
         return s.site != shard.master.site
 
-    def candidates(shard: RedisShard) -> list[Server]:
+    def rank(shard: RedisShard, s: Server) -> tuple[bool, int]:
         start = order.get(shard.master.site, 0)
-        return sorted((s for s in pool if fits(shard, s)),
-                      key=lambda s: (order.get(s.site, 0) - start) % n_sites)
+        return (s.provider in {n.provider for n in shard.nodes},
+                (order.get(s.site, 0) - start) % n_sites)
 
-    cands = {sh.index: candidates(sh) for sh in shards}
     owner: dict[str, int] = {}  # node name -> shard index
+    by_index = {sh.index: sh for sh in shards}
+    for level in (2, 1, 0):
+        cands = {sh.index: sorted((s for s in pool if fits(sh, s, level)),
+                                  key=lambda s, sh=sh: rank(sh, s)) for sh in shards}
 
-    def augment(idx: int, seen: set[str]) -> bool:
-        for node in cands[idx]:
-            if node.name in seen:
-                continue
-            seen.add(node.name)
-            if node.name not in owner or augment(owner[node.name], seen):
-                owner[node.name] = idx
-                return True
-        return False
+        def augment(idx: int, seen: set[str], cands: dict[int, list[Server]] = cands) -> bool:
+            for node in cands[idx]:
+                if node.name in seen:
+                    continue
+                seen.add(node.name)
+                if node.name not in owner or augment(owner[node.name], seen):
+                    owner[node.name] = idx
+                    return True
+            return False
 
-    for sh in shards:
-        augment(sh.index, set())
+        matched = set(owner.values())
+        for idx in by_index:
+            if idx not in matched:
+                augment(idx, set())
     by_name = {s.name: s for s in pool}
     return {idx: by_name[name] for name, idx in owner.items()}
 
@@ -134,17 +142,14 @@ def redis_layout(spec: ClusterSpec) -> list[RedisShard]:
     shards = [RedisShard(i, m) for i, m in enumerate(masters)]
     pool = [s for s in nodes if s not in masters]
     for r in range(replicas):
-        for level in (2, 1, 0, -1):
-            want = [sh for sh in shards if len(sh.replicas) <= r]
-            if not want or not pool:
-                break
-            if level < 0:  # no other site left: same site as the master (the rules flag it)
-                got = {sh.index: pool[k] for k, sh in enumerate(want) if k < len(pool)}
-            else:
-                got = _match(want, pool, order, level)
-            for idx, node in got.items():
-                shards[idx].replicas.append(node)
-                pool.remove(node)
+        got = _match(shards, pool, order)
+        for idx, node in got.items():
+            shards[idx].replicas.append(node)
+            pool.remove(node)
+        # no node outside the master's site left: any node (the placement rules flag it)
+        for sh in shards:
+            if len(sh.replicas) <= r and pool:
+                sh.replicas.append(pool.pop(0))
     while pool:  # extra nodes: to the shard with fewest replicas, outside its master's site
         node = pool.pop(0)
         fits = [sh for sh in shards if sh.master.site != node.site] or shards
@@ -306,6 +311,11 @@ def _check_media(spec: ClusterSpec, errors: list[str], spread_problem: list[str]
     masters = media_masters(spec)
     if len(masters) % 2 == 0:
         errors.append(f"media: {len(masters)} SeaweedFS masters — run an odd number (1, 3, 5)")
+    if len(spec.sites) > 1 and len(masters) > 1 and len(masters) % 2:
+        site, most = Counter(s.site for s in masters).most_common(1)[0]
+        if most * 2 >= len(masters):
+            errors.append(f"media: site {site} holds {most} of {len(masters)} SeaweedFS masters"
+                          " — losing it loses quorum; put media servers in a third site")
     if len(_sites_of(media)) < 2:
         spread_problem.append("media: volume servers in one site — add media servers in "
                               "another site so every volume has a copy elsewhere")
