@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 Loc = tuple[str | int, ...]
 
@@ -37,26 +38,29 @@ class LineMap:
         self.lines = lines or {}
 
     @classmethod
-    def from_node(cls, node: Any) -> LineMap:
+    def from_yaml(cls, node: Any) -> tuple[LineMap, list[tuple[Loc, int, str]]]:
+        """Lines of every key and list item of a composed PyYAML node tree, and the
+        duplicate keys found on the way as (path, line, key)."""
         lines: dict[Loc, int] = {}
-
-        def walk(obj: Any, loc: Loc) -> None:
-            lc = getattr(obj, "lc", None)
-            if isinstance(obj, dict):
-                for key, value in obj.items():
-                    if lc is not None:
-                        with contextlib.suppress(KeyError, TypeError):
-                            lines[(*loc, str(key))] = lc.key(key)[0] + 1
-                    walk(value, (*loc, str(key)))
-            elif isinstance(obj, list):
-                for i, value in enumerate(obj):
-                    if lc is not None:
-                        with contextlib.suppress(KeyError, TypeError, IndexError):
-                            lines[(*loc, i)] = lc.item(i)[0] + 1
-                    walk(value, (*loc, i))
-
-        walk(node, ())
-        return cls(lines)
+        duplicates: list[tuple[Loc, int, str]] = []
+        stack: list[tuple[Any, Loc]] = [(node, ())]
+        while stack:
+            current, loc = stack.pop()
+            if isinstance(current, yaml.MappingNode):
+                seen: set[str] = set()
+                for key_node, value_node in current.value:
+                    key = str(key_node.value)
+                    line = key_node.start_mark.line + 1
+                    if key in seen:
+                        duplicates.append(((*loc, key), line, key))
+                    seen.add(key)
+                    lines.setdefault((*loc, key), line)
+                    stack.append((value_node, (*loc, key)))
+            elif isinstance(current, yaml.SequenceNode):
+                for i, item in enumerate(current.value):
+                    lines[(*loc, i)] = item.start_mark.line + 1
+                    stack.append((item, (*loc, i)))
+        return cls(lines), duplicates
 
     def line(self, loc: Sequence[str | int]) -> int | None:
         """The line of the deepest known prefix of `loc`."""

@@ -249,3 +249,12 @@ def test_single_site_spec_loads() -> None:
     spec = load_spec(ROOT / "inventories" / "single-site.yaml")
     assert len(spec.servers) == 3 and len(spec.sites) == 1
     assert all("etcd" in s.roles for s in spec.servers)  # from defaults.roles
+
+
+def test_duplicate_yaml_key_gives_its_line() -> None:
+    text = (ROOT / "inventories" / "lab.yaml").read_text().replace(
+        "  ssh_port: 22\n", "  ssh_port: 22\n  ssh_port: 2222\n")
+    line = text.splitlines().index("  ssh_port: 2222") + 1
+    (p,) = problems_of(text)
+    assert p == (f"t.yaml:{line}: defaults.ssh_port: key 'ssh_port' given twice (the last one "
+                 "would win) — keep one")
