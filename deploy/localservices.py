@@ -68,6 +68,10 @@ def _stop_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> Non
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        # reap our own child: a zombie still answers kill(pid, 0)
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
