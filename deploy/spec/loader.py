@@ -93,6 +93,13 @@ def parse_spec(data: dict[str, Any], path: Path | str = "<spec>",
         raise  # pragma: no cover - errors() is never empty
     spec = _expand(raw, problems)
     problems.raise_if_any()
+    base = Path(str(path)).parent if not str(path).startswith("<") else None
+    for server in spec.servers:  # ~/ and paths relative to the spec file's folder
+        if server.ssh_key:
+            key = Path(server.ssh_key).expanduser()
+            if not key.is_absolute() and base is not None:
+                key = base / key
+            server.ssh_key = str(key)
     return spec
 
 

@@ -258,3 +258,14 @@ def test_duplicate_yaml_key_gives_its_line() -> None:
     (p,) = problems_of(text)
     assert p == (f"t.yaml:{line}: defaults.ssh_port: key 'ssh_port' given twice (the last one "
                  "would win) — keep one")
+
+
+def test_ssh_key_paths_are_relative_to_the_spec_file(tmp_path: Path) -> None:
+    doc = three_site_doc()
+    doc["defaults"]["ssh_key"] = "keys/id_ed25519"
+    doc["servers"][1]["ssh_key"] = "/abs/key"
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    spec = load_spec(path)
+    assert spec.server("a1").ssh_key == str(tmp_path / "keys" / "id_ed25519")
+    assert spec.server("a2").ssh_key == "/abs/key"
