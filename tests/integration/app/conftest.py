@@ -135,3 +135,27 @@ def make_admin(client: TestClient) -> User:
     assert r.status_code == 201, r.text
     assert r.json()["account"]["admin"] is True
     return User(r.json()["account"]["id"], "root_admin", r.json()["token"], "admin pass 1")
+
+
+@pytest.fixture(scope="session")
+def rds(app_settings: Settings) -> Iterator[Any]:
+    import redis
+
+    r = redis.Redis.from_url(app_settings.redis_url, decode_responses=True)
+    try:
+        yield r
+    finally:
+        r.close()
+
+
+def streams_idle(rds: Any, timeout: float = 20.0) -> None:
+    """Wait until every consumer group has read and acknowledged everything queued."""
+    def idle() -> bool:
+        for stream in ("stream:posts", "stream:events"):
+            if not rds.exists(stream):
+                continue
+            for g in rds.xinfo_groups(stream):
+                if (g.get("lag") or 0) or g.get("pending"):
+                    return False
+        return True
+    wait_for(idle, timeout)

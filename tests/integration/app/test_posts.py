@@ -1,0 +1,112 @@
+"""Posts through the API: length in code points, images, replies, echoes, upvotes, tags,
+mentions, deletion."""
+
+from __future__ import annotations
+
+import io
+
+from starlette.testclient import TestClient
+
+from tests.integration.app.conftest import new_user
+from tests.integration.app.test_accounts import tiny_png
+
+
+def test_length_limit_in_code_points(client: TestClient) -> None:
+    u = new_user(client, "len")
+    ok = client.post("/api/v1/posts", headers=u.h, json={"body": "é" * 999 + "😀"})
+    assert ok.status_code == 201, ok.text
+    assert len(ok.json()["body"]) == 1000
+    r = client.post("/api/v1/posts", headers=u.h, json={"body": "a" * 1001})
+    assert r.status_code == 422
+    assert r.json()["field"] == "body" and "1001 characters" in r.json()["message"]
+    assert client.post("/api/v1/posts", headers=u.h, json={"body": "   "}).status_code == 422
+    assert client.post("/api/v1/posts", json={"body": "anonymous"}).status_code == 401
+
+
+def test_tags_mentions_and_reply_thread(client: TestClient) -> None:
+    a, b = new_user(client, "th"), new_user(client, "th")
+    root = client.post("/api/v1/posts", headers=a.h,
+                       json={"body": f"Hello #Freehold and #self_hosting @{b.username}!"}).json()
+    assert root["tags"] == ["freehold", "self_hosting"]
+    assert root["mentions"] == [b.username]
+    reply = client.post("/api/v1/posts", headers=b.h,
+                        json={"body": "welcome", "reply_to_id": root["id"]}).json()
+    assert reply["reply_to_id"] == root["id"] and reply["root_id"] == root["id"]
+    deeper = client.post("/api/v1/posts", headers=a.h,
+                         json={"body": "thanks", "reply_to_id": reply["id"]}).json()
+    assert deeper["root_id"] == root["id"]
+    t = client.get(f"/api/v1/posts/{reply['id']}/thread", headers=a.h).json()
+    assert [p["id"] for p in t["ancestors"]] == [root["id"]]
+    assert [p["id"] for p in t["replies"]] == [deeper["id"]]
+    assert client.get(f"/api/v1/posts/{root['id']}", headers=a.h).json()["replies_count"] == 1
+    r = client.post("/api/v1/posts", headers=a.h, json={"body": "x", "reply_to_id": "12345"})
+    assert r.status_code == 404
+    tagged = client.get("/api/v1/tags/freehold/posts", headers=b.h).json()["items"]
+    assert root["id"] in [p["id"] for p in tagged]
+    found = client.get("/api/v1/search/tags", params={"q": "#self_h"}, headers=b.h).json()
+    assert found["items"][0]["tag"] == "self_hosting"
+
+
+def test_echo_and_upvote(client: TestClient) -> None:
+    a, b = new_user(client, "ec"), new_user(client, "ec")
+    p = client.post("/api/v1/posts", headers=a.h, json={"body": "echo me"}).json()
+    e = client.post(f"/api/v1/posts/{p['id']}/echo", headers=b.h, json={})
+    assert e.status_code == 201
+    assert e.json()["echo_of"]["id"] == p["id"] and e.json()["body"] == ""
+    assert client.post(f"/api/v1/posts/{p['id']}/echo", headers=b.h, json={}).status_code == 409
+    # echoing the echo echoes the original; a comment makes a quote echo
+    q = client.post(f"/api/v1/posts/{e.json()['id']}/echo", headers=a.h,
+                    json={"body": "quoting"}).json()
+    assert q["echo_of"]["id"] == p["id"] and q["body"] == "quoting"
+    r = client.post(f"/api/v1/posts/{p['id']}/upvote", headers=b.h)
+    assert r.json() == {"upvoted": True, "upvotes_count": 1}
+    assert client.post(f"/api/v1/posts/{p['id']}/upvote", headers=b.h).json()[
+        "upvotes_count"] == 1
+    got = client.get(f"/api/v1/posts/{p['id']}", headers=b.h).json()
+    assert got["upvoted"] is True and got["echoes_count"] == 2
+    assert client.delete(f"/api/v1/posts/{p['id']}/upvote", headers=b.h).json()[
+        "upvotes_count"] == 0
+
+
+def test_images_up_to_four(client: TestClient) -> None:
+    u = new_user(client, "img")
+    png = tiny_png()
+    ids = []
+    for _ in range(5):
+        r = client.post("/api/v1/media", headers=u.h,
+                        files={"file": ("p.png", io.BytesIO(png), "image/png")})
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    r = client.post("/api/v1/posts", headers=u.h, json={"body": "too many", "media_ids": ids})
+    assert r.status_code == 422 and r.json()["field"] == "media_ids"
+    r = client.post("/api/v1/posts", headers=u.h, json={"body": "", "media_ids": ids[:4]})
+    assert r.status_code == 201, r.text
+    media = r.json()["media"]
+    assert [m["id"] for m in media] == ids[:4]
+    assert client.get(media[0]["url"]).content == png
+    # an image is attached once; someone else's image cannot be attached
+    other = new_user(client, "img")
+    r = client.post("/api/v1/posts", headers=other.h, json={"body": "x", "media_ids": [ids[4]]})
+    assert r.status_code == 422
+    bad = client.post("/api/v1/media", headers=u.h,
+                      files={"file": ("x.png", io.BytesIO(b"<svg/>"), "image/png")})
+    assert bad.status_code == 422
+
+
+def test_delete_own_post_only(client: TestClient) -> None:
+    a, b = new_user(client, "del"), new_user(client, "del")
+    png = tiny_png()
+    m = client.post("/api/v1/media", headers=a.h,
+                    files={"file": ("p.png", io.BytesIO(png), "image/png")}).json()
+    p = client.post("/api/v1/posts", headers=a.h,
+                    json={"body": "short-lived", "media_ids": [m["id"]]}).json()
+    reply = client.post("/api/v1/posts", headers=b.h,
+                        json={"body": "re", "reply_to_id": p["id"]}).json()
+    assert client.delete(f"/api/v1/posts/{p['id']}", headers=b.h).status_code == 403
+    assert client.delete(f"/api/v1/posts/{p['id']}", headers=a.h).status_code == 204
+    assert client.get(f"/api/v1/posts/{p['id']}", headers=b.h).status_code == 404
+    assert client.get(m["url"]).status_code == 404
+    # the reply stays, detached from the deleted parent
+    assert client.get(f"/api/v1/posts/{reply['id']}", headers=b.h).json()["reply_to_id"] is None
+    me = client.get("/api/v1/accounts/me", headers=a.h).json()
+    assert me["posts_count"] == 0
