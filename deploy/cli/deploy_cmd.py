@@ -2,11 +2,108 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deploy.cli.common import not_done
+from deploy.cli.common import console, err_console, fail, fail_lines, not_done, print_json
+from deploy.provision.order import RoleError, ordered_roles
+from deploy.provision.secrets import SecretsError
+from deploy.spec import ClusterSpec, SpecError, load_spec
+from deploy.spec.placement import check_placement
+
+EXIT_FAILED = 1
+
+
+def _split(value: str | None) -> list[str] | None:
+    if not value:
+        return None
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _load(spec: Path) -> ClusterSpec:
+    if not spec.exists():
+        fail(f"{spec}: no such spec file — pass the path of a cluster spec (YAML)")
+    try:
+        return load_spec(spec)
+    except SpecError as e:
+        fail_lines(e.problems)
+
+
+def _check_selection(cluster: ClusterSpec, roles: list[str] | None,
+                     limit: list[str] | None) -> None:
+    from deploy.inventory import select_servers
+
+    try:
+        ordered_roles(roles)
+    except RoleError as e:
+        fail(f"--roles: {e}")
+    if limit and not select_servers(cluster, None, limit):
+        fail(f"--limit {','.join(limit)}: matches no server of {cluster.name} — give server "
+             "names, sites, site_<name>/provider_<name> groups or globs")
+    errors, _ = check_placement(cluster)
+    if errors:
+        fail_lines([f"{cluster.path}: placement: {e}" for e in errors])
+
+
+def _lab_ssh(spec: Path, cluster: ClusterSpec) -> tuple[str | None, str | None]:
+    """For a lab spec, the lab's SSH key and known_hosts (when the lab package is there)."""
+    if cluster.lab is None:
+        return None, None
+    try:
+        from deploy.lab import Lab
+    except ImportError:
+        return None, None
+    try:
+        lab = Lab.from_spec(spec)
+        return str(lab.ssh_key_path), str(lab.known_hosts_path)
+    except Exception:  # noqa: BLE001 - no lab state yet: fall back to the spec's settings
+        return None, None
+
+
+def execute(spec: Path, roles: str | None, limit: str | None, dry_run: bool,
+            json_out: bool, ssh_key: Path | None, known_hosts: Path | None,
+            secrets: Path | None) -> Any:
+    cluster = _load(spec)
+    role_list, limit_list = _split(roles), _split(limit)
+    _check_selection(cluster, role_list, limit_list)
+    key, kh = _lab_ssh(spec, cluster)
+    key = str(ssh_key) if ssh_key else key
+    kh = str(known_hosts) if known_hosts else kh
+
+    from deploy.provision.assets import AssetError
+    from deploy.provision.driver import patch_gevent, run_deploy
+
+    patch_gevent()  # before the progress display starts its thread
+    from deploy.provision.summary import closing_lines, summary_table
+
+    out = err_console if json_out else console
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    try:
+        with Progress(*columns, console=out, transient=True) as bar:
+            task = bar.add_task("connecting", total=1)
+
+            def progress(description: str, done: int, total: int) -> None:
+                bar.update(task, description=description, completed=done, total=total)
+
+            report = run_deploy(cluster, spec, role_list, limit_list, dry_run=dry_run,
+                                ssh_key=key, known_hosts=kh, secrets_path=secrets,
+                                progress=progress)
+    except (SecretsError, AssetError) as e:
+        fail(str(e))
+    if json_out:
+        print_json(report.to_doc())
+    else:
+        console.print(summary_table(report))
+        for line in closing_lines(report, str(spec)):
+            console.print(line, highlight=False)
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)
+    return report
 
 
 def plan(
@@ -14,9 +111,13 @@ def plan(
     roles: str | None = typer.Option(None, "--roles", help="Comma-separated roles."),
     limit: str | None = typer.Option(None, "--limit", help="Host or group."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ssh_key: Path | None = typer.Option(None, "--ssh-key", help="Private key for SSH."),
+    known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
+    secrets: Path | None = typer.Option(None, "--secrets", help="Encrypted secrets file "
+                                        "(default: beside the spec)."),
 ) -> None:
     """Show what a deploy would change, changing nothing."""
-    not_done("plan", 5)
+    execute(spec, roles, limit, True, json_out, ssh_key, known_hosts, secrets)
 
 
 def deploy(
@@ -26,9 +127,20 @@ def deploy(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show changes, change nothing."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before changing."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ssh_key: Path | None = typer.Option(None, "--ssh-key", help="Private key for SSH."),
+    known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
+    secrets: Path | None = typer.Option(None, "--secrets", help="Encrypted secrets file "
+                                        "(default: beside the spec)."),
 ) -> None:
     """Apply the roles of the spec to its servers (idempotent)."""
-    not_done("deploy", 5)
+    if not dry_run and not yes:
+        if not sys.stdin.isatty():
+            fail("deploy changes servers: pass --yes (or --dry-run to only look)")
+        cluster = _load(spec)
+        if not typer.confirm(f"Deploy {roles or 'every role'} to {limit or 'every server'} "
+                             f"of {cluster.name}?"):
+            raise typer.Exit(EXIT_FAILED)
+    execute(spec, roles, limit, dry_run, json_out, ssh_key, known_hosts, secrets)
 
 
 def rollback(spec: Path = typer.Argument(..., help="Cluster spec (YAML).")) -> None:

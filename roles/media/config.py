@@ -1,0 +1,77 @@
+"""Pure config for SeaweedFS: masters (raft, odd count), a volume server on every media server
+(data center = site, so replication "100" keeps each volume's copy in another site), a filer
+with the S3 gateway on every media server, S3 credentials from the secrets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from deploy.provision.secrets import Secrets
+from deploy.spec import ClusterSpec, Server
+from deploy.spec.placement import media_copies, media_masters
+
+MASTER_PORT = 9333
+VOLUME_PORT = 8080
+FILER_PORT = 8888
+S3_PORT = 8333
+GRPC_OFFSET = 10000
+HOME = "/var/lib/seaweedfs"
+VENV = "/opt/seaweedfs/venv"
+WEED = f"{VENV}/bin/weed"
+S3_CONFIG = "/etc/seaweedfs/s3.json"
+
+
+def replication(spec: ClusterSpec) -> str:
+    """SeaweedFS placement `xyz`: x extra copies in other data centers (= sites)."""
+    sites = {s.site for s in spec.servers_with_role("media")}
+    extra = max(0, min(media_copies(spec), len(sites)) - 1)
+    return f"{extra}00"
+
+
+def bucket(spec: ClusterSpec) -> str:
+    return str(spec.role_settings("media").get("bucket", "media"))
+
+
+def volume_size_mb(spec: ClusterSpec) -> int:
+    return int(spec.role_settings("media").get("volume_size_limit_mb", 1024))
+
+
+def master_list(spec: ClusterSpec) -> str:
+    return ",".join(f"{m.mesh_address}:{MASTER_PORT}" for m in media_masters(spec))
+
+
+def commands(spec: ClusterSpec, me: Server) -> dict[str, str]:
+    """The ExecStart line of each SeaweedFS service this server runs."""
+    ip = me.mesh_address
+    masters = master_list(spec)
+    slots = max(8, int(me.disk_gib * 1024 // volume_size_mb(spec)))
+    out = {
+        "volume": (f"{WEED} volume -ip={ip} -ip.bind={ip} -port={VOLUME_PORT} "
+                   f"-dir={HOME}/volume -max={slots} -master={masters} "
+                   f"-dataCenter={me.site} -rack={me.name} -minFreeSpace=5"),
+        "filer": (f"{WEED} filer -ip={ip} -ip.bind={ip} -port={FILER_PORT} -master={masters} "
+                  f"-dataCenter={me.site} -rack={me.name} "
+                  f"-defaultReplicaPlacement={replication(spec)} -defaultStoreDir={HOME}/filer "
+                  f"-s3 -s3.port={S3_PORT} -s3.config={S3_CONFIG}"),
+    }
+    if me.name in {m.name for m in media_masters(spec)}:
+        out["master"] = (f"{WEED} master -ip={ip} -ip.bind={ip} -port={MASTER_PORT} "
+                         f"-mdir={HOME}/master -peers={masters} "
+                         f"-defaultReplication={replication(spec)} "
+                         f"-volumeSizeLimitMB={volume_size_mb(spec)}")
+    return out
+
+
+def s3_config(secrets: Secrets) -> str:
+    ident = {"name": "freehold",
+             "credentials": [{"accessKey": secrets["s3_access_key"],
+                              "secretKey": secrets["s3_secret_key"]}],
+             "actions": ["Admin", "Read", "Write", "List", "Tagging"]}
+    return json.dumps({"identities": [ident]}, indent=2) + "\n"
+
+
+def unit_vars(kind: str, command: str, me: Server) -> dict[str, Any]:
+    after = {"master": "", "volume": "freehold-weed-master.service",
+             "filer": "freehold-weed-volume.service"}[kind]
+    return {"kind": kind, "command": command, "server": me, "home": HOME, "after": after}

@@ -1,0 +1,53 @@
+"""roles/mesh: WireGuard full mesh between every server of the spec (kernel module where
+present, wireguard-go otherwise). Every other role talks over the mesh addresses."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.server import Command
+from pyinfra.operations import files
+
+from roles.common import (
+    Ports,
+    config_file,
+    ensure_packages,
+    render,
+    service,
+    template_path,
+    this_server,
+)
+from roles.mesh.config import wireguard_vars
+
+PORTS = Ports()  # the WireGuard port itself is opened by base for the cluster's servers only
+UNIT = "wg-quick@wg0"
+DROPIN = f"/etc/systemd/system/{UNIT}.service.d/freehold.conf"
+
+
+def kernel_wireguard() -> bool:
+    out = host.get_fact(Command, "if [ -e /sys/module/wireguard ] || modprobe -q wireguard "
+                                 "2>/dev/null; then echo kernel; else echo userspace; fi")
+    return (out or "").strip() == "kernel"
+
+
+@deploy("mesh")
+def configure(ctx) -> None:
+    srv = this_server(ctx)
+    kernel = kernel_wireguard()
+    ensure_packages(["wireguard-tools", "iproute2"] + ([] if kernel else ["wireguard-go"]),
+                    "mesh")
+    if kernel:
+        dropin = files.file(name="No userspace WireGuard", path=DROPIN, present=False)
+    else:
+        files.directory(name="wg-quick drop-in folder",
+                        path=f"/etc/systemd/system/{UNIT}.service.d")
+        dropin = config_file(DROPIN, render(template_path(__file__, "userspace.conf.j2")))
+    conf = config_file("/etc/wireguard/wg0.conf",
+                       render(template_path(__file__, "wg0.conf.j2"),
+                              **wireguard_vars(ctx.spec, srv, ctx.secrets)), mode="600")
+    # peers and keys reload in place (wg syncconf); a new implementation needs a restart
+    service(UNIT, restart=dropin.will_change, reload=conf.will_change,
+            daemon_reload=dropin.will_change)
+
+
+STEPS = (configure,)

@@ -1,0 +1,96 @@
+"""roles/postgres: PostgreSQL 15 under Patroni 3 (Debian packages) with etcd as DCS,
+synchronous mode with the standby in another site, watchdog, pg_rewind, archive_timeout,
+tuned from the server's RAM and cores; then the app's role, database and extensions."""
+
+from __future__ import annotations
+
+import yaml
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.server import Command
+from pyinfra.operations import files, server
+
+from roles.common import (
+    Ports,
+    config_file,
+    ensure_packages,
+    render,
+    service,
+    template_path,
+    this_server,
+)
+from roles.postgres.config import (
+    APP_DATABASE,
+    CONFIG,
+    PG_PORT,
+    REST_PORT,
+    app_sql,
+    patroni_config,
+)
+
+PORTS = Ports(mesh_tcp=(PG_PORT, REST_PORT))
+APP_SQL = "/etc/patroni/freehold-app.sql"
+
+
+def _t(name: str) -> str:
+    return str(template_path(__file__, name))
+
+
+@deploy("postgres: Patroni")
+def configure(ctx) -> None:
+    srv = this_server(ctx)
+    files.directory(name="createcluster.d", path="/etc/postgresql-common/createcluster.d")
+    config_file("/etc/postgresql-common/createcluster.d/00-freehold.conf",
+                render(_t("createcluster.conf.j2")))
+    ensure_packages(["postgresql-15", "patroni", "python3-etcd", "curl"], "postgres")
+    files.directory(name="PostgreSQL data parent", path="/var/lib/postgresql/15",
+                    user="postgres", group="postgres", mode="700")
+    text = "# Managed by freehold (roles/postgres)\n" + yaml.safe_dump(
+        patroni_config(ctx.spec, srv, ctx.secrets), sort_keys=False)
+    conf = config_file(CONFIG, text, mode="600", user="postgres", group="postgres")
+    files.directory(name="patroni drop-in folder", path="/etc/systemd/system/patroni.service.d")
+    unit = config_file("/etc/systemd/system/patroni.service.d/freehold.conf",
+                       render(_t("patroni-override.conf.j2")))
+    # Patroni re-reads its config on SIGHUP; members start together, one bootstraps
+    service("patroni", reload=conf.will_change, daemon_reload=unit.will_change)
+
+
+def patroni_role(mesh_address: str) -> str:
+    """Wait (bounded) until the local Patroni runs PostgreSQL, then say leader/replica/none."""
+    out = host.get_fact(
+        Command,
+        f"for i in $(seq 1 120); do "
+        f"curl -fs -o /dev/null http://{mesh_address}:{REST_PORT}/health && break; sleep 1; "
+        f"done; code=$(curl -s -o /dev/null -w '%{{http_code}}' "
+        f"http://{mesh_address}:{REST_PORT}/primary); "
+        f"if [ \"$code\" = 200 ]; then echo leader; "
+        f"elif curl -fs -o /dev/null http://{mesh_address}:{REST_PORT}/health; "
+        f"then echo replica; else echo none; fi",
+    )
+    return (out or "none").strip()
+
+
+@deploy("postgres: app database")
+def app_database(ctx) -> None:
+    srv = this_server(ctx)
+    role = patroni_role(srv.mesh_address)
+    sql = config_file(APP_SQL, app_sql(ctx.secrets), mode="600", user="postgres",
+                      group="postgres")
+    if role == "none":
+        server.shell(name="Patroni is not running PostgreSQL here",
+                     commands=["echo 'patroni: no running PostgreSQL after 120 s — see "
+                               "journalctl -u patroni' >&2; exit 1"])
+        return
+    if role != "leader":
+        return
+    missing = host.get_fact(
+        Command,
+        "runuser -u postgres -- psql -XtAq -c "
+        f"\"SELECT count(*) FROM pg_database WHERE datname = '{APP_DATABASE}'\"",
+    )
+    if sql.will_change or (missing or "").strip() != "1":
+        server.shell(name="Create the app's role, database and extensions",
+                     commands=[f"runuser -u postgres -- psql -X -q -f {APP_SQL}"])
+
+
+STEPS = (configure, app_database)

@@ -1,0 +1,165 @@
+"""Pure config for PostgreSQL 15 under Patroni 3: the Patroni YAML, tuning from RAM and cores."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deploy.provision.secrets import Secrets
+from deploy.spec import ClusterSpec, Server
+from deploy.spec.placement import postgres_primary_site
+from roles.etcd.config import CLIENT_PORT as ETCD_PORT
+from roles.etcd.config import members as etcd_members
+
+PG_PORT = 5432
+REST_PORT = 8008
+DATA_DIR = "/var/lib/postgresql/15/freehold"
+BIN_DIR = "/usr/lib/postgresql/15/bin"
+CONFIG = "/etc/patroni/config.yml"
+APP_DATABASE = "freehold"
+APP_USER = "freehold"
+EXTENSIONS = ("pg_trgm", "citext", "pg_stat_statements")
+# Patroni's failure detection: leader key TTL, loop and retry (loop_wait + 2 × retry ≤ ttl);
+# short enough that a dead primary is replaced well within 45 s
+TTL, LOOP_WAIT, RETRY_TIMEOUT = 20, 5, 5
+MAX_LAG_ON_FAILOVER = 1024 * 1024  # bytes
+
+
+def members(spec: ClusterSpec) -> list[Server]:
+    return spec.servers_with_role("postgres")
+
+
+def _mb(value_mb: float) -> str:
+    return f"{max(1, int(value_mb))}MB"
+
+
+def tuning(ram_gib: float, cores: int, disk_gib: float,
+           max_connections: int = 200) -> dict[str, Any]:
+    """Memory, parallelism and WAL settings sized from one server's RAM, cores and disk."""
+    ram_mb = ram_gib * 1024
+    shared = max(128.0, ram_mb * 0.25)
+    return {
+        "shared_buffers": _mb(shared),
+        "effective_cache_size": _mb(max(256.0, ram_mb * 0.75)),
+        "maintenance_work_mem": _mb(min(2048.0, max(64.0, ram_mb * 0.05))),
+        "work_mem": _mb(max(4.0, ram_mb * 0.25 / max_connections)),
+        "wal_buffers": "16MB",
+        "max_parallel_workers": max(2, cores),
+        "max_parallel_workers_per_gather": max(1, cores // 2),
+        "max_parallel_maintenance_workers": max(1, cores // 2),
+        "min_wal_size": _mb(min(1024.0, disk_gib * 1024 * 0.02)),
+        "max_wal_size": _mb(min(16384.0, max(1024.0, disk_gib * 1024 * 0.05))),
+        "checkpoint_completion_target": 0.9,
+        "random_page_cost": 1.1,
+        "effective_io_concurrency": 200,
+    }
+
+
+def cluster_parameters(spec: ClusterSpec) -> dict[str, Any]:
+    """Parameters Patroni keeps equal on every member (written to the DCS at bootstrap)."""
+    settings = spec.role_settings("postgres")
+    cores = min((m.cores for m in members(spec)), default=2)
+    return {
+        "max_connections": int(settings.get("max_connections", 200)),
+        "max_worker_processes": max(8, cores * 2),
+        "max_wal_senders": 10,
+        "max_replication_slots": 10,
+        "wal_level": "replica",
+        "wal_log_hints": "on",
+        "hot_standby": "on",
+        "wal_keep_size": "256MB",
+        "archive_mode": "on",
+        "archive_command": str(settings.get("archive_command", "/bin/true")),
+        "archive_timeout": int(settings.get("archive_timeout", 60)),
+        "synchronous_commit": "on",
+        "shared_preload_libraries": "pg_stat_statements",
+        "password_encryption": "scram-sha-256",
+    }
+
+
+def nosync(spec: ClusterSpec, me: Server) -> bool:
+    """Members in the primary's site besides its first one never become the synchronous
+    standby: the standby that must hold every acknowledged commit is in another site."""
+    site = postgres_primary_site(spec)
+    same = [m for m in members(spec) if m.site == site]
+    return me.site == site and bool(same) and me.name != same[0].name
+
+
+def patroni_config(spec: ClusterSpec, me: Server, secrets: Secrets) -> dict[str, Any]:
+    mesh_net = str(spec.mesh.network)
+    params = tuning(me.ram_gib, me.cores, me.disk_gib,
+                    int(spec.role_settings("postgres").get("max_connections", 200)))
+    params.update({
+        "unix_socket_directories": "/var/run/postgresql",
+        "log_min_duration_statement": 1000,
+        "log_checkpoints": "on",
+        "log_lock_waits": "on",
+    })
+    return {
+        "scope": spec.name,
+        "namespace": "/freehold/",
+        "name": me.name,
+        "restapi": {
+            "listen": f"{me.mesh_address}:{REST_PORT}",
+            "connect_address": f"{me.mesh_address}:{REST_PORT}",
+            "authentication": {"username": "patroni", "password": secrets["patroni_rest"]},
+        },
+        "etcd3": {"hosts": [f"{m.mesh_address}:{ETCD_PORT}" for m in etcd_members(spec)]},
+        "bootstrap": {
+            "dcs": {
+                "ttl": TTL,
+                "loop_wait": LOOP_WAIT,
+                "retry_timeout": RETRY_TIMEOUT,
+                "maximum_lag_on_failover": MAX_LAG_ON_FAILOVER,
+                "synchronous_mode": True,
+                "synchronous_mode_strict": False,
+                "synchronous_node_count": 1,
+                "postgresql": {
+                    "use_pg_rewind": True,
+                    "use_slots": True,
+                    "parameters": cluster_parameters(spec),
+                },
+            },
+            "initdb": [{"encoding": "UTF8"}, {"locale": "C.UTF-8"}, "data-checksums"],
+        },
+        "postgresql": {
+            "listen": f"{me.mesh_address},127.0.0.1:{PG_PORT}",
+            "connect_address": f"{me.mesh_address}:{PG_PORT}",
+            "data_dir": DATA_DIR,
+            "bin_dir": BIN_DIR,
+            "pgpass": "/var/lib/postgresql/.pgpass_patroni",
+            "use_unix_socket": True,
+            "authentication": {
+                "superuser": {"username": "postgres", "password": secrets["postgres_superuser"]},
+                "replication": {"username": "replicator",
+                                "password": secrets["postgres_replication"]},
+                "rewind": {"username": "rewind", "password": secrets["postgres_rewind"]},
+            },
+            "parameters": params,
+            "pg_hba": [
+                "local all all peer",
+                "host all all 127.0.0.1/32 scram-sha-256",
+                f"host replication replicator {mesh_net} scram-sha-256",
+                f"host all all {mesh_net} scram-sha-256",
+            ],
+        },
+        "watchdog": {"mode": "automatic", "device": "/dev/watchdog", "safety_margin": 5},
+        "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False,
+                 "nosync": nosync(spec, me)},
+    }
+
+
+def app_sql(secrets: Secrets) -> str:
+    """Idempotent SQL run on the primary: the app's user, database and extensions."""
+    pw = secrets["postgres_app"].replace("'", "''")
+    ext = "\n".join(f"CREATE EXTENSION IF NOT EXISTS {e};" for e in EXTENSIONS)
+    return f"""-- Managed by freehold (roles/postgres): the app's role, database and extensions.
+\\set ON_ERROR_STOP on
+SELECT 'CREATE ROLE {APP_USER} LOGIN'
+ WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_USER}')\\gexec
+ALTER ROLE {APP_USER} WITH LOGIN PASSWORD '{pw}';
+SELECT 'CREATE DATABASE {APP_DATABASE} OWNER {APP_USER}'
+ WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '{APP_DATABASE}')\\gexec
+\\connect {APP_DATABASE}
+{ext}
+GRANT ALL ON SCHEMA public TO {APP_USER};
+"""

@@ -1,0 +1,73 @@
+"""roles/redis: a Redis 7 Cluster over the mesh; shards from the spec's layout with each
+replica outside its master's site; AOF + RDB persistence suited to a cache carrying queues;
+password; runs as the unprivileged `redis` user of the Debian package."""
+
+from __future__ import annotations
+
+import json
+from io import StringIO
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.server import Command
+from pyinfra.operations import files, server
+
+from roles.common import (
+    Ports,
+    config_file,
+    ensure_packages,
+    mesh_dropin,
+    render,
+    service,
+    template_path,
+    this_server,
+)
+from roles.redis.config import BUS_PORT, PORT, coordinator, layout_doc, redis_vars
+
+PORTS = Ports(mesh_tcp=(PORT, BUS_PORT))
+SCRIPT = "/usr/local/lib/freehold/redis_cluster.py"
+LAYOUT = "/etc/redis/freehold-layout.json"
+
+
+def _t(name: str) -> str:
+    return str(template_path(__file__, name))
+
+
+@deploy("redis: nodes")
+def configure(ctx) -> None:
+    srv = this_server(ctx)
+    ensure_packages(["redis-server", "redis-tools", "python3"], "redis")
+    auth = config_file("/etc/redis/freehold-auth.conf",
+                       render(_t("auth.conf.j2"), password=ctx.secrets["redis"]),
+                       mode="640", user="redis", group="redis")
+    conf = config_file("/etc/redis/redis.conf",
+                       render(_t("redis.conf.j2"), **redis_vars(ctx.spec, srv)),
+                       mode="640", user="redis", group="redis")
+    dropin = mesh_dropin("redis-server")
+    changed = auth.will_change or conf.will_change or dropin.will_change
+    # a restart loses nothing (AOF) but one at a time keeps every shard served
+    service("redis-server", restart=changed, daemon_reload=dropin.will_change, serial=changed)
+
+
+@deploy("redis: cluster")
+def cluster(ctx) -> None:
+    lead = coordinator(ctx.spec)
+    if lead is None or host.name != lead.name:
+        return
+    files.directory(name="freehold scripts folder", path="/usr/local/lib/freehold")
+    script = files.put(name="Redis cluster script", src=str(Path(__file__).parent /
+                       "cluster_setup.py"), dest=SCRIPT, mode="755")
+    layout = files.put(name="Redis cluster layout",
+                       src=StringIO(json.dumps(layout_doc(ctx.spec), indent=2) + "\n"),
+                       dest=LAYOUT, mode="644")
+    state = "not checked"
+    if not (script.will_change or layout.will_change):
+        state = (host.get_fact(Command, f"python3 {SCRIPT} check {LAYOUT} 2>&1 || true")
+                 or "").strip()
+    if state != "ok":
+        server.shell(name="Build the Redis Cluster", commands=[f"python3 {SCRIPT} apply {LAYOUT}"],
+                     _timeout=600)
+
+
+STEPS = (configure, cluster)

@@ -1,0 +1,167 @@
+#!/usr/bin/env python3
+"""Build or check the Redis Cluster described by a layout file (runs on one Redis server).
+
+    python3 redis_cluster.py check LAYOUT.json   # prints "ok" or one problem per line, exit 0
+    python3 redis_cluster.py apply LAYOUT.json   # creates the cluster / attaches replicas
+
+Uploaded by roles/redis; stdlib only (the servers have python3 and redis-cli). The password is
+read from /etc/redis/freehold-auth.conf and handed to redis-cli in REDISCLI_AUTH, never argv.
+A shard is right when exactly one of its nodes is a master with slots and every other node of
+the shard replicates it (after a failover the roles inside a shard may be swapped: that is fine).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+AUTH_FILE = "/etc/redis/freehold-auth.conf"
+
+
+def password() -> str:
+    with open(AUTH_FILE) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == "requirepass":
+                return parts[1]
+    raise SystemExit(f"no requirepass in {AUTH_FILE}")
+
+
+ENV = {**os.environ, "REDISCLI_AUTH": password()}
+
+
+def cli(addr: str, port: int, *args: str, timeout: float = 15) -> str:
+    proc = subprocess.run(["redis-cli", "-h", addr, "-p", str(port), *args], env=ENV,
+                          capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0 or proc.stdout.startswith(("ERR", "NOAUTH", "Could not connect")):
+        raise RuntimeError(f"{addr}: redis-cli {' '.join(args)}: "
+                           f"{(proc.stdout + proc.stderr).strip()}")
+    return proc.stdout
+
+
+def cluster_nodes(addr: str, port: int) -> list[dict]:
+    out = []
+    for line in cli(addr, port, "CLUSTER", "NODES").splitlines():
+        f = line.split()
+        if len(f) < 8:
+            continue
+        out.append({"id": f[0], "address": f[1].split("@")[0].rsplit(":", 1)[0],
+                    "flags": f[2].split(","), "master": f[3], "slots": f[8:]})
+    return out
+
+
+def info(addr: str, port: int) -> dict[str, str]:
+    doc = {}
+    for line in cli(addr, port, "CLUSTER", "INFO").splitlines():
+        if ":" in line:
+            k, v = line.strip().split(":", 1)
+            doc[k] = v
+    return doc
+
+
+def all_nodes(layout: dict) -> list[str]:
+    return [n["address"] for sh in layout["shards"] for n in [sh["master"], *sh["replicas"]]]
+
+
+def problems(layout: dict) -> list[str]:
+    port = layout["port"]
+    found: list[str] = []
+    view: list[dict] | None = None
+    for addr in all_nodes(layout):
+        try:
+            state = info(addr, port).get("cluster_state")
+            if state != "ok":
+                found.append(f"{addr}: cluster_state {state}")
+            if view is None:
+                view = cluster_nodes(addr, port)
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            found.append(f"{addr}: unreachable ({e})")
+    if view is None:
+        return found or ["no node reachable"]
+    by_addr = {n["address"]: n for n in view if "fail" not in n["flags"]}
+    for sh in layout["shards"]:
+        addrs = [n["address"] for n in [sh["master"], *sh["replicas"]]]
+        known = [by_addr[a] for a in addrs if a in by_addr]
+        for a in addrs:
+            if a not in by_addr:
+                found.append(f"shard {sh['index']}: {a} is not in the cluster")
+        masters = [n for n in known if "master" in n["flags"] and n["slots"]]
+        if len(masters) != 1:
+            found.append(f"shard {sh['index']}: {len(masters)} masters with slots")
+            continue
+        for n in known:
+            if n is not masters[0] and n["master"] != masters[0]["id"]:
+                found.append(f"shard {sh['index']}: {n['address']} does not replicate "
+                             f"{masters[0]['address']}")
+    return found
+
+
+def wait(what: str, ok, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            last = ok()
+            if last is True:
+                return
+        except (RuntimeError, subprocess.TimeoutExpired) as e:
+            last = e
+        time.sleep(1)
+    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}: {last}")
+
+
+def apply(layout: dict) -> None:
+    port = layout["port"]
+    nodes = all_nodes(layout)
+    for addr in nodes:
+        wait(f"{addr} to answer", lambda a=addr: cli(a, port, "PING").strip() == "PONG", 90)
+    masters = [sh["master"]["address"] for sh in layout["shards"]]
+    has_slots = any(n["slots"] for a in nodes for n in cluster_nodes(a, port)
+                    if "myself" in n["flags"])
+    if not has_slots:
+        subprocess.run(["redis-cli", "--cluster", "create", *[f"{a}:{port}" for a in masters],
+                        "--cluster-replicas", "0", "--cluster-yes"], env=ENV, check=True,
+                       capture_output=True, text=True, timeout=120)
+    first = masters[0]
+    wait("cluster_state ok", lambda: info(first, port).get("cluster_state") == "ok", 90)
+    for sh in layout["shards"]:
+        addrs = [sh["master"]["address"], *[r["address"] for r in sh["replicas"]]]
+        view = {n["address"]: n for n in cluster_nodes(first, port)}
+        current = [view[a] for a in addrs if a in view and "master" in view[a]["flags"]
+                   and view[a]["slots"]]
+        if not current:
+            raise SystemExit(f"shard {sh['index']}: no master with slots among {addrs}")
+        master = current[0]
+        for addr in addrs:
+            if addr == master["address"]:
+                continue
+            if addr not in view:
+                cli(addr, port, "CLUSTER", "MEET", master["address"], str(port))
+                wait(f"{addr} to join", lambda a=addr: a in {
+                    n["address"] for n in cluster_nodes(first, port)}, 60)
+                wait(f"{addr} to learn the master", lambda a=addr, m=master["id"]: m in {
+                    n["id"] for n in cluster_nodes(a, port)}, 60)
+            mine = [n for n in cluster_nodes(addr, port) if "myself" in n["flags"]][0]
+            if mine["master"] != master["id"]:
+                cli(addr, port, "CLUSTER", "REPLICATE", master["id"])
+    wait("every shard in place", lambda: not problems(layout), 120)
+
+
+def main() -> None:
+    if len(sys.argv) != 3 or sys.argv[1] not in ("check", "apply"):
+        raise SystemExit(__doc__)
+    with open(sys.argv[2]) as f:
+        layout = json.load(f)
+    if sys.argv[1] == "check":
+        found = problems(layout)
+        print("\n".join(found) if found else "ok")
+    else:
+        apply(layout)
+        print("ok")
+
+
+if __name__ == "__main__":
+    main()
