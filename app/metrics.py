@@ -20,6 +20,7 @@ from app.context import Ctx
 from app.redis_client import FANOUT_LAG, STREAM_EVENTS, STREAM_POSTS
 from app.services.moderation import queue_depth
 
+API_PREFIX = "/api/v1"
 REQUEST_SECONDS = Histogram(
     "freehold_http_request_duration_seconds", "HTTP request latency by route",
     ["method", "route", "status"],
@@ -49,6 +50,9 @@ class MetricsMiddleware:
         finally:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
+            if path[0] == "/" and not path.startswith(API_PREFIX) and \
+                    scope["path"].startswith(API_PREFIX):
+                path = API_PREFIX + path  # FastAPI reports the included router's own path
             REQUEST_SECONDS.labels(scope["method"], path, str(status[0])).observe(
                 time.perf_counter() - start)
 

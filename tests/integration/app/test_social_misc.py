@@ -1,0 +1,130 @@
+"""Notifications, search, discover, follower lists, rate limits, operations endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.testclient import TestClient
+
+from app.main import create_app
+from app.services import trends
+from tests.integration.app.conftest import new_user, wait_for
+
+
+def test_notifications_and_unread_count(client: TestClient, workers: Any) -> None:
+    a, b = new_user(client, "nt"), new_user(client, "nt")
+    client.post(f"/api/v1/accounts/{a.id}/follow", headers=b.h)
+    p = client.post("/api/v1/posts", headers=a.h, json={"body": "notice me"}).json()
+    client.post("/api/v1/posts", headers=b.h, json={"body": "replying", "reply_to_id": p["id"]})
+    client.post("/api/v1/posts", headers=b.h, json={"body": f"hey @{a.username}"})
+    client.post(f"/api/v1/posts/{p['id']}/echo", headers=b.h, json={})
+    client.post(f"/api/v1/posts/{p['id']}/upvote", headers=b.h)
+    client.post(f"/api/v1/posts/{p['id']}/upvote", headers=a.h)  # own upvote: no notification
+
+    def count() -> int:
+        n = client.get("/api/v1/notifications/unread_count", headers=a.h).json()["unread"]
+        return n if n == 5 else 0
+
+    assert wait_for(count) == 5
+    items = client.get("/api/v1/notifications", headers=a.h).json()["items"]
+    assert sorted(n["kind"] for n in items) == ["echo", "follow", "mention", "reply", "upvote"]
+    assert all(n["actor"]["id"] == b.id for n in items)
+    assert [n["id"] for n in items] == sorted((n["id"] for n in items), key=int, reverse=True)
+    assert client.post("/api/v1/notifications/read", headers=a.h, json={}).json()["marked"] == 5
+    assert client.get("/api/v1/notifications/unread_count", headers=a.h).json()["unread"] == 0
+    assert client.get("/api/v1/notifications/unread_count", headers=b.h).json()["unread"] == 0
+
+
+def test_search_and_follow_lists(client: TestClient) -> None:
+    a = new_user(client, "srch", display_name="Zanzibar Quill")
+    fans = [new_user(client, "srf") for _ in range(3)]
+    for f in fans:
+        client.post(f"/api/v1/accounts/{a.id}/follow", headers=f.h)
+    by_name = client.get("/api/v1/search/accounts", params={"q": a.username[:8]},
+                         headers=fans[0].h).json()["items"]
+    assert a.id in [x["id"] for x in by_name]
+    by_display = client.get("/api/v1/search/accounts", params={"q": "zanzibar q"},
+                            headers=fans[0].h).json()["items"]
+    assert [x["id"] for x in by_display] == [a.id]
+    assert client.get("/api/v1/search/accounts", params={"q": "%"},
+                      headers=fans[0].h).json()["items"] == []
+    got = client.get(f"/api/v1/accounts/by-username/{a.username}", headers=fans[0].h).json()
+    assert got["id"] == a.id and got["relationship"]["following"] is True
+    seen: list[str] = []
+    cursor = None
+    for _ in range(5):
+        params = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = client.get(f"/api/v1/accounts/{a.id}/followers", params=params,
+                          headers=a.h).json()
+        seen += [x["id"] for x in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(f.id for f in fans)
+    following = client.get(f"/api/v1/accounts/{fans[0].id}/following", headers=a.h).json()
+    assert [x["id"] for x in following["items"]] == [a.id]
+
+
+def test_discover_trending_and_latest(client: TestClient) -> None:
+    users = [new_user(client, "tr") for _ in range(3)]
+    posts = [client.post("/api/v1/posts", headers=u.h,
+                         json={"body": f"all about #zebracrossing {i}"}).json()
+             for i, u in enumerate(users)]
+    client.post("/api/v1/posts", headers=users[0].h, json={"body": "#lonelytag"})
+    for u in users[1:]:
+        client.post(f"/api/v1/posts/{posts[0]['id']}/upvote", headers=u.h)
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    client.portal.call(trends.compute, ctx)  # type: ignore[union-attr]  # the worker's job
+    tags = client.get("/api/v1/discover/tags", headers=users[0].h).json()["items"]
+    names = [t["tag"] for t in tags]
+    assert "zebracrossing" in names and names.index("zebracrossing") < names.index("lonelytag")
+    hot = client.get("/api/v1/discover/posts", headers=users[0].h).json()["items"]
+    assert posts[0]["id"] in [p["id"] for p in hot]
+    latest = client.get("/api/v1/discover/latest", params={"limit": 5},
+                        headers=users[0].h).json()["items"]
+    assert latest[0]["body"] == "#lonelytag"
+
+
+def test_rate_limits_answer_429_with_retry_after(app_settings: Any) -> None:
+    import redis
+
+    url = app_settings.redis_url.rsplit("/", 1)[0] + "/4"  # own counters, fresh
+    with redis.Redis.from_url(url) as r:
+        r.flushdb()
+    s = app_settings.replace(redis_url=url, rl_signup_per_ip=3, rl_login_per_account=2,
+                             rl_write_per_account=3, rl_write_window=60)
+    with TestClient(create_app(s)) as c:
+        users = [new_user(c, "rl") for _ in range(3)]
+        r = c.post("/api/v1/accounts", json={"username": "rl_over", "email": "rl@example.org",
+                                             "password": "long enough"})
+        assert r.status_code == 429
+        assert 1 <= int(r.headers["Retry-After"]) <= 3601
+        u = users[0]
+        for i in range(3):
+            assert c.post("/api/v1/posts", headers=u.h, json={"body": f"n{i}"}).status_code == 201
+        r = c.post("/api/v1/posts", headers=u.h, json={"body": "one too many"})
+        assert r.status_code == 429 and r.json()["error"] == "rate_limited"
+        assert 1 <= int(r.headers["Retry-After"]) <= 61
+        # limits are per account: another account can still post
+        assert c.post("/api/v1/posts", headers=users[1].h, json={"body": "ok"}).status_code == 201
+        for _ in range(2):
+            c.post("/api/v1/auth/login", json={"login": users[2].username, "password": "bad pw!"})
+        r = c.post("/api/v1/auth/login", json={"login": users[2].username,
+                                               "password": users[2].password})
+        assert r.status_code == 429 and "Retry-After" in r.headers
+
+
+def test_operations_endpoints(client: TestClient) -> None:
+    assert client.get("/healthz").json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.json()["postgres"] == "ok"
+    u = new_user(client, "ops")
+    client.get("/api/v1/timelines/home", headers=u.h)
+    text = client.get("/metrics").text
+    assert ('freehold_http_request_duration_seconds_count{method="GET",'
+            'route="/api/v1/timelines/home",status="200"}') in text
+    for name in ("freehold_stream_lag", "freehold_moderation_queue_size",
+                 "freehold_fanout_lag_seconds_last"):
+        assert name in text
+    spec = client.get("/api/v1/openapi.json").json()
+    assert "/api/v1/timelines/home" in spec["paths"]
