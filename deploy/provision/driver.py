@@ -262,6 +262,8 @@ def quorum_risks(spec: ClusterSpec, lost: set[str]) -> list[str]:
     Serving roles (one app server down) never stop a deploy."""
     if not lost:
         return []
+    if {s.name for s in spec.servers} <= lost:
+        return ["every server failed"]
     return [r for r in lost_reasons(spec, lost) if r.startswith(QUORUM_ROLES)]
 
 

