@@ -1,0 +1,8 @@
+"""The lab: real Debian 12 servers (systemd-nspawn) in sites on this machine, with faults.
+
+See deploy.lab.lab for the API and DESIGN.md ("The lab")."""
+
+from deploy.lab.errors import LabError
+from deploy.lab.lab import Lab
+
+__all__ = ["Lab", "LabError"]
