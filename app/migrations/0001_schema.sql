@@ -106,7 +106,7 @@ BEGIN
 END
 $$;
 
-SELECT freehold_ensure_post_partitions(1, 3);
+DO $$ BEGIN PERFORM freehold_ensure_post_partitions(1, 3); END $$;
 
 CREATE TABLE tags (
   tag text PRIMARY KEY,
