@@ -64,11 +64,13 @@ class Handler(BaseHTTPRequestHandler):
         target = cache_path(self.cache, url)
         if target is not None and not head:
             with _lock_for(str(target)):       # one download per file, others wait for it
-                if not target.exists():
+                hit = target.exists()
+                if not hit:
                     status = self._fetch_to(url, target)
                     if status != 200:
                         self._relay(url, head)
                         return
+            print(f"{'hit' if hit else 'miss'} {url}", flush=True)
             self._send_file(target)
             return
         self._relay(url, head)

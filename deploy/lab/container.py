@@ -53,8 +53,20 @@ def mount_root(plan: LabPlan, srv: ServerPlan, image: Path) -> Path:
     return root
 
 
+def _image_lock(root: Path) -> Path | None:
+    """The lock file nspawn keeps for a root directory (left behind when nspawn is killed)."""
+    with contextlib.suppress(OSError):
+        st = root.stat()
+        return NSPAWN_PROPAGATE / "locks" / f"inode-{st.st_dev}:{st.st_ino}"
+    return None
+
+
 def unmount_root(plan: LabPlan, srv: ServerPlan) -> None:
     root = root_dir(plan, srv)
+    if str(root) in mounted_points():
+        lock = _image_lock(root)
+        if lock is not None:
+            lock.unlink(missing_ok=True)
     for _ in range(5):
         if str(root) not in mounted_points():
             break
@@ -263,6 +275,8 @@ def remove_lab_cgroups(plan: LabPlan) -> None:
     for top in plan.cgroup_dirs():
         with contextlib.suppress(OSError):
             top.rmdir()
+        with contextlib.suppress(OSError):
+            top.parent.rmdir()      # freehold-lab/, when no other lab uses it
 
 
 def clean_nspawn_leftovers(srv: ServerPlan) -> None:

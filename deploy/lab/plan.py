@@ -184,7 +184,7 @@ def plan_lab(spec: ClusterSpec) -> LabPlan:
         for other, ms in site.latency_ms.items():
             latency[(site.name, other)] = latency[(other, site.name)] = float(ms)
     if problems:
-        raise LabError("; ".join(f"{spec.path}: {p}" for p in problems))
+        raise LabError("\n".join(f"{spec.path}: {p}" for p in problems))
     assert transit is not None
     return LabPlan(name=spec.name, spec_path=spec.path, network=network, sites=sites,
                    servers=servers, latency_ms=latency, tag=tag, transit=transit)
