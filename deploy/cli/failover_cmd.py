@@ -3,16 +3,53 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
+from rich.table import Table
 
-from deploy.cli.common import not_done
+from deploy.cli.common import console, err_console, fail, print_json
+from deploy.cli.deploy_cmd import _lab_ssh, _load
+from deploy.provision.patroni import PatroniError, SSHSettings, switchover
+
+
+def members_table(title: str, rows: list[dict[str, Any]]) -> Table:
+    table = Table(title=title, title_justify="left")
+    for col in ("Member", "Host", "Role", "State", "TL", "Lag in MB"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*(str(row.get(c, "")) for c in ("Member", "Host", "Role", "State", "TL",
+                                                      "Lag in MB")))
+    return table
 
 
 def failover(
     spec: Path = typer.Argument(..., help="Cluster spec (YAML)."),
     to: str | None = typer.Option(None, "--to", help="Candidate server."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ssh_key: Path | None = typer.Option(None, "--ssh-key", help="Private key for SSH."),
+    known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
 ) -> None:
     """Switch the PostgreSQL primary over to another member."""
-    not_done("failover", 5)
+    cluster = _load(spec)
+    if not cluster.servers_with_role("postgres"):
+        fail(f"{spec}: no server has the postgres role — nothing to switch over")
+    if to is not None and to not in {s.name for s in cluster.servers_with_role("postgres")}:
+        fail(f"--to {to}: not a postgres member of {cluster.name} — give one of "
+             f"{', '.join(s.name for s in cluster.servers_with_role('postgres'))}")
+    key, kh = _lab_ssh(spec, cluster)
+    ssh = SSHSettings(key=str(ssh_key) if ssh_key else key,
+                      known_hosts=str(known_hosts) if known_hosts else kh)
+    out = err_console if json_out else console
+    try:
+        with out.status("switching over…"):
+            result = switchover(cluster, ssh, to)
+    except PatroniError as e:
+        fail(str(e), code=1)
+    if json_out:
+        print_json(result)
+        return
+    console.print(members_table("before", result["before"]))
+    console.print(members_table("after", result["after"]))
+    console.print(f"primary moved {result['from']} → {result['to']} in {result['seconds']} s",
+                  highlight=False)

@@ -1,0 +1,130 @@
+"""Patroni over SSH (Fabric): cluster state and planned switchover.
+
+Every call goes to one reachable PostgreSQL member and runs `patronictl` there as the
+`postgres` user with the member's own config (which holds the REST API credentials, 0600), so
+no password crosses a command line.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deploy.spec import ClusterSpec, Server
+from roles.postgres.config import CONFIG
+
+PATRONICTL = f"cd / && runuser -u postgres -- patronictl -c {CONFIG}"
+
+
+class PatroniError(Exception):
+    pass
+
+
+@dataclass
+class SSHSettings:
+    key: str | None = None
+    known_hosts: str | None = None
+    connect_timeout: int = 10
+
+
+def connect(server: Server, ssh: SSHSettings) -> Any:
+    """A Fabric Connection that checks the host key against `known_hosts` when given."""
+    from fabric import Connection
+    from paramiko import RejectPolicy
+
+    kwargs: dict[str, Any] = {"look_for_keys": ssh.key is None, "allow_agent": ssh.key is None}
+    if ssh.key:
+        kwargs["key_filename"] = ssh.key
+    conn = Connection(server.public_address, user=server.ssh_user, port=server.ssh_port,
+                      connect_timeout=ssh.connect_timeout, connect_kwargs=kwargs)
+    if ssh.known_hosts:
+        conn.client.load_host_keys(str(Path(ssh.known_hosts)))
+        conn.client.set_missing_host_key_policy(RejectPolicy())
+    return conn
+
+
+def members_list(spec: ClusterSpec, ssh: SSHSettings) -> tuple[Server, list[dict[str, Any]]]:
+    """(the member asked, `patronictl list` rows) from the first member that answers."""
+    errors = []
+    for server in spec.servers_with_role("postgres"):
+        try:
+            with connect(server, ssh) as conn:
+                out = conn.run(f"{PATRONICTL} list -f json", hide=True, warn=True, timeout=30)
+        except Exception as e:  # noqa: BLE001 - unreachable member: try the next one
+            errors.append(f"{server.name}: {type(e).__name__}: {e}")
+            continue
+        if out.ok:
+            return server, json.loads(out.stdout or "[]")
+        errors.append(f"{server.name}: {out.stderr.strip()[-200:]}")
+    raise PatroniError("no PostgreSQL member answered: " + "; ".join(errors))
+
+
+def leader_of(rows: list[dict[str, Any]]) -> str | None:
+    for row in rows:
+        if row.get("Role") in ("Leader", "Standby Leader"):
+            return str(row["Member"])
+    return None
+
+
+def pick_candidate(spec: ClusterSpec, rows: list[dict[str, Any]], to: str | None) -> str:
+    """`to` when it is a running replica; else the synchronous standby; else the replica with
+    the least lag outside the leader's site."""
+    leader = leader_of(rows)
+    running = [r for r in rows if r.get("Member") != leader
+               and r.get("State") in ("running", "streaming")]
+    names = {str(r["Member"]) for r in running}
+    if to:
+        if to == leader:
+            raise PatroniError(f"--to {to}: it is already the leader")
+        if to not in names:
+            raise PatroniError(f"--to {to}: not a running replica (running replicas: "
+                               f"{', '.join(sorted(names)) or 'none'})")
+        return to
+    sync = [r for r in running if r.get("Role") == "Sync Standby"]
+    if sync:
+        return str(sync[0]["Member"])
+    if not running:
+        raise PatroniError("no running replica to switch over to")
+    leader_site = spec.server(leader).site if leader else None
+
+    def key(r: dict[str, Any]) -> tuple[int, float]:
+        lag = r.get("Lag in MB")
+        return (int(spec.server(str(r["Member"])).site == leader_site),
+                float(lag) if isinstance(lag, int | float) else 1e9)
+
+    return str(min(running, key=key)["Member"])
+
+
+def switchover(spec: ClusterSpec, ssh: SSHSettings, to: str | None = None,
+               timeout: float = 90.0) -> dict[str, Any]:
+    """Planned switchover; waits (bounded) until the candidate leads and the old leader runs
+    as a replica. Returns {"from", "to", "seconds", "before", "after"}."""
+    asked, before = members_list(spec, ssh)
+    leader = leader_of(before)
+    if leader is None:
+        raise PatroniError("the cluster has no leader now — a switchover needs one")
+    candidate = pick_candidate(spec, before, to)
+    started = time.monotonic()
+    with connect(asked, ssh) as conn:
+        out = conn.run(f"{PATRONICTL} switchover --leader {leader} --candidate {candidate} "
+                       "--force", hide=True, warn=True, timeout=120)
+    if not out.ok:
+        raise PatroniError(f"patronictl switchover failed: "
+                           f"{(out.stderr or out.stdout).strip()[-300:]}")
+    deadline = started + timeout
+    after: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        _, after = members_list(spec, ssh)
+        old = [r for r in after if r.get("Member") == leader]
+        if (leader_of(after) == candidate and old
+                and old[0].get("State") in ("running", "streaming")):
+            break
+        time.sleep(1)
+    else:
+        raise PatroniError(f"{candidate} did not become leader with {leader} running as a "
+                           f"replica within {timeout:.0f} s")
+    return {"from": leader, "to": candidate, "seconds": round(time.monotonic() - started, 1),
+            "before": before, "after": after}
