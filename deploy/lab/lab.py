@@ -305,7 +305,7 @@ class Lab:
     # ---- status -------------------------------------------------------------------------
     def status(self) -> list[dict]:
         doc = self._load()
-        cut = {n for pair in doc.get("cuts", []) for side in pair for n in side}
+        cut = {n for left, _right in doc.get("cuts", []) for n in left}
         up = network.router_exists(self.plan)
         now = time.time()
         rows = []
