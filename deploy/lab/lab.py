@@ -225,12 +225,17 @@ class Lab:
 
     # ---- faults -------------------------------------------------------------------------
     def kill(self, host: str) -> None:
-        """Power loss: every process of the server SIGKILLed at once."""
-        container.kill(self.plan, self.plan.server(host))
+        """Power loss: every process of the server SIGKILLed at once, its link down."""
+        srv = self.plan.server(host)
+        container.kill(self.plan, srv)
+        network.set_power(self.plan, srv, False)
 
     def stop(self, host: str) -> bool:
         """Clean poweroff; True when the server shut down by itself."""
-        return container.stop(self.plan, self.plan.server(host))
+        srv = self.plan.server(host)
+        clean = container.stop(self.plan, srv)
+        network.set_power(self.plan, srv, False)
+        return clean
 
     def start(self, host: str, wait: bool = True, timeout: float = 120.0) -> None:
         """Boot a killed or stopped server again (same disk, same keys)."""

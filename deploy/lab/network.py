@@ -77,11 +77,17 @@ def setup_server_net(plan: LabPlan, srv: ServerPlan) -> None:
     if not _link_exists(srv.port, router):
         ip("link", "add", srv.port, "type", "veth", "peer", "name", "eth0", "netns", srv.netns,
            netns=router)
-        ip("link", "set", srv.port, "master", plan.site(srv.site).bridge, "up", netns=router)
+        ip("link", "set", srv.port, "master", plan.site(srv.site).bridge, netns=router)
+    set_power(plan, srv, True)
     ip("link", "set", "lo", "up", netns=srv.netns)
     ip("addr", "replace", f"{srv.address}/{srv.prefixlen}", "dev", "eth0", netns=srv.netns)
     ip("link", "set", "eth0", "up", netns=srv.netns)
     ip("route", "replace", "default", "via", str(srv.gateway), netns=srv.netns)
+
+
+def set_power(plan: LabPlan, srv: ServerPlan, on: bool) -> None:
+    """The server's cable: a powered-off server answers nothing, not even ping."""
+    ip("link", "set", srv.port, "up" if on else "down", netns=plan.router_ns)
 
 
 def teardown(plan: LabPlan) -> None:
