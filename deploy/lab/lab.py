@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -77,10 +78,14 @@ class Lab:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
+        """One lab change at a time on this machine (flock on the state root: no lock files)."""
         STATE_ROOT.mkdir(parents=True, exist_ok=True)
-        with open(STATE_ROOT / f".{self.name}.lock", "w") as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
+        fd = os.open(STATE_ROOT, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
             yield
+        finally:
+            os.close(fd)
 
     def is_up(self) -> bool:
         return network.router_exists(self.plan) and self.state_file.exists()
