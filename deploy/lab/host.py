@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Sequence
+from pathlib import Path
 
 from deploy.lab.errors import LabError
 
@@ -97,3 +98,14 @@ def ip_forwarding() -> bool:
 def enable_ip_forwarding() -> None:
     with open("/proc/sys/net/ipv4/ip_forward", "w") as f:
         f.write("1\n")
+
+
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+
+
+def raise_inotify_limit(servers: int) -> None:
+    """Each server's systemd, journald, logind and dbus take inotify instances, all counted
+    against root: the default 128 stops at ~25 servers. Raised (never lowered) machine-wide."""
+    want = max(1024, 16 * servers)
+    if int(INOTIFY_INSTANCES.read_text()) < want:
+        INOTIFY_INSTANCES.write_text(f"{want}\n")

@@ -25,7 +25,12 @@ from pathlib import Path
 
 from deploy.lab import container, helpers, keys, network
 from deploy.lab.errors import LabError
-from deploy.lab.host import check_prerequisites, netns_list, overlapping_routes
+from deploy.lab.host import (
+    check_prerequisites,
+    netns_list,
+    overlapping_routes,
+    raise_inotify_limit,
+)
 from deploy.lab.image import CACHE_ROOT, build_image
 from deploy.lab.plan import APT_PROXY_PORT, STATE_ROOT, LabPlan, ServerPlan, plan_lab
 from deploy.spec import ClusterSpec, load_spec
@@ -118,6 +123,7 @@ class Lab:
             doc.setdefault("cuts", [])
             doc.setdefault("links", {})
             self._save(doc)
+            raise_inotify_limit(len(plan.servers) + _servers_running_elsewhere(plan))
             network.setup_router(plan)
             self._start_helpers(doc)
             self._save(doc)
@@ -340,3 +346,12 @@ def _orphan(plan: LabPlan, name: str) -> ServerPlan:
                       prefixlen=32, gateway=ipaddress.IPv4Address(0),
                       netns=f"{plan.prefix}{name}", port="", machine=f"{plan.prefix}{name}",
                       roles=())
+
+
+def _servers_running_elsewhere(plan: LabPlan) -> int:
+    """Servers of other labs on this machine (their cgroups), for machine-wide limits."""
+    top = plan.cgroup_dirs()[0].parent
+    if not top.is_dir():
+        return 0
+    return sum(1 for lab in top.iterdir() if lab.is_dir() and lab.name != plan.name
+               for d in lab.iterdir() if d.is_dir())
