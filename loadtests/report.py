@@ -68,7 +68,7 @@ def chart(run: dict[str, Any], history: list[dict[str, float]], png: Path,
         if s.get("mark"):
             for ax in (ax_rps, ax_p99, ax_err):
                 ax.axvline(a, color="tab:orange", lw=1.5)
-            ax_rps.annotate(f"{s['mark']} accounts", (a, 0.85), xycoords=("data", "axes fraction"),
+            ax_rps.annotate(f" {s['mark']} accounts", (a, 0.7), xycoords=("data", "axes fraction"),
                             color="tab:orange", fontsize=9, fontweight="bold", ha="left")
     p99s = [v for v in (run.get("slo") or {}).get("p99_ms", {}).values()
             if isinstance(v, int | float)]
@@ -81,7 +81,7 @@ def chart(run: dict[str, Any], history: list[dict[str, float]], png: Path,
     ax_err.set_xlabel("seconds since start")
     for ax in (ax_rps, ax_p99, ax_err):
         ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize=7)
+        ax.legend(loc="best", fontsize=7, framealpha=0.8)
     verdict = "PASS" if run.get("passed") else f"FAIL at {run.get('first_failed_step')}"
     scale = run.get("scale") or {}
     sub = f"scale {scale['factor']:.4g}" if scale else ""

@@ -1,15 +1,288 @@
-"""`freehold loadtest`: Locust load tests sized to the surge (issue 7)."""
+"""`freehold loadtest`: Locust load tests sized to the surge (issue 7).
+
+    freehold loadtest seed SPEC|URL --accounts N [--dsn DSN]
+    freehold loadtest run SPEC|URL --shape surge|spike|soak [--duration 7m] [--workers N]
+    freehold loadtest calibrate SPEC|URL [--duration 5m] [--workers N]
+
+Exit codes: 0 pass, 1 an SLO gate breached (run) or the SLO never held (calibrate), 2 bad input.
+Locust runs in its own processes; this process never imports it.
+"""
 
 from __future__ import annotations
 
-import typer
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
-from deploy.cli.common import not_done
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from deploy.cli.common import console, err_console, fail, print_json
 
 app = typer.Typer(help="Seed, run and calibrate load tests.", no_args_is_help=True)
 
+EXIT_BREACH = 1
+
+PROFILE_OPT = typer.Option(None, "--profile", help="Capacity profile YAML (traffic model).")
+SLO_OPT = typer.Option(None, "--slo", help="SLO gates YAML (default loadtests/slo.yaml).")
+ROSTER_OPT = typer.Option(None, "--roster", help="Roster JSON written by `loadtest seed`.")
+WORKERS_OPT = typer.Option(1, "--workers", min=0, max=64,
+                           help="Locust worker processes (0: one process does everything).")
+CORES_OPT = typer.Option(None, "--app-cores",
+                         help="Cores serving the app (URL targets; default 1, specs: their own).")
+URL_OPT = typer.Option(None, "--url", help="Entry URL for a spec target (default: its LB).")
+JSON_OPT = typer.Option(False, "--json", help="Print one JSON document.")
+
+
+def _inputs(target_text: str, profile: Path | None, slo_path: Path | None,
+            url: str | None = None, app_cores: float | None = None) -> tuple[Any, Any, Any]:
+    from deploy.loadtest.plan import TargetError, resolve_target
+    from loadtests.slo import SloError, load_slo
+    from loadtests.traffic import ProfileError, load_model
+
+    try:
+        target = resolve_target(target_text, url=url, app_cores=app_cores)
+        model = load_model(profile)
+        slo = load_slo(slo_path)
+    except (TargetError, ProfileError, SloError) as exc:
+        fail(str(exc))
+    return target, model, slo
+
+
+@contextmanager
+def _progress(what: str, quiet: bool) -> Iterator[Callable[[float, float], None]]:
+    prog = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                    TextColumn("{task.completed:.0f}/{task.total:.0f} s"), TimeElapsedColumn(),
+                    console=err_console, transient=True, disable=quiet)
+    with prog:
+        task = prog.add_task(what, total=1)
+
+        def tick(elapsed: float, total: float) -> None:
+            prog.update(task, completed=min(elapsed, total), total=total)
+
+        yield tick
+
+
+def _roster(target: Any, given: str, roster: Path | None) -> Path:
+    path = roster or target.default_roster
+    if not path.exists():
+        fail(f"{path}: no roster — run `freehold loadtest seed {given} --accounts N --dsn DSN`"
+             " first, or pass --roster FILE")
+    return path
+
+
+def _steps_table(outcome: Any) -> Table:
+    from deploy.loadtest.analysis import STEP_HEADERS, step_rows
+
+    res = outcome.result
+    t = Table(title=f"{res.plan.shape} on {outcome.summary['target']}", title_justify="left")
+    for h in STEP_HEADERS:
+        t.add_column(h, justify="left" if h in ("step", "SLO") else "right")
+    for row, s in zip(step_rows(res), res.steps, strict=True):
+        style = None if s.passed else "red"
+        t.add_row(*row, style=style)
+    return t
+
+
+def _print_outcome(outcome: Any) -> None:
+    res = outcome.result
+    console.print(_steps_table(outcome))
+    for note in res.plan.notes + res.notes:
+        console.print(f"  {note}", highlight=False)
+    if res.plan.think_scale != 1:
+        console.print(f"  think times x{res.plan.think_scale:.3g} (the profile's "
+                      f"{res.plan.think_min_s:g}-{res.plan.think_max_s:g} s, compressed so the "
+                      "users fit the generator; the mix and the requests/s are unchanged)",
+                      highlight=False)
+    ff = res.first_failed
+    for b in res.run_breaches:
+        console.print(f"  [red]{b}[/red]", highlight=False)
+    if ff:
+        console.print(f"  [red]first failed at step {ff.name}[/red]: "
+                      f"{'; '.join(ff.breaches[:4])}", highlight=False)
+    cpu = outcome.run.generator_cpu
+    console.print(f"  load generator: {cpu.get('processes')} Locust processes, "
+                  f"{cpu.get('mean_cores')} cores on average (max {cpu.get('max_cores')})",
+                  highlight=False)
+    console.print(f"  reports: {outcome.run.html}  {outcome.chart}  "
+                  f"{outcome.run.csv_prefix}_*.csv", highlight=False)
+    verdict = "[green]PASS[/green]" if res.passed else "[red]FAIL[/red]"
+    console.print(f"  SLO: {verdict}")
+
+
+@app.command("seed")
+def seed(
+    target: str = typer.Argument(..., help="Cluster spec file or app URL."),
+    accounts: str = typer.Option(..., "--accounts", help="Accounts to seed, e.g. 100k."),
+    dsn: str | None = typer.Option(None, "--dsn", envvar="FREEHOLD_DATABASE_URL",
+                                   help="PostgreSQL DSN of the app's database (write side)."),
+    members: int = typer.Option(20_000, "--members", min=1,
+                                help="Accounts the simulated users act as (sessions made)."),
+    roster: Path | None = ROSTER_OPT,
+    roster_only: bool = typer.Option(False, "--roster-only",
+                                     help="Keep the data; only (re)write the roster."),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Seed a dataset shaped like the model (power-law follows, posts over time) via COPY."""
+    from deploy.loadtest.plan import TargetError, parse_accounts, resolve_target
+    from deploy.loadtest.seed import SeedError
+    from deploy.loadtest.seed import seed as do_seed
+
+    try:
+        n = parse_accounts(accounts)
+    except ValueError as exc:
+        fail(f"--accounts: {exc}")
+    if n < 10:
+        fail("--accounts: at least 10 accounts")
+    try:
+        tgt = resolve_target(target)
+    except TargetError as exc:
+        fail(str(exc))
+    if not dsn:
+        fail("--dsn: the app database's DSN is needed to seed through COPY (or set "
+             "FREEHOLD_DATABASE_URL)")
+    path = roster or tgt.default_roster
+    try:
+        with err_console.status(f"seeding {n:,} accounts into {tgt.label}…"):
+            rep = do_seed(dsn, tgt.label, n, path, members=members, skip_dataset=roster_only)
+    except SeedError as exc:
+        fail(str(exc))
+    except Exception as exc:  # psycopg errors: one line, never a traceback
+        if type(exc).__module__.startswith("psycopg"):
+            fail(f"--dsn: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}")
+        raise
+    if json_out:
+        print_json(rep.to_json())
+        return
+    t = Table(title=f"seeded {tgt.label}", title_justify="left")
+    for h in ("accounts", "follows", "posts", "seconds", "rows/s", "members"):
+        t.add_column(h, justify="right")
+    t.add_row(f"{rep.accounts:,}", f"{rep.follows:,}", f"{rep.posts:,}", f"{rep.seconds:.1f}",
+              f"{rep.rows_per_s:,.0f}", f"{rep.members:,}")
+    console.print(t)
+    console.print(f"  roster: {rep.roster}", highlight=False)
+
 
 @app.command("run")
-def run() -> None:
-    """Run a load-test shape against a spec or URL."""
-    not_done("loadtest run", 7)
+def run(
+    target: str = typer.Argument(..., help="Cluster spec file or app URL."),
+    shape: str = typer.Option("surge", "--shape", help="surge, spike or soak."),
+    duration: str = typer.Option("", "--duration",
+                                 help="Whole run, e.g. 7m (default surge 7m, spike 4m, soak 30m)."),
+    workers: int = WORKERS_OPT,
+    steps: int = typer.Option(7, "--steps", min=2, max=50, help="Surge steps (4M..10M)."),
+    from_accounts: str = typer.Option("4M", "--from", help="Baseline accounts."),
+    to_accounts: str = typer.Option("10M", "--to", help="Surge target accounts."),
+    max_users: int = typer.Option(1000, "--max-users", min=1,
+                                  help="Users at the busiest step (think times compress)."),
+    app_cores: float | None = CORES_OPT,
+    url: str | None = URL_OPT,
+    profile: Path | None = PROFILE_OPT,
+    slo: Path | None = SLO_OPT,
+    roster: Path | None = ROSTER_OPT,
+    out: Path | None = typer.Option(None, "--out", help="Folder for the reports."),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Run a load shape; exit 1 when an SLO gate is breached."""
+    from deploy.loadtest.execute import execute, run_dir
+    from deploy.loadtest.plan import TargetError, build_plan, parse_accounts, parse_duration
+    from deploy.loadtest.runner import RunError
+    from loadtests.shapes import SHAPES
+    from loadtests.traffic import ProfileError
+
+    if shape not in SHAPES:
+        fail(f"--shape {shape}: unknown — use one of {', '.join(SHAPES)}")
+    try:
+        secs = parse_duration(duration) if duration else {"surge": 420.0, "spike": 240.0,
+                                                          "soak": 1800.0}[shape]
+        lo, hi = parse_accounts(from_accounts), parse_accounts(to_accounts)
+    except ValueError as exc:
+        fail(f"--duration/--from/--to: {exc}")
+    if secs < 4 or secs > 24 * 3600:
+        fail("--duration: between 4 s and 24 h")
+    if not 0 < lo < hi:
+        fail("--from/--to: need 0 < from < to (e.g. --from 4M --to 10M)")
+    tgt, model, gates = _inputs(target, profile, slo, url, app_cores)
+    path = _roster(tgt, target, roster)
+    remote = bool(tgt.loadgen) and workers > 0 and tgt.spec is not None
+    try:
+        plan = build_plan(shape, tgt, model, secs, from_accounts=lo, to_accounts=hi,
+                          steps=steps, max_users=max_users)
+    except (ProfileError, TargetError) as exc:
+        fail(str(exc))
+    out_dir = out or run_dir(shape)
+    try:
+        with _progress(f"{shape} on {tgt.label}", json_out) as tick:
+            outcome = execute(plan, tgt, path, gates, out_dir, workers=workers, remote=remote,
+                              on_tick=tick)
+    except RunError as exc:
+        fail(str(exc))
+    if json_out:
+        print_json(outcome.summary)
+    else:
+        _print_outcome(outcome)
+    if not outcome.result.passed:
+        raise typer.Exit(EXIT_BREACH)
+
+
+@app.command("calibrate")
+def calibrate(
+    target: str = typer.Argument(..., help="Cluster spec file or app URL."),
+    duration: str = typer.Option("5m", "--duration", help="Longest the ramp may take."),
+    workers: int = WORKERS_OPT,
+    steps: int = typer.Option(10, "--steps", min=2, max=40, help="Ramp steps at most."),
+    start_users: int = typer.Option(4, "--start-users", min=1),
+    factor: float = typer.Option(1.6, "--factor", min=1.05, max=4.0,
+                                 help="Users multiply by this each step."),
+    think_scale: float = typer.Option(0.02, "--think-scale", min=0.0, max=1.0,
+                                      help="Think times x this (the mix stays the profile's)."),
+    server: int = typer.Option(0, "--server", min=0, help="Which app server of the spec."),
+    app_cores: float | None = CORES_OPT,
+    profile: Path | None = PROFILE_OPT,
+    slo: Path | None = SLO_OPT,
+    roster: Path | None = ROSTER_OPT,
+    write: Path | None = typer.Option(None, "--write",
+                                      help="Measurements file (default "
+                                           "loadtests/measurements/calibration.json)."),
+    out: Path | None = typer.Option(None, "--out", help="Folder for the reports."),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Raise load on one app server until the SLO breaks; write requests/s per server and core."""
+    from deploy.loadtest.calibrate import CALIBRATION
+    from deploy.loadtest.calibrate import calibrate as do_calibrate
+    from deploy.loadtest.execute import run_dir
+    from deploy.loadtest.plan import parse_duration
+    from deploy.loadtest.runner import RunError
+
+    try:
+        secs = parse_duration(duration)
+    except ValueError as exc:
+        fail(f"--duration: {exc}")
+    tgt, model, gates = _inputs(target, profile, slo, None, app_cores)
+    if server >= len(tgt.app_urls):
+        fail(f"--server {server}: the target has {len(tgt.app_urls)} app server(s)")
+    path = _roster(tgt, target, roster)
+    out_dir = out or run_dir("calibrate")
+    dest = write or CALIBRATION
+    try:
+        with _progress(f"calibrate {tgt.app_urls[server]}", json_out) as tick:
+            doc, outcome = do_calibrate(tgt, model, path, gates, out_dir, duration_s=secs,
+                                        workers=workers, server=server,
+                                        start_users=start_users, factor=factor, steps=steps,
+                                        think_scale=think_scale, write_to=dest, on_tick=tick)
+    except RunError as exc:
+        fail(str(exc))
+    if json_out:
+        print_json(doc)
+    else:
+        _print_outcome(outcome)
+        console.print(f"  calibration: [bold]{doc['rps_per_server']:,.0f} req/s per server, "
+                      f"{doc['rps_per_core']:,.0f} per core[/bold] ({doc['limited_by']})",
+                      highlight=False)
+        console.print(f"  written to {os.path.relpath(dest)} (read by `freehold capacity`)",
+                      highlight=False)
+    if doc["rps_per_server"] <= 0:
+        raise typer.Exit(EXIT_BREACH)

@@ -1,0 +1,200 @@
+"""From `SPEC|URL` and the capacity profile to a load-test plan with an explicit scale factor.
+
+The target: a cluster spec (its app servers, load balancers and loadgen servers) or the URL of a
+running app (with `--app-cores`). The scale factor between production and the target:
+
+    factor = target app cores / production app cores planned for `to_accounts` (10 M)
+
+where the production figure comes from the capacity model (`deploy.capacity`) when present, else
+from the profile's app requests/s per core (peak requests/s / per-core throughput). A surge step
+standing for A production accounts then sends peak_rps(A) x factor requests/s: at the 10 M step
+the target's app cores carry exactly the load per core the capacity plan assumes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from loadtests import shapes
+from loadtests.shapes import Plan, Scale
+from loadtests.traffic import ProfileError, TrafficModel, _figure, _find
+
+ROOT = Path(__file__).resolve().parents[2]
+DATA = ROOT / "loadtests" / "data"
+RUNS = ROOT / "loadtests" / "runs"
+APP_PORT = 8000  # the app role's port on app servers (python -m app.serve)
+RPS_PER_CORE_KEYS = ("app_rps_per_core", "rps_per_app_core", "app_requests_per_s_per_core",
+                     "rps_per_core")
+HEADROOM_KEYS = ("app_headroom", "headroom", "target_utilisation", "target_utilization")
+
+
+class TargetError(ValueError):
+    """A target that cannot be used; the message names it and the fix."""
+
+
+@dataclass
+class Target:
+    label: str  # spec name or host:port
+    url: str  # where the users send requests
+    app_cores: float
+    spec_path: Path | None = None
+    app_urls: list[str] = field(default_factory=list)  # each app server, for calibration
+    app_server_cores: list[int] = field(default_factory=list)
+    loadgen: list[Any] = field(default_factory=list)  # deploy.spec Server objects
+    spec: Any = None
+
+    @property
+    def slug(self) -> str:
+        return re.sub(r"[^A-Za-z0-9_.-]+", "-", self.label).strip("-") or "target"
+
+    @property
+    def default_roster(self) -> Path:
+        return DATA / f"roster-{self.slug}.json"
+
+
+def is_url(text: str) -> bool:
+    return text.startswith(("http://", "https://"))
+
+
+def resolve_target(text: str, *, url: str | None = None, app_cores: float | None = None
+                   ) -> Target:
+    """A Target from `SPEC|URL`; TargetError (one line) when it cannot be used."""
+    if is_url(text):
+        parts = urlsplit(text)
+        if not parts.hostname:
+            raise TargetError(f"{text}: not a URL — give http://HOST:PORT")
+        cores = 1.0 if app_cores is None else float(app_cores)
+        if cores <= 0:
+            raise TargetError("--app-cores: must be > 0 (the cores serving the app at the URL)")
+        label = f"{parts.hostname}-{parts.port or ('443' if parts.scheme == 'https' else '80')}"
+        base = text.rstrip("/")
+        return Target(label=label, url=url or base, app_cores=cores, app_urls=[url or base],
+                      app_server_cores=[math.ceil(cores)])
+    path = Path(text)
+    if not path.exists():
+        raise TargetError(f"{text}: no such spec file and not a URL — give a cluster spec "
+                          "(inventories/lab.yaml) or http://HOST:PORT")
+    from deploy.spec import SpecError, load_spec
+
+    try:
+        spec = load_spec(path)
+    except SpecError as exc:
+        first = exc.problems[0] if getattr(exc, "problems", None) else str(exc)
+        raise TargetError(first) from exc
+    apps = spec.servers_with_role("app")
+    if not apps:
+        raise TargetError(f"{path}: servers: no server has the role app — nothing to load")
+    lbs = spec.servers_with_role("lb")
+    entry = url or (f"https://{lbs[0].public_address}" if lbs
+                    else f"http://{apps[0].public_address}:{APP_PORT}")
+    cores = float(app_cores) if app_cores else float(sum(s.cores for s in apps))
+    return Target(label=spec.name, url=entry.rstrip("/"), app_cores=cores, spec_path=path,
+                  app_urls=[f"http://{s.public_address}:{APP_PORT}" for s in apps],
+                  app_server_cores=[s.cores for s in apps],
+                  loadgen=spec.servers_with_role("loadgen"), spec=spec)
+
+
+# ---- the scale factor -------------------------------------------------------------------
+def _capacity_app_cores(profile: Path, accounts: int) -> tuple[float, str] | None:
+    """App cores the capacity model plans for `accounts`, when deploy.capacity offers it."""
+    try:
+        cap = importlib.import_module("deploy.capacity")
+    except ImportError:
+        return None
+    fn = getattr(cap, "app_cores_for", None)
+    if callable(fn):
+        cores, source = fn(accounts, profile=profile)
+        return float(cores), str(source)
+    return None
+
+
+def profile_app_cores(model: TrafficModel, accounts: int) -> tuple[float, str]:
+    """Production app cores for `accounts` from the profile's per-core throughput."""
+    doc = yaml.safe_load(model.profile.read_text()) or {}
+    found = _find(doc, RPS_PER_CORE_KEYS)
+    if found is None:
+        raise ProfileError(f"{model.profile}: app_rps_per_core: missing — the app requests/s "
+                           "one core serves (from calibration.json or app-bench.json)")
+    per_core = _figure(found[1], f"{model.profile}: {found[0]}")
+    head = _find(doc, HEADROOM_KEYS)
+    util = 1.0
+    util_note = ""
+    if head is not None:
+        h = _figure(head[1], f"{model.profile}: {head[0]}")
+        util = h.value if h.value <= 1 else 1 / h.value
+        util_note = f", planned at {util:.0%} utilisation ({h.source})"
+    peak = model.peak_rps(accounts)
+    cores = peak / (per_core.value * util)
+    return cores, (f"peak {peak:,.0f} req/s / {per_core.value:,.0f} req/s per core "
+                   f"({per_core.source}){util_note}")
+
+
+def scale_for(target: Target, model: TrafficModel, to_accounts: int) -> Scale:
+    planned = _capacity_app_cores(model.profile, to_accounts)
+    if planned is None:
+        planned = profile_app_cores(model, to_accounts)
+    cores, source = planned
+    if cores <= 0:
+        raise ProfileError(f"{model.profile}: the capacity model plans {cores} app cores")
+    return Scale(factor=target.app_cores / cores, target_app_cores=target.app_cores,
+                 production_app_cores=cores, production_accounts=to_accounts, source=source)
+
+
+def parse_duration(text: str) -> float:
+    """'90', '90s', '5m', '1h30m' -> seconds; ValueError otherwise."""
+    t = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return float(t)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", t)
+    if not parts or "".join(a + b for a, b in parts) != t:
+        raise ValueError(f"{text!r}: give a duration like 90s, 5m or 1h")
+    mult = {"h": 3600, "m": 60, "s": 1}
+    return sum(float(a) * mult[b] for a, b in parts)
+
+
+def build_plan(shape: str, target: Target, model: TrafficModel, duration_s: float, *,
+               from_accounts: int = 4 * shapes.M, to_accounts: int = 10 * shapes.M,
+               steps: int = 7, max_users: int = 1000, flood_day_share: float = 0.5) -> Plan:
+    scale = scale_for(target, model, to_accounts)
+    if shape == "surge":
+        return shapes.surge(model, scale, target.url, duration_s, from_accounts=from_accounts,
+                            to_accounts=to_accounts, steps=steps, max_users=max_users)
+    if shape == "spike":
+        return shapes.spike(model, scale, target.url, duration_s, from_accounts=from_accounts,
+                            to_accounts=to_accounts, flood_day_share=flood_day_share,
+                            max_users=max_users)
+    if shape == "soak":
+        return shapes.soak(model, scale, target.url, duration_s, accounts=to_accounts,
+                           windows=max(2, min(steps, 12)), max_users=max_users)
+    raise TargetError(f"--shape {shape}: unknown — use one of {', '.join(shapes.SHAPES)}")
+
+
+def parse_accounts(text: str) -> int:
+    """'4M', '10m', '250k', '1500' -> int; ValueError otherwise."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*", text)
+    if not m:
+        raise ValueError(f"{text!r}: give a number like 10000, 250k or 10M")
+    mult = {"": 1, "k": 1000, "m": 1_000_000}[m.group(2).lower()]
+    return int(float(m.group(1)) * mult)
+
+
+def profile_number(profile: Path, keys: tuple[str, ...]) -> tuple[float, str] | None:
+    doc = yaml.safe_load(profile.read_text()) or {}
+    found = _find(doc, keys)
+    if found is None:
+        return None
+    f = _figure(found[1], f"{profile}: {found[0]}")
+    return f.value, f.source
+
+
+def as_mapping(x: Any) -> Mapping[str, Any]:
+    return x if isinstance(x, Mapping) else {}
