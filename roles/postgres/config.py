@@ -138,6 +138,9 @@ def patroni_config(spec: ClusterSpec, me: Server, secrets: Secrets) -> dict[str,
             "pg_hba": [
                 "local all all peer",
                 "host all all 127.0.0.1/32 scram-sha-256",
+                # Patroni checks its own timeline over a local replication connection (rewind)
+                "host replication replicator 127.0.0.1/32 scram-sha-256",
+                "host replication replicator ::1/128 scram-sha-256",
                 f"host replication replicator {mesh_net} scram-sha-256",
                 f"host all all {mesh_net} scram-sha-256",
             ],
