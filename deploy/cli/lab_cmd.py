@@ -16,6 +16,7 @@ from rich.table import Table
 
 from deploy.cli.common import console, err_console, fail, fail_lines, print_json
 from deploy.lab import Lab, LabError
+from deploy.lab.host import check_prerequisites
 from deploy.lab.image import build_image, image_info
 from deploy.spec import SpecError
 
@@ -64,6 +65,7 @@ def up(spec: Path = SpecOpt,
     """Boot the lab servers of a spec (builds the image once; running servers are kept)."""
     lab = _lab(spec)
     try:
+        check_prerequisites()
         with _progress(f"lab {lab.name} up") as progress:
             lab.up(progress=progress, timeout=timeout)
     except (LabError, SpecError) as exc:
@@ -78,6 +80,7 @@ def down(spec: Path = SpecOpt) -> None:
     """Stop every server and remove all the lab made (namespaces, links, mounts, tables)."""
     lab = _lab(spec)
     try:
+        check_prerequisites(("ip", "nft"))
         with _progress(f"lab {lab.name} down") as progress:
             lab.down(progress=progress)
     except LabError as exc:
@@ -143,6 +146,7 @@ def image_build(rebuild: bool = typer.Option(False, "--rebuild",
                                              help="build again even when cached")) -> None:
     """Build the Debian 12 image with debootstrap (cached outside the repo)."""
     try:
+        check_prerequisites(("debootstrap", "systemd-nspawn"))
         with _progress("image") as progress:
             path = build_image(rebuild=rebuild, log=lambda m: progress(m, 0, 1))
     except LabError as exc:
