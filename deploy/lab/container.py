@@ -171,10 +171,12 @@ def boot(plan: LabPlan, srv: ServerPlan, root: Path) -> int:
 def kill(plan: LabPlan, srv: ServerPlan, timeout: float = 15.0) -> None:
     """Power loss: SIGKILL every process of the server at once (and again until none is left)."""
     deadline = time.monotonic() + timeout
+    seen: set[int] = set()
     while time.monotonic() < deadline:
         pids = cgroup_pids(plan, srv)
         if not pids:
             break
+        seen.update(pids)
         for pid in pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
@@ -183,6 +185,8 @@ def kill(plan: LabPlan, srv: ServerPlan, timeout: float = 15.0) -> None:
         time.sleep(0.05)
     else:
         raise LabError(f"{srv.name}: processes {cgroup_pids(plan, srv)} survived SIGKILL")
+    for pid in seen:        # our own children (nspawn started by this process) leave zombies
+        _reap(pid)
     _clean_cgroups(plan, srv)
 
 

@@ -109,6 +109,10 @@ def build_image(rebuild: bool = False, log: Callable[[str], None] | None = None)
     target = image_dir()
     if image_ready(target) and not rebuild:
         return target
+    users = image_users(target)
+    if users:
+        raise LabError(f"the image is in use by {len(users)} lab server(s) ({users[0]}...): "
+                       "run `freehold lab down` for those labs before --rebuild")
     sources = apt_sources()
     mirror = debian_mirror(sources)
     tmp = target.with_name(target.name + f".build-{os.getpid()}")
@@ -139,6 +143,16 @@ def build_image(rebuild: bool = False, log: Callable[[str], None] | None = None)
     tmp.rename(target)
     shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def image_users(path: Path) -> list[str]:
+    """Mount points of overlays whose lower layer is this image (running lab servers)."""
+    users = []
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if f"lowerdir={path}," in line or f"lowerdir={path} " in line:
+                users.append(line.split()[4])
+    return users
 
 
 def image_info() -> dict:
