@@ -1,0 +1,219 @@
+"""Benchmark: what the load generator costs, and what one app core carries.
+
+1. Generator: requests/s one Locust process (FastHttpUser, and HttpUser for comparison) sustains
+   per core of CPU it burns, against a trivial endpoint (the app's /healthz), side by side IN THE
+   SAME RUN with `wrk` (Debian package) on the same endpoint. The app is pinned to one CPU and the
+   generator to the other (taskset); the generator's CPU is measured (psutil over the steady
+   window, rusage for wrk), so "requests/s per generator core" holds even when the app is the
+   bottleneck. That says how much of a machine the load generator needs.
+2. Calibration (with --calibrate): `freehold loadtest calibrate` against the app pinned to one
+   core, seeded by app.seed; writes loadtests/measurements/calibration.json (the per-core figure
+   `freehold capacity` reads), then asks `freehold capacity --accounts 10M --json`.
+
+Prints a table and writes benchmarks/results/locust_bench.json.
+
+    .venv/bin/python benchmarks/locust_bench.py [--seconds 15] [--calibrate] [--accounts 100k]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import re
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.db import migrate  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from deploy.loadtest.localapp import LocalApp  # noqa: E402
+from deploy.localservices import local_stack  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "locust_bench.json"
+GEN_CPU, APP_CPU = "0", "1"
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def pin(cpu: str) -> list[str]:
+    return ["taskset", "-c", cpu] if shutil.which("taskset") and (os.cpu_count() or 1) > 1 else []
+
+
+def run_wrk(url: str, seconds: int, connections: int = 64) -> dict[str, Any]:
+    if not shutil.which("wrk"):
+        return {"error": "wrk not installed: apt-get install wrk"}
+    c0, t0 = children_cpu(), time.monotonic()
+    r = subprocess.run([*pin(GEN_CPU), "wrk", "-t1", f"-c{connections}", f"-d{seconds}s",
+                        "--latency", url], capture_output=True, text=True,
+                       timeout=seconds + 30)
+    wall, cpu = time.monotonic() - t0, children_cpu() - c0
+    m = re.search(r"Requests/sec:\s+([\d.]+)", r.stdout)
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", r.stdout)
+    rps = float(m.group(1)) if m else 0.0
+    p99_ms = None
+    if p99:
+        p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+    cores = cpu / wall if wall else 0.0
+    return {"tool": "wrk -t1", "connections": connections, "rps": round(rps),
+            "generator_cores": round(cores, 3),
+            "rps_per_generator_core": round(rps / cores) if cores else None,
+            "p99_ms": p99_ms, "errors": "Non-2xx" in r.stdout or "Socket errors" in r.stdout}
+
+
+def run_locust(url: str, seconds: int, kind: str, users: int = 64) -> dict[str, Any]:
+    """One Locust process (local runner = one worker's work), steady window measured."""
+    out = Path(tempfile.mkdtemp(prefix="locust-bench-"))
+    env = {**os.environ, "FREEHOLD_BENCH_USER": kind,
+           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    cmd = [*pin(GEN_CPU), sys.executable, "-m", "locust", "-f",
+           str(ROOT / "loadtests" / "bench_locustfile.py"), "--headless", "-u", str(users),
+           "-r", str(users), "-t", f"{seconds}s", "--host", url, "--csv", str(out / "b"),
+           "--csv-full-history", "--only-summary", "--loglevel", "WARNING",
+           "--exit-code-on-error", "0"]
+    p = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    samples: list[tuple[float, float]] = []  # (unix time, cpu seconds of the process tree)
+    proc = psutil.Process(p.pid)
+    deadline = time.monotonic() + seconds + 40
+    while p.poll() is None and time.monotonic() < deadline:
+        try:
+            cpu = sum(x.cpu_times().user + x.cpu_times().system
+                      for x in [proc, *proc.children(recursive=True)])
+            samples.append((time.time(), cpu))
+        except psutil.Error:
+            pass
+        time.sleep(0.25)
+    if p.poll() is None:
+        p.kill()
+    p.wait(timeout=10)
+    hist = [r for r in csv.DictReader((out / "b_stats_history.csv").open())
+            if r["Name"] == "Aggregated"]
+    shutil.rmtree(out, ignore_errors=True)
+    pts = [(float(r["Timestamp"]), int(r["Total Request Count"])) for r in hist]
+    # steady window: from 3 s after the first request to the last history row
+    pts = [x for x in pts if x[1] > 0]
+    if len(pts) < 4 or len(samples) < 4:
+        return {"tool": f"locust {kind}", "error": "too few samples"}
+    t1 = pts[0][0] + 3
+    a = next(x for x in pts if x[0] >= t1)
+    b = pts[-1]
+
+    def cpu_at(t: float) -> float:
+        return min(samples, key=lambda s: abs(s[0] - t))[1]
+
+    secs = b[0] - a[0]
+    rps = (b[1] - a[1]) / secs if secs > 0 else 0.0
+    cores = (cpu_at(b[0]) - cpu_at(a[0])) / secs if secs > 0 else 0.0
+    return {"tool": f"locust {'FastHttpUser' if kind == 'fast' else 'HttpUser'} (1 process)",
+            "users": users, "rps": round(rps), "generator_cores": round(cores, 3),
+            "rps_per_generator_core": round(rps / cores) if cores > 0 else None,
+            "window_s": round(secs, 1)}
+
+
+def capacity_says(accounts: str = "10M") -> dict[str, Any]:
+    r = subprocess.run([sys.executable, "-m", "deploy", "capacity", "--accounts", accounts,
+                        "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    if r.returncode != 0:
+        return {"exit": r.returncode, "stderr": r.stderr.strip()[:300]}
+    try:
+        return {"exit": 0, "plan": json.loads(r.stdout)}
+    except json.JSONDecodeError:
+        return {"exit": 0, "stdout": r.stdout[:500]}
+
+
+def calibrate(app: LocalApp, dsn: str, accounts: str, seconds: str) -> dict[str, Any]:
+    fh = [sys.executable, "-m", "deploy", "loadtest"]
+    r = subprocess.run([*fh, "seed", app.url, "--accounts", accounts, "--dsn", dsn, "--json"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    if r.returncode != 0:
+        return {"error": f"seed failed: {r.stderr.strip()[:300]}"}
+    seeded = json.loads(r.stdout)
+    r = subprocess.run([*pin(GEN_CPU), *fh, "calibrate", app.url, "--app-cores", "1",
+                        "--duration", seconds, "--workers", "1", "--json"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    if r.returncode not in (0, 1):
+        return {"seed": seeded, "error": f"calibrate failed: {r.stderr.strip()[:300]}"}
+    return {"seed": seeded, "calibration": json.loads(r.stdout)}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=15)
+    ap.add_argument("--calibrate", action="store_true")
+    ap.add_argument("--accounts", default="100k")
+    ap.add_argument("--calibrate-duration", default="4m")
+    args = ap.parse_args()
+    with local_stack(s3=True) as st:
+        pg, rd, s3 = st["postgres"], st["redis"], st["s3"]
+        settings = Settings(database_url=pg.dsn, redis_url=rd.url,  # type: ignore[attr-defined]
+                            s3_endpoint=s3.endpoint, s3_access_key=s3.access_key,  # type: ignore
+                            s3_secret_key=s3.secret_key, db_pool_max=20)  # type: ignore
+        migrate(settings.database_url)
+        from app.services.media import MediaStore
+
+        MediaStore.from_settings(settings).ensure_bucket_sync()
+        app = LocalApp(settings, Path(str(st["root"])) / "app", web_workers=1,
+                       cpus=APP_CPU).start()
+        try:
+            url = f"{app.url}/healthz"
+            gen = [run_wrk(url, args.seconds), run_locust(app.url, args.seconds, "fast"),
+                   run_locust(app.url, args.seconds, "http"), run_wrk(url, args.seconds)]
+            cal = calibrate(app, settings.database_url, args.accounts,
+                            args.calibrate_duration) if args.calibrate else None
+        finally:
+            app.stop()
+    doc: dict[str, Any] = {
+        "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"host": platform.node(), "cpus": os.cpu_count(),
+                    "load_avg_1m": round(os.getloadavg()[0], 2)},
+        "endpoint": "GET /healthz of the app (one uvicorn worker pinned to CPU 1); generator "
+                    "pinned to CPU 0",
+        "generator": gen,
+    }
+    fast = next((g for g in gen if "FastHttpUser" in g.get("tool", "")), {})
+    wrk = [g for g in gen
+           if g.get("tool", "").startswith("wrk") and g.get("rps_per_generator_core")]
+    if fast.get("rps_per_generator_core") and wrk:
+        best = max(w["rps_per_generator_core"] for w in wrk)
+        doc["locust_vs_wrk"] = round(fast["rps_per_generator_core"] / best, 4)
+        doc["generator_cores_per_1000_rps"] = round(1000 / fast["rps_per_generator_core"], 3)
+    if cal is not None:
+        doc["calibration"] = cal
+        doc["capacity_10M"] = capacity_says("10M")
+    print(f"{'generator':40} {'req/s':>8} {'gen cores':>10} {'req/s per gen core':>20}")
+    for g in gen:
+        print(f"{g.get('tool', '?'):40} {g.get('rps', 0):>8} {g.get('generator_cores', 0):>10}"
+              f" {g.get('rps_per_generator_core') or '-':>20}")
+    if "locust_vs_wrk" in doc:
+        print(f"Locust FastHttpUser per core = {doc['locust_vs_wrk']:.1%} of wrk per core; "
+              f"{doc['generator_cores_per_1000_rps']} generator cores per 1,000 req/s")
+    if cal and "calibration" in cal:
+        c = cal["calibration"]
+        print(f"calibrated: {c['rps_per_server']} req/s per app server (1 core) = "
+              f"{c['rps_per_core']} per core; {c['limited_by']}")
+    if cal is not None:
+        print("capacity --accounts 10M:", json.dumps(doc["capacity_10M"])[:600])
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
