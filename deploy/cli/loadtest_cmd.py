@@ -113,6 +113,18 @@ def _print_outcome(outcome: Any) -> None:
     console.print(f"  SLO: {verdict}")
 
 
+@contextmanager
+def _database(target: Any, dsn: str | None) -> Iterator[str]:
+    """The given DSN, or for a spec an SSH tunnel to its pgbouncer."""
+    if dsn:
+        yield dsn
+        return
+    from deploy.loadtest.specdb import spec_dsn
+
+    with spec_dsn(target) as url:
+        yield url
+
+
 @app.command("seed")
 def seed(
     target: str = typer.Argument(..., help="Cluster spec file or app URL."),
@@ -141,14 +153,15 @@ def seed(
         tgt = resolve_target(target)
     except TargetError as exc:
         fail(str(exc))
-    if not dsn:
+    if not dsn and tgt.spec is None:
         fail("--dsn: the app database's DSN is needed to seed through COPY (or set "
              "FREEHOLD_DATABASE_URL)")
     path = roster or tgt.default_roster
     try:
-        with err_console.status(f"seeding {n:,} accounts into {tgt.label}…"):
-            rep = do_seed(dsn, tgt.label, n, path, members=members, skip_dataset=roster_only)
-    except SeedError as exc:
+        with err_console.status(f"seeding {n:,} accounts into {tgt.label}…"), \
+                _database(tgt, dsn) as url:
+            rep = do_seed(url, tgt.label, n, path, members=members, skip_dataset=roster_only)
+    except (SeedError, TargetError) as exc:
         fail(str(exc))
     except Exception as exc:  # psycopg errors: one line, never a traceback
         if type(exc).__module__.startswith("psycopg"):
@@ -272,7 +285,8 @@ def calibrate(
             doc, outcome = do_calibrate(tgt, model, path, gates, out_dir, duration_s=secs,
                                         workers=workers, server=server,
                                         start_users=start_users, factor=factor, steps=steps,
-                                        think_scale=think_scale, write_to=dest, on_tick=tick)
+                                        think_scale=think_scale, write_to=dest, on_tick=tick,
+                                        remote=bool(tgt.loadgen) and workers > 0)
     except RunError as exc:
         fail(str(exc))
     if json_out:

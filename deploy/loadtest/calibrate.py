@@ -62,7 +62,7 @@ def calibration_doc(outcome: Outcome, target: Target, server_url: str, server_co
 def calibrate(target: Target, model: TrafficModel, roster: Path, slo: Slo, out_dir: Path, *,
               duration_s: float, workers: int = 1, server: int = 0, start_users: int = 4,
               factor: float = 1.6, steps: int = 10, think_scale: float = 0.02,
-              write_to: Path | None = CALIBRATION,
+              write_to: Path | None = CALIBRATION, remote: bool = False,
               on_tick: Callable[[float, float], None] | None = None
               ) -> tuple[dict[str, Any], Outcome]:
     server_url = target.app_urls[server]
@@ -71,7 +71,8 @@ def calibrate(target: Target, model: TrafficModel, roster: Path, slo: Slo, out_d
         cores = target.app_cores
     plan = shapes.calibrate(model, server_url, duration_s, start_users=start_users,
                             factor=factor, steps=steps, think_scale=think_scale)
-    outcome = execute(plan, target, roster, slo, out_dir, workers=workers, on_tick=on_tick)
+    outcome = execute(plan, target, roster, slo, out_dir, workers=workers, remote=remote,
+                      on_tick=on_tick)
     doc = calibration_doc(outcome, target, server_url, cores, model)
     (out_dir / "calibration.json").write_text(json.dumps(doc, indent=1))
     if write_to is not None:

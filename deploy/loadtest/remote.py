@@ -1,0 +1,159 @@
+"""Distributed runs on the spec's `loadgen` servers, over SSH (Fabric).
+
+The first loadgen server runs the Locust master; every loadgen server runs one worker per core.
+Each server gets a venv with the same Locust version as the operator's machine (installed once),
+the load-test modules, the plan and the roster; the processes run under `timeout` (bounded even
+if this machine goes away) and are stopped by their pids at the end; the master's CSV, HTML and
+steps.json are fetched back into the local run folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shlex
+import time
+from collections.abc import Callable
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from deploy.loadtest.plan import Target
+from deploy.loadtest.runner import MARGIN_S, RunError, RunOutput
+from loadtests.shapes import Plan
+
+ROOT = Path(__file__).resolve().parents[2]
+BASE = "/opt/freehold-loadgen"
+MODULES = ("__init__", "users", "locustfile", "recorder", "shapes", "slo", "picks", "roster",
+           "traffic")
+MASTER_PORT = 5557
+
+
+def _ssh(target: Target) -> Any:
+    from deploy.provision.patroni import SSHSettings
+
+    key = kh = None
+    if target.spec_path is not None and target.spec is not None:
+        from deploy.cli.deploy_cmd import _lab_ssh
+
+        key, kh = _lab_ssh(target.spec_path, target.spec)
+    return SSHSettings(key=key, known_hosts=kh)
+
+
+def _cpu_busy(conn: Any) -> tuple[float, float]:
+    """(busy, total) jiffies from /proc/stat."""
+    out = conn.run("head -1 /proc/stat", hide=True, warn=True, timeout=10).stdout.split()
+    vals = [float(x) for x in out[1:]]
+    idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+    return sum(vals) - idle, sum(vals)
+
+
+def prepare(conn: Any, run: str) -> None:
+    want = version("locust")
+    venv = f"{BASE}/venv"
+    have = conn.run(f"{venv}/bin/python -m locust --version 2>/dev/null", hide=True, warn=True,
+                    timeout=60).stdout
+    if f"locust {want}" not in have:
+        r = conn.run(f"mkdir -p {BASE} && (test -x {venv}/bin/python || python3 -m venv {venv})"
+                     f" && {venv}/bin/pip install -q 'locust=={want}' PyYAML", hide=True,
+                     warn=True, timeout=900)
+        if not r.ok:
+            raise RunError(f"{conn.host}: installing Locust {want} failed: "
+                           f"{(r.stderr or r.stdout).strip()[-200:]} — the loadgen needs "
+                           "python3-venv and PyPI access")
+    conn.run(f"mkdir -p {run}/loadtests {run}/out", hide=True, timeout=30)
+    for m in MODULES:
+        conn.put(str(ROOT / "loadtests" / f"{m}.py"), f"{run}/loadtests/{m}.py")
+
+
+def run_remote(plan: Plan, plan_path: Path, out: Path, target: Target, *,
+               on_tick: Callable[[float, float], None] | None = None) -> RunOutput:
+    from deploy.provision.patroni import connect
+
+    servers = target.loadgen
+    if not servers:
+        raise RunError(f"{target.label}: no loadgen server in the spec")
+    ssh = _ssh(target)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    run = f"{BASE}/run-{stamp}"
+    master = servers[0]
+    remote_plan = Plan.from_json(plan.to_json())
+    remote_plan.roster = f"{run}/roster.json"
+    remote_plan.out_dir = f"{run}/out"
+    local_plan = out / "plan-remote.json"
+    remote_plan.save(local_plan)
+    bound = int(plan.duration_s + MARGIN_S + 60)
+    conns = {s.name: connect(s, ssh) for s in servers}
+    pids: dict[str, list[str]] = {s.name: [] for s in servers}
+    workers = sum(max(1, s.cores) for s in servers)
+    t0 = time.monotonic()
+    timed_out = False
+    try:
+        cpu0 = {}
+        for s in servers:
+            c = conns[s.name]
+            prepare(c, run)
+            c.put(str(local_plan), f"{run}/plan.json")
+            c.put(str(Path(plan.roster)), f"{run}/roster.json")
+            cpu0[s.name] = _cpu_busy(c)
+        py = f"{BASE}/venv/bin/python -m locust -f {run}/loadtests/locustfile.py --headless"
+        env = f"cd {run} && FREEHOLD_LT_PLAN={run}/plan.json PYTHONPATH={run}"
+
+        def start(c: Any, name: str, args: str, log: str) -> None:
+            cmd = (f"{env} nohup timeout {bound} {py} --host {shlex.quote(plan.host)} {args}"
+                   f" > {run}/out/{log} 2>&1 < /dev/null & echo $!")
+            pids[name].append(c.run(cmd, hide=True, timeout=30).stdout.strip())
+
+        start(conns[master.name], master.name,
+              f"--master --master-bind-host 0.0.0.0 --master-bind-port {MASTER_PORT}"
+              f" --expect-workers {workers} --expect-workers-max-wait 120"
+              f" --csv {run}/out/locust --csv-full-history --html {run}/out/report.html"
+              " --exit-code-on-error 0 --stop-timeout 5 --only-summary --loglevel WARNING",
+              "master.out")
+        for s in servers:
+            host = "127.0.0.1" if s.name == master.name else master.private_address
+            for i in range(max(1, s.cores)):
+                start(conns[s.name], s.name, f"--worker --master-host {host} --master-port "
+                      f"{MASTER_PORT} --loglevel WARNING", f"worker-{s.name}-{i}.out")
+        mpid = pids[master.name][0]
+        deadline = t0 + bound + 30
+        while True:
+            alive = conns[master.name].run(f"kill -0 {mpid}", hide=True, warn=True, timeout=15)
+            if not alive.ok:
+                break
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+            time.sleep(2)
+            if on_tick:
+                on_tick(time.monotonic() - t0, plan.duration_s)
+        cores_used = []
+        for s in servers:
+            b1, t1 = _cpu_busy(conns[s.name])
+            b0, tt0 = cpu0[s.name]
+            if t1 > tt0:
+                cores_used.append((b1 - b0) / (t1 - tt0) * max(1, s.cores))
+        for name in ("steps.json", "locust_stats.csv", "locust_stats_history.csv",
+                     "locust_failures.csv", "locust_exceptions.csv", "report.html",
+                     "master.out"):
+            with contextlib.suppress(OSError, FileNotFoundError):
+                conns[master.name].get(f"{run}/out/{name}", str(out / name))
+    finally:
+        for s in servers:
+            if pids[s.name]:
+                with contextlib.suppress(Exception):
+                    conns[s.name].run(f"kill {' '.join(pids[s.name])} 2>/dev/null", hide=True,
+                                      warn=True, timeout=15)
+            with contextlib.suppress(Exception):
+                conns[s.name].close()
+    if not (out / "steps.json").exists():
+        raise RunError(f"the Locust master on {master.name} wrote no step results — see "
+                       f"{out / 'master.out'}")
+    (out / "loadgen.json").write_text(json.dumps({"servers": [s.name for s in servers],
+                                                  "workers": workers, "run": run}))
+    return RunOutput(out_dir=out, exit_codes={}, wall_s=time.monotonic() - t0,
+                     generator_cpu={"mean_cores": round(sum(cores_used), 3),
+                                    "max_cores": round(sum(cores_used), 3),
+                                    "processes": workers + 1,
+                                    "servers": [s.name for s in servers]},
+                     timed_out=timed_out)

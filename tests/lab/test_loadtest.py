@@ -1,0 +1,82 @@
+"""A surge run against the lab cluster (marker lab): seeded through an SSH tunnel to pgbouncer,
+Locust master and workers on the spec's loadgen server, load through the load balancers; checks
+the report, the gates (exit code = verdict) and a calibration's measurements file.
+
+Needs the lab up with the platform deployed (`freehold up`: roles lb and app of issue 6); it is
+skipped, saying which part is missing, otherwise. Bounded: about 3 minutes of load.
+"""
+
+from __future__ import annotations
+
+import json
+import ssl
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+SPEC = REPO / "inventories" / "lab.yaml"
+
+
+def freehold(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "deploy", *args], cwd=REPO, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def _ready(url: str) -> bool:
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the lab's self-signed certificate
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=5, context=ctx) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def deployed_lab(request: pytest.FixtureRequest) -> str:
+    missing = [r for r in ("app", "lb") if not (REPO / "roles" / r).is_dir()]
+    if missing:
+        pytest.skip(f"roles {', '.join(missing)} (issue 6) are not in this checkout: there is no "
+                    "app to load on the lab yet")
+    request.getfixturevalue("main_lab")
+    from deploy.loadtest.plan import resolve_target
+
+    target = resolve_target(str(SPEC))
+    if not _ready(target.url):
+        pytest.skip(f"the app does not answer at {target.url}/readyz: run `freehold up` first")
+    return target.url
+
+
+def test_surge_on_the_lab(deployed_lab: str, tmp_path: Path) -> None:
+    roster = tmp_path / "roster.json"
+    r = freehold("loadtest", "seed", str(SPEC), "--accounts", "5000", "--members", "500",
+                 "--roster", str(roster), "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["members"] == 500
+    out = tmp_path / "surge"
+    r = freehold("loadtest", "run", str(SPEC), "--shape", "surge", "--duration", "2m",
+                 "--steps", "4", "--max-users", "300", "--workers", "1", "--roster",
+                 str(roster), "--out", str(out))
+    assert r.returncode in (0, 1), r.stderr
+    doc = json.loads((out / "summary.json").read_text())
+    assert r.returncode == (0 if doc["passed"] else 1)
+    assert [s["mark"] for s in doc["steps"]][::3] == ["4M", "10M"]
+    assert doc["generator_cpu"]["servers"] == ["c3"]  # the spec's loadgen server
+    assert doc["scale"]["target_app_cores"] == 2  # a3 and b3
+    assert all(s["requests"] > 0 for s in doc["steps"])
+    assert (out / "report.html").exists() and (out / "chart.png").exists()
+    if not doc["passed"]:
+        assert doc["first_failed_step"] in r.stdout
+    dest = tmp_path / "calibration.json"
+    r = freehold("loadtest", "calibrate", str(SPEC), "--duration", "60s", "--steps", "6",
+                 "--roster", str(roster), "--write", str(dest), "--out", str(tmp_path / "cal"))
+    assert r.returncode in (0, 1), r.stderr
+    cal = json.loads(dest.read_text())
+    assert cal["target"]["server_url"].startswith("http://198.18.1.12")
+    assert cal["rps_per_core"] == pytest.approx(cal["rps_per_server"] / 1, abs=0.1)
+    assert r.returncode == (0 if cal["rps_per_server"] > 0 else 1)
