@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from deploy.provision.secrets import Secrets
@@ -23,6 +26,24 @@ from deploy.spec.placement import redis_layout
 from roles.pgbouncer.config import PGBOUNCER_PORT
 from roles.postgres.config import APP_DATABASE, APP_USER, REST_PORT
 from roles.redis.config import PORT as REDIS_PORT
+
+
+def deploy_subprocess(spec_path: Path, secrets_path: Path, secrets_key: bytes,
+                      args: list[str] | None = None, timeout: float = 900
+                      ) -> tuple[int, dict[str, Any]]:
+    """`freehold deploy SPEC --yes --json` in its own process, so pyinfra's gevent patching
+    stays out of the caller's (tests and benchmarks use threads, boto3 and psycopg).
+    Returns the exit code and the JSON report."""
+    env = {**os.environ, "FREEHOLD_SECRETS_KEY": secrets_key.decode()}
+    proc = subprocess.run([sys.executable, "-m", "deploy", "deploy", str(spec_path), "--yes",
+                           "--json", "--secrets", str(secrets_path), *(args or [])],
+                          capture_output=True, text=True, env=env, timeout=timeout,
+                          cwd=Path(__file__).resolve().parents[2])
+    try:
+        return proc.returncode, json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise RuntimeError(f"freehold deploy exited {proc.returncode}: "
+                           f"{proc.stderr.strip()[-3000:]}") from None
 
 
 def free_port() -> int:

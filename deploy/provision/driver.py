@@ -272,7 +272,8 @@ def run_deploy(spec: ClusterSpec, spec_path: Path, roles: Iterable[str] | None =
                ssh_key: str | Path | None = None, known_hosts: str | Path | None = None,
                secrets_path: Path | None = None, progress: Progress | None = None,
                parallel: int = 50, connect_timeout: int = 10,
-               assets_dir: Path | None = None) -> DeployReport:
+               assets_dir: Path | None = None, secrets_key: bytes | None = None
+               ) -> DeployReport:
     """Apply the roles (all when None) in dependency order to the selected servers."""
     patch_gevent()
     from deploy.inventory import select_servers
@@ -280,7 +281,7 @@ def run_deploy(spec: ClusterSpec, spec_path: Path, roles: Iterable[str] | None =
     started = time.monotonic()
     role_names = ordered_roles(roles)
     servers = select_servers(spec, None, limit)
-    store = SecretStore(secrets_path or secrets_path_for(spec_path), spec.name)
+    store = SecretStore(secrets_path or secrets_path_for(spec_path), spec.name, key=secrets_key)
     secrets = store.ensure([s.name for s in spec.servers], write=not dry_run)
     ctx = DeployContext(spec=spec, secrets=secrets, dry_run=dry_run)
     if assets_dir is not None:
