@@ -37,6 +37,9 @@ def patch_gevent() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             monkey.patch_all()
+        import gevent
+
+        gevent.get_hub().exception_stream = None  # a dropped host is reported, not dumped
         _patched = True
 
 
@@ -166,6 +169,51 @@ def _if_will_change(op_data: Any) -> bool:
     return True
 
 
+def run_ops_tolerant(state: Any, errors: dict[str, str]) -> None:
+    """pyinfra's `run_ops` (each operation on every active host, in order), except that an
+    exception on one host (its SSH connection dropped: EOFError, socket errors) fails that
+    host only, where pyinfra would abort the whole run."""
+    import gevent
+    from pyinfra.api.exceptions import PyinfraError
+    from pyinfra.api.operations import _run_host_op_with_context
+    from pyinfra.context import ctx_state
+
+    def note(host: Any, exc: BaseException) -> None:
+        text = str(exc).strip()
+        errors[host.name] = (f"{type(exc).__name__}: {text}"[-600:] if text else
+                             f"connection lost mid-run ({type(exc).__name__})")
+
+    state.is_executing = True
+    with ctx_state.use(state):
+        for op_hash in state.get_op_order():
+            state.trigger_callbacks("operation_start", op_hash)
+            meta = state.get_op_meta(op_hash)
+            hosts = list(state.inventory.get_active_hosts())
+            failed = set()
+            if meta.global_arguments.get("_serial"):
+                for host in hosts:
+                    try:
+                        ok = _run_host_op_with_context(state, host, op_hash)
+                    except Exception as e:  # noqa: BLE001 - that host only
+                        note(host, e)
+                        ok = False
+                    if not ok:
+                        failed.add(host)
+            else:
+                glets = {state.pool.spawn(_run_host_op_with_context, state, host, op_hash): host
+                         for host in hosts}
+                gevent.joinall(list(glets))
+                for glet, host in glets.items():
+                    if glet.exception is not None:
+                        note(host, glet.exception)
+                        failed.add(host)
+                    elif not glet.value:
+                        failed.add(host)
+            with contextlib.suppress(PyinfraError):  # "no hosts remaining": reported below
+                state.fail_hosts(failed)
+            state.trigger_callbacks("operation_end", op_hash)
+
+
 def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: list[str],
               report: DeployReport, ssh_key: str | None, known_hosts: str | None,
               progress: Progress | None, parallel: int, connect_timeout: int) -> set[str]:
@@ -174,7 +222,6 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
     from pyinfra.api.connect import connect_all, disconnect_all
     from pyinfra.api.deploy import add_deploy
     from pyinfra.api.exceptions import PyinfraError
-    from pyinfra.api.operations import run_ops
 
     from deploy.inventory import build_inventory
 
@@ -213,8 +260,7 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
         if progress:
             progress(label, 0, max(1, totals["ops"]))
         if not ctx.dry_run and state.active_hosts:
-            with contextlib.suppress(PyinfraError):  # the last host failed: counted below
-                run_ops(state)
+            run_ops_tolerant(state, errors)
         for h in inventory:
             if h.name in failed and h.name not in errors:
                 continue
