@@ -89,3 +89,25 @@ def test_deploy_bad_input_is_one_line(tmp_path: Path) -> None:
     bad.write_text("name: x\n")
     r = runner.invoke(app, ["plan", str(bad)])
     assert r.exit_code == 2 and "Traceback" not in r.output
+
+
+def test_dry_run_follows_if_did_change_guards() -> None:
+    from types import SimpleNamespace
+
+    from deploy.provision.driver import _if_will_change
+
+    class Meta:
+        def __init__(self, change: bool) -> None:
+            self.will_change = change
+
+        def did_change(self) -> bool:  # pragma: no cover - only its identity is read
+            return self.will_change
+
+    def op(cond: object) -> SimpleNamespace:
+        return SimpleNamespace(global_arguments={"_if": cond})
+
+    assert _if_will_change(op(None))
+    assert _if_will_change(op(Meta(True).did_change))
+    assert not _if_will_change(op(Meta(False).did_change))
+    assert not _if_will_change(op([Meta(True).did_change, Meta(False).did_change]))
+    assert _if_will_change(op(lambda: False))  # unknown callables: assume it runs
