@@ -235,24 +235,29 @@ def postgres_failover(lab: Any, spec: ClusterSpec, secrets: Secrets, via: str,
             "old_leader_state": state, "rewind_log_lines": int(rewind or 0)}
 
 
+AUTH = "REDISCLI_AUTH=$(awk '/^requirepass/{print $2}' /etc/redis/freehold-auth.conf)"
+
+
 def redis_cli(lab: Any, host: str, args: str, timeout: float = 20) -> subprocess.CompletedProcess:
-    """redis-cli on a server, the password read there from its 0600 file (never argv)."""
-    srv_addr = next(s.mesh_address for s in [lab.spec.server(host)])
-    cmd = ("REDISCLI_AUTH=$(awk '/^requirepass/{print $2}' /etc/redis/freehold-auth.conf) "
-           f"redis-cli -c -h {srv_addr} -p {REDIS_PORT} {args}")
-    return lab.run(host, cmd, timeout=timeout)
+    """redis-cli on a server, the password read there from its 0600 file (never argv); each
+    call bounded (a dead node never answers)."""
+    addr = lab.spec.server(host).mesh_address
+    return lab.run(host, f"{AUTH} timeout 5 redis-cli -c -h {addr} -p {REDIS_PORT} {args}",
+                   timeout=timeout)
 
 
 def redis_serves(lab: Any, host: str, keys: int = 30) -> bool:
-    """cluster_state ok and a write to each of `keys` keys (spread over every slot range)."""
-    info = redis_cli(lab, host, "CLUSTER INFO")
-    if "cluster_state:ok" not in info.stdout:
+    """cluster_state ok and a write to each of `keys` keys (so every shard is written)."""
+    addr = lab.spec.server(host).mesh_address
+    try:
+        if "cluster_state:ok" not in redis_cli(lab, host, "CLUSTER INFO").stdout:
+            return False
+        script = " && ".join(f"timeout 3 redis-cli -c -h {addr} -p {REDIS_PORT} SET drill:{i} "
+                             f"{i} | grep -q OK" for i in range(keys))
+        return lab.run(host, f"{AUTH}; export REDISCLI_AUTH; {script}",
+                       timeout=60).returncode == 0
+    except subprocess.TimeoutExpired:
         return False
-    script = "; ".join(
-        f"REDISCLI_AUTH=$(awk '/^requirepass/{{print $2}}' /etc/redis/freehold-auth.conf) "
-        f"redis-cli -c -h {lab.spec.server(host).mesh_address} -p {REDIS_PORT} "
-        f"SET drill:{i} {i} | grep -q OK || exit 1" for i in range(keys))
-    return lab.run(host, f"sh -c \"{script}\"", timeout=30).returncode == 0
 
 
 def redis_failover(lab: Any, spec: ClusterSpec, avoid: set[str], limit_s: float = 60.0,
@@ -284,7 +289,10 @@ def redis_failover(lab: Any, spec: ClusterSpec, avoid: set[str], limit_s: float 
     back: float | None = None
     started = time.monotonic()
     while time.monotonic() < started + rejoin_s:
-        role = redis_cli(lab, victim.name, "ROLE").stdout.split()
+        try:
+            role = redis_cli(lab, victim.name, "ROLE").stdout.split()
+        except subprocess.TimeoutExpired:
+            role = []
         if role[:1] == ["slave"] and "connected" in role:
             back = time.monotonic() - started
             break
