@@ -2,8 +2,8 @@
 
     .venv/bin/python benchmarks/deploy_bench.py [--runs 3] [--keep]
 
-Brings up a separate lab (spec name `deploybench`, sites 198.18.41-43.0/24, so it never
-touches the `lab` lab), then measures:
+Brings up a separate lab (spec name `deploybench`, lab network 198.18.40.0/22, sites
+198.18.41-43.0/24, so it never touches the `lab` lab), then measures:
   - the first deploy from bare servers and the no-op second deploy (seconds, operations);
   - Patroni failover under a writer (`--runs` times): seconds until writes through pgbouncer
     succeed again after the primary's server is killed, acknowledged rows lost (must be 0),
@@ -45,6 +45,7 @@ def bench_spec(folder: Path) -> Path:
     """inventories/lab.yaml renamed `deploybench`, site N moved to 198.18.(40+N).0/24."""
     doc = yaml.safe_load((ROOT / "inventories" / "lab.yaml").read_text())
     doc["name"] = "deploybench"
+    doc["lab"] = {"network": "198.18.40.0/22"}  # its own range: runs beside the main lab
 
     def move(text: str) -> str:
         return re.sub(r"^198\.18\.(\d+)\.", lambda m: f"198.18.{40 + int(m.group(1))}.", text)
