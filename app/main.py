@@ -102,6 +102,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         headers={"Cache-Control": "public, max-age=31536000, immutable",
                                  "X-Content-Type-Options": "nosniff"})
 
+    if settings.bench_endpoints:
+        from app.api.feeds import add_pull_baseline
+
+        add_pull_baseline(app)
+
     with contextlib.suppress(ImportError):
         from app.web import mount  # the web UI, built on the same services
 

@@ -67,6 +67,8 @@ class Settings:
     fanout_chunk_pause_ms: int = 0  # throttle between chunks (protects Redis during surges)
     trends_hours: int = 24
     trends_interval_s: int = 60
+    # benchmarks only: exposes /api/v1/timelines/home_pull (the pull-on-read baseline)
+    bench_endpoints: bool = False
     # admins: usernames that become admins when they sign up (bootstrap only)
     bootstrap_admins: str = ""
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 
 from app.api.deps import JSON, get_ctx, page, path_id, viewer
 from app.api.models import MarkReadIn
-from app.services import feed, notifications, search, trends
+from app.services import feed, notifications, posts, search, trends
 
 router = APIRouter(tags=["feeds"])
 Viewer = Annotated[int, Depends(viewer)]
@@ -77,3 +77,17 @@ async def unread(request: Request, me: Viewer) -> JSON:
 async def mark_read(body: MarkReadIn, request: Request, me: Viewer) -> JSON:
     up_to = path_id(body.up_to, "notification") if body.up_to else None
     return JSON({"marked": await notifications.mark_read(get_ctx(request), me, up_to)})
+
+
+def add_pull_baseline(app: FastAPI) -> None:
+    """The pull-on-read baseline for benchmarks: build the page with SQL from follows on every
+    request (same auth, hydrate and JSON as the home feed). Off unless bench_endpoints."""
+
+    async def home_pull(request: Request, me: Viewer, limit: Limit = 40) -> JSON:
+        ctx = get_ctx(request)
+        ids = await feed.pull_ids(ctx, me, limit)
+        items = await posts.hydrate(ctx, me, ids)
+        return page(items, str(ids[-1]) if len(ids) == limit else None)
+
+    app.add_api_route("/api/v1/timelines/home_pull", home_pull, methods=["GET"],
+                      include_in_schema=False)

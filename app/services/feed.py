@@ -97,7 +97,7 @@ async def rebuild_author(ctx: Ctx, author_id: int) -> list[int]:
 async def _big_ids(ctx: Ctx, big: list[int], max_id: int | None, want: int) -> list[int]:
     if not big:
         return []
-    stop = want - 1 if max_id is None else ctx.settings.feed_cap
+    stop = want - 1 if max_id is None else ctx.settings.feed_cap  # first page: top `want`
     pipe = ctx.redis.pipeline(transaction=False)
     for aid in big:
         pipe.lrange(author_key(aid), 0, stop)
@@ -146,7 +146,7 @@ async def home_ids(ctx: Ctx, account_id: int, limit: int, cursor: str | None
             break
         raw = await ctx.redis.lrange(key, pos, pos + want - 1)
     big = await _big_set(ctx, account_id, big_cached, epoch)
-    merged = sorted({i for i, _ in own} | set(await _big_ids(ctx, big, max_id, want)),
+    merged = sorted({i for i, _ in own} | set(await _big_ids(ctx, big, max_id, limit)),
                     reverse=True)[:limit]
     if not merged:
         return [], None
