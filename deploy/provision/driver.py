@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.provision.context import DeployContext
-from deploy.provision.order import ordered_roles, role_steps
+from deploy.provision.order import ordered_roles, role_hosts, role_steps
 from deploy.provision.secrets import SecretStore, secrets_path_for
 from deploy.spec import ClusterSpec
 from deploy.spec.placement import lost_reasons
@@ -338,7 +338,8 @@ def run_deploy(spec: ClusterSpec, spec_path: Path, roles: Iterable[str] | None =
     key = str(ssh_key) if ssh_key else None
     kh = str(known_hosts) if known_hosts else None
     for role in role_names:
-        hosts = [s.name for s in servers if role in s.roles]
+        reach = set(role_hosts(spec, role))
+        hosts = [s.name for s in servers if s.name in reach]
         if not hosts:
             continue
         for step in role_steps(role):

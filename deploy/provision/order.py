@@ -2,6 +2,10 @@
 
 Adding a role: create `roles/<name>/` (an `__init__.py` with `STEPS`, optional `PORTS` and
 `hosts()`), then add its name to `ROLE_ORDER` below, after the roles it needs.
+
+A role whose steps also run on servers that do not carry it (monitoring's exporters on every
+server, pgBackRest on the PostgreSQL servers) defines `hosts(spec) -> [server names]`, and
+`ports_for(spec, server) -> Ports` for the ports it opens on each of them.
 """
 
 from __future__ import annotations
@@ -48,6 +52,15 @@ def ordered_roles(wanted: Iterable[str] | None = None) -> list[str]:
         raise RoleError(f"unknown role(s) {', '.join(unknown)} — deployable roles: "
                         f"{', '.join(ROLE_ORDER)}")
     return [r for r in ROLE_ORDER if r in wanted]
+
+
+def role_hosts(spec: Any, name: str) -> list[str]:
+    """The servers a role's steps run on: its module's `hosts(spec)` when it has one, else the
+    servers carrying the role."""
+    pick = getattr(role_module(name), "hosts", None)
+    if pick is None:
+        return [s.name for s in spec.servers_with_role(name)]
+    return list(pick(spec))
 
 
 def role_steps(name: str) -> list[Callable[..., Any]]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.provision.order import role_module
+from deploy.provision.order import ROLE_ORDER, role_module
 from deploy.spec import ClusterSpec, Server
 from roles.common import Ports
 
@@ -32,12 +32,22 @@ def host_ports(roles: list[str]) -> Ports:
     return ports
 
 
+def per_server_ports(spec: ClusterSpec, server: Server) -> Ports:
+    """Ports opened by roles that also run on servers not carrying them (`ports_for`)."""
+    ports = Ports()
+    for role in ROLE_ORDER:
+        pick = getattr(role_module(role), "ports_for", None)
+        if pick is not None:
+            ports = ports | pick(spec, server)
+    return ports
+
+
 def firewall_vars(spec: ClusterSpec, server: Server) -> dict[str, Any]:
     peers = sorted({a for s in spec.servers if s.name != server.name
                     for a in (s.public_address, s.private_address)})
     return {
         "server": server,
-        "ports": host_ports(server.roles),
+        "ports": host_ports(server.roles) | per_server_ports(spec, server),
         "mesh_network": str(spec.mesh.network),
         "mesh_port": spec.mesh.port,
         "peers": peers,
