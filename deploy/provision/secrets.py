@@ -37,6 +37,7 @@ CLUSTER_SECRETS: dict[str, int] = {
     "s3_access_key": 20,         # SeaweedFS S3 gateway identity
     "s3_secret_key": 40,
     "app_secret_key": 64,        # the app's session signing key
+    "backup_ssh": 43,            # seed of the pgBackRest SSH key (roles/backup)
 }
 
 
