@@ -6,12 +6,54 @@ from pathlib import Path
 
 import typer
 
-from deploy.cli.common import not_done
+from deploy.cli.common import console, fail, fail_lines, print_json
+from deploy.ops.remote import SSH
+from deploy.spec import ClusterSpec
+
+
+def load_cluster(spec: Path) -> ClusterSpec:
+    """The spec, or a one-line error per problem (exit 2)."""
+    from deploy.spec import SpecError, load_spec
+
+    if not spec.exists():
+        fail(f"{spec}: no such spec file — pass the path of a cluster spec (YAML)")
+    try:
+        return load_spec(spec)
+    except SpecError as e:
+        fail_lines(e.problems)
+
+
+def ssh_options(spec: Path, cluster: ClusterSpec, ssh_key: Path | None,
+                known_hosts: Path | None, connect_timeout: float) -> SSH:
+    from deploy.ops.remote import ssh_for
+
+    if ssh_key is not None and not ssh_key.exists():
+        fail(f"--ssh-key {ssh_key}: no such file — give the private key that logs in")
+    if known_hosts is not None and not known_hosts.exists():
+        fail(f"--known-hosts {known_hosts}: no such file — give the cluster's known_hosts")
+    ssh = ssh_for(spec, cluster, ssh_key, known_hosts)
+    ssh.connect_timeout = connect_timeout
+    return ssh
 
 
 def status(
     spec: Path = typer.Argument(..., help="Cluster spec (YAML)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ssh_key: Path | None = typer.Option(None, "--ssh-key", help="Private key for SSH."),
+    known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
+    connect_timeout: float = typer.Option(3.0, "--connect-timeout", min=0.5, max=60,
+                                          help="Seconds before a server counts as down."),
 ) -> None:
-    """Show what is up per site and role; exit non-zero when degraded."""
-    not_done("status", 6)
+    """Show what is up per site and role; exit 1 when anything is degraded."""
+    from deploy.ops.status import gather
+
+    cluster = load_cluster(spec)
+    ssh = ssh_options(spec, cluster, ssh_key, known_hosts, connect_timeout)
+    report = gather(cluster, ssh)
+    if json_out:
+        print_json(report.to_doc())
+    else:
+        from deploy.ops.render import show
+
+        show(report, console)
+    raise typer.Exit(0 if report.ok else 1)

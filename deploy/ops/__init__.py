@@ -1,0 +1,1 @@
+"""Runbook actions for on-call: status gathering and classification, restore drills."""

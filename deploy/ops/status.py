@@ -1,0 +1,381 @@
+"""`freehold status`: gather every server's probe in parallel, classify, and say whether the
+cluster is healthy. Classification is pure (sample JSON in, verdicts out) so it is unit-tested
+without servers.
+
+States: `ok`, `degraded` (works, but something is down or behind), `down` (not working),
+`not deployed` (the spec has the role but nothing is installed: not a fault).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from deploy.ops.probes import match_units, parse_sections, parse_unit_states, units_for
+from deploy.ops.remote import SSH, Outcome, run_many
+from deploy.spec import ClusterSpec
+
+OK, DEGRADED, DOWN, NOT_DEPLOYED = "ok", "degraded", "down", "not deployed"
+MAX_LAG_MB = 16.0
+QUEUE_LAG_WARN = 10000
+
+
+@dataclass
+class Component:
+    name: str
+    state: str = OK
+    problems: list[str] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def bad(self, problem: str, state: str = DEGRADED) -> None:
+        self.problems.append(problem)
+        if self.state != DOWN:
+            self.state = state
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"state": self.state, "problems": self.problems, "rows": self.rows}
+
+
+@dataclass
+class StatusReport:
+    spec: str
+    servers: list[dict[str, Any]]
+    components: dict[str, Component]
+    seconds: float = 0.0
+
+    @property
+    def problems(self) -> list[str]:
+        out = [f"{name}: {p}" for name, c in self.components.items() for p in c.problems]
+        return out
+
+    @property
+    def ok(self) -> bool:
+        return all(c.state in (OK, NOT_DEPLOYED) for c in self.components.values())
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"spec": self.spec, "ok": self.ok, "seconds": round(self.seconds, 2),
+                "problems": self.problems, "servers": self.servers,
+                "components": {k: c.to_doc() for k, c in self.components.items()}}
+
+
+# ---- per component classification (pure) -----------------------------------------------
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return None
+
+
+def classify_servers(spec: ClusterSpec, outcomes: dict[str, Outcome],
+                     sections: dict[str, dict[str, tuple[int | None, str]]]
+                     ) -> tuple[list[dict[str, Any]], dict[str, Component]]:
+    """Per server: reachable, and per role its units' states. Per role: a Component (a role
+    with nothing installed anywhere is `not deployed`)."""
+    rows: list[dict[str, Any]] = []
+    per_role: dict[str, list[tuple[str, str, dict[str, str]]]] = {}
+    for srv in spec.servers:
+        out = outcomes.get(srv.name)
+        up = bool(out and out.reachable and out.code is not None)
+        found = parse_unit_states(sections.get(srv.name, {})) if up else {}
+        roles = {}
+        for role, units in units_for(spec, srv).items():
+            if not up:
+                state, unit_states = DOWN, {}
+            else:
+                unit_states = match_units(units, found)
+                if unit_states and all(s == "missing" for s in unit_states.values()):
+                    state = NOT_DEPLOYED
+                elif all(s == "active" for s in unit_states.values()):
+                    state = OK
+                else:
+                    state = DOWN
+            roles[role] = state
+            per_role.setdefault(role, []).append((srv.name, state, unit_states))
+        rows.append({"server": srv.name, "site": srv.site, "provider": srv.provider,
+                     "up": up, "error": "" if up else (out.error if out else "not asked"),
+                     "roles": roles})
+    comps: dict[str, Component] = {}
+    for role, entries in per_role.items():
+        comp = Component(f"role {role}")
+        states = [s for _, s, _ in entries]
+        if all(s == NOT_DEPLOYED for s in states):
+            comp.state = NOT_DEPLOYED
+        for name, state, units in entries:
+            comp.rows.append({"server": name, "state": state, "units": units})
+            if state == DOWN:
+                bad = [u for u, s in units.items() if s != "active"]
+                comp.bad(f"{name}: " + (f"{', '.join(bad)} not running" if bad
+                                        else "server down"))
+            elif state == NOT_DEPLOYED and comp.state != NOT_DEPLOYED:
+                comp.bad(f"{name}: not deployed (the role runs on other servers)")
+        if comp.state != NOT_DEPLOYED and states and all(s == DOWN for s in states):
+            comp.state = DOWN
+        comps[role] = comp
+    return rows, comps
+
+
+def classify_patroni(views: dict[str, str], expected: list[str],
+                     max_lag_mb: float = MAX_LAG_MB) -> Component:
+    """From Patroni's `GET /cluster` (one or more members' views): one leader, every member
+    running or streaming, a synchronous standby, lag under `max_lag_mb`."""
+    comp = Component("patroni")
+    doc = None
+    for text in views.values():
+        doc = _json(text)
+        if isinstance(doc, dict) and "members" in doc:
+            break
+        doc = None
+    if doc is None:
+        comp.bad("no member's REST API answered", DOWN)
+        return comp
+    members = {m.get("name"): m for m in doc.get("members", [])}
+    leaders = [n for n, m in members.items() if m.get("role") in ("leader", "standby_leader")]
+    if not leaders:
+        comp.bad("no leader: writes fail", DOWN)
+    elif len(leaders) > 1:
+        comp.bad(f"several leaders: {', '.join(leaders)}", DOWN)
+    if not any(m.get("role") == "sync_standby" for m in members.values()):
+        comp.bad("no synchronous standby")
+    for name in expected:
+        m = members.get(name)
+        if m is None:
+            comp.bad(f"{name}: not a member")
+            comp.rows.append({"member": name, "role": "-", "state": "absent", "lag_mb": None})
+            continue
+        lag = m.get("lag")
+        lag_mb = round(lag / 1048576, 1) if isinstance(lag, int | float) else None
+        comp.rows.append({"member": name, "role": m.get("role"), "state": m.get("state"),
+                          "timeline": m.get("timeline"), "lag_mb": lag_mb})
+        if m.get("state") not in ("running", "streaming"):
+            comp.bad(f"{name}: {m.get('state')}")
+        elif lag_mb is not None and lag_mb > max_lag_mb:
+            comp.bad(f"{name}: {lag_mb} MB behind")
+        elif lag is not None and not isinstance(lag, int | float):
+            comp.bad(f"{name}: lag {lag}")
+    return comp
+
+
+def classify_etcd(health: dict[str, str | None], expected: list[str]) -> Component:
+    """Each member's own `GET /health` ({"health":"true"}); None = server unreachable."""
+    comp = Component("etcd")
+    healthy = 0
+    for name in expected:
+        doc = _json(health.get(name) or "")
+        ok = isinstance(doc, dict) and str(doc.get("health")).lower() == "true"
+        healthy += ok
+        comp.rows.append({"member": name, "healthy": ok,
+                          "reason": "" if ok else (doc or {}).get("reason", "no answer")
+                          if isinstance(doc, dict) or doc is None else str(doc)})
+        if not ok:
+            comp.bad(f"{name}: unhealthy")
+    if expected and healthy <= len(expected) // 2:
+        comp.bad(f"quorum lost: {healthy} of {len(expected)} healthy", DOWN)
+    return comp
+
+
+def parse_cluster_info(text: str) -> dict[str, str]:
+    return dict(line.strip().split(":", 1) for line in text.splitlines() if ":" in line)
+
+
+def classify_redis(infos: dict[str, str | None], expected: list[str]) -> Component:
+    """Each node's `CLUSTER INFO`: cluster_state ok, all slots ok."""
+    comp = Component("redis")
+    answered = 0
+    for name in expected:
+        info = parse_cluster_info(infos.get(name) or "")
+        state = info.get("cluster_state", "no answer")
+        answered += "cluster_state" in info
+        comp.rows.append({"node": name, "cluster_state": state,
+                          "slots_ok": info.get("cluster_slots_ok"),
+                          "known_nodes": info.get("cluster_known_nodes")})
+        if state != "ok":
+            comp.bad(f"{name}: cluster_state {state}")
+    if expected and not any(r["cluster_state"] == "ok" for r in comp.rows):
+        comp.bad("no node says the cluster is ok", DOWN)
+    return comp
+
+
+def classify_haproxy(stats: dict[str, str | None], expected: list[str]) -> Component:
+    """HAProxy `show stat` CSV per load balancer: every backend server UP."""
+    comp = Component("haproxy")
+    for name in expected:
+        text = stats.get(name)
+        if not text:
+            comp.bad(f"{name}: no stats")
+            continue
+        rows = list(csv.DictReader(io.StringIO(text.lstrip("# "))))
+        for row in rows:
+            if row.get("svname") in ("FRONTEND", "BACKEND") or not row.get("svname"):
+                continue
+            status = row.get("status", "")
+            comp.rows.append({"lb": name, "backend": row.get("pxname"),
+                              "server": row.get("svname"), "status": status})
+            if not status.startswith(("UP", "no check", "OPEN")):
+                comp.bad(f"{name}: {row.get('pxname')}/{row.get('svname')} {status}")
+    return comp
+
+
+def classify_app(releases: dict[str, str | None], ready: dict[str, str | None],
+                 expected: list[str]) -> Component:
+    comp = Component("app")
+    seen = set()
+    for name in expected:
+        path = (releases.get(name) or "").strip()
+        release = path.split("/releases/")[1].split("/")[0] if "/releases/" in path else None
+        code = (ready.get(name) or "").strip()
+        comp.rows.append({"server": name, "release": release, "readyz": code or None})
+        if release:
+            seen.add(release)
+        if code != "200":
+            comp.bad(f"{name}: /readyz {code or 'no answer'}")
+    if len(seen) > 1:
+        comp.bad(f"mixed releases: {', '.join(sorted(seen))}")
+    return comp
+
+
+def parse_streams(text: str) -> list[dict[str, Any]]:
+    """`# <stream>` headers, each followed by `redis-cli --json XINFO GROUPS` output."""
+    out: list[dict[str, Any]] = []
+    stream = None
+    for line in text.splitlines():
+        if line.startswith("# "):
+            stream = line[2:].strip()
+            continue
+        doc = _json(line)
+        if stream and isinstance(doc, list):
+            for g in doc:
+                if isinstance(g, dict):
+                    out.append({"stream": stream, "group": g.get("name"),
+                                "pending": int(g.get("pending") or 0),
+                                "lag": g.get("lag"), "consumers": g.get("consumers")})
+    return out
+
+
+def classify_queues(texts: dict[str, str | None]) -> Component:
+    comp = Component("queues")
+    for text in texts.values():
+        if text:
+            comp.rows = parse_streams(text)
+            if comp.rows or "no such key" in text.lower():
+                break
+    for r in comp.rows:
+        if isinstance(r["lag"], int) and r["lag"] > QUEUE_LAG_WARN:
+            comp.bad(f"{r['stream']}/{r['group']}: {r['lag']} entries not yet read")
+    return comp
+
+
+def classify_alerts(answers: dict[str, str | None], expected: list[str]) -> Component:
+    """Alertmanager `GET /api/v2/alerts` (active, unsilenced): any firing alert degrades."""
+    comp = Component("alerts")
+    got = None
+    for name in expected:
+        doc = _json(answers.get(name) or "")
+        if isinstance(doc, list):
+            got = doc if got is None else got
+        else:
+            comp.bad(f"{name}: Alertmanager does not answer")
+    if got is None:
+        if expected:
+            comp.state = DOWN
+        return comp
+    for a in got:
+        labels = a.get("labels", {})
+        comp.rows.append({"alert": labels.get("alertname"), "severity": labels.get("severity"),
+                          "instance": labels.get("instance", ""),
+                          "since": a.get("startsAt", "")[:19],
+                          "summary": a.get("annotations", {}).get("summary", "")})
+        comp.bad(f"{labels.get('alertname')} {labels.get('instance', '')}".strip())
+    return comp
+
+
+def classify_backup(info: str | None, now: float | None = None,
+                    max_age_h: float = 26.0) -> Component:
+    """pgBackRest `info --output=json` on the repository host: a full backup younger than a
+    day (plus slack) and WAL archived."""
+    comp = Component("backup")
+    doc = _json(info or "")
+    if not isinstance(doc, list) or not doc:
+        comp.bad("repository host does not answer", DOWN)
+        return comp
+    stanza = doc[0]
+    backups = stanza.get("backup") or []
+    status = (stanza.get("status") or {}).get("message", "")
+    if not backups:
+        comp.bad(f"no backup yet ({status})", DOWN)
+        return comp
+    last = backups[-1]
+    stop = (last.get("timestamp") or {}).get("stop", 0)
+    age_h = ((now or time.time()) - stop) / 3600
+    archive = (stanza.get("archive") or [{}])[-1]
+    comp.rows.append({"last": last.get("label"), "type": last.get("type"),
+                      "age_hours": round(age_h, 1), "backups": len(backups),
+                      "wal_max": archive.get("max")})
+    if age_h > max_age_h:
+        comp.bad(f"last backup {age_h:.0f} h old")
+    if (stanza.get("status") or {}).get("code", 0) != 0:
+        comp.bad(status)
+    return comp
+
+
+# ---- gathering ---------------------------------------------------------------------------
+
+def _texts(sections: dict[str, dict[str, tuple[int | None, str]]], names: list[str],
+           section: str) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for n in names:
+        code, text = sections.get(n, {}).get(section, (None, ""))
+        out[n] = text if code == 0 else None
+    return out
+
+
+def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
+    """Everything from the probes' raw outcomes (pure: no network)."""
+    from deploy.ops.probes import _repo_name
+
+    sections = {n: parse_sections(o.stdout) for n, o in outcomes.items() if o.reachable}
+    servers, comps = classify_servers(spec, outcomes, sections)
+
+    def names(role: str) -> list[str]:
+        return [s.name for s in spec.servers_with_role(role)]
+
+    def deployed(role: str) -> bool:
+        return role in comps and comps[role].state != NOT_DEPLOYED
+
+    if deployed("postgres"):
+        views = {k: v for k, v in _texts(sections, names("postgres"), "patroni").items() if v}
+        comps["patroni"] = classify_patroni(views, names("postgres"))
+    if deployed("etcd"):
+        comps["etcd health"] = classify_etcd(_texts(sections, names("etcd"), "etcd"),
+                                             names("etcd"))
+    if deployed("redis"):
+        comps["redis cluster"] = classify_redis(_texts(sections, names("redis"), "redis"),
+                                                names("redis"))
+        comps["queues"] = classify_queues(_texts(sections, names("redis"), "streams"))
+    if deployed("lb"):
+        comps["haproxy"] = classify_haproxy(_texts(sections, names("lb"), "haproxy"),
+                                            names("lb"))
+    if deployed("app"):
+        comps["app"] = classify_app(_texts(sections, names("app"), "release"),
+                                    _texts(sections, names("app"), "readyz"), names("app"))
+    if deployed("monitoring"):
+        comps["alerts"] = classify_alerts(_texts(sections, names("monitoring"), "alerts"),
+                                          names("monitoring"))
+    repo = _repo_name(spec)
+    if repo and deployed("backup"):
+        comps["backup"] = classify_backup(_texts(sections, [repo], "backup")[repo])
+    return StatusReport(spec.name, servers, comps)
+
+
+def gather(spec: ClusterSpec, ssh: SSH) -> StatusReport:
+    from deploy.ops.probes import probe_script
+
+    started = time.monotonic()
+    outcomes = run_many(spec.servers, lambda s: probe_script(spec, s), ssh)
+    report = classify(spec, outcomes)
+    report.seconds = time.monotonic() - started
+    return report

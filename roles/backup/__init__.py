@@ -1,0 +1,164 @@
+"""roles/backup: pgBackRest (Debian 2.45). The repository lives on a backup server in a site
+other than the PostgreSQL primary's; the PostgreSQL servers push WAL to it over SSH (on the mesh)
+through `archive_command`, set in Patroni's dynamic config so every member, and whichever one
+is primary after a failover, archives the same way. The repository host takes a full backup
+daily (systemd timer) from whichever member is primary. Backup servers also get PostgreSQL 15
+binaries and a scratch folder for `freehold backup restore-drill`.
+
+The role runs on the backup servers and on the PostgreSQL servers (`hosts`)."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.server import Command
+from pyinfra.operations import files, server
+
+import roles.postgres as postgres_role
+from deploy.provision.patroni import PATRONICTL
+from deploy.spec import ClusterSpec
+from roles.backup.config import (
+    ARCHIVE_COMMAND,
+    CONFIG,
+    DRILL_CONFIG,
+    DRILL_DIR,
+    FULL_UNIT,
+    OS_USER,
+    REPO_PATH,
+    SSH_DIR,
+    STANZA,
+    authorized_keys,
+    drill_conf,
+    pgbackrest_conf,
+    repo_host,
+    ssh_client_config,
+    ssh_keypair,
+    timer_vars,
+)
+from roles.common import (
+    Ports,
+    config_file,
+    ensure_packages,
+    render,
+    service,
+    template_path,
+    this_server,
+)
+from roles.postgres import patroni_role
+
+PORTS = Ports()  # SSH only, already open
+AS_PG = f"cd / && runuser -u {OS_USER} --"
+
+
+def hosts(spec: ClusterSpec) -> list[str]:
+    return [s.name for s in spec.servers if s.has("backup") or s.has("postgres")]
+
+
+def _t(name: str) -> str:
+    return str(template_path(__file__, name))
+
+
+def _ssh_key(seed: str) -> None:
+    """The cluster's pgBackRest key for the postgres user, rewritten only when it is not the
+    key derived from the secret (the OpenSSH private text differs on every serialisation)."""
+    private, public = ssh_keypair(seed)
+    files.directory(name="postgres .ssh", path=SSH_DIR, user=OS_USER, group=OS_USER,
+                    mode="700")
+    have = host.get_fact(Command, f"ssh-keygen -y -f {SSH_DIR}/id_ed25519 2>/dev/null || true")
+    if (have or "").split()[:2] != public.split()[:2]:
+        config_file(f"{SSH_DIR}/id_ed25519", private, mode="600", user=OS_USER, group=OS_USER)
+    config_file(f"{SSH_DIR}/id_ed25519.pub", public + "\n", mode="644", user=OS_USER,
+                group=OS_USER)
+
+
+@deploy("backup: pgBackRest and SSH")
+def install(ctx) -> None:
+    srv = this_server(ctx)
+    packages = ["pgbackrest", "openssh-client"]
+    if srv.has("backup") and not srv.has("postgres"):
+        # PostgreSQL binaries for restore drills; no cluster of their own
+        files.directory(name="createcluster.d", path="/etc/postgresql-common/createcluster.d")
+        config_file("/etc/postgresql-common/createcluster.d/00-freehold.conf",
+                    render(template_path(postgres_role.__file__, "createcluster.conf.j2")))
+        packages.insert(0, "postgresql-15")
+    ensure_packages(packages, "backup")
+    _ssh_key(ctx.secrets["backup_ssh"])
+    _, public = ssh_keypair(ctx.secrets["backup_ssh"])
+    config_file(f"{SSH_DIR}/authorized_keys", authorized_keys(ctx.spec, public), mode="600",
+                user=OS_USER, group=OS_USER)
+    config_file(f"{SSH_DIR}/config", ssh_client_config(ctx.spec), mode="600", user=OS_USER,
+                group=OS_USER)
+    files.directory(name="pgBackRest config folder", path="/etc/pgbackrest")
+    main = pgbackrest_conf(ctx.spec, srv)
+    if main is not None:
+        config_file(CONFIG, main, mode="640", user="root", group=OS_USER)
+    if srv.name == repo_host(ctx.spec).name:
+        files.directory(name="pgBackRest repository", path=REPO_PATH, user=OS_USER,
+                        group=OS_USER, mode="750")
+    drill = drill_conf(ctx.spec, srv)
+    if drill is not None:
+        config_file(DRILL_CONFIG, drill, mode="640", user="root", group=OS_USER)
+        files.directory(name="restore drill scratch folder", path=DRILL_DIR, user=OS_USER,
+                        group=OS_USER, mode="700")
+
+
+def _stanza_exists() -> bool:
+    out = host.get_fact(Command, f"test -f {REPO_PATH}/backup/{STANZA}/backup.info "
+                                 "&& echo yes || echo no")
+    return (out or "").strip() == "yes"
+
+
+def _archive_command_set() -> bool:
+    out = host.get_fact(Command, f"{PATRONICTL} show-config 2>/dev/null || true")
+    try:
+        doc = yaml.safe_load(out or "") or {}
+    except yaml.YAMLError:
+        doc = {}
+    params = ((doc.get("postgresql") or {}).get("parameters") or {})
+    return params.get("archive_command") == ARCHIVE_COMMAND
+
+
+@deploy("backup: stanza and WAL archiving")
+def archiving(ctx) -> None:
+    srv = this_server(ctx)
+    if srv.name == repo_host(ctx.spec).name and not _stanza_exists():
+        server.shell(name=f"pgBackRest stanza-create {STANZA}",
+                     commands=[f"{AS_PG} pgbackrest --stanza={STANZA} stanza-create"])
+    if srv.has("postgres") and patroni_role(srv.mesh_address) == "leader" \
+            and not _archive_command_set():
+        server.shell(name="archive_command through Patroni's dynamic config",
+                     commands=[f"{PATRONICTL} edit-config --force --quiet "
+                               f"-s 'postgresql.parameters.archive_command={ARCHIVE_COMMAND}'"])
+
+
+def _has_backup() -> bool:
+    out = host.get_fact(Command, f"{AS_PG} pgbackrest --stanza={STANZA} --output=json info "
+                                 "2>/dev/null || echo '[]'")
+    try:
+        doc = json.loads(out or "[]")
+    except json.JSONDecodeError:
+        return False
+    return any(stanza.get("backup") for stanza in doc)
+
+
+@deploy("backup: daily full backup")
+def schedule(ctx) -> None:
+    srv = this_server(ctx)
+    if srv.name != repo_host(ctx.spec).name:
+        return
+    tv = timer_vars(ctx.spec)
+    unit = config_file(f"/etc/systemd/system/{FULL_UNIT}.service",
+                       render(_t("backup-full.service.j2"), **tv))
+    timer = config_file(f"/etc/systemd/system/{FULL_UNIT}.timer",
+                        render(_t("backup-full.timer.j2"), **tv))
+    service(f"{FULL_UNIT}.timer", restart=timer.will_change,
+            daemon_reload=unit.will_change or timer.will_change)
+    if not _has_backup():
+        server.shell(name="First full backup",
+                     commands=[f"{AS_PG} pgbackrest --stanza={STANZA} --type=full backup"])
+
+
+STEPS = (install, archiving, schedule)

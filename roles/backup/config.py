@@ -1,0 +1,158 @@
+"""Pure config for roles/backup: pgBackRest with a repository on a backup server in a site
+other than the PostgreSQL primary's (an SSH repository host), WAL archiving through Patroni's
+dynamic config, a daily full backup, and the scratch place restore drills use."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+from deploy.spec import ClusterSpec, Server
+from deploy.spec.placement import postgres_primary_site
+from roles.postgres.config import DATA_DIR, PG_PORT
+
+STANZA = "freehold"
+REPO_PATH = "/var/lib/pgbackrest"
+CONFIG = "/etc/pgbackrest/pgbackrest.conf"
+DRILL_CONFIG = "/etc/pgbackrest/drill.conf"
+DRILL_DIR = "/var/lib/freehold-drill"
+DRILL_DATA = f"{DRILL_DIR}/data"
+DRILL_PORT = 5499
+OS_USER = "postgres"          # runs pgBackRest everywhere, owns the repository
+SSH_DIR = "/var/lib/postgresql/.ssh"
+FULL_UNIT = "freehold-backup-full"
+ARCHIVE_COMMAND = f"pgbackrest --stanza={STANZA} archive-push %p"
+
+
+class BackupConfigError(Exception):
+    pass
+
+
+def pg_servers(spec: ClusterSpec) -> list[Server]:
+    return spec.servers_with_role("postgres")
+
+
+def backup_servers(spec: ClusterSpec) -> list[Server]:
+    return spec.servers_with_role("backup")
+
+
+def repo_host(spec: ClusterSpec) -> Server:
+    """`roles.backup.repo_host` when set, else the first backup server outside the PostgreSQL
+    primary's site (a site lost with its primary keeps its backups elsewhere)."""
+    servers = backup_servers(spec)
+    if not servers:
+        raise BackupConfigError(f"{spec.path}: no server has the role backup — add it to a "
+                                "server in a site other than the PostgreSQL primary's")
+    wanted = spec.role_settings("backup").get("repo_host")
+    if wanted:
+        for s in servers:
+            if s.name == wanted:
+                return s
+        raise BackupConfigError(f"{spec.path}: roles.backup.repo_host {wanted!r} is not a "
+                                f"backup server (backup servers: "
+                                f"{', '.join(s.name for s in servers)})")
+    primary_site = postgres_primary_site(spec)
+    away = [s for s in servers if s.site != primary_site]
+    return (away or servers)[0]
+
+
+def drill_host(spec: ClusterSpec) -> Server:
+    """Where restore drills run: another backup server than the repository's when there is
+    one (a restore across the network, as after losing a site), else the repository host."""
+    repo = repo_host(spec)
+    others = [s for s in backup_servers(spec) if s.name != repo.name]
+    return others[0] if others else repo
+
+
+def settings(spec: ClusterSpec) -> dict[str, Any]:
+    s = spec.role_settings("backup")
+    return {"retention_full": int(s.get("retention_full", 2)),
+            "full_at": str(s.get("full_at", "*-*-* 02:30:00")),
+            "compress": str(s.get("compress", "zst"))}
+
+
+def _ini(sections: dict[str, dict[str, Any]], note: str) -> str:
+    out = [f"# Managed by freehold (roles/backup): {note}"]
+    for name, values in sections.items():
+        out.append(f"\n[{name}]")
+        out += [f"{k}={v}" for k, v in values.items()]
+    return "\n".join(out) + "\n"
+
+
+def _common(spec: ClusterSpec) -> dict[str, Any]:
+    return {"compress-type": settings(spec)["compress"], "log-level-console": "warn",
+            "log-level-file": "info", "process-max": 2}
+
+
+def _remote_repo(spec: ClusterSpec) -> dict[str, Any]:
+    repo = repo_host(spec)
+    return {"repo1-host": repo.mesh_address, "repo1-host-user": OS_USER}
+
+
+def _local_repo(spec: ClusterSpec) -> dict[str, Any]:
+    return {"repo1-path": REPO_PATH,
+            "repo1-retention-full": settings(spec)["retention_full"], "start-fast": "y"}
+
+
+def pgbackrest_conf(spec: ClusterSpec, me: Server) -> str | None:
+    """The main config: on the repository host every PostgreSQL server as pgN-host; on a
+    PostgreSQL server its data directory and the repository host. None elsewhere."""
+    if me.name == repo_host(spec).name:
+        stanza: dict[str, Any] = {}
+        for i, pg in enumerate(pg_servers(spec), start=1):
+            stanza.update({f"pg{i}-host": pg.mesh_address, f"pg{i}-host-user": OS_USER,
+                           f"pg{i}-path": DATA_DIR, f"pg{i}-port": PG_PORT})
+        return _ini({"global": {**_common(spec), **_local_repo(spec)}, STANZA: stanza},
+                    "repository host")
+    if me.has("postgres"):
+        return _ini({"global": {**_common(spec), **_remote_repo(spec)},
+                     STANZA: {"pg1-path": DATA_DIR, "pg1-port": PG_PORT}},
+                    "PostgreSQL server archiving to the repository host")
+    return None
+
+
+def drill_conf(spec: ClusterSpec, me: Server) -> str | None:
+    """On backup servers: restore into the scratch data directory (`--config` of drills)."""
+    if not me.has("backup"):
+        return None
+    repo = _local_repo(spec) if me.name == repo_host(spec).name else _remote_repo(spec)
+    return _ini({"global": {**_common(spec), **repo, "log-path": f"{DRILL_DIR}/log"},
+                 STANZA: {"pg1-path": DRILL_DATA, "pg1-port": DRILL_PORT,
+                          "pg1-socket-path": DRILL_DIR}},
+                "restore drills into a scratch data directory")
+
+
+def ssh_keypair(seed: str) -> tuple[str, str]:
+    """(OpenSSH private key, public key line) of the cluster's pgBackRest key, derived from the
+    `backup_ssh` secret (the same key on every run; the private text differs per call)."""
+    key = Ed25519PrivateKey.from_private_bytes(hashlib.sha256(seed.encode()).digest())
+    private = key.private_bytes(Encoding.PEM, PrivateFormat.OpenSSH, NoEncryption()).decode()
+    raw = key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    blob = b"".join(len(p).to_bytes(4, "big") + p for p in (b"ssh-ed25519", raw))
+    return private, f"ssh-ed25519 {base64.b64encode(blob).decode()} freehold-backup"
+
+
+def authorized_keys(spec: ClusterSpec, public: str) -> str:
+    """The key may log in only from the mesh, with no terminal or forwarding."""
+    return (f"# Managed by freehold (roles/backup): pgBackRest between servers, mesh only\n"
+            f'restrict,from="{spec.mesh.network}" {public}\n')
+
+
+def ssh_client_config(spec: ClusterSpec) -> str:
+    """Mesh peers are authenticated by WireGuard: their host keys are learnt on first use."""
+    return ("# Managed by freehold (roles/backup)\n"
+            "Host *\n    BatchMode yes\n    ConnectTimeout 10\n"
+            "    StrictHostKeyChecking accept-new\n    ServerAliveInterval 15\n")
+
+
+def timer_vars(spec: ClusterSpec) -> dict[str, Any]:
+    return {"stanza": STANZA, "full_at": settings(spec)["full_at"], "unit": FULL_UNIT}

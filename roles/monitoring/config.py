@@ -1,0 +1,170 @@
+"""Pure config for roles/monitoring: exporter flags, Prometheus scrape jobs, alert rules and
+Alertmanager, all from the spec. Everything is scraped over mesh addresses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from deploy.provision.order import role_module
+from deploy.spec import ClusterSpec, Server
+from roles.common import Ports
+from roles.etcd.config import CLIENT_PORT as ETCD_PORT
+from roles.postgres.config import REST_PORT as PATRONI_PORT
+from roles.redis.config import PORT as REDIS_PORT
+
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+ALERTMANAGER_CLUSTER_PORT = 9094
+NODE_PORT = 9100
+POSTGRES_EXPORTER_PORT = 9187
+REDIS_EXPORTER_PORT = 9121
+# roles/lb and roles/app may say otherwise (`METRICS_PORT` / `PORT` in their module)
+HAPROXY_METRICS_PORT = 8404
+APP_PORT = 8000
+
+SCRAPE_INTERVAL = "10s"
+EVALUATION_INTERVAL = "10s"
+RETENTION = "15d"
+RULES_FILE = "/etc/prometheus/rules/freehold.yml"
+
+# Debian 12 packages: one exporter per role it watches, the node exporter on every server
+EXPORTERS: dict[str, tuple[str, int]] = {
+    "base": ("prometheus-node-exporter", NODE_PORT),
+    "postgres": ("prometheus-postgres-exporter", POSTGRES_EXPORTER_PORT),
+    "redis": ("prometheus-redis-exporter", REDIS_EXPORTER_PORT),
+}
+SERVER_PACKAGES = ["prometheus", "prometheus-alertmanager"]
+
+# alert thresholds (the spec's roles.monitoring may override any of them)
+THRESHOLDS: dict[str, float] = {
+    "replication_lag_bytes": 16 * 1024 * 1024,
+    "error_ratio": 0.05,          # 5xx share of app requests over 5 minutes
+    "p99_seconds": 1.0,           # app request latency, 99th percentile over 5 minutes
+    "disk_free_ratio": 0.10,      # free space left on a file system
+    "disk_hours_to_full": 24,     # linear prediction from the last 6 hours
+    "fanout_lag_seconds": 30,     # age of the newest post when pushed to feeds
+    "stream_lag_entries": 10000,  # stream entries no consumer group has read yet
+}
+
+
+def role_value(role: str, name: str, default: int) -> int:
+    """A constant another role declares (`roles/<role>`'s `name`), else the default."""
+    return int(getattr(role_module(role), name, default))
+
+
+def exporters_on(server: Server) -> list[tuple[str, int]]:
+    """(package, port) of the exporters a server runs: node everywhere, plus per role."""
+    return [EXPORTERS[r] for r in EXPORTERS if r == "base" or r in server.roles]
+
+
+def exporter_ports(server: Server) -> Ports:
+    return Ports(mesh_tcp=tuple(sorted(port for _, port in exporters_on(server))))
+
+
+def monitors(spec: ClusterSpec) -> list[Server]:
+    return spec.servers_with_role("monitoring")
+
+
+def thresholds(spec: ClusterSpec) -> dict[str, float]:
+    settings = spec.role_settings("monitoring")
+    return {k: float(settings.get(k, v)) for k, v in THRESHOLDS.items()}
+
+
+def _targets(servers: list[Server], port: int) -> list[dict[str, Any]]:
+    """One static config per server, labelled with its name, site and provider."""
+    return [{"targets": [f"{s.mesh_address}:{port}"],
+             "labels": {"instance": s.name, "site": s.site, "provider": s.provider}}
+            for s in servers]
+
+
+def scrape_jobs(spec: ClusterSpec) -> dict[str, dict[str, Any]]:
+    """job name -> {"port", "path", "servers"} for every target the spec has."""
+    lb_port = role_value("lb", "METRICS_PORT", HAPROXY_METRICS_PORT)
+    app_port = role_value("app", "PORT", APP_PORT)
+    jobs: dict[str, dict[str, Any]] = {
+        "node": {"port": NODE_PORT, "servers": spec.servers},
+        "postgres": {"port": POSTGRES_EXPORTER_PORT,
+                     "servers": spec.servers_with_role("postgres")},
+        "patroni": {"port": PATRONI_PORT, "servers": spec.servers_with_role("postgres")},
+        "etcd": {"port": ETCD_PORT, "servers": spec.servers_with_role("etcd")},
+        "redis": {"port": REDIS_EXPORTER_PORT, "servers": spec.servers_with_role("redis")},
+        "haproxy": {"port": lb_port, "servers": spec.servers_with_role("lb")},
+        "app": {"port": app_port, "servers": spec.servers_with_role("app")},
+        "prometheus": {"port": PROMETHEUS_PORT, "servers": monitors(spec)},
+        "alertmanager": {"port": ALERTMANAGER_PORT, "servers": monitors(spec)},
+    }
+    return {name: {"path": "/metrics", **job} for name, job in jobs.items() if job["servers"]}
+
+
+def prometheus_config(spec: ClusterSpec) -> dict[str, Any]:
+    return {
+        "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": "5s",
+                   "evaluation_interval": EVALUATION_INTERVAL,
+                   "external_labels": {"cluster": spec.name}},
+        "rule_files": [RULES_FILE],
+        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [
+            f"{m.mesh_address}:{ALERTMANAGER_PORT}" for m in monitors(spec)]}]}]},
+        "scrape_configs": [{"job_name": name, "metrics_path": job["path"],
+                            "static_configs": _targets(job["servers"], job["port"])}
+                           for name, job in scrape_jobs(spec).items()],
+    }
+
+
+def alertmanager_config(spec: ClusterSpec) -> dict[str, Any]:
+    """Alerts grouped per alert name and site; a webhook when the spec names one
+    (`roles.monitoring.webhook_url`), else kept in Alertmanager (its API and UI)."""
+    url = spec.role_settings("monitoring").get("webhook_url")
+    receiver: dict[str, Any] = {"name": "on-call"}
+    if url:
+        receiver["webhook_configs"] = [{"url": str(url), "send_resolved": True}]
+    return {
+        "route": {"receiver": "on-call", "group_by": ["alertname", "site"],
+                  "group_wait": "10s", "group_interval": "1m", "repeat_interval": "4h"},
+        "inhibit_rules": [{"source_matchers": ["severity=critical"],
+                           "target_matchers": ["severity=warning"],
+                           "equal": ["alertname", "instance"]}],
+        "receivers": [receiver],
+    }
+
+
+def prometheus_args(me: Server) -> str:
+    return (f"--web.listen-address={me.mesh_address}:{PROMETHEUS_PORT} "
+            f"--storage.tsdb.retention.time={RETENTION} --web.enable-lifecycle")
+
+
+def alertmanager_args(spec: ClusterSpec, me: Server) -> str:
+    peers = " ".join(f"--cluster.peer={m.mesh_address}:{ALERTMANAGER_CLUSTER_PORT}"
+                     for m in monitors(spec) if m.name != me.name)
+    return (f"--web.listen-address={me.mesh_address}:{ALERTMANAGER_PORT} "
+            f"--cluster.listen-address={me.mesh_address}:{ALERTMANAGER_CLUSTER_PORT} "
+            f"--cluster.advertise-address={me.mesh_address}:{ALERTMANAGER_CLUSTER_PORT} "
+            f"{peers}").strip()
+
+
+def node_exporter_args(me: Server) -> str:
+    return (f"--web.listen-address={me.mesh_address}:{NODE_PORT} "
+            "--collector.filesystem.mount-points-exclude="
+            "^/(dev|proc|run|sys|var/lib/docker/.+)($|/)")
+
+
+def postgres_exporter_env(me: Server) -> dict[str, str]:
+    """Peer authentication over the local socket as the `prometheus` user (pg_monitor)."""
+    return {
+        "DATA_SOURCE_NAME": "host=/var/run/postgresql user=prometheus dbname=postgres "
+                            "sslmode=disable",
+        "ARGS": f"--web.listen-address={me.mesh_address}:{POSTGRES_EXPORTER_PORT}",
+    }
+
+
+def redis_exporter_env(me: Server, password: str) -> dict[str, str]:
+    return {
+        "REDIS_PASSWORD": password,
+        "ARGS": (f"-web.listen-address {me.mesh_address}:{REDIS_EXPORTER_PORT} "
+                 f"-redis.addr redis://{me.mesh_address}:{REDIS_PORT}"),
+    }
+
+
+def env_file(values: dict[str, str], role_note: str) -> str:
+    lines = [f"# Managed by freehold (roles/monitoring): {role_note}"]
+    lines += [f'{k}="{v}"' for k, v in values.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,233 @@
+"""roles/monitoring and roles/backup config from the lab spec: scrape jobs over the mesh, alert
+rules (promtool when installed here, else every expression parsed as PromQL), Alertmanager HA,
+exporter ports in the firewall, pgBackRest topology and the role hooks."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import promql_parser
+import pytest
+import yaml
+from cryptography.fernet import Fernet
+
+from deploy.provision.order import ROLE_ORDER, role_hosts
+from deploy.provision.secrets import Secrets, SecretStore
+from deploy.spec import ClusterSpec, load_spec
+from roles.backup import hosts as backup_hosts
+from roles.backup.config import (
+    ARCHIVE_COMMAND,
+    BackupConfigError,
+    authorized_keys,
+    drill_conf,
+    drill_host,
+    pgbackrest_conf,
+    repo_host,
+    ssh_keypair,
+)
+from roles.base.config import firewall_vars
+from roles.common import render, template_path
+from roles.monitoring import rules_text
+from roles.monitoring.config import (
+    alertmanager_args,
+    alertmanager_config,
+    exporters_on,
+    prometheus_config,
+    scrape_jobs,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+REQUIRED_ALERTS = {"PostgresPrimaryLost", "ReplicationLag", "EtcdUnhealthy", "RedisClusterNotOk",
+                   "AppErrorRate", "AppLatencyP99", "DiskFilling", "FanoutLag", "ServerDown"}
+
+
+@pytest.fixture(scope="module")
+def spec() -> ClusterSpec:
+    return load_spec(ROOT / "inventories" / "lab.yaml")
+
+
+@pytest.fixture(scope="module")
+def secrets(spec: ClusterSpec, tmp_path_factory: pytest.TempPathFactory) -> Secrets:
+    store = SecretStore(tmp_path_factory.mktemp("s") / "lab.secrets", spec.name,
+                        key=Fernet.generate_key())
+    return store.ensure([s.name for s in spec.servers])
+
+
+def _spec_with(spec: ClusterSpec, **changes: object) -> ClusterSpec:
+    return spec.model_copy(update=changes)
+
+
+# ---- Prometheus ---------------------------------------------------------------------------
+
+def test_every_target_is_a_mesh_address_with_the_servers_name(spec: ClusterSpec) -> None:
+    conf = prometheus_config(spec)
+    mesh = {s.mesh_address: s for s in spec.servers}
+    jobs = {j["job_name"]: j for j in conf["scrape_configs"]}
+    for job in jobs.values():
+        for sc in job["static_configs"]:
+            (target,) = sc["targets"]
+            addr, port = target.rsplit(":", 1)
+            assert addr in mesh, (job["job_name"], target)
+            assert sc["labels"]["instance"] == mesh[addr].name
+            assert sc["labels"]["site"] == mesh[addr].site
+    def servers(job: str) -> set[str]:
+        return {sc["labels"]["instance"] for sc in jobs[job]["static_configs"]}
+
+    assert servers("node") == {s.name for s in spec.servers}
+    assert servers("postgres") == servers("patroni") == {"a1", "b1", "c1"}
+    assert servers("redis") == {s.name for s in spec.servers_with_role("redis")}
+    assert servers("haproxy") == {"a2", "a3", "b2", "b3"}
+    assert servers("app") == {"a3", "b3"}
+    assert servers("etcd") == {"a1", "b1", "c1"}
+    # both Prometheus servers alert through both Alertmanagers
+    (am,) = conf["alerting"]["alertmanagers"]
+    assert sorted(am["static_configs"][0]["targets"]) == sorted(
+        f"{s.mesh_address}:9093" for s in spec.servers_with_role("monitoring"))
+    assert conf["rule_files"] == ["/etc/prometheus/rules/freehold.yml"]
+
+
+def test_a_role_nobody_carries_has_no_job(spec: ClusterSpec) -> None:
+    servers = [s.model_copy(update={"roles": [r for r in s.roles if r not in ("lb", "app")]})
+               for s in spec.servers]
+    jobs = scrape_jobs(_spec_with(spec, servers=servers))
+    assert "haproxy" not in jobs and "app" not in jobs and "node" in jobs
+
+
+def test_alertmanagers_gossip_with_each_other(spec: ClusterSpec) -> None:
+    a2, c2 = spec.server("a2"), spec.server("c2")
+    args = alertmanager_args(spec, a2)
+    assert f"--cluster.peer={c2.mesh_address}:9094" in args
+    assert f"--cluster.peer={a2.mesh_address}" not in args
+    assert f"--web.listen-address={a2.mesh_address}:9093" in args
+    route = alertmanager_config(spec)["route"]
+    assert route["receiver"] == "on-call" and "alertname" in route["group_by"]
+
+
+def test_alertmanager_webhook_from_the_spec(spec: ClusterSpec) -> None:
+    roles = {**spec.roles, "monitoring": {"webhook_url": "http://pager.example/hook"}}
+    (recv,) = alertmanager_config(_spec_with(spec, roles=roles))["receivers"]
+    assert recv["webhook_configs"][0]["url"] == "http://pager.example/hook"
+
+
+# ---- alert rules --------------------------------------------------------------------------
+
+def _rules(spec: ClusterSpec) -> list[dict]:
+    doc = yaml.safe_load(rules_text(spec))
+    return [r for g in doc["groups"] for r in g["rules"]]
+
+
+def test_rules_cover_what_on_call_needs(spec: ClusterSpec) -> None:
+    rules = _rules(spec)
+    names = {r["alert"] for r in rules}
+    assert names >= REQUIRED_ALERTS, REQUIRED_ALERTS - names
+    for r in rules:
+        assert r["labels"]["severity"] in ("critical", "warning"), r["alert"]
+        assert r["annotations"]["summary"], r["alert"]
+        assert r["for"].endswith(("s", "m")), r["alert"]
+
+
+def test_every_rule_expression_is_valid_promql(spec: ClusterSpec, tmp_path: Path) -> None:
+    """promtool when it is installed here; otherwise every expression through a PromQL
+    parser (the lab test runs promtool on the monitoring servers)."""
+    text = rules_text(spec)
+    promtool = shutil.which("promtool")
+    if promtool:
+        path = tmp_path / "rules.yml"
+        path.write_text(text)
+        proc = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True,
+                              text=True, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    for r in _rules(spec):
+        promql_parser.parse(r["expr"])  # raises ValueError on a syntax error
+
+
+def test_a_broken_expression_is_caught() -> None:
+    """The check above can fail: a missing parenthesis is refused."""
+    with pytest.raises(ValueError):
+        promql_parser.parse("sum(rate(up[5m])")
+
+
+def test_thresholds_come_from_the_spec(spec: ClusterSpec) -> None:
+    roles = {**spec.roles, "monitoring": {"p99_seconds": 0.25, "error_ratio": 0.01}}
+    rules = {r["alert"]: r for r in _rules(_spec_with(spec, roles=roles))}
+    assert "> 0.25" in rules["AppLatencyP99"]["expr"]
+    assert "> 0.01" in rules["AppErrorRate"]["expr"]
+
+
+# ---- exporters and the firewall -----------------------------------------------------------
+
+def test_exporters_on_the_servers_they_watch(spec: ClusterSpec) -> None:
+    assert [p for p, _ in exporters_on(spec.server("a1"))] == [
+        "prometheus-node-exporter", "prometheus-postgres-exporter", "prometheus-redis-exporter"]
+    assert [p for p, _ in exporters_on(spec.server("a3"))] == ["prometheus-node-exporter"]
+    assert role_hosts(spec, "monitoring") == [s.name for s in spec.servers]
+
+
+def test_firewall_opens_exporter_ports_on_the_mesh_only(spec: ClusterSpec) -> None:
+    def mesh_tcp(name: str) -> tuple[int, ...]:
+        return firewall_vars(spec, spec.server(name))["ports"].mesh_tcp
+
+    assert {9100, 9187, 9121} <= set(mesh_tcp("a1"))
+    assert 9100 in mesh_tcp("a3") and 9187 not in mesh_tcp("a3")
+    assert {9090, 9093, 9094} <= set(mesh_tcp("c2"))
+    assert 9090 not in mesh_tcp("a1")
+    for name in ("a1", "c2"):
+        assert not {9100, 9090} & set(firewall_vars(spec, spec.server(name))["ports"].public_tcp)
+
+
+def test_monitoring_and_backup_are_deployed_last(spec: ClusterSpec) -> None:
+    assert ROLE_ORDER.index("monitoring") > ROLE_ORDER.index("redis")
+    assert ROLE_ORDER.index("backup") > ROLE_ORDER.index("postgres")
+
+
+# ---- backup -------------------------------------------------------------------------------
+
+def test_repository_outside_the_primary_site_and_drill_elsewhere(spec: ClusterSpec) -> None:
+    assert repo_host(spec).name == "b3"        # site b; the primary's site is a
+    assert drill_host(spec).name == "c3"       # a third site: restore across the network
+    assert backup_hosts(spec) == ["a1", "b1", "b3", "c1", "c3"]
+    roles = {**spec.roles, "backup": {"repo_host": "c3"}}
+    assert repo_host(_spec_with(spec, roles=roles)).name == "c3"
+    roles = {**spec.roles, "backup": {"repo_host": "a1"}}
+    with pytest.raises(BackupConfigError, match="not a backup server"):
+        repo_host(_spec_with(spec, roles=roles))
+
+
+def test_pgbackrest_configs(spec: ClusterSpec) -> None:
+    b3, c3 = spec.server("b3"), spec.server("c3")
+    repo = pgbackrest_conf(spec, b3)
+    assert repo is not None
+    for i, name in enumerate(("a1", "b1", "c1"), start=1):
+        assert f"pg{i}-host={spec.server(name).mesh_address}" in repo
+    assert "repo1-path=/var/lib/pgbackrest" in repo and "repo1-retention-full=2" in repo
+    pg = pgbackrest_conf(spec, spec.server("a1"))
+    assert pg is not None and f"repo1-host={b3.mesh_address}" in pg and "pg1-host" not in pg
+    assert pgbackrest_conf(spec, c3) is None
+    drill = drill_conf(spec, c3)
+    assert drill is not None and f"repo1-host={b3.mesh_address}" in drill
+    assert "pg1-path=/var/lib/freehold-drill/data" in drill
+    assert drill_conf(spec, spec.server("a1")) is None
+    assert ARCHIVE_COMMAND == "pgbackrest --stanza=freehold archive-push %p"
+
+
+def test_backup_key_is_stable_and_mesh_only(spec: ClusterSpec, secrets: Secrets) -> None:
+    priv1, pub1 = ssh_keypair(secrets["backup_ssh"])
+    priv2, pub2 = ssh_keypair(secrets["backup_ssh"])
+    assert pub1 == pub2 and pub1.startswith("ssh-ed25519 ")
+    assert priv1.startswith("-----BEGIN OPENSSH PRIVATE KEY-----")
+    assert ssh_keypair("another seed")[1] != pub1
+    line = authorized_keys(spec, pub1).splitlines()[-1]
+    assert line.startswith(f'restrict,from="{spec.mesh.network}" ssh-ed25519 ')
+
+
+def test_backup_templates_render(spec: ClusterSpec) -> None:
+    from roles.backup.config import timer_vars
+
+    timer = render(template_path(str(ROOT / "roles/backup/__init__.py"),
+                                 "backup-full.timer.j2"), **timer_vars(spec))
+    assert "OnCalendar=*-*-* 02:30:00" in timer and "Persistent=true" in timer
+    unit = render(template_path(str(ROOT / "roles/backup/__init__.py"),
+                                "backup-full.service.j2"), **timer_vars(spec))
+    assert "User=postgres" in unit and "--type=full backup" in unit
