@@ -24,6 +24,8 @@ ROLE_ORDER: tuple[str, ...] = (
     "pgbouncer",
     "redis",
     "media",
+    "monitoring",
+    "backup",
 )
 
 
