@@ -1,0 +1,59 @@
+"""Other measurements that bear on the plan, read defensively (their writers keep changing them).
+
+`benchmarks/results/app_hotpaths.json` (benchmarks/app_hotpaths.py) measures the real app's
+home feed on this machine: when its per-core figure differs a lot from the one the plan uses,
+the plan says what the app tier would need at the measured figure.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from deploy.capacity.inputs import ROOT
+from deploy.capacity.layout import n_plus_one
+
+HOTPATHS = ROOT / "benchmarks" / "results" / "app_hotpaths.json"
+
+
+def _num(x: Any) -> float | None:
+    return float(x) if isinstance(x, int | float) and not isinstance(x, bool) else None
+
+
+def hotpaths_per_core(path: Any = HOTPATHS) -> tuple[float, str] | None:
+    """(home feed req/s per app core, when) from the app benchmark, or None."""
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, Mapping):
+        return None
+    feed = doc.get("home_feed")
+    rps = _num(feed.get("rps")) if isinstance(feed, Mapping) else None
+    cores = _num(doc.get("app_cores")) or 1.0
+    if not rps or rps <= 0 or cores <= 0:
+        return None
+    when = str(doc.get("measured_at") or "")[:10] or "an unknown date"
+    return rps / cores, when
+
+
+def crosscheck_notes(plan: Any) -> list[str]:
+    got = hotpaths_per_core()
+    used = next((i for i in plan.inputs if i.name == "app_rps_per_core"), None)
+    if got is None or used is None:
+        return []
+    per_core, when = got
+    if 0.5 <= per_core / used.value <= 2:
+        return []
+    app = plan.roles["app"]
+    cls = plan.classes[app.server_class]
+    util = next((i.value for i in plan.inputs if i.name == "app_headroom"), 1.0)
+    rps = plan.planned_rps / plan.headroom  # the plan's own load, without extra headroom
+    need = n_plus_one(math.ceil(rps / (per_core * util) / cls.cores), len(plan.layout.sites))
+    return [f"cross-check: benchmarks/results/app_hotpaths.json measured the home feed at "
+            f"{per_core:,.0f} req/s per app core on {when} (benchmark in progress, machine "
+            f"shared); the plan uses {used.value:,.0f} ({used.kind}) — at the measured figure "
+            f"the app tier would need {need} servers without extra headroom (this plan has "
+            f"{app.servers}): run `freehold loadtest calibrate` to settle it"]

@@ -1,0 +1,277 @@
+"""The capacity inputs of a profile, each with its source: a measurement file or a citation.
+
+A profile number is `{value: N, source: "..."}`; it may add `measured: {file, field, by}`.
+When that file exists and its field holds a positive number, the measurement wins and the
+input's source says which file, which field and when it was measured; otherwise the cited
+value is used and its source is prefixed "cited" (with why the measurement was not used).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from loadtests.traffic import ProfileError
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_PROFILE = ROOT / "loadtests" / "profiles" / "default.yaml"
+
+# name -> (unit, what it is); all read from the profile's `capacity:` mapping
+CAPACITY_FIELDS: dict[str, tuple[str, str]] = {
+    "surge_peak_factor": ("x", "extra peak during the surge week"),
+    "fanout_per_post": ("inserts", "fan-out inserts per post"),
+    "fanout_inserts_per_core": ("inserts/s", "fan-out inserts one worker core does"),
+    "worker_utilisation": ("", "target worker CPU utilisation"),
+    "timeline_cached_ratio": ("", "share of accounts with a cached home timeline"),
+    "timeline_bytes": ("bytes", "Redis memory of one cached timeline (800 ids)"),
+    "redis_bytes_per_dau": ("bytes", "sessions, counters, queues per daily active"),
+    "redis_ops_per_request": ("ops", "Redis commands per app request"),
+    "redis_ops_per_fanout_insert": ("ops", "Redis commands per fan-out insert"),
+    "redis_ops_per_core": ("ops/s", "commands one Redis node serves"),
+    "redis_utilisation": ("", "target Redis node utilisation"),
+    "redis_memory_fraction": ("", "maxmemory as a share of RAM"),
+    "redis_replicas": ("", "replicas per Redis shard"),
+    "pg_queries_per_request": ("queries", "PostgreSQL queries per app request"),
+    "pg_queries_per_core": ("queries/s", "queries one PostgreSQL core serves"),
+    "pg_utilisation": ("", "target PostgreSQL CPU utilisation"),
+    "pg_bytes_per_post": ("bytes", "database bytes per post"),
+    "pg_bytes_per_account": ("bytes", "database bytes per account"),
+    "history_posts_per_account": ("posts", "posts per account at the start"),
+    "storage_horizon_months": ("months", "growth the disks must hold"),
+    "account_growth_per_month": ("", "account growth per month"),
+    "pg_disk_fraction": ("", "share of a database disk to fill"),
+    "media_bytes_per_image": ("bytes", "stored bytes per uploaded image"),
+    "media_copies": ("", "copies of every media volume"),
+    "media_disk_fraction": ("", "share of a media disk to fill"),
+    "backup_copies": ("", "database sizes kept by backups"),
+    "lb_rps_per_core": ("req/s", "requests/s one HAProxy core terminates"),
+    "lb_utilisation": ("", "target load-balancer utilisation"),
+    "pgbouncer_per_site": ("servers", "pgbouncer servers per serving site"),
+    "etcd_members": ("servers", "etcd members"),
+    "monitoring_servers": ("servers", "monitoring servers"),
+    "dns_servers": ("servers", "authoritative DNS servers"),
+    "generator_cores_per_1000_rps": ("cores", "Locust cores per 1,000 req/s"),
+}
+TOP_FIELDS: dict[str, tuple[str, str]] = {
+    "app_rps_per_core": ("req/s", "app requests/s one core serves within the SLO"),
+    "app_headroom": ("", "target app CPU utilisation at the peak"),
+}
+WHOLE = {"redis_replicas", "pgbouncer_per_site", "etcd_members", "monitoring_servers",
+         "dns_servers", "backup_copies", "media_copies"}
+FRACTIONS = {"worker_utilisation", "timeline_cached_ratio", "redis_utilisation",
+             "redis_memory_fraction", "pg_utilisation", "pg_disk_fraction",
+             "media_disk_fraction", "lb_utilisation", "app_headroom"}
+
+
+class CapacityProfileError(ProfileError):
+    """A profile the capacity model cannot use; the one-line message names the field and fix."""
+
+
+@dataclass(frozen=True)
+class Input:
+    name: str
+    value: float
+    source: str
+    kind: str  # "measured" | "cited"
+    unit: str = ""
+    file: str | None = None
+    measured_at: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"name": self.name, "value": self.value, "unit": self.unit,
+                               "kind": self.kind, "source": self.source}
+        if self.file:
+            doc |= {"file": self.file, "measured_at": self.measured_at}
+        return doc
+
+
+@dataclass(frozen=True)
+class ServerClass:
+    name: str
+    cores: int
+    ram_gib: float
+    disk_gib: float
+    price: float | None = None
+    currency: str = ""
+    price_source: str = ""
+
+
+def read_doc(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise CapacityProfileError(f"{path}: no such profile — pass --profile FILE (default "
+                                   f"{os.path.relpath(DEFAULT_PROFILE)})")
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark else ""
+        raise CapacityProfileError(f"{path}{line}: not valid YAML — fix the syntax") from exc
+    if not isinstance(doc, dict):
+        raise CapacityProfileError(f"{path}: expected a mapping at the top")
+    return doc
+
+
+def _number(raw: Any) -> float | None:
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        return None
+    return float(raw)
+
+
+def _dig(doc: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(doc, Mapping) or part not in doc:
+            return None
+        doc = doc[part]
+    return doc
+
+
+def resolve_file(text: str, profile: Path) -> Path:
+    p = Path(os.path.expanduser(text))
+    return p if p.is_absolute() else ROOT / p
+
+
+def measurement(spec: Any, where: str, profile: Path) -> tuple[Input | None, str]:
+    """(the measured figure, '') or (None, why not) for a `measured: {file, field}` entry."""
+    if not isinstance(spec, Mapping) or not isinstance(spec.get("file"), str) \
+            or not isinstance(spec.get("field"), str):
+        raise CapacityProfileError(f"{profile}: {where}.measured: expected {{file: PATH, "
+                                   "field: NAME}} — the measurement file and its field")
+    path = resolve_file(spec["file"], profile)
+    shown = os.path.relpath(path, ROOT) if path.is_relative_to(ROOT) else str(path)
+    if not path.exists():
+        return None, f"no measurement yet ({shown} absent)"
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None, f"{shown} is not readable JSON"
+    value = _number(_dig(doc, spec["field"]))
+    if value is None or value <= 0:
+        return None, f"{shown} has no positive {spec['field']}"
+    when = _dig(doc, "measured_at")
+    if not isinstance(when, str) or not when:
+        when = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
+    by = str(spec.get("by") or "a measurement")
+    day = when[:10]
+    source = f"measured by {by} on {day}, file {shown} ({spec['field']})"
+    return Input(name="", value=value, source=source, kind="measured", file=shown,
+                 measured_at=when), ""
+
+
+def read_input(raw: Any, name: str, where: str, profile: Path, unit: str = "") -> Input:
+    """One input from `{value, source, measured?}`; CapacityProfileError names the field."""
+    if raw is None:
+        raise CapacityProfileError(f"{profile}: {where}: missing — add {{value: N, source: "
+                                   "'where the number comes from'}")
+    if _number(raw) is not None:
+        raise CapacityProfileError(f"{profile}: {where}: {raw} has no source — give it as "
+                                   "{value: N, source: 'where the number comes from'}")
+    if not isinstance(raw, Mapping):
+        raise CapacityProfileError(f"{profile}: {where}: expected {{value: N, source: ...}}, "
+                                   f"got {raw!r}")
+    value = _number(raw.get("value"))
+    if value is None:
+        raise CapacityProfileError(f"{profile}: {where}.value: expected a number, got "
+                                   f"{raw.get('value')!r}")
+    source = str(raw.get("source") or "").strip()
+    if not source:
+        raise CapacityProfileError(f"{profile}: {where}.source: missing — cite where {value:g}"
+                                   " comes from (a measurement file or a published figure)")
+    unit = str(raw.get("unit") or unit)
+    if "measured" in raw:
+        got, why = measurement(raw["measured"], where, profile)
+        if got is not None:
+            return Input(name=name, value=got.value, source=got.source, kind="measured",
+                         unit=unit, file=got.file, measured_at=got.measured_at)
+        label = source if source.lower().startswith("cited") else f"cited: {source}"
+        return Input(name=name, value=value, source=f"{label} [{why}]", kind="cited", unit=unit)
+    label = source if source.lower().startswith(("cited", "measured")) else f"cited: {source}"
+    return Input(name=name, value=value, source=label, kind="cited", unit=unit)
+
+
+def _check_range(inp: Input, profile: Path, where: str) -> None:
+    if inp.name in FRACTIONS and not 0 < inp.value <= 1:
+        raise CapacityProfileError(f"{profile}: {where}.value: {inp.value:g} is not in (0, 1] "
+                                   "— give a share such as 0.5")
+    if inp.name in WHOLE and (inp.value != int(inp.value) or inp.value < 0):
+        raise CapacityProfileError(f"{profile}: {where}.value: {inp.value:g} is not a whole "
+                                   "number — give a count")
+    if inp.name not in WHOLE and inp.name not in ("account_growth_per_month",) \
+            and inp.value <= 0:
+        raise CapacityProfileError(f"{profile}: {where}.value: {inp.value:g} must be > 0")
+
+
+def app_inputs(doc: Mapping[str, Any], profile: Path, *, required: bool = True
+               ) -> dict[str, Input]:
+    """app_rps_per_core and app_headroom (top level, shared with `freehold loadtest`)."""
+    out: dict[str, Input] = {}
+    for name, (unit, _) in TOP_FIELDS.items():
+        if name not in doc and not (required or name == "app_rps_per_core"):
+            continue
+        inp = read_input(doc.get(name), name, name, profile, unit)
+        _check_range(inp, profile, name)
+        out[name] = inp
+    return out
+
+
+def capacity_inputs(doc: Mapping[str, Any], profile: Path) -> dict[str, Input]:
+    section = doc.get("capacity")
+    if not isinstance(section, Mapping):
+        raise CapacityProfileError(f"{profile}: capacity: missing — add the capacity inputs "
+                                   f"(see {os.path.relpath(DEFAULT_PROFILE)})")
+    known = set(CAPACITY_FIELDS) | {"server_classes", "role_class"}
+    for key in section:
+        if key not in known:
+            raise CapacityProfileError(f"{profile}: capacity.{key}: unknown input — use one of "
+                                       f"{', '.join(CAPACITY_FIELDS)}")
+    out: dict[str, Input] = {}
+    for name, (unit, _) in CAPACITY_FIELDS.items():
+        inp = read_input(section.get(name), name, f"capacity.{name}", profile, unit)
+        _check_range(inp, profile, f"capacity.{name}")
+        out[name] = inp
+    return out
+
+
+def server_classes(doc: Mapping[str, Any], profile: Path
+                   ) -> tuple[dict[str, ServerClass], dict[str, str]]:
+    """The profile's server classes (`general` required) and role -> class name."""
+    section = doc.get("capacity") if isinstance(doc.get("capacity"), Mapping) else {}
+    raw = section.get("server_classes")
+    if not isinstance(raw, Mapping) or "general" not in raw:
+        raise CapacityProfileError(f"{profile}: capacity.server_classes.general: missing — "
+                                   "add {cores: N, ram_gib: N, disk_gib: N}")
+    classes: dict[str, ServerClass] = {}
+    for name, c in raw.items():
+        where = f"capacity.server_classes.{name}"
+        if not isinstance(c, Mapping):
+            raise CapacityProfileError(f"{profile}: {where}: expected {{cores, ram_gib, "
+                                       "disk_gib}}")
+        nums = {}
+        for k in ("cores", "ram_gib", "disk_gib"):
+            v = _number(c.get(k))
+            if v is None or v <= 0:
+                raise CapacityProfileError(f"{profile}: {where}.{k}: expected a number > 0, "
+                                           f"got {c.get(k)!r}")
+            nums[k] = v
+        price, currency, psrc = None, "", ""
+        p = c.get("price_per_month")
+        if p is not None:
+            pin = read_input(p, "price_per_month", f"{where}.price_per_month", profile)
+            price, psrc = pin.value, pin.source
+            currency = str(p.get("currency") or "") if isinstance(p, Mapping) else ""
+        classes[str(name)] = ServerClass(str(name), int(nums["cores"]), nums["ram_gib"],
+                                         nums["disk_gib"], price, currency, psrc)
+    role_class = section.get("role_class") or {}
+    if not isinstance(role_class, Mapping):
+        raise CapacityProfileError(f"{profile}: capacity.role_class: expected role: class")
+    for role, cls in role_class.items():
+        if cls not in classes:
+            raise CapacityProfileError(f"{profile}: capacity.role_class.{role}: unknown class "
+                                       f"{cls!r} — use one of {', '.join(classes)}")
+    return classes, {str(k): str(v) for k, v in role_class.items()}

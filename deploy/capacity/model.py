@@ -1,0 +1,361 @@
+"""The capacity model: accounts -> daily actives -> peak requests/s -> servers per role.
+
+With A accounts and the profile's inputs (names as in the profile):
+
+    D  = A x dau_ratio                                            daily actives
+    R  = D x requests per daily active per day / 86,400 x peak_to_average   peak req/s
+    Rp = R x surge_peak_factor x headroom                         the load the plan carries
+    app cores      = Rp / (app_rps_per_core x app_headroom)
+    posts/s        = D x (post + reply + echo per day) / 86,400 x peak x surge x headroom
+    fan-out/s      = posts/s x fanout_per_post;  worker cores = fan-out/s / (per core x util)
+    redis masters  = max(3, memory / (RAM x maxmemory share), ops/s / (ops per node x util))
+                     memory = A x timeline_cached_ratio x timeline_bytes + D x bytes per DAU
+    pg read cores  = Rp x queries per request / (queries per core x util)
+    lb cores       = Rp / (lb_rps_per_core x lb_utilisation)
+and servers = ceil(cores / cores per server). Stateless roles (app, worker, lb) and the read
+replicas are sized N+1 by site: spread evenly, they still carry the load after the biggest site
+is lost. Storage grows with posts (and accounts at account_growth_per_month) over the horizon.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deploy.capacity.inputs import (
+    DEFAULT_PROFILE,
+    CapacityProfileError,
+    Input,
+    ServerClass,
+    app_inputs,
+    capacity_inputs,
+    read_doc,
+    server_classes,
+)
+from deploy.capacity.layout import Layout, distribute, n_plus_one, read_layout
+from loadtests.traffic import ACTION_REQUESTS, SECONDS_PER_DAY, ProfileError, load_model
+
+DAYS_PER_MONTH = 30.44
+WRITE_ACTIONS = ("post", "reply", "echo")
+GIB = 2**30
+ROLE_ORDER = ("app", "worker", "lb", "pgbouncer", "redis", "postgres", "etcd", "media",
+              "backup", "monitoring", "dns", "loadgen")
+
+
+@dataclass
+class RoleNeed:
+    role: str
+    servers: int
+    server_class: str
+    per_site: dict[str, int]
+    basis: str  # how the count was reached, one line
+
+    def to_json(self) -> dict[str, Any]:
+        return {"servers": self.servers, "class": self.server_class,
+                "per_site": self.per_site, "basis": self.basis}
+
+
+@dataclass
+class Plan:
+    accounts: int
+    profile: Path
+    headroom: float
+    daily_actives: float
+    average_rps: float
+    peak_rps: float
+    planned_rps: float
+    endpoints: list[tuple[str, float]]
+    rates: dict[str, float]
+    storage: dict[str, float]
+    roles: dict[str, RoleNeed]
+    inputs: list[Input]
+    classes: dict[str, ServerClass]
+    layout: Layout
+    cost: dict[str, Any] | None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def total_servers(self) -> int:
+        return sum(r.servers for r in self.roles.values())
+
+    def servers_per_role(self) -> dict[str, int]:
+        return {k: r.servers for k, r in self.roles.items()}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "accounts": self.accounts,
+            "profile": str(self.profile),
+            "headroom": self.headroom,
+            "daily_actives": round(self.daily_actives),
+            "average_rps": round(self.average_rps, 1),
+            "peak_rps": round(self.peak_rps, 1),
+            "planned_rps": round(self.planned_rps, 1),
+            "endpoints": [{"name": n, "planned_peak_rps": round(v, 2)}
+                          for n, v in self.endpoints],
+            "rates": {k: round(v, 2) for k, v in self.rates.items()},
+            "storage": {k: round(v, 3) for k, v in self.storage.items()},
+            "servers": self.total_servers,
+            "servers_per_role": self.servers_per_role(),
+            "roles": {k: r.to_json() for k, r in self.roles.items()},
+            "sites": [{"name": s.name, "provider": s.provider} for s in self.layout.sites],
+            "cost": self.cost,
+            "inputs": [i.to_json() for i in self.inputs],
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class Profile:
+    """Everything the model reads from a profile file, each number with its source."""
+
+    path: Path
+    model: Any  # loadtests.traffic.TrafficModel
+    app: dict[str, Input]
+    cap: dict[str, Input]
+    classes: dict[str, ServerClass]
+    role_class: dict[str, str]
+    layout: Layout
+
+    def v(self, name: str) -> float:
+        return (self.app.get(name) or self.cap[name]).value
+
+    def cls(self, role: str) -> ServerClass:
+        return self.classes[self.role_class.get(role, "general")]
+
+    def inputs(self) -> list[Input]:
+        rows = []
+        for name, value, source in self.model.inputs():
+            kind = "measured" if source.lower().startswith("measured") else "cited"
+            rows.append(Input(name=name, value=value, source=source, kind=kind))
+        return rows + list(self.app.values()) + list(self.cap.values())
+
+
+def load_profile(path: Path | str | None = None) -> Profile:
+    p = Path(path) if path else DEFAULT_PROFILE
+    doc = read_doc(p)
+    try:
+        model = load_model(p)
+    except ProfileError as exc:
+        raise CapacityProfileError(str(exc)) from exc
+    classes, role_class = server_classes(doc, p)
+    return Profile(p, model, app_inputs(doc, p), capacity_inputs(doc, p), classes, role_class,
+                   read_layout(doc, p))
+
+
+def app_cores(model: Any, accounts: float, app: Mapping[str, Input]) -> tuple[float, str]:
+    """App cores that carry the peak of `accounts` at the planned utilisation (no surge
+    margin, no site-loss spare: the per-core load the plan assumes)."""
+    per_core = app["app_rps_per_core"]
+    util = app["app_headroom"].value if "app_headroom" in app else 1.0
+    peak = model.peak_rps(accounts)
+    note = f", planned at {util:.0%} utilisation" if "app_headroom" in app else ""
+    return peak / (per_core.value * util), (f"peak {peak:,.0f} req/s / {per_core.value:,.0f} "
+                                            f"req/s per core ({per_core.source}){note}")
+
+
+def _servers(cores: float, cls: ServerClass) -> int:
+    return max(1, math.ceil(cores / cls.cores - 1e-9))
+
+
+def _grown(per_month: float, growth: float, months: float) -> float:
+    """Sum of a monthly amount growing by `growth` a month, over `months` months."""
+    if growth == 0:
+        return per_month * months
+    return per_month * ((1 + growth) ** months - 1) / growth
+
+
+def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> Plan:
+    if accounts <= 0:
+        raise CapacityProfileError("--accounts: must be > 0 (e.g. 10M)")
+    if headroom < 1:
+        raise CapacityProfileError("--headroom: must be >= 1 (a multiple of the plan's load)")
+    m, v, lay = prof.model, prof.v, prof.layout
+    S = len(lay.sites)
+    order = lay.interleaved()
+    d = m.daily_actives(accounts)
+    avg = m.average_rps(accounts)
+    peak = m.peak_rps(accounts)
+    surge = v("surge_peak_factor") * headroom
+    planned = peak * surge
+    endpoints: list[tuple[str, float]] = []
+    for kind, rps in m.peak_rps_by_action(accounts).items():
+        names = ACTION_REQUESTS[kind]
+        endpoints += [(n, rps / len(names) * surge) for n in names]
+    endpoints.sort(key=lambda e: -e[1])
+    writes_per_day = sum(m.actions_per_dau[k].value for k in WRITE_ACTIONS
+                         if k in m.actions_per_dau)
+    posts_s = d * writes_per_day / SECONDS_PER_DAY * m.peak_to_average.value * surge
+    fanout_s = posts_s * v("fanout_per_post")
+    redis_ops = planned * v("redis_ops_per_request") + fanout_s * v("redis_ops_per_fanout_insert")
+    pg_qps = planned * v("pg_queries_per_request")
+    rates = {"posts_per_s": posts_s, "fanout_inserts_per_s": fanout_s,
+             "redis_ops_per_s": redis_ops, "pg_queries_per_s": pg_qps}
+    roles: dict[str, RoleNeed] = {}
+
+    def serving(role: str, cores: float, what: str, min_per_site: int = 1) -> None:
+        cls = prof.cls(role)
+        base = _servers(cores, cls)
+        total = max(n_plus_one(base, S), min_per_site * S)
+        roles[role] = RoleNeed(role, total, cls.name, distribute(total, order),
+                               f"{what} = {cores:,.1f} cores -> {base} x {cls.cores}-core; "
+                               f"N+1 by site over {S} sites -> {total}")
+
+    app_c = planned / (v("app_rps_per_core") * v("app_headroom"))
+    serving("app", app_c, f"{planned:,.0f} req/s / ({v('app_rps_per_core'):,.0f} x "
+                          f"{v('app_headroom'):.0%})")
+    worker_c = fanout_s / (v("fanout_inserts_per_core") * v("worker_utilisation"))
+    serving("worker", worker_c, f"{fanout_s:,.0f} fan-out inserts/s / "
+                                f"({v('fanout_inserts_per_core'):,.0f} x "
+                                f"{v('worker_utilisation'):.0%})")
+    lb_c = planned / (v("lb_rps_per_core") * v("lb_utilisation"))
+    serving("lb", lb_c, f"{planned:,.0f} req/s / ({v('lb_rps_per_core'):,.0f} x "
+                        f"{v('lb_utilisation'):.0%})", min_per_site=2)
+    pgb = int(v("pgbouncer_per_site"))
+    roles["pgbouncer"] = RoleNeed("pgbouncer", pgb * S, prof.cls("pgbouncer").name,
+                                  {s: pgb for s in lay.site_names},
+                                  f"{pgb} per serving site x {S} sites")
+
+    # Redis: memory and commands decide the masters; each has its replicas
+    rcls = prof.cls("redis")
+    timelines = accounts * v("timeline_cached_ratio")
+    redis_bytes = timelines * v("timeline_bytes") + d * v("redis_bytes_per_dau")
+    usable = rcls.ram_gib * GIB * v("redis_memory_fraction")
+    by_mem = math.ceil(redis_bytes / usable)
+    by_ops = math.ceil(redis_ops / (v("redis_ops_per_core") * v("redis_utilisation")))
+    masters = max(3, by_mem, by_ops)
+    providers = len(lay.providers)
+    while providers > 1 and math.ceil(masters / providers) * 2 >= masters:
+        masters += 1  # spread over providers, no provider may hold half the masters
+    replicas = int(v("redis_replicas"))
+    n_redis = masters * (1 + replicas)
+    roles["redis"] = RoleNeed("redis", n_redis, rcls.name, distribute(n_redis, order),
+                              f"masters = max(3, memory {by_mem}, ops {by_ops}) = {masters}, "
+                              f"x (1 + {replicas} replica)")
+
+    # PostgreSQL: a primary, a synchronous standby and read replicas (N+1 by site)
+    pcls = prof.cls("postgres")
+    read_c = pg_qps / (v("pg_queries_per_core") * v("pg_utilisation"))
+    read_servers = n_plus_one(_servers(read_c, pcls), S)
+    members = max(3, 1 + max(read_servers, 2))
+    pg_order = [lay.primary_site, lay.standby_site]
+    pg_order += [s for s in order if s not in pg_order]
+    per_site = distribute(members, pg_order)
+    roles["postgres"] = RoleNeed("postgres", members, pcls.name, per_site,
+                                 f"primary + reads {pg_qps:,.0f} q/s = {read_c:,.1f} cores -> "
+                                 f"{read_servers} readers (N+1 by site, the standby reads too)")
+
+    # storage over the horizon
+    months, growth = v("storage_horizon_months"), v("account_growth_per_month")
+    posts_month = d * writes_per_day * DAYS_PER_MONTH
+    posts_now = accounts * v("history_posts_per_account")
+    posts_then = posts_now + _grown(posts_month, growth, months)
+    accounts_then = accounts * (1 + growth) ** months
+    pg_now = posts_now * v("pg_bytes_per_post") + accounts * v("pg_bytes_per_account")
+    pg_then = posts_then * v("pg_bytes_per_post") + accounts_then * v("pg_bytes_per_account")
+    pg_month = posts_month * v("pg_bytes_per_post") + accounts * growth * \
+        v("pg_bytes_per_account")
+    images_day = m.actions_per_dau["image_upload"].value if "image_upload" in \
+        m.actions_per_dau else 0.0
+    originals = sum(m.actions_per_dau[k].value for k in ("post", "reply")
+                    if k in m.actions_per_dau)
+    image_share = images_day / originals if originals else 0.0
+    media_month = d * images_day * DAYS_PER_MONTH * v("media_bytes_per_image")
+    media_now = posts_now * image_share * v("media_bytes_per_image")
+    media_then = media_now + _grown(media_month, growth, months)
+    mcls = prof.cls("media")
+    media_servers = max(3, S, math.ceil(media_then * v("media_copies") /
+                                        (mcls.disk_gib * GIB * v("media_disk_fraction"))))
+    roles["media"] = RoleNeed("media", media_servers, mcls.name,
+                              distribute(media_servers, order),
+                              f"{media_then / 1e12:,.1f} TB x {v('media_copies'):g} copies / "
+                              f"{mcls.disk_gib:,.0f} GiB x {v('media_disk_fraction'):.0%}, "
+                              f">= 3 and one per site")
+    bcls = prof.cls("backup")
+    backup_bytes = pg_then * v("backup_copies")
+    n_backup = max(2, math.ceil(backup_bytes / (bcls.disk_gib * GIB *
+                                                v("media_disk_fraction"))))
+    roles["backup"] = RoleNeed("backup", n_backup, bcls.name,
+                               distribute(n_backup, order, start=1),
+                               f"{backup_bytes / 1e12:,.1f} TB ({v('backup_copies'):g} database "
+                               "sizes), >= 2 in different providers")
+    for role, key in (("etcd", "etcd_members"), ("monitoring", "monitoring_servers"),
+                      ("dns", "dns_servers")):
+        n = int(v(key))
+        roles[role] = RoleNeed(role, n, prof.cls(role).name, distribute(n, order),
+                               f"fixed: {n} ({key})")
+    gcls = prof.cls("loadgen")
+    gen_c = planned / 1000 * v("generator_cores_per_1000_rps")
+    n_gen = max(2, _servers(gen_c, gcls))
+    roles["loadgen"] = RoleNeed("loadgen", n_gen, gcls.name, distribute(n_gen, order),
+                                f"drive the planned peak: {gen_c:,.1f} generator cores, >= 2")
+    roles = {k: roles[k] for k in ROLE_ORDER if k in roles}
+
+    pdisk = pg_then / v("pg_disk_fraction")
+    storage = {
+        "pg_gb_now": pg_now / 1e9, "pg_gb_at_horizon": pg_then / 1e9,
+        "pg_gb_per_month": pg_month / 1e9, "pg_bytes_per_post": v("pg_bytes_per_post"),
+        "pg_bytes_per_account": v("pg_bytes_per_account"), "horizon_months": months,
+        "posts_now": posts_now, "posts_per_month": posts_month,
+        "redis_gib": redis_bytes / GIB, "redis_cached_timelines": timelines,
+        "redis_bytes_per_timeline_entry": v("timeline_bytes") / 800,
+        "media_tb_now": media_now / 1e12, "media_tb_at_horizon": media_then / 1e12,
+        "media_tb_per_month": media_month / 1e12,
+        "media_bytes_per_post": image_share * v("media_bytes_per_image"),
+        "backup_tb": backup_bytes / 1e12,
+        "accounts_at_horizon": accounts_then,
+    }
+    notes: list[str] = []
+    if pdisk > pcls.disk_gib * GIB:
+        notes.append(f"postgres: {pg_then / 1e12:,.1f} TB at {months:g} months needs "
+                     f"{pdisk / 1e12:,.1f} TB of disk per member, more than the "
+                     f"{pcls.name} class's {pcls.disk_gib:,.0f} GiB — bigger disks, a shorter "
+                     "horizon or archiving old posts")
+    if S < 2:
+        notes.append("one site: nothing survives its loss (N+1 by site needs >= 2 sites)")
+    notes += _provider_loss_notes(roles, lay, ("app", "worker", "lb"))
+    cost = _cost(roles, prof.classes)
+    if cost is None:
+        notes.append("cost: not every server class has a price_per_month in the profile")
+    return Plan(accounts, prof.path, headroom, d, avg, peak, planned, endpoints, rates, storage,
+                roles, prof.inputs(), prof.classes, lay, cost, notes)
+
+
+def _provider_loss_notes(roles: Mapping[str, RoleNeed], lay: Layout, which: tuple[str, ...]
+                         ) -> list[str]:
+    """Share of each serving role's servers left after losing each provider (the plan is N+1
+    by site; a provider holding several sites takes more)."""
+    out = []
+    for prov, _ in lay.providers:
+        sites = {s.name for s in lay.sites if s.provider == prov}
+        if len(sites) < 2:
+            continue
+        left = []
+        for role in which:
+            r = roles[role]
+            kept = r.servers - sum(n for s, n in r.per_site.items() if s in sites)
+            left.append(f"{role} {kept}/{r.servers}")
+        out.append(f"losing provider {prov} ({len(sites)} sites) leaves " + ", ".join(left) +
+                   " of the planned servers (sized N+1 by site)")
+    return out
+
+
+def _cost(roles: Mapping[str, RoleNeed], classes: Mapping[str, ServerClass]
+          ) -> dict[str, Any] | None:
+    used = {r.server_class for r in roles.values()}
+    if any(classes[c].price is None for c in used):
+        return None
+    currencies = {classes[c].currency for c in used}
+    by_class: dict[str, dict[str, Any]] = {}
+    for r in roles.values():
+        c = classes[r.server_class]
+        e = by_class.setdefault(c.name, {"servers": 0, "price_per_month": c.price,
+                                         "source": c.price_source})
+        e["servers"] += r.servers
+    for e in by_class.values():
+        e["per_month"] = e["servers"] * e["price_per_month"]
+    return {"currency": "/".join(sorted(currencies)),
+            "per_month": sum(e["per_month"] for e in by_class.values()),
+            "by_class": by_class}
