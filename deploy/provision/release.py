@@ -1,0 +1,191 @@
+"""The app as a versioned release, built on the operator's machine and pushed to the servers.
+
+A release is this repository's wheel plus the wheels of the app's runtime dependencies, pinned
+to the versions installed beside freehold here (the versions the tests ran with). Servers never
+reach PyPI: the roles upload the wheels and install them into
+`/opt/freehold/releases/<release id>/venv` with `pip --no-index`.
+
+The release id is `<version>-<hash>`: the hash covers the packaged source files, the pins and
+`$FREEHOLD_RELEASE_LABEL` (set it to cut a new release of unchanged code, e.g. in drills). The
+same tree gives the same id, so a second deploy changes nothing. Built releases are cached in
+`<assets>/releases/<id>/`, dependency wheels in `<assets>/wheels/app/`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+REPO = Path(__file__).resolve().parents[2]
+LABEL_ENV = "FREEHOLD_RELEASE_LABEL"
+PACKAGES = ("app", "deploy", "roles", "loadtests")
+TOP_FILES = ("pyproject.toml", "README.md")
+SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
+# what `python -m app.serve` and `python -m app.worker` import (their own dependencies follow)
+APP_REQUIREMENTS = ("fastapi", "starlette", "uvicorn[standard]", "asyncpg", "psycopg[binary]",
+                    "redis", "hiredis", "orjson", "argon2-cffi", "python-multipart",
+                    "itsdangerous", "prometheus-client", "yoyo-migrations", "httpx", "boto3",
+                    "pydantic")
+
+
+class ReleaseError(Exception):
+    """A release that cannot be built: one line naming the cause and the fix."""
+
+
+@dataclass(frozen=True)
+class Release:
+    id: str
+    wheel: Path                  # the freehold wheel
+    requirements: str            # requirements.txt text: exact pins, one a line
+    dep_wheels: tuple[Path, ...]
+
+    def to_doc(self) -> dict[str, object]:
+        return {"id": self.id, "wheel": self.wheel.name, "deps": len(self.dep_wheels)}
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def runtime_pins(roots: tuple[str, ...] = APP_REQUIREMENTS) -> dict[str, str]:
+    """{distribution: version} of the app's runtime closure as installed here."""
+    env = {"python_version": f"{sys.version_info.major}.{sys.version_info.minor}",
+           "sys_platform": sys.platform, "platform_system": "Linux",
+           "platform_machine": "x86_64", "implementation_name": "cpython",
+           "platform_python_implementation": "CPython", "os_name": "posix"}
+    pins: dict[str, str] = {}
+    todo = [Requirement(r) for r in roots]
+    while todo:
+        req = todo.pop()
+        name = _norm(req.name)
+        try:
+            dist = metadata.distribution(req.name)
+        except metadata.PackageNotFoundError:
+            raise ReleaseError(f"{req.name} is not installed here — run "
+                               "`.venv/bin/pip install -e '.[dev]'`") from None
+        new = name not in pins
+        pins[name] = dist.version
+        extras = set(req.extras)
+        for text in dist.requires or []:
+            sub = Requirement(text)
+            if sub.marker is not None:
+                ok = any(sub.marker.evaluate({**env, "extra": e}) for e in extras) or \
+                    sub.marker.evaluate({**env, "extra": ""})
+                if not ok:
+                    continue
+            if new or sub.extras:
+                todo.append(sub)
+    return dict(sorted(pins.items()))
+
+
+def _source_files(root: Path) -> list[Path]:
+    files = [root / f for f in TOP_FILES if (root / f).exists()]
+    for pkg in PACKAGES:
+        for path in sorted((root / pkg).rglob("*")):
+            if path.is_file() and not SKIP_DIRS.intersection(path.parts) \
+                    and path.suffix not in (".pyc", ".pyo"):
+                files.append(path)
+    return files
+
+
+def release_id(root: Path = REPO, pins: dict[str, str] | None = None) -> str:
+    pins = runtime_pins() if pins is None else pins
+    digest = hashlib.sha256()
+    for path in _source_files(root):
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    digest.update(json.dumps(pins, sort_keys=True).encode())
+    digest.update(os.environ.get(LABEL_ENV, "").encode())
+    version = metadata.version("freehold") if _installed("freehold") else "0"
+    return f"{version}-{digest.hexdigest()[:12]}"
+
+
+def _installed(name: str) -> bool:
+    try:
+        metadata.version(name)
+        return True
+    except metadata.PackageNotFoundError:
+        return False
+
+
+def _pip(args: list[str], what: str, timeout: float = 900) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True,
+                          timeout=timeout)
+    if proc.returncode != 0:
+        raise ReleaseError(f"{what} failed: {(proc.stderr or proc.stdout).strip()[-400:]} — "
+                           "check the network to PyPI (or fill the wheel cache by hand)")
+
+
+def _wheel_for(folder: Path, name: str, version: str) -> Path | None:
+    want = (_norm(name).replace("-", "_"), version)
+    for path in folder.glob("*.whl"):
+        parts = path.name.split("-")
+        if len(parts) >= 2 and (_norm(parts[0]).replace("-", "_"), parts[1]) == want:
+            return path
+    return None
+
+
+def dependency_wheels(cache: Path, pins: dict[str, str]) -> list[Path]:
+    """Wheels of every pin (cp311 manylinux, like the servers' Debian 12 Python), cached."""
+    folder = Path(cache) / "wheels" / "app"
+    folder.mkdir(parents=True, exist_ok=True)
+    missing = [f"{n}=={v}" for n, v in pins.items() if _wheel_for(folder, n, v) is None]
+    if missing:
+        _pip(["wheel", "--quiet", "--no-deps", "--prefer-binary", "-w", str(folder), *missing],
+             f"fetching wheels of {', '.join(missing[:4])}…")
+    out = []
+    for n, v in pins.items():
+        path = _wheel_for(folder, n, v)
+        if path is None:
+            raise ReleaseError(f"no wheel of {n}=={v} in {folder} — put one there by hand")
+        out.append(path)
+    return out
+
+
+def build_release(cache: Path, root: Path = REPO) -> Release:
+    """The release of the working tree at `root` (built once, then taken from the cache)."""
+    pins = runtime_pins()
+    rid = release_id(root, pins)
+    deps = dependency_wheels(cache, pins)
+    folder = Path(cache) / "releases" / rid
+    requirements = "".join(f"{n}=={v}\n" for n, v in pins.items())
+    found = sorted(folder.glob("freehold-*.whl"))
+    if not found:
+        with tempfile.TemporaryDirectory(prefix="freehold-release-") as tmp:
+            src = Path(tmp) / "src"
+            for path in _source_files(root):
+                dest = src / path.relative_to(root)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, dest)
+            out = Path(tmp) / "out"
+            _pip(["wheel", "--quiet", "--no-deps", "-w", str(out), str(src)],
+                 "building the freehold wheel")
+            folder.mkdir(parents=True, exist_ok=True)
+            for whl in out.glob("freehold-*.whl"):
+                shutil.copy2(whl, folder / whl.name)
+        found = sorted(folder.glob("freehold-*.whl"))
+        if not found:
+            raise ReleaseError(f"building the freehold wheel left nothing in {folder}")
+    return Release(id=rid, wheel=found[-1], requirements=requirements, dep_wheels=tuple(deps))
+
+
+_built: dict[tuple[str, str], Release] = {}
+
+
+def current_release(cache: Path) -> Release:
+    """`build_release` once per process (every host of a deploy gets the same release)."""
+    key = (str(cache), os.environ.get(LABEL_ENV, ""))
+    if key not in _built:
+        _built[key] = build_release(cache)
+    return _built[key]

@@ -1,0 +1,90 @@
+"""Operations that put a release of the app on a server (shared by roles/app and roles/worker).
+
+Wheels of the dependencies go to /opt/freehold/wheels (shared by the releases), the freehold
+wheel and the pinned requirements to /opt/freehold/releases/<id>/, which gets its own venv
+(`pip --no-index --no-deps`, nothing fetched from the internet). `.installed` marks a complete
+install; `freehold-release` switches the `current` link and prunes old releases.
+"""
+
+from __future__ import annotations
+
+from io import StringIO
+from typing import Any
+
+from pyinfra import host
+from pyinfra.api.operation import OperationMeta
+from pyinfra.facts.files import File
+from pyinfra.facts.server import Command
+from pyinfra.operations import files, server
+
+from deploy.provision.release import Release, current_release
+from roles.app.config import (
+    ENV_FILE,
+    HELPER,
+    HOME,
+    RELEASES,
+    ROOT,
+    USER,
+    WHEELS,
+    app_env,
+    env_file,
+    running_release,
+)
+from roles.common import config_file, ensure_packages, system_user, template_path
+
+
+def release_for(ctx: Any) -> Release:
+    return current_release(ctx.assets_dir)
+
+
+def is_installed(release: Release) -> bool:
+    return bool(host.get_fact(File, f"{RELEASES}/{release.id}/.installed"))
+
+
+def install_release(ctx: Any, role: str) -> tuple[Release, bool]:
+    """Upload and install the release (when missing). Returns (release, newly installed)."""
+    release = release_for(ctx)
+    ensure_packages(["python3-venv"], role)
+    system_user(USER, HOME)
+    for path in (ROOT, RELEASES, WHEELS, "/etc/freehold"):
+        files.directory(name=f"Directory {path}", path=path, mode="755")
+    files.put(name="Upload freehold-release", src=str(template_path(__file__,
+                                                                    "freehold-release.py")),
+              dest=HELPER, mode="755")
+    if is_installed(release):
+        return release, False
+    for wheel in release.dep_wheels:
+        files.put(name=f"Upload {wheel.name}", src=str(wheel), dest=f"{WHEELS}/{wheel.name}",
+                  mode="644")
+    folder = f"{RELEASES}/{release.id}"
+    files.directory(name=f"Release {release.id}", path=folder, mode="755")
+    files.put(name=f"Upload {release.wheel.name}", src=str(release.wheel),
+              dest=f"{folder}/{release.wheel.name}", mode="644")
+    files.put(name="Upload requirements.txt", src=StringIO(release.requirements),
+              dest=f"{folder}/requirements.txt", mode="644")
+    server.shell(name=f"Install release {release.id}", commands=[
+        f"cd {folder} && rm -rf venv && python3 -m venv venv && "
+        f"venv/bin/pip install --quiet --no-index --no-deps --disable-pip-version-check "
+        f"--find-links {WHEELS} -r requirements.txt ./{release.wheel.name} && "
+        "venv/bin/python -c 'import app.main, app.worker' && touch .installed"],
+        _timeout=900)
+    return release, True
+
+
+def environment(ctx: Any, me: Any) -> OperationMeta:
+    """/etc/freehold/app.env: 0600, owned by the service user."""
+    return config_file(ENV_FILE, env_file(app_env(ctx.spec, ctx.secrets, me)), mode="600",
+                       user=USER, group=USER)
+
+
+def current_link() -> str | None:
+    out = host.get_fact(Command, f"readlink {ROOT}/current || true")
+    return (out or "").strip().rsplit("/", 1)[-1] or None
+
+
+def unit_release(unit: str) -> str | None:
+    """The release the unit's main process runs now (None when it does not run)."""
+    out = host.get_fact(Command, f"pid=$(systemctl show -p MainPID --value {unit} 2>/dev/null); "
+                                 f"[ -n \"$pid\" ] && [ \"$pid\" != 0 ] && "
+                                 f"tr '\\0' ' ' < /proc/$pid/cmdline || true")
+    return running_release(out)

@@ -1,0 +1,77 @@
+"""roles/lb: HAProxy 2.6 (TLS with HTTP/2, /readyz health checks of the app servers, retries
+and redispatch, per-IP connection limits, stats page and runtime API on the mesh only) and
+keepalived holding the site's virtual IP (VRRP between the site's load balancers)."""
+
+from __future__ import annotations
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.server import Command
+from pyinfra.operations import files, server
+
+from roles.common import (
+    Ports,
+    config_file,
+    ensure_packages,
+    mesh_dropin,
+    render,
+    service,
+    template_path,
+    this_server,
+)
+from roles.lb.config import (
+    CERT_PATH,
+    CONFIG,
+    HTTP_PORT,
+    HTTPS_PORT,
+    KEEPALIVED_CONFIG,
+    RUNTIME_PORT,
+    STATS_PORT,
+    haproxy_vars,
+    keepalived_vars,
+)
+from roles.lb.tls import certificate_pem
+
+PORTS = Ports(public_tcp=(HTTP_PORT, HTTPS_PORT), mesh_tcp=(STATS_PORT, RUNTIME_PORT),
+              extra_rules=("ip saddr @cluster_peers ip protocol vrrp accept comment \"vrrp\"",))
+
+def _t(name: str) -> str:
+    return str(template_path(__file__, name))
+
+
+def _interface(address: str) -> str:
+    """The network interface holding `address` (the virtual IP goes on the same one)."""
+    out = host.get_fact(Command, f"ip -o -4 addr show | awk '$4 ~ /^{address}\\// "
+                                 "{print $2; exit}'")
+    name = (out or "").strip().split("@")[0]
+    if not name:
+        raise RuntimeError(f"no interface holds {address} on {host.name}")
+    return name
+
+
+@deploy("lb: HAProxy and keepalived")
+def configure(ctx) -> None:
+    me = this_server(ctx)
+    ensure_packages(["haproxy", "keepalived", "socat"], "lb")
+
+    files.directory(name="HAProxy certificates folder", path="/etc/haproxy/certs",
+                    group="haproxy", mode="750")
+    cert = config_file(CERT_PATH, certificate_pem(ctx.spec), mode="640", group="haproxy")
+    cfg = config_file(CONFIG, render(_t("haproxy.cfg.j2"), **haproxy_vars(ctx.spec, me)),
+                      mode="640", group="haproxy")
+    server.shell(name="Check HAProxy config", commands=[f"haproxy -c -q -f {CONFIG}"],
+                 _if=[cfg.did_change])
+    # binds the mesh address (stats, runtime API): start after the mesh, restart on failure
+    dropin = mesh_dropin("haproxy")
+    # a reload keeps open connections (master-worker: new workers take over the sockets)
+    service("haproxy", restart=dropin.will_change,
+            reload=cfg.will_change or cert.will_change, daemon_reload=dropin.will_change)
+
+    ka = config_file(KEEPALIVED_CONFIG,
+                     render(_t("keepalived.conf.j2"),
+                            **keepalived_vars(ctx.spec, me, _interface(me.public_address))),
+                     mode="640")
+    service("keepalived", reload=ka.will_change)
+
+
+STEPS = (configure,)
