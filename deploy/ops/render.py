@@ -28,9 +28,9 @@ def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
 def show(report: StatusReport, console: Console) -> None:
     verdict = _state(OK) if report.ok else "[red]DEGRADED[/]"
     console.print(f"[bold]{report.spec}[/]: {verdict}  ({report.seconds:.1f} s)")
+    order = list(report.components)
     roles = sorted({r for s in report.servers for r in s["roles"]},
-                   key=lambda r: list(report.components).index(r)
-                   if r in report.components else 99)
+                   key=lambda r: order.index(f"role {r}") if f"role {r}" in order else 99)
     by_site: dict[str, list[dict[str, Any]]] = {}
     for s in report.servers:
         by_site.setdefault(s["site"], []).append(s)

@@ -78,6 +78,7 @@ def classify_servers(spec: ClusterSpec, outcomes: dict[str, Outcome],
     with nothing installed anywhere is `not deployed`)."""
     rows: list[dict[str, Any]] = []
     per_role: dict[str, list[tuple[str, str, dict[str, str]]]] = {}
+    dead: set[str] = set()
     for srv in spec.servers:
         out = outcomes.get(srv.name)
         up = bool(out and out.reachable and out.code is not None)
@@ -96,6 +97,8 @@ def classify_servers(spec: ClusterSpec, outcomes: dict[str, Outcome],
                     state = DOWN
             roles[role] = state
             per_role.setdefault(role, []).append((srv.name, state, unit_states))
+        if not up:
+            dead.add(srv.name)
         rows.append({"server": srv.name, "site": srv.site, "provider": srv.provider,
                      "up": up, "error": "" if up else (out.error if out else "not asked"),
                      "roles": roles})
@@ -103,19 +106,25 @@ def classify_servers(spec: ClusterSpec, outcomes: dict[str, Outcome],
     for role, entries in per_role.items():
         comp = Component(f"role {role}")
         states = [s for _, s, _ in entries]
-        if all(s == NOT_DEPLOYED for s in states):
+        known = [s for (name, s, _) in entries if name not in dead]
+        # nothing installed on any server that answered: the role is not deployed (a dead
+        # server cannot tell, and stays down)
+        not_deployed = bool(known) and all(s == NOT_DEPLOYED for s in known)
+        if not_deployed:
             comp.state = NOT_DEPLOYED
         for name, state, units in entries:
             comp.rows.append({"server": name, "state": state, "units": units})
-            if state == DOWN:
+            if state == DOWN and name in dead:
+                if not not_deployed:
+                    comp.bad(f"{name}: server down")
+            elif state == DOWN:
                 bad = [u for u, s in units.items() if s != "active"]
-                comp.bad(f"{name}: " + (f"{', '.join(bad)} not running" if bad
-                                        else "server down"))
+                comp.bad(f"{name}: {', '.join(bad) or 'units'} not running")
             elif state == NOT_DEPLOYED and comp.state != NOT_DEPLOYED:
                 comp.bad(f"{name}: not deployed (the role runs on other servers)")
         if comp.state != NOT_DEPLOYED and states and all(s == DOWN for s in states):
             comp.state = DOWN
-        comps[role] = comp
+        comps[comp.name] = comp
     return rows, comps
 
 
@@ -344,7 +353,8 @@ def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
         return [s.name for s in spec.servers_with_role(role)]
 
     def deployed(role: str) -> bool:
-        return role in comps and comps[role].state != NOT_DEPLOYED
+        comp = comps.get(f"role {role}")
+        return comp is not None and comp.state != NOT_DEPLOYED
 
     if deployed("postgres"):
         views = {k: v for k, v in _texts(sections, names("postgres"), "patroni").items() if v}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.provision.order import role_module
+from deploy.provision.order import ROLE_ORDER, role_module
 from deploy.spec import ClusterSpec, Server
 from roles.common import Ports
 from roles.etcd.config import CLIENT_PORT as ETCD_PORT
@@ -93,7 +93,10 @@ def scrape_jobs(spec: ClusterSpec) -> dict[str, dict[str, Any]]:
         "prometheus": {"port": PROMETHEUS_PORT, "servers": monitors(spec)},
         "alertmanager": {"port": ALERTMANAGER_PORT, "servers": monitors(spec)},
     }
-    return {name: {"path": "/metrics", **job} for name, job in jobs.items() if job["servers"]}
+    # a role the kit cannot deploy yet is not scraped (its targets would only alert)
+    needs = {"haproxy": "lb", "app": "app"}
+    return {name: {"path": "/metrics", **job} for name, job in jobs.items()
+            if job["servers"] and needs.get(name, "base") in ROLE_ORDER}
 
 
 def prometheus_config(spec: ClusterSpec) -> dict[str, Any]:

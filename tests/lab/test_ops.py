@@ -1,0 +1,258 @@
+"""On-call operations on the lab: monitoring targets up, an alert and `freehold status` while a
+server is dead and ok again after it is back, a restore drill that passes.
+
+Runs on the session's main lab (inventories/lab.yaml, the `main_lab` fixture; in CI
+tests/lab/test_deploy.py has deployed it first, with the secrets used here). Set
+FREEHOLD_OPS_LAB_SPEC to run on another lab spec that is already up (development)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from deploy.provision.order import ROLE_ORDER
+from deploy.spec import ClusterSpec, load_spec
+from roles.backup.config import FULL_UNIT, drill_host, repo_host
+from roles.monitoring.config import PROMETHEUS_PORT, scrape_jobs
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+VICTIM = "c3"  # backup drill server, worker, loadgen: no quorum depends on it
+
+
+@pytest.fixture(scope="module")
+def spec_path() -> Path:
+    return Path(os.environ.get("FREEHOLD_OPS_LAB_SPEC") or ROOT / "inventories" / "lab.yaml")
+
+
+@pytest.fixture(scope="module")
+def lab(spec_path: Path, request: pytest.FixtureRequest) -> Any:
+    if os.environ.get("FREEHOLD_OPS_LAB_SPEC"):
+        from deploy.lab import Lab
+
+        lab = Lab.from_spec(spec_path)
+        if not lab.is_up():
+            pytest.skip(f"{spec_path}: lab not up (freehold lab up --spec {spec_path})")
+        return lab
+    return request.getfixturevalue("main_lab")
+
+
+@pytest.fixture(scope="module")
+def spec(spec_path: Path) -> ClusterSpec:
+    return load_spec(spec_path)
+
+
+@pytest.fixture(scope="module")
+def secrets_env(lab: Any) -> tuple[Path, bytes]:
+    """The secrets tests/lab/test_deploy.py deployed with (created when it has not run)."""
+    key_path = lab.plan.state_dir / "deploy-tests.key"
+    if not key_path.exists():
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(Fernet.generate_key())
+    return lab.plan.state_dir / "deploy-tests.secrets", key_path.read_bytes().strip()
+
+
+def run(lab: Any, host: str, cmd: str, timeout: float = 60) -> str:
+    r = lab.run(host, cmd, timeout=timeout)
+    assert r.returncode == 0, f"{host}: {cmd}: {r.stderr or r.stdout}"
+    return r.stdout
+
+
+def freehold(args: list[str], timeout: float = 300) -> tuple[int, dict[str, Any], float]:
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "deploy", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=ROOT)
+    try:
+        doc = json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"freehold {' '.join(args)} exited {proc.returncode}: "
+                             f"{proc.stderr[-2000:]}") from None
+    return proc.returncode, doc, time.monotonic() - started
+
+
+def wait_for(what: str, check: Any, timeout: float, every: float = 2.0) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def deployed(lab: Any, spec: ClusterSpec, spec_path: Path,
+             secrets_env: tuple[Path, bytes]) -> dict[str, Any]:
+    """monitoring and backup deployed (and base again: the firewall opens exporter ports);
+    the whole spec when the data tier is not there yet."""
+    from deploy.provision.drill import deploy_subprocess
+
+    pg = spec.servers_with_role("postgres")[0].name
+    data_tier = lab.run(pg, "systemctl is-active patroni", timeout=30).stdout.strip()
+    args = ["--roles", "base,monitoring,backup"] if data_tier == "active" else []
+    code, doc = deploy_subprocess(spec_path, *secrets_env, args, timeout=1800)
+    assert code == 0 and doc["ok"], (doc.get("stopped"), [
+        r for r in doc["results"] if r["status"] in ("failed", "unreachable")])
+    return doc
+
+
+def prometheus_get(lab: Any, spec: ClusterSpec, path: str) -> Any:
+    mon = spec.servers_with_role("monitoring")[0]
+    out = run(lab, mon.name, f"curl -s -m 5 'http://{mon.mesh_address}:{PROMETHEUS_PORT}"
+                             f"{path}'")
+    return json.loads(out)
+
+
+def test_monitoring_targets_up(deployed: dict[str, Any], lab: Any, spec: ClusterSpec) -> None:
+    jobs = scrape_jobs(spec)
+    expected = {(job, s.name) for job, j in jobs.items() for s in j["servers"]}
+
+    def health() -> dict[tuple[str, str], str] | None:
+        doc = prometheus_get(lab, spec, "/api/v1/targets?state=active")
+        got = {(t["labels"]["job"], t["labels"]["instance"]): t["health"]
+               for t in doc["data"]["activeTargets"]}
+        return got if got.keys() == expected and set(got.values()) == {"up"} else None
+
+    try:
+        wait_for("every target up", health, timeout=90)
+    except AssertionError:
+        doc = prometheus_get(lab, spec, "/api/v1/targets?state=active")
+        down = [(t["labels"]["job"], t["labels"]["instance"], t["lastError"])
+                for t in doc["data"]["activeTargets"] if t["health"] != "up"]
+        raise AssertionError(f"targets not up: {down}") from None
+    # a metric from each kind of exporter, over the mesh
+    for query, minimum in (("count(up{job=\"node\"} == 1)", len(spec.servers)),
+                           ("count(pg_up == 1)", 3), ("count(redis_up == 1)", 6),
+                           ("count(patroni_postgres_running == 1)", 3)):
+        doc = prometheus_get(lab, spec, f"/api/v1/query?query={query.replace(' ', '%20')}")
+        result = doc["data"]["result"]
+        assert result and float(result[0]["value"][1]) >= minimum, (query, doc)
+
+
+def test_rules_and_config_pass_promtool_on_the_servers(deployed: dict[str, Any], lab: Any,
+                                                       spec: ClusterSpec) -> None:
+    for mon in spec.servers_with_role("monitoring"):
+        out = run(lab, mon.name, "promtool check rules /etc/prometheus/rules/freehold.yml && "
+                                 "promtool check config /etc/prometheus/prometheus.yml 2>&1")
+        assert "SUCCESS" in out
+        rules = prometheus_get(lab, spec, "/api/v1/rules")["data"]["groups"]
+        names = {r["name"] for g in rules for r in g["rules"]}
+        assert {"PostgresPrimaryLost", "EtcdUnhealthy", "RedisClusterNotOk"} <= names
+
+
+def test_backup_archiving_and_timer(deployed: dict[str, Any], lab: Any,
+                                    spec: ClusterSpec) -> None:
+    repo = repo_host(spec)
+    assert run(lab, repo.name, f"systemctl is-enabled {FULL_UNIT}.timer").strip() == "enabled"
+    info = json.loads(run(lab, repo.name, "cd / && runuser -u postgres -- pgbackrest "
+                                          "--stanza=freehold --output=json info"))
+    assert info[0]["status"]["code"] == 0 and info[0]["backup"], info
+    pg = spec.servers_with_role("postgres")[0].name
+    conf = run(lab, pg, "cd / && runuser -u postgres -- patronictl -c /etc/patroni/config.yml "
+                        "show-config")
+    assert "pgbackrest --stanza=freehold archive-push %p" in conf
+
+
+def status(spec_path: Path) -> tuple[int, dict[str, Any], float]:
+    return freehold(["status", str(spec_path), "--json"], timeout=120)
+
+
+def test_status_ok_on_a_healthy_cluster(deployed: dict[str, Any], spec_path: Path,
+                                        spec: ClusterSpec) -> None:
+    def healthy() -> Any:
+        code, doc, _ = status(spec_path)
+        return (code, doc) if code == 0 else None
+
+    code, doc = wait_for("status ok", healthy, timeout=120, every=5)
+    assert doc["ok"] and not doc["problems"]
+    comps = doc["components"]
+    for name in ("patroni", "etcd health", "redis cluster", "alerts", "backup"):
+        assert comps[name]["state"] == "ok", (name, comps[name])
+    assert {r["role"] for r in comps["patroni"]["rows"]} >= {"leader", "sync_standby"}
+    for role in ("lb", "app", "worker", "dns"):
+        if role not in ROLE_ORDER and f"role {role}" in comps:
+            assert comps[f"role {role}"]["state"] == "not deployed", (role, comps[f"role {role}"])
+
+
+@pytest.fixture
+def victim_killed(lab: Any, spec: ClusterSpec) -> Iterator[str]:
+    lab.kill(VICTIM)
+    try:
+        yield VICTIM
+    finally:
+        lab.start(VICTIM, wait=True, timeout=180)
+
+
+def test_dead_server_alert_and_status(deployed: dict[str, Any], lab: Any, spec: ClusterSpec,
+                                      spec_path: Path, victim_killed: str) -> None:
+    code, doc, seconds = status(spec_path)
+    assert code == 1 and not doc["ok"]
+    row = next(s for s in doc["servers"] if s["server"] == victim_killed)
+    assert row["up"] is False and set(row["roles"].values()) == {"down"}
+    assert seconds < 20, f"status took {seconds:.1f} s with a dead server"
+    assert doc["seconds"] < 10
+
+    def alert() -> Any:
+        code, doc, _ = status(spec_path)
+        rows = doc["components"].get("alerts", {}).get("rows", [])
+        hit = [r for r in rows if r["alert"] == "ServerDown" and r["instance"] == victim_killed]
+        return (code, hit) if hit else None
+
+    code, hit = wait_for("ServerDown alert in freehold status", alert, timeout=150, every=5)
+    assert code == 1 and hit[0]["severity"] == "critical"
+
+
+def test_status_ok_again_after_recovery(deployed: dict[str, Any], lab: Any, spec: ClusterSpec,
+                                        spec_path: Path) -> None:
+    """After the previous test's server came back: the alert resolves, status exits 0."""
+    def healthy() -> Any:
+        code, doc, _ = status(spec_path)
+        return doc if code == 0 else None
+
+    doc = wait_for("status ok after recovery", healthy, timeout=180, every=5)
+    assert all(s["up"] for s in doc["servers"])
+
+
+@pytest.fixture
+def sample_table(lab: Any, spec: ClusterSpec) -> Iterator[int]:
+    """A table with a known number of rows in the app database, dropped afterwards."""
+    from deploy.ops.probes import parse_sections  # noqa: F401 - ops package importable
+
+    pg = spec.servers_with_role("postgres")
+    leader = None
+    for s in pg:
+        out = lab.run(s.name, f"curl -s -o /dev/null -w '%{{http_code}}' "
+                              f"http://{s.mesh_address}:8008/primary", timeout=30).stdout
+        if out.strip() == "200":
+            leader = s.name
+    assert leader, "no primary"
+    psql = "cd / && runuser -u postgres -- psql -X -q -d freehold -v ON_ERROR_STOP=1 -c"
+    run(lab, leader, f"{psql} 'DROP TABLE IF EXISTS ops_drill_check; CREATE TABLE "
+                     "ops_drill_check AS SELECT g AS id FROM generate_series(1, 4321) g'")
+    try:
+        yield 4321
+    finally:
+        lab.run(leader, f"{psql} 'DROP TABLE IF EXISTS ops_drill_check'", timeout=60)
+
+
+def test_restore_drill_passes(deployed: dict[str, Any], spec: ClusterSpec, spec_path: Path,
+                              sample_table: int) -> None:
+    code, doc, seconds = freehold(["backup", "restore-drill", str(spec_path), "--json"],
+                                  timeout=1200)
+    assert code == 0 and doc["ok"], doc
+    assert doc["drill_server"] == drill_host(spec).name
+    row = next(t for t in doc["tables"] if t["table"] == "public.ops_drill_check")
+    assert row["primary"] == row["restored"] == sample_table
+    assert not doc["mismatches"]
+    print(f"restore drill: {seconds:.1f} s, {len(doc['tables'])} tables, {doc['seconds']}")
