@@ -266,7 +266,10 @@ class SeaweedS3:
                 "-s3", f"-s3.port={self.s3_port}", f"-s3.config={cfg}",
                 "-volume.max=0", "-master.volumeSizeLimitMB=64",
                 f"-master.port.grpc={free_port()}", f"-volume.port.grpc={free_port()}",
-                f"-filer.port.grpc={free_port()}", f"-s3.port.grpc={free_port()}"]
+                f"-filer.port.grpc={free_port()}", f"-s3.port.grpc={free_port()}",
+                # the S3 gateway's Iceberg/Lance listeners default to fixed ports (8181, 9101):
+                # a second instance on the machine died on them, so they are off here
+                "-s3.port.iceberg=0", "-s3.port.lance=0"]
         log = (d / "weed.log").open("ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
