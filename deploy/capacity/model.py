@@ -283,9 +283,12 @@ def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> Plan:
                                "sizes), >= 2 in different providers")
     for role, key in (("etcd", "etcd_members"), ("monitoring", "monitoring_servers"),
                       ("dns", "dns_servers")):
-        n = int(v(key))
+        given = int(v(key))
+        n = _quorum_size(given, lay, order) if role == "etcd" else \
+            max(given, 2 if S > 1 else 1)  # one left after losing a site or provider
         roles[role] = RoleNeed(role, n, prof.cls(role).name, distribute(n, order),
-                               f"fixed: {n} ({key})")
+                               f"{key} {given}" + (f" -> {n} to survive a site or provider"
+                                                   if n != given else ""))
     gcls = prof.cls("loadgen")
     gen_c = planned / 1000 * v("generator_cores_per_1000_rps")
     n_gen = max(2, _servers(gen_c, gcls))
@@ -321,6 +324,22 @@ def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> Plan:
         notes.append("cost: not every server class has a price_per_month in the profile")
     return Plan(accounts, prof.path, headroom, d, avg, peak, planned, endpoints, rates, storage,
                 roles, prof.inputs(), prof.classes, lay, cost, notes)
+
+
+def _quorum_size(n: int, lay: Layout, order: list[str]) -> int:
+    """The smallest odd member count >= max(n, 3) where, spread in `order`, no site and no
+    provider holds half the members (a raft group that survives losing either)."""
+    n = max(n, 3)
+    n += 1 - n % 2
+    for _ in range(50):
+        per_site = distribute(n, order)
+        per_prov: dict[str, int] = {}
+        for site, k in per_site.items():
+            per_prov[lay.provider_of(site)] = per_prov.get(lay.provider_of(site), 0) + k
+        if len(lay.sites) < 2 or max([*per_site.values(), *per_prov.values()]) * 2 < n:
+            return n
+        n += 2
+    return n
 
 
 def _provider_loss_notes(roles: Mapping[str, RoleNeed], lay: Layout, which: tuple[str, ...]

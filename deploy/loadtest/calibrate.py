@@ -3,7 +3,9 @@
 Load rises step by step (users x factor, the profile's action mix, think times compressed) on ONE
 app server, addressed directly (not through the load balancer), until a step breaks the SLO.
 The highest passing step's requests/s is the server's capacity; divided by the server's cores it
-is the per-core figure `freehold capacity` reads from `loadtests/measurements/calibration.json`.
+is the per-core figure written to `loadtests/measurements/calibration.json`, which the capacity
+profile names (`app_rps_per_core.measured`): `freehold capacity` and the load tests' scale factor
+then use it and say so, with the file and the date.
 """
 
 from __future__ import annotations

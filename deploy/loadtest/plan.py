@@ -5,15 +5,15 @@ running app (with `--app-cores`). The scale factor between production and the ta
 
     factor = target app cores / production app cores planned for `to_accounts` (10 M)
 
-where the production figure comes from the capacity model (`deploy.capacity`) when present, else
-from the profile's app requests/s per core (peak requests/s / per-core throughput). A surge step
+where the production figure comes from the capacity model (`deploy.capacity.app_cores_for`: peak
+requests/s / (app_rps_per_core x app_headroom), the per-core figure measured by `freehold
+loadtest calibrate` when the profile names that file and it exists). A surge step
 standing for A production accounts then sends peak_rps(A) x factor requests/s: at the 10 M step
 the target's app cores carry exactly the load per core the capacity plan assumes.
 """
 
 from __future__ import annotations
 
-import importlib
 import math
 import re
 from collections.abc import Mapping
@@ -32,9 +32,6 @@ ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "loadtests" / "data"
 RUNS = ROOT / "loadtests" / "runs"
 APP_PORT = 8000  # the app role's port on app servers (python -m app.serve)
-RPS_PER_CORE_KEYS = ("app_rps_per_core", "rps_per_app_core", "app_requests_per_s_per_core",
-                     "rps_per_core")
-HEADROOM_KEYS = ("app_headroom", "headroom", "target_utilisation", "target_utilization")
 
 
 class TargetError(ValueError):
@@ -104,45 +101,13 @@ def resolve_target(text: str, *, url: str | None = None, app_cores: float | None
 
 
 # ---- the scale factor -------------------------------------------------------------------
-def _capacity_app_cores(profile: Path, accounts: int) -> tuple[float, str] | None:
-    """App cores the capacity model plans for `accounts`, when deploy.capacity offers it."""
-    try:
-        cap = importlib.import_module("deploy.capacity")
-    except ImportError:
-        return None
-    fn = getattr(cap, "app_cores_for", None)
-    if callable(fn):
-        cores, source = fn(accounts, profile=profile)
-        return float(cores), str(source)
-    return None
-
-
-def profile_app_cores(model: TrafficModel, accounts: int) -> tuple[float, str]:
-    """Production app cores for `accounts` from the profile's per-core throughput."""
-    doc = yaml.safe_load(model.profile.read_text()) or {}
-    found = _find(doc, RPS_PER_CORE_KEYS)
-    if found is None:
-        raise ProfileError(f"{model.profile}: app_rps_per_core: missing — the app requests/s "
-                           "one core serves (from calibration.json or app-bench.json)")
-    per_core = _figure(found[1], f"{model.profile}: {found[0]}")
-    head = _find(doc, HEADROOM_KEYS)
-    util = 1.0
-    util_note = ""
-    if head is not None:
-        h = _figure(head[1], f"{model.profile}: {head[0]}")
-        util = h.value if h.value <= 1 else 1 / h.value
-        util_note = f", planned at {util:.0%} utilisation ({h.source})"
-    peak = model.peak_rps(accounts)
-    cores = peak / (per_core.value * util)
-    return cores, (f"peak {peak:,.0f} req/s / {per_core.value:,.0f} req/s per core "
-                   f"({per_core.source}){util_note}")
-
-
 def scale_for(target: Target, model: TrafficModel, to_accounts: int) -> Scale:
-    planned = _capacity_app_cores(model.profile, to_accounts)
-    if planned is None:
-        planned = profile_app_cores(model, to_accounts)
-    cores, source = planned
+    """Target app cores / the production app cores the capacity model plans for
+    `to_accounts` (deploy.capacity.app_cores_for: the profile's app_rps_per_core, or the
+    calibration file it names when present, at app_headroom utilisation)."""
+    from deploy.capacity import app_cores_for
+
+    cores, source = app_cores_for(to_accounts, profile=model.profile)
     if cores <= 0:
         raise ProfileError(f"{model.profile}: the capacity model plans {cores} app cores")
     return Scale(factor=target.app_cores / cores, target_app_cores=target.app_cores,

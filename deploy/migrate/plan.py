@@ -35,14 +35,38 @@ def cloud_demand(manifest: dict[str, Any]) -> dict[str, dict[str, float]]:
     return need
 
 
-def capacity_servers() -> dict[str, int] | None:
-    """Servers per role from `freehold capacity` when its model is installed."""
-    try:
-        from deploy import capacity  # type: ignore[attr-defined]
-    except ImportError:
+ACCOUNT_KEYS = ("accounts", "account_count", "total_accounts")
+
+
+def manifest_accounts(manifest: dict[str, Any]) -> int | None:
+    """Accounts the migrated network holds, when the manifest says (top level or under
+    `traffic:` / `app:`, a number or text like 10M)."""
+    from deploy.capacity import parse_accounts
+
+    for where in (manifest, manifest.get("traffic"), manifest.get("app")):
+        if not isinstance(where, dict):
+            continue
+        for key in ACCOUNT_KEYS:
+            raw = where.get(key)
+            if isinstance(raw, bool) or raw is None:
+                continue
+            try:
+                n = parse_accounts(str(raw))
+            except ValueError:
+                continue
+            return n
+    return None
+
+
+def capacity_servers(manifest: dict[str, Any]) -> dict[str, int] | None:
+    """Servers per role from the capacity model (`freehold capacity`, the default profile)
+    for the manifest's accounts; None when the manifest does not say how many accounts."""
+    accounts = manifest_accounts(manifest)
+    if accounts is None:
         return None
-    fn = getattr(capacity, "servers_per_role", None)
-    return fn() if callable(fn) else None
+    from deploy.capacity import servers_per_role
+
+    return servers_per_role(accounts)
 
 
 def size(manifest: dict[str, Any]) -> dict[str, int]:
@@ -53,7 +77,7 @@ def size(manifest: dict[str, Any]) -> dict[str, int]:
         by_ram = d["ram_gib"] / SERVER_RAM_GIB
         by_disk = d["disk_gib"] / (SERVER_DISK_GIB * 0.7)
         servers[role] = math.ceil(max(by_cpu, by_ram, by_disk))
-    for role, n in (capacity_servers() or {}).items():
+    for role, n in (capacity_servers(manifest) or {}).items():
         servers[role] = max(servers.get(role, 0), n)
     for role, n in MIN_PER_ROLE.items():
         servers[role] = max(servers.get(role, 0), n)

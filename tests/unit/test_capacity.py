@@ -1,0 +1,286 @@
+"""The capacity model: a hand calculation, monotonicity, sources, measurement files, emitted
+specs that pass the placement rules, and the 300-server production example."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deploy.capacity import (
+    CapacityProfileError,
+    app_cores_for,
+    load_profile,
+    parse_accounts,
+    plan_for,
+)
+from deploy.capacity.emit import spec_doc
+from deploy.capacity.inputs import CAPACITY_FIELDS
+from deploy.capacity.layout import n_plus_one
+from deploy.capacity.model import plan_capacity
+from deploy.spec import load_spec, parse_spec
+from deploy.spec.placement import check_placement, survival
+
+ROOT = Path(__file__).resolve().parents[2]
+
+HAND = """\
+dau_ratio: {value: 0.5, source: "t-dau"}
+peak_to_average: {value: 2, source: "t-peak"}
+actions_per_dau_per_day:
+  source: "t-mix"
+  home_feed: 80
+  post: 2
+  image_upload: 1
+think_time_s: {min: 1, max: 3, source: "t-think"}
+zipf_s: {value: 1.0, source: "t-zipf"}
+app_rps_per_core: {value: 100, source: "t-app"}
+app_headroom: {value: 0.5, source: "t-util"}
+capacity:
+  surge_peak_factor: {value: 1.25, source: s}
+  fanout_per_post: {value: 100, source: s}
+  fanout_inserts_per_core: {value: 1000, source: s}
+  worker_utilisation: {value: 0.5, source: s}
+  timeline_cached_ratio: {value: 0.5, source: s}
+  timeline_bytes: {value: 8000, source: s}
+  redis_bytes_per_dau: {value: 1000, source: s}
+  redis_ops_per_request: {value: 2, source: s}
+  redis_ops_per_fanout_insert: {value: 1, source: s}
+  redis_ops_per_core: {value: 10000, source: s}
+  redis_utilisation: {value: 0.5, source: s}
+  redis_memory_fraction: {value: 0.25, source: s}
+  redis_replicas: {value: 1, source: s}
+  pg_queries_per_request: {value: 1, source: s}
+  pg_queries_per_core: {value: 1000, source: s}
+  pg_utilisation: {value: 0.5, source: s}
+  pg_bytes_per_post: {value: 1000, source: s}
+  pg_bytes_per_account: {value: 5000, source: s}
+  history_posts_per_account: {value: 10, source: s}
+  storage_horizon_months: {value: 10, source: s}
+  account_growth_per_month: {value: 0, source: s}
+  pg_disk_fraction: {value: 0.5, source: s}
+  media_bytes_per_image: {value: 100000, source: s}
+  media_copies: {value: 2, source: s}
+  media_disk_fraction: {value: 0.5, source: s}
+  backup_copies: {value: 2, source: s}
+  lb_rps_per_core: {value: 1000, source: s}
+  lb_utilisation: {value: 0.5, source: s}
+  pgbouncer_per_site: {value: 1, source: s}
+  etcd_members: {value: 3, source: s}
+  monitoring_servers: {value: 2, source: s}
+  dns_servers: {value: 1, source: s}
+  generator_cores_per_1000_rps: {value: 0.1, source: s}
+  server_classes:
+    general: {cores: 8, ram_gib: 16, disk_gib: 1000,
+              price_per_month: {value: 100, currency: EUR, source: "t-price"}}
+    storage: {cores: 4, ram_gib: 16, disk_gib: 20000,
+              price_per_month: {value: 300, currency: EUR, source: "t-price"}}
+  role_class: {media: storage, backup: storage}
+layout:
+  providers: [{name: p1, kind: owned}, {name: p2, kind: rented}, {name: p3, kind: cloud}]
+  sites:
+    - {name: a, provider: p1, network: 10.1.0.0/16}
+    - {name: b, provider: p2, network: 10.2.0.0/16}
+    - {name: c, provider: p3, network: 10.3.0.0/16}
+  postgres: {primary_site: a, standby_site: b}
+"""
+A = 1_728_000  # 864,000 daily actives: round figures per second
+
+
+@pytest.fixture
+def hand(tmp_path: Path) -> Path:
+    p = tmp_path / "hand.yaml"
+    p.write_text(HAND)
+    return p
+
+
+def test_model_against_a_hand_calculation(hand: Path) -> None:
+    plan = plan_for(A, hand)
+    assert plan.daily_actives == 864_000
+    # 84 requests per daily active a day (80 feed + 2 posts + 1 image upload = 2 requests)
+    assert plan.average_rps == pytest.approx(864_000 * 84 / 86_400)  # 840
+    assert plan.peak_rps == pytest.approx(1680)
+    assert plan.planned_rps == pytest.approx(2100)  # x1.25 surge
+    ep = dict(plan.endpoints)
+    assert ep["GET /timelines/home"] == pytest.approx(864_000 * 80 / 86_400 * 2 * 1.25)
+    assert ep["POST /media"] == pytest.approx(864_000 / 86_400 * 2 * 1.25)
+    assert plan.rates["posts_per_s"] == pytest.approx(50)
+    assert plan.rates["fanout_inserts_per_s"] == pytest.approx(5000)
+    assert plan.rates["redis_ops_per_s"] == pytest.approx(2100 * 2 + 5000)
+    n = plan.servers_per_role()
+    # app: 2100 / (100 x 0.5) = 42 cores -> 6 x 8-core; N+1 over 3 sites -> 9 (3 a site)
+    assert n["app"] == 9 and plan.roles["app"].per_site == {"a": 3, "b": 3, "c": 3}
+    # worker: 5000 / (1000 x 0.5) = 10 cores -> 2 -> N+1 -> 3
+    assert n["worker"] == 3
+    # lb: 4.2 cores -> 1 -> N+1 -> 2, but a keepalived pair in each of 3 sites -> 6
+    assert n["lb"] == 6 and n["pgbouncer"] == 3
+    # redis: 7.776e9 bytes / 4 GiB usable -> 2; 9,200 ops / 5,000 -> 2; at least 3 masters
+    assert plan.storage["redis_gib"] == pytest.approx((864_000 * 8000 + 864_000 * 1000) / 2**30)
+    assert n["redis"] == 6
+    # postgres: 2,100 q/s / 500 = 4.2 cores -> 1 reader -> N+1 -> 2 readers + primary
+    assert n["postgres"] == 3
+    assert plan.roles["postgres"].per_site == {"a": 1, "b": 1, "c": 1}
+    posts_then = A * 10 + 864_000 * 2 * 30.44 * 10
+    assert plan.storage["pg_gb_at_horizon"] == pytest.approx((posts_then * 1000 + A * 5000) / 1e9)
+    assert plan.storage["pg_gb_now"] == pytest.approx((A * 10 * 1000 + A * 5000) / 1e9)
+    media_then = A * 10 * 0.5 * 1e5 + 864_000 * 30.44 * 1e5 * 10
+    assert plan.storage["media_tb_at_horizon"] == pytest.approx(media_then / 1e12)
+    # media: x2 copies / (20,000 GiB x 0.5) -> 5.06 -> 6
+    assert n["media"] == 6 and n["backup"] == 2
+    # one DNS server asked for, two planned: one must be left after losing a site
+    assert (n["etcd"], n["monitoring"], n["dns"], n["loadgen"]) == (3, 2, 2, 2)
+    assert plan.total_servers == 47
+    assert plan.cost is not None and plan.cost["per_month"] == 39 * 100 + 8 * 300
+    assert plan.cost["currency"] == "EUR"
+
+
+def test_n_plus_one_leaves_n_after_losing_the_biggest_site() -> None:
+    for sites in (2, 3, 4, 5):
+        for n in range(1, 40):
+            t = n_plus_one(n, sites)
+            assert t - -(-t // sites) >= n
+            assert t == n or (t - 1) - -(-(t - 1) // sites) < n  # the fewest
+    assert n_plus_one(5, 1) == 5 and n_plus_one(0, 4) == 0
+
+
+def test_monotonic_in_accounts() -> None:
+    prof = load_profile()
+    plans = [plan_capacity(a, prof) for a in (10_000, 300_000, 1_000_000, 4_000_000,
+                                              10_000_000, 30_000_000, 100_000_000)]
+    for small, big in zip(plans, plans[1:], strict=False):
+        assert big.planned_rps > small.planned_rps
+        assert big.storage["pg_gb_at_horizon"] > small.storage["pg_gb_at_horizon"]
+        assert big.storage["redis_gib"] > small.storage["redis_gib"]
+        assert big.storage["media_tb_at_horizon"] > small.storage["media_tb_at_horizon"]
+        for role, need in small.roles.items():
+            assert big.roles[role].servers >= need.servers, role
+        assert big.total_servers >= small.total_servers
+    assert plans[-1].total_servers > plans[0].total_servers
+    assert plans[-1].roles["app"].servers > plans[3].roles["app"].servers
+    # more headroom never means fewer servers
+    assert plan_capacity(10_000_000, prof, 3).total_servers > plans[4].total_servers
+
+
+def test_every_input_has_a_source() -> None:
+    plan = plan_for(10_000_000)
+    names = {i.name for i in plan.inputs}
+    assert set(CAPACITY_FIELDS) <= names
+    assert {"dau_ratio", "peak_to_average", "actions_per_dau.home_feed", "app_rps_per_core",
+            "app_headroom"} <= names
+    for i in plan.inputs:
+        assert i.source.strip() and i.kind in ("measured", "cited"), i
+        if i.kind == "cited":
+            assert "measured by" not in i.source
+    doc = plan.to_json()
+    assert all(x["source"] for x in doc["inputs"])
+    assert doc["servers"] == sum(doc["servers_per_role"].values())
+
+
+@pytest.mark.parametrize(("old", "new", "needle"), [
+    ("fanout_per_post: {value: 100, source: s}", "fanout_per_post: 100",
+     "capacity.fanout_per_post: 100 has no source"),
+    ("  fanout_per_post: {value: 100, source: s}\n", "",
+     "capacity.fanout_per_post: missing"),
+    ("fanout_per_post: {value: 100, source: s}", "fanout_per_post: {value: 100}",
+     "capacity.fanout_per_post.source: missing"),
+    ("redis_utilisation: {value: 0.5", "redis_utilisation: {value: 5",
+     "capacity.redis_utilisation.value: 5 is not in (0, 1]"),
+    ("  lb_utilisation:", "  lb_utilization: {value: 1, source: s}\n  lb_utilisation:",
+     "capacity.lb_utilization: unknown input"),
+    ("cores: 8,", "cores: eight,", "capacity.server_classes.general.cores"),
+    ("provider: p3, network", "provider: p9, network", "layout.sites[2].provider"),
+    ("app_rps_per_core: {value: 100, source: \"t-app\"}\n", "", "app_rps_per_core: missing"),
+    ("peak_to_average:", "peak_2_average:", "peak_to_average: missing"),
+    ("dau_ratio: {", "dau_ratio: [{", "not valid YAML"),
+])
+def test_profile_problems_name_the_field(tmp_path: Path, old: str, new: str,
+                                         needle: str) -> None:
+    assert old in HAND
+    p = tmp_path / "bad.yaml"
+    p.write_text(HAND.replace(old, new))
+    with pytest.raises(CapacityProfileError) as e:
+        plan_for(1_000_000, p)
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def measured_profile(tmp_path: Path, cal: Path) -> Path:
+    p = tmp_path / "m.yaml"
+    p.write_text(HAND.replace(
+        'app_rps_per_core: {value: 100, source: "t-app"}',
+        f'app_rps_per_core: {{value: 100, source: "t-app", measured: {{file: "{cal}", '
+        'field: rps_per_core, by: freehold loadtest calibrate}}'))
+    return p
+
+
+def test_calibration_file_is_used_when_present(tmp_path: Path) -> None:
+    cal = tmp_path / "calibration.json"
+    prof = measured_profile(tmp_path, cal)
+    before = plan_for(A, prof)
+    i = next(x for x in before.inputs if x.name == "app_rps_per_core")
+    assert i.kind == "cited" and i.value == 100 and "no measurement yet" in i.source
+    cal.write_text(json.dumps({"rps_per_server": 1000.0, "rps_per_core": 250.0,
+                               "measured_at": "2026-11-20T10:00:00+00:00"}))
+    after = plan_for(A, prof)
+    i = next(x for x in after.inputs if x.name == "app_rps_per_core")
+    assert i.kind == "measured" and i.value == 250
+    assert i.source.startswith("measured by freehold loadtest calibrate on 2026-11-20")
+    assert str(cal) in i.source and i.measured_at == "2026-11-20T10:00:00+00:00"
+    # 2100 / (250 x 0.5) = 16.8 cores -> 3 x 8-core -> N+1 over 3 sites -> 5
+    assert after.roles["app"].servers == 5 < before.roles["app"].servers
+    # the load tests' scale factor reads the same measurement
+    cores, source = app_cores_for(A, prof)
+    assert cores == pytest.approx(1680 / (250 * 0.5)) and "measured by" in source
+    cal.write_text("{not json")
+    broken = next(x for x in plan_for(A, prof).inputs if x.name == "app_rps_per_core")
+    assert broken.kind == "cited" and "not readable JSON" in broken.source
+
+
+def check(doc: dict) -> tuple[list[str], dict]:
+    spec = parse_spec(doc)
+    errors, _ = check_placement(spec)
+    return errors, survival(spec)
+
+
+@pytest.mark.parametrize("accounts", [100_000, 4_000_000, 10_000_000, 40_000_000])
+def test_emitted_spec_passes_the_placement_rules(accounts: int) -> None:
+    plan = plan_for(accounts)
+    doc = spec_doc(plan, "sized")
+    spec = parse_spec(doc)
+    assert len(spec.servers) == plan.total_servers
+    for role, need in plan.roles.items():
+        assert len(spec.servers_with_role(role)) == need.servers, role
+    errors, surv = check(doc)
+    assert errors == []
+    assert surv["any_site"] and surv["any_provider"], surv["line"]
+    assert len(spec.providers) >= 3 and len(spec.sites) >= 4
+
+
+def test_hand_layout_spec_on_three_sites(hand: Path) -> None:
+    errors, surv = check(spec_doc(plan_for(A, hand), "hand"))
+    assert errors == [] and surv["any_site"] and surv["any_provider"], surv["line"]
+
+
+def test_production_example_expands_and_validates() -> None:
+    path = ROOT / "inventories" / "production-example.yaml"
+    spec = load_spec(path)
+    assert len(spec.servers) >= 300
+    assert len(spec.providers) >= 3 and len(spec.sites) >= 4
+    errors, _ = check_placement(spec)
+    assert errors == []
+    surv = survival(spec)
+    assert surv["any_site"] and surv["any_provider"], surv["line"]
+    head = path.read_text().split("\nname:")[0]
+    assert "GENERATED by: freehold capacity --accounts 10M" in head
+    assert "needs" in head and "headroom" in head  # says how it was sized
+    raw = yaml.safe_load(path.read_text())
+    assert len(raw["servers"]) < 60  # written with ranges
+
+
+def test_parse_accounts() -> None:
+    assert parse_accounts("10M") == 10_000_000 and parse_accounts("2.5m") == 2_500_000
+    assert parse_accounts("250k") == 250_000 and parse_accounts("1500") == 1500
+    assert parse_accounts("1B") == 1_000_000_000
+    for bad in ("10Q", "", "ten", "-5", "0"):
+        with pytest.raises(ValueError):
+            parse_accounts(bad)
