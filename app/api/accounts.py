@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 
-from app.api.deps import JSON, bearer, client_ip, get_ctx, page, path_id, viewer
+from app.api.deps import JSON, bearer, client_ip, get_ctx, no_content, page, path_id, viewer
 from app.api.models import DeleteAccountIn, LoginIn, ProfileIn, SignupIn
 from app.services import accounts, auth, social
 from app.services.accounts import account_json
@@ -37,11 +38,11 @@ async def login(body: LoginIn, request: Request) -> JSON:
 
 @router.post("/auth/logout", status_code=204, summary="Log out (ends this token)")
 async def logout(request: Request,
-                 cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> JSON:
+                 cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:
     if cred is None:
         raise Unauthorized("log in first")
     await auth.logout(get_ctx(request), cred.credentials)
-    return JSON(None, status_code=204)
+    return no_content()
 
 
 @router.get("/accounts/me", summary="The logged-in account")
@@ -66,9 +67,9 @@ async def avatar(file: UploadFile, request: Request, me: Viewer) -> JSON:
 
 @router.post("/accounts/me/delete", status_code=204,
              summary="Delete the account and all it wrote (for real)")
-async def delete_me(body: DeleteAccountIn, request: Request, me: Viewer) -> JSON:
+async def delete_me(body: DeleteAccountIn, request: Request, me: Viewer) -> Response:
     await accounts.delete_account(get_ctx(request), me, body.password)
-    return JSON(None, status_code=204)
+    return no_content()
 
 
 @router.get("/accounts/by-username/{username}", summary="Look up an account by username")

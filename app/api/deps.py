@@ -25,6 +25,11 @@ class JSON(Response):
         return orjson.dumps(content)
 
 
+def no_content() -> Response:
+    """A 204 answer: no body at all (a JSON `null` body makes the response invalid HTTP)."""
+    return Response(status_code=204)
+
+
 def get_ctx(request: Request) -> Ctx:
     return request.app.state.ctx  # type: ignore[no-any-return]
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, UploadFile
+from fastapi.responses import Response
 
-from app.api.deps import JSON, client_ip, get_ctx, path_id, viewer
+from app.api.deps import JSON, client_ip, get_ctx, no_content, path_id, viewer
 from app.api.models import EchoIn, PostIn
 from app.services import posts
 
@@ -34,9 +35,9 @@ async def get(post_id: str, request: Request, me: Viewer) -> JSON:
 
 
 @router.delete("/posts/{post_id}", status_code=204, summary="Delete one's own post (for real)")
-async def delete(post_id: str, request: Request, me: Viewer) -> JSON:
+async def delete(post_id: str, request: Request, me: Viewer) -> Response:
     await posts.delete_post(get_ctx(request), me, path_id(post_id, "post"))
-    return JSON(None, status_code=204)
+    return no_content()
 
 
 @router.get("/posts/{post_id}/thread", summary="A post with its ancestors and replies")
