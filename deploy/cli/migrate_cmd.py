@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -19,11 +18,14 @@ from rich.table import Table
 
 from deploy.cli.common import console, fail, print_json
 from deploy.migrate import MigrateError
+from deploy.migrate.s3client import S3Location
 from deploy.migrate.state import set_step, state_dir_for
 
 app = typer.Typer(help="Move a running deployment off a cloud provider.", no_args_is_help=True)
 
 ManifestOpt = typer.Option(None, "--manifest", help="record this step in the manifest's runbook")
+SecretsOpt = typer.Option(None, "--secrets", help="the cluster's secrets file when --to is a "
+                          "spec (default: beside the spec, as freehold deploy writes it)")
 
 
 def _fail(e: Exception) -> None:
@@ -37,45 +39,58 @@ def _state(manifest: Path | None) -> Path | None:
 @app.command("objects")
 def objects(
     from_: str = typer.Option(..., "--from", help="s3://BUCKET[/prefix] (AWS or --from-endpoint)"),
-    to: str = typer.Option(..., "--to", help="cluster spec file, http://HOST:PORT/BUCKET or s3://"),
+    to: str = typer.Option(..., "--to", help="cluster spec file (its media S3 gateway, over "
+                           "SSH), http://HOST:PORT/BUCKET or s3://BUCKET"),
     from_endpoint: str = typer.Option(None, help="S3 endpoint of the source (default AWS)"),
     profile: str = typer.Option(None, help="AWS profile for the source"),
     to_endpoint: str = typer.Option(None, help="endpoint when --to is s3://BUCKET"),
     to_access_key: str = typer.Option(
-        os.environ.get("FREEHOLD_S3_ACCESS_KEY", "freehold"), help="target access key"),
+        None, envvar="FREEHOLD_S3_ACCESS_KEY",
+        help="target access key (default: the spec's secrets for a spec)"),
     to_secret_key: str = typer.Option(
-        os.environ.get("FREEHOLD_S3_SECRET_KEY", "freehold-secret"), help="target secret"),
+        None, envvar="FREEHOLD_S3_SECRET_KEY", help="target secret (default: the spec's)"),
+    secrets: Path = SecretsOpt,
     checkpoint: Path = typer.Option(None, help="checkpoint file (default beside the manifest)"),
     workers: int = typer.Option(8, min=1, max=64),
     retries: int = typer.Option(4, min=1, max=20),
+    final: bool = typer.Option(False, "--final", help="the last pass before the database "
+                               "cutover: recorded as runbook step objects-final"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list what would be copied"),
     json_out: bool = typer.Option(False, "--json"),
     manifest: Path = ManifestOpt,
 ) -> None:
     """Copy a bucket in parallel, resumably, verified by size and checksum."""
-    from deploy.migrate.objects import ObjectCopier
     from deploy.migrate.s3client import parse_location
     from deploy.migrate.targets import media_target
 
+    step = "objects-final" if final else "objects"
     try:
         src = parse_location(from_, endpoint=from_endpoint)
         src.profile = profile
-        dst = media_target(to, to_endpoint)
-        dst.access_key, dst.secret_key = to_access_key, to_secret_key
-        sd = _state(manifest)
-        cp = checkpoint or (sd or Path(".")) / f"objects-{src.bucket}.checkpoint.json"
-        copier = ObjectCopier(src, dst, cp, workers=workers, retries=retries)
-        copier.check_access()
-        todo, skip = copier.plan()
+        with media_target(to, to_endpoint, to_access_key, to_secret_key, secrets) as dst:
+            _copy_objects(src, dst, from_, to, step, checkpoint, workers, retries, dry_run,
+                          json_out, _state(manifest))
     except MigrateError as e:
         _fail(e)
+
+
+def _copy_objects(src: S3Location, dst: S3Location, from_: str, to: str, step: str,
+                  checkpoint: Path | None, workers: int, retries: int, dry_run: bool,
+                  json_out: bool, sd: Path | None) -> None:
+    from deploy.migrate.objects import ObjectCopier
+
+    cp = checkpoint or (sd or Path(".")) / f"objects-{src.bucket}.checkpoint.json"
+    copier = ObjectCopier(src, dst, cp, workers=workers, retries=retries)
+    copier.check_access()
+    todo, skip = copier.plan()
     total = sum(o.size for o in todo)
     if dry_run:
         if json_out:
             print_json({"to_copy": [o.key for o in todo], "bytes": total,
-                        "skipped": len(skip)})
+                        "skipped": len(skip), "target": dst.describe()})
             return
-        t = Table(title=f"would copy {len(todo)} objects ({total} bytes), skip {len(skip)}")
+        t = Table(title=f"would copy {len(todo)} objects ({total} bytes) to {dst.describe()}, "
+                        f"skip {len(skip)}")
         t.add_column("key")
         t.add_column("bytes", justify="right")
         for o in todo[:50]:
@@ -84,12 +99,12 @@ def objects(
             t.add_row(f"… {len(todo) - 50} more", "")
         console.print(t)
         return
-    set_step(sd, "objects", "running", source=from_, target=to)
+    set_step(sd, step, "running", source=from_, target=to)
     with Progress(TextColumn("copying"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
                   TimeRemainingColumn(), console=console, disable=json_out) as bar:
         task = bar.add_task("copy", total=total)
         report = copier.run(todo, skip, progress=lambda n: bar.advance(task, n))
-    set_step(sd, "objects", "failed" if report.failed else "done", **{
+    set_step(sd, step, "failed" if report.failed else "done", **{
         k: v for k, v in report.as_dict().items() if k != "failures"})
     if json_out:
         print_json(report.as_dict())
@@ -238,67 +253,88 @@ def status(
 @app.command("database")
 def database(
     from_: str = typer.Option(..., "--from", help="postgresql://USER:PW@HOST:PORT/DB (source)"),
-    to: str = typer.Option(..., "--to", help="cluster spec file or postgresql:// URL"),
+    to: str = typer.Option(..., "--to", help="cluster spec file (its primary through the "
+                           "pgbouncer server's routing, over SSH) or postgresql:// URL"),
     do_cutover: bool = typer.Option(False, "--cutover", help="stop writes, drain, verify"),
     dump: bool = typer.Option(False, "--dump", help="force pg_dump / pg_restore"),
     jobs: int = typer.Option(4, min=1, max=32, help="parallel dump/restore jobs"),
-    watch: float = typer.Option(0.0, help="show replication lag for this many seconds"),
-    timeout: float = typer.Option(600.0, help="cutover: longest wait for zero lag (s)"),
+    watch: float = typer.Option(0.0, min=0, max=86400,
+                                help="show replication lag for this many seconds"),
+    timeout: float = typer.Option(600.0, min=1, help="cutover: longest wait for zero lag (s)"),
+    secrets: Path = SecretsOpt,
     json_out: bool = typer.Option(False, "--json"),
     manifest: Path = ManifestOpt,
 ) -> None:
     """Logical replication when the source allows it, else parallel dump/restore; --cutover."""
+    from deploy.migrate.targets import database_target
+
+    if not from_.startswith(("postgresql://", "postgres://")):
+        fail(f"--from {from_}: not a PostgreSQL URL — write postgresql://USER:PW@HOST:PORT/DB")
+    sd = _state(manifest)
+    step = "database-cutover" if do_cutover else "database"
+    try:
+        with database_target(to, secrets) as dst:
+            if do_cutover:
+                _cutover(from_, dst, timeout, json_out, sd)
+            else:
+                _copy_database(from_, dst, dump, jobs, watch, json_out, sd)
+    except MigrateError as e:
+        set_step(sd, step, "failed", error=str(e)[:200])
+        _fail(e)
+
+
+def _cutover(from_: str, dst: str, timeout: float, json_out: bool, sd: Path | None) -> None:
+    from deploy.migrate import database as db
+
+    set_step(sd, "database-cutover", "running")
+    with console.status("stopping writes, waiting for zero lag, verifying"):
+        result = db.cutover(from_, dst, timeout=timeout)
+    set_step(sd, "database-cutover", "done", sequences=result["sequences_reset"],
+             tables=len(result["tables"]))
+    if json_out:
+        print_json(result)
+        return
+    t = Table(title="cutover verification")
+    for c in ("table", "rows source", "rows target", "checksum equal"):
+        t.add_column(c)
+    for c in result["tables"]:
+        t.add_row(c["table"], str(c["rows_source"]), str(c["rows_target"]),
+                  "yes" if c["equal"] else "[red]NO[/]")
+    console.print(t)
+    console.print(f"sequences reset: {result['sequences_reset']}")
+
+
+def _copy_database(from_: str, dst: str, dump: bool, jobs: int, watch: float, json_out: bool,
+                   sd: Path | None) -> None:
     import time
 
     from deploy.migrate import database as db
-    from deploy.migrate.targets import database_target
 
-    sd = _state(manifest)
-    try:
-        dst = database_target(to)
-        if do_cutover:
-            set_step(sd, "database-cutover", "running")
-            with console.status("stopping writes, waiting for zero lag, verifying"):
-                result = db.cutover(from_, dst, timeout=timeout)
-            set_step(sd, "database-cutover", "done", sequences=result["sequences_reset"],
-                     tables=len(result["tables"]))
-            if json_out:
-                print_json(result)
-                return
-            t = Table(title="cutover verification")
-            for c in ("table", "rows source", "rows target", "checksum equal"):
-                t.add_column(c)
-            for c in result["tables"]:
-                t.add_row(c["table"], str(c["rows_source"]), str(c["rows_target"]),
-                          "yes" if c["equal"] else "[red]NO[/]")
-            console.print(t)
-            console.print(f"sequences reset: {result['sequences_reset']}")
-            return
-        with db.connect(from_, "source") as src:
-            ok, why = db.can_replicate_logically(src)
-        set_step(sd, "database", "running")
-        if dump or not ok:
-            with console.status(f"pg_dump | pg_restore, {jobs} jobs ({why or 'forced'})"):
-                db.dump_restore(from_, dst, jobs=jobs)
-            mode = "dump-restore"
-        else:
-            mode = db.start_replication(from_, dst)
-        lags = []
-        with db.connect(from_, "source") as src, db.connect(dst, "target") as tgt:
-            end = time.monotonic() + watch
-            while True:
-                lg = db.lag(src, tgt) if mode != "dump-restore" else db.Lag(0, 0)
-                lags.append({"lag_bytes": lg.bytes, "tables_syncing": lg.tables_syncing})
-                if not json_out:
-                    console.print(f"lag {lg.bytes} bytes, {lg.tables_syncing} tables syncing")
-                if time.monotonic() >= end:
-                    break
-                time.sleep(1.0)
-        set_step(sd, "database", "done" if mode == "dump-restore" else "running", mode=mode)
-    except MigrateError as e:
-        set_step(sd, "database-cutover" if do_cutover else "database", "failed",
-                 error=str(e)[:200])
-        _fail(e)
+    with db.connect(from_, "source") as src, db.connect(dst, "target"):
+        ok, why = db.can_replicate_logically(src)
+    set_step(sd, "database", "running")
+    if dump or not ok:
+        with console.status(f"pg_dump | pg_restore, {jobs} jobs ({why or 'forced'})"):
+            db.dump_restore(from_, dst, jobs=jobs)
+        mode = "dump-restore"
+    else:
+        mode = db.start_replication(from_, dst)
+    lags = []
+    with db.connect(from_, "source") as src, db.connect(dst, "target") as tgt:
+        end = time.monotonic() + watch
+        while True:  # bounded: --watch seconds at most
+            lg = db.lag(src, tgt) if mode != "dump-restore" else db.Lag(0, 0)
+            lags.append({"lag_bytes": lg.bytes, "tables_syncing": lg.tables_syncing})
+            if not json_out:
+                console.print(f"lag {lg.bytes} bytes, {lg.tables_syncing} tables syncing")
+            if time.monotonic() >= end:
+                break
+            time.sleep(1.0)
+    if mode == "dump-restore":
+        set_step(sd, "database", "done", mode=mode)
+    else:  # the subscription keeps replicating after this process ends
+        set_step(sd, "database", "running", mode=mode, pid=None,
+                 lag_bytes=lags[-1]["lag_bytes"], next="--cutover when ready")
     if json_out:
         print_json({"mode": mode, "lag": lags[-1]})
 

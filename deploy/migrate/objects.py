@@ -53,7 +53,9 @@ def explain(e: Exception, loc: S3Location) -> str:
         return f"{loc.describe()}: cannot connect — check the endpoint address and that it runs"
     if isinstance(e, ClientError):
         code = e.response.get("Error", {}).get("Code", "")
-        if code == "NoSuchBucket":
+        # HeadBucket has no body: a missing bucket comes back as a bare 404
+        if code == "NoSuchBucket" or (code in ("404", "NotFound")
+                                      and e.operation_name == "HeadBucket"):
             return f"{loc.describe()}: bucket {loc.bucket!r} does not exist — check its name"
         if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenied", "403"):
             return (f"{loc.describe()}: credentials refused ({code}) — check the access key "

@@ -10,13 +10,14 @@ import psutil
 from deploy.migrate.state import read_steps, state_dir_for
 
 STEPS: tuple[tuple[str, str], ...] = (
-    ("discover", "freehold migrate discover --region R > manifest"),
+    ("discover", "freehold migrate discover --region R --out M (the manifest)"),
     ("plan", "freehold migrate plan MANIFEST --emit-spec cluster.yaml; fill in servers"),
     ("deploy", "freehold deploy cluster.yaml (stand the owned cluster up)"),
     ("dns-lower-ttl", "freehold migrate dns --zone Z --lower-ttl (a TTL ahead of cutover)"),
-    ("objects", "freehold migrate objects --from s3://BUCKET --to cluster.yaml"),
-    ("database", "freehold migrate database --from postgresql://... --to cluster.yaml"),
-    ("objects-final", "rerun migrate objects: copies only what changed"),
+    ("objects", "freehold migrate objects --from s3://BUCKET --to cluster.yaml --manifest M"),
+    ("database", "freehold migrate database --from postgresql://... --to cluster.yaml "
+                 "--manifest M"),
+    ("objects-final", "freehold migrate objects ... --final (copies only what changed since)"),
     ("database-cutover", "freehold migrate database ... --cutover (stops writes at source)"),
     ("dns-cutover", "freehold migrate dns --zone Z --cutover --address A ..."),
 )

@@ -113,28 +113,47 @@ def test_cli_bad_input_one_line_exit_2(moto_endpoint, s3_server, tmp_path: Path)
     runner = CliRunner()
     bucket, _ = _seed(moto_endpoint, n=3)
     cp = tmp_path / "cp.json"
-    good = ["--from-endpoint", moto_endpoint, "--checkpoint", str(cp)]
+    manifest = tmp_path / "m.yaml"
+    manifest.write_text("kind: freehold-migration-manifest\n")
+    keys = ["--to-access-key", s3_server.access_key, "--to-secret-key", s3_server.secret_key]
+    good = ["--from-endpoint", moto_endpoint, "--checkpoint", str(cp), *keys]
     dst = _target(s3_server, f"dst-{uuid.uuid4().hex[:8]}")
     to = f"{s3_server.endpoint}/{dst.bucket}"
-    # a good run writes the checkpoint
+    # a good run writes the checkpoint and records the runbook step
     r = runner.invoke(app, ["migrate", "objects", "--from", f"s3://{bucket}", "--to", to,
-                            *good, "--json"])
+                            *good, "--json", "--manifest", str(manifest)])
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["copied"] == 4
+    # the final pass before cutover copies nothing new and is its own runbook step
+    r = runner.invoke(app, ["migrate", "objects", "--from", f"s3://{bucket}", "--to", to,
+                            *good, "--json", "--final", "--manifest", str(manifest)])
+    assert r.exit_code == 0, r.output
+    assert (json.loads(r.stdout)["copied"], json.loads(r.stdout)["skipped"]) == (0, 4)
+    r = runner.invoke(app, ["migrate", "status", str(manifest), "--json"])
+    steps = {s["step"]: s for s in json.loads(r.stdout)}
+    assert steps["objects"]["state"] == steps["objects-final"]["state"] == "done"
+    assert "copied=4" in steps["objects"]["detail"]
+    assert "copied=0" in steps["objects-final"]["detail"]
     before = cp.read_bytes()
+    steps_file = tmp_path / "m.state" / "steps.json"
+    steps_before = steps_file.read_bytes()
     cases = [
-        ["--from", "s3://no-such-bucket", "--to", to, *good],
-        ["--from", f"s3://{bucket}", "--to", to, *good, "--to-secret-key", "wrong"],
-        ["--from", f"s3://{bucket}", "--to", to, "--from-endpoint", "http://127.0.0.1:9",
-         "--checkpoint", str(cp)],
-        ["--from", "ftp://x", "--to", to, *good],
+        (["--from", "s3://no-such-bucket", "--to", to, *good],
+         "bucket 'no-such-bucket' does not exist"),
+        (["--from", f"s3://{bucket}", "--to", to, *good, "--to-secret-key", "wrong"],
+         "credentials refused"),
+        (["--from", f"s3://{bucket}", "--to", to, "--from-endpoint", "http://127.0.0.1:9",
+          "--checkpoint", str(cp), *keys], "cannot connect"),
+        (["--from", "ftp://x", "--to", to, *good], "not an S3 location"),
     ]
-    for args in cases:
-        r = runner.invoke(app, ["migrate", "objects", *args])
+    for args, why in cases:
+        r = runner.invoke(app, ["migrate", "objects", *args, "--manifest", str(manifest)])
         assert r.exit_code == 2, (args, r.output)
         lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and "Traceback" not in r.output, r.output
+        assert why in lines[0], lines
         assert cp.read_bytes() == before
+        assert steps_file.read_bytes() == steps_before
     # a corrupt checkpoint is reported, not overwritten
     cp.write_text("{not json")
     r = runner.invoke(app, ["migrate", "objects", "--from", f"s3://{bucket}", "--to", to,
