@@ -37,7 +37,14 @@ def spec_dsn(target: Target) -> Iterator[str]:
     except (SecretsError, KeyError) as exc:
         raise TargetError(f"{store.path}: {exc} — pass --dsn") from exc
     port = free_port()
-    with connect(bouncers[0], _ssh(target)) as conn, conn.forward_local(
-            port, remote_port=PGBOUNCER_PORT, remote_host="127.0.0.1", local_host="127.0.0.1"):
-        yield (f"postgresql://{APP_USER}:{quote(password, safe='')}@127.0.0.1:{port}/"
-               f"{APP_DATABASE}")
+    with connect(bouncers[0], _ssh(target)) as conn:
+        try:
+            conn.open()  # forward_local needs the transport: it does not connect by itself
+        except Exception as exc:  # noqa: BLE001 - any SSH failure becomes one line
+            raise TargetError(f"{target.spec_path}: cannot SSH to {bouncers[0].name}: "
+                              f"{(str(exc).strip().splitlines() or [type(exc).__name__])[0]}"
+                              " — check the server runs and its host key is known") from None
+        with conn.forward_local(port, remote_port=PGBOUNCER_PORT, remote_host="127.0.0.1",
+                                local_host="127.0.0.1"):
+            yield (f"postgresql://{APP_USER}:{quote(password, safe='')}@127.0.0.1:{port}/"
+                   f"{APP_DATABASE}")

@@ -5,7 +5,9 @@ nftables). Reusable by every engineer's lab tests:
 
 `main_lab` boots inventories/lab.yaml for the session and takes it down at the end, unless it was
 already up before the session (then it is left as found). `small_lab` is this package's own
-3-server, 2-site lab on 198.19.200.0/22, so it runs beside the main lab.
+3-server, 2-site lab on 198.19.200.0/22, so it runs beside the main lab. Two runs of the small
+labs side by side (two engineers, two CI jobs) each take their own name and /20:
+`FREEHOLD_LAB_TEST_NAME=lab-h7 FREEHOLD_LAB_TEST_NET=198.19.48` (its second lab uses .56).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from deploy.lab import Lab
 from deploy.lab.hygiene import Snapshot, snapshot
 
 REPO = Path(__file__).resolve().parents[2]
+SMALL_NAME = os.environ.get("FREEHOLD_LAB_TEST_NAME", "labtest")
+SMALL_NET = os.environ.get("FREEHOLD_LAB_TEST_NET", "198.19.200")
 SMALL_SPEC = textwrap.dedent("""\
     name: {name}
     providers:
@@ -49,7 +53,20 @@ def lab_missing() -> str | None:
     return None
 
 
-def write_small_spec(path: Path, name: str = "labtest", net: str = "198.19.200") -> Path:
+def small_lab_name(kind: str = "") -> str:
+    """The small lab's name, or its sibling's (kind "clash", "hyg") for one-off labs."""
+    if not kind:
+        return SMALL_NAME
+    return f"lab{kind}" if SMALL_NAME == "labtest" else f"{SMALL_NAME}{kind[0]}"
+
+
+def small_lab_net(offset: int = 0) -> str:
+    """First three octets of a small lab's range: `offset` /24s past the configured one."""
+    a, b, c = SMALL_NET.split(".")
+    return f"{a}.{b}.{int(c) + offset}"
+
+
+def write_small_spec(path: Path, name: str = SMALL_NAME, net: str = SMALL_NET) -> Path:
     """3 servers (a1, a2 in site a; b1 in site b; 40 ms between), lab network <net>.0/22."""
     a, b, c = net.split(".")
     path.write_text(SMALL_SPEC.format(name=name, net=f"{a}.{b}", o=int(c), o1=int(c) + 1))

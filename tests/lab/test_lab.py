@@ -12,7 +12,7 @@ from deploy.lab import Lab, LabError
 from deploy.lab import container as lab_container
 from deploy.lab.hygiene import snapshot
 
-from .conftest import write_small_spec
+from .conftest import small_lab_name, small_lab_net, write_small_spec
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -166,7 +166,8 @@ def test_packages_download_once_per_machine(small_lab: Lab) -> None:
 
 def test_overlapping_range_is_refused(small_lab: Lab, tmp_path: Path) -> None:
     """Another lab on the small lab's addresses: up refuses before touching anything."""
-    other = Lab.from_spec(write_small_spec(tmp_path / "clash.yaml", name="labclash"))
+    other = Lab.from_spec(write_small_spec(tmp_path / "clash.yaml",
+                                                name=small_lab_name("clash")))
     with pytest.raises(LabError, match="overlaps the machine's route"):
         other.up()
     assert not other.plan.state_dir.exists()
@@ -174,8 +175,8 @@ def test_overlapping_range_is_refused(small_lab: Lab, tmp_path: Path) -> None:
 
 
 def test_down_leaves_no_trace(lab_ready: None, tmp_path: Path) -> None:
-    lab = Lab.from_spec(write_small_spec(tmp_path / "hygiene.yaml", name="labhyg",
-                                         net="198.19.208"))
+    lab = Lab.from_spec(write_small_spec(tmp_path / "hygiene.yaml", name=small_lab_name("hyg"),
+                                         net=small_lab_net(8)))
     lab.down()
     before = snapshot()
     assert not any(before.lab_items(lab.plan).values())

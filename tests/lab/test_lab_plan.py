@@ -44,7 +44,7 @@ def test_interface_names_fit_15_chars() -> None:
 
 def test_plan_problems_one_line_each(tmp_path: Path) -> None:
     """The loader already refuses these; the plan double-checks specs built in code."""
-    spec = load_spec(write_small_spec(tmp_path / "s.yaml"))
+    spec = load_spec(write_small_spec(tmp_path / "s.yaml", net="198.19.200"))
     spec.sites[1].network = ipaddress.IPv4Network("198.19.210.0/24")
     spec.servers[1].private_address = "198.19.200.1"
     with pytest.raises(LabError) as err:

@@ -37,19 +37,59 @@ def _ready(url: str) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def deployed_lab(request: pytest.FixtureRequest) -> str:
-    missing = [r for r in ("app", "lb") if not (REPO / "roles" / r).is_dir()]
-    if missing:
-        pytest.skip(f"roles {', '.join(missing)} (issue 6) are not in this checkout: there is no "
-                    "app to load on the lab yet")
-    request.getfixturevalue("main_lab")
+def platform_missing(spec_path: Path = SPEC, roles_dir: Path = REPO / "roles") -> str | None:
+    """Why the platform is not there to load on the lab (None when it answers). Checked in
+    order: the roles' code, the spec's servers for them, the lab up, the app answering; never
+    boots or deploys anything just to find out."""
+    from deploy.lab import Lab
+    from deploy.spec import load_spec
+
+    no_code = [r for r in ("app", "lb") if not (roles_dir / r / "__init__.py").exists()]
+    if no_code:
+        return (f"roles {', '.join(no_code)} (issue 6) are not in this checkout: there is no "
+                "app to load on the lab yet")
+    spec = load_spec(spec_path)
+    no_server = [r for r in ("app", "lb", "loadgen", "pgbouncer") if not spec.servers_with_role(r)]
+    if no_server:
+        return f"{spec_path.name} has no server with role {', '.join(no_server)}"
+    if not Lab.from_spec(spec_path).is_up():
+        return f"the lab of {spec_path.name} is not up: `freehold lab up` then `freehold up`"
     from deploy.loadtest.plan import resolve_target
 
-    target = resolve_target(str(SPEC))
-    if not _ready(target.url):
-        pytest.skip(f"the app does not answer at {target.url}/readyz: run `freehold up` first")
-    return target.url
+    url = resolve_target(str(spec_path)).url
+    if not _ready(url):
+        return f"the app is not deployed on the lab (no answer at {url}/readyz): `freehold up`"
+    return None
+
+
+@pytest.fixture(scope="module")
+def deployed_lab() -> str:
+    from deploy.loadtest.plan import resolve_target
+
+    why = platform_missing()
+    if why:
+        pytest.skip(why)
+    return resolve_target(str(SPEC)).url
+
+
+def test_skips_only_for_a_missing_platform(tmp_path: Path) -> None:
+    """The reasons the surge test may skip, each for the part really missing."""
+    roles = tmp_path / "roles"
+    (roles / "app").mkdir(parents=True)
+    (roles / "app" / "__init__.py").write_text("")
+    assert "roles lb (issue 6)" in (platform_missing(SPEC, roles) or "")
+    (roles / "lb").mkdir()
+    (roles / "lb" / "__init__.py").write_text("")
+    no_loadgen = tmp_path / "lab.yaml"
+    no_loadgen.write_text(SPEC.read_text().replace("loadgen", "monitoring"))
+    assert platform_missing(no_loadgen, roles) == "lab.yaml has no server with role loadgen"
+    why = platform_missing(SPEC, roles)
+    from deploy.lab import Lab
+
+    if not Lab.from_spec(SPEC).is_up():
+        assert why and "is not up" in why
+    else:  # up: either the app answers (None) or the reason is that it is not deployed
+        assert why is None or "not deployed" in why
 
 
 def test_surge_on_the_lab(deployed_lab: str, tmp_path: Path) -> None:
