@@ -1,0 +1,369 @@
+"""The web UI over HTTP (in-process, real PostgreSQL, Redis and SeaweedFS): sessions and cookie
+flags, CSRF refusals, escaping, the 1,000-character limit, blocked accounts, images, rate-limit
+page, the installable-app files, and every page and action once."""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import struct
+from typing import Any
+
+import httpx
+import pytest
+from starlette.testclient import TestClient
+
+from app.main import create_app
+from app.settings import Settings
+from tests.integration.app.conftest import make_admin, new_user, wait_for
+from tests.integration.app.test_accounts import tiny_png
+
+PASSWORD = "correct horse battery"
+CSRF_RE = re.compile(r'name="csrf" value="([0-9a-f]{64})"')
+
+
+class Browser:
+    """One person's browser over the shared in-process client: its own cookie jar."""
+
+    def __init__(self, client: TestClient) -> None:
+        self.c = client
+        self.jar = httpx.Cookies()
+        self.username = ""
+
+    def request(self, method: str, url: str, **kw: Any) -> httpx.Response:
+        self.c.cookies = self.jar
+        try:
+            return self.c.request(method, url, follow_redirects=kw.pop("follow", False), **kw)
+        finally:
+            self.jar = httpx.Cookies(self.c.cookies)
+            self.c.cookies = httpx.Cookies()
+
+    def get(self, url: str, **kw: Any) -> httpx.Response:
+        return self.request("GET", url, **kw)
+
+    def csrf(self, page: str = "/login") -> str:
+        r = self.get(page)
+        m = CSRF_RE.search(r.text)
+        assert m, f"no csrf field on {page}: {r.status_code} {r.text[:300]}"
+        return m.group(1)
+
+    def post(self, url: str, data: dict[str, Any] | None = None, *, page: str = "/login",
+             files: Any = None, csrf: bool = True, **kw: Any) -> httpx.Response:
+        body = dict(data or {})
+        if csrf:
+            body["csrf"] = self.csrf(page)
+        return self.request("POST", url, data=body, files=files, **kw)
+
+    def signup(self, prefix: str = "w") -> Browser:
+        self.username = f"{prefix}_{secrets.token_hex(4)}"
+        r = self.post("/signup", {"username": self.username, "password": PASSWORD,
+                                  "email": f"{self.username}@example.org",
+                                  "display_name": f"{prefix.title()} Person"}, page="/signup")
+        assert r.status_code == 303 and r.headers["location"] == "/", r.text
+        return self
+
+    def login(self, login: str, password: str) -> httpx.Response:
+        return self.post("/login", {"login": login, "password": password})
+
+    def compose(self, body: str, files: Any = None, **extra: str) -> httpx.Response:
+        return self.post("/compose", {"body": body, **extra}, page="/", files=files)
+
+
+def post_ids(html: str) -> list[str]:
+    return re.findall(r'<article class="post[^"]*" id="p(\d+)"', html)
+
+
+def last_post_id(b: Browser, client: TestClient) -> str:
+    r = b.get(f"/u/{b.username}")
+    ids = post_ids(r.text)
+    assert ids, r.text[:500]
+    return ids[0]
+
+
+@pytest.fixture
+def browser(client: TestClient) -> Browser:
+    return Browser(client)
+
+
+def test_session_cookie_flags_login_logout(client: TestClient) -> None:
+    b = Browser(client).signup("ck")
+    home = b.get("/")
+    assert home.status_code == 200 and f"/u/{b.username}" in home.text
+    assert home.headers["cache-control"] == "no-store"
+    assert "frame-ancestors 'none'" in home.headers["content-security-policy"]
+    out = b.post("/logout", {}, page="/")
+    assert out.status_code == 303 and out.headers["location"] == "/login"
+    assert b.get("/").headers["location"] == "/login"
+    assert b.get("/notifications").headers["location"].startswith("/login?next=/notifications")
+
+    wrong = b.login(b.username, "not the password")
+    assert wrong.status_code == 401 and "wrong username or password" in wrong.text
+    assert "fh_session" not in wrong.headers.get("set-cookie", "")
+    ok = b.login(b.username, PASSWORD)
+    assert ok.status_code == 303
+    cookie = [c for c in ok.headers.get_list("set-cookie") if c.startswith("fh_session=")][0]
+    flags = {f.strip().lower() for f in cookie.split(";")}
+    assert "httponly" in flags and "samesite=lax" in flags and "secure" not in flags
+    assert b.get("/").status_code == 200
+    # over https the cookie is Secure
+    tls = b.post("https://testserver/login", {"login": b.username, "password": PASSWORD})
+    cookie = [c for c in tls.headers.get_list("set-cookie") if c.startswith("fh_session=")][0]
+    assert "secure" in {f.strip().lower() for f in cookie.split(";")}
+    # a second session's cookie is the same as an API token: it works as bearer too
+    token = cookie.split(";")[0].split("=", 1)[1]
+    me = client.get("/api/v1/accounts/me", headers={"Authorization": f"Bearer {token}"})
+    assert me.json()["username"] == b.username
+
+
+def test_csrf_refused(client: TestClient) -> None:
+    a = Browser(client).signup("cs")
+    other = Browser(client)
+    foreign = other.csrf("/login")  # a valid token, but for another browser's cookie
+    for data in ({"body": "no token"}, {"body": "bad token", "csrf": "0" * 64},
+                 {"body": "foreign", "csrf": foreign}):
+        r = a.post("/compose", data, csrf=False)
+        assert r.status_code == 403, (data, r.status_code)
+        assert "reload the page" in r.text
+    assert a.post("/logout", {}, csrf=False).status_code == 403
+    assert a.get("/").status_code == 200  # still logged in
+    fresh = Browser(client)
+    r = fresh.post("/login", {"login": a.username, "password": PASSWORD}, csrf=False)
+    assert r.status_code == 403
+    # nothing was posted
+    assert post_ids(a.get(f"/u/{a.username}").text) == []
+    # the same form with its token goes through
+    assert a.compose("with a token").status_code == 303
+    assert len(post_ids(a.get(f"/u/{a.username}").text)) == 1
+
+
+def test_user_text_escaped_and_linked(client: TestClient) -> None:
+    a = Browser(client).signup("xs")
+    b = Browser(client).signup("xs")
+    body = f'<script>alert("x")</script> <img src=x onerror=alert(1)> #Freedom @{b.username}'
+    assert a.compose(body).status_code == 303
+    pid = last_post_id(a, client)
+    page = b.get(f"/p/{pid}").text
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in page
+    assert '<a class="tag" href="/tag/freedom">#Freedom</a>' in page
+    assert f'<a class="mention" href="/u/{b.username}">@{b.username}</a>' in page
+    # display names and bios are escaped too
+    r = a.post("/settings/profile", {"display_name": "<b>bold</b>", "bio": "<i>x</i> #bio"},
+               page="/settings")
+    assert r.status_code == 303
+    prof = b.get(f"/u/{a.username}").text
+    assert "&lt;b&gt;bold&lt;/b&gt;" in prof and "<b>bold</b>" not in prof
+    assert "&lt;i&gt;x&lt;/i&gt;" in prof
+
+
+def test_length_limit_1001_refused(client: TestClient) -> None:
+    a = Browser(client).signup("ln")
+    ok = a.compose("é" * 999 + "😀")
+    assert ok.status_code == 303
+    r = a.compose("a" * 1001)
+    assert r.status_code == 422
+    assert "text is 1001 characters long: at most 1000 allowed" in r.text
+    assert "a" * 1001 in r.text  # the text is kept in the form
+    assert len(post_ids(a.get(f"/u/{a.username}").text)) == 1
+
+
+def test_blocked_account_posts_not_shown(client: TestClient) -> None:
+    author = Browser(client).signup("bl")
+    viewer = Browser(client).signup("bl")
+    assert author.compose("before the block, unique-bl-marker").status_code == 303
+    pid = last_post_id(author, client)
+    assert viewer.post(f"/u/{author.username}/follow", {}, page="/").status_code == 303
+    assert pid in post_ids(viewer.get("/").text)
+    assert pid in post_ids(viewer.get("/discover").text)
+    assert viewer.post(f"/u/{author.username}/block", {}, page="/").status_code == 303
+    prof = viewer.get(f"/u/{author.username}")
+    assert prof.status_code == 200 and "You blocked this account" in prof.text
+    assert "unique-bl-marker" not in prof.text
+    for page in ("/", "/discover"):
+        assert pid not in post_ids(viewer.get(page).text)
+    assert viewer.get(f"/p/{pid}").status_code == 403
+    # and the blocked author cannot see the blocker's posts either
+    assert viewer.compose("blocker writes").status_code == 303
+    bpid = last_post_id(viewer, client)
+    assert author.get(f"/p/{bpid}").status_code == 403
+    assert viewer.post(f"/u/{author.username}/unblock", {}, page="/").status_code == 303
+    assert "unique-bl-marker" in viewer.get(f"/u/{author.username}").text
+
+
+def test_images_upload_and_limit(client: TestClient) -> None:
+    a = Browser(client).signup("im")
+    png = tiny_png()
+    two = [("images", (f"{i}.png", png, "image/png")) for i in range(2)]
+    assert a.compose("two pictures", files=two).status_code == 303
+    page = a.get(f"/u/{a.username}").text
+    urls = re.findall(r'<img src="(/media/media/\d+\.png)"', page)
+    assert len(urls) == 2
+    img = a.get(urls[0])
+    assert img.status_code == 200 and img.content == png
+    five = [("images", (f"{i}.png", png, "image/png")) for i in range(5)]
+    r = a.compose("too many", files=five)
+    assert r.status_code == 422 and "5 images: at most 4 per post" in r.text
+    bad = a.compose("not an image", files=[("images", ("x.png", b"hello", "image/png"))])
+    assert bad.status_code == 422 and "not an image" in bad.text
+    assert len(post_ids(a.get(f"/u/{a.username}").text)) == 1
+    # avatar upload
+    r = a.post("/settings/avatar", {}, page="/settings",
+               files=[("avatar", ("me.png", png, "image/png"))])
+    assert r.status_code == 303
+    assert re.search(r'class="avatar big" src="/media/avatars/\d+\.png"',
+                     a.get("/settings").text)
+
+
+def test_rate_limit_is_a_friendly_429(app_settings: Settings) -> None:
+    settings = app_settings.replace(rl_login_per_account=2, db_pool_min=1, db_pool_max=2)
+    with TestClient(create_app(settings)) as c:
+        b = Browser(c)
+        who = f"nobody_{secrets.token_hex(4)}"
+        codes = [b.login(who, "wrong password").status_code for _ in range(3)]
+        assert codes == [401, 401, 429]
+        r = b.login(who, "wrong password")
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+        assert "Slow down" in r.text and "try again" in r.text
+        assert r.headers["content-type"].startswith("text/html")
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    w, h = struct.unpack(">II", data[16:24])
+    return w, h
+
+
+def test_installable_app_files(client: TestClient) -> None:
+    b = Browser(client)
+    m = b.get("/manifest.webmanifest")
+    assert m.status_code == 200 and m.headers["content-type"] == "application/manifest+json"
+    doc = json.loads(m.text)
+    assert doc["start_url"] == "/" and doc["display"] == "standalone"
+    for icon in doc["icons"]:
+        r = b.get(icon["src"])
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        s = int(icon["sizes"].split("x")[0])
+        assert png_size(r.content) == (s, s)
+    assert {i["purpose"] for i in doc["icons"]} == {"any", "maskable"}
+    sw = b.get("/sw.js")
+    assert sw.status_code == 200
+    assert sw.headers["content-type"].startswith("application/javascript")
+    assert sw.headers["service-worker-allowed"] == "/"
+    shell = json.loads(re.search(r"const SHELL = (\[.*?\]);", sw.text).group(1))  # type: ignore[union-attr]
+    assert "/offline" in shell and "/" not in shell
+    assert all(u.startswith(("/static/", "/icons/", "/offline")) for u in shell)
+    for url in shell:  # every shell file exists (the install step would fail otherwise)
+        assert b.get(url).status_code == 200, url
+    assert 'req.mode === "navigate"' in sw.text and "__" not in sw.text
+    off = b.get("/offline")
+    assert off.status_code == 200 and "public" in off.headers["cache-control"]
+    login = b.get("/login").text
+    assert 'rel="manifest" href="/manifest.webmanifest"' in login
+    assert b.get("/no/such/page").status_code == 404
+
+
+def test_every_page_and_action(client: TestClient, workers: object) -> None:
+    a = Browser(client).signup("pa")
+    b = Browser(client).signup("pb")
+    # follow, followers list, feed
+    assert b.post(f"/u/{a.username}/follow", {}, page="/").status_code == 303
+    assert b.username in a.get(f"/u/{a.username}/followers").text
+    assert a.username in b.get(f"/u/{b.username}/following").text
+    assert a.compose(f"Hello #webtest_{a.username} from a").status_code == 303
+    pid = last_post_id(a, client)
+    assert pid in post_ids(b.get("/").text)
+    # reply, echo (plain and with comment), upvote and undo
+    assert b.compose("a reply", reply_to=pid).status_code == 303
+    thread = b.get(f"/p/{pid}").text
+    assert "a reply" in thread and 'id="reply"' in thread
+    assert b.post(f"/p/{pid}/echo", {"next": "/"}, page="/").status_code == 303
+    assert b.post(f"/p/{pid}/echo", {"body": "worth reading"}, page="/").status_code == 303
+    again = b.post(f"/p/{pid}/echo", {}, page="/")
+    assert again.status_code == 409 and "already echoed" in again.text
+    assert b.post(f"/p/{pid}/upvote", {}, page="/").status_code == 303
+    assert 'aria-pressed="true">▲ 1<' in b.get(f"/p/{pid}").text
+    assert b.post(f"/p/{pid}/upvote", {"undo": "1"}, page="/").status_code == 303
+    assert 'aria-pressed="false">▲ 0<' in b.get(f"/p/{pid}").text
+    # notifications (written by the notify worker): unread count in the nav, mark read
+    def unread() -> int:
+        m = re.search(r'<span class="badge" id="unread">(\d+)</span>', a.get("/").text)
+        return int(m.group(1)) if m else 0
+
+    assert wait_for(lambda: unread() >= 3)  # follow, reply, echo (and upvote)
+    notes = a.get("/notifications").text
+    assert "followed you" in notes and "replied to you" in notes and "echoed your post" in notes
+    assert a.post("/notifications/read", {}, page="/notifications").status_code == 303
+    assert unread() == 0
+    # discover, search, hashtag
+    assert pid in post_ids(b.get("/discover").text)
+    s = b.get("/search", params={"q": a.username[:6]}).text
+    assert f"/u/{a.username}" in s
+    assert f"#webtest_{a.username}" in b.get("/search", params={"q": "#webtest_"}).text
+    assert pid in post_ids(b.get(f"/tag/webtest_{a.username}").text)
+    # mute hides a's posts from b's feed
+    assert b.post(f"/u/{a.username}/mute", {}, page="/").status_code == 303
+    assert pid not in post_ids(b.get("/").text)
+    assert b.post(f"/u/{a.username}/unmute", {}, page="/").status_code == 303
+    # report a post and an account
+    assert "Incitement to violence" in b.get(f"/report?post={pid}").text
+    r = b.post("/report", {"post": pid, "reason": "spam", "note": "ads"}, page="/")
+    assert r.status_code == 200 and "in the jury queue" in r.text
+    r = b.post("/report", {"account": a.username, "reason": "nope"}, page="/")
+    assert r.status_code == 422 and "reason: one of" in r.text
+    # jury and admin are refused to ordinary accounts
+    assert b.get("/jury").status_code == 403
+    assert b.get("/admin").status_code == 403
+    assert b.post("/admin/flag", {"username": b.username, "flag": "admin"},
+                  page="/").status_code == 403
+    # delete one's own post; not someone else's
+    assert b.post(f"/p/{pid}/delete", {}, page="/").status_code == 403
+    assert a.post(f"/p/{pid}/delete", {"next": f"/p/{pid}"}, page="/").headers[
+        "location"] == "/"
+    assert a.get(f"/p/{pid}").status_code == 404
+    # delete the account: wrong confirmation, wrong password, then for real
+    r = a.post("/settings/delete", {"confirm": "someone", "password": PASSWORD},
+               page="/settings")
+    assert r.status_code == 422
+    r = a.post("/settings/delete", {"confirm": a.username, "password": "wrong password"},
+               page="/settings")
+    assert r.status_code == 401 or "wrong username or password" in r.text
+    r = a.post("/settings/delete", {"confirm": a.username, "password": PASSWORD},
+               page="/settings")
+    assert r.status_code == 303 and r.headers["location"] == "/signup"
+    assert b.get(f"/u/{a.username}").status_code == 404
+
+
+def test_admin_and_jury_pages(client: TestClient) -> None:
+    admin_api = make_admin(client)
+    admin = Browser(client)
+    assert admin.login(admin_api.username, admin_api.password).status_code == 303
+    juror = Browser(client).signup("ju")
+    author = new_user(client, "ja")
+    post = client.post("/api/v1/posts", headers=author.h, json={"body": "to judge"}).json()
+    reporter = new_user(client, "jr")
+    client.post("/api/v1/reports", headers=reporter.h,
+                json={"reason": "incitement", "post_id": post["id"]})
+    page = admin.get("/admin")
+    assert page.status_code == 200 and 'id="queue-size"' in page.text
+    size = int(re.search(r'id="queue-size">(\d+)<', page.text).group(1))  # type: ignore[union-attr]
+    assert size >= 1
+    r = admin.post("/admin/flag", {"username": juror.username, "flag": "juror", "value": "on"},
+                   page="/admin", follow=True)
+    assert r.status_code == 200 and f"juror granted to @{juror.username}" in r.text
+    r = admin.post("/admin/flag", {"username": "no_such_user_x", "flag": "verified"},
+                   page="/admin")
+    assert r.status_code == 404
+    r = admin.post("/admin/flag", {"username": author.username, "flag": "verified"},
+                   page="/admin")
+    assert r.status_code == 303
+    assert 'class="verified"' in juror.get(f"/u/{author.username}").text
+    q = juror.get("/jury")
+    assert q.status_code == 200 and 'id="case-' in q.text and "to judge" in q.text
+    case_id = re.search(rf'id="case-(\d+)">\s*<h2>Incitement to violence · <a href="/u/'
+                        rf'{author.username}"', q.text)
+    assert case_id, q.text[:2000]
+    r = juror.post(f"/jury/{case_id.group(1)}/vote", {"decision": "remove"}, page="/jury")
+    assert r.status_code == 303
+    again = juror.post(f"/jury/{case_id.group(1)}/vote", {"decision": "remove"}, page="/jury")
+    assert again.status_code == 409
