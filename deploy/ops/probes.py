@@ -12,7 +12,7 @@ from deploy.spec import ClusterSpec, Server
 from deploy.spec.placement import media_masters
 from roles.backup.config import FULL_UNIT, OS_USER, STANZA, repo_host
 from roles.etcd.config import CLIENT_PORT as ETCD_PORT
-from roles.monitoring.config import ALERTMANAGER_PORT, APP_PORT, role_value
+from roles.monitoring.config import ALERTMANAGER_PORT, app_port
 from roles.postgres.config import REST_PORT as PATRONI_PORT
 from roles.redis.config import PORT as REDIS_PORT
 
@@ -67,8 +67,9 @@ def _is_pattern(unit: str) -> bool:
 
 
 def _section(name: str, command: str, timeout: int = 4) -> str:
+    # output may lack a final newline (curl): one is added before the exit code line
     return f"echo '{MARK}{name}'; timeout {timeout} sh -c {shlex.quote(command)} 2>&1; " \
-           f"echo \"{MARK}rc $?\""
+           f"rc=$?; echo; echo \"{MARK}rc $rc\""
 
 
 def probe_script(spec: ClusterSpec, server: Server) -> str:
@@ -105,7 +106,7 @@ def probe_script(spec: ClusterSpec, server: Server) -> str:
             "b=b\"\"\nwhile True:\n  d=s.recv(65536)\n  if not d: break\n  b+=d\n"
             "sys.stdout.write(b.decode())' \"$sock\"")))
     if server.has("app"):
-        port = role_value("app", "PORT", APP_PORT)
+        port = app_port(spec)
         parts.append(_section("release", f"readlink -f {APP_CURRENT}"))
         parts.append(_section("readyz", f"curl -s -m 3 -o /dev/null -w '%{{http_code}}' "
                                         f"http://{mesh}:{port}/readyz"))
@@ -130,7 +131,7 @@ def parse_sections(stdout: str) -> dict[str, tuple[int | None, str]]:
                 code: int | None = int(line[len(MARK) + 3:].strip())
             except ValueError:
                 code = None
-            out[name] = (code, "\n".join(lines))
+            out[name] = (code, "\n".join(lines).strip("\n"))
             name, lines = None, []
         elif line.startswith(MARK):
             name, lines = line[len(MARK):].strip(), []

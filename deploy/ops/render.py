@@ -28,22 +28,14 @@ def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
 def show(report: StatusReport, console: Console) -> None:
     verdict = _state(OK) if report.ok else "[red]DEGRADED[/]"
     console.print(f"[bold]{report.spec}[/]: {verdict}  ({report.seconds:.1f} s)")
-    order = list(report.components)
-    roles = sorted({r for s in report.servers for r in s["roles"]},
-                   key=lambda r: order.index(f"role {r}") if f"role {r}" in order else 99)
-    by_site: dict[str, list[dict[str, Any]]] = {}
-    for s in report.servers:
-        by_site.setdefault(s["site"], []).append(s)
-    t = Table(title="servers per site and role", title_justify="left", show_edge=False)
-    t.add_column("site")
-    t.add_column("server")
-    t.add_column("up")
-    for r in roles:
-        t.add_column(r)
-    for site, servers in by_site.items():
-        for s in servers:
-            t.add_row(site, s["server"], _state(OK) if s["up"] else _state(DOWN),
-                      *(_state(s["roles"][r]) if r in s["roles"] else "" for r in roles))
+    t = Table(title="servers per site (role names coloured by state; dim = not deployed)",
+              title_justify="left", show_edge=False)
+    for col in ("site", "server", "up", "roles"):
+        t.add_column(col)
+    for s in sorted(report.servers, key=lambda s: (s["site"], s["server"])):
+        roles = " ".join(f"[{STYLE.get(state, 'white')}]{role}[/]"
+                         for role, state in s["roles"].items())
+        t.add_row(s["site"], s["server"], _state(OK) if s["up"] else _state(DOWN), roles)
     console.print(t)
     t = Table(title="components", title_justify="left", show_edge=False)
     t.add_column("component")

@@ -201,7 +201,9 @@ def restore_and_count(drill: Server, point: str, ssh: SSH, say: Callable[[str], 
                       report: DrillReport) -> dict[str, int]:
     t0 = time.monotonic()
     cleanup = f"{_pg_ctl('stop')}; rm -rf {DRILL_DATA} {DRILL_DIR}/postgres.log"
-    _ok(run_one(drill, cleanup, ssh, timeout=90), "clean the scratch folder")
+    prepare = (f"{cleanup} && install -d -o {OS_USER} -g {OS_USER} -m 700 {DRILL_DATA} "
+               f"{DRILL_DIR}/log")
+    _ok(run_one(drill, prepare, ssh, timeout=90), "prepare the scratch folder")
     try:
         say(f"restoring on {drill.name}")
         _ok(run_one(drill, f"{AS_PG} pgbackrest --config={DRILL_CONFIG} --stanza={STANZA} "

@@ -89,7 +89,9 @@ def classify_servers(spec: ClusterSpec, outcomes: dict[str, Outcome],
                 state, unit_states = DOWN, {}
             else:
                 unit_states = match_units(units, found)
-                if unit_states and all(s == "missing" for s in unit_states.values()):
+                # a unit missing: the role was never deployed here (another role may have
+                # installed some of the same packages, e.g. HAProxy for pgbouncer)
+                if any(s == "missing" for s in unit_states.values()):
                     state = NOT_DEPLOYED
                 elif all(s == "active" for s in unit_states.values()):
                     state = OK
@@ -106,7 +108,8 @@ def classify_servers(spec: ClusterSpec, outcomes: dict[str, Outcome],
     for role, entries in per_role.items():
         comp = Component(f"role {role}")
         states = [s for _, s, _ in entries]
-        known = [s for (name, s, _) in entries if name not in dead]
+        # servers that answered and where the role has units to look at
+        known = [s for (name, s, units) in entries if name not in dead and units]
         # nothing installed on any server that answered: the role is not deployed (a dead
         # server cannot tell, and stays down)
         not_deployed = bool(known) and all(s == NOT_DEPLOYED for s in known)

@@ -131,7 +131,13 @@ def archiving(ctx) -> None:
             and not _archive_command_set():
         server.shell(name="archive_command through Patroni's dynamic config",
                      commands=[f"{PATRONICTL} edit-config --force --quiet "
-                               f"-s 'postgresql.parameters.archive_command={ARCHIVE_COMMAND}'"])
+                               f"-s 'postgresql.parameters.archive_command={ARCHIVE_COMMAND}'",
+                               # Patroni applies it on its next loop: wait (bounded) for it
+                               "for i in $(seq 1 60); do "
+                               f"[ \"$({AS_PG} psql -XAtq -c 'SHOW archive_command')\" = "
+                               f"'{ARCHIVE_COMMAND}' ] && exit 0; sleep 1; done; "
+                               "echo 'archive_command not applied by Patroni in 60 s' >&2; "
+                               "exit 1"])
 
 
 def _has_backup() -> bool:

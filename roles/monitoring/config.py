@@ -18,7 +18,7 @@ ALERTMANAGER_CLUSTER_PORT = 9094
 NODE_PORT = 9100
 POSTGRES_EXPORTER_PORT = 9187
 REDIS_EXPORTER_PORT = 9121
-# roles/lb and roles/app may say otherwise (`METRICS_PORT` / `PORT` in their module)
+# roles/lb and roles/app say otherwise when they declare `STATS_PORT` / `app_port(spec)`
 HAPROXY_METRICS_PORT = 8404
 APP_PORT = 8000
 
@@ -52,6 +52,12 @@ def role_value(role: str, name: str, default: int) -> int:
     return int(getattr(role_module(role), name, default))
 
 
+def app_port(spec: ClusterSpec) -> int:
+    """The app's port: roles/app's `app_port(spec)` when it has one."""
+    pick = getattr(role_module("app"), "app_port", None)
+    return int(pick(spec)) if pick is not None else APP_PORT
+
+
 def exporters_on(server: Server) -> list[tuple[str, int]]:
     """(package, port) of the exporters a server runs: node everywhere, plus per role."""
     return [EXPORTERS[r] for r in EXPORTERS if r == "base" or r in server.roles]
@@ -79,8 +85,7 @@ def _targets(servers: list[Server], port: int) -> list[dict[str, Any]]:
 
 def scrape_jobs(spec: ClusterSpec) -> dict[str, dict[str, Any]]:
     """job name -> {"port", "path", "servers"} for every target the spec has."""
-    lb_port = role_value("lb", "METRICS_PORT", HAPROXY_METRICS_PORT)
-    app_port = role_value("app", "PORT", APP_PORT)
+    lb_port = role_value("lb", "STATS_PORT", HAPROXY_METRICS_PORT)  # /metrics on the stats page
     jobs: dict[str, dict[str, Any]] = {
         "node": {"port": NODE_PORT, "servers": spec.servers},
         "postgres": {"port": POSTGRES_EXPORTER_PORT,
@@ -89,7 +94,7 @@ def scrape_jobs(spec: ClusterSpec) -> dict[str, dict[str, Any]]:
         "etcd": {"port": ETCD_PORT, "servers": spec.servers_with_role("etcd")},
         "redis": {"port": REDIS_EXPORTER_PORT, "servers": spec.servers_with_role("redis")},
         "haproxy": {"port": lb_port, "servers": spec.servers_with_role("lb")},
-        "app": {"port": app_port, "servers": spec.servers_with_role("app")},
+        "app": {"port": app_port(spec), "servers": spec.servers_with_role("app")},
         "prometheus": {"port": PROMETHEUS_PORT, "servers": monitors(spec)},
         "alertmanager": {"port": ALERTMANAGER_PORT, "servers": monitors(spec)},
     }
