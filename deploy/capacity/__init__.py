@@ -46,17 +46,25 @@ def plan_for(accounts: int, profile: Path | str | Profile | None = None,
 
 def plan_with_at_least(accounts: int, min_servers: int, profile: Path | str | None = None,
                        headroom: float = 1.0, max_headroom: float = 100.0) -> Plan:
-    """The plan with the smallest headroom (a multiple of 0.5 from `headroom`) whose servers
-    reach `min_servers`; CapacityProfileError when even `max_headroom` does not."""
+    """The plan with the smallest headroom (on a 0.1 grid from `headroom`) whose servers reach
+    `min_servers` (servers never fall as headroom grows: a bisection); CapacityProfileError
+    when even `max_headroom` does not reach it."""
     prof = load_profile(profile)
-    h = headroom
-    plan = plan_capacity(accounts, prof, h)
-    while plan.total_servers < min_servers:
-        h += 0.5
-        if h > max_headroom:
-            raise CapacityProfileError(f"--min-servers: {min_servers} not reached below "
-                                       f"headroom x{max_headroom:g} — ask for fewer servers")
-        plan = plan_capacity(accounts, prof, h)
+
+    def at(step: int) -> Plan:
+        return plan_capacity(accounts, prof, round(headroom + step / 10, 1))
+
+    lo, hi = 0, max(0, round((max_headroom - headroom) * 10))
+    if at(hi).total_servers < min_servers:
+        raise CapacityProfileError(f"--min-servers: {min_servers} not reached below headroom "
+                                   f"x{max_headroom:g} — ask for fewer servers")
+    while lo < hi:  # smallest step reaching min_servers
+        mid = (lo + hi) // 2
+        if at(mid).total_servers >= min_servers:
+            hi = mid
+        else:
+            lo = mid + 1
+    plan = at(lo)
     plan.notes += crosscheck_notes(plan)
     return plan
 

@@ -107,8 +107,7 @@ def spec_header(plan: Plan, base: Plan, command: str) -> str:
             f"  to reach at least the servers asked for: {plan.total_servers} servers. It "
             f"carries the planned peak of {plan.accounts:,} accounts even if one app core "
             f"serves only {(per_core.value if per_core else 0) / plan.headroom:,.0f} req/s",
-            "  (the figure the plan assumes, divided by the headroom) — see the cross-check "
-            "note below.",
+            "  (the figure the plan assumes, divided by the headroom).",
         ]
     lines += ["  Stateless roles and PostgreSQL readers are N+1 by site (they carry the load "
               "after losing the biggest site);",

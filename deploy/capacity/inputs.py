@@ -138,11 +138,26 @@ def resolve_file(text: str, profile: Path) -> Path:
 
 
 def measurement(spec: Any, where: str, profile: Path) -> tuple[Input | None, str]:
-    """(the measured figure, '') or (None, why not) for a `measured: {file, field}` entry."""
+    """(the measured figure, '') or (None, why not) for a `measured:` entry: one
+    `{file, field, by?, per?, note?}` or a list of them, tried in order. `per` names a field
+    of the same file to divide by (e.g. requests/s per app core); `note` qualifies it."""
+    specs = spec if isinstance(spec, list) else [spec]
+    whys = []
+    for k, one in enumerate(specs):
+        got, why = _one_measurement(one, f"{where}.measured" + (f"[{k}]" if
+                                                                isinstance(spec, list) else ""),
+                                    profile)
+        if got is not None:
+            return got, ""
+        whys.append(why)
+    return None, "; ".join(whys)
+
+
+def _one_measurement(spec: Any, where: str, profile: Path) -> tuple[Input | None, str]:
     if not isinstance(spec, Mapping) or not isinstance(spec.get("file"), str) \
             or not isinstance(spec.get("field"), str):
-        raise CapacityProfileError(f"{profile}: {where}.measured: expected {{file: PATH, "
-                                   "field: NAME}} — the measurement file and its field")
+        raise CapacityProfileError(f"{profile}: {where}: expected {{file: PATH, field: NAME}} "
+                                   "— the measurement file and its field")
     path = resolve_file(spec["file"], profile)
     shown = os.path.relpath(path, ROOT) if path.is_relative_to(ROOT) else str(path)
     if not path.exists():
@@ -154,12 +169,19 @@ def measurement(spec: Any, where: str, profile: Path) -> tuple[Input | None, str
     value = _number(_dig(doc, spec["field"]))
     if value is None or value <= 0:
         return None, f"{shown} has no positive {spec['field']}"
+    field = spec["field"]
+    if isinstance(spec.get("per"), str):
+        per = _number(_dig(doc, spec["per"]))
+        if per is None or per <= 0:
+            return None, f"{shown} has no positive {spec['per']}"
+        value /= per
+        field = f"{field} / {spec['per']}"
     when = _dig(doc, "measured_at")
     if not isinstance(when, str) or not when:
         when = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
     by = str(spec.get("by") or "a measurement")
-    day = when[:10]
-    source = f"measured by {by} on {day}, file {shown} ({spec['field']})"
+    note = f" — {spec['note']}" if spec.get("note") else ""
+    source = f"measured by {by} on {when[:10]}, file {shown} ({field}){note}"
     return Input(name="", value=value, source=source, kind="measured", file=shown,
                  measured_at=when), ""
 
