@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import sys
@@ -39,6 +40,7 @@ from deploy.provision.secrets import SecretStore  # noqa: E402
 from deploy.spec import load_spec  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "deploy_bench.json"
+DATA_TIER = ("base", "mesh", "etcd", "postgres", "pgbouncer", "redis", "media")
 
 
 def bench_spec(folder: Path) -> Path:
@@ -79,6 +81,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3, help="failover runs (default 3)")
     ap.add_argument("--keep", action="store_true", help="leave the bench lab up")
+    ap.add_argument("--roles", default=",".join(DATA_TIER),
+                    help="roles to deploy (default: the data tier of issue 5; 'all' = ROLE_ORDER)")
     args = ap.parse_args()
 
     from deploy.lab import Lab
@@ -89,8 +93,10 @@ def main() -> None:
     lab = Lab.from_spec(spec_path)
     key = Fernet.generate_key()
     secrets_path = tmp / "deploybench.secrets"
+    role_args = [] if args.roles == "all" else ["--roles", args.roles]
     figures: dict = {"spec": "inventories/lab.yaml (as deploybench)",
-                     "servers": len(spec.servers)}
+                     "servers": len(spec.servers), "roles": args.roles,
+                     "load_average_at_start": [round(x, 1) for x in os.getloadavg()]}
     try:
         if lab.is_up():
             lab.down()
@@ -100,7 +106,8 @@ def main() -> None:
 
         for label in ("first", "second"):
             t = time.monotonic()
-            code, doc = deploy_subprocess(spec_path, secrets_path, key)
+            code, doc = deploy_subprocess(spec_path, secrets_path, key, role_args,
+                                          timeout=1500)
             wall = time.monotonic() - t
             figures[f"{label}_deploy_s"] = round(wall, 1)
             figures[f"{label}_deploy_changed_ops"] = doc["changed"]

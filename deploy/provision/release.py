@@ -49,9 +49,15 @@ class Release:
     wheel: Path                  # the freehold wheel
     requirements: str            # requirements.txt text: exact pins, one a line
     dep_wheels: tuple[Path, ...]
+    deps_archive: Path           # the dependency wheels in one tar (one upload, one check)
+
+    @property
+    def deps_id(self) -> str:
+        return self.deps_archive.name.removesuffix(".tar")
 
     def to_doc(self) -> dict[str, object]:
-        return {"id": self.id, "wheel": self.wheel.name, "deps": len(self.dep_wheels)}
+        return {"id": self.id, "wheel": self.wheel.name, "deps": len(self.dep_wheels),
+                "deps_archive": self.deps_archive.name}
 
 
 def _norm(name: str) -> str:
@@ -153,6 +159,29 @@ def dependency_wheels(cache: Path, pins: dict[str, str]) -> list[Path]:
     return out
 
 
+def deps_archive(cache: Path, wheels: list[Path]) -> Path:
+    """`deps-<hash>.tar`: the wheels in one uncompressed tar (wheels are zips already), with
+    fixed metadata so the same wheels always give the same bytes."""
+    digest = hashlib.sha256()
+    for w in sorted(wheels, key=lambda p: p.name):
+        digest.update(w.name.encode() + b"\0" + str(w.stat().st_size).encode() + b"\0")
+    path = Path(cache) / "wheels" / f"deps-{digest.hexdigest()[:12]}.tar"
+    if path.exists():
+        return path
+    import tarfile
+
+    tmp = path.with_suffix(".tmp")
+    with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tar:
+        for w in sorted(wheels, key=lambda p: p.name):
+            info = tar.gettarinfo(str(w), arcname=w.name)
+            info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+            info.mode = 0o644
+            with w.open("rb") as f:
+                tar.addfile(info, f)
+    os.replace(tmp, path)
+    return path
+
+
 def build_release(cache: Path, root: Path = REPO) -> Release:
     """The release of the working tree at `root` (built once, then taken from the cache)."""
     pins = runtime_pins()
@@ -177,7 +206,8 @@ def build_release(cache: Path, root: Path = REPO) -> Release:
         found = sorted(folder.glob("freehold-*.whl"))
         if not found:
             raise ReleaseError(f"building the freehold wheel left nothing in {folder}")
-    return Release(id=rid, wheel=found[-1], requirements=requirements, dep_wheels=tuple(deps))
+    return Release(id=rid, wheel=found[-1], requirements=requirements, dep_wheels=tuple(deps),
+                   deps_archive=deps_archive(cache, deps))
 
 
 _built: dict[tuple[str, str], Release] = {}

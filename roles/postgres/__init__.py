@@ -36,13 +36,23 @@ def _t(name: str) -> str:
     return str(template_path(__file__, name))
 
 
-@deploy("postgres: Patroni")
-def configure(ctx) -> None:
-    srv = this_server(ctx)
+def packages(ctx) -> list[str]:
+    return ["postgresql-15", "patroni", "python3-etcd", "curl"]
+
+
+def before_packages(ctx) -> None:
+    """Before postgresql-15 is installed: its postinst must not create a `main` cluster
+    (Patroni creates and runs the cluster)."""
     files.directory(name="createcluster.d", path="/etc/postgresql-common/createcluster.d")
     config_file("/etc/postgresql-common/createcluster.d/00-freehold.conf",
                 render(_t("createcluster.conf.j2")))
-    ensure_packages(["postgresql-15", "patroni", "python3-etcd", "curl"], "postgres")
+
+
+@deploy("postgres: Patroni")
+def configure(ctx) -> None:
+    srv = this_server(ctx)
+    before_packages(ctx)
+    ensure_packages(packages(ctx), "postgres")
     files.directory(name="PostgreSQL data parent", path="/var/lib/postgresql/15",
                     user="postgres", group="postgres", mode="700")
     text = "# Managed by freehold (roles/postgres)\n" + yaml.safe_dump(
@@ -55,12 +65,16 @@ def configure(ctx) -> None:
     service("patroni", reload=conf.will_change, daemon_reload=unit.will_change)
 
 
+BOOTSTRAP_WAIT_S = 300  # initdb on the leader, then a base backup per replica
+
+
 def patroni_role(mesh_address: str) -> str:
     """Wait (bounded) until the local Patroni runs PostgreSQL, then say leader/replica/none."""
     out = host.get_fact(
         Command,
-        f"for i in $(seq 1 120); do "
-        f"curl -fs -o /dev/null http://{mesh_address}:{REST_PORT}/health && break; sleep 1; "
+        f"for i in $(seq 1 {BOOTSTRAP_WAIT_S}); do "
+        f"curl -fs --max-time 3 -o /dev/null http://{mesh_address}:{REST_PORT}/health "
+        f"&& break; sleep 1; "
         f"done; code=$(curl -s -o /dev/null -w '%{{http_code}}' "
         f"http://{mesh_address}:{REST_PORT}/primary); "
         f"if [ \"$code\" = 200 ]; then echo leader; "
@@ -78,8 +92,8 @@ def app_database(ctx) -> None:
                       group="postgres")
     if role == "none":
         server.shell(name="Patroni is not running PostgreSQL here",
-                     commands=["echo 'patroni: no running PostgreSQL after 120 s — see "
-                               "journalctl -u patroni' >&2; exit 1"])
+                     commands=[f"echo 'patroni: no running PostgreSQL after {BOOTSTRAP_WAIT_S} s "
+                               "— see journalctl -u patroni' >&2; exit 1"])
         return
     if role != "leader":
         return

@@ -34,10 +34,14 @@ def _t(name: str) -> str:
     return str(template_path(__file__, name))
 
 
+def packages(ctx) -> list[str]:
+    return ["redis-server", "redis-tools", "python3"]
+
+
 @deploy("redis: nodes")
 def configure(ctx) -> None:
     srv = this_server(ctx)
-    ensure_packages(["redis-server", "redis-tools", "python3"], "redis")
+    ensure_packages(packages(ctx), "redis")
     auth = config_file("/etc/redis/freehold-auth.conf",
                        render(_t("auth.conf.j2"), password=ctx.secrets["redis"]),
                        mode="640", user="redis", group="redis")

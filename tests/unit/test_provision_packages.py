@@ -1,0 +1,61 @@
+"""One apt transaction per server: the base role installs every package of the server's roles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import roles.base
+import roles.common
+import roles.mesh
+import roles.postgres
+from deploy.spec import ClusterSpec, load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture()
+def spec() -> ClusterSpec:
+    return load_spec(ROOT / "inventories" / "lab.yaml")
+
+
+@pytest.fixture()
+def hooks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """No pyinfra host here: the mesh's kernel fact says "no module", the postgres hook
+    (which adds file operations) only records that it ran."""
+    ran: list[str] = []
+    monkeypatch.setattr(roles.mesh, "kernel_wireguard", lambda: False)
+    monkeypatch.setattr(roles.postgres, "before_packages", lambda ctx: ran.append("postgres"))
+    return ran
+
+
+def packages_of(spec: ClusterSpec, name: str, monkeypatch: pytest.MonkeyPatch,
+                run_roles: tuple[str, ...] = ()) -> list[str]:
+    monkeypatch.setattr(roles.common, "host", SimpleNamespace(name=name))
+    ctx = SimpleNamespace(spec=spec, roles=run_roles)
+    return roles.common.role_packages(ctx, spec.server(name).roles)
+
+
+def test_a_data_server_gets_every_role_package_once_in_role_order(
+        spec: ClusterSpec, hooks: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    pkgs = packages_of(spec, "a1", monkeypatch)
+    assert len(pkgs) == len(set(pkgs))
+    for p in ("nftables", "wireguard-go", "etcd-server", "postgresql-15", "patroni",
+              "redis-server", "python3-venv"):
+        assert p in pkgs, p
+    assert "pgbouncer" not in pkgs  # a1 carries no pgbouncer
+    assert pkgs.index("nftables") < pkgs.index("etcd-server") < pkgs.index("postgresql-15")
+    assert hooks == ["postgres"]  # createcluster.d is written before postgresql-15 installs
+
+
+def test_other_servers_and_a_restricted_run(spec: ClusterSpec, hooks: list[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    a2 = packages_of(spec, "a2", monkeypatch)
+    assert {"pgbouncer", "haproxy", "redis-server"} <= set(a2)
+    assert "postgresql-15" not in a2 and "etcd-server" not in a2
+    assert hooks == []
+    only_base = packages_of(spec, "a1", monkeypatch, run_roles=("base",))
+    assert only_base == list(dict.fromkeys(roles.base.PACKAGES))
+    assert hooks == []
