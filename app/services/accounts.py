@@ -19,7 +19,7 @@ from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthor
 from app.services.media import new_media_key, sniff_image
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{3,30}$")
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]{2,}$")
+EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]{2,}$")
 RESERVED = {"admin", "api", "about", "login", "logout", "signup", "settings", "media", "static",
             "discover", "search", "notifications", "moderation", "healthz", "readyz", "metrics",
             "freehold", "root", "support", "help", "home", "me"}
@@ -105,7 +105,8 @@ def check_display_name(display: str) -> str:
 
 async def verify_password(ctx: Ctx, login: str, password: str) -> asyncpg.Record:
     """The account for a username or e-mail and password; Unauthorized when they do not match."""
-    if not isinstance(login, str) or not isinstance(password, str) or len(login) > 254:
+    if not isinstance(login, str) or not isinstance(password, str) or len(login) > 254 \
+            or "\x00" in login:  # PostgreSQL text cannot hold NUL: no account has it
         raise Unauthorized("wrong username or password")
     row = await ctx.db.fetchrow(
         "SELECT id, password_hash FROM accounts WHERE username = lower($1) "

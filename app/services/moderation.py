@@ -62,8 +62,8 @@ async def report(ctx: Ctx, reporter_id: int, reason: str, *, post_id: int | None
         raise Invalid(f"reason: one of {', '.join(REASONS)}", field="reason")
     if (post_id is None) == (account_id is None):
         raise Invalid("report either a post or an account", field="post_id")
-    if not isinstance(note, str) or len(note) > 1000:
-        raise Invalid("note: at most 1000 characters", field="note")
+    if not isinstance(note, str) or len(note) > 1000 or "\x00" in note:
+        raise Invalid("note: at most 1000 characters, no NUL", field="note")
     await write_limit(ctx, reporter_id, ip)
     async with ctx.db.acquire() as conn, conn.transaction():
         if post_id is not None:
@@ -227,8 +227,8 @@ async def my_cases(ctx: Ctx, account_id: int) -> list[dict[str, Any]]:
 
 async def appeal(ctx: Ctx, account_id: int, case_id: int, body: str) -> dict[str, Any]:
     """The author appeals a removal (allowed while suspended); one appeal per case."""
-    if not isinstance(body, str) or not 1 <= len(body.strip()) <= 2000:
-        raise Invalid("appeal text: 1 to 2000 characters", field="body")
+    if not isinstance(body, str) or not 1 <= len(body.strip()) <= 2000 or "\x00" in body:
+        raise Invalid("appeal text: 1 to 2000 characters, no NUL", field="body")
     async with ctx.db.acquire() as conn, conn.transaction():
         case = await conn.fetchrow("SELECT account_id, status FROM cases WHERE id = $1", case_id)
         if case is None or case["account_id"] != account_id:

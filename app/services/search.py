@@ -15,6 +15,8 @@ def _prefix(q: str) -> str:
     q = q.strip().lstrip("@#").lower()
     if not q or len(q) > 50:
         raise Invalid("q: 1 to 50 characters", field="q")
+    if "\x00" in q:
+        raise Invalid("q: must not contain NUL characters", field="q")
     return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
