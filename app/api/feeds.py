@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 
 from app.api.deps import JSON, get_ctx, page, path_id, viewer
 from app.api.models import MarkReadIn
@@ -13,6 +13,7 @@ from app.services import feed, notifications, posts, search, trends
 router = APIRouter(tags=["feeds"])
 Viewer = Annotated[int, Depends(viewer)]
 Limit = Annotated[int, Query(ge=1, le=100)]
+Tag = Annotated[str, Path(max_length=65, pattern=r"^#?\w{1,64}$", description="a hashtag")]
 Cursor = Annotated[str | None, Query(max_length=40, pattern=r"^[0-9]{1,19}(\.[0-9]{1,6})?$",
                                      description="next_cursor of the previous page")]
 
@@ -30,7 +31,7 @@ async def account_posts(account_id: str, request: Request, me: Viewer, limit: Li
 
 
 @router.get("/tags/{tag}/posts", summary="Posts with a hashtag, newest first")
-async def tag_posts(tag: str, request: Request, me: Viewer, limit: Limit = 40,
+async def tag_posts(tag: Tag, request: Request, me: Viewer, limit: Limit = 40,
                     cursor: Cursor = None) -> JSON:
     return page(*await feed.tag_posts(get_ctx(request), me, tag, limit=limit, cursor=cursor))
 
