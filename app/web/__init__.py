@@ -41,7 +41,7 @@ async def error_page(request: Request, status: int, message: str,
                      headers: dict[str, str] | None = None) -> Response:
     return await render(request, "error.html", status, headers=headers,
                         title=TITLES.get(status, "Something went wrong"), message=message,
-                        status=status)
+                        code=status)
 
 
 def mount(app: FastAPI) -> None:

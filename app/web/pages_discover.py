@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.api.deps import get_ctx
 from app.services import feed, notifications, search, trends
-from app.services.errors import ServiceError
+from app.services.errors import NotFound, ServiceError
 from app.web.render import render
 from app.web.session import checked_form, require_viewer, safe_next, text_field
 
 router = APIRouter(include_in_schema=False)
+TAG_RE = re.compile(r"#?\w{1,64}")
 
 
 @router.get("/discover")
@@ -48,6 +51,8 @@ async def search_page(request: Request, q: str = "") -> Response:
 @router.get("/tag/{tag}")
 async def tag_page(tag: str, request: Request, cursor: str | None = None) -> Response:
     me = await require_viewer(request)
+    if not TAG_RE.fullmatch(tag):
+        raise NotFound("no such hashtag")
     items, nxt = await feed.tag_posts(get_ctx(request), me.id, tag, limit=30,
                                       cursor=cursor or None)
     return await render(request, "tag.html", tag=tag.lstrip("#").lower()[:64], posts=items,

@@ -27,7 +27,7 @@ STATIC = HERE / "static"
 
 TOKEN_RE = re.compile(
     r"(?P<url>\bhttps?://[^\s<>\"']{1,400})"
-    r"|(?<![\w#&])#(?P<tag>\w{1,64})"
+    r"|(?<![\w#])#(?P<tag>\w{1,64})"
     r"|(?<![\w@])@(?P<user>[A-Za-z0-9_]{3,30})\b")
 TRAILING = ".,;:!?)]}'\""
 

@@ -27,7 +27,7 @@ from app.main import create_app
 from app.settings import Settings
 from tests.integration.app.conftest import User, make_admin, new_user
 
-MAX_EXAMPLES = int(os.environ.get("FREEHOLD_FUZZ_EXAMPLES", "20"))
+MAX_EXAMPLES = int(os.environ.get("FREEHOLD_FUZZ_EXAMPLES", "10"))
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +95,22 @@ def test_no_server_error(api_schema: Any, fuzz_user: User, client: TestClient) -
     ok = sum(n for code, n in statuses.items() if 200 <= code < 300)
     assert ok >= operations, dict(statuses)
     assert statuses[401] < sum(statuses.values()) // 4, dict(statuses)
+
+
+def test_nul_characters_refused_not_500(client: TestClient, fuzz_user: User) -> None:
+    """PostgreSQL text cannot hold NUL: every text input refuses it before the database."""
+    h = fuzz_user.h
+    r = client.post("/api/v1/accounts", json={"username": "nul_user", "password": "x" * 10,
+                                              "email": "a\x00b@example.org"})
+    assert r.status_code == 422 and r.json()["field"] == "email"
+    r = client.post("/api/v1/auth/login", json={"login": "a\x00b", "password": "whatever"})
+    assert r.status_code == 401
+    for path in ("/api/v1/search/accounts", "/api/v1/search/tags"):
+        r = client.get(path, params={"q": "a\x00"}, headers=h)
+        assert r.status_code == 422, (path, r.text)
+    other = new_user(client, "nul")
+    r = client.post("/api/v1/reports", headers=h,
+                    json={"reason": "spam", "account_id": other.id, "note": "x\x00y"})
+    assert r.status_code == 422 and r.json()["field"] == "note"
+    r = client.get("/api/v1/tags/a%00b/posts", headers=h)
+    assert r.status_code in (200, 404, 422), r.text

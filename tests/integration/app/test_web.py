@@ -107,7 +107,8 @@ def test_session_cookie_flags_login_logout(client: TestClient) -> None:
     assert "httponly" in flags and "samesite=lax" in flags and "secure" not in flags
     assert b.get("/").status_code == 200
     # over https the cookie is Secure
-    tls = b.post("https://testserver/login", {"login": b.username, "password": PASSWORD})
+    tls = b.post("https://testserver/login", {"login": b.username, "password": PASSWORD},
+                 page="/")
     cookie = [c for c in tls.headers.get_list("set-cookie") if c.startswith("fh_session=")][0]
     assert "secure" in {f.strip().lower() for f in cookie.split(";")}
     # a second session's cookie is the same as an API token: it works as bearer too
@@ -290,7 +291,7 @@ def test_every_page_and_action(client: TestClient, workers: object) -> None:
         m = re.search(r'<span class="badge" id="unread">(\d+)</span>', a.get("/").text)
         return int(m.group(1)) if m else 0
 
-    assert wait_for(lambda: unread() >= 3)  # follow, reply, echo (and upvote)
+    assert wait_for(lambda: unread() >= 3, timeout=60)  # follow, reply, echo, upvote
     notes = a.get("/notifications").text
     assert "followed you" in notes and "replied to you" in notes and "echoed your post" in notes
     assert a.post("/notifications/read", {}, page="/notifications").status_code == 303
@@ -367,3 +368,17 @@ def test_admin_and_jury_pages(client: TestClient) -> None:
     assert r.status_code == 303
     again = juror.post(f"/jury/{case_id.group(1)}/vote", {"decision": "remove"}, page="/jury")
     assert again.status_code == 409
+
+
+def test_linkify_escapes_everything_it_does_not_link() -> None:
+    from app.web.render import linkify
+
+    out = str(linkify("it's <b>#Tag</b> & #x, @bob_1! see https://ex.org/a?b=1&c=<2>."))
+    assert out == ("it&#39;s &lt;b&gt;<a class=\"tag\" href=\"/tag/tag\">#Tag</a>&lt;/b&gt; &amp; "
+                   "<a class=\"tag\" href=\"/tag/x\">#x</a>, "
+                   "<a class=\"mention\" href=\"/u/bob_1\">@bob_1</a>! see "
+                   "<a href=\"https://ex.org/a?b=1&amp;c=\" rel=\"nofollow noopener ugc\" "
+                   "target=\"_blank\">https://ex.org/a?b=1&amp;c=</a>&lt;2&gt;.")
+    assert str(linkify('x"onmouseover=alert(1) #a"b')) == (
+        'x&#34;onmouseover=alert(1) <a class="tag" href="/tag/a">#a</a>&#34;b')
+    assert str(linkify("a@b.org mail#not")) == "a@b.org mail#not"
