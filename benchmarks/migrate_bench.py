@@ -1,11 +1,15 @@
 """Migration throughput on loopback: object copy (ours vs `aws s3 sync`) and database copy.
 
-Run: .venv/bin/python benchmarks/migrate_bench.py   → prints figures, writes
-benchmarks/results/migrate_bench.json. Source S3 is moto's server, target a real SeaweedFS.
+Run: nice .venv/bin/python benchmarks/migrate_bench.py [--accounts 20000] → prints figures,
+writes benchmarks/results/migrate_bench.json. Source S3 is moto's server, target a real SeaweedFS.
+The database is the app's own schema (app.db.migrate) seeded by the app's seeder (app.seed, COPY:
+accounts, power-law follows, posts over time), copied by logical replication (schema included)
+and by parallel pg_dump / pg_restore; rows/s counts the rows of every table.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -27,7 +31,6 @@ from deploy.migrate.objects import ObjectCopier  # noqa: E402
 from deploy.migrate.s3client import S3Location, client  # noqa: E402
 
 SETS = {"small": (400, 8 * 1024), "large": (6, 12 * 1024 * 1024)}
-ROWS = 200_000
 
 
 def seed_objects(src: Any, bucket: str, n: int, size: int) -> None:
@@ -96,44 +99,67 @@ def bench_objects(tmp: Path) -> dict[str, Any]:
     return results
 
 
-def bench_database(tmp: Path) -> dict[str, Any]:
+def seed_app_database(dsn: str, accounts: int) -> dict[str, Any]:
+    from app.db import migrate
+    from deploy.loadtest.seed import run_app_seed
+
+    migrate(dsn)
+    t0 = time.monotonic()
+    report = run_app_seed(dsn, accounts)
+    return {"accounts": accounts, "seed_s": round(time.monotonic() - t0, 2),
+            "seed_report": {k: v for k, v in report.items() if isinstance(v, int | float)}}
+
+
+def row_counts(dsn: str) -> dict[str, int]:
+    with db.connect(dsn, "source") as c:
+        return {f"{s}.{t}": db.table_digest(c, s, t)[0] for s, t in db.tables(c)}
+
+
+def bench_database(tmp: Path, accounts: int) -> dict[str, Any]:
     src = Postgres(tmp / "pgs").start()
     dst = Postgres(tmp / "pgd").start()
     try:
-        with psycopg.connect(src.dsn, autocommit=True) as c:
-            c.execute("CREATE TABLE posts (id bigserial PRIMARY KEY, author bigint, body text, "
-                      "created timestamptz DEFAULT now())")
-            c.execute(f"INSERT INTO posts (author, body) SELECT g % 5000, repeat(md5(g::text), 4)"
-                      f" FROM generate_series(1, {ROWS}) g")
+        seeded = seed_app_database(src.dsn, accounts)
+        counts = row_counts(src.dsn)
+        rows = sum(counts.values())
         t0 = time.monotonic()
         db.start_replication(src.dsn, dst.dsn)
         with db.connect(src.dsn, "s") as s, db.connect(dst.dsn, "t") as t:
-            for _ in range(6000):
+            for _ in range(12000):  # at most ~10 min
                 if db.lag(s, t).zero:
                     break
                 time.sleep(0.05)
         repl = time.monotonic() - t0
+        if row_counts(dst.dsn) != counts:
+            raise RuntimeError("logical copy differs from the source")
         with psycopg.connect(dst.dsn_for("postgres"), autocommit=True) as c:
             c.execute("CREATE DATABASE copy2")
         # dump/restore of the same rows (from the source database)
         t0 = time.monotonic()
         db.dump_restore(src.dsn, dst.dsn_for("copy2"), jobs=2)
         dump = time.monotonic() - t0
+        if row_counts(dst.dsn_for("copy2")) != counts:
+            raise RuntimeError("dump/restore copy differs from the source")
         with db.connect(dst.dsn, "t") as t:
             t.execute(f"DROP SUBSCRIPTION {db.NAME}")
-        return {"rows": ROWS, "logical_s": round(repl, 2),
-                "logical_rows_per_s": round(ROWS / repl), "dump_restore_s": round(dump, 2),
-                "dump_restore_rows_per_s": round(ROWS / dump)}
+        return {"seed": seeded, "tables": len(counts), "rows": rows,
+                "largest_tables": dict(sorted(counts.items(), key=lambda kv: -kv[1])[:5]),
+                "logical_s": round(repl, 2), "logical_rows_per_s": round(rows / repl),
+                "dump_restore_s": round(dump, 2), "dump_restore_rows_per_s": round(rows / dump),
+                "load_avg_1m": round(os.getloadavg()[0], 1)}
     finally:
         dst.stop()
         src.stop()
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--accounts", type=int, default=20_000, help="app accounts to seed")
+    args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         os.chmod(tmp, 0o755)
-        out = {"objects": bench_objects(tmp), "database": bench_database(tmp)}
+        out = {"objects": bench_objects(tmp), "database": bench_database(tmp, args.accounts)}
     print(json.dumps(out, indent=1))
     res = Path(__file__).parent / "results" / "migrate_bench.json"
     res.parent.mkdir(exist_ok=True)

@@ -226,14 +226,27 @@ def dns(
 @app.command("status")
 def status(
     manifest: Path = typer.Argument(..., help="migration manifest (from migrate discover)"),
+    mark: list[str] = typer.Option(None, "--mark", help="record a step done outside migrate, "
+                                   "e.g. --mark deploy=done (repeat)"),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """The runbook with each step's state, so a second engineer can pick up."""
-    from deploy.migrate.runbook import runbook
+    from deploy.migrate.runbook import STEPS, runbook
+    from deploy.migrate.state import STEP_STATES
 
     if not manifest.exists():
         fail(f"{manifest}: no such manifest — run freehold migrate discover --out {manifest}")
+    names = [s for s, _ in STEPS]
+    marks = []
+    for m in mark or []:
+        step, _, state = m.partition("=")
+        if step not in names or state not in STEP_STATES:
+            fail(f"--mark {m}: write STEP=STATE, STEP one of {', '.join(names)}, STATE one of "
+                 f"{', '.join(STEP_STATES)}")
+        marks.append((step, state))
     try:
+        for step, state in marks:
+            set_step(state_dir_for(manifest), step, state, pid=None, note="marked by hand")
         steps = runbook(manifest)
     except MigrateError as e:
         _fail(e)

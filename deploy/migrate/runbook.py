@@ -12,7 +12,7 @@ from deploy.migrate.state import read_steps, state_dir_for
 STEPS: tuple[tuple[str, str], ...] = (
     ("discover", "freehold migrate discover --region R --out M (the manifest)"),
     ("plan", "freehold migrate plan MANIFEST --emit-spec cluster.yaml; fill in servers"),
-    ("deploy", "freehold deploy cluster.yaml (stand the owned cluster up)"),
+    ("deploy", "freehold deploy cluster.yaml, then freehold migrate status M --mark deploy=done"),
     ("dns-lower-ttl", "freehold migrate dns --zone Z --lower-ttl (a TTL ahead of cutover)"),
     ("objects", "freehold migrate objects --from s3://BUCKET --to cluster.yaml --manifest M"),
     ("database", "freehold migrate database --from postgresql://... --to cluster.yaml "

@@ -45,3 +45,25 @@ def test_multipart_etag_matches_s3_formula() -> None:
     parts = [hashlib.md5(data[i:i + part]).digest() for i in range(0, len(data), part)]
     assert multipart_etag(h.parts) == hashlib.md5(b"".join(parts)).hexdigest() + "-3"
     assert h.whole.hexdigest() == hashlib.md5(data).hexdigest()
+
+
+def test_status_marks_a_step_done_outside_migrate(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from deploy.cli import app
+
+    m = tmp_path / "m.yaml"
+    m.write_text("kind: freehold-migration-manifest\n")
+    run = CliRunner().invoke
+    r = run(app, ["migrate", "status", str(m), "--mark", "deploy=done", "--json"])
+    assert r.exit_code == 0, r.output
+    steps = {s["step"]: s for s in json.loads(r.stdout)}
+    assert steps["deploy"]["state"] == "done" and "marked by hand" in steps["deploy"]["detail"]
+    assert steps["discover"]["state"] == "done"          # the manifest exists
+    assert steps["objects-final"]["state"] == "pending"
+    before = (tmp_path / "m.state" / "steps.json").read_bytes()
+    for bad in ("deploy", "deploy=finished", "nosuch=done"):
+        r = run(app, ["migrate", "status", str(m), "--mark", bad])
+        assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output
+        assert "--mark" in r.stderr and "deploy" in r.stderr
+    assert (tmp_path / "m.state" / "steps.json").read_bytes() == before
