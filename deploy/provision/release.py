@@ -64,12 +64,19 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+# the servers' Python (Debian 12's python3): dependency markers are evaluated for it
+SERVER_PYTHON = "3.11.2"
+
+
 def runtime_pins(roots: tuple[str, ...] = APP_REQUIREMENTS) -> dict[str, str]:
-    """{distribution: version} of the app's runtime closure as installed here."""
-    env = {"python_version": f"{sys.version_info.major}.{sys.version_info.minor}",
-           "sys_platform": sys.platform, "platform_system": "Linux",
-           "platform_machine": "x86_64", "implementation_name": "cpython",
-           "platform_python_implementation": "CPython", "os_name": "posix"}
+    """{distribution: version} of the app's runtime closure for the servers' Python: the
+    versions installed here, or for a dependency only the servers need (a marker for their
+    older Python), the lowest version the requirement allows ("name>=x" -> "x")."""
+    env = {"python_version": SERVER_PYTHON.rsplit(".", 1)[0],
+           "python_full_version": SERVER_PYTHON, "sys_platform": "linux",
+           "platform_system": "Linux", "platform_machine": "x86_64",
+           "implementation_name": "cpython", "platform_python_implementation": "CPython",
+           "os_name": "posix"}
     pins: dict[str, str] = {}
     todo = [Requirement(r) for r in roots]
     while todo:
@@ -78,8 +85,13 @@ def runtime_pins(roots: tuple[str, ...] = APP_REQUIREMENTS) -> dict[str, str]:
         try:
             dist = metadata.distribution(req.name)
         except metadata.PackageNotFoundError:
-            raise ReleaseError(f"{req.name} is not installed here — run "
-                               "`.venv/bin/pip install -e '.[dev]'`") from None
+            lowest = [sp.version for sp in req.specifier if sp.operator in (">=", "==", "~=")]
+            if not lowest:
+                raise ReleaseError(f"{req.name} is needed on the servers but not installed "
+                                   "here and has no lower bound to pin — add it to "
+                                   "pyproject.toml") from None
+            pins.setdefault(name, min(lowest))
+            continue
         new = name not in pins
         pins[name] = dist.version
         extras = set(req.extras)

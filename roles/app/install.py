@@ -1,6 +1,7 @@
 """Operations that put a release of the app on a server (shared by roles/app and roles/worker).
 
-Wheels of the dependencies go to /opt/freehold/wheels (shared by the releases), the freehold
+Wheels of the dependencies go to /opt/freehold/wheels as one tar (`deps-<hash>.tar`, shared by
+the releases that pin the same versions, unpacked beside it), the freehold
 wheel and the pinned requirements to /opt/freehold/releases/<id>/, which gets its own venv
 (`pip --no-index --no-deps`, nothing fetched from the internet). `.installed` marks a complete
 install; `freehold-release` switches the `current` link and prunes old releases.
@@ -41,6 +42,27 @@ def is_installed(release: Release) -> bool:
     return bool(host.get_fact(File, f"{RELEASES}/{release.id}/.installed"))
 
 
+def install_script(release: Release) -> str:
+    """Make the release's venv: copied from an installed release with the same dependency
+    wheels (then only the freehold wheel is reinstalled), else built from the wheels. Always
+    `python -m pip` (a copied venv's scripts still name the venv they came from)."""
+    folder = f"{RELEASES}/{release.id}"
+    deps = f"{WHEELS}/{release.deps_id}"
+    pip = ("venv/bin/python -m pip install --quiet --no-index --no-deps "
+           "--disable-pip-version-check")
+    return (
+        f"set -e; mkdir -p {deps} && tar -xf {WHEELS}/{release.deps_archive.name} -C {deps}; "
+        f"cd {folder}; rm -rf venv; src=''; "
+        f"for d in {RELEASES}/*; do if [ -f $d/.installed ] && "
+        f"[ \"$(cat $d/.deps 2>/dev/null)\" = {release.deps_id} ]; then src=$d; fi; done; "
+        f"if [ -n \"$src\" ]; then cp -a $src/venv venv && "
+        f"{pip} --force-reinstall ./{release.wheel.name}; "
+        f"else python3 -m venv venv && {pip} --find-links {deps} -r requirements.txt "
+        f"./{release.wheel.name}; fi; "
+        f"echo {release.deps_id} > .deps; "
+        "venv/bin/python -c 'import app.main, app.worker'; touch .installed")
+
+
 def install_release(ctx: Any, role: str) -> tuple[Release, bool]:
     """Upload and install the release (when missing). Returns (release, newly installed)."""
     release = release_for(ctx)
@@ -53,21 +75,17 @@ def install_release(ctx: Any, role: str) -> tuple[Release, bool]:
               dest=HELPER, mode="755")
     if is_installed(release):
         return release, False
-    for wheel in release.dep_wheels:
-        files.put(name=f"Upload {wheel.name}", src=str(wheel), dest=f"{WHEELS}/{wheel.name}",
-                  mode="644")
+    archive = f"{WHEELS}/{release.deps_archive.name}"
+    files.put(name=f"Upload {release.deps_archive.name}", src=str(release.deps_archive),
+              dest=archive, mode="644")
     folder = f"{RELEASES}/{release.id}"
     files.directory(name=f"Release {release.id}", path=folder, mode="755")
     files.put(name=f"Upload {release.wheel.name}", src=str(release.wheel),
               dest=f"{folder}/{release.wheel.name}", mode="644")
     files.put(name="Upload requirements.txt", src=StringIO(release.requirements),
               dest=f"{folder}/requirements.txt", mode="644")
-    server.shell(name=f"Install release {release.id}", commands=[
-        f"cd {folder} && rm -rf venv && python3 -m venv venv && "
-        f"venv/bin/pip install --quiet --no-index --no-deps --disable-pip-version-check "
-        f"--find-links {WHEELS} -r requirements.txt ./{release.wheel.name} && "
-        "venv/bin/python -c 'import app.main, app.worker' && touch .installed"],
-        _timeout=900)
+    server.shell(name=f"Install release {release.id}", commands=[install_script(release)],
+                 _timeout=900)
     return release, True
 
 

@@ -35,6 +35,16 @@ from roles.lb.tls import certificate_pem
 PORTS = Ports(public_tcp=(HTTP_PORT, HTTPS_PORT), mesh_tcp=(STATS_PORT, RUNTIME_PORT),
               extra_rules=("ip saddr @cluster_peers ip protocol vrrp accept comment \"vrrp\"",))
 
+
+def _fd_limit() -> int:
+    """Descriptors HAProxy may have: 1M, or less where the host caps it (containers)."""
+    out = host.get_fact(Command, "cat /proc/1/limits | awk '/open files/ {print $5}'")
+    try:
+        return min(1048576, int((out or "").strip()))
+    except ValueError:
+        return 65536
+
+
 def _t(name: str) -> str:
     return str(template_path(__file__, name))
 
@@ -57,15 +67,21 @@ def configure(ctx) -> None:
     files.directory(name="HAProxy certificates folder", path="/etc/haproxy/certs",
                     group="haproxy", mode="750")
     cert = config_file(CERT_PATH, certificate_pem(ctx.spec), mode="640", group="haproxy")
-    cfg = config_file(CONFIG, render(_t("haproxy.cfg.j2"), **haproxy_vars(ctx.spec, me)),
+    fds = _fd_limit()
+    cfg = config_file(CONFIG, render(_t("haproxy.cfg.j2"),
+                                     **haproxy_vars(ctx.spec, me, fd_limit=fds)),
                       mode="640", group="haproxy")
     server.shell(name="Check HAProxy config", commands=[f"haproxy -c -q -f {CONFIG}"],
                  _if=[cfg.did_change])
     # binds the mesh address (stats, runtime API): start after the mesh, restart on failure
     dropin = mesh_dropin("haproxy")
+    limits = config_file("/etc/systemd/system/haproxy.service.d/20-freehold-limits.conf",
+                         "# Managed by freehold (roles/lb): descriptors for maxconn.\n"
+                         f"[Service]\nLimitNOFILE={fds}\n")
+    unit_changed = dropin.will_change or limits.will_change
     # a reload keeps open connections (master-worker: new workers take over the sockets)
-    service("haproxy", restart=dropin.will_change,
-            reload=cfg.will_change or cert.will_change, daemon_reload=dropin.will_change)
+    service("haproxy", restart=unit_changed, reload=cfg.will_change or cert.will_change,
+            daemon_reload=unit_changed)
 
     ka = config_file(KEEPALIVED_CONFIG,
                      render(_t("keepalived.conf.j2"),

@@ -90,7 +90,8 @@ def auth_pass(spec: ClusterSpec, site: str) -> str:
     return hashlib.sha256(f"{spec.name}/{site}".encode()).hexdigest()[:8]
 
 
-def haproxy_vars(spec: ClusterSpec, me: Server) -> dict[str, Any]:
+def haproxy_vars(spec: ClusterSpec, me: Server, fd_limit: int = 1048576) -> dict[str, Any]:
+    """`fd_limit`: descriptors HAProxy may open (two per connection: maxconn is capped)."""
     cfg = settings(spec)
     return {
         "server": me,
@@ -100,7 +101,7 @@ def haproxy_vars(spec: ClusterSpec, me: Server) -> dict[str, Any]:
         "stats_port": STATS_PORT,
         "runtime_port": RUNTIME_PORT,
         "cert": CERT_PATH,
-        "maxconn": int(cfg.get("maxconn", 20000)),
+        "maxconn": min(int(cfg.get("maxconn", 20000)), max(256, (fd_limit - 200) // 2)),
         "conn_limit": int(cfg.get("conn_limit_per_ip", 200)),
         "backends": backends(spec, me),
     }
