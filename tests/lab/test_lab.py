@@ -14,7 +14,7 @@ from deploy.lab.hygiene import snapshot
 
 from .conftest import small_lab_name, small_lab_net, write_small_spec
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = pytest.mark.timeout(600)  # a ceiling: apt and boots on a busy machine
 
 
 def ping_rtts(lab: Lab, src: str, dst: str, count: int = 4) -> list[float]:
