@@ -62,7 +62,7 @@ def served_app(app_settings: Settings, tmp_path: Path) -> Iterator[str]:
             return False
 
     try:
-        wait_for(up, timeout=60, every=0.2)
+        wait_for(up, timeout=180, every=0.2)  # generous: the CI machine may be busy
         yield base
     finally:
         stop_process(proc)
