@@ -95,9 +95,16 @@ def wait_for(what: str, check: Any, timeout: float, every: float = 2.0) -> Any:
 def deployed(lab: Any, spec: ClusterSpec, spec_path: Path,
              secrets_env: tuple[Path, bytes]) -> dict[str, Any]:
     """monitoring and backup deployed (and base again: the firewall opens exporter ports);
-    the whole spec when the data tier is not there yet."""
+    the whole spec when the data tier is not there yet; nothing when test_deploy.py's deploy
+    of every role already did it."""
     from deploy.provision.drill import deploy_subprocess
 
+    mon = spec.servers_with_role("monitoring")[0].name
+    there = (lab.run(mon, "systemctl is-active prometheus", timeout=30).stdout.strip(),
+             lab.run(repo_host(spec).name, f"systemctl is-enabled {FULL_UNIT}.timer",
+                     timeout=30).stdout.strip())
+    if there == ("active", "enabled"):
+        return {"ok": True, "deployed": False}
     pg = spec.servers_with_role("postgres")[0].name
     data_tier = lab.run(pg, "systemctl is-active patroni", timeout=30).stdout.strip()
     args = ["--roles", "base,monitoring,backup"] if data_tier == "active" else []
