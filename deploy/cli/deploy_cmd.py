@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deploy.cli.common import console, err_console, fail, fail_lines, not_done, print_json
+from deploy.cli.common import console, err_console, fail, fail_lines, print_json
 from deploy.provision.order import RoleError, ordered_roles
 from deploy.provision.secrets import SecretsError
 from deploy.spec import ClusterSpec, SpecError, load_spec
@@ -143,6 +143,44 @@ def deploy(
     execute(spec, roles, limit, dry_run, json_out, ssh_key, known_hosts, secrets)
 
 
-def rollback(spec: Path = typer.Argument(..., help="Cluster spec (YAML).")) -> None:
-    """Return every app server to the previous release."""
-    not_done("rollback", 6)
+def rollback(
+    spec: Path = typer.Argument(..., help="Cluster spec (YAML)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before changing."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
+    ssh_key: Path | None = typer.Option(None, "--ssh-key", help="Private key for SSH."),
+    known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
+) -> None:
+    """Return every app server to the previous release (one at a time, drained first)."""
+    from rich.table import Table
+
+    from deploy.provision.patroni import SSHSettings
+    from deploy.provision.rolling import rollback as run_rollback
+
+    cluster = _load(spec)
+    if not cluster.servers_with_role("app"):
+        fail(f"{spec}: no server has the app role — nothing to roll back")
+    if not yes:
+        if not sys.stdin.isatty():
+            fail("rollback changes servers: pass --yes")
+        if not typer.confirm(f"Roll every app server of {cluster.name} back?"):
+            raise typer.Exit(EXIT_FAILED)
+    key, kh = _lab_ssh(spec, cluster)
+    ssh = SSHSettings(key=str(ssh_key) if ssh_key else key,
+                      known_hosts=str(known_hosts) if known_hosts else kh)
+    out = err_console if json_out else console
+    with out.status("rolling back…") as status:
+        report = run_rollback(cluster, ssh, progress=lambda m: status.update(m))
+    if json_out:
+        print_json(report.to_doc())
+    else:
+        table = Table(title=f"rollback of {cluster.name}", title_justify="left")
+        for col in ("host", "role", "from", "to", "status", "s", "detail"):
+            table.add_column(col)
+        for st in report.steps:
+            table.add_row(st.host, st.role, st.before or "-", st.after or "-", st.status,
+                          f"{st.seconds:.1f}", st.detail)
+        console.print(table)
+        console.print(report.stopped or f"every server rolled back in {report.seconds:.1f} s",
+                      highlight=False)
+    if not report.ok:
+        raise typer.Exit(EXIT_FAILED)

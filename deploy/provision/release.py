@@ -226,8 +226,19 @@ _built: dict[tuple[str, str], Release] = {}
 
 
 def current_release(cache: Path) -> Release:
-    """`build_release` once per process (every host of a deploy gets the same release)."""
+    """`build_release` once per process (every host of a deploy gets the same release). The
+    files to upload are copied to a folder of this process (removed at exit), so a cache
+    cleaned meanwhile cannot pull them away between the plan and the upload."""
     key = (str(cache), os.environ.get(LABEL_ENV, ""))
     if key not in _built:
-        _built[key] = build_release(cache)
+        import atexit
+
+        built = build_release(cache)
+        own = Path(tempfile.mkdtemp(prefix="freehold-release-"))
+        atexit.register(shutil.rmtree, own, True)
+        wheel, archive = own / built.wheel.name, own / built.deps_archive.name
+        shutil.copy2(built.wheel, wheel)
+        shutil.copy2(built.deps_archive, archive)
+        _built[key] = Release(id=built.id, wheel=wheel, requirements=built.requirements,
+                              dep_wheels=built.dep_wheels, deps_archive=archive)
     return _built[key]
