@@ -56,16 +56,22 @@ class LocalApp:
         self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
-    def start(self, timeout: float = 60.0) -> LocalApp:
+    def start(self, timeout: float = 180.0) -> LocalApp:
+        """Start the workers and the web server; wait (bounded) until /readyz answers. On any
+        failure everything started here is stopped before the error propagates."""
         self.root.mkdir(parents=True, exist_ok=True)
-        for kind in self.app_workers:
-            self._spawn(f"worker-{kind}", [sys.executable, "-m", "app.worker", kind])
-        web = [sys.executable, "-m", "app.serve", "--workers", str(self.web_workers),
-               "--port", str(self.port), "--no-migrate"]
-        if self.cpus is not None and shutil.which("taskset"):
-            web = ["taskset", "-c", self.cpus, *web]
-        self._spawn("web", web)
-        self.wait_ready(timeout)
+        try:
+            for kind in self.app_workers:
+                self._spawn(f"worker-{kind}", [sys.executable, "-m", "app.worker", kind])
+            web = [sys.executable, "-m", "app.serve", "--workers", str(self.web_workers),
+                   "--port", str(self.port), "--no-migrate"]
+            if self.cpus is not None and shutil.which("taskset"):
+                web = ["taskset", "-c", self.cpus, *web]
+            self._spawn("web", web)
+            self.wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def wait_ready(self, timeout: float) -> None:
