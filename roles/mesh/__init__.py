@@ -32,7 +32,8 @@ def kernel_wireguard() -> bool:
 
 
 def packages(ctx) -> list[str]:
-    return ["wireguard-tools", "iproute2"] + ([] if kernel_wireguard() else ["wireguard-go"])
+    return ["wireguard-tools", "iproute2", "iputils-ping"] + (
+        [] if kernel_wireguard() else ["wireguard-go"])
 
 
 @deploy("mesh")
