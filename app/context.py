@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 
@@ -10,6 +12,32 @@ from app.db import create_pools
 from app.redis_client import AnyRedis, close_redis, make_redis
 from app.services.media import MediaStore
 from app.settings import Settings
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class LocalCache(Generic[K, V]):
+    """A per-process map bounded in size (emptied when full). It holds hints only: every entry
+    is checked against Redis in the same round trip that uses it, never taken as the truth."""
+
+    def __init__(self, max_items: int = 100_000) -> None:
+        self.max_items = max_items
+        self._d: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        return self._d.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        if len(self._d) >= self.max_items and key not in self._d:
+            self._d.clear()
+        self._d[key] = value
+
+    def drop(self, key: K) -> None:
+        self._d.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._d)
 
 
 @dataclass
@@ -19,7 +47,12 @@ class Ctx:
     ro: asyncpg.Pool  # replica DSN: reads that tolerate lag
     redis: AnyRedis
     media: MediaStore | None = None
-    scripts: dict[str, object] = field(default_factory=dict)
+    scripts: dict[str, Any] = field(default_factory=dict)  # registered Lua scripts
+    inflight: dict[str, asyncio.Future[Any]] = field(default_factory=dict)  # rebuilds running
+    # hints checked in the home feed's one Redis round trip: session token hash -> account,
+    # account -> its cached big-account set (the `feedbig` value)
+    session_hints: LocalCache[bytes, int] = field(default_factory=LocalCache)
+    big_hints: LocalCache[int, tuple[str, list[int]]] = field(default_factory=LocalCache)
 
 
 async def open_ctx(settings: Settings) -> Ctx:

@@ -22,9 +22,19 @@ async def _init_conn(conn: asyncpg.Connection) -> None:
                               schema="pg_catalog")
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Connection release without asyncpg's default reset query.
+
+    The default runs `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL` on every
+    release: one more round trip per query, ~10 % of the app's CPU on the home feed. The app sets
+    no session state (no SET, LISTEN, advisory locks or cursors outside transactions), and an
+    open transaction is still rolled back by asyncpg before this runs.
+    """
+
+
 async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_conn,
-                                     command_timeout=30)
+                                     command_timeout=30, reset=_keep_session)
     assert pool is not None
     return pool
 

@@ -45,5 +45,13 @@ def make_redis(settings: Settings) -> AnyRedis:
     return Redis(connection_pool=pool)
 
 
+def script(r: AnyRedis, cache: dict[str, Any], name: str, source: str) -> Any:
+    """A registered Lua script (EVALSHA, loaded on first NOSCRIPT), made once per client."""
+    s = cache.get(name)
+    if s is None:
+        s = cache[name] = r.register_script(source)
+    return s
+
+
 async def close_redis(r: AnyRedis) -> None:
     await r.aclose()

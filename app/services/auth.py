@@ -3,6 +3,11 @@
 PostgreSQL keeps the sessions (sha256 of the token, never the token); Redis caches token → account
 for an hour, so a request costs one Redis GET. A cache miss also records the account as active;
 an account back after `inactive_days` gets its home feed rebuilt (fan-out skipped it meanwhile).
+
+Each process also remembers which account a token hash belonged to (`session_hint`): the home
+feed sends the session's Redis GET in its own pipeline and checks the answer there, so a feed
+read costs one Redis round trip, not two. The hint never decides alone: a session logged out,
+expired or evicted from Redis fails that check and takes the full path here.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ async def logout(ctx: Ctx, token: str) -> None:
     th = hash_token(token)
     await ctx.db.execute("DELETE FROM sessions WHERE token_hash = $1", th)
     await ctx.redis.delete(session_cache_key(th))
+    ctx.session_hints.drop(th)
 
 
 async def resolve(ctx: Ctx, token: str | None) -> int | None:
@@ -58,6 +64,7 @@ async def resolve(ctx: Ctx, token: str | None) -> int | None:
     ckey = session_cache_key(th)
     cached = await ctx.redis.get(ckey)
     if cached:
+        ctx.session_hints.put(th, int(cached))
         return int(cached)
     row = await ctx.db.fetchrow(
         "SELECT s.account_id, a.last_active_at FROM sessions s JOIN accounts a"
@@ -67,7 +74,18 @@ async def resolve(ctx: Ctx, token: str | None) -> int | None:
     aid = int(row["account_id"])
     await mark_active(ctx, aid, row["last_active_at"])
     await ctx.redis.set(ckey, str(aid), ex=CACHE_TTL)
+    ctx.session_hints.put(th, aid)
     return aid
+
+
+def session_hint(ctx: Ctx, token: str | None) -> tuple[str, int] | None:
+    """(Redis key of the session, account it belonged to) when this process has seen the token;
+    the caller must check that the key still holds that account (see module doc)."""
+    if not token or len(token) > 200:
+        return None
+    th = hash_token(token)
+    aid = ctx.session_hints.get(th)
+    return None if aid is None else (session_cache_key(th), aid)
 
 
 async def mark_active(ctx: Ctx, account_id: int, last_active_at: datetime) -> None:

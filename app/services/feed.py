@@ -6,13 +6,19 @@ active follower whose feed is cached (LPUSHX: a missing feed stays missing), lis
 recent posts (`posts:{id}` lists) are merged in at read time. A missing feed is rebuilt from
 PostgreSQL, with a sentinel `0` at its tail so that an empty feed still exists in Redis.
 
-Read path: one pipelined Redis round trip (LRANGE of the feed page, the big-account set, its
-epoch), LRANGEs of the big accounts' lists, then one hydrate query. Ids are time-ordered, so
-merging and the cursor work on ids alone. Cursor: "<max_id>.<offset hint>".
+Read path: one pipelined Redis round trip (the session check, LRANGE of the feed page, the
+big-account set, its epoch, and the first few ids of the lists of the big accounts this process
+last saw in that set), deeper reads of big accounts' lists only when their ids could still make
+the page, then one hydrate query. Ids are
+time-ordered, so merging and the cursor work on ids alone. Cursor: "<max_id>.<offset hint>".
+Concurrent rebuilds of the same list run once per process.
 """
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.context import Ctx
@@ -23,6 +29,12 @@ from app.services.posts import hydrate
 
 SENTINEL = "0"
 SLACK = 10  # extra ids read per page: entries dropped by hydrate (deleted, hidden, muted)
+BIG_HEAD = 16  # ids first read from each big account's list: deeper reads only if all fit
+
+SOURCES_SQL = """
+SELECT a.id, a.followers_count >= $2 AS big FROM accounts a
+WHERE a.id IN (SELECT followee_id FROM follows WHERE follower_id = $1 UNION ALL SELECT $1)
+"""
 
 REBUILD_SQL = """
 SELECT id FROM posts
@@ -49,86 +61,182 @@ def check_limit(ctx: Ctx, limit: int) -> int:
 
 async def feed_sources(ctx: Ctx, account_id: int) -> tuple[list[int], list[int]]:
     """(accounts fanned out to this feed, big accounts merged at read) — self included."""
-    rows = await ctx.ro.fetch(
-        "SELECT a.id, a.followers_count >= $2 AS big FROM accounts a WHERE a.id = $1"
-        " OR a.id IN (SELECT followee_id FROM follows WHERE follower_id = $1)",
-        account_id, ctx.settings.big_account_followers)
+    rows = await ctx.ro.fetch(SOURCES_SQL, account_id, ctx.settings.big_account_followers)
     small = [r["id"] for r in rows if not r["big"]]
     big = [r["id"] for r in rows if r["big"]]
     return small, big
 
 
+async def _once(ctx: Ctx, key: str, make: Callable[[], Awaitable[Any]]) -> Any:
+    """Run `make` once for concurrent callers with the same key (a rebuild wanted by many
+    requests at once runs once; the others wait for it)."""
+    fut = ctx.inflight.get(key)
+    if fut is not None:
+        try:
+            return await asyncio.shield(fut)
+        except asyncio.CancelledError:
+            if not fut.cancelled():
+                raise  # this caller was cancelled
+            return await make()  # the caller that ran it was cancelled: run it here
+    fut = asyncio.get_running_loop().create_future()
+    ctx.inflight[key] = fut
+    try:
+        res = await make()
+    except asyncio.CancelledError:
+        fut.cancel()
+        raise
+    except BaseException as exc:
+        fut.set_exception(exc)
+        fut.exception()  # retrieved: no "never retrieved" warning when nobody waits
+        raise
+    else:
+        fut.set_result(res)
+        return res
+    finally:
+        del ctx.inflight[key]
+
+
 async def rebuild(ctx: Ctx, account_id: int) -> int:
     """Rebuild a home feed from PostgreSQL (posts of the non-big accounts it follows + own)."""
-    small, _ = await feed_sources(ctx, account_id)
-    ids = [r["id"] for r in await ctx.ro.fetch(REBUILD_SQL, small, ctx.settings.feed_cap)]
-    key = feed_key(account_id)
-    pipe = ctx.redis.pipeline(transaction=True)
-    pipe.delete(key)
-    pipe.rpush(key, *[str(i) for i in ids], SENTINEL)
-    pipe.expire(key, ctx.settings.feed_ttl_days * 86400)
-    await pipe.execute()
-    return len(ids)
+    async def make() -> int:
+        small, _ = await feed_sources(ctx, account_id)
+        ids = [r["id"] for r in await ctx.ro.fetch(REBUILD_SQL, small, ctx.settings.feed_cap)]
+        key = feed_key(account_id)
+        pipe = ctx.redis.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.rpush(key, *[str(i) for i in ids], SENTINEL)
+        pipe.expire(key, ctx.settings.feed_ttl_days * 86400)
+        await pipe.execute()
+        return len(ids)
+
+    return int(await _once(ctx, feed_key(account_id), make))
 
 
 async def _big_set(ctx: Ctx, account_id: int, cached: str | None, epoch: str | None
-                   ) -> list[int]:
+                   ) -> tuple[str, list[int]]:
+    """(the `feedbig` value, the big accounts this feed merges at read time): the cached value
+    when it was made at the current epoch, else recomputed from PostgreSQL and cached."""
     epoch = epoch or "0"
     if cached is not None:
         head, _, rest = cached.partition("|")
         if head == epoch:
-            return [int(x) for x in rest.split(",") if x]
+            return cached, [int(x) for x in rest.split(",") if x]
     _, big = await feed_sources(ctx, account_id)
-    await ctx.redis.set(feed_big_key(account_id), f"{epoch}|{','.join(map(str, big))}",
-                        ex=ctx.settings.feed_ttl_days * 86400)
-    return big
+    raw = f"{epoch}|{','.join(map(str, big))}"
+    await ctx.redis.set(feed_big_key(account_id), raw, ex=ctx.settings.feed_ttl_days * 86400)
+    return raw, big
 
 
 async def rebuild_author(ctx: Ctx, author_id: int) -> list[int]:
-    ids = [r["id"] for r in await ctx.ro.fetch(REBUILD_SQL, [author_id], ctx.settings.feed_cap)]
-    key = author_key(author_id)
-    pipe = ctx.redis.pipeline(transaction=True)
-    pipe.delete(key)
-    pipe.rpush(key, *[str(i) for i in ids], SENTINEL)
-    await pipe.execute()
-    return ids
+    """Rebuild an author's recent-post list from PostgreSQL (expires after `feed_ttl_days`:
+    an account that is no longer big stops being read, and its list goes away)."""
+    async def make() -> list[int]:
+        ids = [r["id"] for r in await ctx.ro.fetch(REBUILD_SQL, [author_id],
+                                                     ctx.settings.feed_cap)]
+        key = author_key(author_id)
+        pipe = ctx.redis.pipeline(transaction=True)
+        pipe.delete(key)
+        pipe.rpush(key, *[str(i) for i in ids], SENTINEL)
+        pipe.expire(key, ctx.settings.feed_ttl_days * 86400)
+        await pipe.execute()
+        return ids
+
+    return list(await _once(ctx, author_key(author_id), make))
 
 
-async def _big_ids(ctx: Ctx, big: list[int], max_id: int | None, want: int) -> list[int]:
+def _take(raw: list[str], off: int, size: int, cap: int, max_id: int | None, got: list[int]
+          ) -> tuple[bool, int]:
+    """Collect the ids below `max_id` of one read of a big account's list into `got`; returns
+    (more entries follow, the last id read)."""
+    last = 0
+    for x in raw:
+        i = int(x)
+        if not i:
+            return False, last  # the sentinel: the list ends here
+        last = i
+        if max_id is None or i < max_id:
+            got.append(i)
+    return len(raw) == size and off + size < cap, last
+
+
+async def _big_ids(ctx: Ctx, big: list[int], max_id: int | None, limit: int,
+                   own: set[int], first: list[Any] | None = None) -> list[int]:
+    """Ids of the big accounts' lists below `max_id` that can make the page.
+
+    The head (BIG_HEAD ids) of every list is read first — `first`: already read in the
+    caller's pipeline — then deeper only the lists whose last id read is still newer than the
+    page's floor (the limit-th newest id known so far): a list is newest first, so nothing
+    further down can make the page. Missing lists are rebuilt from PostgreSQL."""
     if not big:
         return []
-    stop = want - 1 if max_id is None else ctx.settings.feed_cap  # first page: top `want`
-    pipe = ctx.redis.pipeline(transaction=False)
-    for aid in big:
-        pipe.lrange(author_key(aid), 0, stop)
-    lists = await pipe.execute()
-    out: list[int] = []
-    for aid, raw in zip(big, lists, strict=True):
-        ids = [int(x) for x in raw] if raw else (await rebuild_author(ctx, aid))
-        taken = 0
-        for i in ids:
-            if i and (max_id is None or i < max_id):
-                out.append(i)
-                taken += 1
-                if taken >= want:
-                    break
-    return out
+    got: list[int] = []
+    todo = dict.fromkeys(big, 0)  # account -> offset of its next read
+    size = BIG_HEAD
+    answers = first
+    for _ in range(12):  # bounded: the read size grows 4× a round, up to the list cap
+        if answers is None:
+            pipe = ctx.redis.pipeline(transaction=False)
+            for a, off in todo.items():
+                pipe.lrange(author_key(a), off, off + size - 1)
+            answers = await pipe.execute()
+        deeper: dict[int, tuple[int, int]] = {}  # account -> (next offset, last id read)
+        missing = []
+        for (a, off), raw in zip(todo.items(), answers, strict=True):
+            if not raw and off == 0:
+                missing.append(a)
+                continue
+            more, last = _take(raw, off, size, ctx.settings.feed_cap, max_id, got)
+            if more:
+                deeper[a] = (off + size, last)
+        if missing:
+            await asyncio.gather(*(rebuild_author(ctx, a) for a in missing))
+        cands = own.union(got)
+        floor = heapq.nlargest(limit, cands)[-1] if len(cands) >= limit else 0
+        todo = {a: off for a, (off, last) in deeper.items() if last > floor}
+        todo.update(dict.fromkeys(missing, 0))
+        if not todo:
+            break
+        size = min(size * 4, ctx.settings.feed_cap)
+        answers = None
+    return got
 
 
-async def home_ids(ctx: Ctx, account_id: int, limit: int, cursor: str | None
-                   ) -> tuple[list[int], str | None]:
-    """Candidate post ids of one home-feed page (newest first) and the next cursor."""
+class SessionChanged(Exception):
+    """The session checked in the feed's round trip no longer maps to the hinted account."""
+
+
+async def home_ids(ctx: Ctx, account_id: int, limit: int, cursor: str | None, *,
+                   session_key: str | None = None) -> tuple[list[int], str | None]:
+    """Candidate post ids of one home-feed page (newest first) and the next cursor.
+
+    One pipelined round trip reads the feed page, the big-account set and its epoch and — when
+    this process already knows the set — the heads of the big accounts' lists; with
+    `session_key` it also checks that the session still belongs to `account_id`
+    (SessionChanged otherwise)."""
     max_id, hint = parse_cursor(cursor)
     want = limit + SLACK
     key = feed_key(account_id)
+    guess = ctx.big_hints.get(account_id)
     raw: list[str] = []
+    heads: list[Any] | None = None
     for _ in range(2):  # at most one rebuild
         pipe = ctx.redis.pipeline(transaction=False)
+        if session_key is not None:
+            pipe.get(session_key)
         pipe.exists(key)
         pipe.lrange(key, hint, hint + want - 1)
         pipe.get(feed_big_key(account_id))
         pipe.get(BIG_EPOCH)
-        exists, raw, big_cached, epoch = await pipe.execute()
+        if guess is not None:
+            for a in guess[1]:
+                pipe.lrange(author_key(a), 0, BIG_HEAD - 1)
+        res = await pipe.execute()
+        if session_key is not None:
+            if res[0] != str(account_id):
+                raise SessionChanged(session_key)
+            res = res[1:]
+        exists, raw, big_cached, epoch = res[:4]
+        heads = res[4:]
         if exists:
             break
         await rebuild(ctx, account_id)
@@ -145,8 +253,12 @@ async def home_ids(ctx: Ctx, account_id: int, limit: int, cursor: str | None
         if len(own) >= want or len(raw) < want:
             break
         raw = await ctx.redis.lrange(key, pos, pos + want - 1)
-    big = await _big_set(ctx, account_id, big_cached, epoch)
-    merged = sorted({i for i, _ in own} | set(await _big_ids(ctx, big, max_id, limit)),
+    big_raw, big = await _big_set(ctx, account_id, big_cached, epoch)
+    if guess is None or guess[0] != big_raw:
+        ctx.big_hints.put(account_id, (big_raw, big))
+        heads = None  # read the heads of a stale set (or of none): read the current one's
+    own_ids = {i for i, _ in own}
+    merged = sorted(own_ids.union(await _big_ids(ctx, big, max_id, limit, own_ids, heads)),
                     reverse=True)[:limit]
     if not merged:
         return [], None
@@ -156,9 +268,10 @@ async def home_ids(ctx: Ctx, account_id: int, limit: int, cursor: str | None
     return merged, (f"{last}.{next_hint}" if more else None)
 
 
-async def home(ctx: Ctx, account_id: int, *, limit: int = 40, cursor: str | None = None
-               ) -> tuple[list[dict[str, Any]], str | None]:
-    ids, nxt = await home_ids(ctx, account_id, check_limit(ctx, limit), cursor)
+async def home(ctx: Ctx, account_id: int, *, limit: int = 40, cursor: str | None = None,
+               session_key: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    ids, nxt = await home_ids(ctx, account_id, check_limit(ctx, limit), cursor,
+                              session_key=session_key)
     return await hydrate(ctx, account_id, ids), nxt
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import asyncpg
@@ -50,17 +51,26 @@ def _author(ctx: Ctx, aid: int, username: str, display: str, avatar: str | None,
             "avatar_url": media_url(ctx, avatar), "verified": verified}
 
 
+@functools.lru_cache(maxsize=65536)
+def _derived(pid: int, body: str) -> tuple[list[str], list[str], str]:
+    """(tags, mentions, created_at) of a post: pure functions of its id and text, which never
+    change (no edits; ids are never reused), remembered for the posts that feeds repeat."""
+    return (hashtags(body) if "#" in body else [], mentions(body) if "@" in body else [],
+            id_datetime(pid).isoformat())
+
+
 def _post_doc(ctx: Ctx, pid: int, author: dict[str, Any], body: str, reply_to: int | None,
               root: int | None, media: list[dict[str, Any]], up: int, rep: int, ech: int
               ) -> dict[str, Any]:
+    tags, names, created = _derived(pid, body)
     return {
         "id": str(pid), "author": author, "body": body,
-        "tags": hashtags(body), "mentions": mentions(body),
+        "tags": list(tags), "mentions": list(names),
         "reply_to_id": str(reply_to) if reply_to else None,
         "root_id": str(root) if root else None,
-        "media": _media_json(ctx, media),
+        "media": _media_json(ctx, media) if media else [],
         "upvotes_count": up, "replies_count": rep, "echoes_count": ech,
-        "created_at": id_datetime(pid).isoformat(),
+        "created_at": created,
     }
 
 
