@@ -103,6 +103,7 @@ def classify_servers(spec: ClusterSpec, outcomes: dict[str, Outcome],
             dead.add(srv.name)
         rows.append({"server": srv.name, "site": srv.site, "provider": srv.provider,
                      "up": up, "error": "" if up else (out.error if out else "not asked"),
+                     "seconds": round(out.seconds, 2) if out else None,
                      "roles": roles})
     comps: dict[str, Component] = {}
     for role, entries in per_role.items():

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from cryptography.fernet import Fernet
@@ -116,7 +117,7 @@ def deployed(lab: Any, spec: ClusterSpec, spec_path: Path,
 
 def prometheus_get(lab: Any, spec: ClusterSpec, path: str) -> Any:
     mon = spec.servers_with_role("monitoring")[0]
-    out = run(lab, mon.name, f"curl -s -m 5 'http://{mon.mesh_address}:{PROMETHEUS_PORT}"
+    out = run(lab, mon.name, f"curl -s -g -m 5 'http://{mon.mesh_address}:{PROMETHEUS_PORT}"
                              f"{path}'")
     return json.loads(out)
 
@@ -142,7 +143,7 @@ def test_monitoring_targets_up(deployed: dict[str, Any], lab: Any, spec: Cluster
     for query, minimum in (("count(up{job=\"node\"} == 1)", len(spec.servers)),
                            ("count(pg_up == 1)", 3), ("count(redis_up == 1)", 6),
                            ("count(patroni_postgres_running == 1)", 3)):
-        doc = prometheus_get(lab, spec, f"/api/v1/query?query={query.replace(' ', '%20')}")
+        doc = prometheus_get(lab, spec, f"/api/v1/query?query={quote(query, safe='')}")
         result = doc["data"]["result"]
         assert result and float(result[0]["value"][1]) >= minimum, (query, doc)
 
@@ -207,8 +208,9 @@ def test_dead_server_alert_and_status(deployed: dict[str, Any], lab: Any, spec: 
     assert code == 1 and not doc["ok"]
     row = next(s for s in doc["servers"] if s["server"] == victim_killed)
     assert row["up"] is False and set(row["roles"].values()) == {"down"}
-    assert seconds < 20, f"status took {seconds:.1f} s with a dead server"
-    assert doc["seconds"] < 10
+    # the dead server is given up on after the connect timeout (3 s), whatever the load
+    assert row["seconds"] < 8, row
+    assert seconds < 120, f"status took {seconds:.1f} s with a dead server"
 
     def alert() -> Any:
         code, doc, _ = status(spec_path)
