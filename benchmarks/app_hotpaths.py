@@ -1,13 +1,20 @@
 """Hot paths of the social app on loopback: home-feed reads (fan-out + Redis) against the
 pull-on-read SQL baseline in the same run, post creates, fan-out inserts per worker core.
 
-    .venv/bin/python benchmarks/app_hotpaths.py [--accounts 20000] [--posts 200000] [--seconds 8]
+    nice .venv/bin/python benchmarks/app_hotpaths.py [--accounts 20000] [--posts 200000]
+        [--seconds 8] [--rounds 3]
 
 Seeds accounts, a power-law follow graph and posts with COPY into a fresh local PostgreSQL and
 Redis (deploy.localservices), serves the app with one uvicorn worker pinned to core 0 and drives
-it with wrk pinned to core 1 (PostgreSQL and Redis float). Prints a table and writes
-benchmarks/results/app_hotpaths.json (read by the capacity model). The full 100k-account /
-1M-post benchmark is `--accounts 100000 --posts 1000000`.
+it with wrk pinned to core 1 (PostgreSQL and Redis float). Home feed and pull-on-read baseline
+alternate in `--rounds` rounds in the same run, so that both see the same machine load. Prints a
+table and writes benchmarks/results/app_hotpaths.json (read by the capacity model). The full
+100k-account / 1M-post benchmark is `--accounts 100000 --posts 1000000`.
+
+The machine is shared: besides wall-clock req/s (which depends on how much CPU the other users
+leave), every run records the CPU time used by the app process, PostgreSQL and Redis, and derives
+req/s per app CPU-second (`rps_per_app_core`: what one fully available app core serves) and CPU
+milliseconds per request; the load average is recorded with each measurement.
 """
 
 from __future__ import annotations
@@ -15,10 +22,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import io
 import json
 import os
 import re
 import secrets
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,6 +37,7 @@ from pathlib import Path
 
 import asyncpg
 import numpy as np
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -44,9 +54,7 @@ from deploy.localservices import free_port, local_stack, wait_port  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "app_hotpaths.json"
 
 
-def follow_graph(n: int, mean: float, rng: np.random.Generator) -> np.ndarray:
-    """(follower, followee) pairs: out-degree lognormal around `mean`, followees Zipf-like, so a
-    few accounts gather a large share of all follows."""
+def _graph(n: int, mean: float, rng: np.random.Generator) -> np.ndarray:
     out = np.clip(rng.lognormal(np.log(mean) - 0.5, 1.0, n).astype(np.int64), 1, n - 1)
     total = int(out.sum())
     weights = 1.0 / np.arange(1, n + 1) ** 0.9
@@ -57,6 +65,31 @@ def follow_graph(n: int, mean: float, rng: np.random.Generator) -> np.ndarray:
     pairs = follower * n + followee
     pairs = np.unique(pairs[follower != followee])
     return np.stack([pairs // n, pairs % n], axis=1)
+
+
+def follow_graph(n: int, mean: float, rng: np.random.Generator) -> np.ndarray:
+    """(follower, followee) pairs: out-degree lognormal around `mean`, followees Zipf-like, so a
+    few accounts gather a large share of all follows. Popular accounts are drawn more than once
+    by the same follower and de-duplicated, so a first draw sets how much to draw again."""
+    state = rng.bit_generator.state
+    got = len(_graph(n, mean, rng)) / n
+    rng.bit_generator.state = state
+    return _graph(n, mean * mean / max(got, 1.0), rng)
+
+
+def binary_copy(*cols: np.ndarray) -> bytes:
+    """PostgreSQL binary COPY data for rows of bigint columns (built by numpy, no Python loop)."""
+    n = len(cols[0])
+    fields: list[tuple[str, str]] = [("n", ">i2")]
+    for i in range(len(cols)):
+        fields += [(f"l{i}", ">i4"), (f"v{i}", ">i8")]
+    rows = np.empty(n, dtype=np.dtype(fields))
+    rows["n"] = len(cols)
+    for i, c in enumerate(cols):
+        rows[f"l{i}"] = 8
+        rows[f"v{i}"] = c
+    return (b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") * 2 + rows.tobytes()
+            + (-1).to_bytes(2, "big", signed=True))
 
 
 async def seed(dsn: str, n_acc: int, n_posts: int, mean_follows: float, readers: int
@@ -74,9 +107,9 @@ async def seed(dsn: str, n_acc: int, n_posts: int, mean_follows: float, readers:
             records=[(int(a), f"user{i}", f"user{i}@example.org", "x", f"User {i}", now)
                      for i, a in enumerate(ids)])
         edges = follow_graph(n_acc, mean_follows, rng)
-        await conn.copy_records_to_table(
-            "follows", columns=["follower_id", "followee_id"],
-            records=((int(ids[a]), int(ids[b])) for a, b in edges))
+        await conn.copy_to_table(
+            "follows", columns=["follower_id", "followee_id"], format="binary",
+            source=io.BytesIO(binary_copy(ids[edges[:, 0]], ids[edges[:, 1]])))
         # posts over the last 3 days, authors weighted like the follow graph
         ms_now = int(time.time() * 1000)
         times = np.sort(rng.integers(ms_now - 3 * 86400_000, ms_now - 60_000, n_posts))
@@ -107,10 +140,15 @@ async def seed(dsn: str, n_acc: int, n_posts: int, mean_follows: float, readers:
             "sessions", columns=["token_hash", "account_id", "expires_at"],
             records=[(hashlib.sha256(t.encode()).digest(), a, exp)
                      for t, a in zip(tokens, reader_ids, strict=True)])
-        stats = {"seed_seconds": round(time.perf_counter() - t0, 1), "follows": len(edges),
+        secs = time.perf_counter() - t0
+        stats = {"seed_seconds": round(secs, 1), "follows": len(edges),
                  "max_followers": int(await conn.fetchval(
                      "SELECT max(followers_count) FROM accounts")),
-                 "mean_follows": round(len(edges) / n_acc, 1)}
+                 "accounts_50k_followers": int(await conn.fetchval(
+                     "SELECT count(*) FROM accounts WHERE followers_count >= 50000")),
+                 "mean_follows": round(len(edges) / n_acc, 1),
+                 "seed_rows_per_s": round((n_acc + len(edges) + n_posts) / secs),
+                 "seed_note": "COPY of accounts, follows (binary) and posts, counters, ANALYZE"}
     finally:
         await conn.close()
     return reader_ids, tokens, stats
@@ -125,9 +163,52 @@ async def warm_feeds(settings: Settings, reader_ids: list[int]) -> None:
         await close_ctx(ctx)
 
 
-async def bench_fanout(settings: Settings, n_posts: int = 20) -> dict[str, float]:
+class CpuMeter:
+    """CPU seconds used by groups of processes between start() and stop(): the app server, the
+    PostgreSQL server (postmaster and backends) and Redis. Backends that exit in between are
+    not counted (the app's pools keep theirs)."""
+
+    def __init__(self, **roots: int | None) -> None:
+        self.roots = {k: v for k, v in roots.items() if v}
+        self._t0 = 0.0
+        self._c0: dict[str, dict[int, float]] = {}
+
+    def _sample(self) -> dict[str, dict[int, float]]:
+        out: dict[str, dict[int, float]] = {}
+        for name, pid in self.roots.items():
+            got: dict[int, float] = {}
+            try:
+                root = psutil.Process(pid)
+                for p in [root, *root.children(recursive=True)]:
+                    try:
+                        t = p.cpu_times()
+                        got[p.pid] = t.user + t.system
+                    except psutil.Error:
+                        continue
+            except psutil.Error:
+                pass
+            out[name] = got
+        return out
+
+    def start(self) -> None:
+        self._c0, self._t0 = self._sample(), time.perf_counter()
+
+    def stop(self) -> dict[str, float]:
+        c1, wall = self._sample(), time.perf_counter() - self._t0
+        used = {name: sum(v - self._c0.get(name, {}).get(pid, 0.0) for pid, v in got.items())
+                for name, got in c1.items()}
+        return {"wall_s": wall, **used}
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+async def bench_fanout(settings: Settings, meter: CpuMeter, n_posts: int = 20
+                       ) -> dict[str, object]:
     """Fan out real posts of the most-followed accounts into cached feeds of all accounts;
-    inserts per second of wall time and per CPU-second of this (worker) process."""
+    inserts per second of wall time and per CPU-second of this (worker) process, by the Lua
+    path (single Redis) and by the pipeline path (what a Redis Cluster uses)."""
     ctx = await open_ctx(settings.replace(big_account_followers=10**9, fanout_chunk=2000))
     try:
         all_ids = [r["id"] for r in await ctx.db.fetch("SELECT id FROM accounts")]
@@ -142,15 +223,31 @@ async def bench_fanout(settings: Settings, n_posts: int = 20) -> dict[str, float
             "SELECT p.id, p.author_id FROM accounts a JOIN LATERAL (SELECT id, author_id FROM"
             " posts WHERE author_id = a.id ORDER BY id DESC LIMIT 1) p ON true"
             " ORDER BY a.followers_count DESC LIMIT $1", n_posts)
-        t0, c0 = time.perf_counter(), time.process_time()
-        inserts = 0
-        for r in top:
-            inserts += await fanout_post(ctx, r["id"], r["author_id"])
-        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-        return {"fanout_posts": len(top), "fanout_inserts": inserts,
-                "fanout_inserts_per_s": round(inserts / wall),
-                "fanout_inserts_per_cpu_s": round(inserts / cpu),
-                "fanout_seconds": round(wall, 2)}
+        out: dict[str, object] = {}
+        for path in ("lua", "pipeline"):
+            if path == "pipeline":  # the Redis Cluster code path, against the same server
+                ctx.settings = ctx.settings.replace(redis_cluster=True)
+            la = load_average()
+            meter.start()
+            t0, c0 = time.perf_counter(), time.process_time()
+            inserts = 0
+            for r in top:
+                inserts += await fanout_post(ctx, r["id"], r["author_id"])
+            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+            used = meter.stop()
+            res = {"fanout_posts": len(top), "fanout_inserts": inserts,
+                   "fanout_inserts_per_s": round(inserts / wall),
+                   "fanout_inserts_per_cpu_s": round(inserts / cpu),
+                   "fanout_seconds": round(wall, 2),
+                   "redis_cpu_us_per_insert": round(used.get("redis", 0) / inserts * 1e6, 2),
+                   "postgres_cpu_us_per_insert": round(used.get("postgres", 0) / inserts * 1e6,
+                                                       2),
+                   "load_average": la}
+            if path == "lua":
+                out.update(res)
+            else:
+                out["fanout_pipeline"] = res
+        return out
     finally:
         await close_ctx(ctx)
 
@@ -174,18 +271,24 @@ end
 
 
 def wrk(url: str, tokens: list[str], seconds: int, method: str = "GET",
-        body: str | None = None, conns: int = 32) -> dict[str, float]:
+        body: str | None = None, conns: int = 32, meter: CpuMeter | None = None
+        ) -> dict[str, object]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
         f.write(WRK_LUA % (", ".join(f'"{t}"' for t in tokens), method,
                            json.dumps(body) if body else "nil"))
         script = f.name
+    la = load_average()
+    if meter:
+        meter.start()
     try:
         out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", f"-c{conns}", f"-d{seconds}s",
                               "--latency", "-s", script, url],
                              capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(script)
+    used = meter.stop() if meter else {}
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    n = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
 
     def pct(p: str) -> float:
         m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
@@ -195,8 +298,44 @@ def wrk(url: str, tokens: list[str], seconds: int, method: str = "GET",
         return {"us": v / 1000, "ms": v, "s": v * 1000}[m.group(2)]
 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": round(rps), "p50_ms": pct("50"), "p99_ms": pct("99"),
-            "errors": int(non2xx.group(1)) if non2xx else 0}
+    timeouts = re.search(r"timeout (\d+)", out)
+    res: dict[str, object] = {"rps": round(rps), "p50_ms": pct("50"), "p99_ms": pct("99"),
+                              "errors": int(non2xx.group(1)) if non2xx else 0,
+                              "timeouts": int(timeouts.group(1)) if timeouts else 0,
+                              "requests": n, "seconds": seconds, "load_average": la}
+    if used and n:
+        app = used.get("app", 0.0)
+        res["app_cpu_util"] = round(app / used["wall_s"], 3)  # of the one pinned core
+        res["rps_per_app_core"] = round(n / app) if app else None
+        res["cpu_ms_per_request"] = {k: round(used.get(k, 0.0) / n * 1000, 3)
+                                     for k in ("app", "postgres", "redis")}
+    return res
+
+
+def combine(rounds: list[dict[str, object]]) -> dict[str, object]:
+    """One figure from alternating rounds: rates from the totals, the median round's
+    latencies, the worst p99 too, and every round as measured."""
+    n = sum(int(r["requests"]) for r in rounds)  # type: ignore[call-overload]
+    secs = sum(int(r["seconds"]) for r in rounds)  # type: ignore[call-overload]
+    out: dict[str, object] = {
+        "rps": round(n / secs),
+        "p50_ms": statistics.median(float(r["p50_ms"]) for r in rounds),  # type: ignore
+        "p99_ms": statistics.median(float(r["p99_ms"]) for r in rounds),  # type: ignore
+        "p99_ms_worst": max(float(r["p99_ms"]) for r in rounds),  # type: ignore[arg-type]
+        "errors": sum(int(r["errors"]) for r in rounds),  # type: ignore[call-overload]
+        "timeouts": sum(int(r["timeouts"]) for r in rounds),  # type: ignore[call-overload]
+        "requests": n, "seconds": secs}
+    cpu = [r["cpu_ms_per_request"] for r in rounds if "cpu_ms_per_request" in r]
+    if cpu:
+        per = {k: sum(float(c[k]) * int(r["requests"])  # type: ignore[index, call-overload]
+                      for c, r in zip(cpu, rounds, strict=True)) / n
+               for k in ("app", "postgres", "redis")}
+        out["cpu_ms_per_request"] = {k: round(v, 3) for k, v in per.items()}
+        out["rps_per_app_core"] = round(1000 / per["app"]) if per["app"] else None
+        out["app_cpu_util"] = round(statistics.mean(
+            float(r["app_cpu_util"]) for r in rounds), 3)  # type: ignore[arg-type]
+    out["rounds"] = rounds
+    return out
 
 
 def main() -> int:
@@ -206,24 +345,28 @@ def main() -> int:
     ap.add_argument("--mean-follows", type=float, default=100)
     ap.add_argument("--readers", type=int, default=500)
     ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--big-followers", type=int, default=0,
+                    help="big-account threshold (default: accounts / 20, at least 1000)")
     args = ap.parse_args()
     from rich.console import Console
     from rich.table import Table
 
     console = Console()
+    big_at = args.big_followers or max(1000, args.accounts // 20)
     with local_stack() as stack:
         pg, rd = stack["postgres"], stack["redis"]
         settings = Settings(database_url=pg.dsn, redis_url=rd.url,  # type: ignore[attr-defined]
                             rl_write_per_account=0, rl_write_per_ip=0, bench_endpoints=True,
-                            big_account_followers=max(1000, args.accounts // 20),
-                            db_pool_min=4, db_pool_max=16)
+                            big_account_followers=big_at, db_pool_min=4, db_pool_max=16)
         migrate(settings.database_url)
         with console.status("seeding with COPY…"):
             readers, tokens, stats = asyncio.run(
                 seed(settings.database_url, args.accounts, args.posts, args.mean_follows,
                      args.readers))
         console.print(f"seeded {args.accounts} accounts, {stats['follows']} follows, "
-                      f"{args.posts} posts in {stats['seed_seconds']} s")
+                      f"{args.posts} posts in {stats['seed_seconds']} s "
+                      f"({stats['seed_rows_per_s']} rows/s)")
         with console.status("warming feeds…"):
             asyncio.run(warm_feeds(settings, readers))
         port = free_port()
@@ -232,41 +375,76 @@ def main() -> int:
             ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "app.main:create_app",
              "--factory", "--port", str(port), "--workers", "1", "--log-level", "warning",
              "--no-access-log"], env=env, cwd=ROOT)
+        meter = CpuMeter(app=server.pid, postgres=pg.proc.pid,  # type: ignore[attr-defined]
+                         redis=rd.proc.pid)  # type: ignore[attr-defined]
+        results: dict[str, object] = {"accounts": args.accounts, "posts": args.posts, **stats,
+                                      "big_account_followers": big_at}
         try:
-            wait_port(port, timeout=30)
+            wait_port(port, timeout=900)  # a loaded machine can take minutes to import
             base = f"http://127.0.0.1:{port}/api/v1"
-            wrk(f"{base}/timelines/home?limit=40", tokens, 2)  # warm-up
-            results: dict[str, object] = {"accounts": args.accounts, "posts": args.posts,
-                                          **stats}
-            with console.status("home feed (fan-out)…"):
-                results["home_feed"] = wrk(f"{base}/timelines/home?limit=40", tokens,
-                                           args.seconds)
-            with console.status("home feed (pull-on-read baseline)…"):
-                results["pull_baseline"] = wrk(f"{base}/timelines/home_pull?limit=40", tokens,
-                                               args.seconds)
+            home_url, pull_url = f"{base}/timelines/home?limit=40", \
+                f"{base}/timelines/home_pull?limit=40"
+            wrk(home_url, tokens, 3)  # warm-up: sessions, big-account lists, plans
+            wrk(pull_url, tokens, 2)
+            home: list[dict[str, object]] = []
+            pull: list[dict[str, object]] = []
+            for i in range(args.rounds):
+                with console.status(f"home feed (fan-out), round {i + 1}…"):
+                    home.append(wrk(home_url, tokens, args.seconds, meter=meter))
+                with console.status(f"home feed (pull-on-read baseline), round {i + 1}…"):
+                    pull.append(wrk(pull_url, tokens, args.seconds, meter=meter))
+            results["home_feed"], results["pull_baseline"] = combine(home), combine(pull)
             with console.status("post creates…"):
                 results["post_create"] = wrk(f"{base}/posts", tokens, args.seconds, "POST",
-                                             '{"body": "benchmark post %d #bench"}', conns=16)
+                                             '{"body": "benchmark post %d #bench"}', conns=16,
+                                             meter=meter)
         finally:
             server.terminate()
             server.wait(timeout=20)
         with console.status("fan-out…"):
-            results.update(asyncio.run(bench_fanout(settings)))
-    home, pull = results["home_feed"], results["pull_baseline"]  # type: ignore[assignment]
-    results["speedup_vs_pull"] = round(home["rps"] / max(1, pull["rps"]), 1)  # type: ignore
+            meter = CpuMeter(postgres=pg.proc.pid, redis=rd.proc.pid)  # type: ignore
+            results.update(asyncio.run(bench_fanout(settings, meter)))
+    hf, pb = results["home_feed"], results["pull_baseline"]
+    results["speedup_vs_pull"] = round(hf["rps"] / max(1, pb["rps"]), 1)  # type: ignore
+    speed = [round(int(h["rps"]) / max(1, int(p["rps"])), 1)  # type: ignore[call-overload]
+             for h, p in zip(hf["rounds"], pb["rounds"], strict=True)]  # type: ignore[index]
+    results["speedup_vs_pull_per_round"] = speed
+    tot = {k: sum(v["cpu_ms_per_request"].values()) for k, v in  # type: ignore[index, union-attr]
+           (("home", hf), ("pull", pb)) if "cpu_ms_per_request" in v}  # type: ignore[operator]
+    if len(tot) == 2 and tot["home"]:
+        results["cpu_ms_per_request_total"] = {k: round(v, 3) for k, v in tot.items()}
+        results["speedup_vs_pull_cpu"] = round(tot["pull"] / tot["home"], 1)
+    results["home_feed_rps_per_app_core"] = hf.get("rps_per_app_core")  # type: ignore[union-attr]
     results["app_cores"] = 1
+    results["load_average_end"] = load_average()
+    results["cpus"] = os.cpu_count()
     results["measured_at"] = datetime.now(UTC).isoformat()
+    results["notes"] = (
+        "rps: wall-clock requests/s with the app pinned to one core, wrk on the other, "
+        "PostgreSQL and Redis floating, on a machine shared with other engineers (see "
+        "load_average); rps_per_app_core: requests per CPU-second of the app process; "
+        "cpu_ms_per_request: CPU of app, PostgreSQL and Redis per request; "
+        "speedup_vs_pull_cpu: total CPU per pull request / total CPU per home request; "
+        "fanout_*: this process pushing the newest post of the 20 most-followed accounts into "
+        "every account's cached feed (Lua path; fanout_pipeline: the Redis Cluster path)")
     table = Table(title="Freehold app hot paths (1 app core, loopback)")
-    for col in ("path", "req/s", "p50 ms", "p99 ms", "non-2xx"):
+    for col in ("path", "req/s", "req/s per app core", "p50 ms", "p99 ms", "CPU ms/req "
+                "app+pg+redis", "non-2xx"):
         table.add_column(col)
     for name in ("home_feed", "pull_baseline", "post_create"):
         r = results[name]  # type: ignore[assignment]
-        table.add_row(name, str(r["rps"]), f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",  # type: ignore
+        cpu = r.get("cpu_ms_per_request") or {}  # type: ignore[union-attr]
+        table.add_row(name, str(r["rps"]), str(r.get("rps_per_app_core")),  # type: ignore
+                      f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}",  # type: ignore[index]
+                      "+".join(f"{cpu.get(k, 0):.2f}" for k in ("app", "postgres", "redis")),
                       str(r["errors"]))  # type: ignore[index]
     console.print(table)
-    console.print(f"home feed / pull baseline: {results['speedup_vs_pull']}×; fan-out: "
-                  f"{results['fanout_inserts_per_s']} inserts/s wall, "
-                  f"{results['fanout_inserts_per_cpu_s']} per worker CPU-second")
+    console.print(f"home feed / pull baseline: {results['speedup_vs_pull']}× wall "
+                  f"(per round {speed}), {results.get('speedup_vs_pull_cpu')}× CPU per request; "
+                  f"fan-out: {results['fanout_inserts_per_s']} inserts/s wall, "
+                  f"{results['fanout_inserts_per_cpu_s']} per worker CPU-second "
+                  f"(pipeline path {results['fanout_pipeline']['fanout_inserts_per_cpu_s']});"
+                  f" load average {results['load_average_end']}")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     console.print(f"written {RESULTS.relative_to(ROOT)}")
