@@ -62,7 +62,7 @@ def served_app(app_settings: Settings, tmp_path: Path) -> Iterator[str]:
             return False
 
     try:
-        wait_for(up, timeout=180, every=0.2)  # generous: the CI machine may be busy
+        wait_for(up, timeout=300, every=0.5)  # generous: the CI machine may be busy
         yield base
     finally:
         stop_process(proc)
@@ -112,7 +112,8 @@ def test_signup_post_follow_report_jury_hides(served_app: str, client: TestClien
             args=CHROMIUM_ARGS, viewport=PHONE, device_scale_factor=2, is_mobile=True,
             has_touch=True, timeout=60_000)
         try:
-            ctx.set_default_timeout(30_000)
+            ctx.set_default_timeout(120_000)  # generous: the CI machine may be busy
+            expect.set_options(timeout=120_000)
             page = ctx.pages[0] if ctx.pages else ctx.new_page()
 
             # alice signs up and posts
