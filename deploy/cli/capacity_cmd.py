@@ -8,6 +8,7 @@ Exit codes: 0 a plan, 2 bad input (one line naming the field and the fix).
 
 from __future__ import annotations
 
+import re
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 from deploy.cli.common import console, fail, print_json
+from deploy.spec.models import NAME_PATTERN
 
 if TYPE_CHECKING:
     from deploy.capacity.model import Plan
@@ -54,6 +56,8 @@ def capacity(
         fail("--compare: give accounts separated by commas, e.g. 4M,10M")
     if not 1 <= headroom <= MAX_HEADROOM:
         fail(f"--headroom: {headroom:g} — give a multiple between 1 and {MAX_HEADROOM:g}")
+    if not re.fullmatch(NAME_PATTERN, name):
+        fail(f"--name: {name!r} is not a spec name — use lower-case letters, digits, - and _")
     if min_servers and emit_spec is None:
         fail("--min-servers: only with --emit-spec FILE (it sizes the emitted spec)")
     try:
@@ -84,7 +88,8 @@ def capacity(
     console.print(f"[bold]capacity plan for {n:,} accounts[/bold]", highlight=False)
     print_plan(console, plan)
     if plans:
-        console.print(compare_table([plan, *[p for p in plans if p.accounts != n]]))
+        by_accounts = {p.accounts: p for p in [*plans, plan]}
+        console.print(compare_table([by_accounts[a] for a in sorted(by_accounts)]))
     if written:
         console.print(f"wrote {written['file']}: {written['servers']} servers in "
                       f"{written['sites']} sites at {written['providers']} providers "

@@ -77,6 +77,7 @@ def test_emit_spec_writes_a_spec_that_checks_clean(tmp_path: Path) -> None:
     (["--profile", "/nonexistent/profile.yaml"], "no such profile"),
     (["--headroom", "0.5"], "--headroom"),
     (["--min-servers", "300"], "--min-servers: only with --emit-spec"),
+    (["--name", "Prod!", "--emit-spec", "/tmp/x.yaml"], "--name: 'Prod!' is not a spec name"),
     (["--emit-spec", "/nonexistent/dir/x.yaml"], "--emit-spec: /nonexistent/dir does not exist"),
 ])
 def test_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
