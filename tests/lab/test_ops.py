@@ -218,7 +218,7 @@ def test_dead_server_alert_and_status(deployed: dict[str, Any], lab: Any, spec: 
         hit = [r for r in rows if r["alert"] == "ServerDown" and r["instance"] == victim_killed]
         return (code, hit) if hit else None
 
-    code, hit = wait_for("ServerDown alert in freehold status", alert, timeout=150, every=5)
+    code, hit = wait_for("ServerDown alert in freehold status", alert, timeout=300, every=5)
     assert code == 1 and hit[0]["severity"] == "critical"
 
 
@@ -229,7 +229,7 @@ def test_status_ok_again_after_recovery(deployed: dict[str, Any], lab: Any, spec
         code, doc, _ = status(spec_path)
         return doc if code == 0 else None
 
-    doc = wait_for("status ok after recovery", healthy, timeout=180, every=5)
+    doc = wait_for("status ok after recovery", healthy, timeout=300, every=5)
     assert all(s["up"] for s in doc["servers"])
 
 
