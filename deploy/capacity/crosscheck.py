@@ -30,12 +30,15 @@ def hotpaths_per_core(path: Any = HOTPATHS) -> tuple[float, str] | None:
         return None
     if not isinstance(doc, Mapping):
         return None
+    when = str(doc.get("measured_at") or "")[:10] or "an unknown date"
+    per_cpu = _num(doc.get("home_feed_rps_per_app_core"))
+    if per_cpu and per_cpu > 0:
+        return per_cpu, when
     feed = doc.get("home_feed")
     rps = _num(feed.get("rps")) if isinstance(feed, Mapping) else None
     cores = _num(doc.get("app_cores")) or 1.0
     if not rps or rps <= 0 or cores <= 0:
         return None
-    when = str(doc.get("measured_at") or "")[:10] or "an unknown date"
     return rps / cores, when
 
 

@@ -284,3 +284,23 @@ def test_parse_accounts() -> None:
     for bad in ("10Q", "", "ten", "-5", "0"):
         with pytest.raises(ValueError):
             parse_accounts(bad)
+
+
+def test_measurement_list_first_present_wins_and_per_divides(tmp_path: Path) -> None:
+    from deploy.capacity.inputs import measurement
+
+    cal, bench = tmp_path / "calibration.json", tmp_path / "bench.json"
+    chain = [{"file": str(cal), "field": "rps_per_core", "by": "calibrate"},
+             {"file": str(bench), "field": "home_feed.rps", "per": "app_cores", "by": "bench",
+              "note": "home feed only"}]
+    got, why = measurement(chain, "x", tmp_path / "p.yaml")
+    assert got is None and "calibration.json absent" in why and "bench.json absent" in why
+    bench.write_text(json.dumps({"home_feed": {"rps": 300}, "app_cores": 2,
+                                 "measured_at": "2026-11-01T00:00:00Z"}))
+    got, _ = measurement(chain, "x", tmp_path / "p.yaml")
+    assert got is not None and got.value == 150
+    assert "(home_feed.rps / app_cores) — home feed only" in got.source
+    cal.write_text(json.dumps({"rps_per_core": 900}))  # no measured_at: the file's date
+    got, _ = measurement(chain, "x", tmp_path / "p.yaml")
+    assert got is not None and got.value == 900 and got.source.startswith("measured by "
+                                                                          "calibrate on 20")
