@@ -57,7 +57,7 @@ def served_app(app_settings: Settings, tmp_path: Path) -> Iterator[str]:
         if proc.poll() is not None:
             raise AssertionError(f"uvicorn exited: {(tmp_path / 'uvicorn.log').read_text()}")
         try:
-            return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+            return httpx.get(f"{base}/readyz", timeout=15).status_code == 200
         except httpx.HTTPError:
             return False
 
