@@ -109,7 +109,7 @@ def deployed(lab: Any, spec: ClusterSpec, spec_path: Path,
     pg = spec.servers_with_role("postgres")[0].name
     data_tier = lab.run(pg, "systemctl is-active patroni", timeout=30).stdout.strip()
     args = ["--roles", "base,monitoring,backup"] if data_tier == "active" else []
-    code, doc = deploy_subprocess(spec_path, *secrets_env, args, timeout=1800)
+    code, doc = deploy_subprocess(spec_path, *secrets_env, args, timeout=2700)
     assert code == 0 and doc["ok"], (doc.get("stopped"), [
         r for r in doc["results"] if r["status"] in ("failed", "unreachable")])
     return doc
