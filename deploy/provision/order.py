@@ -24,6 +24,9 @@ ROLE_ORDER: tuple[str, ...] = (
     "pgbouncer",
     "redis",
     "media",
+    "lb",
+    "app",
+    "worker",
     "monitoring",
     "backup",
 )
