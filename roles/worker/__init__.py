@@ -13,8 +13,10 @@ from pyinfra.operations import server, systemd
 
 from roles.app.config import CURRENT, ENV_FILE, HELPER, HOME, USER, keep_releases
 from roles.app.install import current_link, environment, install_release, unit_release
-from roles.common import config_file, render, template_path, this_server
+from roles.common import Ports, config_file, render, template_path, this_server
 from roles.worker.config import KINDS, instances, unit
+
+PORTS = Ports()  # workers listen on nothing: they consume Redis streams
 
 
 def _present_instances() -> set[str]:
