@@ -1,0 +1,277 @@
+"""`freehold up` on the lab (inventories/lab.yaml, the session's `main_lab`): the whole platform
+through the sites' virtual IPs. After up: sign up, post, follow, read the feed; a rolling deploy
+of a new release under light steady load fails no request; rollback; the server holding a
+site's virtual IP dies → the address moves and requests succeed again within 10 s; an app
+server dies under load → only requests in flight on it may fail; a second up changes nothing.
+
+Secrets are those tests/lab/test_deploy.py uses (its key and file in the lab's state folder),
+so both modules deploy the same cluster. Killed servers are started again by the drill.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.fernet import Fernet
+
+from deploy.spec import ClusterSpec, load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+LAB_SPEC = ROOT / "inventories" / "lab.yaml"
+FREEHOLD = [sys.executable, "-m", "deploy"]
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
+
+
+@pytest.fixture(scope="module")
+def spec() -> ClusterSpec:
+    return load_spec(LAB_SPEC)
+
+
+@pytest.fixture(scope="module")
+def env(main_lab: Any) -> dict[str, str]:
+    key = main_lab.plan.state_dir / "deploy-tests.key"
+    if not key.exists():
+        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(Fernet.generate_key())
+    out = {**os.environ, "FREEHOLD_SECRETS_KEY": key.read_bytes().strip().decode()}
+    out.pop("FREEHOLD_RELEASE_LABEL", None)
+    return out
+
+
+@pytest.fixture(scope="module")
+def secrets_path(main_lab: Any) -> Path:
+    return main_lab.plan.state_dir / "deploy-tests.secrets"
+
+
+def freehold(args: list[str], env: dict[str, str], timeout: float = 1800) -> tuple[int, Any]:
+    proc = subprocess.run([*FREEHOLD, *args], capture_output=True, text=True, env=env,
+                          cwd=ROOT, timeout=timeout)
+    try:
+        return proc.returncode, json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise AssertionError(f"freehold {' '.join(args)} exited {proc.returncode}: "
+                             f"{proc.stderr.strip()[-3000:]}") from None
+
+
+def up(env: dict[str, str], secrets_path: Path) -> tuple[int, dict[str, Any]]:
+    return freehold(["up", "--spec", str(LAB_SPEC), "--secrets", str(secrets_path), "--json"],
+                    env)
+
+
+@pytest.fixture(scope="module")
+def first_up(main_lab: Any, env: dict[str, str], secrets_path: Path) -> dict[str, Any]:
+    code, doc = up(env, secrets_path)
+    assert code == 0, doc
+    return doc
+
+
+@pytest.fixture(scope="module")
+def ca(first_up: dict[str, Any]) -> str:
+    return str(first_up["ca_file"])
+
+
+def vip(spec: ClusterSpec, site: str) -> str:
+    from roles.lb.config import site_vip
+
+    address = site_vip(spec, site)
+    assert address
+    return address
+
+
+def client(base: str, ca: str) -> Any:
+    import httpx
+
+    return httpx.Client(base_url=base, verify=ca, timeout=15)
+
+
+def wait_for(what: str, check: Any, timeout: float, every: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+
+
+def release_status(lab: Any, host: str) -> dict[str, Any]:
+    r = lab.run(host, "/usr/local/sbin/freehold-release status", timeout=30)
+    assert r.returncode == 0, r.stderr
+    return dict(json.loads(r.stdout))
+
+
+def running_release(lab: Any, host: str) -> str | None:
+    from roles.app.config import running_release as parse
+
+    r = lab.run(host, "tr '\\0' ' ' < /proc/$(systemctl show -p MainPID --value "
+                      "freehold-app)/cmdline", timeout=30)
+    return parse(r.stdout)
+
+
+# ---- after up ---------------------------------------------------------------------------
+
+def test_up_prints_urls_and_admin_and_smoke_passed(first_up: dict[str, Any],
+                                                   spec: ClusterSpec) -> None:
+    assert first_up["ok"] and first_up["deploy"]["failed_hosts"] == []
+    assert first_up["urls"] == [f"https://{vip(spec, 'a')}/", f"https://{vip(spec, 'b')}/"]
+    assert first_up["admin"]["username"] == "demo_admin"
+    assert set(first_up["smoke"]) == {"a", "b"}
+
+
+def test_sign_up_post_follow_read_the_feed_through_the_vip(first_up: dict[str, Any],
+                                                           spec: ClusterSpec, ca: str) -> None:
+    tag = uuid.uuid4().hex[:8]
+    with client(f"https://{vip(spec, 'a')}", ca) as site_a, \
+            client(f"https://{vip(spec, 'b')}", ca) as site_b:
+        r = site_a.post("/api/v1/accounts", json={"username": f"wri{tag}",
+                                                  "email": f"w{tag}@example.org",
+                                                  "password": "correct horse battery"})
+        assert r.status_code == 201, r.text
+        writer = r.json()
+        r = site_b.post("/api/v1/accounts", json={"username": f"rea{tag}",
+                                                  "email": f"r{tag}@example.org",
+                                                  "password": "correct horse battery"})
+        assert r.status_code == 201, r.text
+        reader = r.json()
+        auth_r = {"Authorization": f"Bearer {reader['token']}"}
+        auth_w = {"Authorization": f"Bearer {writer['token']}"}
+        r = site_b.post(f"/api/v1/accounts/{writer['account']['id']}/follow", headers=auth_r)
+        assert r.status_code in (200, 201), r.text
+        r = site_a.post("/api/v1/posts", json={"body": f"hello from site a #{tag}"},
+                        headers=auth_w)
+        assert r.status_code == 201, r.text
+        post_id = r.json()["id"]
+
+        def in_feed() -> bool:
+            feed = site_b.get("/api/v1/timelines/home", headers=auth_r)
+            assert feed.status_code == 200, feed.text
+            return post_id in json.dumps(feed.json())
+
+        wait_for("the post in the follower's home feed (fan-out worker)", in_feed, 30)
+        assert site_a.get("/").status_code < 500            # the web UI (app/web) answers
+
+
+# ---- rolling deploy and rollback ----------------------------------------------------------
+
+def test_rolling_deploy_under_steady_load_fails_no_request(
+        first_up: dict[str, Any], main_lab: Any, spec: ClusterSpec, ca: str,
+        env: dict[str, str], secrets_path: Path) -> None:
+    from deploy.provision.probe import SteadyLoad
+
+    before = {s.name: running_release(main_lab, s.name) for s in spec.servers_with_role("app")}
+    label = f"rolling-{uuid.uuid4().hex[:6]}"
+    with SteadyLoad(f"https://{vip(spec, 'a')}", ca, threads=3) as load_a, \
+            SteadyLoad(f"https://{vip(spec, 'b')}", ca, threads=1) as load_b:
+        time.sleep(2)
+        code, doc = freehold(["deploy", str(LAB_SPEC), "--roles", "app", "--yes", "--json",
+                              "--secrets", str(secrets_path)],
+                             {**env, "FREEHOLD_RELEASE_LABEL": label}, timeout=1200)
+        time.sleep(2)
+    assert code == 0 and doc["ok"], doc
+    after = {s.name: running_release(main_lab, s.name) for s in spec.servers_with_role("app")}
+    assert all(after[h] and after[h] != before[h] for h in after), (before, after)
+    assert len(set(after.values())) == 1
+    total = load_a.stats.requests + load_b.stats.requests
+    assert total > 50, (load_a.stats.to_doc(), load_b.stats.to_doc())
+    assert load_a.stats.failures == 0 and load_b.stats.failures == 0, (
+        load_a.stats.to_doc(), load_b.stats.to_doc())
+
+
+def test_rollback_returns_every_app_server_to_the_previous_release(
+        first_up: dict[str, Any], main_lab: Any, spec: ClusterSpec, env: dict[str, str]
+        ) -> None:
+    expected = {s.name: release_status(main_lab, s.name)["previous"]
+                for s in spec.servers_with_role("app")}
+    code, doc = freehold(["rollback", str(LAB_SPEC), "--yes", "--json"], env, timeout=900)
+    assert code == 0 and doc["ok"], doc
+    for host, rid in expected.items():
+        assert rid and running_release(main_lab, host) == rid, (host, rid)
+        assert release_status(main_lab, host)["current"] == rid
+
+
+# ---- failures -------------------------------------------------------------------------------
+
+def vip_holder(lab: Any, spec: ClusterSpec, site: str) -> str | None:
+    address = vip(spec, site)
+    for s in spec.servers_with_role("lb"):
+        if s.site != site:
+            continue
+        r = lab.run(s.name, f"ip -o -4 addr show | grep -q ' {address}/' && echo yes",
+                    timeout=20)
+        if r.stdout.strip() == "yes":
+            return s.name
+    return None
+
+
+def restore(lab: Any, host: str, spec: ClusterSpec) -> None:
+    """Start a killed server again and wait until its app (if any) is ready again."""
+    lab.start(host, timeout=120)
+    server = spec.server(host)
+
+    def ready() -> bool:
+        checks = ["systemctl is-active --quiet haproxy keepalived" if server.has("lb") else
+                  "true"]
+        if server.has("app"):
+            checks.append(f"curl -fsS -o /dev/null http://{server.mesh_address}:8000/readyz")
+        return lab.run(host, " && ".join(checks), timeout=20).returncode == 0
+
+    wait_for(f"{host} serving again", ready, 120, every=2)
+
+
+def test_vip_moves_when_its_holder_dies(first_up: dict[str, Any], main_lab: Any,
+                                        spec: ClusterSpec, ca: str) -> None:
+    from deploy.provision.probe import first_success
+
+    # the drill kills the serving-only balancer a3 (a2 also routes the database): move the
+    # address there first (nopreempt: it stays where it is until its holder fails)
+    if vip_holder(main_lab, spec, "a") != "a3":
+        main_lab.run("a2", "systemctl restart keepalived", timeout=30)
+    wait_for("a's virtual IP on a3", lambda: vip_holder(main_lab, spec, "a") == "a3", 20)
+    base = f"https://{vip(spec, 'a')}"
+    assert first_success(base, ca, timeout=10) is not None
+    main_lab.kill("a3")
+    try:
+        took = first_success(base, ca, timeout=30, every=0.1)
+        assert took is not None and took <= 10, took
+        assert vip_holder(main_lab, spec, "a") == "a2"
+    finally:
+        restore(main_lab, "a3", spec)
+
+
+def test_app_server_killed_under_load_fails_only_in_flight_requests(
+        first_up: dict[str, Any], main_lab: Any, spec: ClusterSpec, ca: str) -> None:
+    from deploy.provision.probe import SteadyLoad
+
+    threads = 4
+    with SteadyLoad(f"https://{vip(spec, 'a')}", ca, threads=threads, pause=0.02) as load:
+        time.sleep(3)
+        served_before = load.stats.requests
+        main_lab.kill("a3")      # a's app server (a2 holds the address now)
+        killed_at = time.monotonic()
+        time.sleep(12)
+    try:
+        after = [t for t in load.stats.fail_times if t >= killed_at]
+        assert served_before > 20 and load.stats.requests > served_before + 20, \
+            load.stats.to_doc()
+        # at most one request per client connection was in flight on a3
+        assert load.stats.failures <= threads and len(after) == load.stats.failures, \
+            load.stats.to_doc()
+    finally:
+        restore(main_lab, "a3", spec)
+
+
+def test_second_up_changes_nothing(first_up: dict[str, Any], env: dict[str, str],
+                                   secrets_path: Path) -> None:
+    code, doc = up(env, secrets_path)
+    assert code == 0 and doc["changed"] == 0 and doc["seeded_accounts"] == 0, doc["deploy"]
