@@ -325,15 +325,16 @@ def combine(rounds: list[dict[str, object]]) -> dict[str, object]:
         "errors": sum(int(r["errors"]) for r in rounds),  # type: ignore[call-overload]
         "timeouts": sum(int(r["timeouts"]) for r in rounds),  # type: ignore[call-overload]
         "requests": n, "seconds": secs}
-    cpu = [r["cpu_ms_per_request"] for r in rounds if "cpu_ms_per_request" in r]
-    if cpu:
-        per = {k: sum(float(c[k]) * int(r["requests"])  # type: ignore[index, call-overload]
-                      for c, r in zip(cpu, rounds, strict=True)) / n
+    timed = [r for r in rounds if "cpu_ms_per_request" in r]  # rounds that served requests
+    if timed:
+        m = sum(int(r["requests"]) for r in timed)  # type: ignore[call-overload]
+        per = {k: sum(float(r["cpu_ms_per_request"][k])  # type: ignore[index]
+                      * int(r["requests"]) for r in timed) / m  # type: ignore[call-overload]
                for k in ("app", "postgres", "redis")}
         out["cpu_ms_per_request"] = {k: round(v, 3) for k, v in per.items()}
         out["rps_per_app_core"] = round(1000 / per["app"]) if per["app"] else None
         out["app_cpu_util"] = round(statistics.mean(
-            float(r["app_cpu_util"]) for r in rounds), 3)  # type: ignore[arg-type]
+            float(r["app_cpu_util"]) for r in timed), 3)  # type: ignore[arg-type]
     out["rounds"] = rounds
     return out
 
