@@ -157,8 +157,11 @@ class Lab:
                     for d in top.iterdir():
                         if d.is_dir() and d.name not in servers:
                             servers[d.name] = _orphan(plan, d.name)
+            others = _other_lab_prefixes(plan)
             for ns in netns_list():
                 name = ns.removeprefix(plan.prefix)
+                if any(ns.startswith(o) for o in others):
+                    continue                # another lab's (e.g. "lab-h5" beside "lab")
                 if ns.startswith(plan.prefix) and ns != plan.router_ns and name not in servers:
                     servers[name] = _orphan(plan, name)
             total = len(servers)
@@ -355,3 +358,18 @@ def _servers_running_elsewhere(plan: LabPlan) -> int:
         return 0
     return sum(1 for lab in top.iterdir() if lab.is_dir() and lab.name != plan.name
                for d in lab.iterdir() if d.is_dir())
+
+
+def _other_lab_prefixes(plan: LabPlan) -> list[str]:
+    """Name prefixes of the other labs on this machine (their state folders), longer than ours
+    and starting with it: their namespaces must never be taken for our orphans."""
+    from deploy.lab.plan import lab_tag
+
+    out = []
+    with contextlib.suppress(FileNotFoundError):
+        for d in STATE_ROOT.iterdir():
+            if d.is_dir() and d.name != plan.name:
+                prefix = f"fh{lab_tag(d.name)}-"
+                if prefix != plan.prefix and prefix.startswith(plan.prefix):
+                    out.append(prefix)
+    return out
