@@ -13,7 +13,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from cryptography.fernet import Fernet
 
 from deploy.provision.secrets import Secrets, SecretStore
 from deploy.spec import ClusterSpec, load_spec
+from tests.lab.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_SPEC = ROOT / "inventories" / "lab.yaml"
@@ -84,17 +84,6 @@ def run(lab: Any, host: str, cmd: str, timeout: float = 60) -> str:
     r = lab.run(host, cmd, timeout=timeout)
     assert r.returncode == 0, f"{host}: {cmd}: {r.stderr or r.stdout}"
     return r.stdout
-
-
-def wait_for(what: str, check: Any, timeout: float, every: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
 
 
 # ---- first deploy ---------------------------------------------------------------------------

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +25,7 @@ from deploy.provision.order import ROLE_ORDER
 from deploy.spec import ClusterSpec, load_spec
 from roles.backup.config import FULL_UNIT, drill_host, repo_host
 from roles.monitoring.config import PROMETHEUS_PORT, scrape_jobs
+from tests.lab.waiting import wait_for as shared_wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
@@ -81,15 +83,7 @@ def freehold(args: list[str], timeout: float = 300) -> tuple[int, dict[str, Any]
     return proc.returncode, doc, time.monotonic() - started
 
 
-def wait_for(what: str, check: Any, timeout: float, every: float = 2.0) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+wait_for = partial(shared_wait_for, every=2.0)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from deploy.spec import ClusterSpec, load_spec
+from tests.lab.waiting import wait_for as shared_wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_SPEC = ROOT / "inventories" / "lab.yaml"
@@ -94,15 +96,7 @@ def client(base: str, ca: str) -> Any:
     return httpx.Client(base_url=base, verify=ca, timeout=15)
 
 
-def wait_for(what: str, check: Any, timeout: float, every: float = 0.5) -> Any:
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = check()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"{what}: not within {timeout:.0f} s (last: {last!r})")
+wait_for = partial(shared_wait_for, every=0.5)
 
 
 def release_status(lab: Any, host: str) -> dict[str, Any]:
