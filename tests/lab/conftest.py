@@ -22,6 +22,7 @@ import pytest
 
 from deploy.lab import Lab
 from deploy.lab.hygiene import Snapshot, snapshot
+from tests.lab.cli import LabSecrets
 
 REPO = Path(__file__).resolve().parents[2]
 SMALL_NAME = os.environ.get("FREEHOLD_LAB_TEST_NAME", "labtest")
@@ -113,3 +114,9 @@ def main_lab(lab_ready: None) -> Iterator[Lab]:
     finally:
         if not was_up:
             lab.down()
+
+
+@pytest.fixture(scope="session")
+def lab_secrets(main_lab: Lab) -> LabSecrets:
+    """The secrets every module deploying the main lab uses (tests/lab/cli.py)."""
+    return LabSecrets.of(main_lab)

@@ -2,8 +2,7 @@
 
 Module-scoped: the lab (inventories/lab.yaml) is brought up when it is not (and taken down
 only then), deployed once from bare, checked, deployed again (zero changes), then the failover
-drills run. Secrets and their key live in the lab's state folder, so they live as long as the
-lab's servers do.
+drills run. Secrets: the `lab_secrets` fixture (tests/lab/cli.py), shared with test_platform.
 """
 
 from __future__ import annotations
@@ -17,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 
 from deploy.provision.secrets import Secrets, SecretStore
 from deploy.spec import ClusterSpec, load_spec
+from tests.lab.cli import LabSecrets
 from tests.lab.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,39 +44,24 @@ def lab(main_lab: Any) -> Any:
     return main_lab
 
 
-@pytest.fixture(scope="module")
-def secrets_key(lab: Any) -> bytes:
-    path = lab.plan.state_dir / "deploy-tests.key"
-    if not path.exists():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(Fernet.generate_key())
-    return path.read_bytes().strip()
-
-
-@pytest.fixture(scope="module")
-def secrets_path(lab: Any) -> Path:
-    return lab.plan.state_dir / "deploy-tests.secrets"
-
-
-def deploy_cli(args: list[str], secrets_key: bytes, secrets_path: Path,
+def deploy_cli(args: list[str], lab_secrets: LabSecrets,
                timeout: float = 900) -> tuple[int, dict[str, Any]]:
     from deploy.provision.drill import deploy_subprocess
 
-    return deploy_subprocess(LAB_SPEC, secrets_path, secrets_key, args, timeout=timeout)
+    return deploy_subprocess(LAB_SPEC, lab_secrets.path, lab_secrets.key, args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
-def first_deploy(lab: Any, secrets_key: bytes, secrets_path: Path) -> dict[str, Any]:
-    code, doc = deploy_cli(DATA_TIER_ARGS, secrets_key, secrets_path, timeout=2400)
+def first_deploy(lab: Any, lab_secrets: LabSecrets) -> dict[str, Any]:
+    code, doc = deploy_cli(DATA_TIER_ARGS, lab_secrets, timeout=2400)
     doc["exit_code"] = code
     return doc
 
 
 @pytest.fixture(scope="module")
-def secrets(first_deploy: dict[str, Any], spec: ClusterSpec, secrets_key: bytes,
-            secrets_path: Path) -> Secrets:
-    return SecretStore(secrets_path, spec.name, key=secrets_key).load()
+def secrets(first_deploy: dict[str, Any], spec: ClusterSpec, lab_secrets: LabSecrets
+            ) -> Secrets:
+    return SecretStore(lab_secrets.path, spec.name, key=lab_secrets.key).load()
 
 
 def run(lab: Any, host: str, cmd: str, timeout: float = 60) -> str:
@@ -254,8 +238,8 @@ def test_object_written_in_one_site_is_read_in_another(
 
 
 def test_second_deploy_reports_zero_changes(first_deploy: dict[str, Any], lab: Any,
-                                            secrets_key: bytes, secrets_path: Path) -> None:
-    code, doc = deploy_cli(DATA_TIER_ARGS, secrets_key, secrets_path, timeout=600)
+                                            lab_secrets: LabSecrets) -> None:
+    code, doc = deploy_cli(DATA_TIER_ARGS, lab_secrets, timeout=600)
     assert code == 0, doc
     changed = [(r["host"], r["role"], r["changes"]) for r in doc["results"] if r["changed"]]
     assert doc["changed"] == 0 and doc["ok"], changed
@@ -297,11 +281,11 @@ def test_redis_serves_after_a_master_dies(first_deploy: dict[str, Any], lab: Any
 
 
 def test_a_host_down_is_reported_and_the_rest_continue(
-        first_deploy: dict[str, Any], lab: Any, spec: ClusterSpec, secrets_key: bytes,
-        secrets_path: Path) -> None:
+        first_deploy: dict[str, Any], lab: Any, spec: ClusterSpec, lab_secrets: LabSecrets
+        ) -> None:
     lab.stop("c3")
     try:
-        code, doc = deploy_cli(["--roles", "base"], secrets_key, secrets_path, timeout=300)
+        code, doc = deploy_cli(["--roles", "base"], lab_secrets, timeout=300)
     finally:
         lab.start("c3")
     assert code == 1

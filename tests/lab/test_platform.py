@@ -4,16 +4,14 @@ of a new release under light steady load fails no request; rollback; the server 
 site's virtual IP dies → the address moves and requests succeed again within 10 s; an app
 server dies under load → only requests in flight on it may fail; a second up changes nothing.
 
-Secrets are those tests/lab/test_deploy.py uses (its key and file in the lab's state folder),
-so both modules deploy the same cluster. Killed servers are started again by the drill.
+Secrets: the `lab_secrets` fixture (tests/lab/cli.py), shared with test_deploy.py, so both
+modules deploy the same cluster. Killed servers are started again by the drill.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import time
 import uuid
 from functools import partial
@@ -21,14 +19,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 
 from deploy.spec import ClusterSpec, load_spec
+from tests.lab.cli import LAB_SPEC, LabSecrets
+from tests.lab.cli import freehold as run_freehold
 from tests.lab.waiting import wait_for as shared_wait_for
-
-ROOT = Path(__file__).resolve().parents[2]
-LAB_SPEC = ROOT / "inventories" / "lab.yaml"
-FREEHOLD = [sys.executable, "-m", "deploy"]
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
@@ -39,30 +34,18 @@ def spec() -> ClusterSpec:
 
 
 @pytest.fixture(scope="module")
-def env(main_lab: Any) -> dict[str, str]:
-    key = main_lab.plan.state_dir / "deploy-tests.key"
-    if not key.exists():
-        fd = os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(Fernet.generate_key())
-    out = {**os.environ, "FREEHOLD_SECRETS_KEY": key.read_bytes().strip().decode()}
-    out.pop("FREEHOLD_RELEASE_LABEL", None)
-    return out
+def env(lab_secrets: LabSecrets) -> dict[str, str]:
+    return lab_secrets.env()
 
 
 @pytest.fixture(scope="module")
-def secrets_path(main_lab: Any) -> Path:
-    return main_lab.plan.state_dir / "deploy-tests.secrets"
+def secrets_path(lab_secrets: LabSecrets) -> Path:
+    return lab_secrets.path
 
 
 def freehold(args: list[str], env: dict[str, str], timeout: float = 1800) -> tuple[int, Any]:
-    proc = subprocess.run([*FREEHOLD, *args], capture_output=True, text=True, env=env,
-                          cwd=ROOT, timeout=timeout)
-    try:
-        return proc.returncode, json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        raise AssertionError(f"freehold {' '.join(args)} exited {proc.returncode}: "
-                             f"{proc.stderr.strip()[-3000:]}") from None
+    code, doc, _ = run_freehold(args, env, timeout)
+    return code, doc
 
 
 def up(env: dict[str, str], secrets_path: Path) -> tuple[int, dict[str, Any]]:

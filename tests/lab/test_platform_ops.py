@@ -1,17 +1,14 @@
 """On-call operations on the lab: monitoring targets up, an alert and `freehold status` while a
 server is dead and ok again after it is back, a restore drill that passes.
 
-Runs on the session's main lab (inventories/lab.yaml, the `main_lab` fixture; in CI
-tests/lab/test_deploy.py has deployed it first, with the secrets used here). Set
+Runs on the session's main lab (inventories/lab.yaml, the `main_lab` fixture) after
+tests/lab/test_platform.py (file order) has stood the whole platform up with the same secrets. Set
 FREEHOLD_OPS_LAB_SPEC to run on another lab spec that is already up (development)."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -19,22 +16,21 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from cryptography.fernet import Fernet
 
 from deploy.provision.order import ROLE_ORDER
 from deploy.spec import ClusterSpec, load_spec
 from roles.backup.config import FULL_UNIT, drill_host, repo_host
 from roles.monitoring.config import PROMETHEUS_PORT, scrape_jobs
+from tests.lab.cli import LAB_SPEC, LabSecrets, freehold
 from tests.lab.waiting import wait_for as shared_wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 VICTIM = "c3"  # backup drill server, worker, loadgen: no quorum depends on it
 
 
 @pytest.fixture(scope="module")
 def spec_path() -> Path:
-    return Path(os.environ.get("FREEHOLD_OPS_LAB_SPEC") or ROOT / "inventories" / "lab.yaml")
+    return Path(os.environ.get("FREEHOLD_OPS_LAB_SPEC") or LAB_SPEC)
 
 
 @pytest.fixture(scope="module")
@@ -56,31 +52,15 @@ def spec(spec_path: Path) -> ClusterSpec:
 
 @pytest.fixture(scope="module")
 def secrets_env(lab: Any) -> tuple[Path, bytes]:
-    """The secrets tests/lab/test_deploy.py deployed with (created when it has not run)."""
-    key_path = lab.plan.state_dir / "deploy-tests.key"
-    if not key_path.exists():
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(Fernet.generate_key())
-    return lab.plan.state_dir / "deploy-tests.secrets", key_path.read_bytes().strip()
+    """The secrets tests/lab/test_deploy.py and test_platform.py deployed with."""
+    secrets = LabSecrets.of(lab)
+    return secrets.path, secrets.key
 
 
 def run(lab: Any, host: str, cmd: str, timeout: float = 60) -> str:
     r = lab.run(host, cmd, timeout=timeout)
     assert r.returncode == 0, f"{host}: {cmd}: {r.stderr or r.stdout}"
     return r.stdout
-
-
-def freehold(args: list[str], timeout: float = 300) -> tuple[int, dict[str, Any], float]:
-    started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "deploy", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
-    try:
-        doc = json.loads(proc.stdout)
-    except json.JSONDecodeError:
-        raise AssertionError(f"freehold {' '.join(args)} exited {proc.returncode}: "
-                             f"{proc.stderr[-2000:]}") from None
-    return proc.returncode, doc, time.monotonic() - started
 
 
 wait_for = partial(shared_wait_for, every=2.0)
