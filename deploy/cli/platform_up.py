@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import typer
@@ -46,10 +47,18 @@ def run_up_command(spec: Path, secrets: Path | None, json_out: bool) -> None:
         with Progress(*columns, console=out, transient=True) as bar:
             task = bar.add_task("lab: starting", total=1)
 
+            started = time.monotonic()
+            last = [""]
+
             def step(prefix: str):  # noqa: ANN202 - a progress callback
                 def update(what: str, done: int, total: int) -> None:
                     bar.update(task, description=f"{prefix}{what}", completed=done,
                                total=max(1, total))
+                    if not out.is_terminal and f"{prefix}{what}" != last[0]:
+                        # logs and CI: one plain line per step instead of a live bar
+                        last[0] = f"{prefix}{what}"
+                        out.print(f"[{time.monotonic() - started:6.0f} s] {last[0]}",
+                                  highlight=False, markup=False)
                 return update
 
             report = run_up(spec, cluster, lab, secrets, progress=step(""),

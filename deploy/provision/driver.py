@@ -40,7 +40,23 @@ def patch_gevent() -> None:
         import gevent
 
         gevent.get_hub().exception_stream = None  # a dropped host is reported, not dumped
+        _dump_on_sigusr1()
         _patched = True
+
+
+def _dump_on_sigusr1() -> None:
+    """`kill -USR1 <pid>` prints every greenlet's stack to stderr: what a run that seems stuck
+    waits for (py-spy sees only gevent's hub)."""
+    import signal
+    import sys
+
+    def dump(signum: int, frame: Any) -> None:
+        from gevent.util import print_run_info
+
+        print_run_info(file=sys.stderr)
+
+    with contextlib.suppress(ValueError):  # not the main thread: no handler
+        signal.signal(signal.SIGUSR1, dump)
 
 
 @dataclass
@@ -314,9 +330,20 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
     finally:
         try:
             disconnect_all(state)
+            close_ssh_clients(inventory)
         finally:
             pyinfra_logger.removeHandler(logs)
     return failed
+
+
+def close_ssh_clients(inventory: Any) -> None:
+    """Close each host's SSH connection: pyinfra 3's `disconnect` leaves the paramiko client
+    open, so every phase would leak one connection (and a reader greenlet) per host."""
+    for h in inventory:
+        client = getattr(getattr(h, "connector", None), "client", None)
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
 
 
 QUORUM_ROLES = ("etcd", "postgres", "redis", "media")

@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploy.provision.patroni import SSHSettings, connect
 from deploy.spec import ClusterSpec
 
 Progress = Callable[[str, int, int], None]
@@ -64,32 +63,46 @@ def seed_command() -> str:
             f"-c \"{py}\"")
 
 
-def migrate_and_seed(spec: ClusterSpec, ssh: SSHSettings) -> tuple[str, int]:
-    """(migration output, accounts seeded now — 0 when the demo data was there)."""
+def _run(lab: Any, host: str, cmd: str, timeout: float) -> Any:
+    import subprocess
+
+    try:
+        return lab.run(host, cmd, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise UpError(f"{host}: `{cmd[:80]}` did not finish within {timeout:.0f} s — see "
+                      f"`freehold lab ssh {host} journalctl -n 50`") from None
+
+
+def migrate_and_seed(spec: ClusterSpec, lab: Any) -> tuple[str, int]:
+    """(migration output, accounts seeded now — 0 when the demo data was there), on the first
+    app server that answers. Over the lab's own `ssh` (a subprocess): Fabric's threads hang in
+    this gevent-patched process once pyinfra has run."""
     from roles.app.config import MIGRATE_UNIT
 
     errors = []
     for server in spec.servers_with_role("app"):
         try:
-            with connect(server, ssh) as conn:
-                rel = conn.run("readlink /opt/freehold/current", hide=True, warn=True,
-                               timeout=30).stdout.strip().rsplit("/", 1)[-1]
-                mig = conn.run(f"systemctl start {MIGRATE_UNIT}@{rel}.service && journalctl "
-                               f"-u {MIGRATE_UNIT}@{rel}.service -n 1 -o cat --no-pager",
-                               hide=True, warn=True, timeout=600)
-                if not mig.ok:
-                    raise UpError(f"migrations on {server.name} failed: "
-                                  f"{(mig.stderr or mig.stdout).strip()[-300:]}")
-                out = conn.run(seed_command(), hide=True, warn=True, timeout=600)
-                if not out.ok:
-                    raise UpError(f"seeding demo data on {server.name} failed: "
-                                  f"{(out.stderr or out.stdout).strip()[-300:]}")
-                doc = json.loads(out.stdout.strip().splitlines()[-1])
-                return mig.stdout.strip(), int(doc.get("accounts", 0))
-        except UpError:
-            raise
+            rel = lab.run(server.name, "readlink /opt/freehold/current",
+                          timeout=30).stdout.strip().rsplit("/", 1)[-1]
         except Exception as e:  # noqa: BLE001 - next app server
             errors.append(f"{server.name}: {type(e).__name__}: {e}")
+            continue
+        if not rel:
+            errors.append(f"{server.name}: no current release (/opt/freehold/current)")
+            continue
+        mig = _run(lab, server.name, f"systemctl start {MIGRATE_UNIT}@{rel}.service && journalctl "
+                                   f"-u {MIGRATE_UNIT}@{rel}.service -n 1 -o cat --no-pager",
+                      timeout=600)
+        if mig.returncode != 0:
+            raise UpError(f"migrations on {server.name} failed: "
+                          f"{(mig.stderr or mig.stdout).strip()[-300:]} — see `freehold lab ssh "
+                          f"{server.name} journalctl -u {MIGRATE_UNIT}@{rel}`")
+        out = _run(lab, server.name, seed_command(), timeout=600)
+        if out.returncode != 0:
+            raise UpError(f"seeding demo data on {server.name} failed: "
+                          f"{(out.stderr or out.stdout).strip()[-300:]}")
+        doc = json.loads(out.stdout.strip().splitlines()[-1])
+        return mig.stdout.strip(), int(doc.get("accounts", 0))
     raise UpError("no app server reachable to migrate and seed: " + "; ".join(errors))
 
 
@@ -190,10 +203,9 @@ def run_up(spec_path: Path, spec: ClusterSpec, lab: Any, secrets_path: Path | No
         raise UpError(f"deploy failed ({dep.stopped or '; '.join(bad)[:600]}) — fix it and "
                       f"run `freehold up` again (re-run hosts: {', '.join(dep.rerun_hosts())})")
 
-    ssh = SSHSettings(key=str(lab.ssh_key_path), known_hosts=str(lab.known_hosts_path))
     t0 = time.monotonic()
     progress("migrations and demo data", 0, 1)
-    _, report.seeded = migrate_and_seed(spec, ssh)
+    _, report.seeded = migrate_and_seed(spec, lab)
     progress("migrations and demo data", 1, 1)
     report.steps["migrate_seed"] = time.monotonic() - t0
 
