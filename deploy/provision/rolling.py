@@ -1,8 +1,11 @@
 """Rollback of the app over SSH (Fabric): every app server back to its previous release, one
 server at a time, alternating sites, each drained in HAProxy first and put back only once
 /readyz answers (the `freehold-release roll` helper roles/app installs does the work on the
-server). Worker-only servers switch back and restart their workers. A server that fails stops
-the roll-back there (the helper has already put that server back on the release it ran).
+server). Worker-only servers then follow the app servers: they switch to the release the app
+servers went back to (and restart their workers) unless they already run it, as when the release
+rolled back was only ever deployed to the app servers (`freehold deploy --roles app`). A server
+that fails stops the roll-back there (the helper has already put that server back on the release
+it ran).
 """
 
 from __future__ import annotations
@@ -91,7 +94,8 @@ def rollback(spec: ClusterSpec, ssh: SSHSettings, progress: Progress | None = No
             progress(f"{server.name}: rolling back ({role})")
         t0 = time.monotonic()
         try:
-            _rollback_one(spec, server, role, ssh, step)
+            _rollback_one(spec, server, role, ssh, step,
+                          target=app_target(report) if role == "worker" else None)
         except Exception as e:  # noqa: BLE001 - unreachable server: reported, roll-out stops
             step.status, step.detail = "unreachable", f"{type(e).__name__}: {e}"[-300:]
         step.seconds = time.monotonic() - t0
@@ -99,6 +103,13 @@ def rollback(spec: ClusterSpec, ssh: SSHSettings, progress: Progress | None = No
             report.stopped = f"stopped at {server.name}: {step.detail or step.status}"
     report.seconds = time.monotonic() - started
     return report
+
+
+def app_target(report: RollReport) -> str | None:
+    """The release the app servers went back to (the most common one), None without any."""
+    done = [st.after for st in report.steps if st.role == "app" and st.status == "ok"
+            and st.after]
+    return max(set(done), key=done.count) if done else None
 
 
 def _workers_restart(conn: Any, step: Step) -> bool:
@@ -110,10 +121,21 @@ def _workers_restart(conn: Any, step: Step) -> bool:
 
 
 def _rollback_one(spec: ClusterSpec, server: Server, role: str, ssh: SSHSettings,
-                  step: Step) -> None:
+                  step: Step, target: str | None = None) -> None:
+    """One server back to its previous release, or (worker-only servers) to `target`."""
     with connect(server, ssh) as conn:
         st = release_status(conn)
-        step.before, target = st.get("current"), st.get("previous")
+        step.before = st.get("current")
+        if target and target == step.before:
+            step.after, step.status = target, "ok"
+            step.detail = "already on the app servers' release"
+            return
+        if target and target not in st.get("releases", []):
+            step.status = "failed"
+            step.detail = (f"release {target} (the app servers') is not installed here — run "
+                           "`freehold deploy SPEC --roles worker` to install it")
+            return
+        target = target or st.get("previous")
         if not target:
             step.status, step.detail = "failed", "no previous release on this server"
             return

@@ -196,7 +196,9 @@ def run_up(spec_path: Path, spec: ClusterSpec, lab: Any, secrets_path: Path | No
     report.steps["deploy"] = time.monotonic() - t0
     report.changed = dep.changed
     report.deploy = {"changed": dep.changed, "failed_hosts": dep.failed_hosts,
-                     "stopped": dep.stopped, "seconds": round(dep.seconds, 1)}
+                     "stopped": dep.stopped, "seconds": round(dep.seconds, 1),
+                     "changes": [{"host": r.host, "role": r.role, "changes": r.changes}
+                                 for r in dep.results if r.changed]}
     if not dep.ok:
         bad = [f"{r.host}/{r.role}: {r.error}" for r in dep.results
                if r.status in ("failed", "unreachable")]

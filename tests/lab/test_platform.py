@@ -175,6 +175,11 @@ def test_rollback_returns_every_app_server_to_the_previous_release(
     for host, rid in expected.items():
         assert rid and running_release(main_lab, host) == rid, (host, rid)
         assert release_status(main_lab, host)["current"] == rid
+    # worker-only servers run what the app servers run (the rolled-back release never
+    # reached them: `--roles app`), so nothing there moved to an older release
+    for server in spec.servers_with_role("worker"):
+        if not server.has("app"):
+            assert release_status(main_lab, server.name)["current"] in expected.values()
 
 
 # ---- failures -------------------------------------------------------------------------------

@@ -115,6 +115,18 @@ def test_rollout_alternates_sites(spec: ClusterSpec) -> None:
     assert [s.name for s in batches(spec, "worker")] == ["a3", "b3", "c3"]
 
 
+def test_worker_only_servers_follow_the_app_servers_release() -> None:
+    from deploy.provision.rolling import RollReport, Step, app_target
+
+    report = RollReport(spec="lab")
+    assert app_target(report) is None            # no app server: workers use their previous
+    report.steps += [Step("a3", "app", after="r1", status="ok"),
+                     Step("b3", "app", after="r1", status="ok"),
+                     Step("a4", "app", after="r2", status="ok"),
+                     Step("b4", "app", after="r9", status="failed")]
+    assert app_target(report) == "r1"
+
+
 def test_release_id_stable_and_new_with_a_label(monkeypatch: pytest.MonkeyPatch,
                                                  tmp_path: Path) -> None:
     from deploy.provision.release import LABEL_ENV, release_id, runtime_pins

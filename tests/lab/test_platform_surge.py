@@ -2,8 +2,9 @@
 Locust master and workers on the spec's loadgen server, load through the load balancers; checks
 the report, the gates (exit code = verdict) and a calibration's measurements file.
 
-Needs the lab up with the platform deployed (`freehold up`: roles lb and app of issue 6); it is
-skipped, saying which part is missing, otherwise. Bounded: about 3 minutes of load.
+Needs the lab up with the platform deployed (`freehold up`: roles lb and app of issue 6), which
+tests/lab/test_platform.py does first in a whole run (file order); it is skipped, saying which
+part is missing, otherwise. Bounded: about 3 minutes of load.
 """
 
 from __future__ import annotations
