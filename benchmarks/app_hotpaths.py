@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import io
 import json
 import os
 import re
@@ -44,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from app.context import close_ctx, open_ctx  # noqa: E402
 from app.db import migrate  # noqa: E402
-from app.ids import EPOCH_MS, RANDOM_BITS  # noqa: E402
 from app.redis_client import feed_key  # noqa: E402
+from app.seed import seed_dataset  # noqa: E402
 from app.services import feed  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from app.worker.fanout import fanout_post  # noqa: E402
@@ -54,101 +53,31 @@ from deploy.localservices import free_port, local_stack, wait_port  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "app_hotpaths.json"
 
 
-def _graph(n: int, mean: float, rng: np.random.Generator) -> np.ndarray:
-    out = np.clip(rng.lognormal(np.log(mean) - 0.5, 1.0, n).astype(np.int64), 1, n - 1)
-    total = int(out.sum())
-    weights = 1.0 / np.arange(1, n + 1) ** 0.9
-    weights /= weights.sum()
-    followee = rng.choice(n, size=int(total * 1.15), p=weights)
-    follower = np.repeat(np.arange(n), out)
-    followee = followee[: len(follower)]
-    pairs = follower * n + followee
-    pairs = np.unique(pairs[follower != followee])
-    return np.stack([pairs // n, pairs % n], axis=1)
-
-
-def follow_graph(n: int, mean: float, rng: np.random.Generator) -> np.ndarray:
-    """(follower, followee) pairs: out-degree lognormal around `mean`, followees Zipf-like, so a
-    few accounts gather a large share of all follows. Popular accounts are drawn more than once
-    by the same follower and de-duplicated, so a first draw sets how much to draw again."""
-    state = rng.bit_generator.state
-    got = len(_graph(n, mean, rng)) / n
-    rng.bit_generator.state = state
-    return _graph(n, mean * mean / max(got, 1.0), rng)
-
-
-def binary_copy(*cols: np.ndarray) -> bytes:
-    """PostgreSQL binary COPY data for rows of bigint columns (built by numpy, no Python loop)."""
-    n = len(cols[0])
-    fields: list[tuple[str, str]] = [("n", ">i2")]
-    for i in range(len(cols)):
-        fields += [(f"l{i}", ">i4"), (f"v{i}", ">i8")]
-    rows = np.empty(n, dtype=np.dtype(fields))
-    rows["n"] = len(cols)
-    for i, c in enumerate(cols):
-        rows[f"l{i}"] = 8
-        rows[f"v{i}"] = c
-    return (b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") * 2 + rows.tobytes()
-            + (-1).to_bytes(2, "big", signed=True))
-
-
 async def seed(dsn: str, n_acc: int, n_posts: int, mean_follows: float, readers: int
                ) -> tuple[list[int], list[str], dict[str, float]]:
+    """The app's own seeder (app.seed, COPY), then sessions for the readers: ordinary
+    accounts (below the most-followed tenth)."""
+    rep = await seed_dataset(dsn, n_acc, posts_per_account=n_posts / n_acc,
+                             mean_follows=mean_follows)
     rng = np.random.default_rng(42)
-    t0 = time.perf_counter()
-    ids = rng.choice(2**62, size=n_acc, replace=False).astype(np.int64) + 1
     conn = await asyncpg.connect(dsn)
     try:
-        await conn.execute("SET session_replication_role = replica")  # no FK checks in COPY
-        now = datetime.now(UTC)
-        await conn.copy_records_to_table(
-            "accounts", columns=["id", "username", "email", "password_hash", "display_name",
-                                 "last_active_at"],
-            records=[(int(a), f"user{i}", f"user{i}@example.org", "x", f"User {i}", now)
-                     for i, a in enumerate(ids)])
-        edges = follow_graph(n_acc, mean_follows, rng)
-        await conn.copy_to_table(
-            "follows", columns=["follower_id", "followee_id"], format="binary",
-            source=io.BytesIO(binary_copy(ids[edges[:, 0]], ids[edges[:, 1]])))
-        # posts over the last 3 days, authors weighted like the follow graph
-        ms_now = int(time.time() * 1000)
-        times = np.sort(rng.integers(ms_now - 3 * 86400_000, ms_now - 60_000, n_posts))
-        pids = ((times - EPOCH_MS) << RANDOM_BITS) | rng.integers(0, 1 << RANDOM_BITS, n_posts)
-        w = 1.0 / np.arange(1, n_acc + 1) ** 0.5
-        authors = rng.choice(n_acc, size=n_posts, p=w / w.sum())
-        await conn.execute("SELECT freehold_ensure_post_partitions(2, 1)")
-        await conn.copy_records_to_table(
-            "posts", columns=["id", "author_id", "body"],
-            records=((int(p), int(ids[a]), f"post number {k} #bench{k % 50}")
-                     for k, (p, a) in enumerate(zip(pids, authors, strict=True))))
-        await conn.execute("SET session_replication_role = origin")
-        await conn.execute(
-            "UPDATE accounts a SET followers_count = c.n FROM (SELECT followee_id, count(*) n"
-            " FROM follows GROUP BY followee_id) c WHERE a.id = c.followee_id")
-        await conn.execute(
-            "UPDATE accounts a SET following_count = c.n FROM (SELECT follower_id, count(*) n"
-            " FROM follows GROUP BY follower_id) c WHERE a.id = c.follower_id")
-        await conn.execute(
-            "UPDATE accounts a SET posts_count = c.n FROM (SELECT author_id, count(*) n"
-            " FROM posts GROUP BY author_id) c WHERE a.id = c.author_id")
-        await conn.execute("ANALYZE")
-        # sessions for the readers: ordinary accounts (median follows)
-        reader_ids = [int(x) for x in rng.choice(ids[n_acc // 10:], size=readers, replace=False)]
+        ordinary = [int(r["id"]) for r in await conn.fetch(
+            "SELECT id FROM accounts ORDER BY followers_count DESC, id OFFSET $1", n_acc // 10)]
+        reader_ids = [int(x) for x in rng.choice(ordinary, size=readers, replace=False)]
         tokens = [secrets.token_urlsafe(32) for _ in reader_ids]
-        exp = now + timedelta(days=1)
+        exp = datetime.now(UTC) + timedelta(days=1)
         await conn.copy_records_to_table(
             "sessions", columns=["token_hash", "account_id", "expires_at"],
             records=[(hashlib.sha256(t.encode()).digest(), a, exp)
                      for t, a in zip(tokens, reader_ids, strict=True)])
-        secs = time.perf_counter() - t0
-        stats = {"seed_seconds": round(secs, 1), "follows": len(edges),
-                 "max_followers": int(await conn.fetchval(
-                     "SELECT max(followers_count) FROM accounts")),
+        stats = {"seed_seconds": rep["seconds"], "follows": rep["follows"],
+                 "max_followers": rep["max_followers"],
                  "accounts_50k_followers": int(await conn.fetchval(
                      "SELECT count(*) FROM accounts WHERE followers_count >= 50000")),
-                 "mean_follows": round(len(edges) / n_acc, 1),
-                 "seed_rows_per_s": round((n_acc + len(edges) + n_posts) / secs),
-                 "seed_note": "COPY of accounts, follows (binary) and posts, counters, ANALYZE"}
+                 "mean_follows": rep["mean_follows"], "seed_rows_per_s": rep["rows_per_s"],
+                 "seed_note": "app.seed: COPY of accounts, follows (binary), posts and their "
+                              "tags, counters, ANALYZE"}
     finally:
         await conn.close()
     return reader_ids, tokens, stats

@@ -114,14 +114,14 @@ def _print_outcome(outcome: Any) -> None:
 
 
 @contextmanager
-def _database(target: Any, dsn: str | None) -> Iterator[str]:
-    """The given DSN, or for a spec an SSH tunnel to its pgbouncer."""
+def _database(target: Any, dsn: str | None, secrets: Path | None = None) -> Iterator[str]:
+    """The given DSN, or for a spec an SSH tunnel to its database router."""
     if dsn:
         yield dsn
         return
     from deploy.loadtest.specdb import spec_dsn
 
-    with spec_dsn(target) as url:
+    with spec_dsn(target, secrets) as url:
         yield url
 
 
@@ -136,6 +136,8 @@ def seed(
     roster: Path | None = ROSTER_OPT,
     roster_only: bool = typer.Option(False, "--roster-only",
                                      help="Keep the data; only (re)write the roster."),
+    secrets: Path | None = typer.Option(
+        None, "--secrets", help="A spec's encrypted secrets file (default: beside the spec)."),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Seed a dataset shaped like the model (power-law follows, posts over time) via COPY."""
@@ -159,7 +161,7 @@ def seed(
     path = roster or tgt.default_roster
     try:
         with err_console.status(f"seeding {n:,} accounts into {tgt.label}…"), \
-                _database(tgt, dsn) as url:
+                _database(tgt, dsn, secrets) as url:
             rep = do_seed(url, tgt.label, n, path, members=members, skip_dataset=roster_only)
     except (SeedError, TargetError) as exc:
         fail(str(exc))

@@ -48,19 +48,45 @@ def _cpu_busy(conn: Any) -> tuple[float, float]:
     return sum(vals) - idle, sum(vals)
 
 
+def locust_wheels() -> Path:
+    """The wheels of Locust (the version installed here) and its dependencies for the servers'
+    Python, in one tar, built once into the operator's cache (deploy/provision/release.py)."""
+    from deploy.provision.context import default_assets_dir
+    from deploy.provision.release import (
+        ReleaseError,
+        dependency_wheels,
+        deps_archive,
+        runtime_pins,
+    )
+
+    cache = default_assets_dir()
+    try:
+        pins = runtime_pins(("locust", "PyYAML"))
+        return deps_archive(cache, dependency_wheels(cache, pins))
+    except ReleaseError as exc:
+        raise RunError(f"Locust wheels for the loadgen servers: {exc}") from None
+
+
 def prepare(conn: Any, run: str) -> None:
+    """A venv with this machine's Locust version, installed from wheels pushed from here (the
+    servers never reach PyPI), once; then this run's load-test modules."""
     want = version("locust")
     venv = f"{BASE}/venv"
     have = conn.run(f"{venv}/bin/python -m locust --version 2>/dev/null", hide=True, warn=True,
                     timeout=60).stdout
     if f"locust {want}" not in have:
-        r = conn.run(f"mkdir -p {BASE} && (test -x {venv}/bin/python || python3 -m venv {venv})"
-                     f" && {venv}/bin/pip install -q 'locust=={want}' PyYAML", hide=True,
+        archive = locust_wheels()
+        conn.run(f"mkdir -p {BASE}/wheels", hide=True, timeout=30)
+        conn.put(str(archive), f"{BASE}/wheels/{archive.name}")
+        r = conn.run(f"cd {BASE}/wheels && tar -xf {archive.name} && "
+                     f"(test -x {venv}/bin/python || python3 -m venv {venv}) && "
+                     f"{venv}/bin/pip install -q --no-index --find-links {BASE}/wheels "
+                     f"'locust=={want}' PyYAML && rm -f {BASE}/wheels/*.whl", hide=True,
                      warn=True, timeout=900)
         if not r.ok:
             raise RunError(f"{conn.host}: installing Locust {want} failed: "
                            f"{(r.stderr or r.stdout).strip()[-200:]} — the loadgen needs "
-                           "python3-venv and PyPI access")
+                           "python3-venv (roles/base installs it)")
     conn.run(f"mkdir -p {run}/loadtests {run}/out", hide=True, timeout=30)
     for m in MODULES:
         conn.put(str(ROOT / "loadtests" / f"{m}.py"), f"{run}/loadtests/{m}.py")

@@ -12,11 +12,8 @@ only the load test needs, also through the database:
 from __future__ import annotations
 
 import hashlib
-import importlib
-import inspect
 import secrets
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,44 +53,18 @@ class SeedReport:
                 "app_seed": self.app_seed}
 
 
-def app_seed_function() -> Callable[..., Any]:
-    """app.seed's entry point (written by the app benchmark's engineer)."""
-    try:
-        mod = importlib.import_module("app.seed")
-    except ImportError as exc:
-        raise SeedError("app.seed is not available in this checkout: the dataset is made by "
-                        "the app's COPY seeder — update the checkout") from exc
-    for name in ("seed", "seed_dataset", "run", "main_seed"):
-        fn = getattr(mod, name, None)
-        if callable(fn):
-            return fn  # type: ignore[no-any-return]
-    raise SeedError("app.seed has no seed() function — update the checkout")
-
-
 def run_app_seed(dsn: str, accounts: int, *, posts_per_account: float | None = None,
                  seed: int = 1) -> dict[str, Any]:
-    """Call app.seed with the arguments it takes (sync or async); return what it reports."""
-    fn = app_seed_function()
-    params = inspect.signature(fn).parameters
-    kw: dict[str, Any] = {}
-    for want, value in (("dsn", dsn), ("database_url", dsn), ("accounts", accounts),
-                        ("n_accounts", accounts), ("seed", seed), ("rng_seed", seed)):
-        if want in params:
-            kw[want] = value
-    if posts_per_account is not None:
-        for want in ("posts_per_account", "posts_per_account_mean"):
-            if want in params:
-                kw[want] = posts_per_account
-    result = fn(**kw)
-    if inspect.isawaitable(result):
-        import asyncio
+    """The dataset through app.seed (COPY); what it reports (counts, seconds, rows/s)."""
+    import asyncpg
 
-        result = asyncio.run(result)  # type: ignore[arg-type]
-    if result is None:
-        return {}
-    if isinstance(result, dict):
-        return result
-    return dict(getattr(result, "__dict__", {}) or {"result": str(result)})
+    from app.seed import seed as app_seed
+
+    try:
+        return app_seed(dsn, accounts, posts_per_account=posts_per_account, seed=seed)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise SeedError(f"seeding through {dsn.split('@')[-1]} failed: "
+                        f"{type(exc).__name__}: {exc}") from exc
 
 
 def _counts(cur: psycopg.Cursor[Any]) -> tuple[int, int, int]:

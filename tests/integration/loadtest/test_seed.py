@@ -7,7 +7,7 @@ import json
 import httpx
 import pytest
 
-from tests.integration.loadtest.conftest import HAS_APP_SEED, LtEnv, freehold
+from tests.integration.loadtest.conftest import LtEnv, freehold
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +58,6 @@ def test_seed_refuses_bad_input_in_one_line(lt_env: LtEnv) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr and "--dsn" in r.stderr
 
 
-@pytest.mark.skipif(not HAS_APP_SEED, reason="app.seed (the app's COPY seeder) is not in this "
-                    "checkout yet; the roster path above is tested on a fixture dataset")
 def test_seed_through_app_seed_reports_its_rate(lt_env: LtEnv) -> None:
     path = lt_env.file("roster-seeded.json")
     r = freehold("loadtest", "seed", lt_env.url, "--accounts", "2000", "--dsn", lt_env.dsn,

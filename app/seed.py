@@ -1,0 +1,171 @@
+"""The app's dataset seeder: accounts, a power-law follow graph and posts over time, by COPY.
+
+Used by `freehold loadtest seed` (a dataset shaped like the traffic model, through a tunnel to
+the cluster's database) and by benchmarks/app_hotpaths.py. It adds to what is there: usernames
+carry a batch tag, so a second seed never collides with the first or with real accounts.
+
+    seed(dsn, accounts=100_000, posts_per_account=10)   # -> {"accounts": ..., "rows_per_s": ...}
+
+Shape: out-degrees lognormal around `mean_follows`, followees Zipf-like (a few accounts gather
+most follows), post authors weighted the same way, post times uniform over the last `days` days,
+a hashtag on every post from a Zipf-distributed set. Counters (followers, following, posts, tag
+uses) are set afterwards in one statement each, then ANALYZE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import secrets
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from app.ids import EPOCH_MS, RANDOM_BITS
+
+TAGS = 200
+DEFAULT_MEAN_FOLLOWS = 40.0
+DEFAULT_POSTS_PER_ACCOUNT = 10.0
+
+
+def _graph(n: int, mean: float, rng: np.random.Generator) -> np.ndarray:
+    out = np.clip(rng.lognormal(np.log(mean) - 0.5, 1.0, n).astype(np.int64), 1, n - 1)
+    total = int(out.sum())
+    weights = 1.0 / np.arange(1, n + 1) ** 0.9
+    weights /= weights.sum()
+    followee = rng.choice(n, size=int(total * 1.15), p=weights)
+    follower = np.repeat(np.arange(n), out)
+    followee = followee[: len(follower)]
+    pairs = follower * n + followee
+    pairs = np.unique(pairs[follower != followee])
+    return np.stack([pairs // n, pairs % n], axis=1)
+
+
+def follow_graph(n: int, mean: float, rng: np.random.Generator) -> np.ndarray:
+    """(follower, followee) index pairs: out-degree lognormal around `mean`, followees Zipf-like.
+    Popular accounts drawn twice by one follower are de-duplicated, so a first draw sets how much
+    to draw again to land near `mean`."""
+    if n < 2:
+        return np.empty((0, 2), dtype=np.int64)
+    state = rng.bit_generator.state
+    got = len(_graph(n, mean, rng)) / n
+    rng.bit_generator.state = state
+    return _graph(n, mean * mean / max(got, 1.0), rng)
+
+
+def binary_copy(*cols: np.ndarray) -> bytes:
+    """PostgreSQL binary COPY data for rows of bigint columns (built by numpy, no Python loop)."""
+    n = len(cols[0])
+    fields: list[tuple[str, str]] = [("n", ">i2")]
+    for i in range(len(cols)):
+        fields += [(f"l{i}", ">i4"), (f"v{i}", ">i8")]
+    rows = np.empty(n, dtype=np.dtype(fields))
+    rows["n"] = len(cols)
+    for i, c in enumerate(cols):
+        rows[f"l{i}"] = 8
+        rows[f"v{i}"] = c
+    return (b"PGCOPY\n\xff\r\n\x00" + (0).to_bytes(4, "big") * 2 + rows.tobytes()
+            + (-1).to_bytes(2, "big", signed=True))
+
+
+async def _without_fk_triggers(conn: asyncpg.Connection) -> bool:
+    """Skip foreign-key triggers during COPY when allowed (superuser); the rows are written in
+    an order that satisfies them either way."""
+    try:
+        await conn.execute("SET session_replication_role = replica")
+        return True
+    except asyncpg.InsufficientPrivilegeError:
+        return False
+
+
+async def seed_dataset(dsn: str, accounts: int, *, posts_per_account: float | None = None,
+                       mean_follows: float | None = None, days: float = 3.0,
+                       rng_seed: int = 42) -> dict[str, Any]:
+    """Add `accounts` accounts, their follows and posts; return counts, seconds and rows/s."""
+    if accounts < 2:
+        raise ValueError("accounts: at least 2")
+    rng = np.random.default_rng(rng_seed)
+    n_posts = int(accounts * (DEFAULT_POSTS_PER_ACCOUNT if posts_per_account is None
+                              else posts_per_account))
+    mean = min(DEFAULT_MEAN_FOLLOWS if mean_follows is None else mean_follows, accounts - 1)
+    batch = secrets.token_hex(3)
+    t0 = time.perf_counter()
+    ids = rng.choice(2**62, size=accounts, replace=False).astype(np.int64) + 1
+    conn = await asyncpg.connect(dsn)
+    try:
+        fast = await _without_fk_triggers(conn)
+        now = datetime.now(UTC)
+        async with conn.transaction():
+            await conn.copy_records_to_table(
+                "accounts", columns=["id", "username", "email", "password_hash", "display_name",
+                                     "last_active_at"],
+                records=[(int(a), f"s{batch}_{i}", f"s{batch}_{i}@example.org", "!", f"User {i}",
+                          now) for i, a in enumerate(ids)])
+            edges = follow_graph(accounts, mean, rng)
+            await conn.copy_to_table(
+                "follows", columns=["follower_id", "followee_id"], format="binary",
+                source=io.BytesIO(binary_copy(ids[edges[:, 0]], ids[edges[:, 1]])))
+            ms_now = int(time.time() * 1000)
+            times = np.sort(rng.integers(ms_now - int(days * 86400_000), ms_now - 60_000,
+                                         max(n_posts, 1)))[:n_posts]
+            pids = ((times - EPOCH_MS) << RANDOM_BITS) | rng.integers(0, 1 << RANDOM_BITS,
+                                                                      n_posts)
+            w = 1.0 / np.arange(1, accounts + 1) ** 0.5
+            authors = rng.choice(accounts, size=n_posts, p=w / w.sum())
+            tw = 1.0 / np.arange(1, TAGS + 1)
+            tags = rng.choice(TAGS, size=n_posts, p=tw / tw.sum())
+            await conn.execute("SELECT freehold_ensure_post_partitions($1, 1)",
+                               int(days // 28) + 2)
+            await conn.copy_records_to_table(
+                "posts", columns=["id", "author_id", "body"],
+                records=((int(p), int(ids[a]), f"post {k} of the seed #topic{t}")
+                         for k, (p, a, t) in enumerate(zip(pids, authors, tags, strict=True))))
+            await conn.copy_records_to_table(
+                "post_tags", columns=["tag", "post_id"],
+                records=((f"topic{t}", int(p)) for p, t in zip(pids, tags, strict=True)))
+        if fast:
+            await conn.execute("SET session_replication_role = origin")
+        await _counters(conn, ids)
+        await conn.execute("ANALYZE accounts, follows, posts, post_tags, tags")
+        seconds = time.perf_counter() - t0
+        max_followers = int(await conn.fetchval(
+            "SELECT coalesce(max(followers_count), 0) FROM accounts WHERE id = ANY($1)",
+            [int(x) for x in ids]))
+    finally:
+        await conn.close()
+    rows = accounts + len(edges) + 2 * n_posts
+    return {"accounts": accounts, "follows": len(edges), "posts": n_posts,
+            "batch": f"s{batch}", "seconds": round(seconds, 2),
+            "rows_per_s": round(rows / seconds) if seconds > 0 else 0,
+            "mean_follows": round(len(edges) / accounts, 1), "max_followers": max_followers,
+            "fk_triggers": "skipped (superuser)" if fast else "checked"}
+
+
+async def _counters(conn: asyncpg.Connection, ids: np.ndarray) -> None:
+    """followers/following/posts counts of the new accounts' graph, and tag uses."""
+    batch = [int(x) for x in ids]
+    await conn.execute(
+        "UPDATE accounts a SET followers_count = c.n FROM (SELECT followee_id, count(*) n"
+        " FROM follows WHERE followee_id = ANY($1) GROUP BY followee_id) c"
+        " WHERE a.id = c.followee_id", batch)
+    await conn.execute(
+        "UPDATE accounts a SET following_count = c.n FROM (SELECT follower_id, count(*) n"
+        " FROM follows WHERE follower_id = ANY($1) GROUP BY follower_id) c"
+        " WHERE a.id = c.follower_id", batch)
+    await conn.execute(
+        "UPDATE accounts a SET posts_count = c.n FROM (SELECT author_id, count(*) n"
+        " FROM posts WHERE author_id = ANY($1) GROUP BY author_id) c"
+        " WHERE a.id = c.author_id", batch)
+    await conn.execute(
+        "INSERT INTO tags (tag, uses) SELECT tag, count(*) FROM post_tags GROUP BY tag"
+        " ON CONFLICT (tag) DO UPDATE SET uses = EXCLUDED.uses, last_used_at = now()")
+
+
+def seed(dsn: str, accounts: int, posts_per_account: float | None = None,
+         seed: int = 42) -> dict[str, Any]:
+    """Synchronous entry point (`freehold loadtest seed`)."""
+    return asyncio.run(seed_dataset(dsn, accounts, posts_per_account=posts_per_account,
+                                    rng_seed=seed))
