@@ -93,7 +93,9 @@ async def seed_dataset(dsn: str, accounts: int, *, posts_per_account: float | No
     mean = min(DEFAULT_MEAN_FOLLOWS if mean_follows is None else mean_follows, accounts - 1)
     batch = secrets.token_hex(3)
     t0 = time.perf_counter()
-    ids = rng.choice(2**62, size=accounts, replace=False).astype(np.int64) + 1
+    # ids from fresh entropy (the shape stays reproducible): a second seed adds new accounts
+    ids = np.random.default_rng().choice(2**62, size=accounts, replace=False).astype(
+        np.int64) + 1
     conn = await asyncpg.connect(dsn)
     try:
         fast = await _without_fk_triggers(conn)

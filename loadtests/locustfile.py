@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import locust.runners
 from locust import LoadTestShape, events
 
 from loadtests.recorder import Recorder
 from loadtests.users import PLAN, STATE, Member
 
 __all__ = ["Member", "PlanShape"]
+
+# A worker busy at 100% of its core (the point of a load test) can miss Locust's 1 s heartbeats
+# for a few seconds; with the default 3 missed beats the master declared the last worker missing
+# and stopped the whole run (seen on a loaded 1-core loadgen). 20 s still catches a dead worker.
+locust.runners.HEARTBEAT_LIVENESS = 20
 
 
 class PlanShape(LoadTestShape):

@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 VENV="${VENV:-.venv}"
 "$VENV/bin/ruff" check .
 # pytest exits 5 when it collects no test: that is a failure here too (set -e).
-exec "$VENV/bin/pytest" -q "$@"
+exec "$VENV/bin/pytest" -q --durations=30 "$@"

@@ -123,12 +123,18 @@ def run_remote(plan: Plan, plan_path: Path, out: Path, target: Target, *,
             c.put(str(Path(plan.roster)), f"{run}/roster.json")
             cpu0[s.name] = _cpu_busy(c)
         py = f"{BASE}/venv/bin/python -m locust -f {run}/loadtests/locustfile.py --headless"
-        env = f"cd {run} && FREEHOLD_LT_PLAN={run}/plan.json PYTHONPATH={run}"
+        env = f"cd {run} || exit 1; env FREEHOLD_LT_PLAN={run}/plan.json PYTHONPATH={run}"
 
         def start(c: Any, name: str, args: str, log: str) -> None:
+            # only the Locust command goes to the background, every stream redirected, so the
+            # SSH session ends at once (a backgrounded `cd && …` list would hold it open)
             cmd = (f"{env} nohup timeout {bound} {py} --host {shlex.quote(plan.host)} {args}"
                    f" > {run}/out/{log} 2>&1 < /dev/null & echo $!")
-            pids[name].append(c.run(cmd, hide=True, timeout=30).stdout.strip())
+            r = c.run(cmd, hide=True, warn=True, timeout=30)
+            if not r.ok or not r.stdout.strip().isdigit():
+                raise RunError(f"{name}: starting Locust failed: "
+                               f"{(r.stderr or r.stdout).strip()[-200:]}")
+            pids[name].append(r.stdout.strip())
 
         start(conns[master.name], master.name,
               f"--master --master-bind-host 0.0.0.0 --master-bind-port {MASTER_PORT}"
@@ -164,6 +170,12 @@ def run_remote(plan: Plan, plan_path: Path, out: Path, target: Target, *,
                      "master.out"):
             with contextlib.suppress(OSError, FileNotFoundError):
                 conns[master.name].get(f"{run}/out/{name}", str(out / name))
+    except RunError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - SSH and remote-command failures: one line
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise RunError(f"the loadgen servers over SSH: {type(exc).__name__}: {first} — check "
+                       f"`freehold status` and {run}/out on {master.name}") from None
     finally:
         for s in servers:
             if pids[s.name]:
