@@ -139,6 +139,29 @@ def test_sign_up_post_follow_read_the_feed_through_the_vip(first_up: dict[str, A
         assert site_a.get("/").status_code < 500            # the web UI (app/web) answers
 
 
+def test_web_ui_loads_in_headless_chromium_through_the_vip(first_up: dict[str, Any],
+                                                           spec: ClusterSpec,
+                                                           tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.browser import launch
+
+    base = f"https://{vip(spec, 'b')}"
+    with sync_api.sync_playwright() as pw:
+        # the lab's self-signed certificate is checked by the httpx tests (verify=ca)
+        ctx = launch(pw, tmp_path / "chromium-profile", ignore_https_errors=True)
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.goto(f"{base}/login")
+            page.fill("input[name=login]", first_up["admin"]["username"])
+            page.fill("input[name=password]", first_up["admin"]["password"])
+            page.click("form[action='/login'] button[type=submit]")
+            page.wait_for_url(f"{base}/")
+            sync_api.expect(page.locator("form[action='/logout']")).to_be_visible()
+            sync_api.expect(page.locator("#compose")).to_be_visible()
+        finally:
+            ctx.close()
+
+
 # ---- rolling deploy and rollback ----------------------------------------------------------
 
 def test_rolling_deploy_under_steady_load_fails_no_request(
@@ -232,7 +255,8 @@ def test_vip_moves_when_its_holder_dies(first_up: dict[str, Any], main_lab: Any,
 
 
 def test_app_server_killed_under_load_fails_only_in_flight_requests(
-        first_up: dict[str, Any], main_lab: Any, spec: ClusterSpec, ca: str) -> None:
+        first_up: dict[str, Any], main_lab: Any, spec: ClusterSpec, ca: str,
+        env: dict[str, str]) -> None:
     from deploy.provision.probe import SteadyLoad
 
     threads = 4
@@ -243,6 +267,11 @@ def test_app_server_killed_under_load_fails_only_in_flight_requests(
         killed_at = time.monotonic()
         time.sleep(12)
     try:
+        # `freehold status` reports the dead server while it lasts
+        code, doc = freehold(["status", str(LAB_SPEC), "--json"], env, timeout=180)
+        assert code == 1 and not doc["ok"], doc.get("problems")
+        row = next(s for s in doc["servers"] if s["server"] == "a3")
+        assert row["up"] is False, row
         after = [t for t in load.stats.fail_times if t >= killed_at]
         assert served_before > 20 and load.stats.requests > served_before + 20, \
             load.stats.to_doc()

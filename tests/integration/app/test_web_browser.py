@@ -23,12 +23,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.settings import Settings
+from tests.browser import launch
 from tests.integration.app.conftest import ROOT, make_admin, stop_process, wait_for
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 PASSWORD = "correct horse battery"
 PHONE = {"width": 390, "height": 844}
 
@@ -107,12 +104,9 @@ def test_signup_post_follow_report_jury_hides(served_app: str, client: TestClien
     text = f"Town hall tonight, bring questions #freehold x{tag}"
     expect = sync_api.expect
     with sync_api.sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
-            args=CHROMIUM_ARGS, viewport=PHONE, device_scale_factor=2, is_mobile=True,
-            has_touch=True, timeout=60_000)
+        ctx = launch(pw, tmp_path / "chromium-profile", viewport=PHONE, device_scale_factor=2,
+                     is_mobile=True, has_touch=True)
         try:
-            ctx.set_default_timeout(120_000)  # generous: the CI machine may be busy
             expect.set_options(timeout=120_000)
             page = ctx.pages[0] if ctx.pages else ctx.new_page()
 
