@@ -255,19 +255,26 @@ def _think(doc: Any, path: Path) -> tuple[Figure, Figure]:
     return lo, hi
 
 
-def load_model(path: Path | str | None = None) -> TrafficModel:
-    """The traffic model of a capacity profile; ProfileError (one line) when a number is missing."""
-    p = Path(path) if path else DEFAULT_PROFILE
-    if not p.exists():
-        raise ProfileError(f"{p}: no such profile — pass --profile FILE (the capacity profile)")
+def read_mapping(p: Path, error: type[Exception] = ProfileError) -> dict[str, Any]:
+    """A profile file's top-level mapping; `error` (one line, with the line number of a YAML
+    syntax error) otherwise. Shared with deploy/capacity/inputs.py."""
     try:
         doc = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark else ""
-        raise ProfileError(f"{p}{line}: not valid YAML — fix the syntax") from exc
+        raise error(f"{p}{line}: not valid YAML — fix the syntax") from exc
     if not isinstance(doc, Mapping):
-        raise ProfileError(f"{p}: expected a mapping at the top")
+        raise error(f"{p}: expected a mapping at the top")
+    return dict(doc)
+
+
+def load_model(path: Path | str | None = None) -> TrafficModel:
+    """The traffic model of a capacity profile; ProfileError (one line) when a number is missing."""
+    p = Path(path) if path else DEFAULT_PROFILE
+    if not p.exists():
+        raise ProfileError(f"{p}: no such profile — pass --profile FILE (the capacity profile)")
+    doc = read_mapping(p)
     dau = _one(doc, DAU_KEYS, p, "the share of accounts active on a day")
     peak = _one(doc, PEAK_KEYS, p, "the peak-to-average request factor")
     if not 0 < dau.value <= 1:

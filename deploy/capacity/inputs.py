@@ -16,8 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from loadtests.traffic import ProfileError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -107,15 +105,9 @@ def read_doc(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise CapacityProfileError(f"{path}: no such profile — pass --profile FILE (default "
                                    f"{os.path.relpath(DEFAULT_PROFILE)})")
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise CapacityProfileError(f"{path}{line}: not valid YAML — fix the syntax") from exc
-    if not isinstance(doc, dict):
-        raise CapacityProfileError(f"{path}: expected a mapping at the top")
-    return doc
+    from loadtests.traffic import read_mapping
+
+    return read_mapping(path, CapacityProfileError)
 
 
 def _number(raw: Any) -> float | None:
