@@ -1,7 +1,7 @@
 """The ASGI app: JSON API under /api/v1, /healthz, /readyz, /metrics, media proxy.
 
 `create_app(settings)` builds it (uvicorn: `app.main:create_app --factory`); the web UI
-(`app.web`, when present) mounts its routes on the same app.
+(`app.web`) mounts its routes on the same app.
 """
 
 from __future__ import annotations
@@ -107,10 +107,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         add_pull_baseline(app)
 
-    with contextlib.suppress(ImportError):
-        from app.web import mount  # the web UI, built on the same services
+    from app.web import mount  # the web UI, built on the same services
 
-        mount(app)
+    mount(app)
 
     app.add_middleware(metrics.MetricsMiddleware)
     return app

@@ -139,6 +139,29 @@ def test_sign_up_post_follow_read_the_feed_through_the_vip(first_up: dict[str, A
         assert site_a.get("/").status_code < 500            # the web UI (app/web) answers
 
 
+def test_web_ui_loads_in_headless_chromium_through_the_vip(first_up: dict[str, Any],
+                                                           spec: ClusterSpec,
+                                                           tmp_path: Path) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.browser import launch
+
+    base = f"https://{vip(spec, 'b')}"
+    with sync_api.sync_playwright() as pw:
+        # the lab's self-signed certificate is checked by the httpx tests (verify=ca)
+        ctx = launch(pw, tmp_path / "chromium-profile", ignore_https_errors=True)
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            page.goto(f"{base}/login")
+            page.fill("input[name=login]", first_up["admin"]["username"])
+            page.fill("input[name=password]", first_up["admin"]["password"])
+            page.click("form[action='/login'] button[type=submit]")
+            page.wait_for_url(f"{base}/")
+            sync_api.expect(page.locator("form[action='/logout']")).to_be_visible()
+            sync_api.expect(page.locator("#compose")).to_be_visible()
+        finally:
+            ctx.close()
+
+
 # ---- rolling deploy and rollback ----------------------------------------------------------
 
 def test_rolling_deploy_under_steady_load_fails_no_request(
