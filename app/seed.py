@@ -130,12 +130,13 @@ async def seed_dataset(dsn: str, accounts: int, *, posts_per_account: float | No
                 records=((f"topic{t}", int(p)) for p, t in zip(pids, tags, strict=True)))
         if fast:
             await conn.execute("SET session_replication_role = origin")
-        await _counters(conn, ids)
+        batch_ids = ids.tolist()
+        await _counters(conn, batch_ids)
         await conn.execute("ANALYZE accounts, follows, posts, post_tags, tags")
         seconds = time.perf_counter() - t0
         max_followers = int(await conn.fetchval(
             "SELECT coalesce(max(followers_count), 0) FROM accounts WHERE id = ANY($1)",
-            [int(x) for x in ids]))
+            batch_ids))
     finally:
         await conn.close()
     rows = accounts + len(edges) + 2 * n_posts
@@ -146,9 +147,8 @@ async def seed_dataset(dsn: str, accounts: int, *, posts_per_account: float | No
             "fk_triggers": "skipped (superuser)" if fast else "checked"}
 
 
-async def _counters(conn: asyncpg.Connection, ids: np.ndarray) -> None:
+async def _counters(conn: asyncpg.Connection, batch: list[int]) -> None:
     """followers/following/posts counts of the new accounts' graph, and tag uses."""
-    batch = [int(x) for x in ids]
     await conn.execute(
         "UPDATE accounts a SET followers_count = c.n FROM (SELECT followee_id, count(*) n"
         " FROM follows WHERE followee_id = ANY($1) GROUP BY followee_id) c"
