@@ -1,4 +1,4 @@
-"""Bounded polling shared by the lab test modules."""
+"""Bounded polling shared by the test modules (lab and integration)."""
 
 from __future__ import annotations
 

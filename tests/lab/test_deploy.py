@@ -20,7 +20,7 @@ import pytest
 from deploy.provision.secrets import Secrets, SecretStore
 from deploy.spec import ClusterSpec, load_spec
 from tests.lab.cli import LabSecrets
-from tests.lab.waiting import wait_for
+from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_SPEC = ROOT / "inventories" / "lab.yaml"

@@ -23,7 +23,7 @@ import pytest
 from deploy.spec import ClusterSpec, load_spec
 from tests.lab.cli import LAB_SPEC, LabSecrets
 from tests.lab.cli import freehold as run_freehold
-from tests.lab.waiting import wait_for as shared_wait_for
+from tests.waiting import wait_for as shared_wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 

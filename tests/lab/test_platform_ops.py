@@ -22,7 +22,7 @@ from deploy.spec import ClusterSpec, load_spec
 from roles.backup.config import FULL_UNIT, drill_host, repo_host
 from roles.monitoring.config import PROMETHEUS_PORT, scrape_jobs
 from tests.lab.cli import LAB_SPEC, LabSecrets, freehold
-from tests.lab.waiting import wait_for as shared_wait_for
+from tests.waiting import wait_for as shared_wait_for
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 VICTIM = "c3"  # backup drill server, worker, loadgen: no quorum depends on it

@@ -11,7 +11,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from app.db import migrate
 from app.main import create_app
 from app.settings import Settings
 from deploy.localservices import Postgres, Redis, SeaweedS3
+from tests.waiting import wait_for as shared_wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -108,14 +108,7 @@ def mkuser(client: TestClient) -> Callable[..., User]:
 
 def wait_for(fn: Callable[[], Any], timeout: float = 15.0, every: float = 0.05) -> Any:
     """Poll `fn` until it returns a truthy value (bounded in time); return that value."""
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"condition not met within {timeout} s (last: {last!r})")
+    return shared_wait_for("condition", fn, timeout, every)
 
 
 def home_ids(client: TestClient, user: User, limit: int = 100) -> list[str]:
