@@ -108,6 +108,29 @@ def leader(members: list[dict[str, Any]]) -> str | None:
     return None
 
 
+def sync_standby_streams(members: list[dict[str, Any]]) -> bool:
+    """A leader and a streaming synchronous standby (only that standby may be promoted)."""
+    return leader(members) is not None and any(
+        m.get("role") == "sync_standby" and m.get("state") in ("streaming", "running")
+        for m in members)
+
+
+def wait_protected(lab: Any, spec: ClusterSpec, limit_s: float = 120.0) -> list[dict[str, Any]]:
+    """Patroni's members once a synchronous standby streams (bounded): a drill that kills the
+    primary before then (just after a switchover, say) tests nothing but synchronous mode
+    refusing to promote an unsynchronised replica."""
+    deadline = time.monotonic() + limit_s
+    members = patroni_cluster(lab, spec)
+    while not sync_standby_streams(members) and time.monotonic() < deadline:
+        time.sleep(2)
+        members = patroni_cluster(lab, spec)
+    if not sync_standby_streams(members):
+        state = ", ".join(f"{m.get('name')} {m.get('role')} {m.get('state')}"
+                          for m in members) or "no member answered"
+        raise RuntimeError(f"no streaming synchronous standby after {limit_s:.0f} s: {state}")
+    return members
+
+
 @dataclass
 class WriterLog:
     acked: list[int] = field(default_factory=list)
@@ -168,6 +191,22 @@ def outage_end(killed_at: float, ack_times: list[float]) -> float | None:
     return times[i + 1] - killed_at
 
 
+def stored_ids(dsn: str, limit_s: float = 30.0) -> set[int] | None:
+    """Every id in drill_rows, retried while pgbouncer has no primary to log in to (bounded);
+    None when none answered within `limit_s`."""
+    import psycopg
+
+    deadline = time.monotonic() + limit_s
+    while True:
+        try:
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                return {r[0] for r in conn.execute("SELECT id FROM drill_rows").fetchall()}
+        except psycopg.Error:
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(1)
+
+
 def postgres_failover(lab: Any, spec: ClusterSpec, secrets: Secrets, via: str,
                       limit_s: float = 90.0, rejoin_s: float = 150.0) -> dict[str, Any]:
     """Kill the Patroni primary's server while a writer inserts through pgbouncer on `via`.
@@ -175,47 +214,52 @@ def postgres_failover(lab: Any, spec: ClusterSpec, secrets: Secrets, via: str,
     missing acknowledged rows, and whether the old primary rejoined as a replica."""
     import psycopg
 
-    members = patroni_cluster(lab, spec)
+    members = wait_protected(lab, spec)
     old = leader(members)
-    if old is None:
-        raise RuntimeError(f"no Patroni leader: {members}")
     if old == via:
         raise RuntimeError(f"the writer's pgbouncer server {via} is the primary itself")
-    with Tunnel(lab, via, "127.0.0.1", PGBOUNCER_PORT) as tunnel:
-        dsn = app_dsn(tunnel.local_port, secrets)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute("DROP TABLE IF EXISTS drill_rows")
-            conn.execute("CREATE TABLE drill_rows (id bigint PRIMARY KEY, "
-                         "at timestamptz NOT NULL DEFAULT now())")
-        writer = RowWriter(dsn)
-        writer.start()
-        try:
-            deadline = time.monotonic() + 20
-            while len(writer.log.acked) < 50 and time.monotonic() < deadline:
-                time.sleep(0.1)
-            before_kill = len(writer.log.acked)
-            killed_at = time.monotonic()
-            lab.kill(old)
-            recovered: float | None = None
-            deadline = killed_at + limit_s
-            while time.monotonic() < deadline:
-                now = time.monotonic()
-                recovered = outage_end(killed_at, writer.log.ack_times)
-                flowing = bool(writer.log.ack_times) and now - writer.log.ack_times[-1] < 1.0
-                if recovered is not None and flowing and now - (killed_at + recovered) >= 3.0:
-                    break
-                time.sleep(0.2)
-            time.sleep(2)  # a few more rows on the new primary
-        finally:
-            writer.stop_event.set()
-            writer.join(timeout=60)
-        acked = list(writer.log.acked)
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            present = {r[0] for r in conn.execute("SELECT id FROM drill_rows").fetchall()}
-    missing = sorted(set(acked) - present)
-    new = leader(patroni_cluster(lab, spec, exclude={old}))
-    # the old primary's server comes back: Patroni rewinds it and it follows the new leader
-    lab.start(old)
+    killed = False
+    try:
+        with Tunnel(lab, via, "127.0.0.1", PGBOUNCER_PORT) as tunnel:
+            dsn = app_dsn(tunnel.local_port, secrets)
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("DROP TABLE IF EXISTS drill_rows")
+                conn.execute("CREATE TABLE drill_rows (id bigint PRIMARY KEY, "
+                             "at timestamptz NOT NULL DEFAULT now())")
+            writer = RowWriter(dsn)
+            writer.start()
+            try:
+                deadline = time.monotonic() + 20
+                while len(writer.log.acked) < 50 and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                before_kill = len(writer.log.acked)
+                killed_at = time.monotonic()
+                lab.kill(old)
+                killed = True
+                recovered: float | None = None
+                deadline = killed_at + limit_s
+                while time.monotonic() < deadline:
+                    now = time.monotonic()
+                    recovered = outage_end(killed_at, writer.log.ack_times)
+                    flowing = bool(writer.log.ack_times) and \
+                        now - writer.log.ack_times[-1] < 1.0
+                    if recovered is not None and flowing and \
+                            now - (killed_at + recovered) >= 3.0:
+                        break
+                    time.sleep(0.2)
+                time.sleep(2)  # a few more rows on the new primary
+            finally:
+                writer.stop_event.set()
+                writer.join(timeout=60)
+            acked = list(writer.log.acked)
+            present = stored_ids(dsn)
+        missing = sorted(set(acked) - present) if present is not None else None
+        after = patroni_cluster(lab, spec, exclude={old})
+    finally:
+        # the old primary's server comes back (even when the drill failed): Patroni rewinds
+        # it and it follows the new leader
+        if killed:
+            lab.start(old)
     rejoined_s: float | None = None
     state: dict[str, Any] = {}
     started = time.monotonic()
@@ -229,10 +273,12 @@ def postgres_failover(lab: Any, spec: ClusterSpec, secrets: Secrets, via: str,
         time.sleep(2)
     rewind = lab.run(old, "journalctl -u patroni --no-pager | grep -ci rewind || true",
                      timeout=30).stdout.strip()
-    return {"old_leader": old, "new_leader": new, "recovery_s": recovered,
+    return {"old_leader": old, "new_leader": leader(after), "recovery_s": recovered,
             "acked_before_kill": before_kill, "acked": len(acked), "missing": missing,
             "errors": len(writer.log.errors), "rejoined_s": rejoined_s,
-            "old_leader_state": state, "rewind_log_lines": int(rewind or 0)}
+            "old_leader_state": state, "rewind_log_lines": int(rewind or 0),
+            "members_after_kill": [{k: m.get(k) for k in ("name", "role", "state")}
+                                   for m in after]}
 
 
 AUTH = "REDISCLI_AUTH=$(awk '/^requirepass/{print $2}' /etc/redis/freehold-auth.conf)"
@@ -275,17 +321,24 @@ def redis_failover(lab: Any, spec: ClusterSpec, avoid: set[str], limit_s: float 
     victim = victims[0]
     asker = next(s.name for s in spec.servers_with_role("redis")
                  if s.site != victim.site and s.name not in avoid)
-    if not redis_serves(lab, asker):
-        raise RuntimeError("the Redis cluster does not serve before the drill")
+    deadline = time.monotonic() + 60
+    while not redis_serves(lab, asker):
+        if time.monotonic() >= deadline:
+            info = redis_cli(lab, asker, "CLUSTER INFO").stdout.split()
+            raise RuntimeError("the Redis cluster does not serve before the drill (60 s): "
+                               + " ".join(i for i in info if i.startswith("cluster_")))
+        time.sleep(2)
     killed_at = time.monotonic()
     lab.kill(victim.name)
     served: float | None = None
-    while time.monotonic() < killed_at + limit_s:
-        if redis_serves(lab, asker):
-            served = time.monotonic() - killed_at
-            break
-        time.sleep(0.5)
-    lab.start(victim.name)
+    try:
+        while time.monotonic() < killed_at + limit_s:
+            if redis_serves(lab, asker):
+                served = time.monotonic() - killed_at
+                break
+            time.sleep(0.5)
+    finally:
+        lab.start(victim.name)
     back: float | None = None
     started = time.monotonic()
     while time.monotonic() < started + rejoin_s:

@@ -69,6 +69,20 @@ def leader_of(rows: list[dict[str, Any]]) -> str | None:
     return None
 
 
+def protected(rows: list[dict[str, Any]]) -> bool:
+    """A leader runs and a synchronous standby streams from it: in synchronous mode only that
+    standby may be promoted, so until one streams a dead primary is replaced by nobody."""
+    return leader_of(rows) is not None and any(
+        r.get("Role") == "Sync Standby" and r.get("State") in ("streaming", "running")
+        for r in rows)
+
+
+def summary(rows: list[dict[str, Any]]) -> str:
+    """`a1 Leader running, b1 Sync Standby streaming` (for one-line errors)."""
+    return ", ".join(f"{r.get('Member')} {r.get('Role')} {r.get('State')}" for r in rows) or \
+        "no members"
+
+
 def pick_candidate(spec: ClusterSpec, rows: list[dict[str, Any]], to: str | None) -> str:
     """`to` when it is a running replica; else the synchronous standby; else the replica with
     the least lag outside the leader's site."""
@@ -100,8 +114,9 @@ def pick_candidate(spec: ClusterSpec, rows: list[dict[str, Any]], to: str | None
 
 def switchover(spec: ClusterSpec, ssh: SSHSettings, to: str | None = None,
                timeout: float = 90.0) -> dict[str, Any]:
-    """Planned switchover; waits (bounded) until the candidate leads and the old leader runs
-    as a replica. Returns {"from", "to", "seconds", "before", "after"}."""
+    """Planned switchover; waits (bounded) until the candidate leads, the old leader runs as a
+    replica and a synchronous standby streams again (the cluster survives the next failure).
+    Returns {"from", "to", "seconds", "before", "after"}."""
     asked, before = members_list(spec, ssh)
     leader = leader_of(before)
     if leader is None:
@@ -120,11 +135,12 @@ def switchover(spec: ClusterSpec, ssh: SSHSettings, to: str | None = None,
         _, after = members_list(spec, ssh)
         old = [r for r in after if r.get("Member") == leader]
         if (leader_of(after) == candidate and old
-                and old[0].get("State") in ("running", "streaming")):
+                and old[0].get("State") in ("running", "streaming") and protected(after)):
             break
         time.sleep(1)
     else:
         raise PatroniError(f"{candidate} did not become leader with {leader} running as a "
-                           f"replica within {timeout:.0f} s")
+                           f"replica and a synchronous standby streaming within "
+                           f"{timeout:.0f} s: {summary(after)}")
     return {"from": leader, "to": candidate, "seconds": round(time.monotonic() - started, 1),
             "before": before, "after": after}

@@ -69,17 +69,18 @@ BOOTSTRAP_WAIT_S = 300  # initdb on the leader, then a base backup per replica
 
 
 def patroni_role(mesh_address: str) -> str:
-    """Wait (bounded) until the local Patroni runs PostgreSQL, then say leader/replica/none."""
+    """Wait (bounded) until the local Patroni runs PostgreSQL as the leader holding the lock
+    (/primary answers 200) or as a replica (/replica answers 200), then say leader/replica;
+    none when neither came. (/health alone is not enough: a member that has just run initdb
+    serves before it takes the leader key, and would be taken for a replica.)"""
+    base = f"http://{mesh_address}:{REST_PORT}"
     out = host.get_fact(
         Command,
-        f"for i in $(seq 1 {BOOTSTRAP_WAIT_S}); do "
-        f"curl -fs --max-time 3 -o /dev/null http://{mesh_address}:{REST_PORT}/health "
-        f"&& break; sleep 1; "
-        f"done; code=$(curl -s -o /dev/null -w '%{{http_code}}' "
-        f"http://{mesh_address}:{REST_PORT}/primary); "
-        f"if [ \"$code\" = 200 ]; then echo leader; "
-        f"elif curl -fs -o /dev/null http://{mesh_address}:{REST_PORT}/health; "
-        f"then echo replica; else echo none; fi",
+        f"role=none; end=$(( $(date +%s) + {BOOTSTRAP_WAIT_S} )); "
+        f"while [ $(date +%s) -lt $end ]; do "
+        f"if curl -fs --max-time 3 -o /dev/null {base}/primary; then role=leader; break; fi; "
+        f"if curl -fs --max-time 3 -o /dev/null {base}/replica; then role=replica; break; fi; "
+        f"sleep 1; done; echo $role",
     )
     return (out or "none").strip()
 

@@ -255,6 +255,9 @@ def test_planned_switchover_command(first_deploy: dict[str, Any], lab: Any,
     after = {r["Member"]: r for r in doc["after"]}
     assert after[doc["to"]]["Role"] == "Leader"
     assert after[doc["from"]]["State"] in ("running", "streaming")
+    # protected again: a synchronous standby streams (the next failure promotes it)
+    assert [r for r in doc["after"] if r["Role"] == "Sync Standby"
+            and r["State"] in ("running", "streaming")], doc["after"]
 
 
 def test_failover_when_the_primary_dies(first_deploy: dict[str, Any], lab: Any,
