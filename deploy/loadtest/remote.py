@@ -67,6 +67,28 @@ def locust_wheels() -> Path:
         raise RunError(f"Locust wheels for the loadgen servers: {exc}") from None
 
 
+RESULT_FILES = ("steps.json", "locust_stats.csv", "locust_stats_history.csv",
+                "locust_failures.csv", "locust_exceptions.csv", "report.html", "master.out")
+
+
+def fetch(conn: Any, remote_dir: str, out: Path, attempts: int = 2) -> list[str]:
+    """Copy the run's result files back (a file Locust did not write is skipped); returns one
+    line per file that could not be copied for another reason (after `attempts` tries)."""
+    errors = []
+    for name in RESULT_FILES:
+        for attempt in range(attempts):
+            try:
+                conn.get(f"{remote_dir}/{name}", str(out / name))
+                break
+            except FileNotFoundError:
+                break
+            except OSError as exc:
+                if attempt == attempts - 1:
+                    errors.append(f"{name}: {type(exc).__name__}: {exc}")
+                time.sleep(1)
+    return errors
+
+
 def prepare(conn: Any, run: str) -> None:
     """A venv with this machine's Locust version, installed from wheels pushed from here (the
     servers never reach PyPI), once; then this run's load-test modules."""
@@ -165,11 +187,16 @@ def run_remote(plan: Plan, plan_path: Path, out: Path, target: Target, *,
             b0, tt0 = cpu0[s.name]
             if t1 > tt0:
                 cores_used.append((b1 - b0) / (t1 - tt0) * max(1, s.cores))
-        for name in ("steps.json", "locust_stats.csv", "locust_stats_history.csv",
-                     "locust_failures.csv", "locust_exceptions.csv", "report.html",
-                     "master.out"):
-            with contextlib.suppress(OSError, FileNotFoundError):
-                conns[master.name].get(f"{run}/out/{name}", str(out / name))
+        fetch_errors = fetch(conns[master.name], f"{run}/out", out)
+        if not (out / "steps.json").exists():
+            # say why here, while the session is open: the master's last lines and the folder
+            seen = conns[master.name].run(
+                f"ls {run}/out 2>&1 | tr '\\n' ' '; echo '|'; tail -n 5 {run}/out/master.out "
+                f"2>&1 | tr '\\n' ' '", hide=True, warn=True, timeout=30).stdout.strip()
+            raise RunError(f"the Locust master on {master.name} wrote no step results "
+                           f"({'timed out' if timed_out else 'exited'} after "
+                           f"{time.monotonic() - t0:.0f} s; {run}/out: {seen[:600]}"
+                           f"{'; fetching: ' + fetch_errors[0] if fetch_errors else ''})")
     except RunError:
         raise
     except Exception as exc:  # noqa: BLE001 - SSH and remote-command failures: one line
@@ -184,9 +211,6 @@ def run_remote(plan: Plan, plan_path: Path, out: Path, target: Target, *,
                                       warn=True, timeout=15)
             with contextlib.suppress(Exception):
                 conns[s.name].close()
-    if not (out / "steps.json").exists():
-        raise RunError(f"the Locust master on {master.name} wrote no step results — see "
-                       f"{out / 'master.out'}")
     (out / "loadgen.json").write_text(json.dumps({"servers": [s.name for s in servers],
                                                   "workers": workers, "run": run}))
     return RunOutput(out_dir=out, exit_codes={}, wall_s=time.monotonic() - t0,
