@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deploy.provision.patroni import protected, summary
 from deploy.provision.secrets import Secrets
 from deploy.spec import ClusterSpec
 from deploy.spec.placement import redis_layout
@@ -108,26 +109,18 @@ def leader(members: list[dict[str, Any]]) -> str | None:
     return None
 
 
-def sync_standby_streams(members: list[dict[str, Any]]) -> bool:
-    """A leader and a streaming synchronous standby (only that standby may be promoted)."""
-    return leader(members) is not None and any(
-        m.get("role") == "sync_standby" and m.get("state") in ("streaming", "running")
-        for m in members)
-
-
 def wait_protected(lab: Any, spec: ClusterSpec, limit_s: float = 120.0) -> list[dict[str, Any]]:
     """Patroni's members once a synchronous standby streams (bounded): a drill that kills the
     primary before then (just after a switchover, say) tests nothing but synchronous mode
     refusing to promote an unsynchronised replica."""
     deadline = time.monotonic() + limit_s
     members = patroni_cluster(lab, spec)
-    while not sync_standby_streams(members) and time.monotonic() < deadline:
+    while not protected(members) and time.monotonic() < deadline:
         time.sleep(2)
         members = patroni_cluster(lab, spec)
-    if not sync_standby_streams(members):
-        state = ", ".join(f"{m.get('name')} {m.get('role')} {m.get('state')}"
-                          for m in members) or "no member answered"
-        raise RuntimeError(f"no streaming synchronous standby after {limit_s:.0f} s: {state}")
+    if not protected(members):
+        raise RuntimeError(f"no streaming synchronous standby after {limit_s:.0f} s: "
+                           f"{summary(members)}")
     return members
 
 
@@ -216,6 +209,8 @@ def postgres_failover(lab: Any, spec: ClusterSpec, secrets: Secrets, via: str,
 
     members = wait_protected(lab, spec)
     old = leader(members)
+    if old is None:  # a standby cluster's standby_leader: not a primary to kill
+        raise RuntimeError(f"no Patroni leader: {summary(members)}")
     if old == via:
         raise RuntimeError(f"the writer's pgbouncer server {via} is the primary itself")
     killed = False

@@ -69,18 +69,25 @@ def leader_of(rows: list[dict[str, Any]]) -> str | None:
     return None
 
 
+def member_states(rows: list[dict[str, Any]]) -> list[tuple[str, str, str]]:
+    """(name, role, state) per member, from `patronictl list` rows ("Member", "Role": "Sync
+    Standby") or the REST API's /cluster members ("name", "role": "sync_standby")."""
+    return [(str(r.get("Member", r.get("name"))), str(r.get("Role", r.get("role", ""))),
+             str(r.get("State", r.get("state", "")))) for r in rows]
+
+
 def protected(rows: list[dict[str, Any]]) -> bool:
     """A leader runs and a synchronous standby streams from it: in synchronous mode only that
-    standby may be promoted, so until one streams a dead primary is replaced by nobody."""
-    return leader_of(rows) is not None and any(
-        r.get("Role") == "Sync Standby" and r.get("State") in ("streaming", "running")
-        for r in rows)
+    standby may be promoted, so until one streams a dead primary is replaced by nobody.
+    `rows` from `patronictl list` or from the REST API's /cluster."""
+    states = [(role.lower().replace(" ", "_"), state) for _, role, state in member_states(rows)]
+    return any(role in ("leader", "standby_leader") for role, _ in states) and any(
+        role == "sync_standby" and state in ("streaming", "running") for role, state in states)
 
 
 def summary(rows: list[dict[str, Any]]) -> str:
     """`a1 Leader running, b1 Sync Standby streaming` (for one-line errors)."""
-    return ", ".join(f"{r.get('Member')} {r.get('Role')} {r.get('State')}" for r in rows) or \
-        "no members"
+    return ", ".join(" ".join(m) for m in member_states(rows)) or "no members"
 
 
 def pick_candidate(spec: ClusterSpec, rows: list[dict[str, Any]], to: str | None) -> str:

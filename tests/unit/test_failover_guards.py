@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.provision.drill import outage_end, sync_standby_streams
+from deploy.provision.drill import outage_end
 from deploy.provision.patroni import protected, summary
 
 pytestmark = pytest.mark.unit
@@ -30,9 +30,9 @@ def test_protected_needs_a_streaming_sync_standby() -> None:
 def test_drill_waits_for_the_rest_api_view_of_a_sync_standby() -> None:
     members = [{"name": "a1", "role": "leader", "state": "running"},
                {"name": "b1", "role": "replica", "state": "streaming"}]
-    assert not sync_standby_streams(members)
+    assert not protected(members)
     members[1]["role"] = "sync_standby"
-    assert sync_standby_streams(members)
+    assert protected(members)
 
 
 def test_outage_is_the_longest_pause_after_the_kill() -> None:
