@@ -24,14 +24,15 @@ class LocalCache(Generic[K, V]):
     def __init__(self, max_items: int = 100_000) -> None:
         self.max_items = max_items
         self._d: dict[K, V] = {}
-
-    def get(self, key: K) -> V | None:
-        return self._d.get(key)
+        self.get = self._d.get  # the dict's own method: no Python frame on the hot path
 
     def put(self, key: K, value: V) -> None:
         if len(self._d) >= self.max_items and key not in self._d:
             self._d.clear()
         self._d[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._d
 
     def drop(self, key: K) -> None:
         self._d.pop(key, None)
@@ -53,6 +54,15 @@ class Ctx:
     # account -> its cached big-account set (the `feedbig` value)
     session_hints: LocalCache[bytes, int] = field(default_factory=LocalCache)
     big_hints: LocalCache[int, tuple[str, list[int]]] = field(default_factory=LocalCache)
+    # big account -> (monotonic time read, its newest post ids, the list ends there): read
+    # again after settings.big_head_ttl_ms (app.services.feed)
+    big_heads: LocalCache[int, tuple[float, list[int], bool]] = field(
+        default_factory=lambda: LocalCache(20_000))
+    # rendered JSON of what never changes in a post, and of authors (app.services.postjson)
+    post_parts: LocalCache[int, tuple[bytes, bool]] = field(
+        default_factory=lambda: LocalCache(200_000))
+    echo_of: LocalCache[int, int] = field(default_factory=LocalCache)  # echo -> echoed post
+    author_parts: LocalCache[tuple[Any, ...], bytes] = field(default_factory=LocalCache)
 
 
 async def open_ctx(settings: Settings) -> Ctx:

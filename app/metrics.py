@@ -53,8 +53,11 @@ class MetricsMiddleware:
             if path[0] == "/" and not path.startswith(API_PREFIX) and \
                     scope["path"].startswith(API_PREFIX):
                 path = API_PREFIX + path  # FastAPI reports the included router's own path
-            REQUEST_SECONDS.labels(scope["method"], path, str(status[0])).observe(
-                time.perf_counter() - start)
+            observe(scope["method"], path, status[0], time.perf_counter() - start)
+
+
+def observe(method: str, route: str, status: int, seconds: float) -> None:
+    REQUEST_SECONDS.labels(method, route, str(status)).observe(seconds)
 
 
 async def render(ctx: Ctx) -> tuple[bytes, str]:

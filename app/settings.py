@@ -45,6 +45,9 @@ class Settings:
     feed_page_max: int = 100
     feed_ttl_days: int = 30  # a feed not read this long expires from Redis (rebuilt on return)
     big_account_followers: int = 10000  # at or above: merged at read time, not fanned out
+    # each app process keeps the newest ids of the big accounts its readers follow this long
+    # (a post of a big account reaches other processes' readers this much later; 0: no cache)
+    big_head_ttl_ms: int = 1000
     inactive_days: int = 30  # no fan-out to accounts inactive this long
     # moderation
     jury_votes: int = 3  # N agreeing votes decide a case

@@ -276,6 +276,11 @@ def main() -> int:
     ap.add_argument("--readers", type=int, default=500)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--connections", type=int, default=16,
+                    help="wrk connections on the feed reads (enough to keep the app core busy; "
+                         "more only add queueing to the latencies)")
+    ap.add_argument("--profile", metavar="SVG",
+                    help="also record the app with py-spy during one home-feed run")
     ap.add_argument("--big-followers", type=int, default=0,
                     help="big-account threshold (default: accounts / 20, at least 1000)")
     args = ap.parse_args()
@@ -308,7 +313,9 @@ def main() -> int:
         meter = CpuMeter(app=server.pid, postgres=pg.proc.pid,  # type: ignore[attr-defined]
                          redis=rd.proc.pid)  # type: ignore[attr-defined]
         results: dict[str, object] = {"accounts": args.accounts, "posts": args.posts, **stats,
-                                      "big_account_followers": big_at}
+                                      "big_account_followers": big_at,
+                                      "big_head_ttl_ms": settings.big_head_ttl_ms,
+                                      "feed_connections": args.connections}
         try:
             wait_port(port, timeout=900)  # a loaded machine can take minutes to import
             base = f"http://127.0.0.1:{port}/api/v1"
@@ -316,13 +323,22 @@ def main() -> int:
                 f"{base}/timelines/home_pull?limit=40"
             wrk(home_url, tokens, 3)  # warm-up: sessions, big-account lists, plans
             wrk(pull_url, tokens, 2)
+            conns = args.connections
+            if args.profile:
+                spy = subprocess.Popen([
+                    str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                    str(server.pid), "-o", args.profile, "--duration", str(args.seconds),
+                    "--nonblocking", "-f",
+                    "speedscope" if args.profile.endswith(".json") else "flamegraph"])
+                wrk(home_url, tokens, args.seconds, conns=conns)
+                spy.wait(timeout=args.seconds + 60)
             home: list[dict[str, object]] = []
             pull: list[dict[str, object]] = []
             for i in range(args.rounds):
                 with console.status(f"home feed (fan-out), round {i + 1}…"):
-                    home.append(wrk(home_url, tokens, args.seconds, meter=meter))
+                    home.append(wrk(home_url, tokens, args.seconds, conns=conns, meter=meter))
                 with console.status(f"home feed (pull-on-read baseline), round {i + 1}…"):
-                    pull.append(wrk(pull_url, tokens, args.seconds, meter=meter))
+                    pull.append(wrk(pull_url, tokens, args.seconds, conns=conns, meter=meter))
             results["home_feed"], results["pull_baseline"] = combine(home), combine(pull)
             with console.status("post creates…"):
                 results["post_create"] = wrk(f"{base}/posts", tokens, args.seconds, "POST",

@@ -25,6 +25,12 @@ class JSON(Response):
         return orjson.dumps(content)
 
 
+class JSONBytes(Response):
+    """A body already rendered as JSON (app.services.postjson)."""
+
+    media_type = "application/json"
+
+
 def no_content() -> Response:
     """A 204 answer: no body at all (a JSON `null` body makes the response invalid HTTP)."""
     return Response(status_code=204)

@@ -6,11 +6,13 @@ import contextlib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
+from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 
-from app.api.deps import JSON, bearer, get_ctx, page, path_id, viewer
+from app.api.deps import JSON, JSONBytes, bearer, get_ctx, page, path_id, viewer
 from app.api.models import MarkReadIn
-from app.services import auth, feed, notifications, posts, search, trends
+from app.services import auth, feed, notifications, search, trends
+from app.services.postjson import hydrate_json, page_json
 
 router = APIRouter(tags=["feeds"])
 Viewer = Annotated[int, Depends(viewer)]
@@ -21,21 +23,23 @@ Cursor = Annotated[str | None, Query(max_length=40, pattern=r"^[0-9]{1,19}(\.[0-
                                      description="next_cursor of the previous page")]
 
 
-@router.get("/timelines/home", summary="Home feed: followed accounts, newest first")
+@router.get("/timelines/home", summary="Home feed: followed accounts, newest first",
+            response_class=JSON)
 async def home(request: Request, cred: Credentials, limit: Limit = 40, cursor: Cursor = None
-               ) -> JSON:
-    # The hot path: when this process has seen the token, the session is checked inside the
-    # feed's own Redis round trip (one round trip in all, not two); otherwise, or when that
-    # check fails, the usual authentication runs first.
+               ) -> Response:
+    # The hot path (app.api.fastpath answers most of these before routing): when this process
+    # has seen the token, the session is checked inside the feed's own Redis round trip (one
+    # round trip in all, not two); otherwise, or when that check fails, the usual
+    # authentication runs first.
     ctx = get_ctx(request)
     token = cred.credentials if cred else None
     hint = auth.session_hint(ctx, token)
     if hint is not None:
         with contextlib.suppress(feed.SessionChanged):
-            return page(*await feed.home(ctx, hint[1], limit=limit, cursor=cursor,
-                                         session_key=hint[0]))
+            return JSONBytes(await feed.home_json(ctx, hint[1], limit=limit, cursor=cursor,
+                                                  session_key=hint[0]))
     me = await auth.require(ctx, token)
-    return page(*await feed.home(ctx, me, limit=limit, cursor=cursor))
+    return JSONBytes(await feed.home_json(ctx, me, limit=limit, cursor=cursor))
 
 
 @router.get("/accounts/{account_id}/posts", summary="An account's posts, newest first")
@@ -99,11 +103,11 @@ def add_pull_baseline(app: FastAPI) -> None:
     """The pull-on-read baseline for benchmarks: build the page with SQL from follows on every
     request (same auth, hydrate and JSON as the home feed). Off unless bench_endpoints."""
 
-    async def home_pull(request: Request, me: Viewer, limit: Limit = 40) -> JSON:
+    async def home_pull(request: Request, me: Viewer, limit: Limit = 40) -> Response:
         ctx = get_ctx(request)
         ids = await feed.pull_ids(ctx, me, limit)
-        items = await posts.hydrate(ctx, me, ids)
-        return page(items, str(ids[-1]) if len(ids) == limit else None)
+        return JSONBytes(page_json(await hydrate_json(ctx, me, ids),
+                                   str(ids[-1]) if len(ids) == limit else None))
 
     app.add_api_route("/api/v1/timelines/home_pull", home_pull, methods=["GET"],
                       include_in_schema=False)

@@ -228,6 +228,7 @@ async def purge_account(ctx: Ctx, account_id: int, *, actor_id: int | None) -> N
     for t in tokens:
         pipe.delete(session_cache_key(bytes(t["token_hash"])))
     await pipe.execute()
+    ctx.big_heads.drop(account_id)
     if ctx.media is not None:
         await ctx.media.delete(keys)
 

@@ -7,10 +7,12 @@ recent posts (`posts:{id}` lists) are merged in at read time. A missing feed is 
 PostgreSQL, with a sentinel `0` at its tail so that an empty feed still exists in Redis.
 
 Read path: one pipelined Redis round trip (the session check, LRANGE of the feed page, the
-big-account set, its epoch, and the first few ids of the lists of the big accounts this process
-last saw in that set), deeper reads of big accounts' lists only when their ids could still make
-the page, then one hydrate query. Ids are
-time-ordered, so merging and the cursor work on ids alone. Cursor: "<max_id>.<offset hint>".
+big-account set and its epoch, and the heads of the big accounts' lists this process does not
+hold fresh), then one hydrate query. Each process keeps the newest BIG_HEAD ids of the big
+accounts its readers follow for `big_head_ttl_ms` (its own posts drop them at once), so a read
+merges them from memory; a list is read deeper only when its ids could still make the page.
+Ids are time-ordered, so merging and the cursor work on ids alone. Cursor:
+"<max_id>.<offset hint>". The page is rendered to JSON by app.services.postjson.
 Concurrent rebuilds of the same list run once per process.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,11 +28,12 @@ from app.context import Ctx
 from app.ids import parse_id
 from app.redis_client import BIG_EPOCH, author_key, feed_big_key, feed_key
 from app.services.errors import Forbidden, Invalid, NotFound
+from app.services.postjson import hydrate_json, page_json
 from app.services.posts import hydrate
 
 SENTINEL = "0"
 SLACK = 10  # extra ids read per page: entries dropped by hydrate (deleted, hidden, muted)
-BIG_HEAD = 16  # ids first read from each big account's list: deeper reads only if all fit
+BIG_HEAD = 64  # newest ids of a big account's list kept per process (a first page's worth)
 
 SOURCES_SQL = """
 SELECT a.id, a.followers_count >= $2 AS big FROM accounts a
@@ -159,46 +163,113 @@ def _take(raw: list[str], off: int, size: int, cap: int, max_id: int | None, got
     return len(raw) == size and off + size < cap, last
 
 
-async def _big_ids(ctx: Ctx, big: list[int], max_id: int | None, limit: int,
-                   own: set[int], first: list[Any] | None = None) -> list[int]:
-    """Ids of the big accounts' lists below `max_id` that can make the page.
+def _head(raw: list[str]) -> tuple[list[int], bool]:
+    """(ids, the list ends there) of an LRANGE 0..BIG_HEAD-1 of a big account's list."""
+    ids = []
+    for x in raw:
+        i = int(x)
+        if not i:
+            return sorted(ids, reverse=True), True  # the sentinel
+        ids.append(i)
+    return sorted(ids, reverse=True), len(raw) < BIG_HEAD
 
-    The head (BIG_HEAD ids) of every list is read first — `first`: already read in the
-    caller's pipeline — then deeper only the lists whose last id read is still newer than the
-    page's floor (the limit-th newest id known so far): a list is newest first, so nothing
-    further down can make the page. Missing lists are rebuilt from PostgreSQL."""
-    if not big:
-        return []
+
+def _stale_heads(ctx: Ctx, big: list[int]) -> tuple[dict[int, tuple[list[int], bool]],
+                                                     list[int]]:
+    """(the heads this process holds fresh, the big accounts whose heads must be read)."""
+    ttl = ctx.settings.big_head_ttl_ms / 1000
+    now = time.monotonic()
+    fresh: dict[int, tuple[list[int], bool]] = {}
+    stale: list[int] = []
+    for a in big:
+        h = ctx.big_heads.get(a)
+        if h is not None and now - h[0] < ttl:
+            fresh[a] = (h[1], h[2])
+        else:
+            stale.append(a)
+    return fresh, stale
+
+
+async def _keep_heads(ctx: Ctx, authors: list[int], answers: list[Any],
+                      heads: dict[int, tuple[list[int], bool]]) -> None:
+    """Parse the LRANGE answers of `authors`' heads into `heads` and this process's cache;
+    missing lists are rebuilt from PostgreSQL."""
+    now = time.monotonic()
+    missing = [a for a, raw in zip(authors, answers, strict=True) if not raw]
+    rebuilt = await asyncio.gather(*(rebuild_author(ctx, a) for a in missing))
+    for a, ids in zip(missing, rebuilt, strict=True):
+        heads[a] = (ids[:BIG_HEAD], len(ids) <= BIG_HEAD)
+    for a, raw in zip(authors, answers, strict=True):
+        if raw:
+            heads[a] = _head(raw)
+    for a in authors:
+        ctx.big_heads.put(a, (now, *heads[a]))
+
+
+async def _read_heads(ctx: Ctx, authors: list[int],
+                      heads: dict[int, tuple[list[int], bool]]) -> None:
+    if authors:
+        pipe = ctx.redis.pipeline(transaction=False)
+        for a in authors:
+            pipe.lrange(author_key(a), 0, BIG_HEAD - 1)
+        await _keep_heads(ctx, authors, await pipe.execute(), heads)
+
+
+async def _merge_page(ctx: Ctx, big: list[int], heads: dict[int, tuple[list[int], bool]],
+                      max_id: int | None, limit: int, own: list[int]) -> list[int]:
+    """The page: the `limit` newest distinct ids below `max_id` of the feed's own entries
+    (`own`, newest first) and the big accounts' lists.
+
+    The lists are merged from the heads (BIG_HEAD newest ids) this process holds; a list is
+    newest first, so it is read deeper in Redis only when it goes on past its head and the
+    head's last id is newer than the page's oldest (what follows could still make the page)."""
+    own = sorted(own, reverse=True)
+    floor = own[limit - 1] if len(own) >= limit else 0  # the page's oldest is at least this
+    lists = [own]
+    for a in big:
+        ids = heads[a][0]
+        if ids and ids[0] > floor:  # else nothing of it can make the page
+            lists.append(ids if max_id is None else [i for i in ids if i < max_id])
+    page: list[int] = []
+    prev = 0
+    for i in heapq.merge(*lists, reverse=True):
+        if i != prev:
+            page.append(i)
+            prev = i
+            if len(page) == limit:
+                break
+    floor = page[-1] if len(page) == limit else 0
+    deeper = {a: len(heads[a][0]) for a in big
+              if not heads[a][1] and heads[a][0] and heads[a][0][-1] > floor}
+    if not deeper:
+        return page
     got: list[int] = []
-    todo = dict.fromkeys(big, 0)  # account -> offset of its next read
-    size = BIG_HEAD
-    answers = first
+    await _read_deeper(ctx, deeper, max_id, limit, set(page), got)
+    return sorted(set(page).union(got), reverse=True)[:limit]
+
+
+async def _read_deeper(ctx: Ctx, todo: dict[int, int], max_id: int | None, limit: int,
+                       known: set[int], got: list[int]) -> None:
+    """Read big accounts' lists past their heads (offsets in `todo`) into `got`, a read 4×
+    deeper each round, only the lists whose last id read can still make the page."""
+    size = BIG_HEAD * 4
     for _ in range(12):  # bounded: the read size grows 4× a round, up to the list cap
-        if answers is None:
-            pipe = ctx.redis.pipeline(transaction=False)
-            for a, off in todo.items():
-                pipe.lrange(author_key(a), off, off + size - 1)
-            answers = await pipe.execute()
+        pipe = ctx.redis.pipeline(transaction=False)
+        for a, off in todo.items():
+            pipe.lrange(author_key(a), off, off + size - 1)
+        answers = await pipe.execute()
         deeper: dict[int, tuple[int, int]] = {}  # account -> (next offset, last id read)
-        missing = []
+        n0 = len(got)
         for (a, off), raw in zip(todo.items(), answers, strict=True):
-            if not raw and off == 0:
-                missing.append(a)
-                continue
             more, last = _take(raw, off, size, ctx.settings.feed_cap, max_id, got)
             if more:
                 deeper[a] = (off + size, last)
-        if missing:
-            await asyncio.gather(*(rebuild_author(ctx, a) for a in missing))
-        cands = own.union(got)
-        floor = heapq.nlargest(limit, cands)[-1] if len(cands) >= limit else 0
+        known.update(got[n0:])
+        floor = heapq.nlargest(limit, known)[-1] if len(known) >= limit else 0
         todo = {a: off for a, (off, last) in deeper.items() if last > floor}
-        todo.update(dict.fromkeys(missing, 0))
         if not todo:
-            break
+            return
         size = min(size * 4, ctx.settings.feed_cap)
-        answers = None
-    return got
 
 
 class SessionChanged(Exception):
@@ -210,34 +281,40 @@ async def home_ids(ctx: Ctx, account_id: int, limit: int, cursor: str | None, *,
     """Candidate post ids of one home-feed page (newest first) and the next cursor.
 
     One pipelined round trip reads the feed page, the big-account set and its epoch and — when
-    this process already knows the set — the heads of the big accounts' lists; with
-    `session_key` it also checks that the session still belongs to `account_id`
+    this process already knows the set — the heads of the big accounts' lists it does not hold
+    fresh; with `session_key` it also checks that the session still belongs to `account_id`
     (SessionChanged otherwise)."""
     max_id, hint = parse_cursor(cursor)
     want = limit + SLACK
     key = feed_key(account_id)
     guess = ctx.big_hints.get(account_id)
+    heads: dict[int, tuple[list[int], bool]] = {}
+    stale: list[int] = []
+    if guess is not None:
+        heads, stale = _stale_heads(ctx, guess[1])
     raw: list[str] = []
-    heads: list[Any] | None = None
-    for _ in range(2):  # at most one rebuild
+    for attempt in range(2):  # at most one rebuild
         pipe = ctx.redis.pipeline(transaction=False)
         if session_key is not None:
             pipe.get(session_key)
-        pipe.exists(key)
+        if hint or attempt:
+            pipe.exists(key)
         pipe.lrange(key, hint, hint + want - 1)
         pipe.get(feed_big_key(account_id))
         pipe.get(BIG_EPOCH)
-        if guess is not None:
-            for a in guess[1]:
-                pipe.lrange(author_key(a), 0, BIG_HEAD - 1)
+        for a in stale:
+            pipe.lrange(author_key(a), 0, BIG_HEAD - 1)
         res = await pipe.execute()
         if session_key is not None:
             if res[0] != str(account_id):
                 raise SessionChanged(session_key)
             res = res[1:]
-        exists, raw, big_cached, epoch = res[:4]
-        heads = res[4:]
-        if exists:
+        exists = res.pop(0) if hint or attempt else True
+        raw, big_cached, epoch = res[:3]
+        if stale:
+            await _keep_heads(ctx, stale, res[3:], heads)
+            stale = []
+        if exists and (raw or hint):  # a cached feed is never empty: it ends in the sentinel
             break
         await rebuild(ctx, account_id)
     # Pushes only add at the head, so ids older than max_id sit at or after the hint; entries
@@ -256,10 +333,10 @@ async def home_ids(ctx: Ctx, account_id: int, limit: int, cursor: str | None, *,
     big_raw, big = await _big_set(ctx, account_id, big_cached, epoch)
     if guess is None or guess[0] != big_raw:
         ctx.big_hints.put(account_id, (big_raw, big))
-        heads = None  # read the heads of a stale set (or of none): read the current one's
-    own_ids = {i for i, _ in own}
-    merged = sorted(own_ids.union(await _big_ids(ctx, big, max_id, limit, own_ids, heads)),
-                    reverse=True)[:limit]
+        fresh, stale = _stale_heads(ctx, big)
+        heads.update(fresh)
+        await _read_heads(ctx, stale, heads)
+    merged = await _merge_page(ctx, big, heads, max_id, limit, [i for i, _ in own])
     if not merged:
         return [], None
     last = merged[-1]
@@ -273,6 +350,14 @@ async def home(ctx: Ctx, account_id: int, *, limit: int = 40, cursor: str | None
     ids, nxt = await home_ids(ctx, account_id, check_limit(ctx, limit), cursor,
                               session_key=session_key)
     return await hydrate(ctx, account_id, ids), nxt
+
+
+async def home_json(ctx: Ctx, account_id: int, *, limit: int = 40, cursor: str | None = None,
+                    session_key: str | None = None) -> bytes:
+    """The home page's JSON, `{"items": [...], "next_cursor": ...}` (app.services.postjson)."""
+    ids, nxt = await home_ids(ctx, account_id, check_limit(ctx, limit), cursor,
+                              session_key=session_key)
+    return page_json(await hydrate_json(ctx, account_id, ids), nxt)
 
 
 async def account_posts(ctx: Ctx, viewer_id: int, account_id: int, *, limit: int = 40,

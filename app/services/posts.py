@@ -26,6 +26,9 @@ SELECT p.id, p.author_id, p.body, p.reply_to_id, p.root_id, p.echo_of_id, p.medi
        ea.username AS e_username, ea.display_name AS e_display_name,
        ea.avatar_key AS e_avatar_key, ea.is_verified AS e_is_verified,
        (u.account_id IS NOT NULL) AS upvoted
+"""
+# which posts a viewer ($2) may see of $1, and what a document joins (app.services.postjson too)
+HYDRATE_FROM = """
 FROM posts p
 JOIN accounts a ON a.id = p.author_id
 LEFT JOIN posts e ON e.id = p.echo_of_id
@@ -38,6 +41,7 @@ WHERE p.id = ANY($1::bigint[]) AND (NOT p.hidden OR p.author_id = $2)
   AND NOT EXISTS (SELECT 1 FROM mutes m
                   WHERE m.muter_id = $2 AND m.muted_id IN (p.author_id, e.author_id))
 """
+HYDRATE_SQL += HYDRATE_FROM
 
 
 def _media_json(ctx: Ctx, media: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -260,6 +264,7 @@ async def announce_post(ctx: Ctx, pid: int, author_id: int) -> None:
     pipe.lpushx(akey, str(pid))
     pipe.ltrim(akey, 0, ctx.settings.feed_cap - 1)
     await pipe.execute()
+    ctx.big_heads.drop(author_id)  # this process's readers see the post at once
 
 
 async def emit_events(ctx: Ctx, events: list[tuple[str, int, int, int | None]]) -> None:
@@ -303,6 +308,7 @@ async def delete_post(ctx: Ctx, actor_id: int, post_id: int) -> None:
                 "UPDATE posts SET echoes_count = echoes_count - 1 WHERE id = $1",
                 row["echo_of_id"])
     await ctx.redis.lrem(author_key(row["author_id"]), 0, str(post_id))
+    ctx.big_heads.drop(row["author_id"])
     if ctx.media is not None:
         await ctx.media.delete(keys)
 

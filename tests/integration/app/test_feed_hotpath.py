@@ -4,8 +4,11 @@ slow paths give."""
 
 from __future__ import annotations
 
+import io
+import time
 from typing import Any
 
+import orjson
 from starlette.testclient import TestClient
 
 from app.services import feed
@@ -54,3 +57,108 @@ def test_big_account_pages_match_pull(client: TestClient, workers: Any, rds: Any
             if not cursor:
                 break
         assert seen == want
+
+
+def test_feed_json_matches_the_documents(client: TestClient, workers: Any, rds: Any) -> None:
+    """The home feed's JSON (rendered parts kept per process, fresh counters) is the same as
+    the documents every other page builds: replies, echoes with and without comment, images,
+    an upvote, a muted author."""
+    from app.services import posts
+    from app.services.postjson import hydrate_json
+    from tests.integration.app.test_accounts import tiny_png
+
+    reader, a, b, muted = (new_user(client, "hj") for _ in range(4))
+    for who in (a, b, muted):
+        assert client.post(f"/api/v1/accounts/{who.id}/follow",
+                           headers=reader.h).status_code == 200
+    mid = client.post("/api/v1/media", headers=a.h, files={
+        "file": ("p.png", io.BytesIO(tiny_png()), "image/png")}).json()["id"]
+    p1 = client.post("/api/v1/posts", headers=a.h,
+                     json={"body": "hi #tag @" + b.username, "media_ids": [mid]}).json()
+    p2 = client.post("/api/v1/posts", headers=b.h,
+                     json={"body": "a reply", "reply_to_id": p1["id"]}).json()
+    gone = client.post("/api/v1/posts", headers=b.h, json={"body": "soon gone"}).json()
+    for body, target in (("", p1["id"]), ("quoting", p2["id"]), ("", gone["id"])):
+        r = client.post(f"/api/v1/posts/{target}/echo", headers=a.h, json={"body": body})
+        assert r.status_code == 201, r.text
+    assert client.delete(f"/api/v1/posts/{gone['id']}", headers=b.h).status_code == 204
+    client.post("/api/v1/posts", headers=muted.h, json={"body": "muted"})
+    assert client.post(f"/api/v1/accounts/{muted.id}/mute", headers=reader.h).status_code == 200
+    assert client.post(f"/api/v1/posts/{p2['id']}/upvote", headers=reader.h).status_code == 200
+    streams_idle(rds)
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    ids, _ = client.portal.call(feed.home_ids, ctx, int(reader.id), 40, None)  # type: ignore
+    assert len(ids) == 5  # p1, p2, two echoes (the echo of the deleted post went with it), muted
+    for cold in (True, False):  # rendered from the query's text, then from the kept parts
+        if cold:
+            ctx.post_parts = type(ctx.post_parts)()
+        docs = client.portal.call(posts.hydrate, ctx, int(reader.id), ids)  # type: ignore
+        fast = client.portal.call(hydrate_json, ctx, int(reader.id), ids)  # type: ignore
+        assert [orjson.loads(x) for x in fast] == docs
+        assert len(docs) == 4  # the muted post left out
+    page = client.get("/api/v1/timelines/home", headers=reader.h).json()["items"]
+    assert page == docs
+    assert next(p for p in page if p["id"] == p2["id"])["upvoted"] is True
+    assert client.post(f"/api/v1/posts/{p2['id']}/upvote", headers=a.h).status_code == 200
+    page = client.get("/api/v1/timelines/home", headers=reader.h).json()["items"]
+    assert next(p for p in page if p["id"] == p2["id"])["upvotes_count"] == 2  # fresh
+
+
+def test_fast_path_answers_plain_requests_only(client: TestClient) -> None:
+    """The home feed is answered before routing when the token is known to this process and
+    the query is one the route takes; everything else reaches the route, which refuses what
+    it always refused."""
+    from app.api.fastpath import FeedApp
+
+    app = client.app
+    assert isinstance(app, FeedApp)
+    answered: list[bool] = []
+    real = app._answer
+
+    async def spy(scope: Any) -> bytes | None:
+        got = await real(scope)
+        answered.append(got is not None)
+        return got
+
+    u = new_user(client, "fp")
+    app._answer = spy  # type: ignore[method-assign]
+    try:
+        url = "/api/v1/timelines/home"
+        first = client.get(url, params={"limit": 5}, headers=u.h)
+        again = client.get(url, params={"limit": 5}, headers=u.h)
+        assert first.status_code == again.status_code == 200
+        assert first.json() == again.json()
+        assert answered == [False, True]  # the first request taught this process the token
+        bad = client.get(url, params={"limit": 500}, headers=u.h)
+        assert bad.status_code == 422 and bad.json()["field"] == "query.limit"
+        bad = client.get(url, params={"cursor": "x"}, headers=u.h)
+        assert bad.status_code == 422
+        assert client.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
+        assert client.get(url).status_code == 401
+        assert answered[2:] == [False, False, False, False]
+    finally:
+        del app._answer
+    metrics = client.get("/metrics").text
+    assert 'route="/api/v1/timelines/home",status="200"' in metrics
+
+
+def test_big_heads_kept_for_their_time(client: TestClient, workers: Any, rds: Any) -> None:
+    """A process keeps the newest ids of big accounts for `big_head_ttl_ms`: another process's
+    new post shows once that time has passed; this process's own post shows at once."""
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    reader, big = new_user(client, "bh"), new_user(client, "bh")
+    for fan in [reader] + [new_user(client, "bf") for _ in range(settings.big_account_followers)]:
+        assert client.post(f"/api/v1/accounts/{big.id}/follow", headers=fan.h).status_code == 200
+    first = client.post("/api/v1/posts", headers=big.h, json={"body": "one"}).json()["id"]
+    assert home_ids(client, reader) == [first]  # this process's own write: at once
+    held = ctx.big_heads.get(int(big.id))
+    assert held is not None and held[1] == [int(first)]
+    second = client.post("/api/v1/posts", headers=big.h, json={"body": "two"}).json()["id"]
+    assert home_ids(client, reader) == [second, first]
+    # as another process holds it: read (just now) before the post
+    ctx.big_heads.put(int(big.id), (time.monotonic(), *held[1:]))
+    assert home_ids(client, reader) == [first]
+    stale = held[0] - settings.big_head_ttl_ms / 1000 - 0.01
+    ctx.big_heads.put(int(big.id), (stale, *held[1:]))
+    assert home_ids(client, reader) == [second, first]
