@@ -204,6 +204,7 @@ class Redis:
     cluster: bool = False
     password: str | None = None
     proc: subprocess.Popen[bytes] | None = None
+    bus_port: int = 0  # the cluster bus (set when cluster)
 
     @property
     def url(self) -> str:
@@ -221,9 +222,11 @@ class Redis:
                 "--protected-mode", "no", "--logfile", str(d / "redis.log")]
         if self.password:
             args += ["--requirepass", self.password, "--masterauth", self.password]
-        if self.cluster:
+        if self.cluster:  # the bus port is set: port + 10000 may lie past 65535
+            self.bus_port = self.bus_port or free_port()
             args += ["--cluster-enabled", "yes", "--cluster-config-file",
-                     str(d / "nodes.conf"), "--cluster-node-timeout", "2000"]
+                     str(d / "nodes.conf"), "--cluster-node-timeout", "2000",
+                     "--cluster-port", str(self.bus_port)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL, start_new_session=True)
         wait_port(self.port)
@@ -235,6 +238,36 @@ class Redis:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
             self.proc = None
+
+
+def start_redis_cluster(root: Path, nodes: int = 2, timeout: float = 30.0) -> list[Redis]:
+    """Cluster-enabled Redis servers on loopback, the 16384 slots split between them (masters,
+    no replicas), started and joined; the caller stops them (Redis.stop)."""
+    import redis as redis_sync
+
+    started = [Redis(root, cluster=True).start() for _ in range(nodes)]
+    try:
+        step = 16384 // nodes
+        clients = [redis_sync.Redis(port=n.port) for n in started]
+        for i, c in enumerate(clients):
+            last = 16383 if i == nodes - 1 else (i + 1) * step - 1
+            c.execute_command("CLUSTER", "ADDSLOTSRANGE", i * step, last)
+        for n in started[1:]:
+            clients[0].execute_command("CLUSTER", "MEET", "127.0.0.1", n.port, n.bus_port)
+        deadline = time.monotonic() + timeout
+        while not all(b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO")
+                      and len(c.execute_command("CLUSTER", "NODES").splitlines()) == nodes
+                      for c in clients):
+            if time.monotonic() > deadline:
+                raise ServiceError(f"local Redis Cluster of {nodes} not ok after {timeout:.0f} s")
+            time.sleep(0.1)
+        for c in clients:
+            c.close()
+    except BaseException:
+        for n in started:
+            n.stop()
+        raise
+    return started
 
 
 @dataclass

@@ -5,7 +5,8 @@ authors with `big_account_followers` or more followers are skipped (merged at re
 LPUSHX only touches feeds that are cached; a list longer than the cap (+ slack) is trimmed, so
 a push usually costs one command. On a single Redis a chunk of followers is pushed by one Lua
 script call (one command with the chunk's keys: the worker's CPU per insert is a fraction of a
-pipelined LPUSHX's); on a Redis Cluster, where a script may only touch one slot, by a pipeline.
+pipelined LPUSHX's); on a Redis Cluster by one script call per node, flagged to touch keys of
+several slots (Redis 7), with a pipeline as the fallback.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from app.context import Ctx
 from app.ids import id_time_ms
@@ -45,6 +48,22 @@ return n
 """
 
 
+# The same for a Redis Cluster node: the feeds come in ARGV[4..] (a script's declared keys must
+# share one slot; these share a node), which the flag lets it touch across slots.
+PUSH_NODE_LUA = """#!lua flags=allow-cross-slot-keys
+local pid, cap, slack = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local n = 0
+for i = 4, #ARGV do
+  local len = redis.call('LPUSHX', ARGV[i], pid)
+  if len > 0 then
+    n = n + 1
+    if len > cap + slack then redis.call('LTRIM', ARGV[i], 0, cap - 1) end
+  end
+end
+return n
+"""
+
+
 async def push(ctx: Ctx, post_id: int, account_ids: list[int]) -> int:
     """LPUSHX the post onto these feeds; trim the over-long ones. Returns pushes."""
     if not account_ids:
@@ -55,13 +74,39 @@ async def push(ctx: Ctx, post_id: int, account_ids: list[int]) -> int:
     if not ctx.settings.redis_cluster:
         run = script(ctx.redis, ctx.scripts, "fanout_push", PUSH_LUA)
         return int(await run(keys=keys, args=[pid, cap, TRIM_SLACK]))
-    pipe = ctx.redis.pipeline(transaction=False)
+    return await push_by_node(ctx.redis, pid, keys, cap)
+
+
+async def push_by_node(rc: Any, pid: str, keys: list[str], cap: int) -> int:
+    """Redis Cluster: one script call per node with the feeds that node serves (by the client's
+    slot map). A node that refuses it (a slot moving, a failover the map has not seen yet) gets
+    its feeds by the pipeline, which follows the cluster's redirections."""
+    by_node: dict[str, list[str]] = {}
+    for k in keys:
+        by_node.setdefault(rc.get_node_from_key(k).name, []).append(k)
+
+    async def one(name: str, ks: list[str]) -> int:
+        node = rc.get_node(node_name=name)
+        if node is not None:
+            try:
+                return int(await rc.execute_command("EVAL", PUSH_NODE_LUA, 0, pid, cap,
+                                                    TRIM_SLACK, *ks, target_nodes=node))
+            except RedisError:
+                pass
+        return await push_pipelined(rc, pid, ks, cap)
+
+    return sum(await asyncio.gather(*(one(n, ks) for n, ks in by_node.items())))
+
+
+async def push_pipelined(r: Any, pid: str, keys: list[str], cap: int) -> int:
+    """LPUSHX by a pipeline (a cluster client sends each command to its node)."""
+    pipe = r.pipeline(transaction=False)
     for k in keys:
         pipe.lpushx(k, pid)
     lengths = await pipe.execute()
     long = [k for k, n in zip(keys, lengths, strict=True) if n and n > cap + TRIM_SLACK]
     if long:
-        pipe = ctx.redis.pipeline(transaction=False)
+        pipe = r.pipeline(transaction=False)
         for k in long:
             pipe.ltrim(k, 0, cap - 1)
         await pipe.execute()

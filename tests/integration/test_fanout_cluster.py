@@ -1,0 +1,95 @@
+"""Fan-out on a real Redis Cluster (two local masters): one script call per node reaches every
+cached feed on both, trims over-long ones, leaves missing feeds missing, and a node that
+refuses the script gets its feeds by the pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import ResponseError
+
+from app.redis_client import feed_key
+from app.worker import fanout
+from deploy.localservices import Redis, start_redis_cluster
+
+CAP = 5
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Redis]]:
+    nodes = start_redis_cluster(Path(tmp_path_factory.mktemp("rcluster")), nodes=2)
+    try:
+        yield nodes
+    finally:
+        for n in nodes:
+            n.stop()
+
+
+def run(cluster: list[Redis], body: Any) -> Any:
+    async def main() -> Any:
+        rc = RedisCluster(host="127.0.0.1", port=cluster[0].port, decode_responses=True)
+        try:
+            await rc.initialize()
+            return await body(rc)
+        finally:
+            await rc.aclose()
+    return asyncio.run(main())
+
+
+def test_one_script_per_node_reaches_every_cached_feed(cluster: list[Redis]) -> None:
+    cached, missing = list(range(1, 301)), list(range(1001, 1011))
+
+    async def body(rc: Any) -> tuple[int, dict[str, int], list[Any], list[int]]:
+        for a in cached:
+            await rc.rpush(feed_key(a), "0")
+        keys = [feed_key(a) for a in cached + missing]
+        nodes: dict[str, int] = {}
+        for k in keys:
+            name = rc.get_node_from_key(k).name
+            nodes[name] = nodes.get(name, 0) + 1
+        n = await fanout.push_by_node(rc, "77", keys, CAP)
+        heads = [await rc.lindex(feed_key(a), 0) for a in cached]
+        gone = [await rc.exists(feed_key(a)) for a in missing]
+        return n, nodes, heads, gone
+
+    n, nodes, heads, gone = run(cluster, body)
+    assert len(nodes) == 2  # the feeds lie on both masters
+    assert n == len(cached) and set(heads) == {"77"} and gone == [0] * len(missing)
+
+
+def test_over_long_feeds_are_trimmed(cluster: list[Redis]) -> None:
+    async def body(rc: Any) -> list[int]:
+        keys = [feed_key(a) for a in (2001, 2002, 2003)]
+        for k in keys:
+            await rc.rpush(k, "0")
+        for i in range(CAP + fanout.TRIM_SLACK):  # with the sentinel: one past cap + slack
+            await fanout.push_by_node(rc, str(5000 + i), keys, CAP)
+        return [await rc.llen(k) for k in keys]
+
+    assert run(cluster, body) == [CAP] * 3
+
+
+def test_a_node_refusing_the_script_gets_the_pipeline(cluster: list[Redis],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    async def body(rc: Any) -> tuple[int, list[Any]]:
+        real = rc.execute_command
+
+        async def refuse(*args: Any, **kw: Any) -> Any:
+            if args and args[0] == "EVAL":
+                raise ResponseError("Script attempted to access a non local key")
+            return await real(*args, **kw)
+
+        monkeypatch.setattr(rc, "execute_command", refuse)
+        keys = [feed_key(a) for a in range(3001, 3041)]
+        for k in keys:
+            await rc.rpush(k, "0")
+        n = await fanout.push_by_node(rc, "88", keys, CAP)
+        return n, [await rc.lindex(k, 0) for k in keys]
+
+    n, heads = run(cluster, body)
+    assert n == 40 and set(heads) == {"88"}
