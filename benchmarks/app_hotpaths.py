@@ -33,6 +33,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import numpy as np
@@ -103,25 +104,26 @@ class CpuMeter:
     PostgreSQL server (postmaster and backends) and Redis. Backends that exit in between are
     not counted (the app's pools keep theirs)."""
 
-    def __init__(self, **roots: int | None) -> None:
-        self.roots = {k: v for k, v in roots.items() if v}
+    def __init__(self, **roots: int | list[int] | None) -> None:
+        self.roots = {k: v if isinstance(v, list) else [v] for k, v in roots.items() if v}
         self._t0 = 0.0
         self._c0: dict[str, dict[int, float]] = {}
 
     def _sample(self) -> dict[str, dict[int, float]]:
         out: dict[str, dict[int, float]] = {}
-        for name, pid in self.roots.items():
+        for name, pids in self.roots.items():
             got: dict[int, float] = {}
-            try:
-                root = psutil.Process(pid)
-                for p in [root, *root.children(recursive=True)]:
-                    try:
-                        t = p.cpu_times()
-                        got[p.pid] = t.user + t.system
-                    except psutil.Error:
-                        continue
-            except psutil.Error:
-                pass
+            for pid in pids:
+                try:
+                    root = psutil.Process(pid)
+                    for p in [root, *root.children(recursive=True)]:
+                        try:
+                            t = p.cpu_times()
+                            got[p.pid] = t.user + t.system
+                        except psutil.Error:
+                            continue
+                except psutil.Error:
+                    pass
             out[name] = got
         return out
 
@@ -165,14 +167,13 @@ async def bench_fanout(settings: Settings, pg_pid: int, redis_pid: int, cluster:
             " ORDER BY a.followers_count DESC LIMIT $1", n_posts)
         out: dict[str, object] = {}
         for path in ("single", "cluster"):
-            redis_pids = {"redis": redis_pid}
+            redis_pids: dict[str, int | list[int]] = {"redis": redis_pid}
             if path == "cluster":
                 await close_redis(ctx.redis)
                 ctx.settings = ctx.settings.replace(
                     redis_cluster=True, redis_url=f"redis://127.0.0.1:{cluster[0].port}/0")
                 ctx.redis = make_redis(ctx.settings)
-                redis_pids = {f"redis{i}": n.proc.pid  # type: ignore[union-attr]
-                              for i, n in enumerate(cluster)}
+                redis_pids = {"redis": [n.proc.pid for n in cluster]}  # type: ignore[misc]
             await _cache_feeds(ctx.redis, all_ids)
             meter = CpuMeter(postgres=pg_pid, **redis_pids)
             la = load_average()
@@ -183,7 +184,7 @@ async def bench_fanout(settings: Settings, pg_pid: int, redis_pid: int, cluster:
                 inserts += await fanout_post(ctx, r["id"], r["author_id"])
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             used = meter.stop()
-            redis_cpu = sum(v for k, v in used.items() if k.startswith("redis"))
+            redis_cpu = used.get("redis", 0.0)
             res = {"fanout_posts": len(top), "fanout_inserts": inserts,
                    "fanout_inserts_per_s": round(inserts / wall),
                    "fanout_inserts_per_cpu_s": round(inserts / cpu),
@@ -299,13 +300,16 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=16,
                     help="wrk connections on the feed reads (enough to keep the app core busy; "
                          "more only add queueing to the latencies)")
+    ap.add_argument("--redis-cluster", action="store_true",
+                    help="serve the feed, baseline and posts from a local Redis Cluster of two "
+                         "masters (what production runs); writes app_hotpaths_cluster.json and "
+                         "leaves out the fan-out part")
     ap.add_argument("--profile", metavar="SVG",
                     help="also record the app with py-spy during one home-feed run")
     ap.add_argument("--big-followers", type=int, default=0,
                     help="big-account threshold (default: accounts / 20, at least 1000)")
     args = ap.parse_args()
     from rich.console import Console
-    from rich.table import Table
 
     console = Console()
     big_at = args.big_followers or max(1000, args.accounts // 20)
@@ -314,66 +318,87 @@ def main() -> int:
         settings = Settings(database_url=pg.dsn, redis_url=rd.url,  # type: ignore[attr-defined]
                             rl_write_per_account=0, rl_write_per_ip=0, bench_endpoints=True,
                             big_account_followers=big_at, db_pool_min=4, db_pool_max=16)
-        migrate(settings.database_url)
-        with console.status("seeding with COPY…"):
-            readers, tokens, stats = asyncio.run(
-                seed(settings.database_url, args.accounts, args.posts, args.mean_follows,
-                     args.readers))
-        console.print(f"seeded {args.accounts} accounts, {stats['follows']} follows, "
-                      f"{args.posts} posts in {stats['seed_seconds']} s "
-                      f"({stats['seed_rows_per_s']} rows/s)")
-        with console.status("warming feeds…"):
-            asyncio.run(warm_feeds(settings, readers))
-        port = free_port()
-        env = {**os.environ, **settings.to_env()}
-        server = subprocess.Popen(
-            ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "app.main:create_app",
-             "--factory", "--port", str(port), "--workers", "1", "--log-level", "warning",
-             "--no-access-log"], env=env, cwd=ROOT)
-        meter = CpuMeter(app=server.pid, postgres=pg.proc.pid,  # type: ignore[attr-defined]
-                         redis=rd.proc.pid)  # type: ignore[attr-defined]
-        results: dict[str, object] = {"accounts": args.accounts, "posts": args.posts, **stats,
-                                      "big_account_followers": big_at,
-                                      "big_head_ttl_ms": settings.big_head_ttl_ms,
-                                      "feed_connections": args.connections}
-        try:
-            wait_port(port, timeout=900)  # a loaded machine can take minutes to import
-            base = f"http://127.0.0.1:{port}/api/v1"
-            home_url, pull_url = f"{base}/timelines/home?limit=40", \
-                f"{base}/timelines/home_pull?limit=40"
-            wrk(home_url, tokens, 3)  # warm-up: sessions, big-account lists, plans
-            wrk(pull_url, tokens, 2)
-            conns = args.connections
-            if args.profile:
-                spy = subprocess.Popen([
-                    str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
-                    str(server.pid), "-o", args.profile, "--duration", str(args.seconds),
-                    "--nonblocking", "-f",
-                    "speedscope" if args.profile.endswith(".json") else "flamegraph"])
-                wrk(home_url, tokens, args.seconds, conns=conns)
-                spy.wait(timeout=args.seconds + 60)
-            home: list[dict[str, object]] = []
-            pull: list[dict[str, object]] = []
-            for i in range(args.rounds):
-                with console.status(f"home feed (fan-out), round {i + 1}…"):
-                    home.append(wrk(home_url, tokens, args.seconds, conns=conns, meter=meter))
-                with console.status(f"home feed (pull-on-read baseline), round {i + 1}…"):
-                    pull.append(wrk(pull_url, tokens, args.seconds, conns=conns, meter=meter))
-            results["home_feed"], results["pull_baseline"] = combine(home), combine(pull)
-            with console.status("post creates…"):
-                results["post_create"] = wrk(f"{base}/posts", tokens, args.seconds, "POST",
-                                             '{"body": "benchmark post %d #bench"}', conns=16,
-                                             meter=meter)
-        finally:
-            server.terminate()
-            server.wait(timeout=20)
-        with console.status("fan-out (single Redis, then a local Redis Cluster)…"):
+        cluster: list[Redis] = []
+        if args.redis_cluster:
             cluster = start_redis_cluster(stack["root"], nodes=2)  # type: ignore[arg-type]
+            settings = settings.replace(redis_cluster=True,
+                                        redis_url=f"redis://127.0.0.1:{cluster[0].port}/0")
+        try:
+            return measure(args, console, stack, settings, big_at, cluster)
+        finally:
+            for node in cluster:
+                node.stop()
+
+
+def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
+            settings: Settings, big_at: int, cluster: list[Redis]) -> int:
+    """Seed, serve and measure (see the module doc); returns the exit code."""
+    from rich.table import Table
+
+    pg, rd = stack["postgres"], stack["redis"]
+    redis_pids: int | list[int] = ([n.proc.pid for n in cluster]  # type: ignore[misc]
+                                   if cluster else rd.proc.pid)  # type: ignore[attr-defined]
+    migrate(settings.database_url)
+    with console.status("seeding with COPY…"):
+        readers, tokens, stats = asyncio.run(
+            seed(settings.database_url, args.accounts, args.posts, args.mean_follows,
+                 args.readers))
+    console.print(f"seeded {args.accounts} accounts, {stats['follows']} follows, "
+                  f"{args.posts} posts in {stats['seed_seconds']} s "
+                  f"({stats['seed_rows_per_s']} rows/s)")
+    with console.status("warming feeds…"):
+        asyncio.run(warm_feeds(settings, readers))
+    port = free_port()
+    env = {**os.environ, **settings.to_env()}
+    server = subprocess.Popen(
+        ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "app.main:create_app",
+         "--factory", "--port", str(port), "--workers", "1", "--log-level", "warning",
+         "--no-access-log"], env=env, cwd=ROOT)
+    meter = CpuMeter(app=server.pid, postgres=pg.proc.pid,  # type: ignore[attr-defined]
+                     redis=redis_pids)
+    results: dict[str, object] = {"accounts": args.accounts, "posts": args.posts, **stats,
+                                  "big_account_followers": big_at,
+                                  "big_head_ttl_ms": settings.big_head_ttl_ms,
+                                  "feed_connections": args.connections}
+    try:
+        wait_port(port, timeout=900)  # a loaded machine can take minutes to import
+        base = f"http://127.0.0.1:{port}/api/v1"
+        home_url, pull_url = f"{base}/timelines/home?limit=40", \
+            f"{base}/timelines/home_pull?limit=40"
+        wrk(home_url, tokens, 3)  # warm-up: sessions, big-account lists, plans
+        wrk(pull_url, tokens, 2)
+        conns = args.connections
+        if args.profile:
+            spy = subprocess.Popen([
+                str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                str(server.pid), "-o", args.profile, "--duration", str(args.seconds),
+                "--nonblocking", "-f",
+                "speedscope" if args.profile.endswith(".json") else "flamegraph"])
+            wrk(home_url, tokens, args.seconds, conns=conns)
+            spy.wait(timeout=args.seconds + 60)
+        home: list[dict[str, object]] = []
+        pull: list[dict[str, object]] = []
+        for i in range(args.rounds):
+            with console.status(f"home feed (fan-out), round {i + 1}…"):
+                home.append(wrk(home_url, tokens, args.seconds, conns=conns, meter=meter))
+            with console.status(f"home feed (pull-on-read baseline), round {i + 1}…"):
+                pull.append(wrk(pull_url, tokens, args.seconds, conns=conns, meter=meter))
+        results["home_feed"], results["pull_baseline"] = combine(home), combine(pull)
+        with console.status("post creates…"):
+            results["post_create"] = wrk(f"{base}/posts", tokens, args.seconds, "POST",
+                                         '{"body": "benchmark post %d #bench"}', conns=16,
+                                         meter=meter)
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    if not cluster:  # the fan-out is measured on both kinds in the single-Redis run
+        with console.status("fan-out (single Redis, then a local Redis Cluster)…"):
+            fan_cluster = start_redis_cluster(stack["root"], nodes=2)  # type: ignore[arg-type]
             try:
                 results.update(asyncio.run(bench_fanout(
-                    settings, pg.proc.pid, rd.proc.pid, cluster)))  # type: ignore[attr-defined]
+                    settings, pg.proc.pid, rd.proc.pid, fan_cluster)))  # type: ignore[attr-defined]
             finally:
-                for node in cluster:
+                for node in fan_cluster:
                     node.stop()
     hf, pb = results["home_feed"], results["pull_baseline"]
     results["speedup_vs_pull"] = round(hf["rps"] / max(1, pb["rps"]), 1)  # type: ignore
@@ -402,7 +427,9 @@ def main() -> int:
         "every account's cached feed on the single Redis (one Lua call per chunk); "
         "fanout_cluster: the same on a local Redis Cluster of two masters (one script call per "
         "node per chunk)")
-    table = Table(title="Freehold app hot paths (1 app core, loopback)")
+    results["feed_redis"] = f"local Redis Cluster of {len(cluster)} masters" if cluster \
+        else "single Redis"
+    table = Table(title=f"Freehold app hot paths (1 app core, loopback, {results['feed_redis']})")
     for col in ("path", "req/s", "req/s per app core", "p50 ms", "p99 ms", "CPU ms/req "
                 "app+pg+redis", "non-2xx"):
         table.add_column(col)
@@ -416,14 +443,15 @@ def main() -> int:
     console.print(table)
     console.print(f"home feed / pull baseline: {results['speedup_vs_pull']}× wall "
                   f"(per round {speed}), {results.get('speedup_vs_pull_cpu')}× CPU per request; "
-                  f"fan-out: {results['fanout_inserts_per_s']} inserts/s wall, "
-                  f"{results['fanout_inserts_per_cpu_s']} per worker CPU-second "
-                  f"(Redis Cluster of 2: "
-                  f"{results['fanout_cluster']['fanout_inserts_per_cpu_s']});"
-                  f" load average {results['load_average_end']}")
+                  f"load average {results['load_average_end']}")
+    if "fanout_cluster" in results:
+        console.print(f"fan-out: {results['fanout_inserts_per_s']} inserts/s wall, "
+                      f"{results['fanout_inserts_per_cpu_s']} per worker CPU-second (Redis "
+                      f"Cluster of 2: {results['fanout_cluster']['fanout_inserts_per_cpu_s']})")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    console.print(f"written {RESULTS.relative_to(ROOT)}")
+    out = RESULTS.with_name("app_hotpaths_cluster.json") if cluster else RESULTS
+    out.write_text(json.dumps(results, indent=2) + "\n")
+    console.print(f"written {out.relative_to(ROOT)}")
     return 0
 
 

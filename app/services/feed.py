@@ -26,7 +26,7 @@ from typing import Any
 
 from app.context import Ctx
 from app.ids import parse_id
-from app.redis_client import BIG_EPOCH, author_key, feed_big_key, feed_key
+from app.redis_client import BIG_EPOCH, author_key, feed_big_key, feed_key, script
 from app.services.errors import Forbidden, Invalid, NotFound
 from app.services.postjson import hydrate_json, page_json
 from app.services.posts import hydrate
@@ -100,17 +100,31 @@ async def _once(ctx: Ctx, key: str, make: Callable[[], Awaitable[Any]]) -> Any:
         del ctx.inflight[key]
 
 
+# KEYS[1] becomes ARGV[2..] (ids, then the sentinel) and expires in ARGV[1] seconds, at once:
+# one key, so one slot on a Redis Cluster too (redis-py's cluster MULTI runs each queued
+# command in a thread of its own, blocking the event loop, and breaks on a node whose
+# connection that thread's loop opened).
+REPLACE_LUA = """
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV, 1000 do  -- unpack takes a few thousand values at most
+  redis.call('RPUSH', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+
+async def _replace_list(ctx: Ctx, key: str, ids: list[int]) -> None:
+    run = script(ctx.redis, ctx.scripts, "replace_list", REPLACE_LUA)
+    await run(keys=[key], args=[ctx.settings.feed_ttl_days * 86400, *map(str, ids), SENTINEL])
+
+
 async def rebuild(ctx: Ctx, account_id: int) -> int:
     """Rebuild a home feed from PostgreSQL (posts of the non-big accounts it follows + own)."""
     async def make() -> int:
         small, _ = await feed_sources(ctx, account_id)
         ids = [r["id"] for r in await ctx.ro.fetch(REBUILD_SQL, small, ctx.settings.feed_cap)]
-        key = feed_key(account_id)
-        pipe = ctx.redis.pipeline(transaction=True)
-        pipe.delete(key)
-        pipe.rpush(key, *[str(i) for i in ids], SENTINEL)
-        pipe.expire(key, ctx.settings.feed_ttl_days * 86400)
-        await pipe.execute()
+        await _replace_list(ctx, feed_key(account_id), ids)
         return len(ids)
 
     return int(await _once(ctx, feed_key(account_id), make))
@@ -137,12 +151,7 @@ async def rebuild_author(ctx: Ctx, author_id: int) -> list[int]:
     async def make() -> list[int]:
         ids = [r["id"] for r in await ctx.ro.fetch(REBUILD_SQL, [author_id],
                                                      ctx.settings.feed_cap)]
-        key = author_key(author_id)
-        pipe = ctx.redis.pipeline(transaction=True)
-        pipe.delete(key)
-        pipe.rpush(key, *[str(i) for i in ids], SENTINEL)
-        pipe.expire(key, ctx.settings.feed_ttl_days * 86400)
-        await pipe.execute()
+        await _replace_list(ctx, author_key(author_id), ids)
         return ids
 
     return list(await _once(ctx, author_key(author_id), make))

@@ -1,6 +1,7 @@
-"""Fan-out on a real Redis Cluster (two local masters): one script call per node reaches every
-cached feed on both, trims over-long ones, leaves missing feeds missing, and a node that
-refuses the script gets its feeds by the pipeline."""
+"""The feeds' Redis writes on a real Redis Cluster (two local masters). Fan-out: one script call
+per node reaches every cached feed on both, trims over-long ones, leaves missing feeds missing,
+and a node that refuses the script gets its feeds by the pipeline. Rebuilds: one script call
+per list, on either node."""
 
 from __future__ import annotations
 
@@ -93,3 +94,26 @@ def test_a_node_refusing_the_script_gets_the_pipeline(cluster: list[Redis],
 
     n, heads = run(cluster, body)
     assert n == 40 and set(heads) == {"88"}
+
+
+def test_rebuilt_lists_replace_at_once_on_every_node(cluster: list[Redis]) -> None:
+    """A feed rebuilt from PostgreSQL replaces its list in one script call (one key: one slot),
+    on whichever node holds it; redis-py's cluster MULTI broke on the second node."""
+    from app.context import Ctx
+    from app.services.feed import _replace_list
+    from app.settings import Settings
+
+    async def body(rc: Any) -> tuple[set[str], list[Any]]:
+        s = Settings(redis_cluster=True, redis_url=f"redis://127.0.0.1:{cluster[0].port}/0")
+        ctx = Ctx(settings=s, db=None, ro=None, redis=rc)  # type: ignore[arg-type]
+        keys = [feed_key(a) for a in range(4001, 4013)]
+        for k in keys:
+            await rc.rpush(k, "stale")
+            await _replace_list(ctx, k, list(range(1, 1502)))  # past one RPUSH batch of 1000
+        got = [(await rc.llen(k), await rc.lindex(k, 0), await rc.lindex(k, -1),
+                await rc.ttl(k) > 0) for k in keys]
+        return {rc.get_node_from_key(k).name for k in keys}, got
+
+    nodes, got = run(cluster, body)
+    assert len(nodes) == 2
+    assert set(got) == {(1502, "1", "0", True)}  # 1,501 ids then the sentinel; no "stale"
