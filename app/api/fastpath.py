@@ -21,11 +21,10 @@ from fastapi import FastAPI
 from app.metrics import observe
 from app.services import auth, feed
 from app.services.errors import ServiceError
-from app.services.postjson import hydrate_json, page_json
 
 HOME = "/api/v1/timelines/home"
 PULL = "/api/v1/timelines/home_pull"
-CURSOR_RE = re.compile(r"[0-9]{1,19}(\.[0-9]{1,6})?")  # the route's `cursor` pattern
+CURSOR_RE = re.compile(feed.CURSOR_PATTERN)  # the route's `cursor` pattern
 HEADERS = [(b"content-type", b"application/json")]
 
 
@@ -96,8 +95,6 @@ class FeedApp(FastAPI):
             me = await auth.resolve(ctx, token)
             if me is None:
                 return None
-            ids = await feed.pull_ids(ctx, me, limit)
-            return page_json(await hydrate_json(ctx, me, ids),
-                             str(ids[-1]) if len(ids) == limit else None)
+            return await feed.pull_json(ctx, me, limit)
         except (feed.SessionChanged, ServiceError):
             return None

@@ -12,14 +12,13 @@ from fastapi.security import HTTPAuthorizationCredentials
 from app.api.deps import JSON, JSONBytes, bearer, get_ctx, page, path_id, viewer
 from app.api.models import MarkReadIn
 from app.services import auth, feed, notifications, search, trends
-from app.services.postjson import hydrate_json, page_json
 
 router = APIRouter(tags=["feeds"])
 Viewer = Annotated[int, Depends(viewer)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 Tag = Annotated[str, Path(max_length=65, pattern=r"^#?\w{1,64}$", description="a hashtag")]
-Cursor = Annotated[str | None, Query(max_length=40, pattern=r"^[0-9]{1,19}(\.[0-9]{1,6})?$",
+Cursor = Annotated[str | None, Query(max_length=40, pattern=f"^{feed.CURSOR_PATTERN}$",
                                      description="next_cursor of the previous page")]
 
 
@@ -104,10 +103,7 @@ def add_pull_baseline(app: FastAPI) -> None:
     request (same auth, hydrate and JSON as the home feed). Off unless bench_endpoints."""
 
     async def home_pull(request: Request, me: Viewer, limit: Limit = 40) -> Response:
-        ctx = get_ctx(request)
-        ids = await feed.pull_ids(ctx, me, limit)
-        return JSONBytes(page_json(await hydrate_json(ctx, me, ids),
-                                   str(ids[-1]) if len(ids) == limit else None))
+        return JSONBytes(await feed.pull_json(get_ctx(request), me, limit))
 
     app.add_api_route("/api/v1/timelines/home_pull", home_pull, methods=["GET"],
                       include_in_schema=False)

@@ -32,6 +32,7 @@ from app.services.postjson import hydrate_json, page_json
 from app.services.posts import hydrate
 
 SENTINEL = "0"
+CURSOR_PATTERN = r"[0-9]{1,19}(\.[0-9]{1,6})?"  # next_cursor: "<max_id>.<offset hint>"
 SLACK = 10  # extra ids read per page: entries dropped by hydrate (deleted, hidden, muted)
 BIG_HEAD = 64  # newest ids of a big account's list kept per process (a first page's worth)
 
@@ -367,6 +368,13 @@ async def home_json(ctx: Ctx, account_id: int, *, limit: int = 40, cursor: str |
     ids, nxt = await home_ids(ctx, account_id, check_limit(ctx, limit), cursor,
                               session_key=session_key)
     return page_json(await hydrate_json(ctx, account_id, ids), nxt)
+
+
+async def pull_json(ctx: Ctx, account_id: int, limit: int) -> bytes:
+    """The pull-on-read baseline's page as JSON (same rendering as `home_json`)."""
+    ids = await pull_ids(ctx, account_id, limit)
+    return page_json(await hydrate_json(ctx, account_id, ids),
+                     str(ids[-1]) if len(ids) == limit else None)
 
 
 async def account_posts(ctx: Ctx, viewer_id: int, account_id: int, *, limit: int = 40,
