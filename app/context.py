@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
+from app.batching import Batcher, RedisReads
 from app.db import create_pools
 from app.redis_client import AnyRedis, close_redis, make_redis
 from app.services.media import MediaStore
@@ -24,7 +25,8 @@ class LocalCache(Generic[K, V]):
     def __init__(self, max_items: int = 100_000) -> None:
         self.max_items = max_items
         self._d: dict[K, V] = {}
-        self.get = self._d.get  # the dict's own method: no Python frame on the hot path
+        self.get = self._d.get  # the dict's own methods: no Python frame on the hot path
+        self.has = self._d.__contains__
 
     def put(self, key: K, value: V) -> None:
         if len(self._d) >= self.max_items and key not in self._d:
@@ -63,6 +65,13 @@ class Ctx:
         default_factory=lambda: LocalCache(200_000))
     echo_of: LocalCache[int, int] = field(default_factory=LocalCache)  # echo -> echoed post
     author_parts: LocalCache[tuple[Any, ...], bytes] = field(default_factory=LocalCache)
+    # concurrent requests' reads coalesced (app.batching): Redis reads of the home feed, and
+    # other batchers by name (created by their modules on first use)
+    reads: RedisReads = field(init=False)
+    batchers: dict[str, Batcher[Any, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.reads = RedisReads(self.redis)
 
 
 async def open_ctx(settings: Settings) -> Ctx:

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import numpy as np
 import psutil
 
@@ -330,6 +331,17 @@ def main() -> int:
                 node.stop()
 
 
+def batch_sizes(metrics_url: str) -> dict[str, float]:
+    """Mean callers per coalesced round trip (app.batching), by batcher, since the app started
+    (warm-up, home feed and baseline rounds)."""
+    text = httpx.get(metrics_url, timeout=30).text
+    got: dict[str, dict[str, float]] = {}
+    for m in re.finditer(r'^freehold_batch_items_(sum|count)\{batcher="([^"]+)"\} (\S+)$', text,
+                         re.M):
+        got.setdefault(m[2], {})[m[1]] = float(m[3])
+    return {k: round(v["sum"] / v["count"], 2) for k, v in got.items() if v.get("count")}
+
+
 def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
             settings: Settings, big_at: int, cluster: list[Redis]) -> int:
     """Seed, serve and measure (see the module doc); returns the exit code."""
@@ -384,6 +396,7 @@ def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
             with console.status(f"home feed (pull-on-read baseline), round {i + 1}…"):
                 pull.append(wrk(pull_url, tokens, args.seconds, conns=conns, meter=meter))
         results["home_feed"], results["pull_baseline"] = combine(home), combine(pull)
+        results["batch_mean_items"] = batch_sizes(f"http://127.0.0.1:{port}/metrics")
         with console.status("post creates…"):
             results["post_create"] = wrk(f"{base}/posts", tokens, args.seconds, "POST",
                                          '{"body": "benchmark post %d #bench"}', conns=16,
@@ -426,7 +439,8 @@ def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
         "fanout_*: this process pushing the newest post of the 20 most-followed accounts into "
         "every account's cached feed on the single Redis (one Lua call per chunk); "
         "fanout_cluster: the same on a local Redis Cluster of two masters (one script call per "
-        "node per chunk)")
+        "node per chunk); batch_mean_items: mean requests served by one coalesced Redis "
+        "pipeline (redis_reads) and one PostgreSQL query (post_rows), app.batching")
     results["feed_redis"] = f"local Redis Cluster of {len(cluster)} masters" if cluster \
         else "single Redis"
     table = Table(title=f"Freehold app hot paths (1 app core, loopback, {results['feed_redis']})")
@@ -444,6 +458,7 @@ def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
     console.print(f"home feed / pull baseline: {results['speedup_vs_pull']}× wall "
                   f"(per round {speed}), {results.get('speedup_vs_pull_cpu')}× CPU per request; "
                   f"load average {results['load_average_end']}")
+    console.print(f"requests per coalesced round trip: {results['batch_mean_items']}")
     if "fanout_cluster" in results:
         console.print(f"fan-out: {results['fanout_inserts_per_s']} inserts/s wall, "
                       f"{results['fanout_inserts_per_cpu_s']} per worker CPU-second (Redis "

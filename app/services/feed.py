@@ -8,11 +8,12 @@ PostgreSQL, with a sentinel `0` at its tail so that an empty feed still exists i
 
 Read path: one pipelined Redis round trip (the session check, LRANGE of the feed page, the
 big-account set and its epoch, and the heads of the big accounts' lists this process does not
-hold fresh), then one hydrate query. Each process keeps the newest BIG_HEAD ids of the big
-accounts its readers follow for `big_head_ttl_ms` (its own posts drop them at once), so a read
-merges them from memory; a list is read deeper only when its ids could still make the page.
-Ids are time-ordered, so merging and the cursor work on ids alone. Cursor:
-"<max_id>.<offset hint>". The page is rendered to JSON by app.services.postjson.
+hold fresh), then one hydrate query; concurrent requests share both (app.batching: one
+pipeline and one query for all the requests in flight). Each process keeps the newest
+BIG_HEAD ids of the big accounts its readers follow for `big_head_ttl_ms` (its own posts drop
+them at once), so a read merges them from memory; a list is read deeper only when its ids
+could still make the page. Ids are time-ordered, so merging and the cursor work on ids alone.
+Cursor: "<max_id>.<offset hint>". The page is rendered to JSON by app.services.postjson.
 Concurrent rebuilds of the same list run once per process.
 """
 
@@ -24,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from app.batching import Command
 from app.context import Ctx
 from app.ids import parse_id
 from app.redis_client import BIG_EPOCH, author_key, feed_big_key, feed_key, script
@@ -131,14 +133,17 @@ async def rebuild(ctx: Ctx, account_id: int) -> int:
     return int(await _once(ctx, feed_key(account_id), make))
 
 
-async def _big_set(ctx: Ctx, account_id: int, cached: str | None, epoch: str | None
-                   ) -> tuple[str, list[int]]:
+async def _big_set(ctx: Ctx, account_id: int, cached: str | None, epoch: str | None,
+                   known: tuple[str, list[int]] | None = None) -> tuple[str, list[int]]:
     """(the `feedbig` value, the big accounts this feed merges at read time): the cached value
-    when it was made at the current epoch, else recomputed from PostgreSQL and cached."""
+    when it was made at the current epoch (parsed again only when it differs from `known`,
+    this process's hint), else recomputed from PostgreSQL and cached."""
     epoch = epoch or "0"
     if cached is not None:
         head, _, rest = cached.partition("|")
         if head == epoch:
+            if known is not None and known[0] == cached:
+                return known
             return cached, [int(x) for x in rest.split(",") if x]
     _, big = await feed_sources(ctx, account_id)
     raw = f"{epoch}|{','.join(map(str, big))}"
@@ -201,9 +206,10 @@ def _stale_heads(ctx: Ctx, big: list[int]) -> tuple[dict[int, tuple[list[int], b
 
 
 async def _keep_heads(ctx: Ctx, authors: list[int], answers: list[Any],
-                      heads: dict[int, tuple[list[int], bool]]) -> None:
-    """Parse the LRANGE answers of `authors`' heads into `heads` and this process's cache;
-    missing lists are rebuilt from PostgreSQL."""
+                      heads: dict[int, tuple[list[int], bool]], sent: float) -> None:
+    """Parse the LRANGE answers (read at `sent` or later) of `authors`' heads into `heads` and
+    this process's cache; missing lists are rebuilt from PostgreSQL. A head another request
+    parsed since `sent` is taken as it is (concurrent requests share the read, app.batching)."""
     now = time.monotonic()
     missing = [a for a, raw in zip(authors, answers, strict=True) if not raw]
     rebuilt = await asyncio.gather(*(rebuild_author(ctx, a) for a in missing))
@@ -211,7 +217,11 @@ async def _keep_heads(ctx: Ctx, authors: list[int], answers: list[Any],
         heads[a] = (ids[:BIG_HEAD], len(ids) <= BIG_HEAD)
     for a, raw in zip(authors, answers, strict=True):
         if raw:
-            heads[a] = _head(raw)
+            kept = ctx.big_heads.get(a)
+            if kept is not None and kept[0] >= sent:
+                heads[a] = (kept[1], kept[2])
+            else:
+                heads[a] = _head(raw)
     for a in authors:
         ctx.big_heads.put(a, (now, *heads[a]))
 
@@ -219,10 +229,9 @@ async def _keep_heads(ctx: Ctx, authors: list[int], answers: list[Any],
 async def _read_heads(ctx: Ctx, authors: list[int],
                       heads: dict[int, tuple[list[int], bool]]) -> None:
     if authors:
-        pipe = ctx.redis.pipeline(transaction=False)
-        for a in authors:
-            pipe.lrange(author_key(a), 0, BIG_HEAD - 1)
-        await _keep_heads(ctx, authors, await pipe.execute(), heads)
+        sent = time.monotonic()
+        answers = await ctx.reads([("lrange", author_key(a), 0, BIG_HEAD - 1) for a in authors])
+        await _keep_heads(ctx, authors, answers, heads, sent)
 
 
 async def _merge_page(ctx: Ctx, big: list[int], heads: dict[int, tuple[list[int], bool]],
@@ -304,17 +313,16 @@ async def home_ids(ctx: Ctx, account_id: int, limit: int, cursor: str | None, *,
         heads, stale = _stale_heads(ctx, guess[1])
     raw: list[str] = []
     for attempt in range(2):  # at most one rebuild
-        pipe = ctx.redis.pipeline(transaction=False)
+        cmds: list[Command] = []
         if session_key is not None:
-            pipe.get(session_key)
+            cmds.append(("get", session_key))
         if hint or attempt:
-            pipe.exists(key)
-        pipe.lrange(key, hint, hint + want - 1)
-        pipe.get(feed_big_key(account_id))
-        pipe.get(BIG_EPOCH)
-        for a in stale:
-            pipe.lrange(author_key(a), 0, BIG_HEAD - 1)
-        res = await pipe.execute()
+            cmds.append(("exists", key))
+        cmds += [("lrange", key, hint, hint + want - 1), ("get", feed_big_key(account_id)),
+                 ("get", BIG_EPOCH)]
+        cmds += [("lrange", author_key(a), 0, BIG_HEAD - 1) for a in stale]
+        sent = time.monotonic()
+        res = await ctx.reads(cmds)  # one pipeline with concurrent requests' reads
         if session_key is not None:
             if res[0] != str(account_id):
                 raise SessionChanged(session_key)
@@ -322,35 +330,41 @@ async def home_ids(ctx: Ctx, account_id: int, limit: int, cursor: str | None, *,
         exists = res.pop(0) if hint or attempt else True
         raw, big_cached, epoch = res[:3]
         if stale:
-            await _keep_heads(ctx, stale, res[3:], heads)
+            await _keep_heads(ctx, stale, res[3:], heads, sent)
             stale = []
         if exists and (raw or hint):  # a cached feed is never empty: it ends in the sentinel
             break
         await rebuild(ctx, account_id)
     # Pushes only add at the head, so ids older than max_id sit at or after the hint; entries
     # before them (pushed since the last page) are skipped, and the next range read if needed.
-    own: list[tuple[int, int]] = []  # (id, position)
+    own: list[int] = []  # ids, and their positions in the list
+    at: list[int] = []
     pos = hint
     for _ in range(ctx.settings.feed_cap // want + 2):
-        for x in raw:
-            i = int(x)
-            if i and (max_id is None or i < max_id):
-                own.append((i, pos))
-            pos += 1
+        got = list(map(int, raw))
+        if max_id is None and 0 not in got:  # a first page without the sentinel: all of it
+            own += got
+            at += range(pos, pos + len(got))
+        else:
+            for k, i in enumerate(got, pos):
+                if i and (max_id is None or i < max_id):
+                    own.append(i)
+                    at.append(k)
+        pos += len(got)
         if len(own) >= want or len(raw) < want:
             break
         raw = await ctx.redis.lrange(key, pos, pos + want - 1)
-    big_raw, big = await _big_set(ctx, account_id, big_cached, epoch)
+    big_raw, big = await _big_set(ctx, account_id, big_cached, epoch, guess)
     if guess is None or guess[0] != big_raw:
         ctx.big_hints.put(account_id, (big_raw, big))
         fresh, stale = _stale_heads(ctx, big)
         heads.update(fresh)
         await _read_heads(ctx, stale, heads)
-    merged = await _merge_page(ctx, big, heads, max_id, limit, [i for i, _ in own])
+    merged = await _merge_page(ctx, big, heads, max_id, limit, own)
     if not merged:
         return [], None
     last = merged[-1]
-    next_hint = max((p + 1 for i, p in own if i >= last), default=hint)
+    next_hint = max((p + 1 for i, p in zip(own, at, strict=True) if i >= last), default=hint)
     more = len(merged) == limit
     return merged, (f"{last}.{next_hint}" if more else None)
 

@@ -5,19 +5,24 @@ muted posts left out), without building a dict per post: the parts of a post tha
 (id, text, tags, mentions, reply and root ids, images, time: posts are not edited and ids are
 not reused) are rendered once per process and kept (`Ctx.post_parts`, bounded), the author's
 part is kept per (id, username, display name, avatar, badge), and counters, `upvoted` and
-`hidden` are written fresh from the query on every read.
+`hidden` are written fresh from the query on every read. The query is shared by the requests in
+flight (app.batching): one query for the (viewer, post) pairs of all of them.
 """
 
 from __future__ import annotations
 
+import asyncpg
 import orjson
 
+from app.batching import Batcher
 from app.context import Ctx
-from app.services.posts import HYDRATE_FROM, _derived, _media_json
+from app.services.posts import HYDRATE_FROM_TEMPLATE, _derived, _media_json
 
-# $3: the posts whose parts this process holds: their text and images are not sent again
+# One query for the pages of concurrent requests (app.batching): ($1, $2) the (viewer, post)
+# pairs; $3 the posts whose parts this process does not hold (their text and images are sent;
+# those of the others are not sent again)
 FAST_SQL = """
-SELECT p.id, p.hidden, p.upvotes_count, p.replies_count, p.echoes_count,
+SELECT q.viewer, p.id, p.hidden, p.upvotes_count, p.replies_count, p.echoes_count,
        (u.account_id IS NOT NULL) AS upvoted,
        p.author_id, a.username, a.display_name, a.avatar_key, a.is_verified,
        p.echo_of_id, e.hidden AS e_hidden,
@@ -25,13 +30,40 @@ SELECT p.id, p.hidden, p.upvotes_count, p.replies_count, p.echoes_count,
        e.author_id AS e_author_id, ea.username AS e_username,
        ea.display_name AS e_display_name, ea.avatar_key AS e_avatar_key,
        ea.is_verified AS e_is_verified,
-       CASE WHEN p.id <> ALL($3) THEN
+       CASE WHEN p.id = ANY($3) THEN
             ARRAY[p.body, p.reply_to_id::text, p.root_id::text, p.media::text] END AS parts,
-       CASE WHEN e.id <> ALL($3) THEN
+       CASE WHEN e.id = ANY($3) OR p.id = ANY($3) THEN
             ARRAY[e.body, e.reply_to_id::text, e.root_id::text, e.media::text] END AS e_parts
-""" + HYDRATE_FROM
+""" + HYDRATE_FROM_TEMPLATE.format(
+    source="unnest($1::bigint[], $2::bigint[]) AS q(viewer, pid) JOIN posts p ON p.id = q.pid",
+    viewer="q.viewer")
 
-_TRUE_FALSE = {True: b"true", False: b"false"}
+Rows = dict[int, asyncpg.Record]  # post id -> its row, for one viewer
+
+
+async def _fetch_rows(ctx: Ctx, items: list[tuple[int, list[int], list[int]]]) -> list[Rows]:
+    """The rows of (viewer, post ids, posts whose parts are wanted) requests, one query."""
+    viewers: list[int] = []
+    pids: list[int] = []
+    need: set[int] = set()
+    for viewer, ids, wanted in items:  # a viewer twice in a batch: its rows come twice
+        need.update(wanted)
+        viewers += [viewer] * len(ids)
+        pids += ids
+    async with ctx.ro.acquire() as con:
+        rows = await con.fetch(FAST_SQL, viewers, pids, list(need))
+    by_viewer: dict[int, Rows] = {}
+    for r in rows:
+        by_viewer.setdefault(r[0], {})[r[1]] = r
+    return [by_viewer.get(v, {}) for v, _, _ in items]
+
+
+def _rows_batcher(ctx: Ctx) -> Batcher[tuple[int, list[int], list[int]], Rows]:
+    b = ctx.batchers.get("post_rows")
+    if b is None:
+        b = ctx.batchers["post_rows"] = Batcher("post_rows",
+                                                   lambda items: _fetch_rows(ctx, items))
+    return b
 
 
 def _parts(ctx: Ctx, pid: int, raw: list[str | None] | None) -> tuple[bytes, bool]:
@@ -64,27 +96,31 @@ def _author(ctx: Ctx, aid: int, username: str, display: str | None, avatar: str 
     return got
 
 
-def _counts(up: int, rep: int, ech: int) -> bytes:
-    return b',"upvotes_count":%d,"replies_count":%d,"echoes_count":%d' % (up, rep, ech)
+_ITEM = (b'{%b,%b,"upvotes_count":%d,"replies_count":%d,"echoes_count":%d,"upvoted":%b,'
+         b'"hidden":%b,"echo_of":%b}')
+_ECHO = b'{%b,%b,"upvotes_count":%d,"replies_count":%d,"echoes_count":%d}'
 
 
 async def hydrate_json(ctx: Ctx, viewer_id: int, ids: list[int]) -> list[bytes]:
     """JSON of the post documents for `ids` in that order (see `posts.hydrate`)."""
     if not ids:
         return []
-    held = [i for i in ids if i in ctx.post_parts]
-    held += [e for e in (ctx.echo_of.get(i) for i in held) if e]
-    rows = await ctx.ro.fetch(FAST_SQL, ids, viewer_id, held)
-    by_id = {r[0]: r for r in rows}
+    held = ctx.post_parts.has
+    need = [i for i in ids if not held(i)]
+    need += [e for e in map(ctx.echo_of.get, ids) if e and not held(e)]
+    by_id = await _rows_batcher(ctx)((viewer_id, ids, need))
+    parts_of = ctx.post_parts.get
+    author_of = ctx.author_parts.get
     out: list[bytes] = []
     for i in ids:
         r = by_id.get(i)
         if r is None:
             continue
-        (pid, hidden, up, rep, ech, upvoted, aid, username, display, avatar, verified,
+        (_, pid, hidden, up, rep, ech, upvoted, aid, username, display, avatar, verified,
          eid, e_hidden, e_up, e_rep, e_ech, e_aid, e_username, e_display, e_avatar, e_verified,
          raw, e_raw) = r
-        parts, plain = _parts(ctx, pid, raw)
+        got = parts_of(pid) if raw is None else None
+        parts, plain = got if got is not None else _parts(ctx, pid, raw)
         echo = b"null"
         if eid:
             ctx.echo_of.put(pid, eid)
@@ -92,14 +128,14 @@ async def hydrate_json(ctx: Ctx, viewer_id: int, ids: list[int]) -> list[bytes]:
                 if plain:
                     continue  # a plain echo of a post that is gone
             else:
-                echo = b"".join((
-                    b"{", _parts(ctx, eid, e_raw)[0], b",",
+                echo = _ECHO % (
+                    _parts(ctx, eid, e_raw)[0],
                     _author(ctx, e_aid, e_username, e_display, e_avatar, e_verified),
-                    _counts(e_up, e_rep, e_ech), b"}"))
-        out.append(b"".join((
-            b"{", parts, b",", _author(ctx, aid, username, display, avatar, verified),
-            _counts(up, rep, ech), b',"upvoted":', _TRUE_FALSE[upvoted], b',"hidden":',
-            _TRUE_FALSE[hidden], b',"echo_of":', echo, b"}")))
+                    e_up, e_rep, e_ech)
+        author = author_of((aid, username, display, avatar, verified)) or \
+            _author(ctx, aid, username, display, avatar, verified)
+        out.append(_ITEM % (parts, author, up, rep, ech, b"true" if upvoted else b"false",
+                            b"true" if hidden else b"false", echo))
     return out
 
 

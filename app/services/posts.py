@@ -27,20 +27,24 @@ SELECT p.id, p.author_id, p.body, p.reply_to_id, p.root_id, p.echo_of_id, p.medi
        ea.avatar_key AS e_avatar_key, ea.is_verified AS e_is_verified,
        (u.account_id IS NOT NULL) AS upvoted
 """
-# which posts a viewer ($2) may see of $1, and what a document joins (app.services.postjson too)
-HYDRATE_FROM = """
-FROM posts p
+# which posts a viewer may see, and what a document joins (app.services.postjson too):
+# `source` names the posts `p`, `viewer` the account reading them
+HYDRATE_FROM_TEMPLATE = """
+FROM {source}
 JOIN accounts a ON a.id = p.author_id
 LEFT JOIN posts e ON e.id = p.echo_of_id
 LEFT JOIN accounts ea ON ea.id = e.author_id
-LEFT JOIN upvotes u ON u.account_id = $2 AND u.post_id = p.id
-WHERE p.id = ANY($1::bigint[]) AND (NOT p.hidden OR p.author_id = $2)
+LEFT JOIN upvotes u ON u.account_id = {viewer} AND u.post_id = p.id
+WHERE (NOT p.hidden OR p.author_id = {viewer})
   AND NOT EXISTS (SELECT 1 FROM blocks b
-                  WHERE (b.blocker_id = $2 AND b.blocked_id IN (p.author_id, e.author_id))
-                     OR (b.blocked_id = $2 AND b.blocker_id IN (p.author_id, e.author_id)))
+                  WHERE (b.blocker_id = {viewer} AND b.blocked_id IN (p.author_id, e.author_id))
+                     OR (b.blocked_id = {viewer} AND b.blocker_id IN (p.author_id, e.author_id)))
   AND NOT EXISTS (SELECT 1 FROM mutes m
-                  WHERE m.muter_id = $2 AND m.muted_id IN (p.author_id, e.author_id))
+                  WHERE m.muter_id = {viewer} AND m.muted_id IN (p.author_id, e.author_id))
 """
+# posts $1 as seen by $2
+HYDRATE_FROM = HYDRATE_FROM_TEMPLATE.format(
+    source="posts p", viewer="$2") + "  AND p.id = ANY($1::bigint[])\n"
 HYDRATE_SQL += HYDRATE_FROM
 
 

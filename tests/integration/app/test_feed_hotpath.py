@@ -162,3 +162,73 @@ def test_big_heads_kept_for_their_time(client: TestClient, workers: Any, rds: An
     stale = held[0] - settings.big_head_ttl_ms / 1000 - 0.01
     ctx.big_heads.put(int(big.id), (stale, *held[1:]))
     assert home_ids(client, reader) == [second, first]
+
+
+def test_concurrent_pages_share_one_query_and_keep_their_viewers(
+        client: TestClient, workers: Any, rds: Any) -> None:
+    """Pages of concurrent requests are fetched by one query (app.batching): each viewer still
+    gets its own page — a post of an account one reader muted and the other did not, an upvote
+    of one reader only — the same documents `posts.hydrate` gives each."""
+    import asyncio
+
+    from app.services import posts
+    from app.services.postjson import _rows_batcher, hydrate_json
+
+    r1, r2, author = new_user(client, "cb"), new_user(client, "cb"), new_user(client, "cb")
+    ids = [int(client.post("/api/v1/posts", headers=author.h, json={"body": f"b{i}"}).json()["id"])
+           for i in range(3)]
+    assert client.post(f"/api/v1/accounts/{author.id}/mute", headers=r1.h).status_code == 200
+    assert client.post(f"/api/v1/posts/{ids[1]}/upvote", headers=r2.h).status_code == 200
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    batcher = _rows_batcher(ctx)
+
+    async def both() -> tuple[list[list[bytes]], int, int]:
+        before = (batcher.batches, batcher.items)
+        got = await asyncio.gather(*(hydrate_json(ctx, int(u.id), ids) for u in (r1, r2, r2)))
+        return list(got), batcher.batches - before[0], batcher.items - before[1]
+
+    pages, batches, items = client.portal.call(both)  # type: ignore[union-attr]
+    assert (batches, items) == (1, 3)  # three requests, one query
+    assert pages[0] == []  # r1 muted the author
+    docs = client.portal.call(posts.hydrate, ctx, int(r2.id), ids)  # type: ignore[union-attr]
+    assert [orjson.loads(x) for x in pages[1]] == docs == [orjson.loads(x) for x in pages[2]]
+    assert [d["upvoted"] for d in docs] == [False, True, False]
+
+
+def test_concurrent_redis_reads_share_one_pipeline(client: TestClient, rds: Any) -> None:
+    """Read commands of concurrent callers go out in one pipeline, a command wanted twice sent
+    once; a command's error reaches the callers that sent it, not the others."""
+    import asyncio
+
+    rds.delete("bt:list", "bt:str")
+    rds.rpush("bt:list", "3", "2", "1")
+    rds.set("bt:str", "x")
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    sent: list[int] = []
+    real = ctx.redis.pipeline
+
+    def counting(*a: Any, **k: Any) -> Any:
+        pipe = real(*a, **k)
+        execute = pipe.execute
+
+        async def run(*ea: Any, **ek: Any) -> Any:
+            sent.append(len(pipe.command_stack))
+            return await execute(*ea, **ek)
+        pipe.execute = run
+        return pipe
+
+    async def reads() -> list[Any]:
+        return list(await asyncio.gather(
+            ctx.reads([("lrange", "bt:list", 0, -1), ("get", "bt:str")]),
+            ctx.reads([("get", "bt:str")]),
+            ctx.reads([("lrange", "bt:str", 0, -1)]),  # WRONGTYPE
+            return_exceptions=True))
+
+    ctx.redis.pipeline = counting
+    try:
+        a, b, c = client.portal.call(reads)  # type: ignore[union-attr]
+    finally:
+        del ctx.redis.pipeline
+    assert a == [["3", "2", "1"], "x"] and b == ["x"]
+    assert isinstance(c, Exception) and "WRONGTYPE" in str(c)
+    assert sent == [3]  # one pipeline: lrange, get (once), the failing lrange
