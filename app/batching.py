@@ -8,8 +8,9 @@ submit while the loop is busy and runs them as one batch:
 
 - the first item starts a batch on the next loop turn (`call_soon`), so the requests whose bytes
   arrived together join it — an idle process adds no wait;
-- at most one batch runs at a time; items that arrive meanwhile form the next batch, started
-  the moment this one ends (the busier the process, the bigger the batch, by itself);
+- at most `concurrency` batches (one by default) run at a time; items that arrive meanwhile
+  form the next batch, started the moment one ends (the busier the process, the bigger the
+  batch, by itself);
 - each caller gets its own result or its own exception; a caller that was cancelled is skipped.
 
 `RedisReads` is such a batcher for read commands: the commands of all callers go in one
@@ -40,13 +41,14 @@ class Batcher(Generic[T, R]):
 
     def __init__(self, name: str,
                  run: Callable[[list[T]], Awaitable[Sequence[R | BaseException]]],
-                 max_items: int = 64) -> None:
+                 max_items: int = 64, concurrency: int = 1) -> None:
         self._run = run
+        self.concurrency = concurrency
         self._sizes = BATCH_ITEMS.labels(name)
         self.max_items = max_items
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
-        self._busy = False
-        self._task: asyncio.Task[None] | None = None
+        self._running = 0  # batches started and not finished (at most `concurrency`)
+        self._tasks: set[asyncio.Task[None]] = set()
         self.batches = 0  # batches run, and items in them: the mean batch size, for tests
         self.items = 0
 
@@ -54,8 +56,8 @@ class Batcher(Generic[T, R]):
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[R] = loop.create_future()
         self._queue.append((item, fut))
-        if not self._busy:
-            self._busy = True
+        if self._running < self.concurrency:
+            self._running += 1
             loop.call_soon(self._start)
         return await fut
 
@@ -65,13 +67,16 @@ class Batcher(Generic[T, R]):
         if not batch:
             self._next()
             return
-        self._task = asyncio.ensure_future(self._go(batch))
+        task = asyncio.ensure_future(self._go(batch))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _next(self) -> None:
+        """A batch slot is free: the queue's next batch takes it, or it stays free."""
         if self._queue:
             asyncio.get_running_loop().call_soon(self._start)
         else:
-            self._busy = False
+            self._running -= 1
 
     async def _go(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
         self.batches += 1
@@ -84,7 +89,7 @@ class Batcher(Generic[T, R]):
                 if not f.done():
                     f.set_exception(exc)
             if isinstance(exc, asyncio.CancelledError):
-                self._busy = False
+                self._running -= 1
                 raise
         else:
             for (_, f), res in zip(batch, results, strict=True):

@@ -47,6 +47,31 @@ def test_tags_mentions_and_reply_thread(client: TestClient) -> None:
     assert found["items"][0]["tag"] == "self_hosting"
 
 
+def test_thread_of_a_deep_conversation(client: TestClient) -> None:
+    """Ancestors oldest first (the whole chain), replies oldest first; a deleted reply and a
+    muted replier's reply left out; a post of a muted account is not found."""
+    a, b, c = new_user(client, "dt"), new_user(client, "dt"), new_user(client, "dt")
+    chain = [client.post("/api/v1/posts", headers=a.h, json={"body": "root"}).json()["id"]]
+    for i in range(4):
+        who = (b, a)[i % 2]
+        chain.append(client.post("/api/v1/posts", headers=who.h, json={
+            "body": f"level {i + 1}", "reply_to_id": chain[-1]}).json()["id"])
+    mid = chain[3]
+    replies = [client.post("/api/v1/posts", headers=who.h, json={
+        "body": f"answer {i}", "reply_to_id": mid}).json()["id"] for i, who in enumerate((b, c, b))]
+    assert client.delete(f"/api/v1/posts/{replies[2]}", headers=b.h).status_code == 204
+    assert client.post(f"/api/v1/accounts/{c.id}/mute", headers=a.h).status_code == 200
+    t = client.get(f"/api/v1/posts/{mid}/thread", headers=a.h).json()
+    assert t["post"]["id"] == mid
+    assert [p["id"] for p in t["ancestors"]] == chain[:3]
+    assert [p["id"] for p in t["replies"]] == [chain[4], replies[0]]
+    assert [p["id"] for p in client.get(f"/api/v1/posts/{mid}/thread", headers=b.h).json()[
+        "replies"]] == [chain[4], replies[0], replies[1]]  # b did not mute c
+    r = client.get(f"/api/v1/posts/{replies[1]}/thread", headers=a.h)
+    assert r.status_code == 404
+    assert client.get(f"/api/v1/posts/{replies[2]}/thread", headers=a.h).status_code == 404
+
+
 def test_echo_and_upvote(client: TestClient) -> None:
     a, b = new_user(client, "ec"), new_user(client, "ec")
     p = client.post("/api/v1/posts", headers=a.h, json={"body": "echo me"}).json()

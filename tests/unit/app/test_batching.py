@@ -112,3 +112,22 @@ def test_a_cancelled_caller_is_skipped() -> None:
         assert rec.batches == [[1], [3]]  # the cancelled caller's item was not sent
 
     asyncio.run(main())
+
+
+def test_concurrency_lets_that_many_batches_run_at_once() -> None:
+    async def main() -> None:
+        rec = Recorder()
+        rec.gate.clear()
+        b = Batcher("t", rec, concurrency=2)
+        first = asyncio.ensure_future(b(1))
+        await asyncio.sleep(0.01)
+        second = asyncio.ensure_future(b(2))
+        await asyncio.sleep(0.01)
+        third = asyncio.ensure_future(b(3))
+        await asyncio.sleep(0.01)
+        assert rec.batches == [[1], [2]]  # two running; the third waits for a free slot
+        rec.gate.set()
+        assert await asyncio.gather(first, second, third) == [10, 20, 30]
+        assert rec.batches == [[1], [2], [3]]
+
+    asyncio.run(main())
