@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from typing import Any
 
 import asyncpg
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from app.context import Ctx
 from app.ids import id_datetime, new_id
@@ -17,13 +13,13 @@ from app.redis_client import author_key, feed_big_key, feed_key
 from app.services import audit, ratelimit
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.services.media import new_media_key, sniff_image
+from app.services.passwords import hash_password, password_matches
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{3,30}$")
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]{2,}$")
 RESERVED = {"admin", "api", "about", "login", "logout", "signup", "settings", "media", "static",
             "discover", "search", "notifications", "moderation", "healthz", "readyz", "metrics",
             "freehold", "root", "support", "help", "home", "me"}
-hasher = PasswordHasher()
 
 ACCOUNT_COLS = ("id, username, display_name, bio, avatar_key, is_verified, is_admin, is_juror, "
                 "strikes, suspended_at, followers_count, following_count, posts_count, "
@@ -80,7 +76,7 @@ async def signup(ctx: Ctx, username: str, email: str, password: str, *, ip: str 
         raise Invalid("e-mail: give an address like name@example.org", field="email")
     check_password(password)
     display = check_display_name(display_name or name)
-    phash = await asyncio.to_thread(hasher.hash, password)
+    phash = await hash_password(password)
     aid = new_id()
     try:
         row = await ctx.db.fetchrow(
@@ -111,22 +107,11 @@ async def verify_password(ctx: Ctx, login: str, password: str) -> asyncpg.Record
     row = await ctx.db.fetchrow(
         "SELECT id, password_hash FROM accounts WHERE username = lower($1) "
         "OR lower(email) = lower($1) LIMIT 1", login.strip().lstrip("@"))
-    if row is None:
-        await asyncio.to_thread(_dummy_verify)  # same cost as a real check: no user probing
+    # no such account: a check of the same cost all the same (no probing by timing)
+    if not await password_matches(row["password_hash"] if row else None, password[:256]):
         raise Unauthorized("wrong username or password")
-    try:
-        await asyncio.to_thread(hasher.verify, row["password_hash"], password[:256])
-    except (VerificationError, InvalidHashError) as exc:
-        raise Unauthorized("wrong username or password") from exc
+    assert row is not None
     return row
-
-
-_DUMMY_HASH = hasher.hash("not-a-password")
-
-
-def _dummy_verify() -> None:
-    with contextlib.suppress(VerificationError):
-        hasher.verify(_DUMMY_HASH, "wrong")
 
 
 async def get(ctx: Ctx, account_id: int, *, conn: Any = None) -> asyncpg.Record:

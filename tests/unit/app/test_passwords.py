@@ -1,0 +1,36 @@
+"""app.services.passwords: argon2 off the event loop, in low-priority threads."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+
+import pytest
+
+from app.services import passwords
+
+pytestmark = pytest.mark.unit
+
+
+def test_hash_and_check() -> None:
+    async def main() -> tuple[bool, bool, bool]:
+        h = await passwords.hash_password("correct horse")
+        assert h.startswith("$argon2id$")
+        return (await passwords.password_matches(h, "correct horse"),
+                await passwords.password_matches(h, "wrong horse"),
+                await passwords.password_matches(None, "not-a-password"))  # no account
+
+    assert asyncio.run(main()) == (True, False, False)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_hashing_threads_run_at_a_lower_priority() -> None:
+    def nice_here() -> tuple[int, str]:
+        return (os.getpriority(os.PRIO_PROCESS, threading.get_native_id()),
+                threading.current_thread().name)
+
+    nice, name = passwords._pool.submit(nice_here).result(timeout=30)
+    assert name.startswith("password-hash")
+    assert nice == min(19, os.getpriority(os.PRIO_PROCESS, 0) + passwords.HASH_NICE)
