@@ -1,13 +1,37 @@
-"""Markers follow the folder: tests/unit, tests/integration, tests/lab."""
+"""Markers follow the folder: tests/unit, tests/integration, tests/lab.
+
+Unit tests run first. Pytest books the teardown of session-scoped fixtures to the session's
+last test: with tests/unit last (its name sorts last), the lab going down and the integration
+servers stopping (about a minute) showed up as the teardown of a unit test that takes 0.1 s
+(tests/unit/test_status.py). Run first, the unit tests also fail in seconds, not after the lab.
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+
+SUITES = ("unit", "integration", "lab")
+
+
+def suite_of(path: Path, rootpath: Path) -> str | None:
+    """`unit`, `integration` or `lab` for a file under tests/<suite>/ (None otherwise)."""
+    try:
+        parts = path.relative_to(rootpath).parts
+    except ValueError:
+        parts = path.parts
+    for i, part in enumerate(parts[:-1]):
+        if part == "tests" and parts[i + 1] in SUITES:
+            return parts[i + 1]
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank: dict[str, int] = {}
     for item in items:
-        parts = item.path.parts
-        for marker in ("unit", "integration", "lab"):
-            if marker in parts:
-                item.add_marker(getattr(pytest.mark, marker))
+        suite = suite_of(item.path, config.rootpath)
+        if suite is not None:
+            item.add_marker(getattr(pytest.mark, suite))
+        rank[item.nodeid] = SUITES.index(suite) if suite else len(SUITES)
+    items.sort(key=lambda item: rank[item.nodeid])  # stable: each suite keeps its order

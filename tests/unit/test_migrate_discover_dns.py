@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
@@ -10,39 +14,72 @@ import dns.zone
 import pytest
 import yaml
 from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.s3.models import s3_backends
 from typer.testing import CliRunner
 
 from deploy.cli import app
+from deploy.migrate.discover import summary_rows
 from deploy.migrate.dns import value_text
+
+AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_DEFAULT_REGION": "us-east-1",
+           # moto's ~1,300 public AMIs are scanned once per instance launched (15 ms each):
+           # the instances here start from one AMI registered by the seed instead
+           "MOTO_EC2_LOAD_DEFAULT_AMIS": "false"}
+
+
+@contextlib.contextmanager
+def mocked_aws() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        for k, v in AWS_ENV.items():
+            mp.setenv(k, v)
+        mp.delenv("AWS_ENDPOINT_URL", raising=False)
+        mp.delenv("AWS_PROFILE", raising=False)
+        with mock_aws():
+            yield
 
 
 @pytest.fixture()
-def aws(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
-        monkeypatch.setenv(k, v)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    with mock_aws():
+def aws() -> Iterator[None]:
+    with mocked_aws():
         yield
 
 
-def _seed() -> None:
+# (role, launches, instances a launch, type): 222 instances in 117 reservations, more than
+# moto's describe_instances page of 100 reservations (so discover has to follow NextToken)
+FLEET = (("web", 75, 2, "m5.large"), ("worker", 30, 2, "c5.xlarge"), ("redis", 12, 1, "r5.large"))
+OBJECTS = 1500  # more than one list_objects_v2 page of 1,000
+
+
+def _seed_ec2() -> None:
     ec2 = boto3.client("ec2", region_name="us-east-1")
-    ami = "ami-12c6146b"
-    for role, n, itype in (("web", 150, "m5.large"), ("worker", 60, "c5.xlarge"),
-                           ("redis", 12, "r5.large")):
-        ec2.run_instances(ImageId=ami, MinCount=n, MaxCount=n, InstanceType=itype,
-                          TagSpecifications=[{"ResourceType": "instance", "Tags": [
-                              {"Key": "Role", "Value": role}]}])
+    ami = ec2.register_image(Name="freehold-test-base")["ImageId"]
+    for role, launches, n, itype in FLEET:
+        for _ in range(launches):
+            ec2.run_instances(ImageId=ami, MinCount=n, MaxCount=n, InstanceType=itype,
+                              TagSpecifications=[{"ResourceType": "instance", "Tags": [
+                                  {"Key": "Role", "Value": role}]}])
+
+
+def _seed_s3() -> None:
     s3 = boto3.client("s3", region_name="us-east-1")
     s3.create_bucket(Bucket="media")
-    for i in range(1500):  # more than one page of 1,000
-        s3.put_object(Bucket="media", Key=f"p/{i}", Body=b"x" * 10)
+    # S3 has no batch upload: 1,500 PutObject calls through boto3 took 9 s, so the objects go
+    # straight into moto's S3 backend (discover still lists them through the API, paginated)
+    backend = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    for i in range(OBJECTS):
+        backend.put_object("media", f"p/{i}", b"x" * 10)
+
+
+def _seed_rds() -> None:
     rds = boto3.client("rds", region_name="us-east-1")
     rds.create_db_instance(DBInstanceIdentifier="main", Engine="postgres",
                            DBInstanceClass="db.r5.large", AllocatedStorage=500,
                            MasterUsername="u", MasterUserPassword="password123")
+
+
+def _seed_route53() -> None:
     r53 = boto3.client("route53")
     zid = r53.create_hosted_zone(Name="example.social.", CallerReference="1")["HostedZone"]["Id"]
     changes = [{"Action": "CREATE", "ResourceRecordSet": {
@@ -62,13 +99,43 @@ def _seed() -> None:
     r53.change_resource_record_sets(HostedZoneId=zid, ChangeBatch={"Changes": changes})
 
 
-def test_discover_paginates_and_maps_roles(aws, tmp_path: Path) -> None:  # noqa: ANN001
-    _seed()
-    out = tmp_path / "m.yaml"
-    r = CliRunner().invoke(app, ["migrate", "discover", "--out", str(out), "--json"])
-    assert r.exit_code == 0, r.output
+@dataclass
+class Discovery:
+    """`migrate discover` run once against the seeded account (in `folder`: m.yaml and its
+    runbook state)."""
+
+    folder: Path
+    exit_code: int
+    output: str
+    stdout: str
+
+    def copy_to(self, dest: Path) -> Path:
+        """A private copy of the manifest and its state (tests record steps in it)."""
+        shutil.copytree(self.folder, dest, dirs_exist_ok=True)
+        return dest / "m.yaml"
+
+
+@pytest.fixture(scope="module")
+def discovery(tmp_path_factory: pytest.TempPathFactory) -> Discovery:
+    """Seeding the account and discovering it takes seconds in moto (hundreds of instances
+    serialised): done once for the tests that only read the result."""
+    folder = tmp_path_factory.mktemp("discovered")
+    with mocked_aws():
+        _seed_ec2()
+        _seed_s3()
+        _seed_rds()
+        _seed_route53()
+        r = CliRunner().invoke(app, ["migrate", "discover", "--out", str(folder / "m.yaml"),
+                                     "--json"])
+    return Discovery(folder, r.exit_code, r.output, r.stdout)
+
+
+def test_discover_paginates_and_maps_roles(discovery: Discovery, tmp_path: Path,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    assert discovery.exit_code == 0, discovery.output
+    out = discovery.copy_to(tmp_path)
     doc = yaml.safe_load(out.read_text())
-    assert json.loads(r.stdout)["kind"] == doc["kind"]
+    assert json.loads(discovery.stdout)["kind"] == doc["kind"]
     inst = doc["regions"][0]["instances"]
     assert len(inst) == 222  # more than one describe_instances page
     roles = {i["role"] for i in inst}
@@ -83,6 +150,15 @@ def test_discover_paginates_and_maps_roles(aws, tmp_path: Path) -> None:  # noqa
     assert set(deps) == {"registrar", "dns", "cdn", "certificates", "email", "sms", "sso",
                          "payments"}
     assert "example.social." in deps["dns"] and "example.social." in deps["email"]
+    # without --json: the same manifest shown as tables (discovery itself is not repeated)
+    kinds = [row[0] for row in summary_rows(doc)]
+    assert {k: kinds.count(k) for k in set(kinds)} == {"ec2": 222, "s3": 1, "rds": 1,
+                                                        "route53": 1}
+    monkeypatch.setattr("deploy.migrate.discover.discover", lambda regions, profile: doc)
+    r = CliRunner().invoke(app, ["migrate", "discover", "--out", str(tmp_path / "t.yaml")])
+    assert r.exit_code == 0, r.output
+    assert {k: r.output.count(f"│ {k} ") for k in ("ec2", "s3", "rds", "route53", "payments")
+            } == {"ec2": 222, "s3": 1, "rds": 1, "route53": 1, "payments": 1}
     # the runbook shows discover done, the rest pending
     r = CliRunner().invoke(app, ["migrate", "status", str(out), "--json"])
     steps = json.loads(r.stdout)
@@ -90,7 +166,7 @@ def test_discover_paginates_and_maps_roles(aws, tmp_path: Path) -> None:  # noqa
 
 
 def test_dns_export_parses_back_lower_ttl_and_cutover(aws, tmp_path: Path) -> None:  # noqa: ANN001
-    _seed()
+    _seed_route53()
     bind, pdns = tmp_path / "z.zone", tmp_path / "z.json"
     manifest = tmp_path / "m.yaml"
     manifest.write_text("kind: freehold-migration-manifest\n")
@@ -152,10 +228,9 @@ def test_bad_input_one_line(aws, tmp_path: Path) -> None:  # noqa: ANN001
     assert (tmp_path / "m.state" / "steps.json").read_text() == "{broken"
 
 
-def test_plan_sizes_from_manifest(aws, tmp_path: Path) -> None:  # noqa: ANN001
-    _seed()
-    out = tmp_path / "m.yaml"
-    assert CliRunner().invoke(app, ["migrate", "discover", "--out", str(out)]).exit_code == 0
+def test_plan_sizes_from_manifest(discovery: Discovery, tmp_path: Path) -> None:
+    assert discovery.exit_code == 0, discovery.output
+    out = discovery.copy_to(tmp_path)
     spec = tmp_path / "cluster.yaml"
     r = CliRunner().invoke(app, ["migrate", "plan", str(out), "--emit-spec", str(spec),
                                  "--json"])
