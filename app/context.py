@@ -10,7 +10,7 @@ import asyncpg
 
 from app.batching import Batcher, RedisReads
 from app.db import create_pools
-from app.redis_client import AnyRedis, close_redis, make_redis
+from app.redis_client import AnyRedis, RedisCluster, close_redis, make_redis
 from app.services.media import MediaStore
 from app.settings import Settings
 
@@ -77,7 +77,12 @@ class Ctx:
 async def open_ctx(settings: Settings) -> Ctx:
     db, ro = await create_pools(settings)
     media = MediaStore.from_settings(settings) if settings.s3_endpoint else None
-    return Ctx(settings=settings, db=db, ro=ro, redis=make_redis(settings), media=media)
+    redis = make_redis(settings)
+    if isinstance(redis, RedisCluster):
+        # learn the slot map before the first requests, not inside them (a cold cluster client
+        # hit by concurrent requests answered some of its first ones with closed connections)
+        await redis.initialize()
+    return Ctx(settings=settings, db=db, ro=ro, redis=redis, media=media)
 
 
 async def close_ctx(ctx: Ctx) -> None:

@@ -117,3 +117,28 @@ def test_rebuilt_lists_replace_at_once_on_every_node(cluster: list[Redis]) -> No
     nodes, got = run(cluster, body)
     assert len(nodes) == 2
     assert set(got) == {(1502, "1", "0", True)}  # 1,501 ids then the sentinel; no "stale"
+
+
+def test_coalesced_reads_span_both_nodes(cluster: list[Redis]) -> None:
+    """The home feed's coalesced reads (app.batching.RedisReads) on a cluster: the callers'
+    keys on both nodes in one pipeline, each caller answered in its order, an error (WRONGTYPE)
+    only to the caller that sent the command."""
+    from app.batching import RedisReads
+
+    async def body(rc: Any) -> tuple[list[Any], set[str], int]:
+        keys = [f"rr:{i}" for i in range(40)]
+        for i, k in enumerate(keys):
+            await rc.set(k, str(i))
+        await rc.set("rr:str", "x")
+        reads = RedisReads(rc)
+        got = await asyncio.gather(
+            *(reads([("get", k), ("get", keys[0])]) for k in keys),
+            reads([("lrange", "rr:str", 0, -1)]), return_exceptions=True)
+        nodes = {rc.get_node_from_key(k).name for k in keys}
+        return list(got), nodes, reads.batches
+
+    got, nodes, batches = run(cluster, body)
+    assert len(nodes) == 2  # the keys do span both masters
+    assert got[:40] == [[str(i), "0"] for i in range(40)]
+    assert isinstance(got[40], ResponseError) and "WRONGTYPE" in str(got[40])
+    assert batches == 1
