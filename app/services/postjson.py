@@ -105,11 +105,17 @@ async def hydrate_json(ctx: Ctx, viewer_id: int, ids: list[int]) -> list[bytes]:
     """JSON of the post documents for `ids` in that order (see `posts.hydrate`)."""
     if not ids:
         return []
-    held = ctx.post_parts.has
-    need = [i for i in ids if not held(i)]
-    need += [e for e in map(ctx.echo_of.get, ids) if e and not held(e)]
-    by_id = await _rows_batcher(ctx)((viewer_id, ids, need))
     parts_of = ctx.post_parts.get
+    # the parts held now are kept here: the cache may be emptied while the query runs
+    known: dict[int, tuple[bytes, bool]] = {}
+    need: list[int] = []  # the others: the query sends their text and images
+    for i in (*ids, *filter(None, map(ctx.echo_of.get, ids))):
+        got = parts_of(i)
+        if got is None:
+            need.append(i)
+        else:
+            known[i] = got
+    by_id = await _rows_batcher(ctx)((viewer_id, ids, need))
     author_of = ctx.author_parts.get
     out: list[bytes] = []
     for i in ids:
@@ -119,7 +125,7 @@ async def hydrate_json(ctx: Ctx, viewer_id: int, ids: list[int]) -> list[bytes]:
         (_, pid, hidden, up, rep, ech, upvoted, aid, username, display, avatar, verified,
          eid, e_hidden, e_up, e_rep, e_ech, e_aid, e_username, e_display, e_avatar, e_verified,
          raw, e_raw) = r
-        got = parts_of(pid) if raw is None else None
+        got = known.get(pid) if raw is None else None
         parts, plain = got if got is not None else _parts(ctx, pid, raw)
         echo = b"null"
         if eid:
@@ -128,8 +134,9 @@ async def hydrate_json(ctx: Ctx, viewer_id: int, ids: list[int]) -> list[bytes]:
                 if plain:
                     continue  # a plain echo of a post that is gone
             else:
+                got = known.get(eid) if e_raw is None else None
                 echo = _ECHO % (
-                    _parts(ctx, eid, e_raw)[0],
+                    (got if got is not None else _parts(ctx, eid, e_raw))[0],
                     _author(ctx, e_aid, e_username, e_display, e_avatar, e_verified),
                     e_up, e_rep, e_ech)
         author = author_of((aid, username, display, avatar, verified)) or \

@@ -232,3 +232,30 @@ def test_concurrent_redis_reads_share_one_pipeline(client: TestClient, rds: Any)
     assert a == [["3", "2", "1"], "x"] and b == ["x"]
     assert isinstance(c, Exception) and "WRONGTYPE" in str(c)
     assert sent == [3]  # one pipeline: lrange, get (once), the failing lrange
+
+
+def test_parts_emptied_during_the_query_are_not_lost(client: TestClient, monkeypatch: Any
+                                                     ) -> None:
+    """The per-process parts cache can be emptied (it is bounded) while a page's query runs:
+    the page is still whole (the parts held when the request began are kept for it)."""
+    from app.services import postjson, posts
+
+    reader, author = new_user(client, "pe"), new_user(client, "pe")
+    p = client.post("/api/v1/posts", headers=author.h, json={"body": "whole #text"}).json()
+    e = client.post(f"/api/v1/posts/{p['id']}/echo", headers=author.h,
+                    json={"body": "quoting"}).json()
+    ids = [int(e["id"]), int(p["id"])]
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    want = client.portal.call(posts.hydrate, ctx, int(reader.id), ids)  # type: ignore
+    client.portal.call(postjson.hydrate_json, ctx, int(reader.id), ids)  # type: ignore
+    assert ctx.post_parts.get(ids[0]) and ctx.post_parts.get(ids[1])  # held
+    real = postjson._fetch_rows
+
+    async def emptied(c: Any, items: Any) -> Any:
+        c.post_parts = type(c.post_parts)()  # the cache let go of everything meanwhile
+        return await real(c, items)
+
+    monkeypatch.setattr(postjson, "_fetch_rows", emptied)
+    got = client.portal.call(postjson.hydrate_json, ctx, int(reader.id), ids)  # type: ignore
+    assert [orjson.loads(x) for x in got] == want
+    assert want[1]["body"] == "whole #text" and want[0]["echo_of"]["body"] == "whole #text"
