@@ -25,8 +25,7 @@ class LocalCache(Generic[K, V]):
     def __init__(self, max_items: int = 100_000) -> None:
         self.max_items = max_items
         self._d: dict[K, V] = {}
-        self.get = self._d.get  # the dict's own methods: no Python frame on the hot path
-        self.has = self._d.__contains__
+        self.get = self._d.get  # the dict's own method: no Python frame on the hot path
 
     def put(self, key: K, value: V) -> None:
         if len(self._d) >= self.max_items and key not in self._d:

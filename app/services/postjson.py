@@ -66,12 +66,14 @@ def _rows_batcher(ctx: Ctx) -> Batcher[tuple[int, list[int], list[int]], Rows]:
     return b
 
 
-def _parts(ctx: Ctx, pid: int, raw: list[str | None] | None) -> tuple[bytes, bool]:
+def _parts(ctx: Ctx, pid: int, raw: list[str | None] | None,
+           known: dict[int, tuple[bytes, bool]]) -> tuple[bytes, bool]:
     """(`"id":…,"body":…,"tags":…,"mentions":…,"reply_to_id":…,"root_id":…,"media":…,
     "created_at":…`, the post has no text) of a post: what never changes, rendered once per
-    process from `raw` (text, reply id, root id, images) when the query sent it."""
-    got = ctx.post_parts.get(pid)
-    if got is None or raw is not None:
+    process from `raw` (text, reply id, root id, images) when the query sent it, else taken
+    from `known` (what the request found held when it began) or this process's cache."""
+    got = (known.get(pid) or ctx.post_parts.get(pid)) if raw is None else None
+    if got is None:
         body, reply_to, root, media = raw or ("", None, None, None)
         tags, names, created = _derived(pid, body or "")
         doc = {"id": str(pid), "body": body, "tags": tags, "mentions": names,
@@ -125,8 +127,7 @@ async def hydrate_json(ctx: Ctx, viewer_id: int, ids: list[int]) -> list[bytes]:
         (_, pid, hidden, up, rep, ech, upvoted, aid, username, display, avatar, verified,
          eid, e_hidden, e_up, e_rep, e_ech, e_aid, e_username, e_display, e_avatar, e_verified,
          raw, e_raw) = r
-        got = known.get(pid) if raw is None else None
-        parts, plain = got if got is not None else _parts(ctx, pid, raw)
+        parts, plain = _parts(ctx, pid, raw, known)
         echo = b"null"
         if eid:
             ctx.echo_of.put(pid, eid)
@@ -134,9 +135,8 @@ async def hydrate_json(ctx: Ctx, viewer_id: int, ids: list[int]) -> list[bytes]:
                 if plain:
                     continue  # a plain echo of a post that is gone
             else:
-                got = known.get(eid) if e_raw is None else None
                 echo = _ECHO % (
-                    (got if got is not None else _parts(ctx, eid, e_raw))[0],
+                    _parts(ctx, eid, e_raw, known)[0],
                     _author(ctx, e_aid, e_username, e_display, e_avatar, e_verified),
                     e_up, e_rep, e_ech)
         author = author_of((aid, username, display, avatar, verified)) or \
