@@ -242,7 +242,7 @@ async def _merge_page(ctx: Ctx, big: list[int], heads: dict[int, tuple[list[int]
     The lists are merged from the heads (BIG_HEAD newest ids) this process holds; a list is
     newest first, so it is read deeper in Redis only when it goes on past its head and the
     head's last id is newer than the page's oldest (what follows could still make the page)."""
-    own = sorted(own, reverse=True)
+    own = sorted(set(own), reverse=True)  # (a post pushed twice, by a redelivered fan-out)
     floor = own[limit - 1] if len(own) >= limit else 0  # the page's oldest is at least this
     lists = [own]
     for a in big:

@@ -16,12 +16,12 @@ import orjson
 
 from app.batching import Batcher
 from app.context import Ctx
-from app.services.posts import HYDRATE_FROM_TEMPLATE, _derived, _media_json
+from app.services.posts import HYDRATE_FROM_TEMPLATE, UNSEEN_TEMPLATE, _derived, _media_json
 
 # One query for the pages of concurrent requests (app.batching): ($1, $2) the (viewer, post)
 # pairs; $3 the posts whose parts this process does not hold (their text and images are sent;
 # those of the others are not sent again)
-FAST_SQL = """
+FAST_SQL = UNSEEN_TEMPLATE.format(viewers="$1::bigint[]") + """
 SELECT q.viewer, p.id, p.hidden, p.upvotes_count, p.replies_count, p.echoes_count,
        (u.account_id IS NOT NULL) AS upvoted,
        p.author_id, a.username, a.display_name, a.avatar_key, a.is_verified,

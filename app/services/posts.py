@@ -16,7 +16,17 @@ from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Suspende
 from app.services.media import new_media_key, sniff_image
 from app.services.text import check_body, hashtags, mentions
 
-HYDRATE_SQL = """
+# the accounts whose posts the viewers {viewers} (a bigint[] expression) do not see, as
+# (viewer, other) rows: blocked either way, muted. Made once per query and matched by hash:
+# a test of blocks and mutes per post row cost ~40 % of the home feed's query in PostgreSQL.
+UNSEEN_TEMPLATE = """WITH unseen AS MATERIALIZED (
+  SELECT blocker_id AS viewer, blocked_id AS other FROM blocks WHERE blocker_id = ANY({viewers})
+  UNION ALL
+  SELECT blocked_id, blocker_id FROM blocks WHERE blocked_id = ANY({viewers})
+  UNION ALL
+  SELECT muter_id, muted_id FROM mutes WHERE muter_id = ANY({viewers}))
+"""
+HYDRATE_SQL = UNSEEN_TEMPLATE.format(viewers="ARRAY[$2::bigint]") + """
 SELECT p.id, p.author_id, p.body, p.reply_to_id, p.root_id, p.echo_of_id, p.media, p.hidden,
        p.upvotes_count, p.replies_count, p.echoes_count,
        a.username, a.display_name, a.avatar_key, a.is_verified,
@@ -28,7 +38,8 @@ SELECT p.id, p.author_id, p.body, p.reply_to_id, p.root_id, p.echo_of_id, p.medi
        (u.account_id IS NOT NULL) AS upvoted
 """
 # which posts a viewer may see, and what a document joins (app.services.postjson too):
-# `source` names the posts `p`, `viewer` the account reading them
+# `source` names the posts `p`, `viewer` the account reading them; the query begins with
+# UNSEEN_TEMPLATE for its viewers
 HYDRATE_FROM_TEMPLATE = """
 FROM {source}
 JOIN accounts a ON a.id = p.author_id
@@ -36,11 +47,8 @@ LEFT JOIN posts e ON e.id = p.echo_of_id
 LEFT JOIN accounts ea ON ea.id = e.author_id
 LEFT JOIN upvotes u ON u.account_id = {viewer} AND u.post_id = p.id
 WHERE (NOT p.hidden OR p.author_id = {viewer})
-  AND NOT EXISTS (SELECT 1 FROM blocks b
-                  WHERE (b.blocker_id = {viewer} AND b.blocked_id IN (p.author_id, e.author_id))
-                     OR (b.blocked_id = {viewer} AND b.blocker_id IN (p.author_id, e.author_id)))
-  AND NOT EXISTS (SELECT 1 FROM mutes m
-                  WHERE m.muter_id = {viewer} AND m.muted_id IN (p.author_id, e.author_id))
+  AND NOT EXISTS (SELECT 1 FROM unseen x
+                  WHERE x.viewer = {viewer} AND x.other IN (p.author_id, e.author_id))
 """
 # posts $1 as seen by $2
 HYDRATE_FROM = HYDRATE_FROM_TEMPLATE.format(

@@ -195,6 +195,49 @@ def test_concurrent_pages_share_one_query_and_keep_their_viewers(
     assert [d["upvoted"] for d in docs] == [False, True, False]
 
 
+def test_concurrent_pages_leave_out_what_each_viewer_must_not_see(
+        client: TestClient, workers: Any, rds: Any) -> None:
+    """One query for several viewers (the `unseen` table of blocks and mutes, made once per
+    query): a block either way and a mute hide a post from that viewer only, an echo of a
+    muted account's post too; each page is what `posts.hydrate` gives that viewer."""
+    import asyncio
+
+    from app.services import posts
+    from app.services.postjson import _rows_batcher, hydrate_json
+
+    blocker, blocked, muter, free = (new_user(client, "uv") for _ in range(4))
+    author, echoer = new_user(client, "uv"), new_user(client, "uv")
+    own = int(client.post("/api/v1/posts", headers=author.h, json={"body": "a"}).json()["id"])
+    other = int(client.post("/api/v1/posts", headers=echoer.h, json={"body": "e"}).json()["id"])
+    echo = int(client.post(f"/api/v1/posts/{own}/echo", headers=echoer.h,
+                           json={}).json()["id"])
+    ids = [echo, other, own]
+    h = {"blocker": blocker.h, "author": author.h, "muter": muter.h}
+    assert client.post(f"/api/v1/accounts/{author.id}/block", headers=h["blocker"]).status_code \
+        == 200
+    assert client.post(f"/api/v1/accounts/{blocked.id}/block", headers=h["author"]).status_code \
+        == 200
+    assert client.post(f"/api/v1/accounts/{author.id}/mute", headers=h["muter"]).status_code \
+        == 200
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    batcher = _rows_batcher(ctx)
+    viewers = (blocker, blocked, muter, free)
+
+    async def all_at_once() -> tuple[list[list[bytes]], int]:
+        before = batcher.batches
+        got = await asyncio.gather(*(hydrate_json(ctx, int(u.id), ids) for u in viewers))
+        return list(got), batcher.batches - before
+
+    pages, batches = client.portal.call(all_at_once)  # type: ignore[union-attr]
+    assert batches == 1
+    seen = [[orjson.loads(x)["id"] for x in page] for page in pages]
+    # the echo and the echoed post are the author's to three of them; only `free` sees them
+    assert seen == [[str(other)], [str(other)], [str(other)], [str(i) for i in ids]]
+    for u, page in zip(viewers, pages, strict=True):
+        docs = client.portal.call(posts.hydrate, ctx, int(u.id), ids)  # type: ignore
+        assert [orjson.loads(x) for x in page] == docs
+
+
 def test_concurrent_redis_reads_share_one_pipeline(client: TestClient, rds: Any) -> None:
     """Read commands of concurrent callers go out in one pipeline, a command wanted twice sent
     once; a command's error reaches the callers that sent it, not the others."""
