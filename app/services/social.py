@@ -171,7 +171,7 @@ async def list_follows(ctx: Ctx, viewer_id: int, account_id: int, which: str, *,
     cols = ", ".join(f"a.{c.strip()}" for c in ACCOUNT_COLS.split(","))
     rows = await ctx.ro.fetch(
         f"SELECT {cols} FROM follows f JOIN accounts a ON a.id = f.{other}"
-        f" WHERE f.{mine} = $1 AND ($2::bigint IS NULL OR f.{other} < $2)"
+        f" WHERE f.{mine} = $1 AND f.{other} < coalesce($2::bigint, 9223372036854775807)"
         f" ORDER BY f.{other} DESC LIMIT $3", account_id, before, limit)
     nxt = str(rows[-1]["id"]) if len(rows) == limit else None
     return [account_json(ctx, r) for r in rows], nxt
