@@ -38,7 +38,13 @@ SELECT q.viewer, p.id, p.hidden, p.upvotes_count, p.replies_count, p.echoes_coun
     source="unnest($1::bigint[], $2::bigint[]) AS q(viewer, pid) JOIN posts p ON p.id = q.pid",
     viewer="q.viewer")
 
+PARTS_SQL = """SELECT id, ARRAY[body, reply_to_id::text, root_id::text, media::text]
+FROM posts WHERE id = ANY($1::bigint[])"""
 Rows = dict[int, asyncpg.Record]  # post id -> its row, for one viewer
+
+
+class PartsLost(Exception):
+    """A post's text was neither sent by the query nor held by this process."""
 
 
 async def _fetch_rows(ctx: Ctx, items: list[tuple[int, list[int], list[int]]]) -> list[Rows]:
@@ -74,15 +80,21 @@ def _parts(ctx: Ctx, pid: int, raw: list[str | None] | None,
     from `known` (what the request found held when it began) or this process's cache."""
     got = (known.get(pid) or ctx.post_parts.get(pid)) if raw is None else None
     if got is None:
-        body, reply_to, root, media = raw or ("", None, None, None)
-        tags, names, created = _derived(pid, body or "")
-        doc = {"id": str(pid), "body": body, "tags": tags, "mentions": names,
-               "reply_to_id": reply_to, "root_id": root,
-               "media": _media_json(ctx, orjson.loads(media)) if media else [],
-               "created_at": created}
-        got = (orjson.dumps(doc)[1:-1], not body)
+        if raw is None:
+            raise PartsLost(pid)
+        got = _render_parts(ctx, pid, raw)
         ctx.post_parts.put(pid, got)
     return got
+
+
+def _render_parts(ctx: Ctx, pid: int, raw: list[str | None]) -> tuple[bytes, bool]:
+    body, reply_to, root, media = raw
+    tags, names, created = _derived(pid, body or "")
+    doc = {"id": str(pid), "body": body, "tags": tags, "mentions": names,
+           "reply_to_id": reply_to, "root_id": root,
+           "media": _media_json(ctx, orjson.loads(media)) if media else [],
+           "created_at": created}
+    return orjson.dumps(doc)[1:-1], not body
 
 
 def _author(ctx: Ctx, aid: int, username: str, display: str | None, avatar: str | None,
@@ -118,6 +130,23 @@ async def hydrate_json(ctx: Ctx, viewer_id: int, ids: list[int]) -> list[bytes]:
         else:
             known[i] = got
     by_id = await _rows_batcher(ctx)((viewer_id, ids, need))
+    try:
+        return _items(ctx, ids, by_id, known)
+    except PartsLost:
+        # an echoed post this process no longer knew as one (its memory of echoes is bounded),
+        # so it did not ask for the text, and did not hold it either: read the missing texts
+        rows = [r for r in map(by_id.get, ids) if r is not None]
+        lost = [i for r in rows for i, raw in ((r[1], r[22]), (r[12], r[23]))
+                if i and raw is None and i not in known and parts_of(i) is None]
+        for pid, raw in await ctx.ro.fetch(PARTS_SQL, lost):
+            known[pid] = _parts(ctx, pid, raw, known)
+        for pid in lost:  # deleted meanwhile: rendered without its text, not kept
+            known.setdefault(pid, _render_parts(ctx, pid, ["", None, None, None]))
+        return _items(ctx, ids, by_id, known)
+
+
+def _items(ctx: Ctx, ids: list[int], by_id: Rows, known: dict[int, tuple[bytes, bool]]
+           ) -> list[bytes]:
     author_of = ctx.author_parts.get
     out: list[bytes] = []
     for i in ids:

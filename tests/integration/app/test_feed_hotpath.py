@@ -302,3 +302,26 @@ def test_parts_emptied_during_the_query_are_not_lost(client: TestClient, monkeyp
     got = client.portal.call(postjson.hydrate_json, ctx, int(reader.id), ids)  # type: ignore
     assert [orjson.loads(x) for x in got] == want
     assert want[1]["body"] == "whole #text" and want[0]["echo_of"]["body"] == "whole #text"
+
+
+def test_an_echoed_post_forgotten_by_the_process_is_read_again(client: TestClient) -> None:
+    """The process's memories are bounded and emptied when full: an echo whose text is still
+    held while the echo link and the echoed post's text are gone makes the query send neither
+    text; the echoed post is read again, not rendered with an empty body (it was before)."""
+    from app.context import LocalCache
+    from app.services import posts
+    from app.services.postjson import hydrate_json
+
+    reader, author, echoer = (new_user(client, "lo") for _ in range(3))
+    own = int(client.post("/api/v1/posts", headers=author.h, json={"body": "kept #x"}).json()[
+        "id"])
+    echo = int(client.post(f"/api/v1/posts/{own}/echo", headers=echoer.h, json={}).json()["id"])
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    first = client.portal.call(hydrate_json, ctx, int(reader.id), [echo])  # type: ignore
+    ctx.echo_of = LocalCache()  # emptied: the process no longer knows `echo` echoes `own`
+    ctx.post_parts.drop(own)  # ...nor holds the echoed post's text; the echo's own is held
+    assert ctx.post_parts.get(echo) is not None
+    again = client.portal.call(hydrate_json, ctx, int(reader.id), [echo])  # type: ignore
+    docs = client.portal.call(posts.hydrate, ctx, int(reader.id), [echo])  # type: ignore
+    assert [orjson.loads(x) for x in again] == [orjson.loads(x) for x in first] == docs
+    assert docs[0]["echo_of"]["body"] == "kept #x"
