@@ -38,10 +38,11 @@ from typing import Any
 import asyncpg
 import httpx
 import numpy as np
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from cpumeter import CpuMeter  # noqa: E402 (kept importable from here too)
 
 from app.context import close_ctx, open_ctx  # noqa: E402
 from app.db import migrate  # noqa: E402
@@ -98,44 +99,6 @@ async def warm_feeds(settings: Settings, reader_ids: list[int]) -> None:
             await feed.rebuild(ctx, a)
     finally:
         await close_ctx(ctx)
-
-
-class CpuMeter:
-    """CPU seconds used by groups of processes between start() and stop(): the app server, the
-    PostgreSQL server (postmaster and backends) and Redis. Backends that exit in between are
-    not counted (the app's pools keep theirs)."""
-
-    def __init__(self, **roots: int | list[int] | None) -> None:
-        self.roots = {k: v if isinstance(v, list) else [v] for k, v in roots.items() if v}
-        self._t0 = 0.0
-        self._c0: dict[str, dict[int, float]] = {}
-
-    def _sample(self) -> dict[str, dict[int, float]]:
-        out: dict[str, dict[int, float]] = {}
-        for name, pids in self.roots.items():
-            got: dict[int, float] = {}
-            for pid in pids:
-                try:
-                    root = psutil.Process(pid)
-                    for p in [root, *root.children(recursive=True)]:
-                        try:
-                            t = p.cpu_times()
-                            got[p.pid] = t.user + t.system
-                        except psutil.Error:
-                            continue
-                except psutil.Error:
-                    pass
-            out[name] = got
-        return out
-
-    def start(self) -> None:
-        self._c0, self._t0 = self._sample(), time.perf_counter()
-
-    def stop(self) -> dict[str, float]:
-        c1, wall = self._sample(), time.perf_counter() - self._t0
-        used = {name: sum(v - self._c0.get(name, {}).get(pid, 0.0) for pid, v in got.items())
-                for name, got in c1.items()}
-        return {"wall_s": wall, **used}
 
 
 def load_average() -> list[float]:

@@ -8,7 +8,11 @@
    bottleneck. That says how much of a machine the load generator needs.
 2. Calibration (with --calibrate): `freehold loadtest calibrate` against the app pinned to one
    core, seeded by app.seed; writes loadtests/measurements/calibration.json (the per-core figure
-   `freehold capacity` reads), then asks `freehold capacity --accounts 10M --json`.
+   `freehold capacity` reads), then asks `freehold capacity --accounts 10M --json`. Over the
+   calibrate run alone (not the seeding) the CPU of the local PostgreSQL (postmaster and
+   backends, those that exit included) and of Redis is measured and divided by the requests the
+   run made: `calibration.postgres_cpu_ms_per_request` (read by `freehold capacity` as
+   pg_cpu_ms_per_request) and `calibration.redis_cpu_ms_per_request`.
 
 Prints a table and writes benchmarks/results/locust_bench.json.
 
@@ -36,6 +40,8 @@ import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from cpumeter import CpuMeter  # noqa: E402
 
 from app.db import migrate  # noqa: E402
 from app.settings import Settings  # noqa: E402
@@ -137,19 +143,52 @@ def capacity_says(accounts: str = "10M") -> dict[str, Any]:
         return {"exit": 0, "stdout": r.stdout[:500]}
 
 
-def calibrate(app: LocalApp, dsn: str, accounts: str, seconds: str) -> dict[str, Any]:
+def server_cpu_per_request(cal: dict[str, Any], used: dict[str, float]) -> dict[str, Any]:
+    """PostgreSQL and Redis CPU milliseconds per request of a calibration run, from the CPU
+    they used over the run (`used`, CpuMeter) and the requests the run made: all of them
+    (requests_total, warm-ups included) when the calibration says, else the sum of its steps'
+    (measured windows only, so fewer: the figure is then high)."""
+    in_steps = sum(int(s.get("requests") or 0) for s in cal.get("steps", []))
+    total = cal.get("requests_total")
+    use_total = isinstance(total, int) and total > 0
+    requests = int(total) if use_total else in_steps  # type: ignore[arg-type]
+    out: dict[str, Any] = {
+        "postgres_cpu_s": round(used.get("postgres", 0.0), 3),
+        "redis_cpu_s": round(used.get("redis", 0.0), 3),
+        "server_cpu_wall_s": round(used.get("wall_s", 0.0), 1),
+        "requests": requests, "requests_in_steps": in_steps,
+        "requests_counted": "requests_total: every request of the run, warm-ups included"
+        if use_total else "the steps' requests: measured windows only, warm-ups left out",
+    }
+    if requests > 0:
+        for name in ("postgres", "redis"):
+            out[f"{name}_cpu_ms_per_request"] = round(used.get(name, 0.0) * 1000 / requests, 3)
+    out["server_cpu_note"] = (
+        "CPU seconds of the local PostgreSQL (postmaster and all backends, exited ones "
+        "included) and Redis over the `freehold loadtest calibrate` subprocess alone, divided "
+        "by its requests; includes their background work (checkpoints, autovacuum) in that "
+        "time")
+    return out
+
+
+def calibrate(app: LocalApp, dsn: str, accounts: str, seconds: str, pg_pid: int,
+              redis_pid: int) -> dict[str, Any]:
     fh = [sys.executable, "-m", "deploy", "loadtest"]
     r = subprocess.run([*fh, "seed", app.url, "--accounts", accounts, "--dsn", dsn, "--json"],
                        cwd=ROOT, capture_output=True, text=True, timeout=3600)
     if r.returncode != 0:
         return {"error": f"seed failed: {r.stderr.strip()[:300]}"}
     seeded = json.loads(r.stdout)
+    meter = CpuMeter(exited=True, postgres=pg_pid, redis=redis_pid)
+    meter.start()
     r = subprocess.run([*pin(GEN_CPU), *fh, "calibrate", app.url, "--app-cores", "1",
                         "--duration", seconds, "--workers", "1", "--json"],
                        cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    used = meter.stop()
     if r.returncode not in (0, 1):
         return {"seed": seeded, "error": f"calibrate failed: {r.stderr.strip()[:300]}"}
-    return {"seed": seeded, "calibration": json.loads(r.stdout)}
+    cal = json.loads(r.stdout)
+    return {"seed": seeded, "calibration": cal, **server_cpu_per_request(cal, used)}
 
 
 def main() -> int:
@@ -175,7 +214,8 @@ def main() -> int:
             gen = [run_wrk(url, args.seconds), run_locust(app.url, args.seconds, "fast"),
                    run_locust(app.url, args.seconds, "http"), run_wrk(url, args.seconds)]
             cal = calibrate(app, settings.database_url, args.accounts,
-                            args.calibrate_duration) if args.calibrate else None
+                            args.calibrate_duration, pg.proc.pid,  # type: ignore[attr-defined]
+                            rd.proc.pid) if args.calibrate else None  # type: ignore[attr-defined]
         finally:
             app.stop()
     doc: dict[str, Any] = {
@@ -195,6 +235,10 @@ def main() -> int:
         doc["generator_cores_per_1000_rps"] = round(1000 / fast["rps_per_generator_core"], 3)
     if cal is not None:
         doc["calibration"] = cal
+        # `freehold capacity` reads this file (generator cores, PostgreSQL CPU per request):
+        # write the new figures before asking it
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
         doc["capacity_10M"] = capacity_says("10M")
     print(f"{'generator':40} {'req/s':>8} {'gen cores':>10} {'req/s per gen core':>20}")
     for g in gen:
@@ -207,6 +251,11 @@ def main() -> int:
         c = cal["calibration"]
         print(f"calibrated: {c['rps_per_server']} req/s per app server (1 core) = "
               f"{c['rps_per_core']} per core; {c['limited_by']}")
+    if cal and "postgres_cpu_ms_per_request" in cal:
+        print(f"server CPU over the calibration: PostgreSQL {cal['postgres_cpu_s']} s, Redis "
+              f"{cal['redis_cpu_s']} s for {cal['requests']:,} requests = "
+              f"{cal['postgres_cpu_ms_per_request']} ms (PostgreSQL) and "
+              f"{cal['redis_cpu_ms_per_request']} ms (Redis) of CPU per request")
     if cal is not None:
         print("capacity --accounts 10M:", json.dumps(doc["capacity_10M"])[:600])
     RESULTS.parent.mkdir(parents=True, exist_ok=True)

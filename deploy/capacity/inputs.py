@@ -36,8 +36,7 @@ CAPACITY_FIELDS: dict[str, tuple[str, str]] = {
     "redis_utilisation": ("", "target Redis node utilisation"),
     "redis_memory_fraction": ("", "maxmemory as a share of RAM"),
     "redis_replicas": ("", "replicas per Redis shard"),
-    "pg_queries_per_request": ("queries", "PostgreSQL queries per app request"),
-    "pg_queries_per_core": ("queries/s", "queries one PostgreSQL core serves"),
+    "pg_cpu_ms_per_request": ("ms", "PostgreSQL CPU per app request"),
     "pg_utilisation": ("", "target PostgreSQL CPU utilisation"),
     "pg_bytes_per_post": ("bytes", "database bytes per post"),
     "pg_bytes_per_account": ("bytes", "database bytes per account"),
@@ -60,6 +59,11 @@ CAPACITY_FIELDS: dict[str, tuple[str, str]] = {
 TOP_FIELDS: dict[str, tuple[str, str]] = {
     "app_rps_per_core": ("req/s", "app requests/s one core serves within the SLO"),
     "app_headroom": ("", "target app CPU utilisation at the peak"),
+}
+# inputs a profile may still name from an older model -> what replaced them
+RETIRED: dict[str, str] = {
+    "pg_queries_per_request": "pg_cpu_ms_per_request",
+    "pg_queries_per_core": "pg_cpu_ms_per_request",
 }
 WHOLE = {"redis_replicas", "pgbouncer_per_site", "etcd_members", "monitoring_servers",
          "dns_servers", "backup_copies", "media_copies"}
@@ -241,6 +245,14 @@ def capacity_inputs(doc: Mapping[str, Any], profile: Path) -> dict[str, Input]:
                                    f"(see {os.path.relpath(DEFAULT_PROFILE)})")
     known = set(CAPACITY_FIELDS) | {"server_classes", "role_class"}
     for key in section:
+        if key in RETIRED:
+            new = RETIRED[key]
+            raise CapacityProfileError(
+                f"{profile}: capacity.{key}: no longer an input — PostgreSQL is sized by "
+                f"{new} ({CAPACITY_FIELDS[new][1]}, in {CAPACITY_FIELDS[new][0]}): remove "
+                f"{' and '.join(k for k, v in RETIRED.items() if v == new)} and add {new}: "
+                "{value: N, source: '...'} (see "
+                f"{os.path.relpath(DEFAULT_PROFILE)})")
         if key not in known:
             raise CapacityProfileError(f"{profile}: capacity.{key}: unknown input — use one of "
                                        f"{', '.join(CAPACITY_FIELDS)}")

@@ -10,7 +10,7 @@ With A accounts and the profile's inputs (names as in the profile):
     fan-out/s      = posts/s x fanout_per_post;  worker cores = fan-out/s / (per core x util)
     redis masters  = max(3, memory / (RAM x maxmemory share), ops/s / (ops per node x util))
                      memory = A x timeline_cached_ratio x timeline_bytes + D x bytes per DAU
-    pg read cores  = Rp x queries per request / (queries per core x util)
+    pg read cores  = Rp x pg_cpu_ms_per_request / 1000 / pg_utilisation
     lb cores       = Rp / (lb_rps_per_core x lb_utilisation)
 and servers = ceil(cores / cores per server). Stateless roles (app, worker, lb) and the read
 replicas are sized N+1 by site: spread evenly, they still carry the load after the biggest site
@@ -190,9 +190,9 @@ def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> Plan:
     posts_s = d * writes_per_day / SECONDS_PER_DAY * m.peak_to_average.value * surge
     fanout_s = posts_s * v("fanout_per_post")
     redis_ops = planned * v("redis_ops_per_request") + fanout_s * v("redis_ops_per_fanout_insert")
-    pg_qps = planned * v("pg_queries_per_request")
+    pg_cores = planned * v("pg_cpu_ms_per_request") / 1000  # PostgreSQL cores kept busy
     rates = {"posts_per_s": posts_s, "fanout_inserts_per_s": fanout_s,
-             "redis_ops_per_s": redis_ops, "pg_queries_per_s": pg_qps}
+             "redis_ops_per_s": redis_ops, "pg_cpu_cores": pg_cores}
     roles: dict[str, RoleNeed] = {}
 
     def serving(role: str, cores: float, what: str, min_per_site: int = 1) -> None:
@@ -237,15 +237,19 @@ def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> Plan:
 
     # PostgreSQL: a primary, a synchronous standby and read replicas (N+1 by site)
     pcls = prof.cls("postgres")
-    read_c = pg_qps / (v("pg_queries_per_core") * v("pg_utilisation"))
-    read_servers = n_plus_one(_servers(read_c, pcls), S)
+    read_c = pg_cores / v("pg_utilisation")
+    read_base = _servers(read_c, pcls)
+    read_servers = n_plus_one(read_base, S)
     members = max(3, 1 + max(read_servers, 2))
     pg_order = [lay.primary_site, lay.standby_site]
     pg_order += [s for s in order if s not in pg_order]
     per_site = distribute(members, pg_order)
     roles["postgres"] = RoleNeed("postgres", members, pcls.name, per_site,
-                                 f"primary + reads {pg_qps:,.0f} q/s = {read_c:,.1f} cores -> "
-                                 f"{read_servers} readers (N+1 by site, the standby reads too)")
+                                 f"primary + reads: {planned:,.0f} req/s x "
+                                 f"{v('pg_cpu_ms_per_request'):.3g} ms CPU / "
+                                 f"{v('pg_utilisation'):.0%} = {read_c:,.1f} cores -> "
+                                 f"{read_base} x {pcls.cores}-core; N+1 by site over {S} sites "
+                                 f"-> {read_servers} readers (the standby reads too)")
 
     # storage over the horizon
     months, growth = v("storage_horizon_months"), v("account_growth_per_month")

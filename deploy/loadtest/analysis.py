@@ -8,6 +8,7 @@ passes when every step passes; the report names the first step that failed.
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,6 +134,19 @@ def analyse(plan: Plan, steps_doc: dict[str, Any], slo: Slo) -> RunResult:
 
 def load_steps(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text())  # type: ignore[no-any-return]
+
+
+def run_requests(stats_csv: Path) -> int | None:
+    """All the requests a run made, warm-ups included (a step counts only its measured window),
+    from the Aggregated row of Locust's final stats (locust_stats.csv); None without it."""
+    try:
+        with stats_csv.open(newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("Name") == "Aggregated":
+                    return int(row["Request Count"])
+    except (OSError, KeyError, ValueError):
+        return None
+    return None
 
 
 def highest_passing(res: RunResult) -> StepResult | None:

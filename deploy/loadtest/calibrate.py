@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from deploy.loadtest.analysis import highest_passing
+from deploy.loadtest.analysis import highest_passing, run_requests
 from deploy.loadtest.execute import Outcome, execute
 from deploy.loadtest.plan import ROOT, Target
 from loadtests import shapes
@@ -45,9 +45,12 @@ def calibration_doc(outcome: Outcome, target: Target, server_url: str, server_co
         "limited_by": (f"SLO broke at {broke.name}: {'; '.join(broke.breaches[:3])}" if broke
                        else "SLO never broke within the ramp: the figure is a lower bound"),
         "best_step": best.to_json() | {"endpoints": None} if best else None,
-        "steps": [{"name": s.name, "users": s.users, "rps": round(s.rps, 1),
-                   "p50_ms": s.p50_ms, "p99_ms": s.p99_ms, "error_rate": round(s.error_rate, 5),
-                   "passed": s.passed} for s in res.steps],
+        "steps": [{"name": s.name, "users": s.users, "requests": s.requests,
+                   "rps": round(s.rps, 1), "p50_ms": s.p50_ms, "p99_ms": s.p99_ms,
+                   "error_rate": round(s.error_rate, 5), "passed": s.passed}
+                  for s in res.steps],
+        # every request of the run: the steps' counts leave out their warm-ups
+        "requests_total": run_requests(Path(f"{outcome.run.csv_prefix}_stats.csv")),
         "mix": res.plan.weights,
         "profile": str(model.profile),
         "generator_cpu": outcome.run.generator_cpu,

@@ -17,9 +17,9 @@ from deploy.capacity import (
     plan_for,
 )
 from deploy.capacity.emit import spec_doc
-from deploy.capacity.inputs import CAPACITY_FIELDS
+from deploy.capacity.inputs import CAPACITY_FIELDS, Input
 from deploy.capacity.layout import n_plus_one
-from deploy.capacity.model import plan_capacity
+from deploy.capacity.model import Plan, plan_capacity
 from deploy.spec import load_spec, parse_spec
 from deploy.spec.placement import check_placement, survival
 
@@ -51,8 +51,7 @@ capacity:
   redis_utilisation: {value: 0.5, source: s}
   redis_memory_fraction: {value: 0.25, source: s}
   redis_replicas: {value: 1, source: s}
-  pg_queries_per_request: {value: 1, source: s}
-  pg_queries_per_core: {value: 1000, source: s}
+  pg_cpu_ms_per_request: {value: 1, source: s}
   pg_utilisation: {value: 0.5, source: s}
   pg_bytes_per_post: {value: 1000, source: s}
   pg_bytes_per_account: {value: 5000, source: s}
@@ -108,6 +107,7 @@ def test_model_against_a_hand_calculation(hand: Path) -> None:
     assert plan.rates["posts_per_s"] == pytest.approx(50)
     assert plan.rates["fanout_inserts_per_s"] == pytest.approx(5000)
     assert plan.rates["redis_ops_per_s"] == pytest.approx(2100 * 2 + 5000)
+    assert plan.rates["pg_cpu_cores"] == pytest.approx(2.1)  # 2,100 req/s x 1 ms
     n = plan.servers_per_role()
     # app: 2100 / (100 x 0.5) = 42 cores -> 6 x 8-core; N+1 over 3 sites -> 9 (3 a site)
     assert n["app"] == 9 and plan.roles["app"].per_site == {"a": 3, "b": 3, "c": 3}
@@ -118,7 +118,7 @@ def test_model_against_a_hand_calculation(hand: Path) -> None:
     # redis: 7.776e9 bytes / 4 GiB usable -> 2; 9,200 ops / 5,000 -> 2; at least 3 masters
     assert plan.storage["redis_gib"] == pytest.approx((864_000 * 8000 + 864_000 * 1000) / 2**30)
     assert n["redis"] == 6
-    # postgres: 2,100 q/s / 500 = 4.2 cores -> 1 reader -> N+1 -> 2 readers + primary
+    # postgres: 2,100 req/s x 1 ms / 50% = 4.2 cores -> 1 reader -> N+1 -> 2 readers + primary
     assert n["postgres"] == 3
     assert plan.roles["postgres"].per_site == {"a": 1, "b": 1, "c": 1}
     posts_then = A * 10 + 864_000 * 2 * 30.44 * 10
@@ -193,6 +193,17 @@ def test_every_input_has_a_source() -> None:
     ("app_rps_per_core: {value: 100, source: \"t-app\"}\n", "", "app_rps_per_core: missing"),
     ("peak_to_average:", "peak_2_average:", "peak_to_average: missing"),
     ("dau_ratio: {", "dau_ratio: [{", "not valid YAML"),
+    ("pg_cpu_ms_per_request: {value: 1, source: s}",
+     "pg_queries_per_request: {value: 1, source: s}",
+     "capacity.pg_queries_per_request: no longer an input — PostgreSQL is sized by "
+     "pg_cpu_ms_per_request"),
+    ("pg_cpu_ms_per_request: {value: 1, source: s}",
+     "pg_cpu_ms_per_request: {value: 1, source: s}\n  pg_queries_per_core: {value: 9, source: s}",
+     "remove pg_queries_per_request and pg_queries_per_core and add pg_cpu_ms_per_request"),
+    ("  pg_cpu_ms_per_request: {value: 1, source: s}\n", "",
+     "capacity.pg_cpu_ms_per_request: missing"),
+    ("pg_cpu_ms_per_request: {value: 1,", "pg_cpu_ms_per_request: {value: 0,",
+     "capacity.pg_cpu_ms_per_request.value: 0 must be > 0"),
 ])
 def test_profile_problems_name_the_field(tmp_path: Path, old: str, new: str,
                                          needle: str) -> None:
@@ -234,6 +245,65 @@ def test_calibration_file_is_used_when_present(tmp_path: Path) -> None:
     cal.write_text("{not json")
     broken = next(x for x in plan_for(A, prof).inputs if x.name == "app_rps_per_core")
     assert broken.kind == "cited" and "not readable JSON" in broken.source
+
+
+def test_postgres_follows_its_cpu_per_request(tmp_path: Path) -> None:
+    def plan(ms: float) -> Plan:
+        p = tmp_path / f"pg-{ms:g}.yaml"
+        p.write_text(HAND.replace("pg_cpu_ms_per_request: {value: 1,",
+                                  f"pg_cpu_ms_per_request: {{value: {ms},"))
+        return plan_for(A, p)
+
+    one, two, four = plan(1), plan(2), plan(4)
+    # PostgreSQL CPU busy at the planned 2,100 req/s, then read cores at 50% utilisation
+    assert [x.rates["pg_cpu_cores"] for x in (one, two, four)] == pytest.approx([2.1, 4.2, 8.4])
+    assert "2,100 req/s x 1 ms CPU / 50% = 4.2 cores -> 1 x 8-core" in one.roles["postgres"].basis
+    assert "x 2 ms CPU / 50% = 8.4 cores -> 2 x 8-core" in two.roles["postgres"].basis
+    assert "x 4 ms CPU / 50% = 16.8 cores -> 3 x 8-core" in four.roles["postgres"].basis
+    # readers N+1 over 3 sites (1 -> 2, 2 -> 3, 3 -> 5), plus the primary
+    assert [x.roles["postgres"].servers for x in (one, two, four)] == [3, 4, 6]
+    # nothing else depends on it
+    for role in ("app", "worker", "lb", "redis", "media", "backup"):
+        assert one.roles[role].servers == two.roles[role].servers == four.roles[role].servers
+
+
+def test_measured_pg_cpu_per_request_wins_over_the_cited_value(tmp_path: Path) -> None:
+    cal, bench = tmp_path / "locust_bench.json", tmp_path / "app_hotpaths.json"
+    p = tmp_path / "m.yaml"
+    p.write_text(HAND.replace(
+        "pg_cpu_ms_per_request: {value: 1, source: s}",
+        f"""pg_cpu_ms_per_request:
+    value: 1
+    source: "estimate until measured"
+    measured:
+      - {{file: "{cal}", field: calibration.postgres_cpu_ms_per_request, by: calibrate}}
+      - {{file: "{bench}", field: home_feed.cpu_ms_per_request.postgres, by: hotpaths,
+         note: the home feed alone}}"""))
+
+    def pg() -> tuple[Input, int]:
+        plan = plan_for(A, p)
+        return (next(i for i in plan.inputs if i.name == "pg_cpu_ms_per_request"),
+                plan.roles["postgres"].servers)
+
+    i, servers = pg()
+    assert i.kind == "cited" and i.value == 1 and i.unit == "ms" and servers == 3
+    assert "locust_bench.json absent" in i.source and "app_hotpaths.json absent" in i.source
+    bench.write_text(json.dumps({"home_feed": {"cpu_ms_per_request": {"app": 1.2,
+                                                                      "postgres": 2.0}},
+                                 "measured_at": "2026-11-30T22:00:00+00:00"}))
+    i, servers = pg()
+    assert i.kind == "measured" and i.value == 2.0 and servers == 4
+    assert "(home_feed.cpu_ms_per_request.postgres) — the home feed alone" in i.source
+    # a calibration without the field yet (an older run): still the benchmark's figure
+    cal.write_text(json.dumps({"calibration": {"rps_per_core": 331.0}}))
+    i, _ = pg()
+    assert i.value == 2.0 and str(bench) in i.source
+    cal.write_text(json.dumps({"calibration": {"postgres_cpu_ms_per_request": 4.0},
+                               "measured_at": "2026-12-01T10:00:00Z"}))
+    i, servers = pg()
+    assert i.kind == "measured" and i.value == 4.0 and servers == 6
+    assert i.source.startswith("measured by calibrate on 2026-12-01")
+    assert "calibration.postgres_cpu_ms_per_request" in i.source
 
 
 def check(doc: dict) -> tuple[list[str], dict]:

@@ -178,6 +178,34 @@ def test_analysis_fails_a_step_that_did_not_carry_its_load(profile: Path) -> Non
     assert not cut.passed and cut.run_breaches == ["only 1 of 2 steps completed"]
 
 
+def test_calibration_doc_counts_each_steps_requests_and_the_whole_run(
+        profile: Path, tmp_path: Path) -> None:
+    from deploy.loadtest.calibrate import calibration_doc
+    from deploy.loadtest.execute import Outcome
+    from deploy.loadtest.runner import RunOutput
+
+    m = load_model(profile)
+    plan = shapes.calibrate(m, "http://x", 20, steps=2)
+
+    def rec(i: int, n: int) -> dict:
+        return {"index": i, "t_start": 1.0, "t_end": 2.0, "seconds": 7.0, "users": 5,
+                "stats": {"Aggregated": {"requests": n, "failures": 0, "hist": {"20": n}}}}
+    res = analyse(plan, {"steps": [rec(0, 70), rec(1, 140)]}, slo())
+    run = RunOutput(out_dir=tmp_path, exit_codes={"local": 0}, wall_s=25.0)
+    tgt = Target(label="t", url="http://x", app_cores=1)
+
+    def doc() -> dict:
+        return calibration_doc(Outcome(res, run, tmp_path, {}), tgt, "http://x", 1.0, m)
+
+    assert [s["requests"] for s in doc()["steps"]] == [70, 140]
+    assert doc()["requests_total"] is None  # no Locust stats file
+    # Locust's totals count the warm-ups too, which the steps' measured windows leave out
+    (tmp_path / "locust_stats.csv").write_text(
+        "Type,Name,Request Count,Failure Count\nGET,/timelines/home,250,0\n"
+        ",Aggregated,300,0\n")
+    assert doc()["requests_total"] == 300
+
+
 def test_targets_and_inputs() -> None:
     assert parse_duration("90") == 90 and parse_duration("5m") == 300
     assert parse_duration("1h30m") == 5400
