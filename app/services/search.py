@@ -27,8 +27,8 @@ def _prefix(q: str) -> str:
 @asynccontextmanager
 async def custom_plans(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
     """A connection whose queries are planned for their parameters' values: `LIKE $1` uses the
-    prefix indexes only in a plan made for the pattern (the database's default is generic
-    plans: migration 0002; a generic plan of these queries reads the whole table)."""
+    prefix indexes only in a plan made for the pattern (the app's connections plan generically:
+    app.db.GENERIC_PLANS; a generic plan of these queries reads the whole table)."""
     async with pool.acquire() as con, con.transaction(readonly=True):
         await con.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         yield con

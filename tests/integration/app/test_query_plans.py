@@ -1,6 +1,6 @@
-"""How PostgreSQL plans the app's queries: generic plans by default (migration 0002: planning a
-custom plan at every execution cost more than running it on the partitioned posts table), a
-plan made for the value where the value decides the index (search's LIKE 'prefix%')."""
+"""How PostgreSQL plans the app's queries: generic plans on the app's connections (app.db: a
+custom plan made at every execution cost more than running it on the partitioned posts table),
+a plan made for the value where the value decides the index (search's LIKE 'prefix%')."""
 
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def test_generic_plans_by_default_custom_for_prefix_search(client: TestClient) -
         return mode, generic, inside, custom
 
     mode, generic, inside, custom = client.portal.call(plans)  # type: ignore[union-attr]
-    assert mode == "force_generic_plan"  # every session of the database (migration 0002)
+    assert mode == "force_generic_plan"  # every connection of the app's pools
     assert "$1" in generic and "'ab%'" not in generic  # planned without the value
     assert inside == "force_custom_plan" and "'ab%'" in custom  # planned for the value
 
