@@ -11,8 +11,9 @@
    `freehold capacity` reads), then asks `freehold capacity --accounts 10M --json`. Over the
    calibrate run alone (not the seeding) the CPU of the local PostgreSQL (postmaster and
    backends, those that exit included) and of Redis is measured and divided by the requests the
-   run made: `calibration.postgres_cpu_ms_per_request` (read by `freehold capacity` as
-   pg_cpu_ms_per_request) and `calibration.redis_cpu_ms_per_request`.
+   run made: `calibration.postgres_cpu_ms_per_request` and
+   `calibration.redis_cpu_ms_per_request` (read by `freehold capacity` as
+   pg_cpu_ms_per_request and redis_cpu_ms_per_request).
 
 Prints a table and writes benchmarks/results/locust_bench.json.
 

@@ -103,7 +103,7 @@ def spec_header(plan: Plan, base: Plan, command: str) -> str:
         per_core = next((i for i in plan.inputs if i.name == "app_rps_per_core"), None)
         lines += [
             f"  This spec is that plan with headroom x{plan.headroom:g} on the whole load (app,"
-            " workers, load balancers, Redis commands, PostgreSQL reads, load generators),",
+            " workers, load balancers, Redis CPU, PostgreSQL reads, load generators),",
             f"  to reach at least the servers asked for: {plan.total_servers} servers. It "
             f"carries the planned peak of {plan.accounts:,} accounts even if one app core "
             f"serves only {(per_core.value if per_core else 0) / plan.headroom:,.0f} req/s",

@@ -30,9 +30,8 @@ CAPACITY_FIELDS: dict[str, tuple[str, str]] = {
     "timeline_cached_ratio": ("", "share of accounts with a cached home timeline"),
     "timeline_bytes": ("bytes", "Redis memory of one cached timeline (800 ids)"),
     "redis_bytes_per_dau": ("bytes", "sessions, counters, queues per daily active"),
-    "redis_ops_per_request": ("ops", "Redis commands per app request"),
-    "redis_ops_per_fanout_insert": ("ops", "Redis commands per fan-out insert"),
-    "redis_ops_per_core": ("ops/s", "commands one Redis node serves"),
+    "redis_cpu_ms_per_request": ("ms", "Redis CPU per app request"),
+    "redis_cpu_us_per_fanout_insert": ("µs", "Redis CPU per fan-out insert"),
     "redis_utilisation": ("", "target Redis node utilisation"),
     "redis_memory_fraction": ("", "maxmemory as a share of RAM"),
     "redis_replicas": ("", "replicas per Redis shard"),
@@ -60,10 +59,18 @@ TOP_FIELDS: dict[str, tuple[str, str]] = {
     "app_rps_per_core": ("req/s", "app requests/s one core serves within the SLO"),
     "app_headroom": ("", "target app CPU utilisation at the peak"),
 }
-# inputs a profile may still name from an older model -> what replaced them
+# inputs a profile may still name from an older model -> the role they sized; SIZED_BY says
+# which inputs size that role now
 RETIRED: dict[str, str] = {
-    "pg_queries_per_request": "pg_cpu_ms_per_request",
-    "pg_queries_per_core": "pg_cpu_ms_per_request",
+    "pg_queries_per_request": "PostgreSQL",
+    "pg_queries_per_core": "PostgreSQL",
+    "redis_ops_per_request": "Redis",
+    "redis_ops_per_fanout_insert": "Redis",
+    "redis_ops_per_core": "Redis",
+}
+SIZED_BY: dict[str, tuple[str, ...]] = {
+    "PostgreSQL": ("pg_cpu_ms_per_request",),
+    "Redis": ("redis_cpu_ms_per_request", "redis_cpu_us_per_fanout_insert"),
 }
 WHOLE = {"redis_replicas", "pgbouncer_per_site", "etcd_members", "monitoring_servers",
          "dns_servers", "backup_copies", "media_copies"}
@@ -238,6 +245,10 @@ def app_inputs(doc: Mapping[str, Any], profile: Path, *, required: bool = True
     return out
 
 
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 def capacity_inputs(doc: Mapping[str, Any], profile: Path) -> dict[str, Input]:
     section = doc.get("capacity")
     if not isinstance(section, Mapping):
@@ -246,13 +257,16 @@ def capacity_inputs(doc: Mapping[str, Any], profile: Path) -> dict[str, Input]:
     known = set(CAPACITY_FIELDS) | {"server_classes", "role_class"}
     for key in section:
         if key in RETIRED:
-            new = RETIRED[key]
+            role = RETIRED[key]
+            new = SIZED_BY[role]
             raise CapacityProfileError(
-                f"{profile}: capacity.{key}: no longer an input — PostgreSQL is sized by "
-                f"{new} ({CAPACITY_FIELDS[new][1]}, in {CAPACITY_FIELDS[new][0]}): remove "
-                f"{' and '.join(k for k, v in RETIRED.items() if v == new)} and add {new}: "
-                "{value: N, source: '...'} (see "
-                f"{os.path.relpath(DEFAULT_PROFILE)})")
+                f"{profile}: capacity.{key}: no longer an input — {role} is sized by "
+                + _and([f"{n} ({CAPACITY_FIELDS[n][1]}, in {CAPACITY_FIELDS[n][0]})"
+                        for n in new])
+                + f": remove {_and([k for k, v in RETIRED.items() if v == role])} and add "
+                f"{_and(list(new))}: {{value: N, source: '...'}}"
+                + (" each" if len(new) > 1 else "")
+                + f" (see {os.path.relpath(DEFAULT_PROFILE)})")
         if key not in known:
             raise CapacityProfileError(f"{profile}: capacity.{key}: unknown input — use one of "
                                        f"{', '.join(CAPACITY_FIELDS)}")

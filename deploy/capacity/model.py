@@ -8,8 +8,11 @@ With A accounts and the profile's inputs (names as in the profile):
     app cores      = Rp / (app_rps_per_core x app_headroom)
     posts/s        = D x (post + reply + echo per day) / 86,400 x peak x surge x headroom
     fan-out/s      = posts/s x fanout_per_post;  worker cores = fan-out/s / (per core x util)
-    redis masters  = max(3, memory / (RAM x maxmemory share), ops/s / (ops per node x util))
+    redis cores    = Rp x redis_cpu_ms_per_request / 1000
+                     + fan-out/s x redis_cpu_us_per_fanout_insert / 1e6      Redis CPU busy
+    redis masters  = max(3, memory / (RAM x maxmemory share), redis cores / redis_utilisation)
                      memory = A x timeline_cached_ratio x timeline_bytes + D x bytes per DAU
+                     (a Redis node is single-threaded: one master is one core)
     pg read cores  = Rp x pg_cpu_ms_per_request / 1000 / pg_utilisation
     lb cores       = Rp / (lb_rps_per_core x lb_utilisation)
 and servers = ceil(cores / cores per server). Stateless roles (app, worker, lb) and the read
@@ -189,10 +192,12 @@ def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> Plan:
                          if k in m.actions_per_dau)
     posts_s = d * writes_per_day / SECONDS_PER_DAY * m.peak_to_average.value * surge
     fanout_s = posts_s * v("fanout_per_post")
-    redis_ops = planned * v("redis_ops_per_request") + fanout_s * v("redis_ops_per_fanout_insert")
+    redis_req_cores = planned * v("redis_cpu_ms_per_request") / 1000
+    redis_fan_cores = fanout_s * v("redis_cpu_us_per_fanout_insert") / 1e6
+    redis_cores = redis_req_cores + redis_fan_cores  # Redis cores kept busy
     pg_cores = planned * v("pg_cpu_ms_per_request") / 1000  # PostgreSQL cores kept busy
     rates = {"posts_per_s": posts_s, "fanout_inserts_per_s": fanout_s,
-             "redis_ops_per_s": redis_ops, "pg_cpu_cores": pg_cores}
+             "redis_cpu_cores": redis_cores, "pg_cpu_cores": pg_cores}
     roles: dict[str, RoleNeed] = {}
 
     def serving(role: str, cores: float, what: str, min_per_site: int = 1) -> None:
@@ -218,22 +223,33 @@ def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> Plan:
                                   {s: pgb for s in lay.site_names},
                                   f"{pgb} per serving site x {S} sites")
 
-    # Redis: memory and commands decide the masters; each has its replicas
+    # Redis: memory and CPU decide the masters (one core each: single-threaded); each has its
+    # replicas
     rcls = prof.cls("redis")
     timelines = accounts * v("timeline_cached_ratio")
     redis_bytes = timelines * v("timeline_bytes") + d * v("redis_bytes_per_dau")
     usable = rcls.ram_gib * GIB * v("redis_memory_fraction")
     by_mem = math.ceil(redis_bytes / usable)
-    by_ops = math.ceil(redis_ops / (v("redis_ops_per_core") * v("redis_utilisation")))
-    masters = max(3, by_mem, by_ops)
+    by_load = math.ceil(redis_cores / v("redis_utilisation") - 1e-9)
+    needed = max(3, by_mem, by_load)
+    masters = needed
     providers = len(lay.providers)
     while providers > 1 and math.ceil(masters / providers) * 2 >= masters:
         masters += 1  # spread over providers, no provider may hold half the masters
+    spread = (f" -> {masters} so that no provider holds half of them" if masters != needed
+              else "")
     replicas = int(v("redis_replicas"))
     n_redis = masters * (1 + replicas)
     roles["redis"] = RoleNeed("redis", n_redis, rcls.name, distribute(n_redis, order),
-                              f"masters = max(3, memory {by_mem}, ops {by_ops}) = {masters}, "
-                              f"x (1 + {replicas} replica)")
+                              f"load: ({planned:,.0f} req/s x "
+                              f"{v('redis_cpu_ms_per_request'):.3g} ms + {fanout_s:,.0f} fan-out "
+                              f"inserts/s x {v('redis_cpu_us_per_fanout_insert'):.3g} µs) CPU / "
+                              f"{v('redis_utilisation'):.0%} = "
+                              f"{redis_cores / v('redis_utilisation'):,.1f} cores -> {by_load} "
+                              f"masters (single-threaded: a core each); memory "
+                              f"{redis_bytes / GIB:,.1f} GiB / {usable / GIB:,.0f} GiB usable -> "
+                              f"{by_mem}; masters = max(3, memory {by_mem}, load {by_load}) = "
+                              f"{needed}{spread}, x (1 + {replicas} replica)")
 
     # PostgreSQL: a primary, a synchronous standby and read replicas (N+1 by site)
     pcls = prof.cls("postgres")

@@ -45,9 +45,8 @@ capacity:
   timeline_cached_ratio: {value: 0.5, source: s}
   timeline_bytes: {value: 8000, source: s}
   redis_bytes_per_dau: {value: 1000, source: s}
-  redis_ops_per_request: {value: 2, source: s}
-  redis_ops_per_fanout_insert: {value: 1, source: s}
-  redis_ops_per_core: {value: 10000, source: s}
+  redis_cpu_ms_per_request: {value: 0.2, source: s}
+  redis_cpu_us_per_fanout_insert: {value: 100, source: s}
   redis_utilisation: {value: 0.5, source: s}
   redis_memory_fraction: {value: 0.25, source: s}
   redis_replicas: {value: 1, source: s}
@@ -106,7 +105,8 @@ def test_model_against_a_hand_calculation(hand: Path) -> None:
     assert ep["POST /media"] == pytest.approx(864_000 / 86_400 * 2 * 1.25)
     assert plan.rates["posts_per_s"] == pytest.approx(50)
     assert plan.rates["fanout_inserts_per_s"] == pytest.approx(5000)
-    assert plan.rates["redis_ops_per_s"] == pytest.approx(2100 * 2 + 5000)
+    # 2,100 req/s x 0.2 ms + 5,000 inserts/s x 100 µs
+    assert plan.rates["redis_cpu_cores"] == pytest.approx(0.42 + 0.5)
     assert plan.rates["pg_cpu_cores"] == pytest.approx(2.1)  # 2,100 req/s x 1 ms
     n = plan.servers_per_role()
     # app: 2100 / (100 x 0.5) = 42 cores -> 6 x 8-core; N+1 over 3 sites -> 9 (3 a site)
@@ -115,7 +115,7 @@ def test_model_against_a_hand_calculation(hand: Path) -> None:
     assert n["worker"] == 3
     # lb: 4.2 cores -> 1 -> N+1 -> 2, but a keepalived pair in each of 3 sites -> 6
     assert n["lb"] == 6 and n["pgbouncer"] == 3
-    # redis: 7.776e9 bytes / 4 GiB usable -> 2; 9,200 ops / 5,000 -> 2; at least 3 masters
+    # redis: 7.776e9 bytes / 4 GiB usable -> 2; 0.92 cores / 50% -> 2; at least 3 masters
     assert plan.storage["redis_gib"] == pytest.approx((864_000 * 8000 + 864_000 * 1000) / 2**30)
     assert n["redis"] == 6
     # postgres: 2,100 req/s x 1 ms / 50% = 4.2 cores -> 1 reader -> N+1 -> 2 readers + primary
@@ -204,6 +204,24 @@ def test_every_input_has_a_source() -> None:
      "capacity.pg_cpu_ms_per_request: missing"),
     ("pg_cpu_ms_per_request: {value: 1,", "pg_cpu_ms_per_request: {value: 0,",
      "capacity.pg_cpu_ms_per_request.value: 0 must be > 0"),
+    ("redis_cpu_ms_per_request: {value: 0.2, source: s}",
+     "redis_ops_per_request: {value: 2, source: s}",
+     "capacity.redis_ops_per_request: no longer an input — Redis is sized by "
+     "redis_cpu_ms_per_request (Redis CPU per app request, in ms) and "
+     "redis_cpu_us_per_fanout_insert (Redis CPU per fan-out insert, in µs)"),
+    ("redis_cpu_us_per_fanout_insert: {value: 100, source: s}",
+     "redis_cpu_us_per_fanout_insert: {value: 100, source: s}\n"
+     "  redis_ops_per_core: {value: 100000, source: s}",
+     "remove redis_ops_per_request, redis_ops_per_fanout_insert and redis_ops_per_core and add "
+     "redis_cpu_ms_per_request and redis_cpu_us_per_fanout_insert: {value: N, source: '...'} "
+     "each"),
+    ("redis_cpu_us_per_fanout_insert: {value: 100, source: s}",
+     "redis_ops_per_fanout_insert: {value: 1, source: s}",
+     "capacity.redis_ops_per_fanout_insert: no longer an input — Redis is sized by"),
+    ("  redis_cpu_us_per_fanout_insert: {value: 100, source: s}\n", "",
+     "capacity.redis_cpu_us_per_fanout_insert: missing"),
+    ("redis_cpu_ms_per_request: {value: 0.2,", "redis_cpu_ms_per_request: {value: 0,",
+     "capacity.redis_cpu_ms_per_request.value: 0 must be > 0"),
 ])
 def test_profile_problems_name_the_field(tmp_path: Path, old: str, new: str,
                                          needle: str) -> None:
@@ -304,6 +322,106 @@ def test_measured_pg_cpu_per_request_wins_over_the_cited_value(tmp_path: Path) -
     assert i.kind == "measured" and i.value == 4.0 and servers == 6
     assert i.source.startswith("measured by calibrate on 2026-12-01")
     assert "calibration.postgres_cpu_ms_per_request" in i.source
+
+
+def test_redis_masters_follow_its_measured_cpu(tmp_path: Path) -> None:
+    def plan(ms: float, us: float = 100) -> Plan:
+        p = tmp_path / f"redis-{ms:g}-{us:g}.yaml"
+        p.write_text(HAND.replace("redis_cpu_ms_per_request: {value: 0.2,",
+                                  f"redis_cpu_ms_per_request: {{value: {ms},")
+                     .replace("redis_cpu_us_per_fanout_insert: {value: 100,",
+                              f"redis_cpu_us_per_fanout_insert: {{value: {us},"))
+        return plan_for(A, p)
+
+    low, one, two = plan(0.2), plan(1), plan(2)
+    # Redis CPU busy: 2,100 req/s x ms + 5,000 fan-out inserts/s x 100 µs (0.5 core)
+    assert [x.rates["redis_cpu_cores"] for x in (low, one, two)] == pytest.approx(
+        [0.92, 2.6, 4.7])
+    # 0.92 / 50% -> 2 masters by load and 2 by memory: the floor of 3 decides
+    assert "memory 2, load 2) = 3, x (1 + 1 replica)" in low.roles["redis"].basis
+    # then load, not memory: 2.6 / 50% = 5.2 -> 6 masters; 4.7 / 50% = 9.4 -> 10
+    assert "x 1 ms + 5,000 fan-out inserts/s x 100 µs) CPU / 50% = 5.2 cores -> 6 masters" \
+        in one.roles["redis"].basis
+    assert "masters = max(3, memory 2, load 6) = 6" in one.roles["redis"].basis
+    assert "= 9.4 cores -> 10 masters" in two.roles["redis"].basis
+    assert [x.roles["redis"].servers for x in (low, one, two)] == [6, 12, 20]
+    assert low.storage["redis_gib"] == one.storage["redis_gib"] == two.storage["redis_gib"]
+    # the fan-out term counts too: 0.42 + 5,000 x 1,000 µs = 5.42 cores / 50% -> 11 masters
+    fan = plan(0.2, 1000)
+    assert fan.rates["redis_cpu_cores"] == pytest.approx(5.42)
+    assert fan.roles["redis"].servers == 22
+    # nothing else depends on it
+    for role in ("app", "worker", "lb", "postgres", "media", "backup"):
+        assert low.roles[role].servers == two.roles[role].servers == fan.roles[role].servers
+
+
+def test_redis_masters_stay_spread_over_providers(tmp_path: Path) -> None:
+    # 2,100 x 0.5 ms + 0.5 = 1.55 cores / 50% -> 4 masters; over 3 providers one would hold 2
+    # (half): 5
+    p = tmp_path / "spread.yaml"
+    p.write_text(HAND.replace("redis_cpu_ms_per_request: {value: 0.2,",
+                              "redis_cpu_ms_per_request: {value: 0.5,"))
+    plan = plan_for(A, p)
+    assert "masters = max(3, memory 2, load 4) = 4 -> 5 so that no provider holds half of " \
+        "them, x (1 + 1 replica)" in plan.roles["redis"].basis
+    assert plan.roles["redis"].servers == 10
+
+
+def test_measured_redis_cpu_wins_over_the_cited_values(tmp_path: Path) -> None:
+    cal, bench = tmp_path / "locust_bench.json", tmp_path / "app_hotpaths.json"
+    p = tmp_path / "m.yaml"
+    p.write_text(HAND.replace(
+        "redis_cpu_ms_per_request: {value: 0.2, source: s}",
+        f"""redis_cpu_ms_per_request:
+    value: 0.2
+    source: "estimate until measured"
+    measured:
+      - {{file: "{cal}", field: calibration.redis_cpu_ms_per_request, by: calibrate}}
+      - {{file: "{bench}", field: home_feed.cpu_ms_per_request.redis, by: hotpaths,
+         note: the home feed alone}}""").replace(
+        "redis_cpu_us_per_fanout_insert: {value: 100, source: s}",
+        f"""redis_cpu_us_per_fanout_insert:
+    value: 100
+    source: "estimate until measured"
+    measured:
+      - {{file: "{bench}", field: fanout_cluster.redis_cpu_us_per_insert, by: cluster}}
+      - {{file: "{bench}", field: redis_cpu_us_per_insert, by: single}}"""))
+
+    def redis() -> tuple[Input, Input, Plan]:
+        plan = plan_for(A, p)
+        got = {i.name: i for i in plan.inputs}
+        return got["redis_cpu_ms_per_request"], got["redis_cpu_us_per_fanout_insert"], plan
+
+    ms, us, plan = redis()
+    assert ms.kind == us.kind == "cited" and (ms.value, us.value) == (0.2, 100)
+    assert ms.unit == "ms" and us.unit == "µs"
+    assert "locust_bench.json absent" in ms.source and "app_hotpaths.json absent" in ms.source
+    assert plan.roles["redis"].servers == 6
+    # the benchmark's home feed and its single-Redis fan-out
+    bench.write_text(json.dumps({"home_feed": {"cpu_ms_per_request": {"redis": 1.0}},
+                                 "redis_cpu_us_per_insert": 200.0,
+                                 "measured_at": "2026-11-30T22:00:00+00:00"}))
+    ms, us, plan = redis()
+    assert ms.kind == us.kind == "measured" and (ms.value, us.value) == (1.0, 200.0)
+    assert "(home_feed.cpu_ms_per_request.redis) — the home feed alone" in ms.source
+    assert "measured by single" in us.source
+    # 2.1 + 1.0 cores / 50% = 6.2 -> 7 masters
+    assert plan.rates["redis_cpu_cores"] == pytest.approx(3.1)
+    assert plan.roles["redis"].servers == 14
+    # the cluster's fan-out figure first when the file holds it
+    bench.write_text(json.dumps({"home_feed": {"cpu_ms_per_request": {"redis": 1.0}},
+                                 "redis_cpu_us_per_insert": 200.0,
+                                 "fanout_cluster": {"redis_cpu_us_per_insert": 400.0}}))
+    _, us, plan = redis()
+    assert us.value == 400.0 and "fanout_cluster.redis_cpu_us_per_insert" in us.source
+    # then the calibration's whole mix over the home feed: 2,100 x 2 ms + 5,000 x 400 µs
+    cal.write_text(json.dumps({"calibration": {"redis_cpu_ms_per_request": 2.0},
+                               "measured_at": "2026-12-01T10:00:00Z"}))
+    ms, _, plan = redis()
+    assert ms.kind == "measured" and ms.value == 2.0
+    assert ms.source.startswith("measured by calibrate on 2026-12-01")
+    assert plan.rates["redis_cpu_cores"] == pytest.approx(6.2)
+    assert plan.roles["redis"].servers == 2 * 13  # 12.4 cores -> 13 masters
 
 
 def check(doc: dict) -> tuple[list[str], dict]:
