@@ -234,8 +234,10 @@ def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> Plan:
     needed = max(3, by_mem, by_load)
     masters = needed
     providers = len(lay.providers)
-    while providers > 1 and math.ceil(masters / providers) * 2 >= masters:
-        masters += 1  # spread over providers, no provider may hold half the masters
+    # spread over providers: no provider may hold half the masters (with two providers one of
+    # them always does: left as it is and said in the notes; the loop would never end)
+    while providers > 2 and math.ceil(masters / providers) * 2 >= masters:
+        masters += 1
     spread = (f" -> {masters} so that no provider holds half of them" if masters != needed
               else "")
     replicas = int(v("redis_replicas"))
@@ -338,6 +340,9 @@ def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> Plan:
                      "horizon or archiving old posts")
     if S < 2:
         notes.append("one site: nothing survives its loss (N+1 by site needs >= 2 sites)")
+    if providers == 2:
+        notes.append("redis: with two providers one of them holds at least half the masters; "
+                     "losing it loses the cluster's majority — add a site at a third provider")
     notes += _provider_loss_notes(roles, lay, ("app", "worker", "lb"))
     cost = _cost(roles, prof.classes)
     if cost is None:

@@ -492,3 +492,19 @@ def test_measurement_list_first_present_wins_and_per_divides(tmp_path: Path) -> 
     got, _ = measurement(chain, "x", tmp_path / "p.yaml")
     assert got is not None and got.value == 900 and got.source.startswith("measured by "
                                                                           "calibrate on 20")
+
+
+def test_two_providers_plan_ends_and_says_redis_cannot_survive_either(tmp_path: Path) -> None:
+    """With two providers no spread keeps every provider under half the Redis masters (the
+    spreading loop never ended there: `freehold capacity` hung); the plan says so instead."""
+    import threading
+
+    p = tmp_path / "two.yaml"
+    two = HAND.replace("provider: p3, network", "provider: p2, network")
+    p.write_text(two.replace(", {name: p3, kind: cloud}]", "]"))
+    got: list[Plan] = []
+    t = threading.Thread(target=lambda: got.append(plan_for(A, p)), daemon=True)
+    t.start()
+    t.join(60)
+    assert got, "the plan did not end within 60 s"
+    assert any("two providers" in n and "redis" in n for n in got[0].notes)
