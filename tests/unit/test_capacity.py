@@ -285,18 +285,28 @@ def test_postgres_follows_its_cpu_per_request(tmp_path: Path) -> None:
         assert one.roles[role].servers == two.roles[role].servers == four.roles[role].servers
 
 
+def measured_input(name: str, value: float, *entries: str) -> str:
+    """A profile input with a cited fallback and `measured:` entries (YAML flow maps)."""
+    return "\n".join([f"{name}:", f"    value: {value:g}",
+                      '    source: "estimate until measured"', "    measured:",
+                      *(f"      - {{{e}}}" for e in entries)])
+
+
+def mix_then_home_feed(name: str, value: float, cal: Path, bench: Path, server: str) -> str:
+    """An input measured by the calibration's whole mix, else by the home-feed benchmark."""
+    return measured_input(
+        name, value,
+        f'file: "{cal}", field: calibration.{server}_cpu_ms_per_request, by: calibrate',
+        f'file: "{bench}", field: home_feed.cpu_ms_per_request.{server}, by: hotpaths, '
+        "note: the home feed alone")
+
+
 def test_measured_pg_cpu_per_request_wins_over_the_cited_value(tmp_path: Path) -> None:
     cal, bench = tmp_path / "locust_bench.json", tmp_path / "app_hotpaths.json"
     p = tmp_path / "m.yaml"
     p.write_text(HAND.replace(
         "pg_cpu_ms_per_request: {value: 1, source: s}",
-        f"""pg_cpu_ms_per_request:
-    value: 1
-    source: "estimate until measured"
-    measured:
-      - {{file: "{cal}", field: calibration.postgres_cpu_ms_per_request, by: calibrate}}
-      - {{file: "{bench}", field: home_feed.cpu_ms_per_request.postgres, by: hotpaths,
-         note: the home feed alone}}"""))
+        mix_then_home_feed("pg_cpu_ms_per_request", 1, cal, bench, "postgres")))
 
     def pg() -> tuple[Input, int]:
         plan = plan_for(A, p)
@@ -372,20 +382,11 @@ def test_measured_redis_cpu_wins_over_the_cited_values(tmp_path: Path) -> None:
     p = tmp_path / "m.yaml"
     p.write_text(HAND.replace(
         "redis_cpu_ms_per_request: {value: 0.2, source: s}",
-        f"""redis_cpu_ms_per_request:
-    value: 0.2
-    source: "estimate until measured"
-    measured:
-      - {{file: "{cal}", field: calibration.redis_cpu_ms_per_request, by: calibrate}}
-      - {{file: "{bench}", field: home_feed.cpu_ms_per_request.redis, by: hotpaths,
-         note: the home feed alone}}""").replace(
-        "redis_cpu_us_per_fanout_insert: {value: 100, source: s}",
-        f"""redis_cpu_us_per_fanout_insert:
-    value: 100
-    source: "estimate until measured"
-    measured:
-      - {{file: "{bench}", field: fanout_cluster.redis_cpu_us_per_insert, by: cluster}}
-      - {{file: "{bench}", field: redis_cpu_us_per_insert, by: single}}"""))
+        mix_then_home_feed("redis_cpu_ms_per_request", 0.2, cal, bench, "redis")).replace(
+        "redis_cpu_us_per_fanout_insert: {value: 100, source: s}", measured_input(
+            "redis_cpu_us_per_fanout_insert", 100,
+            f'file: "{bench}", field: fanout_cluster.redis_cpu_us_per_insert, by: cluster',
+            f'file: "{bench}", field: redis_cpu_us_per_insert, by: single')))
 
     def redis() -> tuple[Input, Input, Plan]:
         plan = plan_for(A, p)
