@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.ids import new_id
+from app.ids import MAX_ID, new_id
 
 
 async def log(conn: Any, actor_id: int | None, action: str, target_kind: str,
@@ -18,7 +18,7 @@ async def log(conn: Any, actor_id: int | None, action: str, target_kind: str,
 async def entries(pool: Any, limit: int = 100, before: int | None = None) -> list[dict[str, Any]]:
     rows = await pool.fetch(
         "SELECT id, at, actor_id, action, target_kind, target_id, detail FROM audit_log"
-        " WHERE id < coalesce($1::bigint, 9223372036854775807) ORDER BY id DESC LIMIT $2",
+        f" WHERE id < coalesce($1::bigint, {MAX_ID}) ORDER BY id DESC LIMIT $2",
         before, limit)
     return [{"id": str(r["id"]), "at": r["at"].isoformat(),
              "actor_id": str(r["actor_id"]) if r["actor_id"] else None,

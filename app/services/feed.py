@@ -27,7 +27,7 @@ from typing import Any
 
 from app.batching import Command
 from app.context import Ctx
-from app.ids import parse_id
+from app.ids import MAX_ID, parse_id
 from app.redis_client import BIG_EPOCH, author_key, feed_big_key, feed_key, script
 from app.services.errors import Forbidden, Invalid, NotFound
 from app.services.postjson import hydrate_json, page_json
@@ -406,7 +406,7 @@ async def account_posts(ctx: Ctx, viewer_id: int, account_id: int, *, limit: int
         raise Forbidden("you cannot see posts of this account: one of you blocked the other")
     ids = [x["id"] for x in await ctx.ro.fetch(
         "SELECT id FROM posts WHERE author_id = $1 AND NOT hidden"
-        " AND id < coalesce($2::bigint, 9223372036854775807) ORDER BY id DESC LIMIT $3",
+        f" AND id < coalesce($2::bigint, {MAX_ID}) ORDER BY id DESC LIMIT $3",
         account_id, max_id, limit)]
     return await hydrate(ctx, viewer_id, ids), (str(ids[-1]) if len(ids) == limit else None)
 
@@ -418,7 +418,7 @@ async def tag_posts(ctx: Ctx, viewer_id: int, tag: str, *, limit: int = 40,
     tag = tag.lstrip("#").lower()[:64]
     ids = [x["post_id"] for x in await ctx.ro.fetch(
         "SELECT post_id FROM post_tags WHERE tag = $1"
-        " AND post_id < coalesce($2::bigint, 9223372036854775807)"
+        f" AND post_id < coalesce($2::bigint, {MAX_ID})"
         " ORDER BY post_id DESC LIMIT $3", tag, max_id, limit)]
     return await hydrate(ctx, viewer_id, ids), (str(ids[-1]) if len(ids) == limit else None)
 
@@ -430,7 +430,7 @@ async def latest(ctx: Ctx, viewer_id: int, *, limit: int = 40, cursor: str | Non
     max_id, _ = parse_cursor(cursor)
     ids = [x["id"] for x in await ctx.ro.fetch(
         "SELECT id FROM posts WHERE NOT hidden AND reply_to_id IS NULL"
-        " AND id < coalesce($1::bigint, 9223372036854775807) ORDER BY id DESC LIMIT $2",
+        f" AND id < coalesce($1::bigint, {MAX_ID}) ORDER BY id DESC LIMIT $2",
         max_id, limit)]
     return await hydrate(ctx, viewer_id, ids), (str(ids[-1]) if len(ids) == limit else None)
 
@@ -441,5 +441,5 @@ async def pull_ids(ctx: Ctx, account_id: int, limit: int, max_id: int | None = N
     return [r["id"] for r in await ctx.ro.fetch(
         "SELECT p.id FROM posts p WHERE p.author_id IN (SELECT followee_id FROM follows"
         " WHERE follower_id = $1 UNION ALL SELECT $1) AND NOT p.hidden"
-        " AND p.id < coalesce($2::bigint, 9223372036854775807) ORDER BY p.id DESC LIMIT $3",
+        f" AND p.id < coalesce($2::bigint, {MAX_ID}) ORDER BY p.id DESC LIMIT $3",
         account_id, max_id, limit)]

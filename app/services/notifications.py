@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.context import Ctx
-from app.ids import id_datetime, new_id
+from app.ids import MAX_ID, id_datetime, new_id
 from app.services.feed import check_limit, parse_cursor
 from app.services.posts import hydrate
 
@@ -50,7 +50,7 @@ async def listing(ctx: Ctx, account_id: int, *, limit: int = 40, cursor: str | N
     rows = await ctx.db.fetch(
         "SELECT n.id, n.kind, n.post_id, n.read, a.id AS actor_id, a.username,"
         " a.display_name, a.is_verified FROM notifications n JOIN accounts a ON a.id = n.actor_id"
-        " WHERE n.account_id = $1 AND n.id < coalesce($2::bigint, 9223372036854775807)"
+        f" WHERE n.account_id = $1 AND n.id < coalesce($2::bigint, {MAX_ID})"
         " ORDER BY n.id DESC LIMIT $3", account_id, max_id, limit)
     posts = {int(p["id"]): p for p in await hydrate(
         ctx, account_id, [r["post_id"] for r in rows if r["post_id"]], pool=ctx.db)}
@@ -67,5 +67,5 @@ async def mark_read(ctx: Ctx, account_id: int, up_to: int | None = None) -> int:
     """Mark notifications read (all, or those with id <= up_to); returns how many changed."""
     r = await ctx.db.execute(
         "UPDATE notifications SET read = true WHERE account_id = $1 AND NOT read"
-        " AND id <= coalesce($2::bigint, 9223372036854775807)", account_id, up_to)
+        f" AND id <= coalesce($2::bigint, {MAX_ID})", account_id, up_to)
     return int(r.split()[-1])

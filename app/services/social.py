@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from app.context import Ctx
+from app.ids import MAX_ID
 from app.redis_client import BIG_EPOCH, feed_big_key, feed_key
 from app.services import ratelimit
 from app.services.accounts import ACCOUNT_COLS, account_json
@@ -171,7 +172,7 @@ async def list_follows(ctx: Ctx, viewer_id: int, account_id: int, which: str, *,
     cols = ", ".join(f"a.{c.strip()}" for c in ACCOUNT_COLS.split(","))
     rows = await ctx.ro.fetch(
         f"SELECT {cols} FROM follows f JOIN accounts a ON a.id = f.{other}"
-        f" WHERE f.{mine} = $1 AND f.{other} < coalesce($2::bigint, 9223372036854775807)"
+        f" WHERE f.{mine} = $1 AND f.{other} < coalesce($2::bigint, {MAX_ID})"
         f" ORDER BY f.{other} DESC LIMIT $3", account_id, before, limit)
     nxt = str(rows[-1]["id"]) if len(rows) == limit else None
     return [account_json(ctx, r) for r in rows], nxt
