@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -29,9 +31,19 @@ async def _init_conn(conn: asyncpg.Connection) -> None:
 # cost more than running: a post's document 1.45 -> 0.25 ms of PostgreSQL CPU, a thread's ids
 # 0.55 -> 0.15 ms (dev stack). Generic plans prune partitions when they run. A query whose plan
 # depends on its parameter's value (LIKE 'prefix%' through an index) asks for a custom plan
-# itself (app.services.search.custom_plans). Set per connection, not on the database: a
+# itself (custom_plans). Set per connection, not on the database: a
 # database's settings do not travel with pg_dump or logical replication (freehold migrate).
 GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
+
+
+@asynccontextmanager
+async def custom_plans(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """A connection whose queries are planned for their parameters' values, in a read-only
+    transaction: `LIKE $1` uses a prefix index only in a plan made for the pattern (a generic
+    plan of it reads the whole table)."""
+    async with pool.acquire() as con, con.transaction(readonly=True):
+        await con.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        yield con
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-import asyncpg
-
 from app.context import Ctx
+from app.db import custom_plans
 from app.services.accounts import ACCOUNT_COLS, account_json
 from app.services.errors import Invalid
 
@@ -22,16 +19,6 @@ def _prefix(q: str) -> str:
     if "\x00" in q:
         raise Invalid("q: must not contain NUL characters", field="q")
     return q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
-@asynccontextmanager
-async def custom_plans(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A connection whose queries are planned for their parameters' values: `LIKE $1` uses the
-    prefix indexes only in a plan made for the pattern (the app's connections plan generically:
-    app.db.GENERIC_PLANS; a generic plan of these queries reads the whole table)."""
-    async with pool.acquire() as con, con.transaction(readonly=True):
-        await con.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-        yield con
 
 
 async def accounts(ctx: Ctx, viewer_id: int, q: str, limit: int = 20) -> list[dict[str, Any]]:

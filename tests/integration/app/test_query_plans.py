@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from app.services.search import custom_plans
+from app.db import custom_plans
 
 PREPARE = "PREPARE {} (text) AS SELECT id FROM accounts WHERE username LIKE $1"
 
