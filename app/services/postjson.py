@@ -136,7 +136,8 @@ async def hydrate_json(ctx: Ctx, viewer_id: int, ids: list[int]) -> list[bytes]:
         # an echoed post this process no longer knew as one (its memory of echoes is bounded),
         # so it did not ask for the text, and did not hold it either: read the missing texts
         rows = [r for r in map(by_id.get, ids) if r is not None]
-        lost = [i for r in rows for i, raw in ((r[1], r[22]), (r[12], r[23]))
+        lost = [i for r in rows
+                for i, raw in ((r["id"], r["parts"]), (r["echo_of_id"], r["e_parts"]))
                 if i and raw is None and i not in known and parts_of(i) is None]
         for pid, raw in await ctx.ro.fetch(PARTS_SQL, lost):
             known[pid] = _parts(ctx, pid, raw, known)
