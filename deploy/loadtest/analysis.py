@@ -142,7 +142,7 @@ def run_requests(stats_csv: Path) -> int | None:
     try:
         with stats_csv.open(newline="") as f:
             for row in csv.DictReader(f):
-                if row.get("Name") == "Aggregated":
+                if row.get("Name") == AGGREGATED:
                     return int(row["Request Count"])
     except (OSError, KeyError, ValueError):
         return None
