@@ -71,9 +71,14 @@ RESULT_FILES = ("steps.json", "locust_stats.csv", "locust_stats_history.csv",
                 "locust_failures.csv", "locust_exceptions.csv", "report.html", "master.out")
 
 
-def fetch(conn: Any, remote_dir: str, out: Path, attempts: int = 2) -> list[str]:
+def fetch(conn: Any, remote_dir: str, out: Path, attempts: int = 3) -> list[str]:
     """Copy the run's result files back (a file Locust did not write is skipped); returns one
-    line per file that could not be copied for another reason (after `attempts` tries)."""
+    line per file that could not be copied for another reason (after `attempts` tries).
+
+    Between tries the connection is closed: Fabric keeps one SFTP client per connection, made
+    when the run's files were pushed, and `run()` quietly reconnects a dropped SSH transport
+    but leaves that client bound to the dead one, so every later `get` fails with "Socket is
+    closed" (a CI run lost its results so). The next `get` opens a fresh transport and client."""
     errors = []
     for name in RESULT_FILES:
         for attempt in range(attempts):
@@ -83,9 +88,12 @@ def fetch(conn: Any, remote_dir: str, out: Path, attempts: int = 2) -> list[str]
             except FileNotFoundError:
                 break
             except OSError as exc:
+                with contextlib.suppress(Exception):
+                    conn.close()
                 if attempt == attempts - 1:
                     errors.append(f"{name}: {type(exc).__name__}: {exc}")
-                time.sleep(1)
+                else:
+                    time.sleep(1)
     return errors
 
 
