@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -35,6 +36,9 @@ class LocalCache(Generic[K, V]):
     def __contains__(self, key: object) -> bool:
         return key in self._d
 
+    def clear(self) -> None:
+        self._d.clear()
+
     def drop(self, key: K) -> None:
         self._d.pop(key, None)
 
@@ -63,6 +67,10 @@ class Ctx:
     post_parts: LocalCache[int, tuple[bytes, bool]] = field(
         default_factory=lambda: LocalCache(200_000))
     echo_of: LocalCache[int, int] = field(default_factory=LocalCache)  # echo -> echoed post
+    # rendered feed items by key: post id, row versions, upvoted (app.services.postjson);
+    # emptied every postjson.ITEMS_MAX_AGE_S, from `items_since` on
+    items: LocalCache[str, bytes] = field(default_factory=lambda: LocalCache(100_000))
+    items_since: float = field(default_factory=time.monotonic)
     author_parts: LocalCache[tuple[Any, ...], bytes] = field(default_factory=LocalCache)
     # concurrent requests' reads coalesced (app.batching): Redis reads of the home feed, and
     # other batchers by name (created by their modules on first use)

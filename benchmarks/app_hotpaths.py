@@ -305,6 +305,16 @@ def batch_sizes(metrics_url: str) -> dict[str, float]:
     return {k: round(v["sum"] / v["count"], 2) for k, v in got.items() if v.get("count")}
 
 
+def feed_items(metrics_url: str) -> dict[str, float]:
+    """Home-feed items kept in the app's memory vs made from rows the query sent whole
+    (app.services.postjson), since the app started."""
+    text = httpx.get(metrics_url, timeout=30).text
+    got = {m[1]: float(m[2]) for m in re.finditer(
+        r'^freehold_feed_items_total\{source="(\w+)"\} (\S+)$', text, re.M)}
+    total = sum(got.values())
+    return {**got, "kept_share": round(got.get("kept", 0) / total, 3) if total else 0.0}
+
+
 def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
             settings: Settings, big_at: int, cluster: list[Redis]) -> int:
     """Seed, serve and measure (see the module doc); returns the exit code."""
@@ -360,6 +370,7 @@ def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
                 pull.append(wrk(pull_url, tokens, args.seconds, conns=conns, meter=meter))
         results["home_feed"], results["pull_baseline"] = combine(home), combine(pull)
         results["batch_mean_items"] = batch_sizes(f"http://127.0.0.1:{port}/metrics")
+        results["feed_items"] = feed_items(f"http://127.0.0.1:{port}/metrics")
         with console.status("post creates…"):
             results["post_create"] = wrk(f"{base}/posts", tokens, args.seconds, "POST",
                                          '{"body": "benchmark post %d #bench"}', conns=16,
@@ -403,7 +414,10 @@ def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
         "every account's cached feed on the single Redis (one Lua call per chunk); "
         "fanout_cluster: the same on a local Redis Cluster of two masters (one script call per "
         "node per chunk); batch_mean_items: mean requests served by one coalesced Redis "
-        "pipeline (redis_reads) and one PostgreSQL query (post_rows), app.batching")
+        "pipeline (redis_reads) and one PostgreSQL query (post_rows), app.batching; "
+        "feed_items: page items taken from the app's memory (kept: their rows unchanged) or "
+        "made from rows sent whole, over the whole run — the feed rounds write nothing, so "
+        "they run on kept items; the mix calibration (locust_bench) has writes")
     results["feed_redis"] = f"local Redis Cluster of {len(cluster)} masters" if cluster \
         else "single Redis"
     table = Table(title=f"Freehold app hot paths (1 app core, loopback, {results['feed_redis']})")

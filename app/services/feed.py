@@ -23,6 +23,7 @@ import asyncio
 import heapq
 import time
 from collections.abc import Awaitable, Callable
+from heapq import heapify, heappop, heapreplace
 from typing import Any
 
 from app.batching import Command
@@ -234,6 +235,29 @@ async def _read_heads(ctx: Ctx, authors: list[int],
         await _keep_heads(ctx, authors, answers, heads, sent)
 
 
+def _newest(lists: list[list[int]], limit: int) -> list[int]:
+    """The `limit` largest distinct ids of newest-first lists: a heap of the lists' next ids
+    (negated: heapq's heap is a min-heap), run with heapq's C functions; heapq.merge's
+    generators cost ~1.5x as much for a page."""
+    heap = [(-ids[0], k, 0) for k, ids in enumerate(lists) if ids]
+    heapify(heap)
+    page: list[int] = []
+    prev = 0
+    while heap:
+        i, k, at = heap[0]
+        if i != prev:
+            page.append(-i)
+            prev = i
+            if len(page) == limit:
+                break
+        ids = lists[k]
+        if at + 1 < len(ids):
+            heapreplace(heap, (-ids[at + 1], k, at + 1))
+        else:
+            heappop(heap)
+    return page
+
+
 async def _merge_page(ctx: Ctx, big: list[int], heads: dict[int, tuple[list[int], bool]],
                       max_id: int | None, limit: int, own: list[int]) -> list[int]:
     """The page: the `limit` newest distinct ids below `max_id` of the feed's own entries
@@ -249,14 +273,7 @@ async def _merge_page(ctx: Ctx, big: list[int], heads: dict[int, tuple[list[int]
         ids = heads[a][0]
         if ids and ids[0] > floor:  # else nothing of it can make the page
             lists.append(ids if max_id is None else [i for i in ids if i < max_id])
-    page: list[int] = []
-    prev = 0
-    for i in heapq.merge(*lists, reverse=True):
-        if i != prev:
-            page.append(i)
-            prev = i
-            if len(page) == limit:
-                break
+    page = _newest(lists, limit)
     floor = page[-1] if len(page) == limit else 0
     deeper = {a: len(heads[a][0]) for a in big
               if not heads[a][1] and heads[a][0] and heads[a][0][-1] > floor}

@@ -1,29 +1,54 @@
 """Post documents written straight to JSON bytes, for the pages read most (the home feed).
 
 The same documents as `posts.hydrate` gives (same query filter: deleted, hidden, blocked and
-muted posts left out), without building a dict per post: the parts of a post that never change
-(id, text, tags, mentions, reply and root ids, images, time: posts are not edited and ids are
-not reused) are rendered once per process and kept (`Ctx.post_parts`, bounded), the author's
-part is kept per (id, username, display name, avatar, badge), and counters, `upvoted` and
-`hidden` are written fresh from the query on every read. The query is shared by the requests in
-flight (app.batching): one query for the (viewer, post) pairs of all of them.
+muted posts left out), without building a dict per post, and for most posts without any
+per-post work in Python:
+- each process keeps whole rendered items (`Ctx.items`) by key: the post id, the row versions
+  (xmin) of the post, its author, the echoed post and its author, and `+`/`-` for `upvoted`.
+  Any change to a counter, `hidden` or a profile makes a new row version, so a new key.
+- A page's query (KEYS_SQL) gives each request the keys of its items, in order; the items are
+  looked up by key and joined, all in C (dict lookups through `map`, `bytes.join`).
+- Only the items whose keys are not held are read whole (ROWS_SQL) and rendered: the parts of a
+  post that never change (id, text, tags, mentions, reply and root ids, images, time: posts are
+  not edited and ids are not reused) are rendered once per process (`Ctx.post_parts`), the
+  author's part per (id, username, display name, avatar, badge) (`Ctx.author_parts`); both of
+  an item's `upvoted` variants are kept.
+The requests in flight share both queries (app.batching). All memories are bounded (emptied
+when full); a key is never trusted without the query's versions.
 """
 
 from __future__ import annotations
 
+import time
+from itertools import accumulate
+
 import asyncpg
 import orjson
+from prometheus_client import Counter
 
 from app.batching import Batcher
 from app.context import Ctx
 from app.services.posts import HYDRATE_FROM_TEMPLATE, UNSEEN_TEMPLATE, _derived, _media_json
 
-# One query for the pages of concurrent requests (app.batching): ($1, $2) the (viewer, post)
-# pairs; $3 the posts whose parts this process does not hold (their text and images are sent;
-# those of the others are not sent again)
-FAST_SQL = UNSEEN_TEMPLATE.format(viewers="$1::bigint[]") + """
-SELECT q.viewer, p.id, p.hidden, p.upvotes_count, p.replies_count, p.echoes_count,
-       (u.account_id IS NOT NULL) AS upvoted,
+# an item's key (see the module doc)
+_KEY = """p.id::text || '.' || p.xmin::text || '.' || a.xmin::text
+         || coalesce('.' || e.xmin::text || '.' || ea.xmin::text, '')
+         || CASE WHEN u.account_id IS NULL THEN '-' ELSE '+' END"""
+# The keys of the items of the pages of concurrent requests, one row per request that has any:
+# ($1, $2, $3) each request's (viewer, first index in $4, number of posts), $4 the posts.
+KEYS_SQL = UNSEEN_TEMPLATE.format(viewers="$1::bigint[]") + f"""
+SELECT r.req, array_agg({_KEY} ORDER BY q.n) AS keys
+""" + HYDRATE_FROM_TEMPLATE.format(
+    source="unnest($4::bigint[]) WITH ORDINALITY AS q(pid, n) "
+           "JOIN unnest($1::bigint[], $2::int[], $3::int[]) WITH ORDINALITY "
+           "AS r(viewer, start, cnt, req) ON q.n > r.start AND q.n <= r.start + r.cnt "
+           "JOIN posts p ON p.id = q.pid",
+    viewer="r.viewer") + "GROUP BY r.req\n"
+# The rows of the (viewer, post) pairs $1, $2 whose items are not held, whole; with the text
+# and images of the posts $3 whose parts this process does not hold (not sent again otherwise).
+ROWS_SQL = UNSEEN_TEMPLATE.format(viewers="$1::bigint[]") + f"""
+SELECT q.viewer, p.id, {_KEY} AS key,
+       p.hidden, p.upvotes_count, p.replies_count, p.echoes_count,
        p.author_id, a.username, a.display_name, a.avatar_key, a.is_verified,
        p.echo_of_id, e.hidden AS e_hidden,
        e.upvotes_count AS e_upvotes, e.replies_count AS e_replies, e.echoes_count AS e_echoes,
@@ -37,38 +62,86 @@ SELECT q.viewer, p.id, p.hidden, p.upvotes_count, p.replies_count, p.echoes_coun
 """ + HYDRATE_FROM_TEMPLATE.format(
     source="unnest($1::bigint[], $2::bigint[]) AS q(viewer, pid) JOIN posts p ON p.id = q.pid",
     viewer="q.viewer")
-
 PARTS_SQL = """SELECT id, ARRAY[body, reply_to_id::text, root_id::text, media::text]
 FROM posts WHERE id = ANY($1::bigint[])"""
-Rows = dict[int, asyncpg.Record]  # post id -> its row, for one viewer
+FEED_ITEMS = Counter("freehold_feed_items", "Post items of JSON feed pages, by where they came "
+                     "from: kept (this process's memory, at the rows' versions) or made (from "
+                     "rows read whole)", ["source"])
+_KEPT, _MADE = FEED_ITEMS.labels("kept"), FEED_ITEMS.labels("made")
+ITEMS_MAX_AGE_S = 3600  # the item memory is emptied this often: row versions (32-bit
+# transaction ids) come round again after ~4 billion transactions, so an entry must not
+# outlive them
+Ask = tuple[int, list[int]]  # (viewer, post ids): a request's part of a batch
 
 
 class PartsLost(Exception):
     """A post's text was neither sent by the query nor held by this process."""
 
 
-async def _fetch_rows(ctx: Ctx, items: list[tuple[int, list[int], list[int]]]) -> list[Rows]:
-    """The rows of (viewer, post ids, posts whose parts are wanted) requests, one query."""
-    viewers: list[int] = []
-    pids: list[int] = []
-    need: set[int] = set()
-    for viewer, ids, wanted in items:  # a viewer twice in a batch: its rows come twice
-        need.update(wanted)
-        viewers += [viewer] * len(ids)
-        pids += ids
+async def _pages(ctx: Ctx, asks: list[Ask]) -> list[list[bytes]]:
+    """The items of the requests `asks`, in order: keys for all, then the rows of the items
+    not held, whole; one connection, one query each for the whole batch."""
+    counts = [len(ids) for _, ids in asks]
+    pids = [i for _, ids in asks for i in ids]
+    keys_of: list[list[str]] = [[] for _ in asks]
     async with ctx.ro.acquire() as con:
-        rows = await con.fetch(FAST_SQL, viewers, pids, list(need))
-    by_viewer: dict[int, Rows] = {}
-    for r in rows:
-        by_viewer.setdefault(r[0], {})[r[1]] = r
-    return [by_viewer.get(v, {}) for v, _, _ in items]
+        for req, keys in await con.fetch(KEYS_SQL, [v for v, _ in asks],
+                                         [0, *accumulate(counts[:-1])], counts, pids):
+            keys_of[req - 1] = keys
+        item_of = ctx.items.get
+        pages = [list(map(item_of, keys)) for keys in keys_of]
+        missing = [(n, k) for n, page in enumerate(pages) if None in page
+                   for k, item in enumerate(page) if item is None]
+        if missing:
+            made = await _make(ctx, con, {(asks[n][0], _pid(keys_of[n][k])) for n, k in missing})
+            for n, k in missing:
+                # (not there: deleted or hidden since the keys were read, left out)
+                pages[n][k] = made.get((asks[n][0], _pid(keys_of[n][k])), b"")
+    _MADE.inc(len(missing))
+    _KEPT.inc(len(pids) - len(missing))
+    return [page if b"" not in page else [x for x in page if x] for page in pages]
 
 
-def _rows_batcher(ctx: Ctx) -> Batcher[tuple[int, list[int], list[int]], Rows]:
+def _pid(key: str) -> int:
+    return int(key[:key.index(".")])
+
+
+async def _make(ctx: Ctx, con: asyncpg.Connection, pairs: set[tuple[int, int]]
+                ) -> dict[tuple[int, int], bytes]:
+    """Read the rows of (viewer, post) pairs whole, render and keep their items; returns each
+    pair's item (b"" for a post left out of pages)."""
+    parts_of, echo_of = ctx.post_parts.get, ctx.echo_of.get
+    known: dict[int, tuple[bytes, bool]] = {}  # parts held now: the memory may be emptied
+    need: set[int] = set()  # posts whose text and images the query sends
+    for _, pid in pairs:
+        for j in (pid, echo_of(pid)):
+            if j:
+                got = parts_of(j)
+                if got is None:
+                    need.add(j)
+                else:
+                    known[j] = got
+    viewers, posts = zip(*pairs, strict=True)
+    rows = await con.fetch(ROWS_SQL, list(viewers), list(posts), list(need))
+    try:
+        return {(r[0], r[1]): _keep(ctx, r, known) for r in rows}
+    except PartsLost:
+        # an echo this process no longer knew as one (its memories are bounded), whose echoed
+        # post's text it does not hold either: read the missing texts
+        lost = [i for r in rows
+                for i, raw in ((r["id"], r["parts"]), (r["echo_of_id"], r["e_parts"]))
+                if i and raw is None and i not in known and parts_of(i) is None]
+        for pid, raw in await con.fetch(PARTS_SQL, lost):
+            known[pid] = _parts(ctx, pid, raw, known)
+        for pid in lost:  # deleted meanwhile: rendered without its text, not kept
+            known.setdefault(pid, _render_parts(ctx, pid, ["", None, None, None]))
+        return {(r[0], r[1]): _keep(ctx, r, known) for r in rows}
+
+
+def _pages_batcher(ctx: Ctx) -> Batcher[Ask, list[bytes]]:
     b = ctx.batchers.get("post_rows")
     if b is None:
-        b = ctx.batchers["post_rows"] = Batcher("post_rows",
-                                                   lambda items: _fetch_rows(ctx, items))
+        b = ctx.batchers["post_rows"] = Batcher("post_rows", lambda asks: _pages(ctx, asks))
     return b
 
 
@@ -110,8 +183,8 @@ def _author(ctx: Ctx, aid: int, username: str, display: str | None, avatar: str 
     return got
 
 
-_ITEM = (b'{%b,%b,"upvotes_count":%d,"replies_count":%d,"echoes_count":%d,"upvoted":%b,'
-         b'"hidden":%b,"echo_of":%b}')
+_HEAD = b'{%b,%b,"upvotes_count":%d,"replies_count":%d,"echoes_count":%d,"upvoted":'
+_TAIL = b',"hidden":%b,"echo_of":%b}'
 _ECHO = b'{%b,%b,"upvotes_count":%d,"replies_count":%d,"echoes_count":%d}'
 
 
@@ -119,61 +192,39 @@ async def hydrate_json(ctx: Ctx, viewer_id: int, ids: list[int]) -> list[bytes]:
     """JSON of the post documents for `ids` in that order (see `posts.hydrate`)."""
     if not ids:
         return []
-    parts_of = ctx.post_parts.get
-    # the parts held now are kept here: the cache may be emptied while the query runs
-    known: dict[int, tuple[bytes, bool]] = {}
-    need: list[int] = []  # the others: the query sends their text and images
-    for i in (*ids, *filter(None, map(ctx.echo_of.get, ids))):
-        got = parts_of(i)
-        if got is None:
-            need.append(i)
+    now = time.monotonic()
+    if now - ctx.items_since > ITEMS_MAX_AGE_S:
+        ctx.items.clear()
+        ctx.items_since = now
+    return await _pages_batcher(ctx)((viewer_id, ids))
+
+
+def _keep(ctx: Ctx, r: asyncpg.Record, known: dict[int, tuple[bytes, bool]]) -> bytes:
+    """Render a row's item, keep both of its `upvoted` variants; returns the row's."""
+    (_, pid, key, hidden, up, rep, ech, aid, username, display, avatar, verified,
+     eid, e_hidden, e_up, e_rep, e_ech, e_aid, e_username, e_display, e_avatar, e_verified,
+     raw, e_raw) = r
+    parts, plain = _parts(ctx, pid, raw, known)
+    echo = b"null"
+    yes = no = b""
+    if eid:
+        ctx.echo_of.put(pid, eid)
+        if e_aid is None or e_hidden:
+            echo = b"" if plain else echo  # a plain echo of a post that is gone: left out
         else:
-            known[i] = got
-    by_id = await _rows_batcher(ctx)((viewer_id, ids, need))
-    try:
-        return _items(ctx, ids, by_id, known)
-    except PartsLost:
-        # an echoed post this process no longer knew as one (its memory of echoes is bounded),
-        # so it did not ask for the text, and did not hold it either: read the missing texts
-        rows = [r for r in map(by_id.get, ids) if r is not None]
-        lost = [i for r in rows
-                for i, raw in ((r["id"], r["parts"]), (r["echo_of_id"], r["e_parts"]))
-                if i and raw is None and i not in known and parts_of(i) is None]
-        for pid, raw in await ctx.ro.fetch(PARTS_SQL, lost):
-            known[pid] = _parts(ctx, pid, raw, known)
-        for pid in lost:  # deleted meanwhile: rendered without its text, not kept
-            known.setdefault(pid, _render_parts(ctx, pid, ["", None, None, None]))
-        return _items(ctx, ids, by_id, known)
-
-
-def _items(ctx: Ctx, ids: list[int], by_id: Rows, known: dict[int, tuple[bytes, bool]]
-           ) -> list[bytes]:
-    author_of = ctx.author_parts.get
-    out: list[bytes] = []
-    for i in ids:
-        r = by_id.get(i)
-        if r is None:
-            continue
-        (_, pid, hidden, up, rep, ech, upvoted, aid, username, display, avatar, verified,
-         eid, e_hidden, e_up, e_rep, e_ech, e_aid, e_username, e_display, e_avatar, e_verified,
-         raw, e_raw) = r
-        parts, plain = _parts(ctx, pid, raw, known)
-        echo = b"null"
-        if eid:
-            ctx.echo_of.put(pid, eid)
-            if e_aid is None or e_hidden:
-                if plain:
-                    continue  # a plain echo of a post that is gone
-            else:
-                echo = _ECHO % (
-                    _parts(ctx, eid, e_raw, known)[0],
-                    _author(ctx, e_aid, e_username, e_display, e_avatar, e_verified),
-                    e_up, e_rep, e_ech)
-        author = author_of((aid, username, display, avatar, verified)) or \
-            _author(ctx, aid, username, display, avatar, verified)
-        out.append(_ITEM % (parts, author, up, rep, ech, b"true" if upvoted else b"false",
-                            b"true" if hidden else b"false", echo))
-    return out
+            echo = _ECHO % (
+                _parts(ctx, eid, e_raw, known)[0],
+                _author(ctx, e_aid, e_username, e_display, e_avatar, e_verified),
+                e_up, e_rep, e_ech)
+    if echo:
+        head = _HEAD % (parts, _author(ctx, aid, username, display, avatar, verified),
+                        up, rep, ech)
+        tail = _TAIL % (b"true" if hidden else b"false", echo)
+        yes, no = head + b"true" + tail, head + b"false" + tail
+    base = key[:-1]
+    ctx.items.put(base + "+", yes)
+    ctx.items.put(base + "-", no)
+    return yes if key[-1] == "+" else no
 
 
 def page_json(items: list[bytes], next_cursor: str | None) -> bytes:

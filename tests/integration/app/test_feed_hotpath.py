@@ -90,6 +90,7 @@ def test_feed_json_matches_the_documents(client: TestClient, workers: Any, rds: 
     ids, _ = client.portal.call(feed.home_ids, ctx, int(reader.id), 40, None)  # type: ignore
     assert len(ids) == 5  # p1, p2, two echoes (the echo of the deleted post went with it), muted
     for cold in (True, False):  # rendered from the query's text, then from the kept parts
+        ctx.items = type(ctx.items)()  # (no kept items: each is made from its row)
         if cold:
             ctx.post_parts = type(ctx.post_parts)()
         docs = client.portal.call(posts.hydrate, ctx, int(reader.id), ids)  # type: ignore
@@ -172,7 +173,7 @@ def test_concurrent_pages_share_one_query_and_keep_their_viewers(
     import asyncio
 
     from app.services import posts
-    from app.services.postjson import _rows_batcher, hydrate_json
+    from app.services.postjson import _pages_batcher, hydrate_json
 
     r1, r2, author = new_user(client, "cb"), new_user(client, "cb"), new_user(client, "cb")
     ids = [int(client.post("/api/v1/posts", headers=author.h, json={"body": f"b{i}"}).json()["id"])
@@ -180,7 +181,7 @@ def test_concurrent_pages_share_one_query_and_keep_their_viewers(
     assert client.post(f"/api/v1/accounts/{author.id}/mute", headers=r1.h).status_code == 200
     assert client.post(f"/api/v1/posts/{ids[1]}/upvote", headers=r2.h).status_code == 200
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
-    batcher = _rows_batcher(ctx)
+    batcher = _pages_batcher(ctx)
 
     async def both() -> tuple[list[list[bytes]], int, int]:
         before = (batcher.batches, batcher.items)
@@ -203,7 +204,7 @@ def test_concurrent_pages_leave_out_what_each_viewer_must_not_see(
     import asyncio
 
     from app.services import posts
-    from app.services.postjson import _rows_batcher, hydrate_json
+    from app.services.postjson import _pages_batcher, hydrate_json
 
     blocker, blocked, muter, free = (new_user(client, "uv") for _ in range(4))
     author, echoer = new_user(client, "uv"), new_user(client, "uv")
@@ -220,7 +221,7 @@ def test_concurrent_pages_leave_out_what_each_viewer_must_not_see(
     assert client.post(f"/api/v1/accounts/{author.id}/mute", headers=h["muter"]).status_code \
         == 200
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
-    batcher = _rows_batcher(ctx)
+    batcher = _pages_batcher(ctx)
     viewers = (blocker, blocked, muter, free)
 
     async def all_at_once() -> tuple[list[list[bytes]], int]:
@@ -292,13 +293,21 @@ def test_parts_emptied_during_the_query_are_not_lost(client: TestClient, monkeyp
     want = client.portal.call(posts.hydrate, ctx, int(reader.id), ids)  # type: ignore
     client.portal.call(postjson.hydrate_json, ctx, int(reader.id), ids)  # type: ignore
     assert ctx.post_parts.get(ids[0]) and ctx.post_parts.get(ids[1])  # held
-    real = postjson._fetch_rows
+    real = postjson._make
 
-    async def emptied(c: Any, items: Any) -> Any:
-        c.post_parts = type(c.post_parts)()  # the cache let go of everything meanwhile
-        return await real(c, items)
+    class Emptying:  # the connection, whose queries the cache lets go of everything during
+        def __init__(self, con: Any) -> None:
+            self.con = con
 
-    monkeypatch.setattr(postjson, "_fetch_rows", emptied)
+        async def fetch(self, *args: Any) -> Any:
+            ctx.post_parts = type(ctx.post_parts)()
+            return await self.con.fetch(*args)
+
+    async def emptied(c: Any, con: Any, pairs: Any) -> Any:
+        return await real(c, Emptying(con), pairs)
+
+    monkeypatch.setattr(postjson, "_make", emptied)
+    ctx.items = type(ctx.items)()  # no kept items: the rows are read whole, parts wanted
     got = client.portal.call(postjson.hydrate_json, ctx, int(reader.id), ids)  # type: ignore
     assert [orjson.loads(x) for x in got] == want
     assert want[1]["body"] == "whole #text" and want[0]["echo_of"]["body"] == "whole #text"
@@ -319,9 +328,105 @@ def test_an_echoed_post_forgotten_by_the_process_is_read_again(client: TestClien
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
     first = client.portal.call(hydrate_json, ctx, int(reader.id), [echo])  # type: ignore
     ctx.echo_of = LocalCache()  # emptied: the process no longer knows `echo` echoes `own`
+    ctx.items = LocalCache()  # ...nor holds its item
     ctx.post_parts.drop(own)  # ...nor holds the echoed post's text; the echo's own is held
     assert ctx.post_parts.get(echo) is not None
     again = client.portal.call(hydrate_json, ctx, int(reader.id), [echo])  # type: ignore
     docs = client.portal.call(posts.hydrate, ctx, int(reader.id), [echo])  # type: ignore
     assert [orjson.loads(x) for x in again] == [orjson.loads(x) for x in first] == docs
     assert docs[0]["echo_of"]["body"] == "kept #x"
+
+
+def _page_rows(ctx: Any, monkeypatch: Any) -> list[int]:
+    """Record how many rows each batch reads whole (postjson._make)."""
+    from app.services import postjson
+
+    seen: list[int] = []
+    real = postjson._make
+
+    async def spy(c: Any, con: Any, pairs: Any) -> Any:
+        got = await real(c, con, pairs)
+        seen.append(len(got))
+        return got
+
+    monkeypatch.setattr(postjson, "_make", spy)
+    return seen
+
+
+def test_kept_items_are_made_again_when_their_rows_change(
+        client: TestClient, workers: Any, rds: Any, monkeypatch: Any) -> None:
+    """Items kept per process (postjson, Ctx.items) are read whole again only when a row they were
+    made from changed: an upvote by someone else, the author's new display name, the echoed
+    post hidden; each page equals the documents `posts.hydrate` builds, and unchanged rows are
+    not read whole."""
+    from app.services import posts
+    from app.services.postjson import hydrate_json
+
+    reader, author, other = (new_user(client, "ic") for _ in range(3))
+    pids = [client.post("/api/v1/posts", headers=author.h, json={"body": f"k{i}"}).json()["id"]
+            for i in range(3)]
+    echo = client.post(f"/api/v1/posts/{pids[0]}/echo", headers=author.h,
+                       json={"body": "see this"}).json()["id"]
+    ids = [int(echo), *(int(p) for p in reversed(pids))]
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    rows = _page_rows(ctx, monkeypatch)
+
+    def check(whole: int) -> None:
+        rows.clear()
+        fast = client.portal.call(hydrate_json, ctx, int(reader.id), ids)  # type: ignore
+        docs = client.portal.call(posts.hydrate, ctx, int(reader.id), ids)  # type: ignore
+        assert [orjson.loads(x) for x in fast] == docs
+        assert sum(rows) == whole  # rows read whole
+
+    ctx.items = type(ctx.items)()
+    check(whole=4)  # nothing kept yet
+    check(whole=0)  # all kept, none changed
+    assert client.post(f"/api/v1/posts/{pids[1]}/upvote", headers=other.h).status_code == 200
+    check(whole=1)  # the upvoted post's counter
+    assert client.post(f"/api/v1/posts/{pids[1]}/upvote", headers=reader.h).status_code == 200
+    check(whole=1)  # ...and `upvoted`
+    r = client.patch("/api/v1/accounts/me", headers=author.h, json={"display_name": "New Name"})
+    assert r.status_code == 200, r.text
+    check(whole=4)  # every item shows the author
+    client.portal.call(ctx.db.execute,  # type: ignore[union-attr]
+                       "UPDATE posts SET hidden = true WHERE id = $1", int(pids[0]))
+    check(whole=1)  # the echo of it: shown with echo_of null now (the hidden post itself is
+    # left out of the reader's page, its row not sent)
+    page = client.portal.call(hydrate_json, ctx, int(reader.id), ids)  # type: ignore
+    assert orjson.loads(page[0])["echo_of"] is None and len(page) == 3
+    # the memory is emptied once it is ITEMS_MAX_AGE_S old (row versions come round again)
+    import time
+
+    from app.services.postjson import ITEMS_MAX_AGE_S
+
+    ctx.items.put("1.2.3-", b"{}")
+    ctx.items_since = time.monotonic() - ITEMS_MAX_AGE_S - 1
+    check(whole=3)
+    assert ctx.items.get("1.2.3-") is None and time.monotonic() - ctx.items_since < 60
+
+
+def test_one_viewer_twice_in_a_batch(client: TestClient) -> None:
+    """Two requests of one viewer in one batch, nothing held: one query of keys, one of the
+    rows (each pair read once), both pages whole."""
+    import asyncio
+
+    from app.services import posts
+    from app.services.postjson import _pages_batcher, hydrate_json
+
+    reader, author = new_user(client, "iv"), new_user(client, "iv")
+    ids = [int(client.post("/api/v1/posts", headers=author.h, json={"body": f"v{i}"}).json()[
+        "id"]) for i in range(3)]
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    batcher = _pages_batcher(ctx)
+
+    async def both() -> tuple[list[list[bytes]], int]:
+        ctx.items = type(ctx.items)()
+        before = batcher.batches
+        got = await asyncio.gather(*(hydrate_json(ctx, int(reader.id), ids) for _ in "ab"))
+        return list(got), batcher.batches - before
+
+    (a, b), batches = client.portal.call(both)  # type: ignore[union-attr]
+    assert batches == 1
+    docs = client.portal.call(posts.hydrate, ctx, int(reader.id), ids)  # type: ignore
+    assert [orjson.loads(x) for x in a] == docs == [orjson.loads(x) for x in b]
+    assert len(ctx.items) == 6  # three items, each in its two `upvoted` variants
