@@ -238,7 +238,7 @@ async def _read_heads(ctx: Ctx, authors: list[int],
 def _newest(lists: list[list[int]], limit: int) -> list[int]:
     """The `limit` largest distinct ids of newest-first lists: a heap of the lists' next ids
     (negated: heapq's heap is a min-heap), run with heapq's C functions; heapq.merge's
-    generators cost ~1.5x as much for a page."""
+    generators cost ~1.3x as much for a page (measured on 200 real pages)."""
     heap = [(-ids[0], k, 0) for k, ids in enumerate(lists) if ids]
     heapify(heap)
     page: list[int] = []
