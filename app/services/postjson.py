@@ -98,7 +98,7 @@ async def _pages(ctx: Ctx, asks: list[Ask]) -> list[list[bytes]]:
                 # (not there: deleted or hidden since the keys were read, left out)
                 pages[n][k] = made.get((asks[n][0], _pid(keys_of[n][k])), b"")
     _MADE.inc(len(missing))
-    _KEPT.inc(len(pids) - len(missing))
+    _KEPT.inc(sum(map(len, keys_of)) - len(missing))
     return [page if b"" not in page else [x for x in page if x] for page in pages]
 
 

@@ -359,7 +359,7 @@ def test_kept_items_are_made_again_when_their_rows_change(
     made from changed: an upvote by someone else, the author's new display name, the echoed
     post hidden; each page equals the documents `posts.hydrate` builds, and unchanged rows are
     not read whole."""
-    from app.services import posts
+    from app.services import postjson, posts
     from app.services.postjson import hydrate_json
 
     reader, author, other = (new_user(client, "ic") for _ in range(3))
@@ -373,10 +373,14 @@ def test_kept_items_are_made_again_when_their_rows_change(
 
     def check(whole: int) -> None:
         rows.clear()
+        counted = [c._value.get() for c in (postjson._KEPT, postjson._MADE)]
         fast = client.portal.call(hydrate_json, ctx, int(reader.id), ids)  # type: ignore
         docs = client.portal.call(posts.hydrate, ctx, int(reader.id), ids)  # type: ignore
         assert [orjson.loads(x) for x in fast] == docs
         assert sum(rows) == whole  # rows read whole
+        kept, made = (c._value.get() - n for c, n in zip(
+            (postjson._KEPT, postjson._MADE), counted, strict=True))
+        assert (kept, made) == (len(docs) - whole, whole)  # freehold_feed_items_total
 
     ctx.items = type(ctx.items)()
     check(whole=4)  # nothing kept yet
