@@ -8,8 +8,9 @@ PostgreSQL, with a sentinel `0` at its tail so that an empty feed still exists i
 
 Read path: one pipelined Redis round trip (the session check, LRANGE of the feed page, the
 big-account set and its epoch, and the heads of the big accounts' lists this process does not
-hold fresh), then one hydrate query; concurrent requests share both (app.batching: one
-pipeline and one query for all the requests in flight). Each process keeps the newest
+hold fresh), then the page's items (app.services.postjson: one query for their keys, a second
+only for items this process does not hold); concurrent requests share both (app.batching: one
+pipeline and one set of queries for all the requests in flight). Each process keeps the newest
 BIG_HEAD ids of the big accounts its readers follow for `big_head_ttl_ms` (its own posts drop
 them at once), so a read merges them from memory; a list is read deeper only when its ids
 could still make the page. Ids are time-ordered, so merging and the cursor work on ids alone.
