@@ -90,13 +90,14 @@ async def _pages(ctx: Ctx, asks: list[Ask]) -> list[list[bytes]]:
             keys_of[req - 1] = keys
         item_of = ctx.items.get
         pages = [list(map(item_of, keys)) for keys in keys_of]
-        missing = [(n, k) for n, page in enumerate(pages) if None in page
+        missing = [(n, k, (asks[n][0], _pid(keys_of[n][k])))  # (request, index, pair)
+                   for n, page in enumerate(pages) if None in page
                    for k, item in enumerate(page) if item is None]
         if missing:
-            made = await _make(ctx, con, {(asks[n][0], _pid(keys_of[n][k])) for n, k in missing})
-            for n, k in missing:
+            made = await _make(ctx, con, {pair for _, _, pair in missing})
+            for n, k, pair in missing:
                 # (not there: deleted or hidden since the keys were read, left out)
-                pages[n][k] = made.get((asks[n][0], _pid(keys_of[n][k])), b"")
+                pages[n][k] = made.get(pair, b"")
     _MADE.inc(len(missing))
     _KEPT.inc(sum(map(len, keys_of)) - len(missing))
     return [page if b"" not in page else [x for x in page if x] for page in pages]
