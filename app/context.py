@@ -15,22 +15,36 @@ from app.redis_client import AnyRedis, RedisCluster, close_redis, make_redis
 from app.services.media import MediaStore
 from app.settings import Settings
 
+ITEMS_MAX_AGE_S = 3600  # the feed item memory is emptied this often: row versions (32-bit
+# transaction ids) come round again after ~4 billion transactions, so an entry must not
+# outlive them
 K = TypeVar("K")
 V = TypeVar("V")
 
 
 class LocalCache(Generic[K, V]):
-    """A per-process map bounded in size (emptied when full). It holds hints only: every entry
-    is checked against Redis in the same round trip that uses it, never taken as the truth."""
+    """A per-process map bounded in size (emptied when full) and, with `max_age_s`, in age
+    (emptied whole by `expire`, which its user calls before reading it: `get` stays the dict's
+    own method). It holds hints only: every entry is checked against Redis or PostgreSQL in
+    the request that uses it, never taken as the truth."""
 
-    def __init__(self, max_items: int = 100_000) -> None:
+    def __init__(self, max_items: int = 100_000, max_age_s: float | None = None) -> None:
         self.max_items = max_items
+        self.max_age_s = max_age_s
+        self.since = time.monotonic()  # when it was last emptied
         self._d: dict[K, V] = {}
         self.get = self._d.get  # the dict's own method: no Python frame on the hot path
 
+    def expire(self, now: float | None = None) -> None:
+        """Empty it when its oldest entry may be `max_age_s` old."""
+        if self.max_age_s is not None:
+            now = time.monotonic() if now is None else now
+            if now - self.since > self.max_age_s:
+                self.clear()
+
     def put(self, key: K, value: V) -> None:
         if len(self._d) >= self.max_items and key not in self._d:
-            self._d.clear()
+            self.clear()
         self._d[key] = value
 
     def __contains__(self, key: object) -> bool:
@@ -38,6 +52,7 @@ class LocalCache(Generic[K, V]):
 
     def clear(self) -> None:
         self._d.clear()
+        self.since = time.monotonic()
 
     def drop(self, key: K) -> None:
         self._d.pop(key, None)
@@ -68,9 +83,9 @@ class Ctx:
         default_factory=lambda: LocalCache(200_000))
     echo_of: LocalCache[int, int] = field(default_factory=LocalCache)  # echo -> echoed post
     # rendered feed items by key: post id, row versions, upvoted (app.services.postjson);
-    # emptied every postjson.ITEMS_MAX_AGE_S, from `items_since` on
-    items: LocalCache[str, bytes] = field(default_factory=lambda: LocalCache(100_000))
-    items_since: float = field(default_factory=time.monotonic)
+    # emptied every postjson.ITEMS_MAX_AGE_S (row versions come round again)
+    items: LocalCache[str, bytes] = field(default_factory=lambda: LocalCache(
+        100_000, max_age_s=ITEMS_MAX_AGE_S))
     author_parts: LocalCache[tuple[Any, ...], bytes] = field(default_factory=LocalCache)
     # concurrent requests' reads coalesced (app.batching): Redis reads of the home feed, and
     # other batchers by name (created by their modules on first use)

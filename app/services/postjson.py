@@ -19,7 +19,6 @@ when full); a key is never trusted without the query's versions.
 
 from __future__ import annotations
 
-import time
 from itertools import accumulate
 
 import asyncpg
@@ -68,9 +67,6 @@ FEED_ITEMS = Counter("freehold_feed_items", "Post items of JSON feed pages, by w
                      "from: kept (this process's memory, at the rows' versions) or made (from "
                      "rows read whole)", ["source"])
 _KEPT, _MADE = FEED_ITEMS.labels("kept"), FEED_ITEMS.labels("made")
-ITEMS_MAX_AGE_S = 3600  # the item memory is emptied this often: row versions (32-bit
-# transaction ids) come round again after ~4 billion transactions, so an entry must not
-# outlive them
 Ask = tuple[int, list[int]]  # (viewer, post ids): a request's part of a batch
 
 
@@ -193,10 +189,7 @@ async def hydrate_json(ctx: Ctx, viewer_id: int, ids: list[int]) -> list[bytes]:
     """JSON of the post documents for `ids` in that order (see `posts.hydrate`)."""
     if not ids:
         return []
-    now = time.monotonic()
-    if now - ctx.items_since > ITEMS_MAX_AGE_S:
-        ctx.items.clear()
-        ctx.items_since = now
+    ctx.items.expire()
     return await _pages_batcher(ctx)((viewer_id, ids))
 
 

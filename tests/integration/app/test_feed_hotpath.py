@@ -90,7 +90,7 @@ def test_feed_json_matches_the_documents(client: TestClient, workers: Any, rds: 
     ids, _ = client.portal.call(feed.home_ids, ctx, int(reader.id), 40, None)  # type: ignore
     assert len(ids) == 5  # p1, p2, two echoes (the echo of the deleted post went with it), muted
     for cold in (True, False):  # rendered from the query's text, then from the kept parts
-        ctx.items = type(ctx.items)()  # (no kept items: each is made from its row)
+        ctx.items.clear()  # (no kept items: each is made from its row)
         if cold:
             ctx.post_parts = type(ctx.post_parts)()
         docs = client.portal.call(posts.hydrate, ctx, int(reader.id), ids)  # type: ignore
@@ -307,7 +307,7 @@ def test_parts_emptied_during_the_query_are_not_lost(client: TestClient, monkeyp
         return await real(c, Emptying(con), pairs)
 
     monkeypatch.setattr(postjson, "_make", emptied)
-    ctx.items = type(ctx.items)()  # no kept items: the rows are read whole, parts wanted
+    ctx.items.clear()  # no kept items: the rows are read whole, parts wanted
     got = client.portal.call(postjson.hydrate_json, ctx, int(reader.id), ids)  # type: ignore
     assert [orjson.loads(x) for x in got] == want
     assert want[1]["body"] == "whole #text" and want[0]["echo_of"]["body"] == "whole #text"
@@ -317,7 +317,6 @@ def test_an_echoed_post_forgotten_by_the_process_is_read_again(client: TestClien
     """The process's memories are bounded and emptied when full: an echo whose text is still
     held while the echo link and the echoed post's text are gone makes the query send neither
     text; the echoed post is read again, not rendered with an empty body (it was before)."""
-    from app.context import LocalCache
     from app.services import posts
     from app.services.postjson import hydrate_json
 
@@ -327,8 +326,8 @@ def test_an_echoed_post_forgotten_by_the_process_is_read_again(client: TestClien
     echo = int(client.post(f"/api/v1/posts/{own}/echo", headers=echoer.h, json={}).json()["id"])
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
     first = client.portal.call(hydrate_json, ctx, int(reader.id), [echo])  # type: ignore
-    ctx.echo_of = LocalCache()  # emptied: the process no longer knows `echo` echoes `own`
-    ctx.items = LocalCache()  # ...nor holds its item
+    ctx.echo_of.clear()  # emptied: the process no longer knows `echo` echoes `own`
+    ctx.items.clear()  # ...nor holds its item
     ctx.post_parts.drop(own)  # ...nor holds the echoed post's text; the echo's own is held
     assert ctx.post_parts.get(echo) is not None
     again = client.portal.call(hydrate_json, ctx, int(reader.id), [echo])  # type: ignore
@@ -382,7 +381,7 @@ def test_kept_items_are_made_again_when_their_rows_change(
             (postjson._KEPT, postjson._MADE), counted, strict=True))
         assert (kept, made) == (len(docs) - whole, whole)  # freehold_feed_items_total
 
-    ctx.items = type(ctx.items)()
+    ctx.items.clear()
     check(whole=4)  # nothing kept yet
     check(whole=0)  # all kept, none changed
     assert client.post(f"/api/v1/posts/{pids[1]}/upvote", headers=other.h).status_code == 200
@@ -401,12 +400,12 @@ def test_kept_items_are_made_again_when_their_rows_change(
     # the memory is emptied once it is ITEMS_MAX_AGE_S old (row versions come round again)
     import time
 
-    from app.services.postjson import ITEMS_MAX_AGE_S
+    from app.context import ITEMS_MAX_AGE_S
 
     ctx.items.put("1.2.3-", b"{}")
-    ctx.items_since = time.monotonic() - ITEMS_MAX_AGE_S - 1
+    ctx.items.since = time.monotonic() - ITEMS_MAX_AGE_S - 1
     check(whole=3)
-    assert ctx.items.get("1.2.3-") is None and time.monotonic() - ctx.items_since < 60
+    assert ctx.items.get("1.2.3-") is None and time.monotonic() - ctx.items.since < 60
 
 
 def test_one_viewer_twice_in_a_batch(client: TestClient) -> None:
@@ -424,7 +423,7 @@ def test_one_viewer_twice_in_a_batch(client: TestClient) -> None:
     batcher = _pages_batcher(ctx)
 
     async def both() -> tuple[list[list[bytes]], int]:
-        ctx.items = type(ctx.items)()
+        ctx.items.clear()
         before = batcher.batches
         got = await asyncio.gather(*(hydrate_json(ctx, int(reader.id), ids) for _ in "ab"))
         return list(got), batcher.batches - before
