@@ -27,16 +27,27 @@ from prometheus_client import Counter
 
 from app.batching import Batcher
 from app.context import Ctx
-from app.services.posts import HYDRATE_FROM_TEMPLATE, UNSEEN_TEMPLATE, _derived, _media_json
+from app.services.posts import (
+    HYDRATE_FROM_TEMPLATE,
+    UNSEEN_TEMPLATE,
+    UPVOTED_TEMPLATE,
+    _derived,
+    _media_json,
+)
 
-# an item's key (see the module doc)
-_KEY = """p.id::text || '.' || p.xmin::text || '.' || a.xmin::text
+
+def _key(viewer: str) -> str:
+    """An item's key (see the module doc), for the account `viewer` reads it as."""
+    return f"""p.id::text || '.' || p.xmin::text || '.' || a.xmin::text
          || coalesce('.' || e.xmin::text || '.' || ea.xmin::text, '')
-         || CASE WHEN u.account_id IS NULL THEN '-' ELSE '+' END"""
+         || CASE WHEN {UPVOTED_TEMPLATE.format(viewer=viewer)} THEN '+' ELSE '-' END"""
+
+
+
 # The keys of the items of the pages of concurrent requests, one row per request that has any:
 # ($1, $2, $3) each request's (viewer, first index in $4, number of posts), $4 the posts.
 KEYS_SQL = UNSEEN_TEMPLATE.format(viewers="$1::bigint[]") + f"""
-SELECT r.req, array_agg({_KEY} ORDER BY q.n) AS keys
+SELECT r.req, array_agg({_key('r.viewer')} ORDER BY q.n) AS keys
 """ + HYDRATE_FROM_TEMPLATE.format(
     source="unnest($4::bigint[]) WITH ORDINALITY AS q(pid, n) "
            "JOIN unnest($1::bigint[], $2::int[], $3::int[]) WITH ORDINALITY "
@@ -46,7 +57,7 @@ SELECT r.req, array_agg({_KEY} ORDER BY q.n) AS keys
 # The rows of the (viewer, post) pairs $1, $2 whose items are not held, whole; with the text
 # and images of the posts $3 whose parts this process does not hold (not sent again otherwise).
 ROWS_SQL = UNSEEN_TEMPLATE.format(viewers="$1::bigint[]") + f"""
-SELECT q.viewer, p.id, {_KEY} AS key,
+SELECT q.viewer, p.id, {_key('q.viewer')} AS key,
        p.hidden, p.upvotes_count, p.replies_count, p.echoes_count,
        p.author_id, a.username, a.display_name, a.avatar_key, a.is_verified,
        p.echo_of_id, e.hidden AS e_hidden,

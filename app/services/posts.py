@@ -26,6 +26,11 @@ UNSEEN_TEMPLATE = """WITH unseen AS MATERIALIZED (
   UNION ALL
   SELECT muter_id, muted_id FROM mutes WHERE muter_id = ANY({viewers}))
 """
+# whether {viewer} upvoted the post p: a lookup on upvotes' primary key per post (a LEFT JOIN
+# let the planner take the post_id index and filter every upvote of the post by viewer: ~40
+# rows read per post with 2 M upvotes, thousands on a popular post)
+UPVOTED_TEMPLATE = """EXISTS (SELECT 1 FROM upvotes u
+                WHERE u.account_id = {viewer} AND u.post_id = p.id)"""
 HYDRATE_SQL = UNSEEN_TEMPLATE.format(viewers="ARRAY[$2::bigint]") + """
 SELECT p.id, p.author_id, p.body, p.reply_to_id, p.root_id, p.echo_of_id, p.media, p.hidden,
        p.upvotes_count, p.replies_count, p.echoes_count,
@@ -35,7 +40,7 @@ SELECT p.id, p.author_id, p.body, p.reply_to_id, p.root_id, p.echo_of_id, p.medi
        e.upvotes_count AS e_upvotes, e.replies_count AS e_replies, e.echoes_count AS e_echoes,
        ea.username AS e_username, ea.display_name AS e_display_name,
        ea.avatar_key AS e_avatar_key, ea.is_verified AS e_is_verified,
-       (u.account_id IS NOT NULL) AS upvoted
+       """ + UPVOTED_TEMPLATE.format(viewer="$2") + """ AS upvoted
 """
 # which posts a viewer may see, and what a document joins (app.services.postjson too):
 # `source` names the posts `p`, `viewer` the account reading them; the query begins with
@@ -45,7 +50,6 @@ FROM {source}
 JOIN accounts a ON a.id = p.author_id
 LEFT JOIN posts e ON e.id = p.echo_of_id
 LEFT JOIN accounts ea ON ea.id = e.author_id
-LEFT JOIN upvotes u ON u.account_id = {viewer} AND u.post_id = p.id
 WHERE (NOT p.hidden OR p.author_id = {viewer})
   AND NOT EXISTS (SELECT 1 FROM unseen x
                   WHERE x.viewer = {viewer} AND x.other IN (p.author_id, e.author_id))

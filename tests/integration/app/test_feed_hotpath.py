@@ -433,3 +433,47 @@ def test_one_viewer_twice_in_a_batch(client: TestClient) -> None:
     docs = client.portal.call(posts.hydrate, ctx, int(reader.id), ids)  # type: ignore
     assert [orjson.loads(x) for x in a] == docs == [orjson.loads(x) for x in b]
     assert len(ctx.items) == 6  # three items, each in its two `upvoted` variants
+
+
+def test_upvoted_is_one_primary_key_lookup_per_post(client: TestClient) -> None:
+    """Whether the reader upvoted a post is looked up by (reader, post) on upvotes' primary key
+    in every query that builds documents, not by reading all the post's upvotes and filtering
+    them by reader (what a LEFT JOIN planned: thousands of rows for a popular post)."""
+    from app.services import postjson, posts
+
+    author, reader = new_user(client, "uv"), new_user(client, "uv")
+    pid = int(client.post("/api/v1/posts", headers=author.h, json={"body": "liked"}).json()["id"])
+    for _ in range(5):
+        fan = new_user(client, "uv")
+        assert client.post(f"/api/v1/posts/{pid}/upvote", headers=fan.h).status_code == 200
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    me = int(reader.id)
+
+    async def plans() -> list[Any]:
+        out = []
+        async with ctx.ro.acquire() as con:
+            await con.execute("ANALYZE upvotes")
+            # a test database's upvotes fit in a page, read whole: which index the query can
+            # take is the question
+            await con.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
+            for sql, args in ((postjson.KEYS_SQL, ([me], [0], [1], [pid])),
+                              (postjson.ROWS_SQL, ([me], [pid], [pid])),
+                              (posts.HYDRATE_SQL, ([pid], me))):
+                stmt = await con.prepare("EXPLAIN (FORMAT JSON) " + sql)
+                out.append(orjson.loads(await stmt.fetchval(*args)))
+            await con.execute("RESET plan_cache_mode; RESET enable_seqscan")
+        return out
+
+    def scans(node: Any) -> list[Any]:
+        found = [node] if node.get("Relation Name") == "upvotes" else []
+        for child in node.get("Plans", []):
+            found += scans(child)
+        return found
+
+    for plan in client.portal.call(plans):  # type: ignore[arg-type]
+        got = scans(plan[0]["Plan"])
+        assert got, plan
+        for scan in got:  # never by post then filtered by reader: by (reader, post), or (a tiny
+            # table) read once into a hash
+            assert scan.get("Index Name") == "upvotes_pkey", scan
+            assert "account_id = " in scan.get("Index Cond", "account_id = "), scan
