@@ -1,4 +1,5 @@
-"""The app's dataset seeder: accounts, a power-law follow graph and posts over time, by COPY.
+"""The app's dataset seeder: accounts, a power-law follow graph, posts over time and their upvotes,
+by COPY.
 
 Used by `freehold loadtest seed` (a dataset shaped like the traffic model, through a tunnel to
 the cluster's database) and by benchmarks/app_hotpaths.py. It adds to what is there: usernames
@@ -8,8 +9,11 @@ carry a batch tag, so a second seed never collides with the first or with real a
 
 Shape: out-degrees lognormal around `mean_follows`, followees Zipf-like (a few accounts gather
 most follows), post authors weighted the same way, post times uniform over the last `days` days,
-a hashtag on every post from a Zipf-distributed set. Counters (followers, following, posts, tag
-uses) are set afterwards in one statement each, then ANALYZE.
+a hashtag on every post from a Zipf-distributed set, upvotes (`upvotes_per_account` on average,
+lognormal) on posts drawn the same way (popular authors' posts gather most; a feed query that
+reads a post's upvotes instead of looking up the reader's shows it). Posts' upvote counts are
+written with the posts; the other counters (followers, following, posts, tag uses) are set
+afterwards in one statement each, then ANALYZE.
 """
 
 from __future__ import annotations
@@ -29,6 +33,21 @@ from app.ids import EPOCH_MS, RANDOM_BITS
 TAGS = 200
 DEFAULT_MEAN_FOLLOWS = 40.0
 DEFAULT_POSTS_PER_ACCOUNT = 10.0
+DEFAULT_UPVOTES_PER_ACCOUNT = 20.0
+
+
+def upvote_pairs(n_acc: int, post_weights: np.ndarray, mean: float, rng: np.random.Generator
+                 ) -> np.ndarray:
+    """(account, post) index pairs, distinct: per account a lognormal count around `mean`, posts
+    drawn with `post_weights`."""
+    if mean <= 0 or not len(post_weights):
+        return np.empty((0, 2), dtype=np.int64)
+    per = np.clip(rng.lognormal(np.log(mean) - 0.5, 1.0, n_acc).astype(np.int64), 0,
+                  len(post_weights))
+    acc = np.repeat(np.arange(n_acc, dtype=np.int64), per)
+    post = rng.choice(len(post_weights), size=len(acc), p=post_weights / post_weights.sum())
+    pairs = np.unique(acc * len(post_weights) + post)
+    return np.stack([pairs // len(post_weights), pairs % len(post_weights)], axis=1)
 
 
 def _graph(n: int, mean: float, rng: np.random.Generator) -> np.ndarray:
@@ -83,8 +102,10 @@ async def _without_fk_triggers(conn: asyncpg.Connection) -> bool:
 
 async def seed_dataset(dsn: str, accounts: int, *, posts_per_account: float | None = None,
                        mean_follows: float | None = None, days: float = 3.0,
+                       upvotes_per_account: float | None = None,
                        rng_seed: int = 42) -> dict[str, Any]:
-    """Add `accounts` accounts, their follows and posts; return counts, seconds and rows/s."""
+    """Add `accounts` accounts, their follows, posts and upvotes; return counts, seconds and
+    rows/s."""
     if accounts < 2:
         raise ValueError("accounts: at least 2")
     rng = np.random.default_rng(rng_seed)
@@ -119,12 +140,19 @@ async def seed_dataset(dsn: str, accounts: int, *, posts_per_account: float | No
             authors = rng.choice(accounts, size=n_posts, p=w / w.sum())
             tw = 1.0 / np.arange(1, TAGS + 1)
             tags = rng.choice(TAGS, size=n_posts, p=tw / tw.sum())
+            liked = upvote_pairs(accounts, w[authors], DEFAULT_UPVOTES_PER_ACCOUNT
+                                 if upvotes_per_account is None else upvotes_per_account, rng)
+            upvotes = np.bincount(liked[:, 1], minlength=n_posts)
             await conn.execute("SELECT freehold_ensure_post_partitions($1, 1)",
                                int(days // 28) + 2)
             await conn.copy_records_to_table(
-                "posts", columns=["id", "author_id", "body"],
-                records=((int(p), int(ids[a]), f"post {k} of the seed #topic{t}")
-                         for k, (p, a, t) in enumerate(zip(pids, authors, tags, strict=True))))
+                "posts", columns=["id", "author_id", "body", "upvotes_count"],
+                records=((int(p), int(ids[a]), f"post {k} of the seed #topic{t}", int(u))
+                         for k, (p, a, t, u) in enumerate(zip(pids, authors, tags, upvotes,
+                                                              strict=True))))
+            await conn.copy_to_table(
+                "upvotes", columns=["account_id", "post_id"], format="binary",
+                source=io.BytesIO(binary_copy(ids[liked[:, 0]], pids[liked[:, 1]])))
             await conn.copy_records_to_table(
                 "post_tags", columns=["tag", "post_id"],
                 records=((f"topic{t}", int(p)) for p, t in zip(pids, tags, strict=True)))
@@ -132,15 +160,16 @@ async def seed_dataset(dsn: str, accounts: int, *, posts_per_account: float | No
             await conn.execute("SET session_replication_role = origin")
         batch_ids = ids.tolist()
         await _counters(conn, batch_ids)
-        await conn.execute("ANALYZE accounts, follows, posts, post_tags, tags")
+        await conn.execute("ANALYZE accounts, follows, posts, post_tags, tags, upvotes")
         seconds = time.perf_counter() - t0
         max_followers = int(await conn.fetchval(
             "SELECT coalesce(max(followers_count), 0) FROM accounts WHERE id = ANY($1)",
             batch_ids))
     finally:
         await conn.close()
-    rows = accounts + len(edges) + 2 * n_posts
+    rows = accounts + len(edges) + 2 * n_posts + len(liked)
     return {"accounts": accounts, "follows": len(edges), "posts": n_posts,
+            "upvotes": len(liked),
             "batch": f"s{batch}", "seconds": round(seconds, 2),
             "rows_per_s": round(rows / seconds) if seconds > 0 else 0,
             "mean_follows": round(len(edges) / accounts, 1), "max_followers": max_followers,

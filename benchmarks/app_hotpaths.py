@@ -4,12 +4,13 @@ pull-on-read SQL baseline in the same run, post creates, fan-out inserts per wor
     nice .venv/bin/python benchmarks/app_hotpaths.py [--accounts 20000] [--posts 200000]
         [--seconds 8] [--rounds 3]
 
-Seeds accounts, a power-law follow graph and posts with COPY into a fresh local PostgreSQL and
-Redis (deploy.localservices), serves the app with one uvicorn worker pinned to core 0 and drives
-it with wrk pinned to core 1 (PostgreSQL and Redis float). Home feed and pull-on-read baseline
-alternate in `--rounds` rounds in the same run, so that both see the same machine load. Prints a
-table and writes benchmarks/results/app_hotpaths.json (read by the capacity model). The full
-100k-account / 1M-post benchmark is `--accounts 100000 --posts 1000000`.
+Seeds accounts, a power-law follow graph, posts and upvotes (~20 per account) with COPY into a
+fresh local PostgreSQL and Redis (deploy.localservices), serves the app with one uvicorn worker
+pinned to core 0 and drives it with wrk pinned to core 1 (PostgreSQL and Redis float). Home feed
+and pull-on-read baseline alternate in `--rounds` rounds in the same run, so that both see the
+same machine load. Prints a table and writes benchmarks/results/app_hotpaths.json (read by the
+capacity model). The full 100k-account / 1M-post benchmark is
+`--accounts 100000 --posts 1000000`.
 
 The machine is shared: besides wall-clock req/s (which depends on how much CPU the other users
 leave), every run records the CPU time used by the app process, PostgreSQL and Redis, and derives
@@ -85,8 +86,9 @@ async def seed(dsn: str, n_acc: int, n_posts: int, mean_follows: float, readers:
                  "accounts_50k_followers": int(await conn.fetchval(
                      "SELECT count(*) FROM accounts WHERE followers_count >= 50000")),
                  "mean_follows": rep["mean_follows"], "seed_rows_per_s": rep["rows_per_s"],
+                 "upvotes": rep["upvotes"],
                  "seed_note": "app.seed: COPY of accounts, follows (binary), posts and their "
-                              "tags, counters, ANALYZE"}
+                              "tags, upvotes (binary), counters, ANALYZE"}
     finally:
         await conn.close()
     return reader_ids, tokens, stats

@@ -66,3 +66,15 @@ def test_seed_through_app_seed_reports_its_rate(lt_env: LtEnv) -> None:
     rep = json.loads(r.stdout)
     assert rep["accounts"] >= 2000 and rep["follows"] > rep["accounts"]
     assert rep["rows_per_s"] > 0 and rep["posts"] > 0
+    import psycopg
+
+    with psycopg.connect(lt_env.dsn) as conn:
+        upvotes, wrong, top, median = conn.execute(
+            "SELECT (SELECT count(*) FROM upvotes),"
+            " (SELECT count(*) FROM posts p WHERE upvotes_count <> (SELECT count(*)"
+            "  FROM upvotes u WHERE u.post_id = p.id)),"
+            " (SELECT max(upvotes_count) FROM posts),"
+            " (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY upvotes_count) FROM posts)"
+        ).fetchone()
+    # ~20 upvotes per account, every post's count equals its upvotes, popular posts gather most
+    assert upvotes >= 10 * 2000 and wrong == 0 and top >= 10 * max(1, median)
