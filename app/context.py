@@ -83,7 +83,7 @@ class Ctx:
         default_factory=lambda: LocalCache(200_000))
     echo_of: LocalCache[int, int] = field(default_factory=LocalCache)  # echo -> echoed post
     # rendered feed items by key: post id, row versions, upvoted (app.services.postjson);
-    # emptied every postjson.ITEMS_MAX_AGE_S (row versions come round again)
+    # emptied every ITEMS_MAX_AGE_S (row versions come round again)
     items: LocalCache[str, bytes] = field(default_factory=lambda: LocalCache(
         100_000, max_age_s=ITEMS_MAX_AGE_S))
     author_parts: LocalCache[tuple[Any, ...], bytes] = field(default_factory=LocalCache)

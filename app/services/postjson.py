@@ -43,7 +43,6 @@ def _key(viewer: str) -> str:
          || CASE WHEN {UPVOTED_TEMPLATE.format(viewer=viewer)} THEN '+' ELSE '-' END"""
 
 
-
 # The keys of the items of the pages of concurrent requests, one row per request that has any:
 # ($1, $2, $3) each request's (viewer, first index in $4, number of posts), $4 the posts.
 KEYS_SQL = UNSEEN_TEMPLATE.format(viewers="$1::bigint[]") + f"""

@@ -435,10 +435,10 @@ def test_one_viewer_twice_in_a_batch(client: TestClient) -> None:
     assert len(ctx.items) == 6  # three items, each in its two `upvoted` variants
 
 
-def test_upvoted_is_one_primary_key_lookup_per_post(client: TestClient) -> None:
-    """Whether the reader upvoted a post is looked up by (reader, post) on upvotes' primary key
-    in every query that builds documents, not by reading all the post's upvotes and filtering
-    them by reader (what a LEFT JOIN planned: thousands of rows for a popular post)."""
+def test_upvoted_is_looked_up_by_reader_and_post(client: TestClient) -> None:
+    """Whether the reader upvoted a post is looked up on upvotes' primary key (reader, post) in
+    every query that builds documents, never by reading all the post's upvotes and filtering
+    them by reader (what the LEFT JOIN was planned as: thousands of rows for a popular post)."""
     from app.services import postjson, posts
 
     author, reader = new_user(client, "uv"), new_user(client, "uv")
