@@ -250,13 +250,40 @@ def connect_with_retries(state: Any, attempts: int = 3, pause: float = 5.0) -> N
                 state.activate_host(h)
 
 
+def prepare_hosts(state: Any, step: Callable[..., Any], ctx: DeployContext
+                  ) -> list[tuple[Any, Exception]]:
+    """Run `step`'s deploy code for every active host, each in a greenlet of the state's pool,
+    as pyinfra's CLI loads a deploy file: the code reads facts over SSH, one round trip at a
+    time, so one host after the other a phase took the sum of every host's round trips (and
+    grew with the number of servers). Returns the hosts whose code raised, with the error."""
+    import gevent
+    from pyinfra.api.deploy import add_deploy
+    from pyinfra.context import ctx_state
+
+    def one(h: Any) -> Exception | None:
+        try:
+            add_deploy(state, step, ctx, host=h)  # (the host context is per greenlet)
+        except Exception as e:  # noqa: BLE001 - reported for that host
+            return e
+        return None
+
+    with ctx_state.use(state):  # set here, once: a greenlet leaving must not unset it
+        jobs = [(h, state.pool.spawn(one, h)) for h in list(state.active_hosts)]
+        gevent.joinall([g for _, g in jobs])
+    out: list[tuple[Any, Exception]] = []
+    for h, g in jobs:
+        e = g.value if g.successful() else g.exception
+        if e is not None:
+            out.append((h, e if isinstance(e, Exception) else RuntimeError(str(e))))
+    return out
+
+
 def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: list[str],
               report: DeployReport, ssh_key: str | None, known_hosts: str | None,
               progress: Progress | None, parallel: int, connect_timeout: int) -> set[str]:
     """One role step on `hosts`; returns the hosts that failed or could not be reached."""
     from pyinfra.api import Config, State
     from pyinfra.api.connect import disconnect_all
-    from pyinfra.api.deploy import add_deploy
     from pyinfra.api.exceptions import PyinfraError
 
     from deploy.inventory import build_inventory
@@ -283,14 +310,11 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
                 failed.add(h.name)
                 res = report.result(h.name, role)
                 res.status, res.error = "unreachable", logs.for_host(h.name) or "cannot connect"
-        for h in list(state.active_hosts):
-            try:
-                add_deploy(state, step, ctx, host=h)
-            except Exception as e:  # noqa: BLE001 - one host's broken facts fail that host
-                errors[h.name] = f"{type(e).__name__}: {e}"[-600:]
-                failed.add(h.name)
-                with contextlib.suppress(PyinfraError):
-                    state.fail_hosts({h})
+        for h, e in prepare_hosts(state, step, ctx):  # one host's broken facts fail that host
+            errors[h.name] = f"{type(e).__name__}: {e}"[-600:]
+            failed.add(h.name)
+            with contextlib.suppress(PyinfraError):
+                state.fail_hosts({h})
         totals["ops"] = sum(len(state.ops[h]) for h in state.active_hosts)
         if progress:
             progress(label, 0, max(1, totals["ops"]))
