@@ -454,14 +454,15 @@ def test_upvoted_is_looked_up_by_reader_and_post(client: TestClient) -> None:
         async with ctx.ro.acquire() as con:
             await con.execute("ANALYZE upvotes")
             # a test database's upvotes fit in a page, read whole: which index the query can
-            # take is the question
-            await con.execute("SET plan_cache_mode = force_generic_plan; SET enable_seqscan = off")
-            for sql, args in ((postjson.KEYS_SQL, ([me], [0], [1], [pid])),
-                              (postjson.ROWS_SQL, ([me], [pid], [pid])),
-                              (posts.HYDRATE_SQL, ([pid], me))):
-                stmt = await con.prepare("EXPLAIN (FORMAT JSON) " + sql)
-                out.append(orjson.loads(await stmt.fetchval(*args)))
-            await con.execute("RESET plan_cache_mode; RESET enable_seqscan")
+            # take is the question. SET LOCAL: the pool's connection keeps its own settings
+            async with con.transaction():
+                await con.execute("SET LOCAL plan_cache_mode = force_generic_plan;"
+                                  " SET LOCAL enable_seqscan = off")
+                for sql, args in ((postjson.KEYS_SQL, ([me], [0], [1], [pid])),
+                                  (postjson.ROWS_SQL, ([me], [pid], [pid])),
+                                  (posts.HYDRATE_SQL, ([pid], me))):
+                    stmt = await con.prepare("EXPLAIN (FORMAT JSON) " + sql)
+                    out.append(orjson.loads(await stmt.fetchval(*args)))
         return out
 
     def scans(node: Any) -> list[Any]:
