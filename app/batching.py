@@ -22,15 +22,18 @@ the callers that sent it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import Histogram
+from redis.exceptions import RedisClusterException
+
+from app.redis_wire import Command, Redirected, Wire
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-Command = tuple[Any, ...]  # (redis-py method name, *args), e.g. ("lrange", "feed:1", 0, 49)
 BATCH_ITEMS = Histogram("freehold_batch_items", "Callers served by one coalesced round trip",
                         ["batcher"], buckets=(1, 2, 4, 8, 16, 32, 64))
 
@@ -103,24 +106,37 @@ class Batcher(Generic[T, R]):
 
 
 class RedisReads(Batcher[list[Command], list[Any]]):
-    """Read commands of concurrent callers in one pipeline (see module doc)."""
+    """Read commands of concurrent callers in one pipeline (see module doc): on the raw
+    connections of app.redis_wire when it speaks to the client's Redis, else (and for a batch
+    that meets a cluster redirection) through the client's own pipeline."""
 
     def __init__(self, redis: Any, max_items: int = 64) -> None:
         super().__init__("redis_reads", self._pipeline, max_items)
         self.redis = redis
+        self.wire = Wire.for_client(redis)
 
     async def _pipeline(self, items: list[list[Command]]) -> list[list[Any] | BaseException]:
         slot: dict[Command, int] = {}
-        pipe = self.redis.pipeline(transaction=False)
         for cmds in items:
             for c in cmds:
                 if c not in slot:
                     slot[c] = len(slot)
-                    getattr(pipe, c[0])(*c[1:])
-        answers = await pipe.execute(raise_on_error=False)
+        answers = None
+        if self.wire is not None:
+            with contextlib.suppress(Redirected, RedisClusterException):
+                answers = await self.wire.execute(list(slot))
+        if answers is None:
+            pipe = self.redis.pipeline(transaction=False)
+            for c in slot:
+                getattr(pipe, c[0])(*c[1:])
+            answers = await pipe.execute(raise_on_error=False)
         out: list[list[Any] | BaseException] = []
         for cmds in items:
             mine = [answers[slot[c]] for c in cmds]
             err = next((a for a in mine if isinstance(a, Exception)), None)
             out.append(err if err is not None else mine)
         return out
+
+    def close(self) -> None:
+        if self.wire is not None:
+            self.wire.close()

@@ -108,6 +108,7 @@ async def open_ctx(settings: Settings) -> Ctx:
 
 
 async def close_ctx(ctx: Ctx) -> None:
+    ctx.reads.close()
     await close_redis(ctx.redis)
     if ctx.ro is not ctx.db:
         await ctx.ro.close()

@@ -249,17 +249,13 @@ def test_concurrent_redis_reads_share_one_pipeline(client: TestClient, rds: Any)
     rds.set("bt:str", "x")
     ctx = client.app.state.ctx  # type: ignore[attr-defined]
     sent: list[int] = []
-    real = ctx.redis.pipeline
+    wire = ctx.reads.wire  # a single Redis: the reads go on app.redis_wire's connection
+    assert wire is not None
+    real = wire.execute
 
-    def counting(*a: Any, **k: Any) -> Any:
-        pipe = real(*a, **k)
-        execute = pipe.execute
-
-        async def run(*ea: Any, **ek: Any) -> Any:
-            sent.append(len(pipe.command_stack))
-            return await execute(*ea, **ek)
-        pipe.execute = run
-        return pipe
+    async def counting(cmds: list[Any]) -> Any:
+        sent.append(len(cmds))
+        return await real(cmds)
 
     async def reads() -> list[Any]:
         return list(await asyncio.gather(
@@ -268,11 +264,11 @@ def test_concurrent_redis_reads_share_one_pipeline(client: TestClient, rds: Any)
             ctx.reads([("lrange", "bt:str", 0, -1)]),  # WRONGTYPE
             return_exceptions=True))
 
-    ctx.redis.pipeline = counting
+    wire.execute = counting
     try:
         a, b, c = client.portal.call(reads)  # type: ignore[union-attr]
     finally:
-        del ctx.redis.pipeline
+        del wire.execute
     assert a == [["3", "2", "1"], "x"] and b == ["x"]
     assert isinstance(c, Exception) and "WRONGTYPE" in str(c)
     assert sent == [3]  # one pipeline: lrange, get (once), the failing lrange
