@@ -56,8 +56,19 @@ class MetricsMiddleware:
             observe(scope["method"], path, status[0], time.perf_counter() - start)
 
 
+_SERIES: dict[tuple[str, str, int], Any] = {}  # (method, route, status) -> its histogram
+
+
 def observe(method: str, route: str, status: int, seconds: float) -> None:
-    REQUEST_SECONDS.labels(method, route, str(status)).observe(seconds)
+    """Record a request's latency. The labelled histogram is looked up once per series and
+    kept (prometheus_client's `labels` takes a lock and builds its key on every call); the
+    series are few (routes, not paths), and past 10,000 they are no longer kept."""
+    series = _SERIES.get((method, route, status))
+    if series is None:
+        series = REQUEST_SECONDS.labels(method, route, str(status))
+        if len(_SERIES) < 10_000:
+            _SERIES[(method, route, status)] = series
+    series.observe(seconds)
 
 
 async def render(ctx: Ctx) -> tuple[bytes, str]:

@@ -8,8 +8,9 @@ commands as one write (packed by hiredis) on a connection of its own per Redis n
 the replies parsed by hiredis as bytes arrive (`asyncio.Protocol`): one future and one timeout
 per batch and node.
 
-What it serves is what redis-py would answer (strings decoded, integers, None, lists; an error
-reply as a `ResponseError` in its place). It speaks to what the redis-py client is configured
+What it serves is what redis-py would answer (strings decoded as the client's
+`decode_responses` says, integers, None, lists; an error reply as a `ResponseError` in its
+place). It speaks to what the redis-py client is configured
 for: a single Redis over TCP or a unix socket (password, user and database from the client's
 own URL parsing), or a Redis Cluster, each command sent to the master of its key's slot as in
 the client's slot map. Anything else is left to redis-py (`Wire.for_client` gives None: TLS),
@@ -45,8 +46,9 @@ class _Protocol(asyncio.Protocol):
     """One connection: batches written whole, replies parsed by hiredis, one batch at a time
     (the caller's lock)."""
 
-    def __init__(self) -> None:
-        self.reader = hiredis.Reader(encoding="utf-8", replyError=ResponseError)
+    def __init__(self, encoding: str | None) -> None:
+        self.reader = (hiredis.Reader(encoding=encoding, replyError=ResponseError) if encoding
+                       else hiredis.Reader(replyError=ResponseError))
         self.transport: asyncio.Transport | None = None
         self.want = 0
         self.got: list[Any] = []
@@ -57,13 +59,21 @@ class _Protocol(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
-        self.reader.feed(data)
         got, gets = self.got, self.reader.gets
-        while len(got) < self.want:
-            reply = gets()
-            if reply is False:
-                return
-            got.append(reply)
+        try:
+            self.reader.feed(data)
+            while len(got) < self.want:
+                reply = gets()
+                if reply is False:
+                    return
+                got.append(reply)
+        except Exception as exc:  # noqa: BLE001 - a reply hiredis cannot parse or decode
+            self.lost = RedisConnectionError(f"unreadable reply from Redis: {exc}")
+            if self.transport is not None:
+                self.transport.close()  # the rest of the stream cannot be trusted
+            if self.done is not None and not self.done.done():
+                self.done.set_exception(self.lost)
+            return
         if self.done is not None and not self.done.done():
             self.done.set_result(got)
 
@@ -104,13 +114,18 @@ class _Node:
 
     async def _connect(self) -> _Protocol:
         kw, loop = self.kwargs, asyncio.get_running_loop()
+        encoding = kw.get("encoding", "utf-8") if kw.get("decode_responses") else None
+
+        def make() -> _Protocol:
+            return _Protocol(encoding)
+
         timeout = float(kw.get("socket_connect_timeout") or self.timeout)
         try:
             async with asyncio.timeout(timeout):
                 if kw.get("path"):
-                    _, proto = await loop.create_unix_connection(_Protocol, kw["path"])
+                    _, proto = await loop.create_unix_connection(make, kw["path"])
                 else:
-                    _, proto = await loop.create_connection(_Protocol, kw.get("host", "localhost"),
+                    _, proto = await loop.create_connection(make, kw.get("host", "localhost"),
                                                             int(kw.get("port", 6379)))
         except (OSError, TimeoutError) as exc:
             raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
@@ -128,6 +143,8 @@ class _Node:
         return proto
 
     async def run(self, cmds: Sequence[Command]) -> list[Any]:
+        if not cmds:
+            return []
         packed = b"".join(map(hiredis.pack_command, cmds))
         async with self.lock:
             for attempt in range(2):  # one more try on a new connection

@@ -150,6 +150,25 @@ def test_a_paused_server_times_out(secured: Redis) -> None:
         body)
 
 
+def test_an_undecodable_reply_fails_the_batch_clearly(secured: Redis) -> None:
+    async def body(r: Any) -> None:
+        await r.set("k:latin1", "é".encode("latin-1"))  # not UTF-8
+        wire = Wire(r)
+        try:
+            with pytest.raises(RedisConnectionError, match="unreadable reply from Redis"):
+                await wire.execute([("get", "k:latin1")])
+            assert await wire.execute([("exists", "k:latin1")]) == [1]  # a new connection
+        finally:
+            wire.close()
+        raw = Wire(AsyncRedis.from_url(secured.url))  # no decode_responses: bytes, as redis-py
+        try:
+            assert await raw.execute([("get", "k:latin1")]) == ["é".encode("latin-1")]
+        finally:
+            raw.close()
+
+    run(lambda: AsyncRedis.from_url(secured.url, decode_responses=True), body)
+
+
 def test_tls_is_left_to_redis_py() -> None:
     r = AsyncRedis.from_url("rediss://127.0.0.1:1/0", decode_responses=True)
     assert Wire.for_client(r) is None
