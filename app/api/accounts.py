@@ -8,14 +8,23 @@ from fastapi import APIRouter, Depends, Query, Request, UploadFile
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 
-from app.api.deps import JSON, bearer, client_ip, get_ctx, no_content, page, path_id, viewer
+from app.api.deps import (
+    JSON,
+    Viewer,
+    Writer,
+    bearer,
+    client_ip,
+    get_ctx,
+    no_content,
+    page,
+    path_id,
+)
 from app.api.models import DeleteAccountIn, LoginIn, ProfileIn, SignupIn
 from app.services import accounts, auth, social
 from app.services.accounts import account_json
 from app.services.errors import Unauthorized
 
 router = APIRouter(tags=["accounts"])
-Viewer = Annotated[int, Depends(viewer)]
 
 
 @router.post("/accounts", status_code=201, summary="Sign up")
@@ -31,7 +40,7 @@ async def signup(body: SignupIn, request: Request) -> JSON:
 @router.post("/auth/login", summary="Log in: returns a bearer token")
 async def login(body: LoginIn, request: Request) -> JSON:
     ctx = get_ctx(request)
-    token, aid = await auth.login(ctx, body.login, body.password, ip=client_ip(request))
+    token, aid = await auth.login(ctx, body.login, body.password)
     return JSON({"token": token, "account": account_json(ctx, await accounts.get(ctx, aid),
                                                         private=True)})
 
@@ -52,14 +61,14 @@ async def me(request: Request, me: Viewer) -> JSON:
 
 
 @router.patch("/accounts/me", summary="Edit display name and bio")
-async def edit_me(body: ProfileIn, request: Request, me: Viewer) -> JSON:
+async def edit_me(body: ProfileIn, request: Request, me: Writer) -> JSON:
     ctx = get_ctx(request)
     row = await accounts.update_profile(ctx, me, display_name=body.display_name, bio=body.bio)
     return JSON(account_json(ctx, row, private=True))
 
 
 @router.post("/accounts/me/avatar", summary="Upload an avatar image")
-async def avatar(file: UploadFile, request: Request, me: Viewer) -> JSON:
+async def avatar(file: UploadFile, request: Request, me: Writer) -> JSON:
     ctx = get_ctx(request)
     data = await file.read(ctx.settings.media_max_bytes + 1)
     return JSON(account_json(ctx, await accounts.set_avatar(ctx, me, data), private=True))
@@ -67,7 +76,7 @@ async def avatar(file: UploadFile, request: Request, me: Viewer) -> JSON:
 
 @router.post("/accounts/me/delete", status_code=204,
              summary="Delete the account and all it wrote (for real)")
-async def delete_me(body: DeleteAccountIn, request: Request, me: Viewer) -> Response:
+async def delete_me(body: DeleteAccountIn, request: Request, me: Writer) -> Response:
     await accounts.delete_account(get_ctx(request), me, body.password)
     return no_content()
 
@@ -115,37 +124,36 @@ async def following(account_id: str, request: Request, me: Viewer, limit: Limit 
 
 
 @router.post("/accounts/{account_id}/follow", summary="Follow")
-async def follow(account_id: str, request: Request, me: Viewer) -> JSON:
-    made = await social.follow(get_ctx(request), me, path_id(account_id, "account"),
-                               ip=client_ip(request))
+async def follow(account_id: str, request: Request, me: Writer) -> JSON:
+    made = await social.follow(get_ctx(request), me, path_id(account_id, "account"))
     return JSON({"following": True, "created": made})
 
 
 @router.delete("/accounts/{account_id}/follow", summary="Unfollow")
-async def unfollow(account_id: str, request: Request, me: Viewer) -> JSON:
+async def unfollow(account_id: str, request: Request, me: Writer) -> JSON:
     await social.unfollow(get_ctx(request), me, path_id(account_id, "account"))
     return JSON({"following": False})
 
 
 @router.post("/accounts/{account_id}/block", summary="Block")
-async def block(account_id: str, request: Request, me: Viewer) -> JSON:
+async def block(account_id: str, request: Request, me: Writer) -> JSON:
     await social.block(get_ctx(request), me, path_id(account_id, "account"))
     return JSON({"blocking": True})
 
 
 @router.delete("/accounts/{account_id}/block", summary="Unblock")
-async def unblock(account_id: str, request: Request, me: Viewer) -> JSON:
+async def unblock(account_id: str, request: Request, me: Writer) -> JSON:
     await social.unblock(get_ctx(request), me, path_id(account_id, "account"))
     return JSON({"blocking": False})
 
 
 @router.post("/accounts/{account_id}/mute", summary="Mute")
-async def mute(account_id: str, request: Request, me: Viewer) -> JSON:
+async def mute(account_id: str, request: Request, me: Writer) -> JSON:
     await social.mute(get_ctx(request), me, path_id(account_id, "account"))
     return JSON({"muting": True})
 
 
 @router.delete("/accounts/{account_id}/mute", summary="Unmute")
-async def unmute(account_id: str, request: Request, me: Viewer) -> JSON:
+async def unmute(account_id: str, request: Request, me: Writer) -> JSON:
     await social.unmute(get_ctx(request), me, path_id(account_id, "account"))
     return JSON({"muting": False})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from fastapi import Depends, Request
@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.context import Ctx
 from app.ids import parse_id
-from app.services import auth
+from app.services import auth, ratelimit
 from app.services.errors import NotFound
 
 SESSION_COOKIE = "fh_session"  # the web UI's session cookie (same tokens as the API)
@@ -49,6 +49,20 @@ async def viewer(request: Request,
     """The logged-in account id (bearer token); 401 otherwise."""
     token = cred.credentials if cred else None
     return await auth.require(get_ctx(request), token)
+
+
+async def writer(request: Request,
+                 cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> int:
+    """The logged-in account id of a write, counted against the write rate limits (per account
+    and per client address; 429 past them). Every authenticated POST/PUT/PATCH/DELETE takes it
+    (tests/integration/app/test_rate_limits.py checks that none is left out)."""
+    me = await viewer(request, cred)
+    await ratelimit.write(get_ctx(request), me, client_ip(request))
+    return me
+
+
+Viewer = Annotated[int, Depends(viewer)]
+Writer = Annotated[int, Depends(writer)]
 
 
 def path_id(raw: str, what: str = "object") -> int:

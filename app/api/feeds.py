@@ -9,12 +9,11 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 
-from app.api.deps import JSON, JSONBytes, bearer, get_ctx, page, path_id, viewer
+from app.api.deps import JSON, JSONBytes, Viewer, Writer, bearer, get_ctx, page, path_id
 from app.api.models import MarkReadIn
 from app.services import auth, feed, notifications, search, trends
 
 router = APIRouter(tags=["feeds"])
-Viewer = Annotated[int, Depends(viewer)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 Limit = Annotated[int, Query(ge=1, le=100)]
 Tag = Annotated[str, Path(max_length=65, pattern=r"^#?\w{1,64}$", description="a hashtag")]
@@ -93,7 +92,7 @@ async def unread(request: Request, me: Viewer) -> JSON:
 
 
 @router.post("/notifications/read", summary="Mark notifications read (all, or up to an id)")
-async def mark_read(body: MarkReadIn, request: Request, me: Viewer) -> JSON:
+async def mark_read(body: MarkReadIn, request: Request, me: Writer) -> JSON:
     up_to = path_id(body.up_to, "notification") if body.up_to else None
     return JSON({"marked": await notifications.mark_read(get_ctx(request), me, up_to)})
 

@@ -4,24 +4,23 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 
-from app.api.deps import JSON, client_ip, get_ctx, path_id, viewer
+from app.api.deps import JSON, Viewer, Writer, get_ctx, path_id
 from app.api.models import AppealDecisionIn, AppealIn, FlagIn, ReportIn, VoteIn
 from app.services import accounts, audit, moderation
 from app.services.accounts import account_json
 
 router = APIRouter(tags=["moderation"])
-Viewer = Annotated[int, Depends(viewer)]
 
 
 @router.post("/reports", status_code=201, summary="Report a post or an account")
-async def report(body: ReportIn, request: Request, me: Viewer) -> JSON:
+async def report(body: ReportIn, request: Request, me: Writer) -> JSON:
     doc = await moderation.report(
         get_ctx(request), me, body.reason,
         post_id=path_id(body.post_id, "post") if body.post_id else None,
         account_id=path_id(body.account_id, "account") if body.account_id else None,
-        note=body.note, ip=client_ip(request))
+        note=body.note)
     return JSON(doc, status_code=201)
 
 
@@ -32,7 +31,7 @@ async def queue(request: Request, me: Viewer,
 
 
 @router.post("/moderation/cases/{case_id}/votes", summary="A juror's vote: remove or keep")
-async def vote(case_id: str, body: VoteIn, request: Request, me: Viewer) -> JSON:
+async def vote(case_id: str, body: VoteIn, request: Request, me: Writer) -> JSON:
     return JSON(await moderation.vote(get_ctx(request), me, path_id(case_id, "case"),
                                       body.decision))
 
@@ -43,7 +42,7 @@ async def mine(request: Request, me: Viewer) -> JSON:
 
 
 @router.post("/moderation/cases/{case_id}/appeal", status_code=201, summary="Appeal a removal")
-async def appeal(case_id: str, body: AppealIn, request: Request, me: Viewer) -> JSON:
+async def appeal(case_id: str, body: AppealIn, request: Request, me: Writer) -> JSON:
     doc = await moderation.appeal(get_ctx(request), me, path_id(case_id, "case"), body.body)
     return JSON(doc, status_code=201)
 
@@ -60,7 +59,7 @@ async def admin_appeals(request: Request, me: Viewer,
 
 
 @router.post("/admin/appeals/{appeal_id}", summary="Admin: grant or deny an appeal")
-async def decide(appeal_id: str, body: AppealDecisionIn, request: Request, me: Viewer) -> JSON:
+async def decide(appeal_id: str, body: AppealDecisionIn, request: Request, me: Writer) -> JSON:
     return JSON(await moderation.decide_appeal(get_ctx(request), me,
                                                path_id(appeal_id, "appeal"), body.grant))
 
@@ -68,7 +67,7 @@ async def decide(appeal_id: str, body: AppealDecisionIn, request: Request, me: V
 @router.put("/admin/accounts/{account_id}/{flag}",
             summary="Admin: set verified badge, juror or admin role")
 async def set_flag(account_id: str, flag: Literal["verified", "juror", "admin"], body: FlagIn,
-                   request: Request, me: Viewer) -> JSON:
+                   request: Request, me: Writer) -> JSON:
     ctx = get_ctx(request)
     row = await accounts.set_flag(ctx, me, path_id(account_id, "account"), flag, body.value)
     return JSON(account_json(ctx, row))

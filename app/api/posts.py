@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Request, UploadFile
+from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import Response
 
-from app.api.deps import JSON, client_ip, get_ctx, no_content, path_id, viewer
+from app.api.deps import JSON, Viewer, Writer, get_ctx, no_content, path_id
 from app.api.models import EchoIn, PostIn
 from app.services import posts
 
 router = APIRouter(tags=["posts"])
-Viewer = Annotated[int, Depends(viewer)]
 
 
 @router.post("/media", status_code=201, summary="Upload an image (attach up to 4 to a post)")
-async def upload(file: UploadFile, request: Request, me: Viewer) -> JSON:
+async def upload(file: UploadFile, request: Request, me: Writer) -> JSON:
     ctx = get_ctx(request)
     data = await file.read(ctx.settings.media_max_bytes + 1)
-    return JSON(await posts.upload_media(ctx, me, data, ip=client_ip(request)), status_code=201)
+    return JSON(await posts.upload_media(ctx, me, data), status_code=201)
 
 
 @router.post("/posts", status_code=201, summary="Write a post or a reply")
-async def create(body: PostIn, request: Request, me: Viewer) -> JSON:
+async def create(body: PostIn, request: Request, me: Writer) -> JSON:
     doc = await posts.create_post(get_ctx(request), me, body.body, reply_to=body.reply_to_id,
-                                  media_ids=body.media_ids, ip=client_ip(request))
+                                  media_ids=body.media_ids)
     return JSON(doc, status_code=201)
 
 
@@ -35,7 +32,7 @@ async def get(post_id: str, request: Request, me: Viewer) -> JSON:
 
 
 @router.delete("/posts/{post_id}", status_code=204, summary="Delete one's own post (for real)")
-async def delete(post_id: str, request: Request, me: Viewer) -> Response:
+async def delete(post_id: str, request: Request, me: Writer) -> Response:
     await posts.delete_post(get_ctx(request), me, path_id(post_id, "post"))
     return no_content()
 
@@ -46,19 +43,19 @@ async def thread(post_id: str, request: Request, me: Viewer) -> JSON:
 
 
 @router.post("/posts/{post_id}/echo", status_code=201, summary="Echo (repost), optional comment")
-async def echo(post_id: str, body: EchoIn, request: Request, me: Viewer) -> JSON:
+async def echo(post_id: str, body: EchoIn, request: Request, me: Writer) -> JSON:
     doc = await posts.create_post(get_ctx(request), me, body.body,
-                                  echo_of=path_id(post_id, "post"), ip=client_ip(request))
+                                  echo_of=path_id(post_id, "post"))
     return JSON(doc, status_code=201)
 
 
 @router.post("/posts/{post_id}/upvote", summary="Upvote")
-async def upvote(post_id: str, request: Request, me: Viewer) -> JSON:
-    n = await posts.upvote(get_ctx(request), me, path_id(post_id, "post"), ip=client_ip(request))
+async def upvote(post_id: str, request: Request, me: Writer) -> JSON:
+    n = await posts.upvote(get_ctx(request), me, path_id(post_id, "post"))
     return JSON({"upvoted": True, "upvotes_count": n})
 
 
 @router.delete("/posts/{post_id}/upvote", summary="Remove one's upvote")
-async def remove_upvote(post_id: str, request: Request, me: Viewer) -> JSON:
+async def remove_upvote(post_id: str, request: Request, me: Writer) -> JSON:
     n = await posts.remove_upvote(get_ctx(request), me, path_id(post_id, "post"))
     return JSON({"upvoted": False, "upvotes_count": n})

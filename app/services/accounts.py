@@ -99,14 +99,25 @@ def check_display_name(display: str) -> str:
     return display
 
 
-async def verify_password(ctx: Ctx, login: str, password: str) -> asyncpg.Record:
-    """The account for a username or e-mail and password; Unauthorized when they do not match."""
-    if not isinstance(login, str) or not isinstance(password, str) or len(login) > 254 \
-            or "\x00" in login:  # PostgreSQL text cannot hold NUL: no account has it
-        raise Unauthorized("wrong username or password")
-    row = await ctx.db.fetchrow(
+async def find_login(ctx: Ctx, login: str) -> asyncpg.Record | None:
+    """The account (id, password_hash) a log-in name means: username (a leading @ or not, any
+    case) or e-mail; None when there is none."""
+    if not isinstance(login, str) or len(login) > 254 or "\x00" in login:
+        return None  # PostgreSQL text cannot hold NUL: no account has it
+    return await ctx.db.fetchrow(
         "SELECT id, password_hash FROM accounts WHERE username = lower($1) "
         "OR lower(email) = lower($1) LIMIT 1", login.strip().lstrip("@"))
+
+
+async def verify_password(ctx: Ctx, login: str, password: str) -> asyncpg.Record:
+    """The account for a username or e-mail and password; Unauthorized when they do not match."""
+    return await match_password(await find_login(ctx, login), password)
+
+
+async def match_password(row: asyncpg.Record | None, password: str) -> asyncpg.Record:
+    """`row` (from find_login) when `password` is its; Unauthorized otherwise."""
+    if not isinstance(password, str):
+        raise Unauthorized("wrong username or password")
     # no such account: a check of the same cost all the same (no probing by timing)
     if not await password_matches(row["password_hash"] if row else None, password[:256]):
         raise Unauthorized("wrong username or password")

@@ -33,10 +33,14 @@ async def login(ctx: Ctx, login: str, password: str, *, ip: str = "") -> tuple[s
     """(token, account id) for good credentials; Unauthorized or RateLimited otherwise."""
     s = ctx.settings
     await ratelimit.hit(ctx.redis, "login", ip or "-", s.rl_login_per_ip, s.rl_login_window)
-    who = (login or "").strip().lower()[:254] if isinstance(login, str) else "-"
+    row = await accounts.find_login(ctx, login)
+    # one counter per account, however it is named (alice, @Alice, alice@example.org); a name
+    # that is no account counts under its own lower-cased form
+    who: int | str = row["id"] if row is not None else (
+        login.strip().lstrip("@").lower()[:254] if isinstance(login, str) else "-")
     await ratelimit.hit(ctx.redis, "login_account", who, s.rl_login_per_account,
                         s.rl_login_window)
-    row = await accounts.verify_password(ctx, login, password)
+    row = await accounts.match_password(row, password)
     return await create_session(ctx, row["id"]), row["id"]
 
 

@@ -18,7 +18,7 @@ from app.ids import new_id
 from app.services import audit
 from app.services.accounts import require_admin
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound
-from app.services.posts import hydrate, write_limit
+from app.services.posts import hydrate
 
 # severity: lower comes first in the jury queue; incitement to violence first
 REASONS: dict[str, int] = {"incitement": 0, "threat": 1, "illegal": 2, "harassment": 3,
@@ -56,7 +56,7 @@ async def require_juror(ctx: Ctx, account_id: int) -> None:
 
 
 async def report(ctx: Ctx, reporter_id: int, reason: str, *, post_id: int | None = None,
-                 account_id: int | None = None, note: str = "", ip: str = "") -> dict[str, Any]:
+                 account_id: int | None = None, note: str = "") -> dict[str, Any]:
     """Report a post or an account; returns the case it joined."""
     if reason not in REASONS:
         raise Invalid(f"reason: one of {', '.join(REASONS)}", field="reason")
@@ -64,7 +64,6 @@ async def report(ctx: Ctx, reporter_id: int, reason: str, *, post_id: int | None
         raise Invalid("report either a post or an account", field="post_id")
     if not isinstance(note, str) or len(note) > 1000 or "\x00" in note:
         raise Invalid("note: at most 1000 characters, no NUL", field="note")
-    await write_limit(ctx, reporter_id, ip)
     async with ctx.db.acquire() as conn, conn.transaction():
         if post_id is not None:
             target = await conn.fetchval("SELECT author_id FROM posts WHERE id = $1", post_id)

@@ -10,7 +10,7 @@ import asyncpg
 from app.context import Ctx
 from app.ids import id_datetime, new_id, parse_id
 from app.redis_client import STREAM_EVENTS, STREAM_POSTS, author_key
-from app.services import audit, ratelimit
+from app.services import audit
 from app.services.accounts import media_url
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Suspended
 from app.services.media import new_media_key, sniff_image
@@ -144,17 +144,8 @@ async def _blocked_between(conn: Any, a: int, b: int) -> bool:
         " OR (blocker_id = $2 AND blocked_id = $1))", a, b))
 
 
-async def write_limit(ctx: Ctx, account_id: int, ip: str) -> None:
-    s = ctx.settings
-    await ratelimit.hit(ctx.redis, "write", account_id, s.rl_write_per_account,
-                        s.rl_write_window)
-    if ip:
-        await ratelimit.hit(ctx.redis, "write_ip", ip, s.rl_write_per_ip, s.rl_write_window)
-
-
-async def upload_media(ctx: Ctx, account_id: int, data: bytes, *, ip: str = "") -> dict[str, Any]:
+async def upload_media(ctx: Ctx, account_id: int, data: bytes) -> dict[str, Any]:
     """Store one image for a later post; returns {id, type, url}."""
-    await write_limit(ctx, account_id, ip)
     if ctx.media is None:
         raise Invalid("media storage is not configured on this server", field="file")
     if not data:
@@ -173,11 +164,10 @@ async def upload_media(ctx: Ctx, account_id: int, data: bytes, *, ip: str = "") 
 
 
 async def create_post(ctx: Ctx, author_id: int, body: str, *, reply_to: int | str | None = None,
-                      echo_of: int | str | None = None, media_ids: list[str] | None = None,
-                      ip: str = "") -> dict[str, Any]:
+                      echo_of: int | str | None = None,
+                      media_ids: list[str] | None = None) -> dict[str, Any]:
     """Create a post, a reply (`reply_to`) or an echo (`echo_of`, optional comment in `body`)."""
     s = ctx.settings
-    await write_limit(ctx, author_id, ip)
     body = check_body(body, s.post_max_chars, allow_empty=echo_of is not None or bool(media_ids))
     media_ids = list(media_ids or [])
     if len(media_ids) > s.post_max_images:
@@ -377,8 +367,7 @@ async def thread(ctx: Ctx, viewer_id: int, post_id: int, limit: int = 50) -> dic
             "replies": [docs[str(i)] for i in replies if str(i) in docs]}
 
 
-async def upvote(ctx: Ctx, account_id: int, post_id: int, *, ip: str = "") -> int:
-    await write_limit(ctx, account_id, ip)
+async def upvote(ctx: Ctx, account_id: int, post_id: int) -> int:
     async with ctx.db.acquire() as conn, conn.transaction():
         await check_can_post(conn, account_id)
         post = await conn.fetchrow("SELECT author_id, hidden FROM posts WHERE id = $1", post_id)

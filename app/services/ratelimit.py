@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from app.redis_client import AnyRedis
 from app.services.errors import RateLimited
+
+if TYPE_CHECKING:
+    from app.context import Ctx
 
 
 async def hit(redis: AnyRedis, scope: str, key: str | int, limit: int, window: int) -> None:
@@ -23,3 +27,14 @@ async def hit(redis: AnyRedis, scope: str, key: str | int, limit: int, window: i
         retry = int((slot + 1) * window - now) + 1
         raise RateLimited(f"too many {scope.replace('_', ' ')} requests: retry in {retry} s",
                           retry_after=retry)
+
+
+async def write(ctx: Ctx, account_id: int, ip: str) -> None:
+    """Count one write of a logged-in account, per account and per client address.
+
+    Called at the door by every authenticated write of the API (app.api.deps.writer) and of the
+    web UI (app.web.session.checked_form), not by the services, so no write escapes it."""
+    s = ctx.settings
+    await hit(ctx.redis, "write", account_id, s.rl_write_per_account, s.rl_write_window)
+    if ip:
+        await hit(ctx.redis, "write_ip", ip, s.rl_write_per_ip, s.rl_write_window)

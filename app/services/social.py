@@ -7,7 +7,6 @@ from typing import Any
 from app.context import Ctx
 from app.ids import MAX_ID
 from app.redis_client import BIG_EPOCH, feed_big_key, feed_key
-from app.services import ratelimit
 from app.services.accounts import ACCOUNT_COLS, account_json
 from app.services.errors import Forbidden, Invalid, NotFound
 from app.services.posts import check_can_post, emit_events
@@ -45,13 +44,10 @@ async def _unlink(ctx: Ctx, keys: list[str]) -> None:
         await pipe.execute()
 
 
-async def follow(ctx: Ctx, follower_id: int, followee_id: int, *, ip: str = "") -> bool:
+async def follow(ctx: Ctx, follower_id: int, followee_id: int) -> bool:
     """True when a new follow was made (False: it already existed)."""
     if follower_id == followee_id:
         raise Invalid("you cannot follow yourself", field="account_id")
-    s = ctx.settings
-    await ratelimit.hit(ctx.redis, "write", follower_id, s.rl_write_per_account,
-                        s.rl_write_window)
     async with ctx.db.acquire() as conn, conn.transaction():
         await check_can_post(conn, follower_id)
         exists = await conn.fetchval("SELECT true FROM accounts WHERE id = $1", followee_id)

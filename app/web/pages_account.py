@@ -37,7 +37,7 @@ async def signup_page(request: Request) -> Response:
 
 @router.post("/signup")
 async def signup(request: Request) -> Response:
-    form = await checked_form(request)
+    form = await checked_form(request, write=False)
     ctx = get_ctx(request)
     values = {k: text_field(form, k) for k in ("username", "email", "display_name")}
     try:
@@ -63,7 +63,7 @@ async def login_page(request: Request, next: str = "/") -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    form = await checked_form(request)
+    form = await checked_form(request, write=False)
     who = text_field(form, "login")
     nxt = safe_next(text_field(form, "next"))
     try:
@@ -80,7 +80,7 @@ async def login(request: Request) -> Response:
 
 @router.post("/logout")
 async def logout(request: Request) -> Response:
-    await checked_form(request)
+    await checked_form(request, write=False)
     token = session_token(request)
     if token:
         await auth.logout(get_ctx(request), token)

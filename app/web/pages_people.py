@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.api.deps import client_ip, get_ctx, path_id
+from app.api.deps import get_ctx, path_id
 from app.services import accounts, feed, moderation, posts, social
-from app.services.errors import Forbidden, Invalid, RateLimited, ServiceError
+from app.services.errors import Forbidden, Invalid, ServiceError
 from app.web.render import render
 from app.web.session import checked_form, require_viewer, safe_next, text_field
 
@@ -47,7 +47,7 @@ async def relation(username: str, action: str, request: Request) -> Response:
     ctx = get_ctx(request)
     target = int((await accounts.get_by_username(ctx, username))["id"])
     if action == "follow":
-        await social.follow(ctx, me.id, target, ip=client_ip(request))
+        await social.follow(ctx, me.id, target)
     elif action == "unfollow":
         await social.unfollow(ctx, me.id, target)
     elif action == "block":
@@ -116,9 +116,7 @@ async def report(request: Request) -> Response:
         await moderation.report(
             ctx, me.id, reason, post_id=int(p["id"]) if p else None,  # type: ignore[call-overload]
             account_id=int(a["id"]) if a else None,  # type: ignore[call-overload]
-            note=note, ip=client_ip(request))
-    except RateLimited:
-        raise
+            note=note)
     except ServiceError as exc:
         return await render(request, "report.html", exc.status, post=p, account=a,
                             reasons=REASON_LABELS, reason=reason, note=note, error=exc)

@@ -6,9 +6,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from app.api.deps import client_ip, get_ctx, path_id
+from app.api.deps import get_ctx, path_id
 from app.services import feed, posts
-from app.services.errors import Invalid, RateLimited, ServiceError
+from app.services.errors import Invalid, ServiceError
 from app.services.text import check_body
 from app.web.render import render
 from app.web.session import checked_form, current_viewer, require_viewer, safe_next, text_field
@@ -74,12 +74,9 @@ async def compose(request: Request) -> Response:
         media_ids = []
         for f in images:
             data = await f.read(ctx.settings.media_max_bytes + 1)
-            up = await posts.upload_media(ctx, me.id, data, ip=client_ip(request))
+            up = await posts.upload_media(ctx, me.id, data)
             media_ids.append(up["id"])
-        doc = await posts.create_post(ctx, me.id, body, reply_to=reply_to, media_ids=media_ids,
-                                      ip=client_ip(request))
-    except RateLimited:
-        raise
+        doc = await posts.create_post(ctx, me.id, body, reply_to=reply_to, media_ids=media_ids)
     except ServiceError as exc:
         return await _compose_error(request, exc, body, reply_to)
     if reply_to:
@@ -109,9 +106,7 @@ async def echo(post_id: str, request: Request) -> Response:
     pid = path_id(post_id, "post")
     body = text_field(form, "body")
     try:
-        await posts.create_post(ctx, me.id, body, echo_of=pid, ip=client_ip(request))
-    except RateLimited:
-        raise
+        await posts.create_post(ctx, me.id, body, echo_of=pid)
     except ServiceError as exc:
         post = await posts.get_post(ctx, me.id, pid)
         return await render(request, "echo.html", exc.status, post=post, body=body, error=exc)
@@ -127,7 +122,7 @@ async def upvote(post_id: str, request: Request) -> Response:
     if text_field(form, "undo"):
         await posts.remove_upvote(ctx, me.id, pid)
     else:
-        await posts.upvote(ctx, me.id, pid, ip=client_ip(request))
+        await posts.upvote(ctx, me.id, pid)
     return redirect(safe_next(text_field(form, "next"), f"/p/{pid}") + f"#p{pid}")
 
 

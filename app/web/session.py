@@ -21,8 +21,8 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from app.api.deps import SESSION_COOKIE, get_ctx
-from app.services import accounts, auth, notifications
+from app.api.deps import SESSION_COOKIE, client_ip, get_ctx
+from app.services import accounts, auth, notifications, ratelimit
 from app.services.errors import Forbidden, ServiceError
 
 CSRF_COOKIE = "fh_csrf"
@@ -120,8 +120,12 @@ def attach_csrf_cookie(request: Request, response: Response) -> None:
                             secure=is_secure(request))
 
 
-async def checked_form(request: Request) -> FormData:
-    """The POSTed form after the CSRF check; CsrfRefused (403) on a missing or wrong token."""
+async def checked_form(request: Request, *, write: bool = True) -> FormData:
+    """The POSTed form after the CSRF check; CsrfRefused (403) on a missing or wrong token.
+
+    Every form of a logged-in account is a write and counts against the write rate limits (per
+    account and per client address), as the API's writes do; sign-up, log-in and log-out pass
+    write=False (they have limits of their own, or none)."""
     form = await request.form(max_files=10, max_fields=50)
     cookie = request.cookies.get(CSRF_COOKIE)
     sent = form.get(CSRF_FIELD)
@@ -129,6 +133,10 @@ async def checked_form(request: Request) -> FormData:
             sent.encode(), _sign(request, cookie).encode()):
         raise CsrfRefused("this form expired or came from another site: reload the page and "
                           "try again")
+    if write:
+        viewer = await current_viewer(request)
+        if viewer is not None:
+            await ratelimit.write(get_ctx(request), viewer.id, client_ip(request))
     return form
 
 
