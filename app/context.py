@@ -11,6 +11,7 @@ import asyncpg
 
 from app.batching import Batcher, RedisReads
 from app.db import create_pools
+from app.readwrite import PRIMARY_READS
 from app.redis_client import AnyRedis, RedisCluster, close_redis, make_redis
 from app.services.media import MediaStore
 from app.settings import Settings
@@ -65,7 +66,7 @@ class LocalCache(Generic[K, V]):
 class Ctx:
     settings: Settings
     db: asyncpg.Pool  # primary: writes and reads that must see them
-    ro: asyncpg.Pool  # replica DSN: reads that tolerate lag
+    replica: asyncpg.Pool  # replica DSN (the primary's pool when none is set): see `ro`
     redis: AnyRedis
     media: MediaStore | None = None
     scripts: dict[str, Any] = field(default_factory=dict)  # registered Lua scripts
@@ -95,6 +96,16 @@ class Ctx:
     def __post_init__(self) -> None:
         self.reads = RedisReads(self.redis)
 
+    @property
+    def ro(self) -> asyncpg.Pool:
+        """The pool for reads that tolerate lag: the replica, but the primary for a request of
+        an account that has just written (app.readwrite)."""
+        return self.db if PRIMARY_READS.get() else self.replica
+
+    @property
+    def has_replica(self) -> bool:
+        return self.replica is not self.db
+
 
 async def open_ctx(settings: Settings) -> Ctx:
     db, ro = await create_pools(settings)
@@ -104,12 +115,12 @@ async def open_ctx(settings: Settings) -> Ctx:
         # learn the slot map before the first requests, not inside them (a cold cluster client
         # hit by concurrent requests answered some of its first ones with closed connections)
         await redis.initialize()
-    return Ctx(settings=settings, db=db, ro=ro, redis=redis, media=media)
+    return Ctx(settings=settings, db=db, replica=ro, redis=redis, media=media)
 
 
 async def close_ctx(ctx: Ctx) -> None:
     ctx.reads.close()
     await close_redis(ctx.redis)
-    if ctx.ro is not ctx.db:
-        await ctx.ro.close()
+    if ctx.has_replica:
+        await ctx.replica.close()
     await ctx.db.close()

@@ -21,6 +21,7 @@ class Settings:
     # data stores
     database_url: str = "postgresql://freehold:freehold@127.0.0.1:5432/freehold"
     database_read_url: str = ""  # replica DSN for lag-tolerant reads; empty = database_url
+    read_your_writes_ms: int = 2000  # after a write, an account reads the primary this long
     db_pool_min: int = 2
     db_pool_max: int = 20
     redis_url: str = "redis://127.0.0.1:6379/0"

@@ -106,9 +106,8 @@ class Postgres:
         run_as = _drop_privileges_user()
         return ["runuser", "-u", run_as, "--", *cmd] if run_as else cmd
 
-    def start(self) -> Postgres:
-        binp = pg_bin()
-        data = self.root / "pgdata"
+    def _prepare_root(self) -> Path:
+        """The server's folder, owned by the user it runs as; returns its password file."""
         self.root.mkdir(parents=True, exist_ok=True)
         run_as = _drop_privileges_user()
         pwfile = self.root / "pwfile"
@@ -117,10 +116,45 @@ class Postgres:
             pw = pwd.getpwnam(run_as)
             for p in (self.root, pwfile):
                 os.chown(p, pw.pw_uid, pw.pw_gid)
-        if run_as:  # the postgres user must be able to reach its folder
-            for parent in [self.root, *self.root.parents]:
+            for parent in [self.root, *self.root.parents]:  # it must reach its folder
                 if parent.stat().st_mode & 0o005 != 0o005:
                     parent.chmod(parent.stat().st_mode | 0o755)
+        return pwfile
+
+    def _launch(self, data: Path) -> None:
+        log = (self.root / "postgres.log").open("ab")
+        self.proc = subprocess.Popen(
+            self._as([str(pg_bin() / "postgres"), "-D", str(data)]),
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        wait_port(self.port)
+        self._wait_ready()
+
+    def start_standby(self, root: Path) -> Postgres:
+        """A hot standby of this server, streaming from it (pg_basebackup -R), on a port of its
+        own; stop it with its stop()."""
+        sb = Postgres(root=root, user=self.user, password=self.password,
+                      database=self.database)
+        sb._prepare_root()
+        data = root / "pgdata"
+        r = subprocess.run(
+            self._as([str(pg_bin() / "pg_basebackup"), "-d",
+                      f"host=127.0.0.1 port={self.port} user={self.user} "
+                      f"password={self.password}", "-D", str(data), "-R", "-X", "stream",
+                      "-c", "fast"]),
+            capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ServiceError(f"pg_basebackup failed: {r.stderr.strip().splitlines()[-1:]}")
+        with (data / "postgresql.conf").open("a") as f:
+            f.write(f"port = {sb.port}\nunix_socket_directories = '{root}'\n"
+                    "hot_standby = on\n")
+        sb._launch(data)
+        return sb
+
+    def start(self) -> Postgres:
+        binp = pg_bin()
+        data = self.root / "pgdata"
+        pwfile = self._prepare_root()
         r = subprocess.run(
             self._as([str(binp / "initdb"), "-D", str(data), "-U", self.user,
                       "--pwfile", str(pwfile), "-A", "scram-sha-256", "-E", "UTF8",
@@ -148,13 +182,7 @@ class Postgres:
                 f.write(f"{k} = {v}\n")
         with (data / "pg_hba.conf").open("a") as f:
             f.write("host replication all 127.0.0.1/32 scram-sha-256\n")
-        log = (self.root / "postgres.log").open("ab")
-        self.proc = subprocess.Popen(
-            self._as([str(binp / "postgres"), "-D", str(data)]),
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        wait_port(self.port)
-        self._wait_ready()
+        self._launch(data)
         subprocess.run(
             [str(binp / "psql"), self.dsn_for("postgres"), "-qc",
              f"CREATE DATABASE {self.database}"],

@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from app import readwrite
 from app.context import Ctx
 from app.ids import parse_id
 from app.services import auth, ratelimit
@@ -48,7 +49,10 @@ async def viewer(request: Request,
                  cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> int:
     """The logged-in account id (bearer token); 401 otherwise."""
     token = cred.credentials if cred else None
-    return await auth.require(get_ctx(request), token)
+    ctx = get_ctx(request)
+    me = await auth.require(ctx, token)
+    await readwrite.reading(ctx, me)
+    return me
 
 
 async def writer(request: Request,
@@ -56,8 +60,10 @@ async def writer(request: Request,
     """The logged-in account id of a write, counted against the write rate limits (per account
     and per client address; 429 past them). Every authenticated POST/PUT/PATCH/DELETE takes it
     (tests/integration/app/test_rate_limits.py checks that none is left out)."""
-    me = await viewer(request, cred)
-    await ratelimit.write(get_ctx(request), me, client_ip(request))
+    ctx = get_ctx(request)
+    me = await auth.require(ctx, cred.credentials if cred else None)
+    await ratelimit.write(ctx, me, client_ip(request))
+    await readwrite.wrote(ctx, me)
     return me
 
 

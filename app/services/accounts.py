@@ -9,6 +9,7 @@ import asyncpg
 
 from app.context import Ctx
 from app.ids import id_datetime, new_id
+from app.readwrite import fetchrow_fresh
 from app.redis_client import author_key, feed_big_key, feed_key
 from app.services import audit, ratelimit
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
@@ -126,8 +127,9 @@ async def match_password(row: asyncpg.Record | None, password: str) -> asyncpg.R
 
 
 async def get(ctx: Ctx, account_id: int, *, conn: Any = None) -> asyncpg.Record:
-    row = await (conn or ctx.ro).fetchrow(
-        f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1", account_id)
+    sql = f"SELECT {ACCOUNT_COLS} FROM accounts WHERE id = $1"
+    row = await (conn.fetchrow(sql, account_id) if conn is not None
+                 else fetchrow_fresh(ctx, sql, account_id))
     if row is None:
         raise NotFound("no such account")
     return row
@@ -136,8 +138,9 @@ async def get(ctx: Ctx, account_id: int, *, conn: Any = None) -> asyncpg.Record:
 async def get_by_username(ctx: Ctx, username: str) -> asyncpg.Record:
     if not isinstance(username, str) or not USERNAME_RE.match(username.lstrip("@")):
         raise NotFound("no such account")
-    row = await ctx.ro.fetchrow(
-        f"SELECT {ACCOUNT_COLS} FROM accounts WHERE username = lower($1)", username.lstrip("@"))
+    row = await fetchrow_fresh(
+        ctx, f"SELECT {ACCOUNT_COLS} FROM accounts WHERE username = lower($1)",
+        username.lstrip("@"))
     if row is None:
         raise NotFound("no such account")
     return row

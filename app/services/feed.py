@@ -69,8 +69,10 @@ def check_limit(ctx: Ctx, limit: int) -> int:
 
 
 async def feed_sources(ctx: Ctx, account_id: int) -> tuple[list[int], list[int]]:
-    """(accounts fanned out to this feed, big accounts merged at read) — self included."""
-    rows = await ctx.ro.fetch(SOURCES_SQL, account_id, ctx.settings.big_account_followers)
+    """(accounts fanned out to this feed, big accounts merged at read) — self included.
+    From the primary, as every read here whose result is cached for days: a lagging replica
+    would leave out a follow just made, or a post just fanned out, until the cache expires."""
+    rows = await ctx.db.fetch(SOURCES_SQL, account_id, ctx.settings.big_account_followers)
     small = [r["id"] for r in rows if not r["big"]]
     big = [r["id"] for r in rows if r["big"]]
     return small, big
@@ -128,7 +130,7 @@ async def rebuild(ctx: Ctx, account_id: int) -> int:
     """Rebuild a home feed from PostgreSQL (posts of the non-big accounts it follows + own)."""
     async def make() -> int:
         small, _ = await feed_sources(ctx, account_id)
-        ids = [r["id"] for r in await ctx.ro.fetch(REBUILD_SQL, small, ctx.settings.feed_cap)]
+        ids = [r["id"] for r in await ctx.db.fetch(REBUILD_SQL, small, ctx.settings.feed_cap)]
         await _replace_list(ctx, feed_key(account_id), ids)
         return len(ids)
 
@@ -157,7 +159,7 @@ async def rebuild_author(ctx: Ctx, author_id: int) -> list[int]:
     """Rebuild an author's recent-post list from PostgreSQL (expires after `feed_ttl_days`:
     an account that is no longer big stops being read, and its list goes away)."""
     async def make() -> list[int]:
-        ids = [r["id"] for r in await ctx.ro.fetch(REBUILD_SQL, [author_id],
+        ids = [r["id"] for r in await ctx.db.fetch(REBUILD_SQL, [author_id],
                                                      ctx.settings.feed_cap)]
         await _replace_list(ctx, author_key(author_id), ids)
         return ids

@@ -9,6 +9,7 @@ import asyncpg
 
 from app.context import Ctx
 from app.ids import id_datetime, new_id, parse_id
+from app.readwrite import PRIMARY_READS, fetchrow_fresh
 from app.redis_client import STREAM_EVENTS, STREAM_POSTS, author_key
 from app.services import audit
 from app.services.accounts import media_url
@@ -119,6 +120,15 @@ async def hydrate(ctx: Ctx, viewer_id: int, ids: list[int], *, pool: Any = None
         return []
     rows = await (pool or ctx.ro).fetch(HYDRATE_SQL, ids, viewer_id)
     by_id = {r["id"]: r for r in rows}
+    if pool is None and len(by_id) < len(set(ids)) and ctx.has_replica \
+            and not PRIMARY_READS.get():
+        # left out as hidden, muted or blocked, or not on the replica yet (app.readwrite)?
+        lost = [i for i in ids if i not in by_id]
+        there = {r["id"] for r in await ctx.replica.fetch(
+            "SELECT id FROM posts WHERE id = ANY($1::bigint[])", lost)}
+        if lost := [i for i in lost if i not in there]:
+            by_id.update((r["id"], r) for r in await ctx.db.fetch(HYDRATE_SQL, lost,
+                                                                  viewer_id))
     out = []
     for i in ids:
         r = by_id.get(i)
@@ -322,7 +332,8 @@ async def delete_post(ctx: Ctx, actor_id: int, post_id: int) -> None:
 async def _check_visible(ctx: Ctx, viewer_id: int, post_id: int) -> None:
     """NotFound (no such post, or hidden from this viewer) or Forbidden (a block between them);
     a muted author is left to `hydrate`."""
-    row = await ctx.ro.fetchrow("SELECT author_id, hidden FROM posts WHERE id = $1", post_id)
+    row = await fetchrow_fresh(ctx, "SELECT author_id, hidden FROM posts WHERE id = $1",
+                               post_id)
     if row is None or (row["hidden"] and row["author_id"] != viewer_id):
         raise NotFound("no such post")
     if await _blocked_between(ctx.ro, viewer_id, row["author_id"]):

@@ -21,6 +21,7 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
+from app import readwrite
 from app.api.deps import SESSION_COOKIE, client_ip, get_ctx
 from app.services import accounts, auth, notifications, ratelimit
 from app.services.errors import Forbidden, ServiceError
@@ -63,6 +64,7 @@ async def current_viewer(request: Request) -> Viewer | None:
     viewer = None
     aid = await auth.resolve(ctx, session_token(request))
     if aid is not None:
+        await readwrite.reading(ctx, aid)
         try:
             row = await accounts.get(ctx, aid, conn=ctx.db)
         except ServiceError:
@@ -137,6 +139,7 @@ async def checked_form(request: Request, *, write: bool = True) -> FormData:
         viewer = await current_viewer(request)
         if viewer is not None:
             await ratelimit.write(get_ctx(request), viewer.id, client_ip(request))
+            await readwrite.wrote(get_ctx(request), viewer.id)
     return form
 
 

@@ -105,7 +105,7 @@ def test_rebuilt_lists_replace_at_once_on_every_node(cluster: list[Redis]) -> No
 
     async def body(rc: Any) -> tuple[set[str], list[Any]]:
         s = Settings(redis_cluster=True, redis_url=f"redis://127.0.0.1:{cluster[0].port}/0")
-        ctx = Ctx(settings=s, db=None, ro=None, redis=rc)  # type: ignore[arg-type]
+        ctx = Ctx(settings=s, db=None, replica=None, redis=rc)  # type: ignore[arg-type]
         keys = [feed_key(a) for a in range(4001, 4013)]
         for k in keys:
             await rc.rpush(k, "stale")
