@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Depends, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 
 from app.api.deps import (
     JSON,
+    IdCursor,
+    Limit,
     Viewer,
     Writer,
     bearer,
@@ -105,10 +105,6 @@ async def _follow_list(request: Request, me: int, account_id: str, which: str, l
     items, nxt = await social.list_follows(ctx, me, path_id(account_id, "account"), which,
                                            limit=limit, before=int(cursor) if cursor else None)
     return page(items, nxt)
-
-
-Limit = Annotated[int, Query(ge=1, le=100)]
-IdCursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$")]
 
 
 @router.get("/accounts/{account_id}/followers", summary="Followers of an account")

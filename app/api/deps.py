@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -69,6 +69,9 @@ async def writer(request: Request,
 
 Viewer = Annotated[int, Depends(viewer)]
 Writer = Annotated[int, Depends(writer)]
+Limit = Annotated[int, Query(ge=1, le=100)]  # a page's length
+IdCursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$",
+                                       description="the next cursor of the previous page")]
 
 
 def path_id(raw: str, what: str = "object") -> int:

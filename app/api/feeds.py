@@ -9,13 +9,12 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 
-from app.api.deps import JSON, JSONBytes, Viewer, Writer, bearer, get_ctx, page, path_id
+from app.api.deps import JSON, JSONBytes, Limit, Viewer, Writer, bearer, get_ctx, page, path_id
 from app.api.models import MarkReadIn
 from app.services import auth, feed, notifications, search, trends
 
 router = APIRouter(tags=["feeds"])
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-Limit = Annotated[int, Query(ge=1, le=100)]
 Tag = Annotated[str, Path(max_length=65, pattern=r"^#?\w{1,64}$", description="a hashtag")]
 Cursor = Annotated[str | None, Query(max_length=40, pattern=f"^{feed.CURSOR_PATTERN}$",
                                      description="next_cursor of the previous page")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import Response
 
-from app.api.deps import JSON, Viewer, Writer, get_ctx, no_content, path_id
+from app.api.deps import JSON, IdCursor, Limit, Viewer, Writer, get_ctx, no_content, path_id
 from app.api.models import EchoIn, PostIn
 from app.services import posts
 
@@ -37,9 +37,12 @@ async def delete(post_id: str, request: Request, me: Writer) -> Response:
     return no_content()
 
 
-@router.get("/posts/{post_id}/thread", summary="A post with its ancestors and replies")
-async def thread(post_id: str, request: Request, me: Viewer) -> JSON:
-    return JSON(await posts.thread(get_ctx(request), me, path_id(post_id, "post")))
+@router.get("/posts/{post_id}/thread",
+            summary="A post, its ancestors and a page of its replies (oldest first)")
+async def thread(post_id: str, request: Request, me: Viewer, limit: Limit = 50,
+                 cursor: IdCursor = None) -> JSON:
+    return JSON(await posts.thread(get_ctx(request), me, path_id(post_id, "post"), limit,
+                                   cursor))
 
 
 @router.post("/posts/{post_id}/echo", status_code=201, summary="Echo (repost), optional comment")

@@ -357,25 +357,37 @@ WITH RECURSIVE up(id, reply_to_id, depth) AS (
     WHERE up.depth < 50)
 SELECT id, depth FROM up WHERE depth > 0
 UNION ALL
-(SELECT id, 0 FROM posts WHERE reply_to_id = $1 AND NOT hidden ORDER BY id LIMIT $2)
+(SELECT id, 0 FROM posts WHERE reply_to_id = $1 AND NOT hidden AND id > $3
+ ORDER BY id LIMIT $2)
 """
 
 
-async def thread(ctx: Ctx, viewer_id: int, post_id: int, limit: int = 50) -> dict[str, Any]:
-    """The post, its ancestors (oldest first) and its direct replies (oldest first): the
-    ancestors walked up in one query, every document hydrated in one more."""
+async def thread(ctx: Ctx, viewer_id: int, post_id: int, limit: int = 50,
+                 cursor: str | None = None) -> dict[str, Any]:
+    """The post, its ancestors (oldest first) and a page of its direct replies (oldest first,
+    `limit`, from `cursor` on: the replies_next_cursor of the page before): the ancestors
+    walked up in one query with the page, every document hydrated in one more."""
+    if not 1 <= limit <= ctx.settings.feed_page_max:
+        raise Invalid(f"limit: 1 to {ctx.settings.feed_page_max}", field="limit")
+    after = parse_id(cursor) if cursor else 0
+    if after is None:
+        raise Invalid("cursor: pass back the replies_next_cursor of the previous page",
+                      field="cursor")
     await _check_visible(ctx, viewer_id, post_id)
-    rows = await ctx.ro.fetch(THREAD_SQL, post_id, limit)
+    rows = await ctx.ro.fetch(THREAD_SQL, post_id, limit + 1, after)
     ancestors = [r["id"] for r in sorted((r for r in rows if r["depth"]),
                                          key=lambda r: -r["depth"])]
     replies = [r["id"] for r in rows if not r["depth"]]
+    more = len(replies) > limit
+    replies = replies[:limit]
     docs = {d["id"]: d for d in await hydrate(ctx, viewer_id, [post_id, *ancestors, *replies])}
     post = docs.get(str(post_id))
     if post is None:
         raise NotFound("no such post (muted account)")
     return {"post": post,
             "ancestors": [docs[str(i)] for i in ancestors if str(i) in docs],
-            "replies": [docs[str(i)] for i in replies if str(i) in docs]}
+            "replies": [docs[str(i)] for i in replies if str(i) in docs],
+            "replies_next_cursor": str(replies[-1]) if more else None}
 
 
 async def upvote(ctx: Ctx, account_id: int, post_id: int) -> int:

@@ -85,9 +85,9 @@ async def compose(request: Request) -> Response:
 
 
 @router.get("/p/{post_id}")
-async def thread_page(post_id: str, request: Request) -> Response:
+async def thread_page(post_id: str, request: Request, cursor: str | None = None) -> Response:
     me = await require_viewer(request)
-    t = await posts.thread(get_ctx(request), me.id, path_id(post_id, "post"))
+    t = await posts.thread(get_ctx(request), me.id, path_id(post_id, "post"), cursor=cursor)
     return await render(request, "thread.html", thread=t, post=t["post"])
 
 

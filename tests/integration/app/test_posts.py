@@ -4,11 +4,13 @@ mentions, deletion."""
 from __future__ import annotations
 
 import io
+import re
 
 from starlette.testclient import TestClient
 
 from tests.integration.app.conftest import new_user
 from tests.integration.app.test_accounts import tiny_png
+from tests.integration.app.test_web import Browser
 
 
 def test_length_limit_in_code_points(client: TestClient) -> None:
@@ -135,3 +137,36 @@ def test_delete_own_post_only(client: TestClient) -> None:
     assert client.get(f"/api/v1/posts/{reply['id']}", headers=b.h).json()["reply_to_id"] is None
     me = client.get("/api/v1/accounts/me", headers=a.h).json()
     assert me["posts_count"] == 0
+
+
+def test_thread_replies_come_in_pages(client: TestClient) -> None:
+    """Replies oldest first, a page at a time: every reply once, the last page says no more;
+    the web thread page links to the next page of replies."""
+    a, b = new_user(client, "pg"), new_user(client, "pg")
+    root = client.post("/api/v1/posts", headers=a.h, json={"body": "many replies"}).json()["id"]
+    replies = [client.post("/api/v1/posts", headers=(a, b)[i % 2].h, json={
+        "body": f"reply {i}", "reply_to_id": root}).json()["id"] for i in range(52)]
+    seen, cursor, pages = [], None, 0
+    for _ in range(30):  # bounded: 52 replies in pages of 5 take 11
+        r = client.get(f"/api/v1/posts/{root}/thread", headers=b.h,
+                       params={"limit": 5, **({"cursor": cursor} if cursor else {})})
+        assert r.status_code == 200, r.text
+        t = r.json()
+        assert t["post"]["id"] == root and len(t["replies"]) <= 5
+        seen += [p["id"] for p in t["replies"]]
+        pages += 1
+        cursor = t["replies_next_cursor"]
+        if cursor is None:
+            break
+    assert seen == replies and pages == 11
+    assert client.get(f"/api/v1/posts/{root}/thread", headers=b.h,
+                      params={"cursor": "not-an-id"}).status_code == 422
+    # the web page: the first 50, then a link to the rest
+    web = Browser(client).signup("pgw")
+    page = web.get(f"/p/{root}")
+    assert page.status_code == 200 and "reply 49" in page.text and "reply 50" not in page.text
+    more = re.search(r'href="(/p/\d+\?cursor=\d+)#replies">More replies', page.text)
+    assert more, page.text[-2000:]
+    rest = web.get(more.group(1))
+    assert "reply 50" in rest.text and "reply 51" in rest.text and "reply 49" not in rest.text
+    assert "More replies" not in rest.text
