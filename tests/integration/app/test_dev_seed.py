@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
+import httpx
+import psutil
+
 from app.db import migrate
-from app.dev import DEMO_USERS, seed
+from app.dev import DEMO_PASSWORD, DEMO_USERS, seed
 from app.settings import Settings
-from deploy.localservices import Postgres
+from deploy.localservices import Postgres, free_port
+from tests.integration.app.conftest import ROOT
+from tests.waiting import wait_for
 
 
 def test_seed_demo_data(pg_server: Postgres, app_settings: Settings) -> None:
@@ -29,3 +39,57 @@ def test_seed_demo_data(pg_server: Postgres, app_settings: Settings) -> None:
     parts = pg_server.psql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'posts'::regclass",
                            database="freehold_dev_seed")
     assert int(parts) >= 5  # monthly partitions + default
+
+
+def test_dev_command_runs_the_whole_app_and_stops_it(tmp_path: Path) -> None:
+    """`python -m app.dev`: its own PostgreSQL, Redis and SeaweedFS, demo data, the workers and
+    the web server; a demo account logs in, a new post fans out to a follower's feed (the
+    fan-out worker runs); Ctrl-C (SIGINT) stops every process it started and removes its
+    folder."""
+    port = free_port()
+    log = tmp_path / "dev.log"
+    proc = subprocess.Popen([sys.executable, "-m", "app.dev", "--port", str(port)], cwd=ROOT,
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    try:
+        ready = wait_for("app.dev to serve", lambda: proc.poll() is not None or re.search(
+            r"logs in (\S+);", log.read_text()), timeout=120, every=0.5)
+        assert proc.poll() is None, log.read_text()[-2000:]
+        root = Path(ready.group(1))
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/readyz", timeout=10).status_code == 200
+        web = httpx.get(f"{base}/login", timeout=10)
+        assert web.status_code == 200 and "<form" in web.text
+
+        def login(name: str) -> dict[str, str]:
+            r = httpx.post(f"{base}/api/v1/auth/login", timeout=10,
+                           json={"login": name, "password": DEMO_PASSWORD})
+            assert r.status_code == 200, r.text
+            return {"Authorization": f"Bearer {r.json()['token']}"}
+
+        alice, bob = login("alice"), login("bob")
+        bob_id = httpx.get(f"{base}/api/v1/accounts/me", headers=bob, timeout=10).json()["id"]
+        assert httpx.post(f"{base}/api/v1/accounts/{bob_id}/follow", headers=alice,
+                          timeout=10).status_code == 200
+        post = httpx.post(f"{base}/api/v1/posts", headers=bob, timeout=10,
+                          json={"body": "from the dev stack"}).json()["id"]
+
+        def in_feed() -> bool:
+            r = httpx.get(f"{base}/api/v1/timelines/home", headers=alice, timeout=10)
+            return post in [p["id"] for p in r.json()["items"]]
+
+        wait_for("the post in alice's feed", in_feed, timeout=30, every=0.3)
+        started = [p.pid for p in psutil.Process(proc.pid).children(recursive=True)]
+        assert len(started) >= 5  # four workers and the server, at least
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        try:
+            assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+    left = [pid for pid in started if psutil.pid_exists(pid)
+            and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    assert left == [], left
+    assert not root.exists()  # its PostgreSQL, Redis and SeaweedFS went with it

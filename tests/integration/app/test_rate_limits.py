@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import pytest
 import redis
 from starlette.testclient import TestClient
 
@@ -14,8 +13,6 @@ from app.main import create_app
 from app.settings import Settings
 from tests.integration.app.conftest import new_user
 from tests.integration.app.test_web import Browser
-
-pytestmark = pytest.mark.integration
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 # writes with limits of their own (sign-up per address, log-in per address and account) or

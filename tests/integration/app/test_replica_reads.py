@@ -23,8 +23,6 @@ from app.settings import Settings
 from deploy.localservices import Postgres
 from tests.integration.app.conftest import User, new_user, wait_for
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture(scope="module")
 def standby(pg_server: Postgres, app_settings: Settings,
