@@ -44,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cpumeter import CpuMeter  # noqa: E402 (kept importable from here too)
+from delivery import measure_delivery  # noqa: E402
 
 from app.context import close_ctx, open_ctx  # noqa: E402
 from app.db import migrate  # noqa: E402
@@ -263,6 +264,8 @@ def main() -> int:
     ap.add_argument("--readers", type=int, default=500)
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--delivery-rate", type=float, default=50,
+                    help="posts per second while delivery is timed (benchmarks/delivery.py)")
     ap.add_argument("--connections", type=int, default=16,
                     help="wrk connections on the feed reads (enough to keep the app core busy; "
                          "more only add queueing to the latencies)")
@@ -377,6 +380,10 @@ def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
             results["post_create"] = wrk(f"{base}/posts", tokens, args.seconds, "POST",
                                          '{"body": "benchmark post %d #bench"}', conns=16,
                                          meter=meter)
+        with console.status(f"fan-out delivery ({args.delivery_rate:g} posts/s)…"):
+            results["delivery"] = measure_delivery(
+                settings, base, home_url, tokens, wrk, rate=args.delivery_rate,
+                seconds=args.seconds, log=Path(str(stack["root"])) / "fanout-worker.log")
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -419,7 +426,10 @@ def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
         "pipeline (redis_reads) and one PostgreSQL query (post_rows), app.batching; "
         "feed_items: page items taken from the app's memory (kept: their rows unchanged) or "
         "made from rows sent whole, over the whole run — the feed rounds write nothing, so "
-        "they run on kept items; the mix calibration (locust_bench) has writes")
+        "they run on kept items; the mix calibration (locust_bench) has writes; "
+        "delivery: a post's time from its POST until it is in a follower's cached feed (the "
+        "Redis list home-feed reads start from), one fan-out worker process, home-feed reads "
+        "(wrk, 4 connections) in the background (benchmarks/delivery.py)")
     results["feed_redis"] = f"local Redis Cluster of {len(cluster)} masters" if cluster \
         else "single Redis"
     table = Table(title=f"Freehold app hot paths (1 app core, loopback, {results['feed_redis']})")
@@ -438,6 +448,12 @@ def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
                   f"(per round {speed}), {results.get('speedup_vs_pull_cpu')}× CPU per request; "
                   f"load average {results['load_average_end']}")
     console.print(f"requests per coalesced round trip: {results['batch_mean_items']}")
+    d = results["delivery"]
+    console.print(f"delivery (post -> follower's cached feed, one fan-out worker, "
+                  f"{d['rate_per_s']:g} posts/s, home feed reads in the background at "
+                  f"{d['background_home_feed_rps']} req/s): p50 {d['p50_ms']} ms, "
+                  f"p99 {d['p99_ms']} ms, max {d['max_ms']} ms, missed {d['missed']} of "
+                  f"{d['posts']}")
     if "fanout_cluster" in results:
         console.print(f"fan-out: {results['fanout_inserts_per_s']} inserts/s wall, "
                       f"{results['fanout_inserts_per_cpu_s']} per worker CPU-second (Redis "
