@@ -245,14 +245,29 @@ async def appeal(ctx: Ctx, account_id: int, case_id: int, body: str) -> dict[str
     return {"id": str(aid), "case_id": str(case_id), "status": "open"}
 
 
+APPEAL_STATUSES = ("open", "granted", "denied")
+
+
 async def appeals(ctx: Ctx, admin_id: int, status: str = "open") -> list[dict[str, Any]]:
+    """Appeals in one status: open ones oldest first (the order to handle them), decided ones
+    newest decision first, with the case they are about and who decided them."""
     await require_admin(ctx, admin_id)
+    if status not in APPEAL_STATUSES:
+        raise Invalid(f"status: one of {', '.join(APPEAL_STATUSES)}", field="status")
+    order = "ap.created_at" if status == "open" else "ap.decided_at DESC, ap.id DESC"
     rows = await ctx.db.fetch(
-        "SELECT ap.*, a.username FROM appeals ap JOIN accounts a ON a.id = ap.account_id"
-        " WHERE ap.status = $1 ORDER BY ap.created_at LIMIT 100", status)
+        "SELECT ap.*, a.username, c.reason, c.target_kind, c.post_id, d.username AS decider"
+        " FROM appeals ap JOIN accounts a ON a.id = ap.account_id"
+        " JOIN cases c ON c.id = ap.case_id"
+        " LEFT JOIN accounts d ON d.id = ap.decided_by"
+        f" WHERE ap.status = $1 ORDER BY {order} LIMIT 100", status)
     return [{"id": str(r["id"]), "case_id": str(r["case_id"]), "username": r["username"],
-             "body": r["body"], "status": r["status"],
-             "created_at": r["created_at"].isoformat()} for r in rows]
+             "body": r["body"], "status": r["status"], "reason": r["reason"],
+             "target_kind": r["target_kind"],
+             "post_id": str(r["post_id"]) if r["post_id"] else None,
+             "created_at": r["created_at"].isoformat(),
+             "decided_at": r["decided_at"].isoformat() if r["decided_at"] else None,
+             "decided_by": r["decider"]} for r in rows]
 
 
 async def decide_appeal(ctx: Ctx, admin_id: int, appeal_id: int, grant: bool

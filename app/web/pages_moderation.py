@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
 from app.api.deps import get_ctx, path_id
-from app.services import accounts, moderation
+from app.services import accounts, audit, moderation
 from app.services.errors import Invalid, ServiceError
 from app.web.pages_people import REASON_LABELS
 from app.web.render import render
@@ -14,6 +14,7 @@ from app.web.session import checked_form, require_viewer, text_field
 
 router = APIRouter(include_in_schema=False)
 FLAGS = ("juror", "verified", "admin")
+AUDIT_PAGE = 50
 
 
 @router.get("/jury")
@@ -50,11 +51,21 @@ async def appeal(case_id: str, request: Request) -> Response:
 
 
 async def _admin(request: Request, status: int = 200, **extra: object) -> Response:
+    """The admin page: queue figures, roles form, appeals (`?appeals=open|granted|denied`) and
+    the audit log, newest first, AUDIT_PAGE entries a page (`?before=<id>`: older ones)."""
     me = await require_viewer(request)
     ctx = get_ctx(request)
-    stats = await moderation.stats(ctx, me.id)
-    appeals = await moderation.appeals(ctx, me.id, "open")
+    stats = await moderation.stats(ctx, me.id)  # admins only: refuses everyone else
+    appeal_status = request.query_params.get("appeals") or "open"
+    appeals = await moderation.appeals(ctx, me.id, appeal_status)
+    raw = request.query_params.get("before")
+    before = path_id(raw, "page") if raw else None
+    entries = await audit.entries(ctx.db, AUDIT_PAGE + 1, before)
+    older = entries[AUDIT_PAGE - 1]["id"] if len(entries) > AUDIT_PAGE else None
+    log = await audit.described(ctx.db, entries[:AUDIT_PAGE])
     return await render(request, "admin.html", status, stats=stats, appeals=appeals,
+                        appeal_status=appeal_status, appeal_statuses=moderation.APPEAL_STATUSES,
+                        audit=log, audit_older=older, audit_paged=before is not None,
                         reasons=REASON_LABELS, **extra)
 
 

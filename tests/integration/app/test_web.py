@@ -8,6 +8,7 @@ import json
 import re
 import secrets
 import struct
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -364,10 +365,152 @@ def test_admin_and_jury_pages(client: TestClient) -> None:
     case_id = re.search(rf'id="case-(\d+)">\s*<h2>Incitement to violence · <a href="/u/'
                         rf'{author.username}"', q.text)
     assert case_id, q.text[:2000]
-    r = juror.post(f"/jury/{case_id.group(1)}/vote", {"decision": "remove"}, page="/jury")
-    assert r.status_code == 303
-    again = juror.post(f"/jury/{case_id.group(1)}/vote", {"decision": "remove"}, page="/jury")
+    cid = case_id.group(1)
+    # a logged-in account without the juror role cannot vote: a 403 page, no vote counted
+    outsider = Browser(client).signup("nj")
+    r = outsider.post(f"/jury/{cid}/vote", {"decision": "remove"}, page="/")
+    assert r.status_code == 403 and "Jurors only" in r.text
+    assert r.headers["content-type"].startswith("text/html") and "Not allowed" in r.text
+    r = juror.post(f"/jury/{cid}/vote", {"decision": "remove"}, page="/jury")
+    assert r.status_code == 303 and r.headers["location"] == "/jury?voted=open"  # 1 of 2
+    again = juror.post(f"/jury/{cid}/vote", {"decision": "remove"}, page="/jury")
     assert again.status_code == 409
+    reader = new_user(client, "jv")
+    assert client.get(f"/api/v1/posts/{post['id']}", headers=reader.h).status_code == 200
+    # a second juror's agreeing vote decides (jury_votes = 2): the post is hidden
+    second = Browser(client).signup("ju")
+    r = admin.post("/admin/flag", {"username": second.username, "flag": "juror", "value": "on"},
+                   page="/admin")
+    assert r.status_code == 303
+    assert f'id="case-{cid}"' in second.get("/jury").text
+    r = second.post(f"/jury/{cid}/vote", {"decision": "remove"}, page="/jury")
+    assert r.status_code == 303 and r.headers["location"] == "/jury?voted=removed"
+    assert "Vote recorded (case removed)" in second.get(r.headers["location"]).text
+    assert f'id="case-{cid}"' not in juror.get("/jury").text
+    assert client.get(f"/api/v1/posts/{post['id']}", headers=reader.h).status_code == 404
+    own = client.get(f"/api/v1/posts/{post['id']}", headers=author.h)
+    assert own.status_code == 200 and own.json()["hidden"] is True
+    assert juror.get(f"/p/{post['id']}").status_code == 404
+    author_web = Browser(client)
+    assert author_web.login(author.username, author.password).status_code == 303
+    assert "Hidden by the jury" in author_web.get(f"/p/{post['id']}").text
+    assert outsider.post(f"/jury/{cid}/vote", {"decision": "keep"}, page="/").status_code == 403
+
+
+def audit_ids(html: str) -> list[int]:
+    return [int(x) for x in re.findall(r'<li id="audit-(\d+)">', html)]
+
+
+def audit_entry(html: str, entry_id: int | str) -> str:
+    m = re.search(rf'<li id="audit-{entry_id}">(.*?)</li>', html, re.S)
+    assert m, f"audit entry {entry_id} not on the page"
+    return m.group(1)
+
+
+def appeal_block(html: str, appeal_id: str) -> str | None:
+    m = re.search(rf'<article class="case" id="appeal-{appeal_id}">(.*?)</article>', html, re.S)
+    return m.group(1) if m else None
+
+
+def test_admin_audit_log_and_decided_appeals(client: TestClient) -> None:
+    from app.services import audit
+    from tests.integration.app.test_moderation import juror, remove_by_jury
+
+    admin_api = make_admin(client)
+    admin = Browser(client)
+    assert admin.login(admin_api.username, admin_api.password).status_code == 303
+    jurors = (juror(client, admin_api), juror(client, admin_api))
+    author, reporter = new_user(client, "wa"), new_user(client, "wr")
+    # enough audit entries for two pages of 50 (when this test runs alone)
+    api_log = client.get("/api/v1/admin/audit", params={"limit": 120}, headers=admin_api.h)
+    for i in range(max(0, 110 - len(api_log.json()["items"]))):
+        assert client.put(f"/api/v1/admin/accounts/{reporter.id}/verified", headers=admin_api.h,
+                          json={"value": i % 2 == 0}).status_code == 200
+    cases, appeals = [], []
+    bodies = ['<script>alert("ap")</script> it was satire', "second <b>look</b> please"]
+    for i, body in enumerate(bodies):
+        p = client.post("/api/v1/posts", headers=author.h, json={"body": f"post {i}"}).json()
+        c = client.post("/api/v1/reports", headers=reporter.h,
+                        json={"reason": "spam", "post_id": p["id"]}).json()["id"]
+        remove_by_jury(client, c, jurors)
+        ap = client.post(f"/api/v1/moderation/cases/{c}/appeal", headers=author.h,
+                         json={"body": body})
+        assert ap.status_code == 201
+        cases.append(c)
+        appeals.append(ap.json()["id"])
+    page = admin.get("/admin").text
+    for aid in appeals:
+        block = appeal_block(page, aid)
+        assert block is not None and 'action="/admin/appeals/' in block
+    assert "&lt;script&gt;alert(&#34;ap&#34;)&lt;/script&gt;" in page
+    assert '<script>alert("ap")' not in page and "<b>look</b>" not in page
+    # decide through the web forms: grant the first, deny the second
+    r = admin.post(f"/admin/appeals/{appeals[0]}", {"grant": "yes"}, page="/admin")
+    assert r.status_code == 303 and r.headers["location"] == "/admin?done=appeal%20granted"
+    r = admin.post(f"/admin/appeals/{appeals[1]}", {"grant": "no"}, page="/admin")
+    assert r.status_code == 303 and r.headers["location"] == "/admin?done=appeal%20denied"
+    opened = admin.get("/admin").text
+    assert appeal_block(opened, appeals[0]) is None and appeal_block(opened, appeals[1]) is None
+    for status, mine, other in (("granted", 0, 1), ("denied", 1, 0)):
+        r = admin.get(f"/admin?appeals={status}")
+        assert r.status_code == 200 and f"{status.title()} appeals" in r.text
+        assert f'<strong aria-current="page">{status}</strong>' in r.text
+        block = appeal_block(r.text, appeals[mine])
+        assert block is not None, r.text[-3000:]
+        assert appeal_block(r.text, appeals[other]) is None
+        assert f'<span class="appeal-status">{status}</span>' in block
+        assert f'by <a href="/u/{admin_api.username}">@{admin_api.username}</a>' in block
+        assert f"@{author.username}" in block and "<form" not in block  # decided: no buttons
+    granted = admin.get("/admin?appeals=granted").text
+    assert "&lt;script&gt;alert(&#34;ap&#34;)&lt;/script&gt;" in granted
+    assert '<script>alert("ap")' not in granted
+    assert "second &lt;b&gt;look&lt;/b&gt; please" in admin.get("/admin?appeals=denied").text
+    assert admin.get("/admin?appeals=nope").status_code == 422
+    assert admin.get("/admin?before=abc").status_code == 404
+    nobody = Browser(client).signup("na")
+    for url in ("/admin?appeals=denied", "/admin?before=1"):
+        r = nobody.get(url)
+        assert r.status_code == 403 and appeals[1] not in r.text
+
+    # the audit log: newest first; one entry with hostile text in its detail
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    client.portal.call(audit.log, ctx.db, int(admin_api.id), "test.note",  # type: ignore[union-attr]
+                       "account", int(author.id), {"note": "<img src=x onerror=alert(1)>"})
+    first = admin.get("/admin")
+    assert first.status_code == 200 and 'aria-label="Audit log"' in first.text
+    ids = audit_ids(first.text)
+    api = client.get("/api/v1/admin/audit", params={"limit": 50}, headers=admin_api.h).json()
+    assert ids == [int(e["id"]) for e in api["items"]]  # newest first, 50 a page
+    assert len(ids) == 50 and ids == sorted(ids, reverse=True)
+    note = audit_entry(first.text, ids[0])
+    assert "<code class=\"action\">test.note</code>" in note
+    assert "&lt;img src=x onerror=alert(1)&gt;" in note and "<img src=x" not in first.text
+    assert f'<a href="/u/{author.username}">@{author.username}</a>' in note
+    denial = [e for e in api["items"] if e["action"] == "appeal.denied"
+              and e["target_id"] == cases[1]]
+    assert denial, "the denial is among the newest entries"
+    row = audit_entry(first.text, denial[0]["id"])
+    assert f'<a href="/u/{admin_api.username}">@{admin_api.username}</a>' in row  # who
+    assert '<code class="action">appeal.denied</code>' in row  # did what
+    assert f"case {cases[1]}" in row and f"@{author.username}" in row  # to which target
+    assert f"appeal_id: {appeals[1]}" in row
+    when = re.search(r'<time datetime="([^"]+)">', row)
+    assert when and when.group(1) == denial[0]["at"]  # when
+    age = datetime.now(UTC) - datetime.fromisoformat(when.group(1))
+    assert timedelta(0) <= age < timedelta(minutes=10)
+    # older entries: the cursor is the last id shown; page 2 continues where page 1 ended
+    more = re.search(r'<a rel="next" href="/admin\?before=(\d+)#audit">Older entries</a>',
+                     first.text)
+    assert more and int(more.group(1)) == ids[-1]
+    second = admin.get(f"/admin?before={ids[-1]}")
+    ids2 = audit_ids(second.text)
+    api2 = client.get("/api/v1/admin/audit", params={"limit": 50, "before": str(ids[-1])},
+                      headers=admin_api.h).json()["items"]
+    assert ids2 == [int(e["id"]) for e in api2] and ids2 and max(ids2) < min(ids)
+    assert 'href="/admin#audit">Newest</a>' in second.text
+    # the appeals filter is kept when paging
+    assert f'href="/admin?appeals=denied&amp;before={ids[-1]}#audit"' in admin.get(
+        "/admin?appeals=denied").text
 
 
 def test_linkify_escapes_everything_it_does_not_link() -> None:

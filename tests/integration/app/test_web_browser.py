@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 import pytest
+from playwright import sync_api  # required: a missing Playwright fails, never skips
 from starlette.testclient import TestClient
 
 from app.settings import Settings
@@ -28,8 +29,6 @@ from tests.integration.app.conftest import ROOT, make_admin, stop_process, wait_
 
 PASSWORD = "correct horse battery"
 PHONE = {"width": 390, "height": 844}
-
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 def free_port() -> int:
