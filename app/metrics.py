@@ -91,7 +91,7 @@ async def render(ctx: Ctx) -> tuple[bytes, str]:
         except Exception:  # noqa: BLE001 - stream not created yet
             groups = []
         for g in groups:
-            lag_g.labels(stream, g["name"]).set(g.get("lag") or 0)
+            lag_g.labels(stream, g["name"]).set(await _group_lag(ctx, stream, g))
             pend_g.labels(stream, g["name"]).set(g.get("pending") or 0)
     raw = await ctx.redis.get(FANOUT_LAG)
     Gauge("freehold_fanout_lag_seconds_last", "last fan-out batch: post age when pushed",
@@ -101,3 +101,19 @@ async def render(ctx: Ctx) -> tuple[bytes, str]:
     Gauge("freehold_moderation_oldest_seconds", "age of the oldest open case",
           registry=live).set(age)
     return body + generate_latest(live), CONTENT_TYPE_LATEST
+
+
+LAG_COUNT_MAX = 10_000
+
+
+async def _group_lag(ctx: Any, stream: str, group: dict[str, Any]) -> int:
+    """Entries of `stream` not yet delivered to `group`. Redis leaves its `lag` empty when it
+    cannot tell (entries deleted or trimmed past the group's last delivered one: under a
+    backlog, just when it matters), and 0 would hide the backlog: then count the entries
+    after the last delivered one, up to LAG_COUNT_MAX."""
+    if group.get("lag") is not None:
+        return int(group["lag"])
+    last = group.get("last-delivered-id") or "0-0"
+    if isinstance(last, bytes):
+        last = last.decode()
+    return len(await ctx.redis.xrange(stream, f"({last}", "+", count=LAG_COUNT_MAX))
