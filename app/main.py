@@ -15,17 +15,21 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.utils import is_body_allowed_for_status_code
+from starlette.exceptions import HTTPException
 
 from app import metrics
 from app.api import v1
 from app.api.deps import JSON, get_ctx
 from app.api.fastpath import HOME, PULL, FeedApp
+from app.api.schemas import HTTP_ERROR_CODES, DocJSON, Health, Readiness, errors
 from app.context import close_ctx, open_ctx
 from app.services.errors import NotFound, RateLimited, ServiceError
 from app.settings import Settings
 
 log = logging.getLogger("freehold.app")
 MEDIA_KINDS = ("media", "avatars")
+IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 
 def tune_gc() -> None:
@@ -64,20 +68,36 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
         return JSON(exc.to_json(), status_code=exc.status, headers=headers)
 
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        # the framework's own refusals (a body it cannot parse, no such route or method), in
+        # the same shape as the services' errors (the web UI renders its pages instead)
+        if not is_body_allowed_for_status_code(exc.status_code):
+            return Response(status_code=exc.status_code, headers=exc.headers)
+        return JSON({"error": HTTP_ERROR_CODES.get(exc.status_code, "http_error"),
+                     "message": str(exc.detail)}, status_code=exc.status_code,
+                    headers=exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> Response:
         errs: list[Any] = list(exc.errors())
         first = errs[0] if errs else {}
+        if first.get("type") == "json_invalid":  # its loc is ("body", character offset)
+            return JSON({"error": "invalid", "message": "body: not valid JSON", "field": None},
+                        status_code=422)
         where = ".".join(str(x) for x in first.get("loc", ()) if x != "body")
         msg = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
         return JSON({"error": "invalid", "message": msg, "field": where or None},
                     status_code=422)
 
-    @app.get("/healthz", tags=["operations"], summary="The process is up")
+    @app.get("/healthz", tags=["operations"], summary="The process is up",
+             response_class=DocJSON, response_model=Health)
     async def healthz() -> JSON:
         return JSON({"status": "ok"})
 
-    @app.get("/readyz", tags=["operations"], summary="PostgreSQL and Redis reachable")
+    @app.get("/readyz", tags=["operations"], summary="PostgreSQL and Redis reachable",
+             response_class=DocJSON, response_model=Readiness,
+             responses={503: {"model": Readiness, "description": "One of them is down"}})
     async def readyz(request: Request) -> JSON:
         ctx = get_ctx(request)
         checks: dict[str, str] = {}
@@ -95,12 +115,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSON({"status": "ok" if ok else "unavailable", **checks},
                     status_code=200 if ok else 503)
 
-    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
+             response_class=Response,
+             responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def prom(request: Request) -> Response:
         body, ctype = await metrics.render(get_ctx(request))
         return Response(body, media_type=ctype)
 
-    @app.get("/media/{kind}/{name}", tags=["operations"], summary="An uploaded image")
+    @app.get("/media/{kind}/{name}", tags=["operations"], summary="An uploaded image",
+             response_class=Response,
+             responses={200: {"content": {t: {"schema": {"type": "string", "format": "binary"}}
+                                          for t in IMAGE_TYPES}},
+                        **errors(404, 422)})
     async def media(kind: str, name: str, request: Request) -> Response:
         ctx = get_ctx(request)
         if kind not in MEDIA_KINDS or ctx.media is None or "/" in name or len(name) > 40:

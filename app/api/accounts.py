@@ -20,14 +20,28 @@ from app.api.deps import (
     path_id,
 )
 from app.api.models import DeleteAccountIn, LoginIn, ProfileIn, SignupIn
+from app.api.schemas import (
+    AccountPage,
+    AccountView,
+    BlockState,
+    DocJSON,
+    Followed,
+    MuteState,
+    OwnAccount,
+    Session,
+    Unfollowed,
+    errors,
+)
+from app.ids import parse_id
 from app.services import accounts, auth, social
 from app.services.accounts import account_json
-from app.services.errors import Unauthorized
+from app.services.errors import Invalid, Unauthorized
 
-router = APIRouter(tags=["accounts"])
+router = APIRouter(tags=["accounts"], default_response_class=DocJSON)
 
 
-@router.post("/accounts", status_code=201, summary="Sign up")
+@router.post("/accounts", status_code=201, summary="Sign up", response_model=Session,
+             responses=errors(400, 409, 422, 429))
 async def signup(body: SignupIn, request: Request) -> JSON:
     ctx = get_ctx(request)
     row = await accounts.signup(ctx, body.username, body.email, body.password,
@@ -37,7 +51,8 @@ async def signup(body: SignupIn, request: Request) -> JSON:
                 status_code=201)
 
 
-@router.post("/auth/login", summary="Log in: returns a bearer token")
+@router.post("/auth/login", summary="Log in: returns a bearer token", response_model=Session,
+             responses=errors(400, 401, 422, 429))
 async def login(body: LoginIn, request: Request) -> JSON:
     ctx = get_ctx(request)
     token, aid = await auth.login(ctx, body.login, body.password)
@@ -45,7 +60,8 @@ async def login(body: LoginIn, request: Request) -> JSON:
                                                         private=True)})
 
 
-@router.post("/auth/logout", status_code=204, summary="Log out (ends this token)")
+@router.post("/auth/logout", status_code=204, summary="Log out (ends this token)",
+             responses=errors(401))
 async def logout(request: Request,
                  cred: HTTPAuthorizationCredentials | None = Depends(bearer)) -> Response:
     if cred is None:
@@ -54,20 +70,23 @@ async def logout(request: Request,
     return no_content()
 
 
-@router.get("/accounts/me", summary="The logged-in account")
+@router.get("/accounts/me", summary="The logged-in account", response_model=OwnAccount,
+            responses=errors(401))
 async def me(request: Request, me: Viewer) -> JSON:
     ctx = get_ctx(request)
     return JSON(account_json(ctx, await accounts.get(ctx, me, conn=ctx.db), private=True))
 
 
-@router.patch("/accounts/me", summary="Edit display name and bio")
+@router.patch("/accounts/me", summary="Edit display name and bio", response_model=OwnAccount,
+              responses=errors(400, 401, 422, 429))
 async def edit_me(body: ProfileIn, request: Request, me: Writer) -> JSON:
     ctx = get_ctx(request)
     row = await accounts.update_profile(ctx, me, display_name=body.display_name, bio=body.bio)
     return JSON(account_json(ctx, row, private=True))
 
 
-@router.post("/accounts/me/avatar", summary="Upload an avatar image")
+@router.post("/accounts/me/avatar", summary="Upload an avatar image", response_model=OwnAccount,
+             responses=errors(400, 401, 422, 429))
 async def avatar(file: UploadFile, request: Request, me: Writer) -> JSON:
     ctx = get_ctx(request)
     data = await file.read(ctx.settings.media_max_bytes + 1)
@@ -75,13 +94,15 @@ async def avatar(file: UploadFile, request: Request, me: Writer) -> JSON:
 
 
 @router.post("/accounts/me/delete", status_code=204,
-             summary="Delete the account and all it wrote (for real)")
+             summary="Delete the account and all it wrote (for real)",
+             responses=errors(400, 401, 422, 429))
 async def delete_me(body: DeleteAccountIn, request: Request, me: Writer) -> Response:
     await accounts.delete_account(get_ctx(request), me, body.password)
     return no_content()
 
 
-@router.get("/accounts/by-username/{username}", summary="Look up an account by username")
+@router.get("/accounts/by-username/{username}", summary="Look up an account by username",
+            response_model=AccountView, responses=errors(401, 404, 422))
 async def by_username(username: str, request: Request, me: Viewer) -> JSON:
     ctx = get_ctx(request)
     row = await accounts.get_by_username(ctx, username)
@@ -90,7 +111,8 @@ async def by_username(username: str, request: Request, me: Viewer) -> JSON:
     return JSON(doc)
 
 
-@router.get("/accounts/{account_id}", summary="An account's profile")
+@router.get("/accounts/{account_id}", summary="An account's profile",
+            response_model=AccountView, responses=errors(401, 404, 422))
 async def get_account(account_id: str, request: Request, me: Viewer) -> JSON:
     ctx = get_ctx(request)
     aid = path_id(account_id, "account")
@@ -102,54 +124,65 @@ async def get_account(account_id: str, request: Request, me: Viewer) -> JSON:
 async def _follow_list(request: Request, me: int, account_id: str, which: str, limit: int,
                        cursor: str | None) -> JSON:
     ctx = get_ctx(request)
+    before = parse_id(cursor) if cursor else None
+    if cursor and before is None:  # 19 digits past the 64-bit range: was a 500 from asyncpg
+        raise Invalid("cursor: pass back the next_cursor of the previous page", field="cursor")
     items, nxt = await social.list_follows(ctx, me, path_id(account_id, "account"), which,
-                                           limit=limit, before=int(cursor) if cursor else None)
+                                           limit=limit, before=before)
     return page(items, nxt)
 
 
-@router.get("/accounts/{account_id}/followers", summary="Followers of an account")
+@router.get("/accounts/{account_id}/followers", summary="Followers of an account",
+            response_model=AccountPage, responses=errors(401, 403, 404, 422))
 async def followers(account_id: str, request: Request, me: Viewer, limit: Limit = 40,
                     cursor: IdCursor = None) -> JSON:
     return await _follow_list(request, me, account_id, "followers", limit, cursor)
 
 
-@router.get("/accounts/{account_id}/following", summary="Accounts an account follows")
+@router.get("/accounts/{account_id}/following", summary="Accounts an account follows",
+            response_model=AccountPage, responses=errors(401, 403, 404, 422))
 async def following(account_id: str, request: Request, me: Viewer, limit: Limit = 40,
                     cursor: IdCursor = None) -> JSON:
     return await _follow_list(request, me, account_id, "following", limit, cursor)
 
 
-@router.post("/accounts/{account_id}/follow", summary="Follow")
+@router.post("/accounts/{account_id}/follow", summary="Follow", response_model=Followed,
+             responses=errors(401, 403, 404, 422, 429))
 async def follow(account_id: str, request: Request, me: Writer) -> JSON:
     made = await social.follow(get_ctx(request), me, path_id(account_id, "account"))
     return JSON({"following": True, "created": made})
 
 
-@router.delete("/accounts/{account_id}/follow", summary="Unfollow")
+@router.delete("/accounts/{account_id}/follow", summary="Unfollow", response_model=Unfollowed,
+               responses=errors(401, 404, 422, 429))
 async def unfollow(account_id: str, request: Request, me: Writer) -> JSON:
     await social.unfollow(get_ctx(request), me, path_id(account_id, "account"))
     return JSON({"following": False})
 
 
-@router.post("/accounts/{account_id}/block", summary="Block")
+@router.post("/accounts/{account_id}/block", summary="Block", response_model=BlockState,
+             responses=errors(401, 404, 422, 429))
 async def block(account_id: str, request: Request, me: Writer) -> JSON:
     await social.block(get_ctx(request), me, path_id(account_id, "account"))
     return JSON({"blocking": True})
 
 
-@router.delete("/accounts/{account_id}/block", summary="Unblock")
+@router.delete("/accounts/{account_id}/block", summary="Unblock", response_model=BlockState,
+               responses=errors(401, 404, 422, 429))
 async def unblock(account_id: str, request: Request, me: Writer) -> JSON:
     await social.unblock(get_ctx(request), me, path_id(account_id, "account"))
     return JSON({"blocking": False})
 
 
-@router.post("/accounts/{account_id}/mute", summary="Mute")
+@router.post("/accounts/{account_id}/mute", summary="Mute", response_model=MuteState,
+             responses=errors(401, 404, 422, 429))
 async def mute(account_id: str, request: Request, me: Writer) -> JSON:
     await social.mute(get_ctx(request), me, path_id(account_id, "account"))
     return JSON({"muting": True})
 
 
-@router.delete("/accounts/{account_id}/mute", summary="Unmute")
+@router.delete("/accounts/{account_id}/mute", summary="Unmute", response_model=MuteState,
+               responses=errors(401, 404, 422, 429))
 async def unmute(account_id: str, request: Request, me: Writer) -> JSON:
     await social.unmute(get_ctx(request), me, path_id(account_id, "account"))
     return JSON({"muting": False})
