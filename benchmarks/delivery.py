@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from app.redis_client import feed_key
 from app.settings import Settings
 from app.worker import STREAM_WORKERS
+from deploy.localservices import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 POLL_S = 0.01  # a follower's feed read every 10 ms while it waits
@@ -131,12 +132,7 @@ def measure_delivery(settings: Settings, base: str, home_url: str, tokens: list[
 
         got, background = asyncio.run(run())
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(timeout=10)
+        stop_process(worker, timeout=20)
     seen = np.array([x for x in got if x is not None]) * 1000
     pct = (lambda q: round(float(np.percentile(seen, q)), 1)) if len(seen) else (
         lambda q: float("nan"))

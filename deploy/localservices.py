@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 PG_BIN_CANDIDATES = [Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin")]
 
@@ -59,6 +60,17 @@ def _drop_privileges_user() -> str | None:
     except KeyError as exc:
         raise ServiceError("user `postgres` missing: run `apt-get install postgresql-15`") from exc
     return "postgres"
+
+
+def stop_process(p: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """Stop a child process we started: SIGTERM, then SIGKILL after `timeout` s; reaped."""
+    if p.poll() is None:
+        p.terminate()
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=5)
 
 
 def _stop_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 15.0) -> None:

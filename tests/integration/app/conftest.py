@@ -22,7 +22,7 @@ from starlette.testclient import TestClient
 from app.db import migrate
 from app.main import create_app
 from app.settings import Settings
-from deploy.localservices import Postgres, Redis, SeaweedS3
+from deploy.localservices import Postgres, Redis, SeaweedS3, stop_process
 from tests.waiting import wait_for as shared_wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -54,16 +54,6 @@ def start_worker(settings: Settings, kind: str, log: Path, **env: str) -> subpro
     full = {**os.environ, **settings.to_env(), **env}
     return subprocess.Popen([sys.executable, "-m", "app.worker", kind], cwd=ROOT, env=full,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
-
-
-def stop_process(p: subprocess.Popen[bytes]) -> None:
-    if p.poll() is None:
-        p.terminate()
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=5)
 
 
 @pytest.fixture(scope="session")
