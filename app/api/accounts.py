@@ -55,7 +55,7 @@ async def signup(body: SignupIn, request: Request) -> JSON:
              responses=errors(400, 401, 422, 429))
 async def login(body: LoginIn, request: Request) -> JSON:
     ctx = get_ctx(request)
-    token, aid = await auth.login(ctx, body.login, body.password)
+    token, aid = await auth.login(ctx, body.login, body.password, ip=client_ip(request))
     return JSON({"token": token, "account": account_json(ctx, await accounts.get(ctx, aid),
                                                         private=True)})
 

@@ -105,8 +105,13 @@ def test_login_limit_counts_per_account_however_named(app_settings: Settings) ->
 
 def test_login_limit_per_address(app_settings: Settings) -> None:
     s, _ = limited_settings(app_settings, rl_login_per_account=100, rl_login_per_ip=2)
-    with TestClient(create_app(s)) as c:
+    with TestClient(create_app(s), client=("192.0.2.1", 50000)) as c:
         users = [new_user(c, "rlp") for _ in range(3)]
         codes = [c.post("/api/v1/auth/login", json={"login": u.username, "password": u.password}
                         ).status_code for u in users]
         assert codes == [200, 200, 429], codes
+    # another address has a budget of its own (the counters are in Redis: a new app sees them)
+    with TestClient(create_app(s), client=("192.0.2.2", 50000)) as other:
+        u = users[2]
+        r = other.post("/api/v1/auth/login", json={"login": u.username, "password": u.password})
+        assert r.status_code == 200, r.text
