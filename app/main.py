@@ -25,11 +25,11 @@ from app.api.fastpath import HOME, PULL, FeedApp
 from app.api.schemas import HTTP_ERROR_CODES, DocJSON, Health, Readiness, errors
 from app.context import close_ctx, open_ctx
 from app.services.errors import NotFound, RateLimited, ServiceError
+from app.services.media import CONTENT_TYPES
 from app.settings import Settings
 
 log = logging.getLogger("freehold.app")
 MEDIA_KINDS = ("media", "avatars")
-IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp")
 
 
 def tune_gc() -> None:
@@ -125,15 +125,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.get("/media/{kind}/{name}", tags=["operations"], summary="An uploaded image",
              response_class=Response,
              responses={200: {"content": {t: {"schema": {"type": "string", "format": "binary"}}
-                                          for t in IMAGE_TYPES}},
+                                          for t in CONTENT_TYPES.values()}},
                         **errors(404, 422)})
     async def media(kind: str, name: str, request: Request) -> Response:
         ctx = get_ctx(request)
         if kind not in MEDIA_KINDS or ctx.media is None or "/" in name or len(name) > 40:
             raise NotFound("no such media")
         ext = name.rsplit(".", 1)[-1]
-        ctype = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif",
-                 "webp": "image/webp"}.get(ext)
+        ctype = CONTENT_TYPES.get(ext)
         if ctype is None:
             raise NotFound("no such media")
         data = await ctx.media.get(f"{kind}/{name}")

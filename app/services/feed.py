@@ -33,7 +33,7 @@ from app.ids import MAX_ID, parse_id
 from app.redis_client import BIG_EPOCH, author_key, feed_big_key, feed_key, script
 from app.services.errors import Forbidden, Invalid, NotFound
 from app.services.postjson import hydrate_json, page_json
-from app.services.posts import hydrate
+from app.services.posts import check_limit, hydrate
 
 SENTINEL = "0"
 CURSOR_PATTERN = r"[0-9]{1,19}(\.[0-9]{1,6})?"  # next_cursor: "<max_id>.<offset hint>"
@@ -60,12 +60,6 @@ def parse_cursor(cursor: str | None) -> tuple[int | None, int]:
     if max_id is None or (hint and not hint.isdigit()) or len(hint) > 6:
         raise Invalid("cursor: pass back the next_cursor of the previous page", field="cursor")
     return max_id, int(hint or 0)
-
-
-def check_limit(ctx: Ctx, limit: int) -> int:
-    if not 1 <= limit <= ctx.settings.feed_page_max:
-        raise Invalid(f"limit: 1 to {ctx.settings.feed_page_max}", field="limit")
-    return limit
 
 
 async def feed_sources(ctx: Ctx, account_id: int) -> tuple[list[int], list[int]]:

@@ -27,6 +27,10 @@ SIGNATURES: list[tuple[bytes, str, str]] = [
 ]
 
 
+# content type by file extension, of every kind sniff_image accepts (media keys end in these)
+CONTENT_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp"}
+
+
 def sniff_image(data: bytes) -> tuple[str, str]:
     """(content type, extension) of an accepted image, or Invalid."""
     for sig, ctype, ext in SIGNATURES:

@@ -9,8 +9,8 @@ from typing import Any
 
 from app.context import Ctx
 from app.ids import MAX_ID, id_datetime, new_id
-from app.services.feed import check_limit, parse_cursor
-from app.services.posts import hydrate
+from app.services.feed import parse_cursor
+from app.services.posts import check_limit, hydrate
 
 KINDS = ("follow", "reply", "mention", "echo", "upvote")
 

@@ -140,6 +140,13 @@ async def hydrate(ctx: Ctx, viewer_id: int, ids: list[int], *, pool: Any = None
     return out
 
 
+def check_limit(ctx: Ctx, limit: int) -> int:
+    """A page's length, checked: 1 to settings.feed_page_max (feeds, lists, thread replies)."""
+    if not 1 <= limit <= ctx.settings.feed_page_max:
+        raise Invalid(f"limit: 1 to {ctx.settings.feed_page_max}", field="limit")
+    return limit
+
+
 async def check_can_post(conn: Any, account_id: int) -> None:
     row = await conn.fetchrow("SELECT suspended_at FROM accounts WHERE id = $1", account_id)
     if row is None:
@@ -367,8 +374,7 @@ async def thread(ctx: Ctx, viewer_id: int, post_id: int, limit: int = 50,
     """The post, its ancestors (oldest first) and a page of its direct replies (oldest first,
     `limit`, from `cursor` on: the replies_next_cursor of the page before): the ancestors
     walked up in one query with the page, every document hydrated in one more."""
-    if not 1 <= limit <= ctx.settings.feed_page_max:
-        raise Invalid(f"limit: 1 to {ctx.settings.feed_page_max}", field="limit")
+    limit = check_limit(ctx, limit)
     after = parse_id(cursor) if cursor else 0
     if after is None:
         raise Invalid("cursor: pass back the replies_next_cursor of the previous page",

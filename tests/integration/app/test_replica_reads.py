@@ -35,12 +35,8 @@ def standby(pg_server: Postgres, app_settings: Settings,
         sb.stop()
 
 
-def caught_up(sb: Postgres, post_or_account_sql: str) -> bool:
-    return sb.psql(post_or_account_sql, "freehold_app") != ""
-
-
 def replica_has_post(sb: Postgres, post_id: str) -> bool:
-    return caught_up(sb, f"SELECT 1 FROM posts WHERE id = {int(post_id)}")
+    return sb.psql(f"SELECT 1 FROM posts WHERE id = {int(post_id)}", "freehold_app") != ""
 
 
 def account_post_ids(c: TestClient, viewer: User, author: User) -> list[str]:
