@@ -1,14 +1,17 @@
 """The app as a versioned release, built on the operator's machine and pushed to the servers.
 
-A release is this repository's wheel plus the wheels of the app's runtime dependencies, pinned
-to the versions installed beside freehold here (the versions the tests ran with). Servers never
-reach PyPI: the roles upload the wheels and install them into
-`/opt/freehold/releases/<release id>/venv` with `pip --no-index`.
+A release is a wheel of the app alone (`freehold-app`: the `app` package, which the servers run
+as `python -m app.serve`, `app.worker` and `app.db`) plus the wheels of the app's runtime
+dependencies, pinned to the versions installed beside freehold here (the versions the tests ran
+with). The operator's code (`deploy`, `roles`, `loadtests`) never reaches an app server, and
+editing it cuts no new release: the load generator gets its own artifact
+(deploy/loadtest/remote.py). Servers never reach PyPI: the roles upload the wheels and install
+them into `/opt/freehold/releases/<release id>/venv` with `pip --no-index`.
 
-The release id is `<version>-<hash>`: the hash covers the packaged source files, the pins and
-`$FREEHOLD_RELEASE_LABEL` (set it to cut a new release of unchanged code, e.g. in drills). The
-same tree gives the same id, so a second deploy changes nothing. Built releases are cached in
-`<assets>/releases/<id>/`, dependency wheels in `<assets>/wheels/app/`.
+The release id is `<version>-<hash>`: the hash covers the app's source files, the release's
+pyproject, the pins and `$FREEHOLD_RELEASE_LABEL` (set it to cut a new release of unchanged code,
+e.g. in drills). The same tree gives the same id, so a second deploy changes nothing. Built
+releases are cached in `<assets>/releases/<id>/`, dependency wheels in `<assets>/wheels/app/`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import tomllib
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -29,8 +33,11 @@ from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[2]
 LABEL_ENV = "FREEHOLD_RELEASE_LABEL"
-PACKAGES = ("app", "deploy", "roles", "loadtests")
-TOP_FILES = ("pyproject.toml", "README.md")
+RELEASE_PACKAGE = "app"           # all the servers run; what it imports comes from the pins
+RELEASE_DIST = "freehold-app"
+WHEEL_GLOB = "freehold_app-*.whl"
+# the local dev stack's command: it starts PostgreSQL/Redis/SeaweedFS on a workstation
+RELEASE_EXCLUDE = {"app/dev.py"}
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 # what `python -m app.serve` and `python -m app.worker` import (their own dependencies follow)
 APP_REQUIREMENTS = ("fastapi", "starlette", "uvicorn[standard]", "asyncpg", "psycopg[binary]",
@@ -46,7 +53,7 @@ class ReleaseError(Exception):
 @dataclass(frozen=True)
 class Release:
     id: str
-    wheel: Path                  # the freehold wheel
+    wheel: Path                  # the app's wheel (freehold_app-<version>-py3-none-any.whl)
     requirements: str            # requirements.txt text: exact pins, one a line
     dep_wheels: tuple[Path, ...]
     deps_archive: Path           # the dependency wheels in one tar (one upload, one check)
@@ -108,13 +115,35 @@ def runtime_pins(roots: tuple[str, ...] = APP_REQUIREMENTS) -> dict[str, str]:
 
 
 def _source_files(root: Path) -> list[Path]:
-    files = [root / f for f in TOP_FILES if (root / f).exists()]
-    for pkg in PACKAGES:
-        for path in sorted((root / pkg).rglob("*")):
-            if path.is_file() and not SKIP_DIRS.intersection(path.parts) \
-                    and path.suffix not in (".pyc", ".pyo"):
-                files.append(path)
+    """The app's files that go into the release (sorted; caches and the dev command left out)."""
+    files = []
+    for path in sorted((root / RELEASE_PACKAGE).rglob("*")):
+        if path.is_file() and not SKIP_DIRS.intersection(path.parts) \
+                and path.suffix not in (".pyc", ".pyo") \
+                and path.relative_to(root).as_posix() not in RELEASE_EXCLUDE:
+            files.append(path)
     return files
+
+
+def _version() -> str:
+    return metadata.version("freehold") if _installed("freehold") else "0"
+
+
+def release_pyproject(root: Path = REPO, version: str | None = None) -> str:
+    """The pyproject.toml of the app's own wheel: the `app` package with the package data the
+    project's pyproject declares (one list of data patterns), no dependencies (the pins are
+    installed from the release's requirements)."""
+    project = root / "pyproject.toml"
+    data = tomllib.loads(project.read_text())["tool"]["setuptools"]["package-data"] \
+        if project.exists() else {"*": ["*.sql", "*.html", "*.css", "*.js", "*.json"]}
+    patterns = ", ".join(json.dumps(p) for p in data.get("*", []))
+    return (
+        '[build-system]\nrequires = ["setuptools>=68"]\n'
+        'build-backend = "setuptools.build_meta"\n\n'
+        f'[project]\nname = "{RELEASE_DIST}"\nversion = "{version or _version()}"\n'
+        'requires-python = ">=3.11"\n\n'
+        f'[tool.setuptools.packages.find]\ninclude = ["{RELEASE_PACKAGE}*"]\n\n'
+        f'[tool.setuptools.package-data]\n"*" = [{patterns}]\n')
 
 
 def release_id(root: Path = REPO, pins: dict[str, str] | None = None) -> str:
@@ -123,10 +152,10 @@ def release_id(root: Path = REPO, pins: dict[str, str] | None = None) -> str:
     for path in _source_files(root):
         digest.update(str(path.relative_to(root)).encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
+    digest.update(release_pyproject(root).encode() + b"\0")
     digest.update(json.dumps(pins, sort_keys=True).encode())
     digest.update(os.environ.get(LABEL_ENV, "").encode())
-    version = metadata.version("freehold") if _installed("freehold") else "0"
-    return f"{version}-{digest.hexdigest()[:12]}"
+    return f"{_version()}-{digest.hexdigest()[:12]}"
 
 
 def _installed(name: str) -> bool:
@@ -194,14 +223,9 @@ def deps_archive(cache: Path, wheels: list[Path]) -> Path:
     return path
 
 
-def build_release(cache: Path, root: Path = REPO) -> Release:
-    """The release of the working tree at `root` (built once, then taken from the cache)."""
-    pins = runtime_pins()
-    rid = release_id(root, pins)
-    deps = dependency_wheels(cache, pins)
-    folder = Path(cache) / "releases" / rid
-    requirements = "".join(f"{n}=={v}\n" for n, v in pins.items())
-    found = sorted(folder.glob("freehold-*.whl"))
+def app_wheel(root: Path, folder: Path) -> Path:
+    """The app's wheel in `folder` (built there from `root` when missing)."""
+    found = sorted(folder.glob(WHEEL_GLOB))
     if not found:
         with tempfile.TemporaryDirectory(prefix="freehold-release-") as tmp:
             src = Path(tmp) / "src"
@@ -209,16 +233,28 @@ def build_release(cache: Path, root: Path = REPO) -> Release:
                 dest = src / path.relative_to(root)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, dest)
+            (src / "pyproject.toml").write_text(release_pyproject(root))
             out = Path(tmp) / "out"
             _pip(["wheel", "--quiet", "--no-deps", "-w", str(out), str(src)],
-                 "building the freehold wheel")
+                 "building the app's wheel")
             folder.mkdir(parents=True, exist_ok=True)
-            for whl in out.glob("freehold-*.whl"):
+            for whl in out.glob(WHEEL_GLOB):
                 shutil.copy2(whl, folder / whl.name)
-        found = sorted(folder.glob("freehold-*.whl"))
+        found = sorted(folder.glob(WHEEL_GLOB))
         if not found:
-            raise ReleaseError(f"building the freehold wheel left nothing in {folder}")
-    return Release(id=rid, wheel=found[-1], requirements=requirements, dep_wheels=tuple(deps),
+            raise ReleaseError(f"building the app's wheel left nothing in {folder}")
+    return found[-1]
+
+
+def build_release(cache: Path, root: Path = REPO) -> Release:
+    """The release of the working tree at `root` (built once, then taken from the cache)."""
+    pins = runtime_pins()
+    rid = release_id(root, pins)
+    deps = dependency_wheels(cache, pins)
+    folder = Path(cache) / "releases" / rid
+    requirements = "".join(f"{n}=={v}\n" for n, v in pins.items())
+    wheel = app_wheel(root, folder)
+    return Release(id=rid, wheel=wheel, requirements=requirements, dep_wheels=tuple(deps),
                    deps_archive=deps_archive(cache, deps))
 
 

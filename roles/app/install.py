@@ -44,8 +44,10 @@ def is_installed(release: Release) -> bool:
 
 def install_script(release: Release) -> str:
     """Make the release's venv: copied from an installed release with the same dependency
-    wheels (then only the freehold wheel is reinstalled), else built from the wheels. Always
-    `python -m pip` (a copied venv's scripts still name the venv they came from)."""
+    wheels (then only the app's wheel is reinstalled, after removing the app distributions the
+    copy carries: releases before the app had its own wheel installed all of freehold), else
+    built from the wheels. Always `python -m pip` (a copied venv's scripts still name the venv
+    they came from)."""
     folder = f"{RELEASES}/{release.id}"
     deps = f"{WHEELS}/{release.deps_id}"
     pip = ("venv/bin/python -m pip install --quiet --no-index --no-deps "
@@ -56,6 +58,8 @@ def install_script(release: Release) -> str:
         f"for d in {RELEASES}/*; do if [ -f $d/.installed ] && "
         f"[ \"$(cat $d/.deps 2>/dev/null)\" = {release.deps_id} ]; then src=$d; fi; done; "
         f"if [ -n \"$src\" ]; then cp -a $src/venv venv && "
+        "venv/bin/python -m pip uninstall --quiet --yes --disable-pip-version-check "
+        "freehold freehold-app && "
         f"{pip} --force-reinstall ./{release.wheel.name}; "
         f"else python3 -m venv venv && {pip} --find-links {deps} -r requirements.txt "
         f"./{release.wheel.name}; fi; "
