@@ -69,7 +69,9 @@ async def writer(request: Request,
 
 Viewer = Annotated[int, Depends(viewer)]
 Writer = Annotated[int, Depends(writer)]
-Limit = Annotated[int, Query(ge=1, le=100)]  # a page's length
+# a page's length; its maximum is the server's setting (feed_page_max), checked by the services
+Limit = Annotated[int, Query(ge=1, description="a page's length: 1 to the server's "
+                             "FREEHOLD_FEED_PAGE_MAX (100 unless its operator set it)")]
 IdCursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,19}$",
                                        description="the next cursor of the previous page")]
 

@@ -28,8 +28,9 @@ CURSOR_RE = re.compile(feed.CURSOR_PATTERN)  # the route's `cursor` pattern
 HEADERS = [(b"content-type", b"application/json")]
 
 
-def page_args(query: bytes) -> tuple[int, str | None] | None:
-    """(limit, cursor) when the query string is one the route takes as it is; else None."""
+def page_args(query: bytes, page_max: int) -> tuple[int, str | None] | None:
+    """(limit, cursor) when the query string is one the route takes as it is (a limit from 1
+    to `page_max`, the settings' feed_page_max); else None."""
     limit, cursor = 40, None
     seen = set()
     for part in query.split(b"&") if query else ():
@@ -38,7 +39,7 @@ def page_args(query: bytes) -> tuple[int, str | None] | None:
             return None  # repeated: left to the framework
         seen.add(name)
         if name == b"limit":
-            if not value.isdigit() or len(value) > 3 or not 1 <= int(value) <= 100:
+            if not value.isdigit() or len(value) > 6 or not 1 <= int(value) <= page_max:
                 return None
             limit = int(value)
         elif name == b"cursor":
@@ -77,13 +78,13 @@ class FeedApp(FastAPI):
         await super().__call__(scope, receive, send)
 
     async def _answer(self, scope: dict[str, Any]) -> bytes | None:
-        args = page_args(scope["query_string"])
-        token = bearer(scope["headers"])
-        if args is None or token is None:
-            return None
         ctx = getattr(self.state, "ctx", None)
         if ctx is None:
             return None  # not started yet: the framework answers
+        args = page_args(scope["query_string"], ctx.settings.feed_page_max)
+        token = bearer(scope["headers"])
+        if args is None or token is None:
+            return None
         limit, cursor = args
         try:
             if scope["path"] == HOME:

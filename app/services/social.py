@@ -9,7 +9,7 @@ from app.ids import MAX_ID
 from app.redis_client import BIG_EPOCH, feed_big_key, feed_key
 from app.services.accounts import ACCOUNT_COLS, account_json
 from app.services.errors import Forbidden, Invalid, NotFound
-from app.services.posts import check_can_post, emit_events
+from app.services.posts import check_can_post, check_limit, emit_events
 
 
 async def _invalidate_feed(ctx: Ctx, account_id: int) -> None:
@@ -157,6 +157,7 @@ async def list_follows(ctx: Ctx, viewer_id: int, account_id: int, which: str, *,
     """Followers or following of an account, newest follow first (cursor = account id)."""
     if which not in ("followers", "following"):
         raise Invalid("which: followers or following")
+    limit = check_limit(ctx, limit)
     if await ctx.ro.fetchval(
             "SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = $2)",
             account_id, viewer_id):

@@ -474,3 +474,24 @@ def test_upvoted_is_looked_up_by_reader_and_post(client: TestClient) -> None:
             # table) read once into a hash
             assert scan.get("Index Name") == "upvotes_pkey", scan
             assert "account_id = " in scan.get("Index Cond", "account_id = "), scan
+
+
+def test_the_page_maximum_follows_the_setting(client: TestClient) -> None:
+    """FREEHOLD_FEED_PAGE_MAX=200: a page of 150 is taken by the fast path (home feed, hinted
+    session), the framework's routes (lists, tag feeds) and the services alike; 201 is a 422
+    naming `limit`. The default app (100) refuses 101 everywhere."""
+    from app.main import create_app
+
+    settings = client.app.state.settings  # type: ignore[attr-defined]
+    u = new_user(client, "pm")
+    routes = ("/api/v1/timelines/home", f"/api/v1/accounts/{u.id}/followers",
+              f"/api/v1/accounts/{u.id}/posts", "/api/v1/tags/pm/posts")
+    with TestClient(create_app(settings.replace(feed_page_max=200))) as big:
+        for path in routes:
+            for _ in range(2):  # the second home-feed read takes the hinted fast path
+                assert big.get(path, params={"limit": 150}, headers=u.h).status_code == 200, path
+            r = big.get(path, params={"limit": 201}, headers=u.h)
+            assert r.status_code == 422 and "limit" in r.text, (path, r.text)
+    for path in routes:
+        r = client.get(path, params={"limit": 101}, headers=u.h)
+        assert r.status_code == 422 and "limit" in r.text, (path, r.text)
