@@ -13,7 +13,6 @@ console = Console()
 err_console = Console(stderr=True)
 
 EXIT_USAGE = 2
-EXIT_NOT_DONE = 3
 
 
 def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
@@ -26,14 +25,6 @@ def fail_lines(lines: list[str], code: int = EXIT_USAGE) -> NoReturn:
     for line in lines:
         err_console.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
-
-
-def not_done(command: str, issue: int) -> NoReturn:
-    """A command whose issue is not done yet says so in one line and exits 3."""
-    err_console.print(
-        f"freehold {command}: not implemented yet (tracked in issue {issue})", highlight=False
-    )
-    raise typer.Exit(EXIT_NOT_DONE)
 
 
 def print_json(doc: Any) -> None:

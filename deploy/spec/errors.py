@@ -32,7 +32,7 @@ def field_path(loc: Sequence[str | int]) -> str:
 
 
 class LineMap:
-    """Field path -> 1-based YAML line, from ruamel.yaml's round-trip line info."""
+    """Field path -> 1-based YAML line, from the line marks of PyYAML's composed nodes."""
 
     def __init__(self, lines: dict[Loc, int] | None = None) -> None:
         self.lines = lines or {}
