@@ -178,7 +178,7 @@ def _walk(doc: Any, path: str = "") -> Iterable[tuple[str, str, Any]]:
                     queue.append((p, v))
 
 
-def _find(doc: Any, keys: tuple[str, ...]) -> tuple[str, Any] | None:
+def find_key(doc: Any, keys: tuple[str, ...]) -> tuple[str, Any] | None:
     for key in keys:  # preferred names first
         for p, k, v in _walk(doc):
             if k == key:
@@ -186,7 +186,7 @@ def _find(doc: Any, keys: tuple[str, ...]) -> tuple[str, Any] | None:
     return None
 
 
-def _figure(raw: Any, where: str, inherited_source: str = "") -> Figure:
+def figure_of(raw: Any, where: str, inherited_source: str = "") -> Figure:
     """A number, or {value|per_day|mean: n, source: s}."""
     if isinstance(raw, bool):
         raise ProfileError(f"{where}: expected a number, got {raw!r}")
@@ -207,7 +207,7 @@ def _figure(raw: Any, where: str, inherited_source: str = "") -> Figure:
 
 
 def _mix(doc: Any, path: Path) -> dict[str, Figure]:
-    found = _find(doc, MIX_KEYS)
+    found = find_key(doc, MIX_KEYS)
     if found is None:
         raise ProfileError(f"{path}: actions_per_dau_per_day: missing — add the actions per "
                            f"daily active user per day by kind ({', '.join(ACTIONS)})")
@@ -219,7 +219,7 @@ def _mix(doc: Any, path: Path) -> dict[str, Figure]:
     for kind, names in SYNONYMS.items():
         for n in names:
             if n in raw:
-                out[kind] = _figure(raw[n], f"{path}: {where}.{n}", shared)
+                out[kind] = figure_of(raw[n], f"{path}: {where}.{n}", shared)
                 break
     unknown = [k for k in raw if k != "source" and not any(k in v for v in SYNONYMS.values())]
     if unknown:
@@ -232,15 +232,15 @@ def _mix(doc: Any, path: Path) -> dict[str, Figure]:
 
 
 def _one(doc: Any, keys: tuple[str, ...], path: Path, what: str) -> Figure:
-    found = _find(doc, keys)
+    found = find_key(doc, keys)
     if found is None:
         raise ProfileError(f"{path}: {keys[0]}: missing — add {what} with its source")
     where, raw = found
-    return _figure(raw, f"{path}: {where}")
+    return figure_of(raw, f"{path}: {where}")
 
 
 def _think(doc: Any, path: Path) -> tuple[Figure, Figure]:
-    found = _find(doc, THINK_KEYS)
+    found = find_key(doc, THINK_KEYS)
     if found is None:
         raise ProfileError(f"{path}: think_time_s: missing — add {{min: s, max: s, source: ...}}"
                            " (seconds a user pauses between actions)")
@@ -248,8 +248,8 @@ def _think(doc: Any, path: Path) -> tuple[Figure, Figure]:
     if not isinstance(raw, Mapping) or "min" not in raw or "max" not in raw:
         raise ProfileError(f"{path}: {where}: expected {{min: s, max: s, source: ...}}")
     src = str(raw.get("source") or "")
-    lo = _figure(raw["min"], f"{path}: {where}.min", src)
-    hi = _figure(raw["max"], f"{path}: {where}.max", src)
+    lo = figure_of(raw["min"], f"{path}: {where}.min", src)
+    hi = figure_of(raw["max"], f"{path}: {where}.max", src)
     if not 0 <= lo.value <= hi.value:
         raise ProfileError(f"{path}: {where}: need 0 <= min <= max, got {lo.value}, {hi.value}")
     return lo, hi
@@ -282,8 +282,8 @@ def load_model(path: Path | str | None = None) -> TrafficModel:
     if peak.value < 1:
         raise ProfileError(f"{p}: peak_to_average: {peak.value} must be >= 1")
     lo, hi = _think(doc, p)
-    surge = _find(doc, GROWTH_KEYS)
+    surge = find_key(doc, GROWTH_KEYS)
     return TrafficModel(profile=p, dau_ratio=dau, peak_to_average=peak,
                         actions_per_dau=_mix(doc, p), think_min_s=lo, think_max_s=hi,
                         zipf_s=_one(doc, SKEW_KEYS, p, "the Zipf exponent of read popularity"),
-                        surge_days=_figure(surge[1], f"{p}: {surge[0]}") if surge else None)
+                        surge_days=figure_of(surge[1], f"{p}: {surge[0]}") if surge else None)

@@ -10,10 +10,10 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deploy.cli.common import console, err_console, fail, fail_lines, print_json
-from deploy.provision.order import RoleError, ordered_roles
 from deploy.provision.secrets import SecretsError
 from deploy.spec import ClusterSpec, SpecError, load_spec
 from deploy.spec.placement import check_placement
+from roles.registry import RoleError, ordered_roles
 
 EXIT_FAILED = 1
 

@@ -26,12 +26,11 @@ import yaml
 
 from loadtests import shapes
 from loadtests.shapes import Plan, Scale
-from loadtests.traffic import ProfileError, TrafficModel, _figure, _find
+from loadtests.traffic import ProfileError, TrafficModel, figure_of, find_key
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "loadtests" / "data"
 RUNS = ROOT / "loadtests" / "runs"
-APP_PORT = 8000  # the app role's port on app servers (python -m app.serve)
 
 
 class TargetError(ValueError):
@@ -81,6 +80,7 @@ def resolve_target(text: str, *, url: str | None = None, app_cores: float | None
         raise TargetError(f"{text}: no such spec file and not a URL — give a cluster spec "
                           "(inventories/lab.yaml) or http://HOST:PORT")
     from deploy.spec import SpecError, load_spec
+    from roles.app.config import app_port
 
     try:
         spec = load_spec(path)
@@ -91,11 +91,12 @@ def resolve_target(text: str, *, url: str | None = None, app_cores: float | None
     if not apps:
         raise TargetError(f"{path}: servers: no server has the role app — nothing to load")
     lbs = spec.servers_with_role("lb")
+    port = app_port(spec)
     entry = url or (f"https://{lbs[0].public_address}" if lbs
-                    else f"http://{apps[0].public_address}:{APP_PORT}")
+                    else f"http://{apps[0].public_address}:{port}")
     cores = float(app_cores) if app_cores else float(sum(s.cores for s in apps))
     return Target(label=spec.name, url=entry.rstrip("/"), app_cores=cores, spec_path=path,
-                  app_urls=[f"http://{s.public_address}:{APP_PORT}" for s in apps],
+                  app_urls=[f"http://{s.public_address}:{port}" for s in apps],
                   app_server_cores=[s.cores for s in apps],
                   loadgen=spec.servers_with_role("loadgen"), spec=spec)
 
@@ -154,10 +155,10 @@ def parse_accounts(text: str) -> int:
 
 def profile_number(profile: Path, keys: tuple[str, ...]) -> tuple[float, str] | None:
     doc = yaml.safe_load(profile.read_text()) or {}
-    found = _find(doc, keys)
+    found = find_key(doc, keys)
     if found is None:
         return None
-    f = _figure(found[1], f"{profile}: {found[0]}")
+    f = figure_of(found[1], f"{profile}: {found[0]}")
     return f.value, f.source
 
 

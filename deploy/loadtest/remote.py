@@ -21,12 +21,13 @@ from typing import Any
 from deploy.loadtest.plan import Target
 from deploy.loadtest.runner import MARGIN_S, RunError, RunOutput
 from loadtests.shapes import Plan
+from roles.ports import LOCUST_MASTER_PORT
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "/opt/freehold-loadgen"
 MODULES = ("__init__", "users", "locustfile", "recorder", "shapes", "slo", "picks", "roster",
            "traffic")
-MASTER_PORT = 5557
+MASTER_PORT = LOCUST_MASTER_PORT
 
 
 def _ssh(target: Target) -> Any:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import fnmatch
 import shlex
 
-from deploy.provision.order import role_module
 from deploy.spec import ClusterSpec, Server
 from deploy.spec.placement import media_masters
 from roles.backup.config import FULL_UNIT, OS_USER, STANZA, repo_host
@@ -15,27 +14,15 @@ from roles.etcd.config import CLIENT_PORT as ETCD_PORT
 from roles.monitoring.config import ALERTMANAGER_PORT, app_port
 from roles.postgres.config import REST_PORT as PATRONI_PORT
 from roles.redis.config import PORT as REDIS_PORT
+from roles.registry import deployed
 
 MARK = "@@ "
 STREAMS = ("stream:posts", "stream:events")
 APP_CURRENT = "/opt/freehold/current"
 REDIS_AUTH = "/etc/redis/freehold-auth.conf"
 
-# systemd units per role (names or shell patterns); a role module's `UNITS` wins
-FALLBACK_UNITS: dict[str, tuple[str, ...]] = {
-    "base": ("nftables.service", "ssh.service"),
-    "mesh": ("wg-quick@wg0.service",),
-    "etcd": ("etcd.service",),
-    "postgres": ("patroni.service",),
-    "pgbouncer": ("pgbouncer.service", "freehold-pgrouter.service"),
-    "redis": ("redis-server.service",),
-    "media": ("freehold-weed-volume.service", "freehold-weed-filer.service"),
-    "lb": ("haproxy.service", "keepalived.service"),
-    "app": ("freehold-app*.service",),
-    "worker": ("freehold-worker*.service",),
-    "monitoring": ("prometheus.service", "prometheus-alertmanager.service",
-                   "prometheus-node-exporter.service"),
-    "backup": (),
+# systemd units of the roles a spec may name that no module deploys yet (the others: Role.units)
+UNDEPLOYED_UNITS: dict[str, tuple[str, ...]] = {
     "dns": ("pdns.service",),
     "loadgen": (),
 }
@@ -45,8 +32,8 @@ def units_for(spec: ClusterSpec, server: Server) -> dict[str, list[str]]:
     """role -> the units that must run on this server for it."""
     out: dict[str, list[str]] = {}
     for role in server.roles:
-        declared = getattr(role_module(role), "UNITS", None)
-        units = list(declared if declared is not None else FALLBACK_UNITS.get(role, ()))
+        this = deployed(role)
+        units = list(this.units if this is not None else UNDEPLOYED_UNITS.get(role, ()))
         if role == "media" and server.name in {m.name for m in media_masters(spec)}:
             units.append("freehold-weed-master.service")
         if role == "backup" and server.name == _repo_name(spec):

@@ -18,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from deploy.provision.context import DeployContext
-from deploy.provision.order import ordered_roles, role_hosts, role_steps
 from deploy.provision.secrets import SecretStore, secrets_path_for
 from deploy.spec import ClusterSpec
 from deploy.spec.placement import lost_reasons
+from roles.registry import ordered_roles, role_hosts
+from roles.registry import role as role_of
 
 _patched = False
 
@@ -413,7 +414,7 @@ def run_deploy(spec: ClusterSpec, spec_path: Path, roles: Iterable[str] | None =
         hosts = [s.name for s in servers if s.name in reach]
         if not hosts:
             continue
-        for step in role_steps(role):
+        for step in role_of(role).steps:
             todo = [h for h in hosts if h not in lost]
             for h in hosts:
                 if h in lost and report.result(h, role).status not in ("failed",

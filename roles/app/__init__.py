@@ -29,7 +29,9 @@ from roles.app.config import (
     unit_vars,
 )
 from roles.app.install import environment, install_release, unit_release
-from roles.common import Ports, config_file, render, service, template_path, this_server
+from roles.common import config_file, render, service, template_path, this_server
+from roles.ports import Ports
+from roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(8000,))
 
@@ -78,5 +80,5 @@ def configure(ctx) -> None:
     service(APP_UNIT, enabled=True)
 
 
-STEPS = (configure,)
+ROLE = Role("app", steps=(configure,), ports=PORTS, units=("freehold-app*.service",))
 __all__ = ["PORTS", "STEPS", "app_port"]

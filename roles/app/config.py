@@ -22,6 +22,13 @@ from urllib.parse import quote
 
 from deploy.provision.secrets import Secrets
 from deploy.spec import ClusterSpec, Server
+from roles.media.config import bucket
+from roles.ports import APP_PORT, REDIS_PORT
+from roles.ports import LB_RUNTIME_PORT as RUNTIME_PORT
+from roles.ports import MEDIA_S3_PORT as S3_PORT
+from roles.ports import PG_PRIMARY_PORT as PRIMARY_PORT
+from roles.ports import PG_REPLICA_PORT as REPLICA_PORT
+from roles.postgres.config import APP_DATABASE, APP_USER
 
 ROOT = "/opt/freehold"
 RELEASES = f"{ROOT}/releases"
@@ -33,7 +40,6 @@ USER = "freehold"
 HOME = "/var/lib/freehold"
 APP_UNIT = "freehold-app"
 MIGRATE_UNIT = "freehold-migrate"
-APP_PORT = 8000
 RUNNING_RE = re.compile(r"/opt/freehold/releases/([^/\s]+)/venv/")
 
 
@@ -65,9 +71,6 @@ def _hosts(servers: list[Server], port: int) -> str:
 
 def database_urls(spec: ClusterSpec, secrets: Secrets, me: Server) -> tuple[str, str, str]:
     """(write DSN, read DSN, single-host DSN for migrations) through the Patroni routers."""
-    from roles.pgbouncer.config import PRIMARY_PORT, REPLICA_PORT
-    from roles.postgres.config import APP_DATABASE, APP_USER
-
     routers = near_first(spec, me, "pgbouncer")
     if not routers:
         raise ValueError(f"{spec.path}: no server has the pgbouncer role — the app needs "
@@ -81,9 +84,6 @@ def database_urls(spec: ClusterSpec, secrets: Secrets, me: Server) -> tuple[str,
 
 def app_env(spec: ClusterSpec, secrets: Secrets, me: Server) -> dict[str, str]:
     """The FREEHOLD_* environment of the app and the workers on `me`."""
-    from roles.media.config import S3_PORT, bucket
-    from roles.redis.config import PORT as REDIS_PORT
-
     write, read, single = database_urls(spec, secrets, me)
     env = {
         "FREEHOLD_DATABASE_URL": write,
@@ -123,8 +123,6 @@ def env_file(env: dict[str, str]) -> str:
 
 def lb_runtime_apis(spec: ClusterSpec) -> list[str]:
     """HAProxy runtime API addresses (mesh) of every load balancer."""
-    from roles.lb.config import RUNTIME_PORT
-
     return [f"{s.mesh_address}:{RUNTIME_PORT}" for s in spec.servers_with_role("lb")]
 
 

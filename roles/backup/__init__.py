@@ -39,15 +39,17 @@ from roles.backup.config import (
     timer_vars,
 )
 from roles.common import (
-    Ports,
     config_file,
     ensure_packages,
     render,
     service,
     template_path,
+    templates_of,
     this_server,
 )
+from roles.ports import Ports
 from roles.postgres import patroni_role
+from roles.registry import Role
 
 PORTS = Ports()  # SSH only, already open
 AS_PG = f"cd / && runuser -u {OS_USER} --"
@@ -57,8 +59,7 @@ def hosts(spec: ClusterSpec) -> list[str]:
     return [s.name for s in spec.servers if s.has("backup") or s.has("postgres")]
 
 
-def _t(name: str) -> str:
-    return str(template_path(__file__, name))
+_t = templates_of(__file__)
 
 
 def _ssh_key(seed: str) -> None:
@@ -167,4 +168,4 @@ def schedule(ctx) -> None:
                      commands=[f"{AS_PG} pgbackrest --stanza={STANZA} --type=full backup"])
 
 
-STEPS = (install, archiving, schedule)
+ROLE = Role("backup", steps=(install, archiving, schedule), ports=PORTS, hosts=hosts)

@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.serialization import (
 
 from deploy.spec import ClusterSpec, Server
 from deploy.spec.placement import postgres_primary_site
+from roles.ports import RESTORE_DRILL_PORT as DRILL_PORT
 from roles.postgres.config import DATA_DIR, PG_PORT
 
 STANZA = "freehold"
@@ -26,7 +27,7 @@ CONFIG = "/etc/pgbackrest/pgbackrest.conf"
 DRILL_CONFIG = "/etc/pgbackrest/drill.conf"
 DRILL_DIR = "/var/lib/freehold-drill"
 DRILL_DATA = f"{DRILL_DIR}/data"
-DRILL_PORT = 5499
+
 OS_USER = "postgres"          # runs pgBackRest everywhere, owns the repository
 SSH_DIR = "/var/lib/postgresql/.ssh"
 FULL_UNIT = "freehold-backup-full"

@@ -8,16 +8,17 @@ from pyinfra.operations import files, server
 
 from roles.base.config import admins, firewall_vars, sysctl_values
 from roles.common import (
-    Ports,
     config_file,
     ensure_packages,
     in_container,
     render,
     role_packages,
     service,
-    template_path,
+    templates_of,
     this_server,
 )
+from roles.ports import Ports
+from roles.registry import Role
 
 PACKAGES = ["netbase", "nftables", "chrony", "unattended-upgrades", "sudo", "curl",
             "ca-certificates", "python3"]
@@ -28,8 +29,7 @@ def packages(ctx) -> list[str]:
     return PACKAGES
 
 
-def _t(name: str) -> str:
-    return str(template_path(__file__, name))
+_t = templates_of(__file__)
 
 
 @deploy("base")
@@ -85,4 +85,8 @@ def configure(ctx) -> None:
     service("systemd-journald", restart=journald.will_change, enabled=None)
 
 
-STEPS = (configure,)
+ROLE = Role("base",
+            steps=(configure,),
+            ports=PORTS,
+            units=("nftables.service", "ssh.service"),
+            packages=packages)

@@ -4,39 +4,33 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.provision.order import ROLE_ORDER, role_module
 from deploy.spec import ClusterSpec, Server
-from roles.common import Ports
+from roles.ports import LOCUST_MASTER_PORT, SSH_PORT, Ports
+from roles.registry import ROLE_ORDER, deployed, role
 
-SSH = Ports(public_tcp=(22,))
+SSH = Ports(public_tcp=(SSH_PORT,))
 
-# Ports of roles that have no module here yet (their issue adds `PORTS` to roles/<name>/).
-FALLBACK_PORTS: dict[str, Ports] = {
-    "lb": Ports(public_tcp=(80, 443), extra_rules=("ip protocol 112 accept comment \"vrrp\"",)),
-    "app": Ports(mesh_tcp=(8000,)),
-    "monitoring": Ports(mesh_tcp=(9090, 9093)),
+# Ports of the roles a spec may name that no module deploys yet
+UNDEPLOYED_PORTS: dict[str, Ports] = {
     "dns": Ports(public_tcp=(53,), public_udp=(53,)),
-    "loadgen": Ports(mesh_tcp=(5557,)),
+    "loadgen": Ports(mesh_tcp=(LOCUST_MASTER_PORT,)),
 }
 
 
 def host_ports(roles: list[str]) -> Ports:
-    """Every port the roles of one server need, from each role module's `PORTS`."""
+    """Every port the roles of one server need, from each role's `Role.ports`."""
     ports = SSH
-    for role in roles:
-        mod = role_module(role)
-        if mod is not None and hasattr(mod, "PORTS"):
-            ports = ports | mod.PORTS
-        elif role in FALLBACK_PORTS:
-            ports = ports | FALLBACK_PORTS[role]
+    for name in roles:
+        this = deployed(name)
+        ports = ports | (this.ports if this is not None else UNDEPLOYED_PORTS.get(name, Ports()))
     return ports
 
 
 def per_server_ports(spec: ClusterSpec, server: Server) -> Ports:
     """Ports opened by roles that also run on servers not carrying them (`ports_for`)."""
     ports = Ports()
-    for role in ROLE_ORDER:
-        pick = getattr(role_module(role), "ports_for", None)
+    for name in ROLE_ORDER:
+        pick = role(name).ports_for
         if pick is not None:
             ports = ports | pick(spec, server)
     return ports

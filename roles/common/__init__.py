@@ -7,7 +7,7 @@ idempotent: a second deploy yields no commands.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -40,31 +40,15 @@ def render(template: str | Path, **data: Any) -> str:
     return env.get_template(path.name).render(**data)
 
 
+def templates_of(role_file: str) -> Callable[[str], str]:
+    """`_t = templates_of(__file__)`, then `_t("haproxy.cfg.j2")`: a role's template paths."""
+    folder = Path(role_file).parent / "templates"
+    return lambda name: str(folder / name)
+
+
 def template_path(role_file: str, name: str) -> Path:
     """`template_path(__file__, "etcd.env.j2")`: a template beside the role's module."""
     return Path(role_file).parent / "templates" / name
-
-
-# ---- ports each role opens (read by the base role's firewall) -------------------------
-
-@dataclass(frozen=True)
-class Ports:
-    """Ports a role listens on: `mesh_*` only from the WireGuard mesh, `public_*` from anywhere."""
-
-    mesh_tcp: tuple[int, ...] = ()
-    mesh_udp: tuple[int, ...] = ()
-    public_tcp: tuple[int, ...] = ()
-    public_udp: tuple[int, ...] = ()
-    extra_rules: tuple[str, ...] = field(default=())  # raw nftables input rules
-
-    def __or__(self, other: Ports) -> Ports:
-        def merge(a: tuple[Any, ...], b: tuple[Any, ...]) -> tuple[Any, ...]:
-            return tuple(sorted(set(a) | set(b))) if a or b else ()
-
-        return Ports(merge(self.mesh_tcp, other.mesh_tcp), merge(self.mesh_udp, other.mesh_udp),
-                     merge(self.public_tcp, other.public_tcp),
-                     merge(self.public_udp, other.public_udp),
-                     tuple(dict.fromkeys(self.extra_rules + other.extra_rules)))
 
 
 # ---- operations -----------------------------------------------------------------------
@@ -126,22 +110,20 @@ def ensure_packages(packages: list[str], role: str) -> bool:
 
 def role_packages(ctx: Any, server_roles: list[str]) -> list[str]:
     """Every package the roles reaching this server install (each role module's
-    `packages(ctx)`), in role order, so the first role installs them in one apt transaction.
+    `Role.packages(ctx)`), in role order, so the first role installs them in one apt transaction.
     Hooks `before_packages(ctx)` run first (files a package's postinst reads)."""
-    from deploy.provision.order import ROLE_ORDER, role_hosts, role_module
+    from roles.registry import ROLE_ORDER, role, role_hosts  # the roles import this module
 
     out: list[str] = []
-    for role in ROLE_ORDER:
-        mod = role_module(role)
-        if mod is None or not hasattr(mod, "packages"):
+    for name in ROLE_ORDER:
+        if ctx.roles and name not in ctx.roles:
             continue
-        if ctx.roles and role not in ctx.roles:
+        if name not in server_roles and host.name not in role_hosts(ctx.spec, name):
             continue
-        if role not in server_roles and host.name not in role_hosts(ctx.spec, role):
-            continue
-        if hasattr(mod, "before_packages"):
-            mod.before_packages(ctx)
-        out += mod.packages(ctx)
+        this = role(name)
+        if this.before_packages is not None:
+            this.before_packages(ctx)
+        out += this.packages(ctx)
     return list(dict.fromkeys(out))
 
 

@@ -7,7 +7,6 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
 from roles.common import (
-    Ports,
     config_file,
     ensure_packages,
     is_running,
@@ -17,6 +16,8 @@ from roles.common import (
     this_server,
 )
 from roles.etcd.config import CLIENT_PORT, PEER_PORT, etcd_env
+from roles.ports import Ports
+from roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(CLIENT_PORT, PEER_PORT))
 # a first start waits for the other members (their packages may still be unpacking)
@@ -63,4 +64,4 @@ def wait_healthy_command(timeout_s: int = FIRST_START_TIMEOUT_S) -> str:
             "journalctl -u etcd -n 15 --no-pager >&2; exit 1")
 
 
-STEPS = (configure,)
+ROLE = Role("etcd", steps=(configure,), ports=PORTS, units=("etcd.service",), packages=packages)

@@ -6,9 +6,9 @@ import math
 from typing import Any
 
 from deploy.spec import ClusterSpec, Server
+from roles.ports import ETCD_CLIENT_PORT as CLIENT_PORT
+from roles.ports import ETCD_PEER_PORT as PEER_PORT
 
-CLIENT_PORT = 2379
-PEER_PORT = 2380
 ASSUMED_RTT_MS = 50.0  # when the spec gives no latency between two sites
 
 

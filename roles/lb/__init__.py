@@ -10,13 +10,12 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from roles.common import (
-    Ports,
     config_file,
     ensure_packages,
     mesh_dropin,
     render,
     service,
-    template_path,
+    templates_of,
     this_server,
 )
 from roles.lb.config import (
@@ -31,6 +30,8 @@ from roles.lb.config import (
     keepalived_vars,
 )
 from roles.lb.tls import certificate_pem
+from roles.ports import Ports
+from roles.registry import Role
 
 PORTS = Ports(public_tcp=(HTTP_PORT, HTTPS_PORT), mesh_tcp=(STATS_PORT, RUNTIME_PORT),
               extra_rules=("ip saddr @cluster_peers ip protocol vrrp accept comment \"vrrp\"",))
@@ -45,8 +46,7 @@ def _fd_limit() -> int:
         return 65536
 
 
-def _t(name: str) -> str:
-    return str(template_path(__file__, name))
+_t = templates_of(__file__)
 
 
 def _interface(address: str) -> str:
@@ -90,4 +90,4 @@ def configure(ctx) -> None:
     service("keepalived", reload=ka.will_change)
 
 
-STEPS = (configure,)
+ROLE = Role("lb", steps=(configure,), ports=PORTS, units=("haproxy.service", "keepalived.service"))

@@ -18,11 +18,11 @@ import ipaddress
 from typing import Any
 
 from deploy.spec import ClusterSpec, Server
+from roles.app.config import app_port
+from roles.ports import HTTP_PORT, HTTPS_PORT
+from roles.ports import LB_RUNTIME_PORT as RUNTIME_PORT
+from roles.ports import LB_STATS_PORT as STATS_PORT
 
-HTTP_PORT = 80
-HTTPS_PORT = 443
-STATS_PORT = 8404
-RUNTIME_PORT = 9999
 CERT_PATH = "/etc/haproxy/certs/freehold.pem"
 CONFIG = "/etc/haproxy/haproxy.cfg"
 KEEPALIVED_CONFIG = "/etc/keepalived/keepalived.conf"
@@ -76,8 +76,6 @@ def site_lbs(spec: ClusterSpec, site: str) -> list[Server]:
 def backends(spec: ClusterSpec, me: Server) -> list[dict[str, Any]]:
     """App servers in HAProxy: those of my site at full weight, other sites' at weight 1 (they
     take over when my site's are drained or down)."""
-    from roles.app.config import app_port
-
     out = []
     for s in spec.servers_with_role("app"):
         out.append({"name": s.name, "address": s.mesh_address, "port": app_port(spec),

@@ -13,7 +13,6 @@ from pyinfra.operations import files, pip, server
 from deploy.provision.assets import seaweed_version, seaweed_wheel
 from deploy.spec.placement import media_masters
 from roles.common import (
-    Ports,
     config_file,
     ensure_packages,
     render,
@@ -24,7 +23,6 @@ from roles.common import (
 )
 from roles.media.config import (
     FILER_PORT,
-    GRPC_OFFSET,
     HOME,
     MASTER_PORT,
     S3_CONFIG,
@@ -38,6 +36,9 @@ from roles.media.config import (
     s3_config,
     unit_vars,
 )
+from roles.ports import MEDIA_GRPC_OFFSET as GRPC_OFFSET
+from roles.ports import Ports
+from roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(MASTER_PORT, MASTER_PORT + GRPC_OFFSET, VOLUME_PORT,
                         VOLUME_PORT + GRPC_OFFSET, FILER_PORT, FILER_PORT + GRPC_OFFSET,
@@ -96,4 +97,8 @@ def media_bucket(ctx) -> None:
             f"-master={master_list(ctx.spec)}"], _retries=5, _retry_delay=5)
 
 
-STEPS = (configure, media_bucket)
+ROLE = Role("media",
+            steps=(configure, media_bucket),
+            ports=PORTS,
+            units=("freehold-weed-volume.service", "freehold-weed-filer.service"),
+            packages=packages)

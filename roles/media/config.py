@@ -10,12 +10,11 @@ from typing import Any
 from deploy.provision.secrets import Secrets
 from deploy.spec import ClusterSpec, Server
 from deploy.spec.placement import media_copies, media_masters
+from roles.ports import MEDIA_FILER_PORT as FILER_PORT
+from roles.ports import MEDIA_MASTER_PORT as MASTER_PORT
+from roles.ports import MEDIA_S3_PORT as S3_PORT
+from roles.ports import MEDIA_VOLUME_PORT as VOLUME_PORT
 
-MASTER_PORT = 9333
-VOLUME_PORT = 8080
-FILER_PORT = 8888
-S3_PORT = 8333
-GRPC_OFFSET = 10000
 HOME = "/var/lib/seaweedfs"
 VENV = "/opt/seaweedfs/venv"
 WEED = f"{VENV}/bin/weed"

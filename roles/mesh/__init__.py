@@ -9,7 +9,6 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from roles.common import (
-    Ports,
     config_file,
     ensure_packages,
     render,
@@ -18,6 +17,8 @@ from roles.common import (
     this_server,
 )
 from roles.mesh.config import wireguard_vars
+from roles.ports import Ports
+from roles.registry import Role
 
 PORTS = Ports()  # the WireGuard port itself is opened by base for the cluster's servers only
 UNIT = "wg-quick@wg0"
@@ -67,4 +68,8 @@ def wait_peers_command(peers: str, timeout_s: int = PEER_WAIT_S) -> str:
             "echo \"mesh: no answer yet from$left\" >&2; exit 0")
 
 
-STEPS = (configure,)
+ROLE = Role("mesh",
+            steps=(configure,),
+            ports=PORTS,
+            units=("wg-quick@wg0.service",),
+            packages=packages)

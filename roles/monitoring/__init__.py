@@ -14,7 +14,6 @@ from pyinfra.operations import files, server
 
 from deploy.spec import ClusterSpec, Server
 from roles.common import (
-    Ports,
     config_file,
     ensure_packages,
     mesh_dropin,
@@ -41,7 +40,9 @@ from roles.monitoring.config import (
     redis_exporter_env,
     thresholds,
 )
+from roles.ports import Ports
 from roles.postgres import patroni_role
+from roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PROMETHEUS_PORT, ALERTMANAGER_PORT, ALERTMANAGER_CLUSTER_PORT),
               mesh_udp=(ALERTMANAGER_CLUSTER_PORT,))
@@ -128,4 +129,10 @@ def prometheus(ctx) -> None:
             reload=am.will_change, daemon_reload=am_dropin.will_change)
 
 
-STEPS = (exporters, prometheus)
+ROLE = Role("monitoring",
+            steps=(exporters, prometheus),
+            ports=PORTS,
+            units=("prometheus.service", "prometheus-alertmanager.service",
+                   "prometheus-node-exporter.service"),
+            hosts=hosts,
+            ports_for=ports_for)

@@ -5,22 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.provision.order import ROLE_ORDER, role_module
 from deploy.spec import ClusterSpec, Server
-from roles.common import Ports
-from roles.etcd.config import CLIENT_PORT as ETCD_PORT
-from roles.postgres.config import REST_PORT as PATRONI_PORT
-from roles.redis.config import PORT as REDIS_PORT
-
-PROMETHEUS_PORT = 9090
-ALERTMANAGER_PORT = 9093
-ALERTMANAGER_CLUSTER_PORT = 9094
-NODE_PORT = 9100
-POSTGRES_EXPORTER_PORT = 9187
-REDIS_EXPORTER_PORT = 9121
-# roles/lb and roles/app say otherwise when they declare `STATS_PORT` / `app_port(spec)`
-HAPROXY_METRICS_PORT = 8404
-APP_PORT = 8000
+from roles.app.config import app_port
+from roles.ports import (
+    ALERTMANAGER_CLUSTER_PORT,
+    ALERTMANAGER_PORT,
+    POSTGRES_EXPORTER_PORT,
+    PROMETHEUS_PORT,
+    REDIS_EXPORTER_PORT,
+    REDIS_PORT,
+    Ports,
+)
+from roles.ports import ETCD_CLIENT_PORT as ETCD_PORT
+from roles.ports import LB_STATS_PORT as HAPROXY_METRICS_PORT  # /metrics on the stats page
+from roles.ports import NODE_EXPORTER_PORT as NODE_PORT
+from roles.ports import PATRONI_REST_PORT as PATRONI_PORT
+from roles.registry import ROLE_ORDER
 
 SCRAPE_INTERVAL = "10s"
 EVALUATION_INTERVAL = "10s"
@@ -45,17 +45,6 @@ THRESHOLDS: dict[str, float] = {
     "fanout_lag_seconds": 30,     # age of the newest post when pushed to feeds
     "stream_lag_entries": 10000,  # stream entries no consumer group has read yet
 }
-
-
-def role_value(role: str, name: str, default: int) -> int:
-    """A constant another role declares (`roles/<role>`'s `name`), else the default."""
-    return int(getattr(role_module(role), name, default))
-
-
-def app_port(spec: ClusterSpec) -> int:
-    """The app's port: roles/app's `app_port(spec)` when it has one."""
-    pick = getattr(role_module("app"), "app_port", None)
-    return int(pick(spec)) if pick is not None else APP_PORT
 
 
 def exporters_on(server: Server) -> list[tuple[str, int]]:
@@ -85,7 +74,7 @@ def _targets(servers: list[Server], port: int) -> list[dict[str, Any]]:
 
 def scrape_jobs(spec: ClusterSpec) -> dict[str, dict[str, Any]]:
     """job name -> {"port", "path", "servers"} for every target the spec has."""
-    lb_port = role_value("lb", "STATS_PORT", HAPROXY_METRICS_PORT)  # /metrics on the stats page
+    lb_port = HAPROXY_METRICS_PORT
     jobs: dict[str, dict[str, Any]] = {
         "node": {"port": NODE_PORT, "servers": spec.servers},
         "postgres": {"port": POSTGRES_EXPORTER_PORT,

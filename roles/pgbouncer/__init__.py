@@ -7,13 +7,12 @@ from pyinfra.api import deploy
 from pyinfra.operations import files
 
 from roles.common import (
-    Ports,
     config_file,
     ensure_packages,
     mesh_dropin,
     render,
     service,
-    template_path,
+    templates_of,
     this_server,
 )
 from roles.pgbouncer.config import (
@@ -24,13 +23,14 @@ from roles.pgbouncer.config import (
     pgbouncer_vars,
     userlist,
 )
+from roles.ports import Ports
+from roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PGBOUNCER_PORT, PRIMARY_PORT, REPLICA_PORT))
 ROUTER = "freehold-pgrouter"
 
 
-def _t(name: str) -> str:
-    return str(template_path(__file__, name))
+_t = templates_of(__file__)
 
 
 def packages(ctx) -> list[str]:
@@ -63,4 +63,8 @@ def configure(ctx) -> None:
             reload=users.will_change, daemon_reload=dropin.will_change)
 
 
-STEPS = (configure,)
+ROLE = Role("pgbouncer",
+            steps=(configure,),
+            ports=PORTS,
+            units=("pgbouncer.service", "freehold-pgrouter.service"),
+            packages=packages)

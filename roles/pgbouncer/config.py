@@ -8,13 +8,13 @@ from typing import Any
 
 from deploy.provision.secrets import Secrets
 from deploy.spec import ClusterSpec, Server
+from roles.ports import PG_PRIMARY_PORT as PRIMARY_PORT
+from roles.ports import PG_REPLICA_PORT as REPLICA_PORT
+from roles.ports import PGBOUNCER_PORT
+from roles.ports import PGROUTER_STATS_PORT as STATS_PORT
 from roles.postgres.config import APP_DATABASE, APP_USER, PG_PORT, REST_PORT
 from roles.postgres.config import members as pg_members
 
-PGBOUNCER_PORT = 6432
-PRIMARY_PORT = 5000    # HAProxy: the current primary
-REPLICA_PORT = 5001    # HAProxy: replicas within the lag limit
-STATS_PORT = 7000      # HAProxy stats, loopback only
 REPLICA_MAX_LAG = "16MB"
 
 

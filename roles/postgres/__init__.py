@@ -11,14 +11,14 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from roles.common import (
-    Ports,
     config_file,
     ensure_packages,
     render,
     service,
-    template_path,
+    templates_of,
     this_server,
 )
+from roles.ports import Ports
 from roles.postgres.config import (
     APP_DATABASE,
     CONFIG,
@@ -27,13 +27,13 @@ from roles.postgres.config import (
     app_sql,
     patroni_config,
 )
+from roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PG_PORT, REST_PORT))
 APP_SQL = "/etc/patroni/freehold-app.sql"
 
 
-def _t(name: str) -> str:
-    return str(template_path(__file__, name))
+_t = templates_of(__file__)
 
 
 def packages(ctx) -> list[str]:
@@ -108,4 +108,9 @@ def app_database(ctx) -> None:
                      commands=[f"runuser -u postgres -- psql -X -q -f {APP_SQL}"])
 
 
-STEPS = (configure, app_database)
+ROLE = Role("postgres",
+            steps=(configure, app_database),
+            ports=PORTS,
+            units=("patroni.service",),
+            packages=packages,
+            before_packages=before_packages)

@@ -9,9 +9,9 @@ from deploy.spec import ClusterSpec, Server
 from deploy.spec.placement import postgres_primary_site
 from roles.etcd.config import CLIENT_PORT as ETCD_PORT
 from roles.etcd.config import members as etcd_members
+from roles.ports import PATRONI_REST_PORT as REST_PORT
+from roles.ports import PG_PORT
 
-PG_PORT = 5432
-REST_PORT = 8008
 DATA_DIR = "/var/lib/postgresql/15/freehold"
 BIN_DIR = "/usr/lib/postgresql/15/bin"
 CONFIG = "/etc/patroni/config.yml"

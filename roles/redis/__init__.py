@@ -14,24 +14,24 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from roles.common import (
-    Ports,
     config_file,
     ensure_packages,
     mesh_dropin,
     render,
     service,
-    template_path,
+    templates_of,
     this_server,
 )
+from roles.ports import Ports
 from roles.redis.config import BUS_PORT, PORT, coordinator, layout_doc, redis_vars
+from roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PORT, BUS_PORT))
 SCRIPT = "/usr/local/lib/freehold/redis_cluster.py"
 LAYOUT = "/etc/redis/freehold-layout.json"
 
 
-def _t(name: str) -> str:
-    return str(template_path(__file__, name))
+_t = templates_of(__file__)
 
 
 def packages(ctx) -> list[str]:
@@ -74,4 +74,8 @@ def cluster(ctx) -> None:
                      _timeout=600)
 
 
-STEPS = (configure, cluster)
+ROLE = Role("redis",
+            steps=(configure, cluster),
+            ports=PORTS,
+            units=("redis-server.service",),
+            packages=packages)

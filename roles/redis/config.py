@@ -7,9 +7,9 @@ from typing import Any
 
 from deploy.spec import ClusterSpec, Server
 from deploy.spec.placement import redis_layout
+from roles.ports import REDIS_BUS_PORT as BUS_PORT
+from roles.ports import REDIS_PORT as PORT
 
-PORT = 6379
-BUS_PORT = 16379
 NODE_TIMEOUT_MS = 5000
 
 

@@ -13,7 +13,9 @@ from pyinfra.operations import server, systemd
 
 from roles.app.config import CURRENT, ENV_FILE, HELPER, HOME, USER, keep_releases
 from roles.app.install import current_link, environment, install_release, unit_release
-from roles.common import Ports, config_file, render, template_path, this_server
+from roles.common import config_file, render, template_path, this_server
+from roles.ports import Ports
+from roles.registry import Role
 from roles.worker.config import KINDS, instances, unit
 
 PORTS = Ports()  # workers listen on nothing: they consume Redis streams
@@ -68,4 +70,4 @@ def configure(ctx) -> None:
                      commands=[f"systemctl disable --now {' '.join(extra)}"])
 
 
-STEPS = (configure,)
+ROLE = Role("worker", steps=(configure,), ports=PORTS, units=("freehold-worker*.service",))

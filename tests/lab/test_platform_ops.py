@@ -17,10 +17,10 @@ from urllib.parse import quote
 
 import pytest
 
-from deploy.provision.order import ROLE_ORDER
 from deploy.spec import ClusterSpec, load_spec
 from roles.backup.config import FULL_UNIT, drill_host, repo_host
 from roles.monitoring.config import PROMETHEUS_PORT, scrape_jobs
+from roles.registry import ROLE_ORDER
 from tests.lab.cli import LAB_SPEC, LabSecrets, freehold
 from tests.waiting import wait_for as shared_wait_for
 

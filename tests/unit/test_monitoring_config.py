@@ -13,7 +13,6 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from deploy.provision.order import ROLE_ORDER, role_hosts
 from deploy.provision.secrets import Secrets, SecretStore
 from deploy.spec import ClusterSpec, load_spec
 from roles.backup import hosts as backup_hosts
@@ -37,6 +36,7 @@ from roles.monitoring.config import (
     prometheus_config,
     scrape_jobs,
 )
+from roles.registry import ROLE_ORDER, role_hosts
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_ALERTS = {"PostgresPrimaryLost", "ReplicationLag", "EtcdUnhealthy", "RedisClusterNotOk",

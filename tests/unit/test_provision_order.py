@@ -9,10 +9,10 @@ from typer.testing import CliRunner
 
 from deploy.cli import app
 from deploy.provision.driver import DeployReport, HostRoleResult, quorum_risks
-from deploy.provision.order import ROLE_ORDER, RoleError, ordered_roles, role_module, role_steps
 from deploy.provision.summary import closing_lines, summary_table
 from deploy.spec import ROLES, load_spec
-from roles.common import Ports
+from roles.ports import Ports
+from roles.registry import ROLE_ORDER, Role, RoleError, ordered_roles, role
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "inventories" / "lab.yaml"
@@ -25,18 +25,31 @@ NEEDS = {"mesh": {"base"}, "etcd": {"mesh"}, "postgres": {"etcd"}, "pgbouncer": 
 
 def test_dependency_order() -> None:
     assert ROLE_ORDER[:2] == ("base", "mesh")
-    for role, needs in NEEDS.items():
+    for name, needs in NEEDS.items():
         for need in needs:
-            assert ROLE_ORDER.index(need) < ROLE_ORDER.index(role), (role, need)
+            assert ROLE_ORDER.index(need) < ROLE_ORDER.index(name), (name, need)
     assert set(ROLE_ORDER) <= set(ROLES)
 
 
 def test_every_role_in_the_order_has_steps_and_ports() -> None:
-    for role in ROLE_ORDER:
-        steps = role_steps(role)
-        assert steps and all(callable(s) for s in steps)
-        assert isinstance(role_module(role).PORTS, Ports)
-    assert role_module("no_such_role") is None
+    for name in ROLE_ORDER:
+        this = role(name)
+        assert this.name == name and this.steps and all(callable(s) for s in this.steps)
+        assert isinstance(this.ports, Ports)
+    with pytest.raises(RoleError, match="unknown role no_such_role"):
+        role("no_such_role")
+
+
+def test_a_malformed_role_fails_where_it_is_declared() -> None:
+    def step() -> None: ...
+
+    for bad, field in [({"steps": ()}, "steps"), ({"steps": (step, "configure")}, "steps"),
+                       ({"steps": [step]}, "steps"), ({"steps": (step,), "ports": (80,)}, "ports"),
+                       ({"steps": (step,), "units": "x.service"}, "units"),
+                       ({"steps": (step,), "packages": ["curl"]}, "packages")]:
+        with pytest.raises(RoleError, match=rf"roles/demo: Role\.{field}"):
+            Role("demo", **bad)  # type: ignore[arg-type]
+    assert Role("demo", steps=(step,)).packages(None) == []
 
 
 def test_ordered_roles_subset_and_unknown() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -27,7 +28,8 @@ def hooks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     (which adds file operations) only records that it ran."""
     ran: list[str] = []
     monkeypatch.setattr(roles.mesh, "kernel_wireguard", lambda: False)
-    monkeypatch.setattr(roles.postgres, "before_packages", lambda ctx: ran.append("postgres"))
+    monkeypatch.setattr(roles.postgres, "ROLE", dataclasses.replace(
+        roles.postgres.ROLE, before_packages=lambda ctx: ran.append("postgres")))
     return ran
 
 
