@@ -1,6 +1,6 @@
 """Run the whole app locally for development: `python -m app.dev [--port 8000]`.
 
-Starts PostgreSQL, Redis and SeaweedFS (S3) in a temporary folder with deploy.localservices,
+Starts PostgreSQL, Redis and SeaweedFS (S3) in a temporary folder with app.devstack,
 migrates, seeds demo data (accounts `alice`, `bob`, `carol`… password `freehold-demo`;
 `demo_admin` is an admin and juror), runs the four workers and the web server, and stops
 everything (by pid) on Ctrl-C. `--seed-only` seeds and exits (used by the tests).
@@ -19,8 +19,8 @@ from pathlib import Path
 
 from app.context import close_ctx, open_ctx
 from app.db import migrate
+from app.devstack import free_port, local_stack, wait_port
 from app.settings import Settings
-from deploy.localservices import free_port, local_stack, wait_port
 
 DEMO_PASSWORD = "freehold-demo"
 DEMO_USERS = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"]

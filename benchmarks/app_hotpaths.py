@@ -5,7 +5,7 @@ pull-on-read SQL baseline in the same run, post creates, fan-out inserts per wor
         [--seconds 8] [--rounds 3]
 
 Seeds accounts, a power-law follow graph, posts and upvotes (~20 per account) with COPY into a
-fresh local PostgreSQL and Redis (deploy.localservices), serves the app with one uvicorn worker
+fresh local PostgreSQL and Redis (app.devstack), serves the app with one uvicorn worker
 pinned to core 0 and drives it with wrk pinned to core 1 (PostgreSQL and Redis float). Home feed
 and pull-on-read baseline alternate in `--rounds` rounds in the same run, so that both see the
 same machine load. Prints a table and writes benchmarks/results/app_hotpaths.json (read by the
@@ -48,18 +48,18 @@ from delivery import measure_delivery  # noqa: E402
 
 from app.context import close_ctx, open_ctx  # noqa: E402
 from app.db import migrate  # noqa: E402
-from app.redis_client import close_redis, feed_key, make_redis  # noqa: E402
-from app.seed import seed_dataset  # noqa: E402
-from app.services import feed  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from app.worker.fanout import fanout_post  # noqa: E402
-from deploy.localservices import (  # noqa: E402
+from app.devstack import (  # noqa: E402
     Redis,
     free_port,
     local_stack,
     start_redis_cluster,
     wait_port,
 )
+from app.redis_client import close_redis, feed_key, make_redis  # noqa: E402
+from app.seed import seed_dataset  # noqa: E402
+from app.services import feed  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from app.worker.fanout import fanout_post  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "app_hotpaths.json"
 

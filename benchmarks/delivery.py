@@ -25,10 +25,10 @@ import numpy as np
 import redis
 import redis.asyncio as aioredis
 
+from app.devstack import stop_process
 from app.redis_client import feed_key
 from app.settings import Settings
 from app.worker import STREAM_WORKERS
-from deploy.localservices import stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 POLL_S = 0.01  # a follower's feed read every 10 ms while it waits

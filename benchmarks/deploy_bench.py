@@ -36,7 +36,7 @@ from deploy.provision.drill import (  # noqa: E402
     postgres_failover,
     redis_failover,
 )
-from deploy.provision.secrets import SecretStore  # noqa: E402
+from deploy.secrets import SecretStore  # noqa: E402
 from deploy.spec import load_spec  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "deploy_bench.json"

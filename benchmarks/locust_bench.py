@@ -45,9 +45,9 @@ sys.path.insert(0, str(ROOT))
 from cpumeter import CpuMeter  # noqa: E402
 
 from app.db import migrate  # noqa: E402
+from app.devstack import local_stack  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from deploy.loadtest.localapp import LocalApp  # noqa: E402
-from deploy.localservices import local_stack  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "locust_bench.json"
 GEN_CPU, APP_CPU = "0", "1"

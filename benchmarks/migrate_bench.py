@@ -25,7 +25,7 @@ from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from deploy.localservices import Postgres, SeaweedS3  # noqa: E402
+from app.devstack import Postgres, SeaweedS3  # noqa: E402
 from deploy.migrate import database as db  # noqa: E402
 from deploy.migrate.objects import ObjectCopier  # noqa: E402
 from deploy.migrate.s3client import S3Location, client  # noqa: E402

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from deploy.cli.common import console, err_console, fail, fail_lines, print_json
-from deploy.provision.secrets import SecretsError
+from deploy.secrets import SecretsError
 from deploy.spec import ClusterSpec, SpecError, load_spec
 from deploy.spec.placement import check_placement
 from roles.registry import RoleError, ordered_roles
@@ -74,7 +74,7 @@ def execute(spec: Path, roles: str | None, limit: str | None, dry_run: bool,
     key = str(ssh_key) if ssh_key else key
     kh = str(known_hosts) if known_hosts else kh
 
-    from deploy.provision.assets import AssetError
+    from deploy.artifacts.assets import AssetError
     from deploy.provision.driver import patch_gevent, run_deploy
 
     patch_gevent()  # before the progress display starts its thread

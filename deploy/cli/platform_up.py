@@ -24,14 +24,14 @@ def run_up_command(spec: Path, secrets: Path | None, json_out: bool) -> None:
              "up on the local lab; use `freehold deploy` for real servers")
     _check_selection(cluster, None, None)
 
+    from deploy.artifacts.assets import AssetError
+    from deploy.artifacts.release import ReleaseError
     from deploy.lab import Lab
     from deploy.lab.errors import LabError
     from deploy.lab.host import check_prerequisites
-    from deploy.provision.assets import AssetError
     from deploy.provision.driver import patch_gevent
-    from deploy.provision.release import ReleaseError
-    from deploy.provision.secrets import SecretsError
     from deploy.provision.up import ADMIN_PASSWORD, ADMIN_USER, UpError, run_up
+    from deploy.secrets import SecretsError
     from roles.lb.config import LbConfigError
 
     try:

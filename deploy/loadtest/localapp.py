@@ -3,7 +3,7 @@
 `LocalApp(settings, root).start()` runs `python -m app.serve` (N web workers, optionally pinned to
 CPUs with taskset) and the fan-out, notify, moderation and trends workers as child processes, on
 loopback; `.stop()` stops each one by its own pid. PostgreSQL, Redis and SeaweedFS come from
-`deploy.localservices` (the caller starts them).
+`app.devstack` (the caller starts them).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.devstack import ServiceError, free_port
 from app.settings import Settings
-from deploy.localservices import ServiceError, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_WORKERS = ("fanout", "notify", "moderation", "trends")

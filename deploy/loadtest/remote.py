@@ -51,14 +51,14 @@ def _cpu_busy(conn: Any) -> tuple[float, float]:
 
 def locust_wheels() -> Path:
     """The wheels of Locust (the version installed here) and its dependencies for the servers'
-    Python, in one tar, built once into the operator's cache (deploy/provision/release.py)."""
-    from deploy.provision.context import default_assets_dir
-    from deploy.provision.release import (
+    Python, in one tar, built once into the operator's cache (deploy/artifacts/release.py)."""
+    from deploy.artifacts.release import (
         ReleaseError,
         dependency_wheels,
         deps_archive,
         runtime_pins,
     )
+    from deploy.provision.context import default_assets_dir
 
     cache = default_assets_dir()
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from deploy.localservices import free_port
+from app.devstack import free_port
 from loadtests.shapes import Plan
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ The database router (HAProxy to the current Patroni primary, port 5000) listens 
 on loopback of the pgbouncer servers only, so the seed goes through an SSH tunnel (Fabric
 `forward_local`) to `127.0.0.1:5000` on the first pgbouncer server: a session of its own, as
 COPY and asyncpg's prepared statements need (pgbouncer pools by transaction). The app user's
-password comes from the spec's encrypted secrets (deploy/provision/secrets.py; `--secrets`, the
+password comes from the spec's encrypted secrets (deploy/secrets.py; `--secrets`, the
 key from $FREEHOLD_SECRETS_KEY or ~/.config/freehold/<name>.key).
 """
 
@@ -22,7 +22,7 @@ from deploy.loadtest.plan import Target, TargetError
 def spec_dsn(target: Target, secrets_path: Path | None = None) -> Iterator[str]:
     if target.spec is None or target.spec_path is None:
         raise TargetError(f"{target.label}: not a spec — pass --dsn")
-    from deploy.provision.secrets import SecretsError, SecretStore, secrets_path_for
+    from deploy.secrets import SecretsError, SecretStore, secrets_path_for
     from roles.pgbouncer.config import PRIMARY_PORT
     from roles.postgres.config import APP_DATABASE, APP_USER
 

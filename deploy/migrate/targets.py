@@ -80,7 +80,7 @@ def load_spec(path: Path) -> Any:
 
 def cluster_secrets(spec_path: Path, spec: Any, secrets: Path | None = None) -> Any:
     """The spec's decrypted secrets (written by `freehold deploy` beside the spec)."""
-    from deploy.provision.secrets import SecretsError, SecretStore, secrets_path_for
+    from deploy.secrets import SecretsError, SecretStore, secrets_path_for
 
     store = SecretStore(secrets or secrets_path_for(spec_path), spec.name)
     if not store.path.exists():
@@ -151,7 +151,7 @@ def _ssh_settings(route: Route) -> Any:
 @contextmanager
 def tunnel(route: Route) -> Iterator[int]:
     """A local port forwarded over SSH to the route's service, for the `with` block."""
-    from deploy.localservices import free_port
+    from app.devstack import free_port
     from deploy.provision.patroni import connect
 
     port = free_port()

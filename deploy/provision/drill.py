@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.provision.patroni import protected, summary
-from deploy.provision.secrets import Secrets
+from deploy.secrets import Secrets
 from deploy.spec import ClusterSpec
 from deploy.spec.placement import redis_layout
 from roles.pgbouncer.config import PGBOUNCER_PORT

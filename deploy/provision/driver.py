@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.provision.context import DeployContext
-from deploy.provision.secrets import SecretStore, secrets_path_for
+from deploy.secrets import SecretStore, secrets_path_for
 from deploy.spec import ClusterSpec
 from deploy.spec.placement import lost_reasons
 from roles.registry import ordered_roles, role_hosts

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from deploy.spec import ClusterSpec, Server
-from roles.postgres.config import CONFIG
-
-PATRONICTL = f"cd / && runuser -u postgres -- patronictl -c {CONFIG}"
+from roles.postgres.config import PATRONICTL
 
 
 class PatroniError(Exception):

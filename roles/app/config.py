@@ -20,7 +20,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from deploy.provision.secrets import Secrets
+from deploy.secrets import Secrets
 from deploy.spec import ClusterSpec, Server
 from roles.media.config import bucket
 from roles.ports import APP_PORT, REDIS_PORT

@@ -18,7 +18,7 @@ from pyinfra.facts.files import File
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
-from deploy.provision.release import Release, current_release
+from deploy.artifacts.release import Release, current_release
 from roles.app.config import (
     ENV_FILE,
     HELPER,

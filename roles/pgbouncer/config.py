@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.provision.secrets import Secrets
+from deploy.secrets import Secrets
 from deploy.spec import ClusterSpec, Server
 from roles.ports import PG_PRIMARY_PORT as PRIMARY_PORT
 from roles.ports import PG_REPLICA_PORT as REPLICA_PORT

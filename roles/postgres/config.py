@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.provision.secrets import Secrets
+from deploy.secrets import Secrets
 from deploy.spec import ClusterSpec, Server
 from deploy.spec.placement import postgres_primary_site
 from roles.etcd.config import CLIENT_PORT as ETCD_PORT
@@ -15,6 +15,7 @@ from roles.ports import PG_PORT
 DATA_DIR = "/var/lib/postgresql/15/freehold"
 BIN_DIR = "/usr/lib/postgresql/15/bin"
 CONFIG = "/etc/patroni/config.yml"
+PATRONICTL = f"cd / && runuser -u postgres -- patronictl -c {CONFIG}"
 APP_DATABASE = "freehold"
 APP_USER = "freehold"
 EXTENSIONS = ("pg_trgm", "citext", "pg_stat_statements")

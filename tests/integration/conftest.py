@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.localservices import Postgres, Redis, SeaweedS3
+from app.devstack import Postgres, Redis, SeaweedS3
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,9 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
+from app.devstack import Redis, start_redis_cluster
 from app.redis_client import feed_key
 from app.worker import fanout
-from deploy.localservices import Redis, start_redis_cluster
 
 CAP = 5
 

@@ -17,9 +17,9 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.batching import RedisReads
+from app.devstack import Redis, start_redis_cluster
 from app.redis_client import feed_key
 from app.redis_wire import Redirected, Wire
-from deploy.localservices import Redis, start_redis_cluster
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from deploy.provision.release import REPO, app_wheel, release_id
+from deploy.artifacts.release import REPO, app_wheel, release_id
 
 PINS = {"fastapi": "0.1"}
 

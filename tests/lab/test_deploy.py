@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from deploy.provision.secrets import Secrets, SecretStore
+from deploy.secrets import Secrets, SecretStore
 from deploy.spec import ClusterSpec, load_spec
 from tests.lab.cli import LabSecrets
 from tests.waiting import wait_for

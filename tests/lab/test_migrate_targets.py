@@ -18,7 +18,7 @@ from cryptography.fernet import Fernet
 
 from deploy.lab import Lab
 from deploy.migrate import MigrateError, targets
-from deploy.provision.secrets import KEY_ENV, SecretStore
+from deploy.secrets import KEY_ENV, SecretStore
 from deploy.spec import load_spec
 
 pytestmark = pytest.mark.timeout(240)

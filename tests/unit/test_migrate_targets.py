@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from deploy.cli import app
 from deploy.migrate import MigrateError
 from deploy.migrate.targets import database_route, database_target, media_route, media_target
-from deploy.provision.secrets import KEY_ENV, SecretStore
+from deploy.secrets import KEY_ENV, SecretStore
 from deploy.spec import load_spec
 
 LAB = Path(__file__).resolve().parents[2] / "inventories" / "lab.yaml"

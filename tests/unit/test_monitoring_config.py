@@ -13,7 +13,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from deploy.provision.secrets import Secrets, SecretStore
+from deploy.secrets import Secrets, SecretStore
 from deploy.spec import ClusterSpec, load_spec
 from roles.backup import hosts as backup_hosts
 from roles.backup.config import (

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from deploy.provision.secrets import Secrets, SecretStore
+from deploy.secrets import Secrets, SecretStore
 from deploy.spec import ClusterSpec, load_spec, loads_spec
 from deploy.spec.placement import redis_layout
 from roles.base.config import firewall_vars, host_ports, sysctl_values

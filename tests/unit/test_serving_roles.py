@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from deploy.provision.secrets import Secrets
+from deploy.secrets import Secrets
 from deploy.spec import ClusterSpec, load_spec
 from roles.common import render, template_path
 
@@ -129,7 +129,7 @@ def test_worker_only_servers_follow_the_app_servers_release() -> None:
 
 def test_release_id_stable_and_new_with_a_label(monkeypatch: pytest.MonkeyPatch,
                                                  tmp_path: Path) -> None:
-    from deploy.provision.release import LABEL_ENV, release_id, runtime_pins
+    from deploy.artifacts.release import LABEL_ENV, release_id, runtime_pins
 
     pins = runtime_pins()
     assert {"uvicorn", "asyncpg", "redis", "yoyo-migrations", "fastapi"} <= set(pins)

@@ -20,9 +20,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from app.db import migrate
+from app.devstack import Postgres, Redis, SeaweedS3, stop_process
 from app.main import create_app
 from app.settings import Settings
-from deploy.localservices import Postgres, Redis, SeaweedS3, stop_process
 from tests.waiting import wait_for as shared_wait_for
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -15,8 +15,8 @@ import psutil
 
 from app.db import migrate
 from app.dev import DEMO_PASSWORD, DEMO_USERS, seed
+from app.devstack import Postgres, free_port
 from app.settings import Settings
-from deploy.localservices import Postgres, free_port
 from tests.integration.app.conftest import ROOT
 from tests.waiting import wait_for
 

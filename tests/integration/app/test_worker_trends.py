@@ -10,8 +10,8 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
+from app.devstack import Postgres
 from app.settings import Settings
-from deploy.localservices import Postgres
 from tests.integration.app.conftest import new_user, start_worker, stop_process, wait_for
 
 DB = "freehold_app"

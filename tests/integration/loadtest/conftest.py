@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 
 from app.db import migrate
+from app.devstack import Postgres, Redis, SeaweedS3
 from app.services.media import MediaStore
 from app.settings import Settings
 from deploy.loadtest.localapp import LocalApp
 from deploy.loadtest.seed import run_app_seed
-from deploy.localservices import Postgres, Redis, SeaweedS3
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from app.devstack import Postgres
 from deploy.cli import app
-from deploy.localservices import Postgres
 
 pytestmark = pytest.mark.integration
 

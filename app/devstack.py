@@ -1,7 +1,9 @@
 """Real PostgreSQL, Redis and SeaweedFS started as local processes in a temporary folder.
 
-Used by the app's development command, the integration tests, the load tests and the migration
-tests. Every process is started here and stopped here by its own process id. Services listen on
+Used by the app's development command (`python -m app.dev`), the integration tests, the
+benchmarks, the local load tests and the migration tests; it lives beside the app so the app's
+dev command needs nothing of the operator side, and the release leaves it out (servers never
+start it). Every process is started here and stopped here by its own process id. Services listen on
 loopback only, on free ports.
 """
 

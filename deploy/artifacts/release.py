@@ -36,8 +36,8 @@ LABEL_ENV = "FREEHOLD_RELEASE_LABEL"
 RELEASE_PACKAGE = "app"           # all the servers run; what it imports comes from the pins
 RELEASE_DIST = "freehold-app"
 WHEEL_GLOB = "freehold_app-*.whl"
-# the local dev stack's command: it starts PostgreSQL/Redis/SeaweedFS on a workstation
-RELEASE_EXCLUDE = {"app/dev.py"}
+# the local dev stack and its command: they start PostgreSQL/Redis/SeaweedFS on a workstation
+RELEASE_EXCLUDE = {"app/dev.py", "app/devstack.py"}
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 # what `python -m app.serve` and `python -m app.worker` import (their own dependencies follow)
 APP_REQUIREMENTS = ("fastapi", "starlette", "uvicorn[standard]", "asyncpg", "psycopg[binary]",

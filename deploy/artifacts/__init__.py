@@ -1,0 +1,1 @@
+"""Artifacts built on the operator's machine and pushed to servers: the app's release, SeaweedFS."""
