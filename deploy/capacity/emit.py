@@ -12,7 +12,7 @@ import ipaddress
 from datetime import UTC, datetime
 from typing import Any
 
-from deploy.capacity.model import ROLE_ORDER, Plan
+from deploy.capacity.model import ROLE_ORDER, CapacityPlan
 
 MAX_BLOCK = 240  # addresses .10 … .249 of one /24
 
@@ -29,7 +29,7 @@ def _blocks(n: int) -> list[int]:
     return out
 
 
-def spec_doc(plan: Plan, name: str = "production") -> dict[str, Any]:
+def spec_doc(plan: CapacityPlan, name: str = "production") -> dict[str, Any]:
     lay = plan.layout
     servers: list[dict[str, Any]] = []
     for site in lay.sites:
@@ -86,7 +86,7 @@ def spec_doc(plan: Plan, name: str = "production") -> dict[str, Any]:
     }
 
 
-def spec_header(plan: Plan, base: Plan, command: str) -> str:
+def spec_header(plan: CapacityPlan, base: CapacityPlan, command: str) -> str:
     """The YAML comment that says how the spec was sized (written above the document)."""
     measured = [i for i in plan.inputs if i.kind == "measured"]
     lines = [

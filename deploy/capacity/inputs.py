@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadtests.traffic import ProfileError
+from loadgen.traffic import ProfileError
 
 ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_PROFILE = ROOT / "loadtests" / "profiles" / "default.yaml"
+DEFAULT_PROFILE = ROOT / "loadgen" / "profiles" / "default.yaml"
 
 # name -> (unit, what it is); all read from the profile's `capacity:` mapping
 CAPACITY_FIELDS: dict[str, tuple[str, str]] = {
@@ -116,7 +116,7 @@ def read_doc(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise CapacityProfileError(f"{path}: no such profile — pass --profile FILE (default "
                                    f"{os.path.relpath(DEFAULT_PROFILE)})")
-    from loadtests.traffic import read_mapping
+    from loadgen.traffic import read_mapping
 
     return read_mapping(path, CapacityProfileError)
 

@@ -19,7 +19,7 @@ KINDS = ("owned", "rented", "cloud")
 
 
 @dataclass
-class SitePlan:
+class SiteLayout:
     name: str
     provider: str
     network: ipaddress.IPv4Network
@@ -29,7 +29,7 @@ class SitePlan:
 @dataclass
 class Layout:
     providers: list[tuple[str, str]]  # (name, kind)
-    sites: list[SitePlan]
+    sites: list[SiteLayout]
     primary_site: str
     standby_site: str
 
@@ -96,7 +96,7 @@ def read_layout(doc: Mapping[str, Any], profile: Path) -> Layout:
     if not isinstance(sites_raw, list) or not sites_raw:
         raise CapacityProfileError(f"{profile}: layout.sites: missing — list {{name, provider,"
                                    " network}}")
-    sites: list[SitePlan] = []
+    sites: list[SiteLayout] = []
     for i, s in enumerate(sites_raw):
         where = f"layout.sites[{i}]"
         if not isinstance(s, Mapping) or not s.get("name"):
@@ -112,7 +112,7 @@ def read_layout(doc: Mapping[str, Any], profile: Path) -> Layout:
         if net.prefixlen > 20:
             raise CapacityProfileError(f"{profile}: {where}.network: {net} is too small — give "
                                        "a /20 or larger (a /24 per role block)")
-        sites.append(SitePlan(str(s["name"]), str(s["provider"]), net,
+        sites.append(SiteLayout(str(s["name"]), str(s["provider"]), net,
                               dict(s.get("latency_ms") or {})))
     site_names = [s.name for s in sites]
     pg = raw.get("postgres") if isinstance(raw.get("postgres"), Mapping) else {}

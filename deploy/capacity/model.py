@@ -39,7 +39,7 @@ from deploy.capacity.inputs import (
     server_classes,
 )
 from deploy.capacity.layout import Layout, distribute, n_plus_one, read_layout
-from loadtests.traffic import ACTION_REQUESTS, SECONDS_PER_DAY, ProfileError, load_model
+from loadgen.traffic import ACTION_REQUESTS, SECONDS_PER_DAY, ProfileError, load_model
 
 DAYS_PER_MONTH = 30.44
 WRITE_ACTIONS = ("post", "reply", "echo")
@@ -62,7 +62,7 @@ class RoleNeed:
 
 
 @dataclass
-class Plan:
+class CapacityPlan:
     accounts: int
     profile: Path
     headroom: float
@@ -115,7 +115,7 @@ class Profile:
     """Everything the model reads from a profile file, each number with its source."""
 
     path: Path
-    model: Any  # loadtests.traffic.TrafficModel
+    model: Any  # loadgen.traffic.TrafficModel
     app: dict[str, Input]
     cap: dict[str, Input]
     classes: dict[str, ServerClass]
@@ -170,7 +170,7 @@ def _grown(per_month: float, growth: float, months: float) -> float:
     return per_month * ((1 + growth) ** months - 1) / growth
 
 
-def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> Plan:
+def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> CapacityPlan:
     if accounts <= 0:
         raise CapacityProfileError("--accounts: must be > 0 (e.g. 10M)")
     if headroom < 1:
@@ -347,8 +347,8 @@ def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> Plan:
     cost = _cost(roles, prof.classes)
     if cost is None:
         notes.append("cost: not every server class has a price_per_month in the profile")
-    return Plan(accounts, prof.path, headroom, d, avg, peak, planned, endpoints, rates, storage,
-                roles, prof.inputs(), prof.classes, lay, cost, notes)
+    return CapacityPlan(accounts, prof.path, headroom, d, avg, peak, planned, endpoints, rates,
+                        storage, roles, prof.inputs(), prof.classes, lay, cost, notes)
 
 
 def _quorum_size(n: int, lay: Layout, order: list[str]) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from deploy.capacity.model import Plan
+from deploy.capacity.model import CapacityPlan
 
 TOP_ENDPOINTS = 8
 
@@ -14,7 +14,7 @@ def _n(x: float) -> str:
     return f"{x:,.0f}" if abs(x) >= 100 else f"{x:,.3g}"
 
 
-def inputs_table(plan: Plan) -> tuple[Table, list[str]]:
+def inputs_table(plan: CapacityPlan) -> tuple[Table, list[str]]:
     """The inputs with a footnote number per distinct source, and the footnotes in full."""
     t = Table(title=f"inputs ({plan.profile})", title_justify="left")
     for col in ("input", "value", "unit", "from", "source"):
@@ -28,7 +28,7 @@ def inputs_table(plan: Plan) -> tuple[Table, list[str]]:
     return t, [f"[{k}] {src}" for k, src in enumerate(notes, start=1)]
 
 
-def load_table(plan: Plan) -> Table:
+def load_table(plan: CapacityPlan) -> Table:
     t = Table(title=f"load for {plan.accounts:,} accounts", title_justify="left")
     t.add_column("figure")
     t.add_column("value", justify="right")
@@ -49,7 +49,7 @@ def load_table(plan: Plan) -> Table:
     return t
 
 
-def roles_table(plan: Plan) -> Table:
+def roles_table(plan: CapacityPlan) -> Table:
     t = Table(title=f"servers per role: {plan.total_servers}", title_justify="left")
     t.add_column("role")
     t.add_column("servers", justify="right")
@@ -62,7 +62,7 @@ def roles_table(plan: Plan) -> Table:
     return t
 
 
-def storage_table(plan: Plan) -> Table:
+def storage_table(plan: CapacityPlan) -> Table:
     s = plan.storage
     t = Table(title="storage", title_justify="left")
     for col in ("store", "now", f"at {s['horizon_months']:g} months", "growth / month",
@@ -81,7 +81,7 @@ def storage_table(plan: Plan) -> Table:
     return t
 
 
-def cost_table(plan: Plan) -> Table | None:
+def cost_table(plan: CapacityPlan) -> Table | None:
     if not plan.cost:
         return None
     c = plan.cost
@@ -96,7 +96,7 @@ def cost_table(plan: Plan) -> Table | None:
     return t
 
 
-def compare_table(plans: list[Plan]) -> Table:
+def compare_table(plans: list[CapacityPlan]) -> Table:
     t = Table(title="compare", title_justify="left")
     t.add_column("role")
     for p in plans:
@@ -111,7 +111,7 @@ def compare_table(plans: list[Plan]) -> Table:
     return t
 
 
-def print_plan(console: Console, plan: Plan, *, with_inputs: bool = True) -> None:
+def print_plan(console: Console, plan: CapacityPlan, *, with_inputs: bool = True) -> None:
     if with_inputs:
         table, sources = inputs_table(plan)
         console.print(table)

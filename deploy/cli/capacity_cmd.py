@@ -19,7 +19,7 @@ from deploy.cli.common import console, fail, print_json
 from deploy.spec.models import NAME_PATTERN
 
 if TYPE_CHECKING:
-    from deploy.capacity.model import Plan
+    from deploy.capacity.model import CapacityPlan
 
 MAX_HEADROOM = 100.0
 
@@ -36,7 +36,7 @@ def _accounts(text: str, option: str) -> int:
 def capacity(
     accounts: str = typer.Option("10M", "--accounts", help="Accounts, e.g. 4M or 10M."),
     profile: Path | None = typer.Option(None, "--profile", help="Capacity profile YAML "
-                                        "(default loadtests/profiles/default.yaml)."),
+                                        "(default loadgen/profiles/default.yaml)."),
     compare: str | None = typer.Option(None, "--compare", help="Plans side by side, e.g. 4M,10M"),
     headroom: float = typer.Option(1.0, "--headroom",
                                    help="Size for this multiple of the planned load (>= 1)."),
@@ -97,7 +97,8 @@ def capacity(
                       f"check {written['file']}`", highlight=False)
 
 
-def _emit(plan: Plan, base: Plan, path: Path, name: str, command: str) -> dict[str, Any]:
+def _emit(plan: CapacityPlan, base: CapacityPlan, path: Path, name: str, command: str
+          ) -> dict[str, Any]:
     from deploy.capacity.emit import spec_doc, spec_header, spec_yaml
     from deploy.spec import SpecError, parse_spec
 

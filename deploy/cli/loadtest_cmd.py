@@ -27,7 +27,7 @@ app = typer.Typer(help="Seed, run and calibrate load tests.", no_args_is_help=Tr
 EXIT_BREACH = 1
 
 PROFILE_OPT = typer.Option(None, "--profile", help="Capacity profile YAML (traffic model).")
-SLO_OPT = typer.Option(None, "--slo", help="SLO gates YAML (default loadtests/slo.yaml).")
+SLO_OPT = typer.Option(None, "--slo", help="SLO gates YAML (default loadgen/slo.yaml).")
 ROSTER_OPT = typer.Option(None, "--roster", help="Roster JSON written by `loadtest seed`.")
 WORKERS_OPT = typer.Option(1, "--workers", min=0, max=64,
                            help="Locust worker processes (0: one process does everything).")
@@ -39,9 +39,9 @@ JSON_OPT = typer.Option(False, "--json", help="Print one JSON document.")
 
 def _inputs(target_text: str, profile: Path | None, slo_path: Path | None,
             url: str | None = None, app_cores: float | None = None) -> tuple[Any, Any, Any]:
-    from deploy.loadtest.plan import TargetError, resolve_target
-    from loadtests.slo import SloError, load_slo
-    from loadtests.traffic import ProfileError, load_model
+    from deploy.loadtest.target import TargetError, resolve_target
+    from loadgen.slo import SloError, load_slo
+    from loadgen.traffic import ProfileError, load_model
 
     try:
         target = resolve_target(target_text, url=url, app_cores=app_cores)
@@ -141,9 +141,9 @@ def seed(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Seed a dataset shaped like the model (power-law follows, posts over time) via COPY."""
-    from deploy.loadtest.plan import TargetError, parse_accounts, resolve_target
     from deploy.loadtest.seed import SeedError
     from deploy.loadtest.seed import seed as do_seed
+    from deploy.loadtest.target import TargetError, parse_accounts, resolve_target
 
     try:
         n = parse_accounts(accounts)
@@ -203,10 +203,10 @@ def run(
 ) -> None:
     """Run a load shape; exit 1 when an SLO gate is breached."""
     from deploy.loadtest.execute import execute, run_dir
-    from deploy.loadtest.plan import TargetError, build_plan, parse_accounts, parse_duration
     from deploy.loadtest.runner import RunError
-    from loadtests.shapes import SHAPES
-    from loadtests.traffic import ProfileError
+    from deploy.loadtest.target import TargetError, build_plan, parse_accounts, parse_duration
+    from loadgen.shapes import SHAPES
+    from loadgen.traffic import ProfileError
 
     if shape not in SHAPES:
         fail(f"--shape {shape}: unknown — use one of {', '.join(SHAPES)}")
@@ -261,7 +261,7 @@ def calibrate(
     roster: Path | None = ROSTER_OPT,
     write: Path | None = typer.Option(None, "--write",
                                       help="Measurements file (default "
-                                           "loadtests/measurements/calibration.json)."),
+                                           "loadgen/measurements/calibration.json)."),
     out: Path | None = typer.Option(None, "--out", help="Folder for the reports."),
     json_out: bool = JSON_OPT,
 ) -> None:
@@ -269,8 +269,8 @@ def calibrate(
     from deploy.loadtest.calibrate import CALIBRATION
     from deploy.loadtest.calibrate import calibrate as do_calibrate
     from deploy.loadtest.execute import run_dir
-    from deploy.loadtest.plan import parse_duration
     from deploy.loadtest.runner import RunError
+    from deploy.loadtest.target import parse_duration
 
     try:
         secs = parse_duration(duration)

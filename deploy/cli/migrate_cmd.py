@@ -362,7 +362,7 @@ def plan(
     """Size the owned cluster and print the ordered runbook."""
     import yaml
 
-    from deploy.migrate import plan as p
+    from deploy.migrate import sizing as p
     from deploy.migrate.runbook import STEPS
     from deploy.migrate.state import atomic_write_text
 

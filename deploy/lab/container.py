@@ -21,14 +21,14 @@ import psutil
 
 from deploy.lab.errors import LabError
 from deploy.lab.host import sh
-from deploy.lab.plan import APT_PROXY_PORT, LabPlan, ServerPlan
+from deploy.lab.layout import APT_PROXY_PORT, LabPlan, LabServer
 
 NSPAWN_PROPAGATE = Path("/run/systemd/nspawn")
 
 
 # ---- root file system ---------------------------------------------------------------------
 
-def root_dir(plan: LabPlan, srv: ServerPlan) -> Path:
+def root_dir(plan: LabPlan, srv: LabServer) -> Path:
     return plan.server_dir(srv.name) / "root"
 
 
@@ -40,7 +40,7 @@ def mounted_points() -> set[str]:
     return points
 
 
-def mount_root(plan: LabPlan, srv: ServerPlan, image: Path) -> Path:
+def mount_root(plan: LabPlan, srv: LabServer, image: Path) -> Path:
     """Mount the server's overlay (idempotent); its changes live in upper/ until `down`."""
     base = plan.server_dir(srv.name)
     root = base / "root"
@@ -61,7 +61,7 @@ def _image_lock(root: Path) -> Path | None:
     return None
 
 
-def unmount_root(plan: LabPlan, srv: ServerPlan) -> None:
+def unmount_root(plan: LabPlan, srv: LabServer) -> None:
     root = root_dir(plan, srv)
     if str(root) in mounted_points():
         lock = _image_lock(root)
@@ -78,7 +78,7 @@ def unmount_root(plan: LabPlan, srv: ServerPlan) -> None:
     shutil.rmtree(plan.server_dir(srv.name), ignore_errors=True)
 
 
-def write_identity(plan: LabPlan, srv: ServerPlan, root: Path, authorized_key: str,
+def write_identity(plan: LabPlan, srv: LabServer, root: Path, authorized_key: str,
                    host_key_dir: Path) -> None:
     """Hostname, machine id, host key, the lab's SSH key, resolver and apt proxy."""
     etc = root / "etc"
@@ -109,7 +109,7 @@ def write_identity(plan: LabPlan, srv: ServerPlan, root: Path, authorized_key: s
 
 # ---- processes ----------------------------------------------------------------------------
 
-def cgroup_pids(plan: LabPlan, srv: ServerPlan) -> list[int]:
+def cgroup_pids(plan: LabPlan, srv: LabServer) -> list[int]:
     """Every process of the server (its nspawn included), from its cgroup tree."""
     pids: set[int] = set()
     for top in plan.cgroup_dirs(srv.name):
@@ -123,7 +123,7 @@ def cgroup_pids(plan: LabPlan, srv: ServerPlan) -> list[int]:
     return sorted(pids)
 
 
-def nspawn_pid(plan: LabPlan, srv: ServerPlan) -> int | None:
+def nspawn_pid(plan: LabPlan, srv: LabServer) -> int | None:
     for pid in cgroup_pids(plan, srv):
         with contextlib.suppress(psutil.Error):
             cmd = psutil.Process(pid).cmdline()
@@ -137,7 +137,7 @@ def _reap(pid: int) -> None:
         os.waitpid(pid, os.WNOHANG)
 
 
-def boot(plan: LabPlan, srv: ServerPlan, root: Path) -> int:
+def boot(plan: LabPlan, srv: LabServer, root: Path) -> int:
     """Start systemd-nspawn --boot for the server (in its own cgroup); return nspawn's pid."""
     running = nspawn_pid(plan, srv)
     if running:
@@ -168,7 +168,7 @@ def boot(plan: LabPlan, srv: ServerPlan, root: Path) -> int:
     return proc.pid
 
 
-def kill(plan: LabPlan, srv: ServerPlan, timeout: float = 15.0) -> None:
+def kill(plan: LabPlan, srv: LabServer, timeout: float = 15.0) -> None:
     """Power loss: SIGKILL every process of the server at once (and again until none is left)."""
     deadline = time.monotonic() + timeout
     seen: set[int] = set()
@@ -190,7 +190,7 @@ def kill(plan: LabPlan, srv: ServerPlan, timeout: float = 15.0) -> None:
     _clean_cgroups(plan, srv)
 
 
-def stop(plan: LabPlan, srv: ServerPlan, timeout: float = 40.0) -> bool:
+def stop(plan: LabPlan, srv: LabServer, timeout: float = 40.0) -> bool:
     """Clean poweroff (SIGTERM to nspawn makes the server's systemd shut down); True when clean,
     False when it had to be killed after `timeout` seconds."""
     pid = nspawn_pid(plan, srv)
@@ -211,7 +211,7 @@ def stop(plan: LabPlan, srv: ServerPlan, timeout: float = 40.0) -> bool:
     return clean
 
 
-def _signal_all(plan: LabPlan, srv: ServerPlan, sig: int) -> None:
+def _signal_all(plan: LabPlan, srv: LabServer, sig: int) -> None:
     own = nspawn_pid(plan, srv)
     for _ in range(3):      # again, for anything forked meanwhile
         for pid in cgroup_pids(plan, srv):
@@ -220,15 +220,15 @@ def _signal_all(plan: LabPlan, srv: ServerPlan, sig: int) -> None:
                     os.kill(pid, sig)
 
 
-def pause(plan: LabPlan, srv: ServerPlan) -> None:
+def pause(plan: LabPlan, srv: LabServer) -> None:
     _signal_all(plan, srv, signal.SIGSTOP)
 
 
-def resume(plan: LabPlan, srv: ServerPlan) -> None:
+def resume(plan: LabPlan, srv: LabServer) -> None:
     _signal_all(plan, srv, signal.SIGCONT)
 
 
-def state(plan: LabPlan, srv: ServerPlan) -> str:
+def state(plan: LabPlan, srv: LabServer) -> str:
     """running, paused (all its processes stopped) or stopped."""
     own = nspawn_pid(plan, srv)
     if own is None:
@@ -242,7 +242,7 @@ def state(plan: LabPlan, srv: ServerPlan) -> str:
     return "paused" if inner and stopped == len(inner) else "running"
 
 
-def started_at(plan: LabPlan, srv: ServerPlan) -> float | None:
+def started_at(plan: LabPlan, srv: LabServer) -> float | None:
     pid = nspawn_pid(plan, srv)
     if pid is None:
         return None
@@ -251,7 +251,7 @@ def started_at(plan: LabPlan, srv: ServerPlan) -> float | None:
     return None
 
 
-def memory(plan: LabPlan, srv: ServerPlan) -> dict[str, int]:
+def memory(plan: LabPlan, srv: LabServer) -> dict[str, int]:
     """Proportional (PSS) and resident memory of the server's processes, nspawn excluded."""
     own = nspawn_pid(plan, srv)
     pss = rss = 0
@@ -265,7 +265,7 @@ def memory(plan: LabPlan, srv: ServerPlan) -> dict[str, int]:
     return {"pss": pss, "rss": rss}
 
 
-def _clean_cgroups(plan: LabPlan, srv: ServerPlan) -> None:
+def _clean_cgroups(plan: LabPlan, srv: LabServer) -> None:
     """Remove the server's (empty) cgroup tree, deepest first."""
     for top in plan.cgroup_dirs(srv.name):
         if not top.exists():
@@ -283,7 +283,7 @@ def remove_lab_cgroups(plan: LabPlan) -> None:
             top.parent.rmdir()      # freehold-lab/, when no other lab uses it
 
 
-def clean_nspawn_leftovers(srv: ServerPlan) -> None:
+def clean_nspawn_leftovers(srv: LabServer) -> None:
     """nspawn's per-machine directories under /run/systemd/nspawn (left behind by SIGKILL)."""
     for sub in ("propagate", "unix-export", "incoming"):
         path = NSPAWN_PROPAGATE / sub / srv.machine

@@ -9,7 +9,7 @@ import psutil
 
 from deploy.lab.container import mounted_points
 from deploy.lab.host import netns_list, sh
-from deploy.lab.plan import LabPlan
+from deploy.lab.layout import LabPlan
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from deploy.lab.host import sh
-from deploy.lab.plan import LabPlan
+from deploy.lab.layout import LabPlan
 
 
 def ssh_dir(plan: LabPlan) -> Path:

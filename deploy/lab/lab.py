@@ -32,7 +32,7 @@ from deploy.lab.host import (
     raise_inotify_limit,
 )
 from deploy.lab.image import CACHE_ROOT, build_image
-from deploy.lab.plan import APT_PROXY_PORT, STATE_ROOT, LabPlan, ServerPlan, plan_lab
+from deploy.lab.layout import APT_PROXY_PORT, STATE_ROOT, LabPlan, LabServer, plan_lab
 from deploy.spec import ClusterSpec, load_spec
 
 Progress = Callable[[str, int, int], None]   # (what, done, total)
@@ -135,7 +135,7 @@ class Lab:
         if wait:
             self.wait_ssh([s.name for s in plan.servers], timeout=timeout, progress=progress)
 
-    def _boot(self, srv: ServerPlan, image: Path, pub: str) -> None:
+    def _boot(self, srv: LabServer, image: Path, pub: str) -> None:
         network.setup_server_net(self.plan, srv)
         root = container.mount_root(self.plan, srv, image)
         marker = self.plan.server_dir(srv.name) / "identity"
@@ -342,10 +342,10 @@ class Lab:
         return container.memory(self.plan, self.plan.server(host))
 
 
-def _orphan(plan: LabPlan, name: str) -> ServerPlan:
+def _orphan(plan: LabPlan, name: str) -> LabServer:
     """A stand-in for a server no longer in the spec, enough to find and remove its parts."""
     import ipaddress
-    return ServerPlan(name=name, index=-1, site="", address=ipaddress.IPv4Address(0),
+    return LabServer(name=name, index=-1, site="", address=ipaddress.IPv4Address(0),
                       prefixlen=32, gateway=ipaddress.IPv4Address(0),
                       netns=f"{plan.prefix}{name}", port="", machine=f"{plan.prefix}{name}",
                       roles=())
@@ -363,7 +363,7 @@ def _servers_running_elsewhere(plan: LabPlan) -> int:
 def _other_lab_prefixes(plan: LabPlan) -> list[str]:
     """Name prefixes of the other labs on this machine (their state folders), longer than ours
     and starting with it: their namespaces must never be taken for our orphans."""
-    from deploy.lab.plan import lab_tag
+    from deploy.lab.layout import lab_tag
 
     out = []
     with contextlib.suppress(FileNotFoundError):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from deploy.lab.errors import LabError
 from deploy.lab.host import enable_ip_forwarding, ip, ip_forwarding, netns_list, nft, sh
-from deploy.lab.plan import LabPlan, ServerPlan
+from deploy.lab.layout import LabPlan, LabServer
 
 FAULT_TABLE = "fault"
 
@@ -69,7 +69,7 @@ def setup_router(plan: LabPlan) -> None:
         apply_partitions(plan, [])
 
 
-def setup_server_net(plan: LabPlan, srv: ServerPlan) -> None:
+def setup_server_net(plan: LabPlan, srv: LabServer) -> None:
     """The server's namespace and its veth onto the site bridge. Idempotent."""
     router = plan.router_ns
     if srv.netns not in netns_list():
@@ -85,7 +85,7 @@ def setup_server_net(plan: LabPlan, srv: ServerPlan) -> None:
     ip("route", "replace", "default", "via", str(srv.gateway), netns=srv.netns)
 
 
-def set_power(plan: LabPlan, srv: ServerPlan, on: bool) -> None:
+def set_power(plan: LabPlan, srv: LabServer, on: bool) -> None:
     """The server's cable: a powered-off server answers nothing, not even ping."""
     ip("link", "set", srv.port, "up" if on else "down", netns=plan.router_ns)
 
@@ -182,7 +182,7 @@ def router_exists(plan: LabPlan) -> bool:
     return plan.router_ns in netns_list()
 
 
-def ping_gateway(srv: ServerPlan) -> bool:
+def ping_gateway(srv: LabServer) -> bool:
     with contextlib.suppress(LabError):
         sh(["ip", "netns", "exec", srv.netns, "ping", "-c1", "-W1", str(srv.gateway)])
         return True

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtests.shapes import Plan, human
-from loadtests.slo import AGGREGATED, EndpointStats, Slo, judge
+from loadgen.shapes import LoadPlan, human
+from loadgen.slo import AGGREGATED, EndpointStats, Slo, judge
 
 MIN_EXPECTED_FOR_LOAD_CHECK = 50  # requests a step must expect before its load level is judged
 
@@ -62,7 +62,7 @@ class StepResult:
 
 @dataclass
 class RunResult:
-    plan: Plan
+    plan: LoadPlan
     steps: list[StepResult]
     slo: Slo
     notes: list[str] = field(default_factory=list)
@@ -95,7 +95,7 @@ def _endpoint_stats(raw: dict[str, Any], seconds: float) -> dict[str, EndpointSt
             for k, v in raw.items()}
 
 
-def analyse(plan: Plan, steps_doc: dict[str, Any], slo: Slo) -> RunResult:
+def analyse(plan: LoadPlan, steps_doc: dict[str, Any], slo: Slo) -> RunResult:
     res = RunResult(plan=plan, steps=[], slo=slo)
     for rec in steps_doc.get("steps", []):
         if rec.get("t_end") is None or "stats" not in rec:

@@ -3,7 +3,7 @@
 Load rises step by step (users x factor, the profile's action mix, think times compressed) on ONE
 app server, addressed directly (not through the load balancer), until a step breaks the SLO.
 The highest passing step's requests/s is the server's capacity; divided by the server's cores it
-is the per-core figure written to `loadtests/measurements/calibration.json`, which the capacity
+is the per-core figure written to `loadgen/measurements/calibration.json`, which the capacity
 profile names (`app_rps_per_core.measured`): `freehold capacity` and the load tests' scale factor
 then use it and say so, with the file and the date.
 """
@@ -20,12 +20,12 @@ from typing import Any
 
 from deploy.loadtest.analysis import highest_passing, run_requests
 from deploy.loadtest.execute import Outcome, execute
-from deploy.loadtest.plan import ROOT, Target
-from loadtests import shapes
-from loadtests.slo import Slo
-from loadtests.traffic import TrafficModel
+from deploy.loadtest.target import ROOT, Target
+from loadgen import shapes
+from loadgen.slo import Slo
+from loadgen.traffic import TrafficModel
 
-CALIBRATION = ROOT / "loadtests" / "measurements" / "calibration.json"
+CALIBRATION = ROOT / "loadgen" / "measurements" / "calibration.json"
 
 
 def calibration_doc(outcome: Outcome, target: Target, server_url: str, server_cores: float,

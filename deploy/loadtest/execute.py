@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from deploy.loadtest.analysis import RunResult, analyse, load_steps
-from deploy.loadtest.plan import RUNS, Target
 from deploy.loadtest.runner import RunOutput, run_local
-from loadtests.report import chart, read_history
-from loadtests.shapes import Plan
-from loadtests.slo import Slo
+from deploy.loadtest.target import RUNS, Target
+from loadgen.report import chart, read_history
+from loadgen.shapes import LoadPlan
+from loadgen.slo import Slo
 
 
 @dataclass
@@ -41,7 +41,7 @@ def run_dir(shape: str, base: Path | None = None) -> Path:
     return d
 
 
-def execute(plan: Plan, target: Target, roster: Path, slo: Slo, out: Path, *,
+def execute(plan: LoadPlan, target: Target, roster: Path, slo: Slo, out: Path, *,
             workers: int = 1, remote: bool = False,
             on_tick: Callable[[float, float], None] | None = None) -> Outcome:
     out.mkdir(parents=True, exist_ok=True)

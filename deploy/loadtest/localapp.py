@@ -18,7 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.devstack import ServiceError, free_port
+from app.devstack import LocalServiceError, free_port
 from app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +79,7 @@ class LocalApp:
         last = ""
         while time.monotonic() < deadline:
             if self.procs["web"].poll() is not None:
-                raise ServiceError(f"the app exited ({self.procs['web'].returncode}); see "
+                raise LocalServiceError(f"the app exited ({self.procs['web'].returncode}); see "
                                    f"{self.root / 'web.log'}")
             try:
                 with urllib.request.urlopen(f"{self.url}/readyz", timeout=2) as r:
@@ -88,7 +88,8 @@ class LocalApp:
             except OSError as exc:
                 last = str(exc)
             time.sleep(0.2)
-        raise ServiceError(f"the app at {self.url} is not ready after {timeout:.0f} s ({last})")
+        raise LocalServiceError(f"the app at {self.url} is not ready after {timeout:.0f} s "
+                                f"({last})")
 
     def pids(self) -> dict[str, int]:
         return {n: p.pid for n, p in self.procs.items()}

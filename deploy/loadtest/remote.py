@@ -18,9 +18,9 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from deploy.loadtest.plan import Target
 from deploy.loadtest.runner import MARGIN_S, RunError, RunOutput
-from loadtests.shapes import Plan
+from deploy.loadtest.target import Target
+from loadgen.shapes import LoadPlan
 from roles.ports import LOCUST_MASTER_PORT
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,12 +118,12 @@ def prepare(conn: Any, run: str) -> None:
             raise RunError(f"{conn.host}: installing Locust {want} failed: "
                            f"{(r.stderr or r.stdout).strip()[-200:]} — the loadgen needs "
                            "python3-venv (roles/base installs it)")
-    conn.run(f"mkdir -p {run}/loadtests {run}/out", hide=True, timeout=30)
+    conn.run(f"mkdir -p {run}/loadgen {run}/out", hide=True, timeout=30)
     for m in MODULES:
-        conn.put(str(ROOT / "loadtests" / f"{m}.py"), f"{run}/loadtests/{m}.py")
+        conn.put(str(ROOT / "loadgen" / f"{m}.py"), f"{run}/loadgen/{m}.py")
 
 
-def run_remote(plan: Plan, plan_path: Path, out: Path, target: Target, *,
+def run_remote(plan: LoadPlan, plan_path: Path, out: Path, target: Target, *,
                on_tick: Callable[[float, float], None] | None = None) -> RunOutput:
     from deploy.provision.patroni import connect
 
@@ -134,7 +134,7 @@ def run_remote(plan: Plan, plan_path: Path, out: Path, target: Target, *,
     stamp = time.strftime("%Y%m%dT%H%M%S")
     run = f"{BASE}/run-{stamp}"
     master = servers[0]
-    remote_plan = Plan.from_json(plan.to_json())
+    remote_plan = LoadPlan.from_json(plan.to_json())
     remote_plan.roster = f"{run}/roster.json"
     remote_plan.out_dir = f"{run}/out"
     local_plan = out / "plan-remote.json"
@@ -153,7 +153,7 @@ def run_remote(plan: Plan, plan_path: Path, out: Path, target: Target, *,
             c.put(str(local_plan), f"{run}/plan.json")
             c.put(str(Path(plan.roster)), f"{run}/roster.json")
             cpu0[s.name] = _cpu_busy(c)
-        py = f"{BASE}/venv/bin/python -m locust -f {run}/loadtests/locustfile.py --headless"
+        py = f"{BASE}/venv/bin/python -m locust -f {run}/loadgen/locustfile.py --headless"
         env = f"cd {run} || exit 1; env FREEHOLD_LT_PLAN={run}/plan.json PYTHONPATH={run}"
 
         def start(c: Any, name: str, args: str, log: str) -> None:

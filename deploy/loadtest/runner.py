@@ -1,7 +1,7 @@
 """Run a plan with Locust in its own processes: a master and N workers (or one local process).
 
 Locust is never imported here: it monkey-patches gevent at import time, so it runs as
-`python -m locust -f loadtests/locustfile.py` child processes. Every process is started and
+`python -m locust -f loadgen/locustfile.py` child processes. Every process is started and
 stopped here by its own pid, and the whole run is bounded: past the plan's duration plus a
 margin, the processes are stopped. While it runs, the CPU the generator uses is sampled with
 psutil (how much of the machine the load generator needs).
@@ -22,10 +22,10 @@ from pathlib import Path
 import psutil
 
 from app.devstack import free_port
-from loadtests.shapes import Plan
+from loadgen.shapes import LoadPlan
 
 ROOT = Path(__file__).resolve().parents[2]
-LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+LOCUSTFILE = ROOT / "loadgen" / "locustfile.py"
 MARGIN_S = 45.0  # start-up, the last step's stop and report writing
 
 
@@ -54,7 +54,7 @@ class RunOutput:
         return self.out_dir / "steps.json"
 
 
-def locust_cmd(plan: Plan, out: Path, role: str, *, master_port: int = 0, workers: int = 0,
+def locust_cmd(plan: LoadPlan, out: Path, role: str, *, master_port: int = 0, workers: int = 0,
                master_host: str = "127.0.0.1", python: str = sys.executable,
                locustfile: Path = LOCUSTFILE) -> list[str]:
     """The command line of one Locust process: 'local', 'master' or 'worker'."""
@@ -86,7 +86,7 @@ def _stop(p: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
         p.wait(timeout=5)
 
 
-def run_local(plan: Plan, plan_path: Path, out: Path, *, workers: int = 1,
+def run_local(plan: LoadPlan, plan_path: Path, out: Path, *, workers: int = 1,
               extra_env: dict[str, str] | None = None,
               on_tick: Callable[[float, float], None] | None = None) -> RunOutput:
     """Run the plan with local processes: `workers` = 0 means one process doing everything."""

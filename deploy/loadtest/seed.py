@@ -22,7 +22,7 @@ from typing import Any
 import psycopg
 from argon2 import PasswordHasher
 
-from loadtests.roster import Roster
+from loadgen.roster import Roster
 
 ROSTER_PASSWORD = "loadtest-password-1"
 MEMBERS_MAX = 20_000

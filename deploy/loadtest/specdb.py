@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from deploy.loadtest.plan import Target, TargetError
+from deploy.loadtest.target import Target, TargetError
 
 
 @contextmanager

@@ -1,6 +1,6 @@
 """The release carries only the app: its id ignores the operator's code, and the wheel built
 from this tree holds the `app` package and its data, nothing of `deploy`, `roles` or
-`loadtests` (built for real with pip, as a deploy builds it)."""
+`loadgen` (built for real with pip, as a deploy builds it)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ PINS = {"fastapi": "0.1"}
 
 
 def copy_tree(dest: Path) -> Path:
-    for name in ("app", "deploy", "roles", "loadtests"):
+    for name in ("app", "deploy", "roles", "loadgen"):
         shutil.copytree(REPO / name, dest / name,
                         ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     shutil.copy2(REPO / "pyproject.toml", dest / "pyproject.toml")
@@ -26,7 +26,7 @@ def copy_tree(dest: Path) -> Path:
 def test_operator_code_cuts_no_release(tmp_path: Path) -> None:
     root = copy_tree(tmp_path / "tree")
     first = release_id(root, PINS)
-    for edited in ("deploy/capacity/model.py", "roles/redis/config.py", "loadtests/shapes.py",
+    for edited in ("deploy/capacity/model.py", "roles/redis/config.py", "loadgen/shapes.py",
                    "app/dev.py"):
         with (root / edited).open("a") as f:
             f.write("\n# edited\n")

@@ -11,7 +11,7 @@ import pytest
 from deploy.lab.delayline import Links
 from deploy.lab.errors import LabError
 from deploy.lab.image import apt_sources, debian_mirror, image_sources
-from deploy.lab.plan import lab_tag, plan_lab
+from deploy.lab.layout import lab_tag, plan_lab
 from deploy.spec import load_spec
 
 from .conftest import write_small_spec

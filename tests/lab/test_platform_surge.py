@@ -58,7 +58,7 @@ def platform_missing(spec_path: Path = SPEC, roles_dir: Path = REPO / "roles") -
         return f"{spec_path.name} has no server with role {', '.join(no_server)}"
     if not Lab.from_spec(spec_path).is_up():
         return f"the lab of {spec_path.name} is not up: `freehold lab up` then `freehold up`"
-    from deploy.loadtest.plan import resolve_target
+    from deploy.loadtest.target import resolve_target
 
     url = resolve_target(str(spec_path)).url
     if not _ready(url):
@@ -68,7 +68,7 @@ def platform_missing(spec_path: Path = SPEC, roles_dir: Path = REPO / "roles") -
 
 @pytest.fixture(scope="module")
 def deployed_lab() -> str:
-    from deploy.loadtest.plan import resolve_target
+    from deploy.loadtest.target import resolve_target
 
     why = platform_missing()
     if why:

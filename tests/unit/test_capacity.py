@@ -19,7 +19,7 @@ from deploy.capacity import (
 from deploy.capacity.emit import spec_doc
 from deploy.capacity.inputs import CAPACITY_FIELDS, Input
 from deploy.capacity.layout import n_plus_one
-from deploy.capacity.model import Plan, plan_capacity
+from deploy.capacity.model import CapacityPlan, plan_capacity
 from deploy.spec import load_spec, parse_spec
 from deploy.spec.placement import check_placement, survival
 
@@ -266,7 +266,7 @@ def test_calibration_file_is_used_when_present(tmp_path: Path) -> None:
 
 
 def test_postgres_follows_its_cpu_per_request(tmp_path: Path) -> None:
-    def plan(ms: float) -> Plan:
+    def plan(ms: float) -> CapacityPlan:
         p = tmp_path / f"pg-{ms:g}.yaml"
         p.write_text(HAND.replace("pg_cpu_ms_per_request: {value: 1,",
                                   f"pg_cpu_ms_per_request: {{value: {ms},"))
@@ -335,7 +335,7 @@ def test_measured_pg_cpu_per_request_wins_over_the_cited_value(tmp_path: Path) -
 
 
 def test_redis_masters_follow_its_measured_cpu(tmp_path: Path) -> None:
-    def plan(ms: float, us: float = 100) -> Plan:
+    def plan(ms: float, us: float = 100) -> CapacityPlan:
         p = tmp_path / f"redis-{ms:g}-{us:g}.yaml"
         p.write_text(HAND.replace("redis_cpu_ms_per_request: {value: 0.2,",
                                   f"redis_cpu_ms_per_request: {{value: {ms},")
@@ -388,7 +388,7 @@ def test_measured_redis_cpu_wins_over_the_cited_values(tmp_path: Path) -> None:
             f'file: "{bench}", field: fanout_cluster.redis_cpu_us_per_insert, by: cluster',
             f'file: "{bench}", field: redis_cpu_us_per_insert, by: single')))
 
-    def redis() -> tuple[Input, Input, Plan]:
+    def redis() -> tuple[Input, Input, CapacityPlan]:
         plan = plan_for(A, p)
         got = {i.name: i for i in plan.inputs}
         return got["redis_cpu_ms_per_request"], got["redis_cpu_us_per_fanout_insert"], plan
@@ -503,7 +503,7 @@ def test_two_providers_plan_ends_and_says_redis_cannot_survive_either(tmp_path: 
     p = tmp_path / "two.yaml"
     two = HAND.replace("provider: p3, network", "provider: p2, network")
     p.write_text(two.replace(", {name: p3, kind: cloud}]", "]"))
-    got: list[Plan] = []
+    got: list[CapacityPlan] = []
     t = threading.Thread(target=lambda: got.append(plan_for(A, p)), daemon=True)
     t.start()
     t.join(60)

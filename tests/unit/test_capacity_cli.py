@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from deploy.capacity import plan_for
 from deploy.cli import app
-from deploy.migrate.plan import manifest_accounts, size
+from deploy.migrate.sizing import manifest_accounts, size
 from tests.unit.test_capacity import HAND
 
 runner = CliRunner()

@@ -6,9 +6,9 @@ other in a circle.
     roles      roles.*   (one pyinfra deploy per role, its registry, the ports)
     spec       deploy.spec.*, deploy.secrets, deploy.artifacts.*  (model, secrets, releases)
     app        app.*     (the social app: imports none of the operator side)
-    loadtests  loadtests.*  (Locust code, shipped alone to load generators)
+    loadgen  loadgen.*  (Locust code, shipped alone to load generators)
 
-A layer imports itself and the layers below it; `app` and `loadtests` import only themselves
+A layer imports itself and the layers below it; `app` and `loadgen` import only themselves
 (roles may read the app's settings model to render its environment).
 """
 
@@ -18,14 +18,14 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("app", "deploy", "roles", "loadtests")
+PACKAGES = ("app", "deploy", "roles", "loadgen")
 SPEC_LAYER = ("deploy", "deploy.spec", "deploy.secrets", "deploy.artifacts")
 MAY_IMPORT = {
     "app": {"app"},
-    "loadtests": {"loadtests"},
+    "loadgen": {"loadgen"},
     "spec": {"spec"},
     "roles": {"roles", "spec", "app"},
-    "operator": {"operator", "roles", "spec", "app", "loadtests"},
+    "operator": {"operator", "roles", "spec", "app", "loadgen"},
 }
 
 
@@ -34,7 +34,7 @@ def layer(module: str) -> str:
     if top == "deploy":
         in_spec = any(module == m or module.startswith(m + ".") for m in SPEC_LAYER[1:])
         return "spec" if in_spec or module == "deploy" else "operator"
-    return "operator" if top not in ("app", "roles", "loadtests") else top
+    return "operator" if top not in ("app", "roles", "loadgen") else top
 
 
 def modules(root: Path = ROOT) -> dict[str, Path]:

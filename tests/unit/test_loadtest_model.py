@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from deploy.loadtest.analysis import analyse
-from deploy.loadtest.plan import (
+from deploy.loadtest.target import (
     Target,
     TargetError,
     parse_accounts,
@@ -19,10 +19,10 @@ from deploy.loadtest.plan import (
     resolve_target,
     scale_for,
 )
-from loadtests import shapes
-from loadtests.picks import Zipf
-from loadtests.slo import EndpointStats, Slo, judge, percentile
-from loadtests.traffic import ProfileError, load_model
+from loadgen import shapes
+from loadgen.picks import Zipf
+from loadgen.slo import EndpointStats, Slo, judge, percentile
+from loadgen.traffic import ProfileError, load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -252,6 +252,6 @@ def test_cli_bad_profile_names_the_field(tmp_path: Path) -> None:
 def test_plan_round_trips_through_json(profile: Path, tmp_path: Path) -> None:
     m = load_model(profile)
     plan = shapes.spike(m, shapes.Scale(0.01, 1, 100, 10_000_000, "t"), "http://x", 40)
-    back = shapes.Plan.load(plan.save(tmp_path / "plan.json"))
+    back = shapes.LoadPlan.load(plan.save(tmp_path / "plan.json"))
     assert back == plan
     assert json.loads((tmp_path / "plan.json").read_text())["shape"] == "spike"

@@ -25,7 +25,7 @@ from deploy.loadtest.seed import run_app_seed
 ROOT = Path(__file__).resolve().parents[3]
 
 PROFILE = """\
-# A test profile: the shape of loadtests/profiles/default.yaml with round numbers.
+# A test profile: the shape of loadgen/profiles/default.yaml with round numbers.
 dau_ratio: {value: 0.4, source: "test figure"}
 peak_to_average: {value: 2.5, source: "test figure"}
 actions_per_dau_per_day:

@@ -29,7 +29,7 @@ def lab_tag(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class SitePlan:
+class LabSite:
     name: str
     index: int
     network: ipaddress.IPv4Network
@@ -38,7 +38,7 @@ class SitePlan:
 
 
 @dataclass(frozen=True)
-class ServerPlan:
+class LabServer:
     name: str
     index: int
     site: str
@@ -56,8 +56,8 @@ class LabPlan:
     name: str
     spec_path: str
     network: ipaddress.IPv4Network
-    sites: list[SitePlan]
-    servers: list[ServerPlan]
+    sites: list[LabSite]
+    servers: list[LabServer]
     latency_ms: dict[tuple[str, str], float]     # RTT per unordered site pair, both orders
     tag: str = ""
     transit: ipaddress.IPv4Network = field(default=ipaddress.IPv4Network("0.0.0.0/30"))
@@ -100,21 +100,21 @@ class LabPlan:
             rel = rel / server
         return [root / rel for root in CGROUP_ROOTS]
 
-    def server(self, name: str) -> ServerPlan:
+    def server(self, name: str) -> LabServer:
         for s in self.servers:
             if s.name == name:
                 return s
         raise LabError(f"no server {name!r} in lab {self.name}: one of "
                        f"{', '.join(s.name for s in self.servers)}")
 
-    def site(self, name: str) -> SitePlan:
+    def site(self, name: str) -> LabSite:
         for s in self.sites:
             if s.name == name:
                 return s
         raise LabError(f"no site {name!r} in lab {self.name}: one of "
                        f"{', '.join(s.name for s in self.sites)}")
 
-    def resolve(self, target: str) -> list[ServerPlan]:
+    def resolve(self, target: str) -> list[LabServer]:
         """A site name or a server name -> its servers."""
         if any(s.name == target for s in self.sites):
             return [s for s in self.servers if s.site == target]
@@ -130,7 +130,7 @@ def plan_lab(spec: ClusterSpec) -> LabPlan:
     """Derive the lab from a spec; LabError (one line per problem, joined) when it cannot be."""
     network = spec.lab.network if spec.lab else DEFAULT_LAB
     problems: list[str] = []
-    sites: list[SitePlan] = []
+    sites: list[LabSite] = []
     for i, site in enumerate(spec.sites):
         members = spec.servers_in_site(site.name)
         if site.network is not None:
@@ -146,7 +146,7 @@ def plan_lab(spec: ClusterSpec) -> LabPlan:
                             " — pick a subnet of lab.network")
         if net.num_addresses < 4:
             problems.append(f"sites.{site.name}.network: {net} is too small — use a /24")
-        sites.append(SitePlan(site.name, i, net, net.network_address + 1, f"br{i}"))
+        sites.append(LabSite(site.name, i, net, net.network_address + 1, f"br{i}"))
     for a in sites:
         for b in sites:
             if a.index < b.index and a.network.overlaps(b.network):
@@ -158,7 +158,7 @@ def plan_lab(spec: ClusterSpec) -> LabPlan:
                         "— widen lab.network")
     by_site = {s.name: s for s in sites}
     tag = lab_tag(spec.name)
-    servers: list[ServerPlan] = []
+    servers: list[LabServer] = []
     seen: dict[str, str] = {}
     for i, srv in enumerate(spec.servers):
         site = by_site.get(srv.site)
@@ -174,7 +174,7 @@ def plan_lab(spec: ClusterSpec) -> LabPlan:
             problems.append(f"servers.{srv.name}.address: {addr} already used by "
                             f"{seen[str(addr)]} — give each server its own address")
         seen[str(addr)] = srv.name
-        servers.append(ServerPlan(
+        servers.append(LabServer(
             name=srv.name, index=i, site=site.name, address=addr,
             prefixlen=site.network.prefixlen, gateway=site.gateway,
             netns=f"fh{tag}-{srv.name}", port=f"v{i}", machine=f"fh{tag}-{srv.name}",

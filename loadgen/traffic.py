@@ -1,6 +1,6 @@
 """The traffic model of the load tests, read from the capacity profile (`freehold capacity`'s).
 
-One source of truth: the same profile file (`loadtests/profiles/default.yaml`) gives the capacity
+One source of truth: the same profile file (`loadgen/profiles/default.yaml`) gives the capacity
 plan its action mix and gives the Locust users their task weights and think times. Every number
 carries the `source` the profile cites; this module only reads and derives.
 
@@ -26,7 +26,7 @@ DEFAULT_PROFILE = ROOT / "profiles" / "default.yaml"
 SECONDS_PER_DAY = 86_400
 
 # What one action of each kind costs in HTTP requests, and the stats names they appear under.
-# (The Locust users in loadtests/users.py issue exactly these requests per action.)
+# (The Locust users in loadgen/users.py issue exactly these requests per action.)
 ACTION_REQUESTS: dict[str, tuple[str, ...]] = {
     "home_feed": ("GET /timelines/home",),
     "thread": ("GET /posts/{id}/thread",),

@@ -12,7 +12,7 @@ with Zipf(s) from the profile — a few accounts and posts draw most reads.
 
 The plan (JSON, path in FREEHOLD_LT_PLAN) gives the mix, think times and the roster; the master
 tells the workers which step is running (message `freehold_step`), so a step's mix (sign-ups)
-reaches every worker. Without a plan, the profile's mix and `loadtests/data/roster.json` are used.
+reaches every worker. Without a plan, the profile's mix and `loadgen/data/roster.json` are used.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from typing import Any
 from locust import events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from loadtests.picks import Zipf, weighted_choice
-from loadtests.roster import Roster
-from loadtests.shapes import Plan
+from loadgen.picks import Zipf, weighted_choice
+from loadgen.roster import Roster
+from loadgen.shapes import LoadPlan
 
 API = "/api/v1"
 HERE = Path(__file__).resolve().parent
@@ -45,22 +45,22 @@ WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "w
          "talk", "about", "what", "matters", "today", "in", "our", "town", "city", "world"]
 
 
-def _load_plan() -> Plan | None:
+def _load_plan() -> LoadPlan | None:
     path = os.environ.get("FREEHOLD_LT_PLAN")
-    return Plan.load(path) if path else None
+    return LoadPlan.load(path) if path else None
 
 
-def _default_plan() -> Plan:
-    from loadtests.traffic import load_model
+def _default_plan() -> LoadPlan:
+    from loadgen.traffic import load_model
 
     m = load_model(os.environ.get("FREEHOLD_LT_PROFILE") or None)
-    return Plan(shape="adhoc", host="", steps=[], weights=m.weights(),
+    return LoadPlan(shape="adhoc", host="", steps=[], weights=m.weights(),
                 think_min_s=m.think_min_s.value, think_max_s=m.think_max_s.value,
                 think_scale=1.0, zipf_s=m.zipf_s.value, scale=None,
                 roster=str(HERE / "data" / "roster.json"))
 
 
-PLAN: Plan = _load_plan() or _default_plan()
+PLAN: LoadPlan = _load_plan() or _default_plan()
 ROSTER: Roster = Roster.load(PLAN.roster)
 STATE: dict[str, Any] = {"step": 0}
 # Zipf tables shared by every user of this process (each user draws with its own rng)
@@ -175,7 +175,7 @@ class Member(FastHttpUser):
         kind = weighted_choice(current_weights(), self.rng)
         getattr(self, f"do_{kind}")()
 
-    # ---- actions (the requests of each match loadtests/traffic.ACTION_REQUESTS) --------------
+    # ---- actions (the requests of each match loadgen/traffic.ACTION_REQUESTS) --------------
     def do_home_feed(self) -> None:
         self._remember(self._req("GET", "/timelines/home?limit=20", "/timelines/home"))
 

@@ -2,7 +2,7 @@
 
 A plan is a list of timed steps, each with the production accounts it stands for, the requests/s
 that means on the target cluster (production peak x scale factor), the Locust users that produce
-it, and an optional action mix (the spike adds sign-ups). `loadtests/locustfile.py` turns the
+it, and an optional action mix (the spike adds sign-ups). `loadgen/locustfile.py` turns the
 plan into a Locust `LoadTestShape`; `deploy/loadtest` builds and analyses plans.
 
 - surge: a baseline at the peak of `from_accounts` (4 M) scaled to the target, then equal steps up
@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadtests.traffic import ACTION_REQUESTS, SECONDS_PER_DAY, TrafficModel
+from loadgen.traffic import ACTION_REQUESTS, SECONDS_PER_DAY, TrafficModel
 
 SHAPES = ("surge", "spike", "soak")
 M = 1_000_000
@@ -59,7 +59,7 @@ class Step:
 
 
 @dataclass
-class Plan:
+class LoadPlan:
     shape: str
     host: str
     steps: list[Step]
@@ -99,14 +99,14 @@ class Plan:
         return path
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> Plan:
+    def from_json(cls, doc: dict[str, Any]) -> LoadPlan:
         d = dict(doc)
         d["steps"] = [Step(**s) for s in d["steps"]]
         d["scale"] = Scale(**d["scale"]) if d.get("scale") else None
         return cls(**d)
 
     @classmethod
-    def load(cls, path: Path | str) -> Plan:
+    def load(cls, path: Path | str) -> LoadPlan:
         return cls.from_json(json.loads(Path(path).read_text()))
 
 
@@ -147,15 +147,15 @@ def _warmup(dur: float) -> float:
     return round(min(max(dur * 0.3, 1.0), 30.0), 2)
 
 
-def _base(model: TrafficModel, shape: str, host: str, scale: Scale, think_scale: float) -> Plan:
-    return Plan(shape=shape, host=host, steps=[], weights=model.weights(),
+def _base(model: TrafficModel, shape: str, host: str, scale: Scale, think_scale: float) -> LoadPlan:
+    return LoadPlan(shape=shape, host=host, steps=[], weights=model.weights(),
                 think_min_s=model.think_min_s.value, think_max_s=model.think_max_s.value,
                 think_scale=think_scale, zipf_s=model.zipf_s.value, scale=scale)
 
 
 def surge(model: TrafficModel, scale: Scale, host: str, duration_s: float, *,
           from_accounts: int = 4 * M, to_accounts: int = 10 * M, steps: int = 7,
-          max_users: int = 1000) -> Plan:
+          max_users: int = 1000) -> LoadPlan:
     steps = max(2, steps)
     accts = [round(from_accounts + (to_accounts - from_accounts) * i / (steps - 1))
              for i in range(steps)]
@@ -186,7 +186,7 @@ def signup_rps(model: TrafficModel, from_accounts: int, to_accounts: int,
 
 def spike(model: TrafficModel, scale: Scale, host: str, duration_s: float, *,
           from_accounts: int = 4 * M, to_accounts: int = 10 * M, flood_day_share: float = 0.5,
-          max_users: int = 1000) -> Plan:
+          max_users: int = 1000) -> LoadPlan:
     base_rps = model.peak_rps(from_accounts) * scale.factor
     su_rps = signup_rps(model, from_accounts, to_accounts, flood_day_share) * scale.factor
     # each sign-up action is a POST /accounts plus the newcomer's follows
@@ -215,7 +215,7 @@ def spike(model: TrafficModel, scale: Scale, host: str, duration_s: float, *,
 
 
 def soak(model: TrafficModel, scale: Scale, host: str, duration_s: float, *,
-         accounts: int = 10 * M, windows: int = 4, max_users: int = 1000) -> Plan:
+         accounts: int = 10 * M, windows: int = 4, max_users: int = 1000) -> LoadPlan:
     rps = model.peak_rps(accounts) * scale.factor
     ts = think_scale_for(model, rps, max_users)
     plan = _base(model, "soak", host, scale, ts)
@@ -234,9 +234,9 @@ def soak(model: TrafficModel, scale: Scale, host: str, duration_s: float, *,
 
 
 def calibrate(model: TrafficModel, host: str, duration_s: float, *, start_users: int = 4,
-              factor: float = 1.6, steps: int = 10, think_scale: float = 0.02) -> Plan:
+              factor: float = 1.6, steps: int = 10, think_scale: float = 0.02) -> LoadPlan:
     """Users rising by `factor` per step; the run stops at the first step that breaks the SLO."""
-    plan = Plan(shape="calibrate", host=host, steps=[], weights=model.weights(),
+    plan = LoadPlan(shape="calibrate", host=host, steps=[], weights=model.weights(),
                 think_min_s=model.think_min_s.value, think_max_s=model.think_max_s.value,
                 think_scale=think_scale, zipf_s=model.zipf_s.value, scale=None,
                 stop_on_fail=True)

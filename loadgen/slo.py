@@ -1,7 +1,7 @@
 """SLO gates over Locust's response-time histograms (pure Python: no Locust import).
 
 The Locust master snapshots its cumulative per-endpoint stats at step boundaries
-(loadtests/recorder.py); the difference of two snapshots is the exact histogram of a step, from
+(loadgen/recorder.py); the difference of two snapshots is the exact histogram of a step, from
 which p50/p95/p99 are computed the way Locust computes them (buckets of ~2 significant digits).
 The runner and the recorder (early stop of a calibration) judge steps with the same code.
 """

@@ -1,4 +1,4 @@
-"""Locust entry point: `locust -f loadtests/locustfile.py` (the runner adds --headless etc.).
+"""Locust entry point: `locust -f loadgen/locustfile.py` (the runner adds --headless etc.).
 
 The shape follows the plan in FREEHOLD_LT_PLAN (built by `freehold loadtest run|calibrate` from
 the capacity profile): at each step it sets the user count, tells the workers the step (its
@@ -13,8 +13,8 @@ from typing import Any
 import locust.runners
 from locust import LoadTestShape, events
 
-from loadtests.recorder import Recorder
-from loadtests.users import PLAN, STATE, Member
+from loadgen.recorder import Recorder
+from loadgen.users import PLAN, STATE, Member
 
 __all__ = ["Member", "PlanShape"]
 

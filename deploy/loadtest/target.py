@@ -24,13 +24,13 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from loadtests import shapes
-from loadtests.shapes import Plan, Scale
-from loadtests.traffic import ProfileError, TrafficModel, figure_of, find_key
+from loadgen import shapes
+from loadgen.shapes import LoadPlan, Scale
+from loadgen.traffic import ProfileError, TrafficModel, figure_of, find_key
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "loadtests" / "data"
-RUNS = ROOT / "loadtests" / "runs"
+DATA = ROOT / "loadgen" / "data"
+RUNS = ROOT / "loadgen" / "runs"
 
 
 class TargetError(ValueError):
@@ -129,7 +129,7 @@ def parse_duration(text: str) -> float:
 
 def build_plan(shape: str, target: Target, model: TrafficModel, duration_s: float, *,
                from_accounts: int = 4 * shapes.M, to_accounts: int = 10 * shapes.M,
-               steps: int = 7, max_users: int = 1000, flood_day_share: float = 0.5) -> Plan:
+               steps: int = 7, max_users: int = 1000, flood_day_share: float = 0.5) -> LoadPlan:
     scale = scale_for(target, model, to_accounts)
     if shape == "surge":
         return shapes.surge(model, scale, target.url, duration_s, from_accounts=from_accounts,

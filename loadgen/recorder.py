@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadtests.shapes import Plan
-from loadtests.slo import AGGREGATED, Slo, judge, window
+from loadgen.shapes import LoadPlan
+from loadgen.slo import AGGREGATED, Slo, judge, window
 
 
 def snapshot(stats: Any) -> dict[str, dict[str, Any]]:
@@ -34,7 +34,7 @@ def error_counts(stats: Any) -> dict[str, int]:
 
 
 class Recorder:
-    def __init__(self, plan: Plan) -> None:
+    def __init__(self, plan: LoadPlan) -> None:
         self.plan = plan
         self.slo = Slo.from_json(plan.slo) if plan.slo else None
         self.out = Path(plan.out_dir) if plan.out_dir else None
