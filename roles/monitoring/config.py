@@ -8,6 +8,7 @@ from typing import Any
 from deploy.provision.order import ROLE_ORDER, role_module
 from deploy.spec import ClusterSpec, Server
 from roles.common import Ports
+from roles.common.envfile import environment_file
 from roles.etcd.config import CLIENT_PORT as ETCD_PORT
 from roles.postgres.config import REST_PORT as PATRONI_PORT
 from roles.redis.config import PORT as REDIS_PORT
@@ -173,6 +174,4 @@ def redis_exporter_env(me: Server, password: str) -> dict[str, str]:
 
 
 def env_file(values: dict[str, str], role_note: str) -> str:
-    lines = [f"# Managed by freehold (roles/monitoring): {role_note}"]
-    lines += [f'{k}="{v}"' for k, v in values.items()]
-    return "\n".join(lines) + "\n"
+    return environment_file(values, f"Managed by freehold (roles/monitoring): {role_note}")
