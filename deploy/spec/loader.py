@@ -110,7 +110,8 @@ def _pydantic_problem(problems: Problems, err: Any, prefix: tuple[str | int, ...
     if kind == "spec_problem":
         problems.add(loc, err["ctx"]["what"], err["ctx"]["fix"])
     elif kind == "extra_forbidden":
-        problems.add(loc, "unknown field", f"remove it or check its spelling{_known(loc)}")
+        known = _known(loc) if not prefix else ""
+        problems.add(loc, "unknown field", f"remove it or check its spelling{known}")
     elif kind == "missing":
         problems.add(loc, "missing", "add this field")
     elif kind == "literal_error":
