@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings(database_url=pg.dsn, redis_url=rd.url,  # type: ignore[attr-defined]
                             s3_endpoint=s3.endpoint, s3_access_key=s3.access_key,  # type: ignore
                             s3_secret_key=s3.secret_key,  # type: ignore[attr-defined]
-                            bootstrap_admins="demo_admin")
+                            bootstrap_admins="demo_admin", development=True)
         migrate(settings.database_url)
         from app.services.media import MediaStore
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.pgclient import libpq_target
+
 PG_BIN_CANDIDATES = [Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin")]
 
 
@@ -152,12 +154,11 @@ class Postgres:
                       database=self.database)
         sb._prepare_root()
         data = root / "pgdata"
+        source, env = libpq_target(self.dsn_for("postgres"))  # the password in env, not argv
         r = subprocess.run(
-            self._as([str(pg_bin() / "pg_basebackup"), "-d",
-                      f"host=127.0.0.1 port={self.port} user={self.user} "
-                      f"password={self.password}", "-D", str(data), "-R", "-X", "stream",
-                      "-c", "fast"]),
-            capture_output=True, text=True)
+            self._as([str(pg_bin() / "pg_basebackup"), "-d", source, "-D", str(data), "-R",
+                      "-X", "stream", "-c", "fast"]),
+            capture_output=True, text=True, env=env)
         if r.returncode != 0:
             raise LocalServiceError(f"pg_basebackup failed: {r.stderr.strip().splitlines()[-1:]}")
         with (data / "postgresql.conf").open("a") as f:
@@ -198,11 +199,7 @@ class Postgres:
         with (data / "pg_hba.conf").open("a") as f:
             f.write("host replication all 127.0.0.1/32 scram-sha-256\n")
         self._launch(data)
-        subprocess.run(
-            [str(binp / "psql"), self.dsn_for("postgres"), "-qc",
-             f"CREATE DATABASE {self.database}"],
-            check=True, capture_output=True,
-        )
+        self.psql(f"CREATE DATABASE {self.database}", "postgres")
         return self
 
     def _wait_ready(self, timeout: float = 30.0) -> None:
@@ -218,10 +215,9 @@ class Postgres:
         raise LocalServiceError(f"PostgreSQL on port {self.port} not ready; see {self.root}")
 
     def psql(self, sql: str, database: str | None = None) -> str:
-        r = subprocess.run(
-            [str(pg_bin() / "psql"), self.dsn_for(database or self.database), "-XAtqc", sql],
-            check=True, capture_output=True, text=True,
-        )
+        target, env = libpq_target(self.dsn_for(database or self.database))
+        r = subprocess.run([str(pg_bin() / "psql"), target, "-XAtqc", sql],
+                           check=True, capture_output=True, text=True, env=env)
         return r.stdout.strip()
 
     def stop(self) -> None:

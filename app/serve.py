@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         settings = Settings.from_env()
+        settings.check_startup()
     except SettingsError as exc:
         print(f"app.serve: {exc}", file=sys.stderr)
         return 2

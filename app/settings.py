@@ -11,6 +11,8 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
+DEV_SECRET_KEY = "dev-secret-change-me"
+
 
 class SettingsError(ValueError):
     """A `FREEHOLD_*` variable holds a value of the wrong kind; the message names it."""
@@ -35,8 +37,10 @@ class Settings:
     s3_region: str = "us-east-1"
     media_max_bytes: int = 8 * 1024 * 1024
     media_url_prefix: str = "/media/"  # public URL prefix of media keys (app proxy or CDN)
-    # web
-    secret_key: str = "dev-secret-change-me"
+    # web: the key signs sessions and CSRF tokens; the public default serves only when
+    # `development` is set (FREEHOLD_DEVELOPMENT=1, as app.dev does), see check_startup()
+    secret_key: str = DEV_SECRET_KEY
+    development: bool = False
     cookie_secure: bool = False
     session_days: int = 30
     # app limits
@@ -105,6 +109,15 @@ class Settings:
                 raise SettingsError(f"{key}={raw!r}: expected an integer") from exc
         values.update(overrides)
         return cls(**values)
+
+    def check_startup(self) -> None:
+        """Refuse to serve with settings that are only safe on a developer's machine."""
+        if not self.development and self.secret_key in ("", DEV_SECRET_KEY):
+            raise SettingsError(
+                "FREEHOLD_SECRET_KEY is not set, so sessions and CSRF tokens would be signed "
+                "with the public development key — set FREEHOLD_SECRET_KEY to a long random "
+                "value (python3 -c 'import secrets; print(secrets.token_urlsafe(48))'), or "
+                "FREEHOLD_DEVELOPMENT=1 on a development machine")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -286,7 +286,8 @@ def main() -> int:
         pg, rd = stack["postgres"], stack["redis"]
         settings = Settings(database_url=pg.dsn, redis_url=rd.url,  # type: ignore[attr-defined]
                             rl_write_per_account=0, rl_write_per_ip=0, bench_endpoints=True,
-                            big_account_followers=big_at, db_pool_min=4, db_pool_max=16)
+                            big_account_followers=big_at, db_pool_min=4, db_pool_max=16,
+                            secret_key=secrets.token_urlsafe(32))
         cluster: list[Redis] = []
         if args.redis_cluster:
             cluster = start_redis_cluster(stack["root"], nodes=2)  # type: ignore[arg-type]

@@ -29,6 +29,7 @@ import os
 import platform
 import re
 import resource
+import secrets
 import shutil
 import subprocess
 import sys
@@ -203,7 +204,8 @@ def main() -> int:
         pg, rd, s3 = st["postgres"], st["redis"], st["s3"]
         settings = Settings(database_url=pg.dsn, redis_url=rd.url,  # type: ignore[attr-defined]
                             s3_endpoint=s3.endpoint, s3_access_key=s3.access_key,  # type: ignore
-                            s3_secret_key=s3.secret_key, db_pool_max=20)  # type: ignore
+                            s3_secret_key=s3.secret_key, db_pool_max=20,  # type: ignore
+                            secret_key=secrets.token_urlsafe(32))
         migrate(settings.database_url)
         from app.services.media import MediaStore
 

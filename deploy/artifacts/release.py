@@ -36,8 +36,9 @@ LABEL_ENV = "FREEHOLD_RELEASE_LABEL"
 RELEASE_PACKAGE = "app"           # all the servers run; what it imports comes from the pins
 RELEASE_DIST = "freehold-app"
 WHEEL_GLOB = "freehold_app-*.whl"
-# the local dev stack and its command: they start PostgreSQL/Redis/SeaweedFS on a workstation
-RELEASE_EXCLUDE = {"app/dev.py", "app/devstack.py"}
+# the local dev stack, its command and the PostgreSQL tools' argv builder (the operator's
+# migrations and the dev stack use it): none runs on a server
+RELEASE_EXCLUDE = {"app/dev.py", "app/devstack.py", "app/pgclient.py"}
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 # what `python -m app.serve` and `python -m app.worker` import (their own dependencies follow)
 APP_REQUIREMENTS = ("fastapi", "starlette", "uvicorn[standard]", "asyncpg", "psycopg[binary]",

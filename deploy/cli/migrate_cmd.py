@@ -265,7 +265,9 @@ def status(
 
 @app.command("database")
 def database(
-    from_: str = typer.Option(..., "--from", help="postgresql://USER:PW@HOST:PORT/DB (source)"),
+    from_: str = typer.Option(..., "--from", envvar="FREEHOLD_MIGRATE_FROM",
+                              help="postgresql://USER:PW@HOST:PORT/DB (source); from the "
+                              "environment, the password stays out of `ps`"),
     to: str = typer.Option(..., "--to", help="cluster spec file (its primary through the "
                            "pgbouncer server's routing, over SSH) or postgresql:// URL"),
     do_cutover: bool = typer.Option(False, "--cutover", help="stop writes, drain, verify"),

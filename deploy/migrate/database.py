@@ -13,6 +13,7 @@ from urllib.parse import urlparse
 import psycopg
 from psycopg import sql
 
+from app.pgclient import libpq_target
 from deploy.migrate import MigrateError
 
 NAME = "freehold_migrate"
@@ -38,8 +39,8 @@ def _tool(name: str) -> str:
     return found
 
 
-def _run(cmd: list[str], what: str) -> None:
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+def _run(cmd: list[str], what: str, env: dict[str, str]) -> None:
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=env)
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or ["failed"])[-1]
         raise MigrateError(f"{what}: {last}")
@@ -60,13 +61,23 @@ def can_replicate_logically(src: psycopg.Connection[Any]) -> tuple[bool, str]:
     return (True, "") if ok else (False, "the source user may not replicate")
 
 
+def schema_commands(src_dsn: str, dst_dsn: str, path: str
+                    ) -> list[tuple[list[str], dict[str, str], str]]:
+    """(argv, environment, what) of dumping the source's schema to `path` and loading it into
+    the target; passwords travel in the environment (app.pgclient), never in argv."""
+    src, src_env = libpq_target(src_dsn)
+    dst, dst_env = libpq_target(dst_dsn)
+    return [([_tool("pg_dump"), "--schema-only", "--no-owner", "--no-privileges",
+              "--no-publications", "--no-subscriptions", "-f", path, src], src_env,
+             "pg_dump --schema-only"),
+            ([_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", path, dst], dst_env,
+             "loading the schema into the target")]
+
+
 def copy_schema(src_dsn: str, dst_dsn: str) -> None:
     with tempfile.NamedTemporaryFile(suffix=".sql") as f:
-        _run([_tool("pg_dump"), "--schema-only", "--no-owner", "--no-privileges",
-              "--no-publications", "--no-subscriptions", "-f", f.name, src_dsn],
-             "pg_dump --schema-only")
-        _run([_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", f.name, dst_dsn],
-             "loading the schema into the target")
+        for argv, env, what in schema_commands(src_dsn, dst_dsn, f.name):
+            _run(argv, what, env)
 
 
 def start_replication(src_dsn: str, dst_dsn: str) -> str:
@@ -170,10 +181,20 @@ def cutover(src_dsn: str, dst_dsn: str, timeout: float = 600.0) -> dict[str, Any
     return {"tables": checks, "sequences_reset": nseq}
 
 
+def dump_restore_commands(src_dsn: str, dst_dsn: str, folder: str, jobs: int = 4
+                          ) -> list[tuple[list[str], dict[str, str], str]]:
+    """(argv, environment, what) of a parallel pg_dump -Fd into `folder` and pg_restore -j
+    from it; passwords travel in the environment, never in argv."""
+    src, src_env = libpq_target(src_dsn)
+    dst, dst_env = libpq_target(dst_dsn)
+    return [([_tool("pg_dump"), "-Fd", "-j", str(jobs), "--no-owner", "--no-privileges",
+              "-f", f"{folder}/dump", src], src_env, "pg_dump"),
+            ([_tool("pg_restore"), "-j", str(jobs), "--no-owner", "--no-privileges",
+              "--exit-on-error", "-d", dst, f"{folder}/dump"], dst_env, "pg_restore")]
+
+
 def dump_restore(src_dsn: str, dst_dsn: str, jobs: int = 4) -> None:
     """When logical replication is impossible: parallel pg_dump -Fd / pg_restore -j."""
     with tempfile.TemporaryDirectory() as d:
-        _run([_tool("pg_dump"), "-Fd", "-j", str(jobs), "--no-owner", "--no-privileges",
-              "-f", f"{d}/dump", src_dsn], "pg_dump")
-        _run([_tool("pg_restore"), "-j", str(jobs), "--no-owner", "--no-privileges",
-              "--exit-on-error", "-d", dst_dsn, f"{d}/dump"], "pg_restore")
+        for argv, env, what in dump_restore_commands(src_dsn, dst_dsn, d, jobs):
+            _run(argv, what, env)

@@ -32,6 +32,7 @@ from deploy.spec.models import (
     SpecIn,
 )
 from deploy.spec.ranges import RangeError, count_up, expand, expand_addresses
+from deploy.spec.role_settings import validated
 
 # settings the kit reads, per role: name -> (type, check, fix)
 INT_SETTINGS = {("redis", "replicas"): 0, ("redis", "masters"): 1, ("media", "masters"): 1,
@@ -103,11 +104,14 @@ def parse_spec(data: dict[str, Any], path: Path | str = "<spec>",
     return spec
 
 
-def _pydantic_problem(problems: Problems, err: Any) -> None:
-    loc = tuple(err["loc"])
+def _pydantic_problem(problems: Problems, err: Any, prefix: tuple[str | int, ...] = ()) -> None:
+    loc = (*prefix, *(part for part in err["loc"] if part != "[key]"))
     kind = err["type"]
-    if kind == "extra_forbidden":
-        problems.add(loc, "unknown field", f"remove it or check its spelling{_known(loc)}")
+    if kind == "spec_problem":
+        problems.add(loc, err["ctx"]["what"], err["ctx"]["fix"])
+    elif kind == "extra_forbidden":
+        known = _known(loc) if not prefix else ""
+        problems.add(loc, "unknown field", f"remove it or check its spelling{known}")
     elif kind == "missing":
         problems.add(loc, "missing", "add this field")
     elif kind == "literal_error":
@@ -116,7 +120,9 @@ def _pydantic_problem(problems: Problems, err: Any) -> None:
         problems.add(loc, f"{err['input']!r} is not a valid name",
                      "use lower-case letters, digits, '-' and '_'")
     else:
-        problems.add(loc, err["msg"], "fix the value")
+        given = err.get("input")
+        what = err["msg"] if isinstance(given, dict | list) else f"{given!r}: {err['msg']}"
+        problems.add(loc, what, "fix the value")
 
 
 def _known(loc: tuple[Any, ...]) -> str:
@@ -200,6 +206,11 @@ def _role_settings(raw: SpecIn, problems: Problems, sites: list[str]) -> dict[st
             problems.add(("roles", role), f"unknown role '{role}'", _suggest(role, ROLES))
             continue
         settings = dict(settings or {})
+        try:
+            settings = validated(role, settings)
+        except ValidationError as e:
+            for err in e.errors():
+                _pydantic_problem(problems, err, ("roles", role))
         for key, value in settings.items():
             if (role, key) in INT_SETTINGS:
                 low = INT_SETTINGS[(role, key)]

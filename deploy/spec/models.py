@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Literal
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic_core import PydanticCustomError
 
 ROLES = ("base", "mesh", "etcd", "postgres", "pgbouncer", "redis", "lb", "app", "worker",
          "media", "monitoring", "backup", "dns", "loadgen")
@@ -14,6 +16,33 @@ ProviderKind = Literal["owned", "rented", "cloud"]
 NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]{0,61}[a-z0-9])?$"
 DEFAULT_MESH = ipaddress.IPv4Network("100.96.0.0/16")
 DEFAULT_LAB = ipaddress.IPv4Network("198.18.0.0/15")
+
+
+def spec_problem(what: str, fix: str) -> PydanticCustomError:
+    """A validation error the loader reports as "<field>: <what> — <fix>"."""
+    return PydanticCustomError("spec_problem", "{what} — {fix}", {"what": what, "fix": fix})
+
+
+def _numbers_as_text(value: Any) -> Any:
+    return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def spec_text(pattern: str, form: str) -> Any:
+    """A string type that must match `pattern` in full (YAML numbers are taken as their text),
+    for spec strings that reach a command, a URL or a config file. A mismatch is reported as
+    "<field>: '<value>' is not allowed — use <form>"."""
+    regex = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if regex.fullmatch(value) is None:
+            raise spec_problem(f"{value!r} is not allowed", f"use {form}")
+        return value
+
+    return Annotated[str, BeforeValidator(_numbers_as_text), AfterValidator(check)]
+
+
+UnixUser = spec_text(r"[a-z_][a-z0-9_-]{0,31}",
+                     "a Unix user name: lower-case letters, digits, '_' and '-' (at most 32)")
 
 
 class _Strict(BaseModel):
@@ -37,7 +66,7 @@ class SiteIn(_Strict):
 
 
 class ServerDefaultsIn(_Strict):
-    ssh_user: str = "root"
+    ssh_user: UnixUser = "root"
     ssh_port: int = Field(22, ge=1, le=65535)
     ssh_key: str | None = None
     cores: int = Field(2, ge=1)
@@ -59,7 +88,7 @@ class ServerIn(_Strict):
     private_address_start: str | None = None
     mesh_address: str | None = None
     mesh_address_start: str | None = None
-    ssh_user: str | None = None
+    ssh_user: UnixUser | None = None
     ssh_port: int | None = Field(None, ge=1, le=65535)
     ssh_key: str | None = None
     cores: int | None = Field(None, ge=1)

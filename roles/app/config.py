@@ -5,7 +5,9 @@ the secrets, the unit settings. Settings under `roles.app` in the spec:
     workers: <cores>        # uvicorn worker processes (default: one per core)
     keep_releases: 3        # releases kept side by side on each server
     db_pool_max: 10         # asyncpg pool size per process
-    env: {NAME: value}      # extra FREEHOLD_* settings (app/settings.py), prefix optional
+    env: {NAME: value}      # extra FREEHOLD_* settings (app/settings.py), prefix optional;
+                            # one line each; none of the settings the kit sets itself
+                            # (deploy.spec.role_settings.APP_PLATFORM_ENV)
 
 The app reaches PostgreSQL through the HAProxy routers of the pgbouncer servers (primary on
 5000, fresh replicas on 5001: they follow Patroni, so no client knows which server is primary).
@@ -22,6 +24,8 @@ from urllib.parse import quote
 
 from deploy.secrets import Secrets
 from deploy.spec import ClusterSpec, Server
+from deploy.spec.role_settings import APP_PLATFORM_ENV, app_env_name
+from roles.common.envfile import environment_file
 from roles.media.config import bucket
 from roles.ports import APP_PORT, REDIS_PORT
 from roles.ports import LB_RUNTIME_PORT as RUNTIME_PORT
@@ -109,16 +113,18 @@ def app_env(spec: ClusterSpec, secrets: Secrets, me: Server) -> dict[str, str]:
                     "FREEHOLD_S3_ACCESS_KEY": secrets["s3_access_key"],
                     "FREEHOLD_S3_SECRET_KEY": secrets["s3_secret_key"]})
     for key, value in (settings(spec).get("env") or {}).items():
-        name = str(key).upper()
-        env[name if name.startswith("FREEHOLD_") else f"FREEHOLD_{name}"] = str(value)
+        name = app_env_name(str(key))
+        if name in APP_PLATFORM_ENV:  # the spec loader refuses it first; never let it through
+            raise ValueError(f"{spec.path}: roles.app.env.{key}: would override {name}, which "
+                             "the kit sets — remove it")
+        env[name] = str(value)
     return env
 
 
 def env_file(env: dict[str, str]) -> str:
-    """systemd EnvironmentFile text (values are url-safe: no quoting needed)."""
-    lines = ["# Managed by freehold (roles/app): settings of the app and its workers."]
-    lines += [f"{k}={v}" for k, v in sorted(env.items())]
-    return "\n".join(lines) + "\n"
+    """systemd EnvironmentFile text, names sorted, values quoted (roles.common.envfile)."""
+    return environment_file(dict(sorted(env.items())),
+                            "Managed by freehold (roles/app): settings of the app and its workers.")
 
 
 def lb_runtime_apis(spec: ClusterSpec) -> list[str]:

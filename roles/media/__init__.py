@@ -29,10 +29,10 @@ from roles.media.config import (
     S3_PORT,
     VENV,
     VOLUME_PORT,
-    WEED,
     bucket,
+    bucket_create_command,
+    bucket_probe_command,
     commands,
-    master_list,
     s3_config,
     unit_vars,
 )
@@ -84,17 +84,10 @@ def media_bucket(ctx) -> None:
     first = media_masters(ctx.spec)[0]
     if host.name != first.name:
         return
-    name = bucket(ctx.spec)
-    url = f"http://{first.mesh_address}:{FILER_PORT}/buckets/{name}/"
-    # bounded wait for the filer, then: does the bucket folder exist?
-    code = host.get_fact(Command, f"for i in $(seq 1 240); do curl -fs --max-time 3 -o /dev/null "
-                                  f"http://{first.mesh_address}:{FILER_PORT}/ && break; "
-                                  f"sleep 1; done; curl -s -o /dev/null -w '%{{http_code}}' "
-                                  f"-H 'Accept: application/json' {url}")
+    code = host.get_fact(Command, bucket_probe_command(ctx.spec))
     if (code or "").strip() != "200":
-        server.shell(name=f"Create bucket {name}", commands=[
-            f"echo 's3.bucket.create -name {name}' | runuser -u seaweedfs -- {WEED} shell "
-            f"-master={master_list(ctx.spec)}"], _retries=5, _retry_delay=5)
+        server.shell(name=f"Create bucket {bucket(ctx.spec)}",
+                     commands=[bucket_create_command(ctx.spec)], _retries=5, _retry_delay=5)
 
 
 ROLE = Role("media",

@@ -5,6 +5,7 @@ with the S3 gateway on every media server, S3 credentials from the secrets."""
 from __future__ import annotations
 
 import json
+import shlex
 from typing import Any
 
 from deploy.secrets import Secrets
@@ -30,6 +31,23 @@ def replication(spec: ClusterSpec) -> str:
 
 def bucket(spec: ClusterSpec) -> str:
     return str(spec.role_settings("media").get("bucket", "media"))
+
+
+def bucket_probe_command(spec: ClusterSpec) -> str:
+    """Waits (bounded) for the first master's filer, then prints the HTTP status of the media
+    bucket's folder (200: it exists). The bucket name is checked by the spec and quoted here."""
+    filer = f"http://{media_masters(spec)[0].mesh_address}:{FILER_PORT}/"
+    url = f"{filer}buckets/{bucket(spec)}/"
+    return (f"for i in $(seq 1 240); do curl -fs --max-time 3 -o /dev/null {shlex.quote(filer)} "
+            f"&& break; sleep 1; done; curl -s -o /dev/null -w '%{{http_code}}' "
+            f"-H 'Accept: application/json' {shlex.quote(url)}")
+
+
+def bucket_create_command(spec: ClusterSpec) -> str:
+    """Creates the media bucket through `weed shell` as the seaweedfs user."""
+    line = f"s3.bucket.create -name {bucket(spec)}"
+    return (f"printf '%s\\n' {shlex.quote(line)} | runuser -u seaweedfs -- {WEED} shell "
+            f"{shlex.quote('-master=' + master_list(spec))}")
 
 
 def volume_size_mb(spec: ClusterSpec) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 
 from deploy.spec import ClusterSpec, Server
 from roles.app.config import app_port
+from roles.common.envfile import environment_file
 from roles.ports import (
     ALERTMANAGER_CLUSTER_PORT,
     ALERTMANAGER_PORT,
@@ -162,6 +163,4 @@ def redis_exporter_env(me: Server, password: str) -> dict[str, str]:
 
 
 def env_file(values: dict[str, str], role_note: str) -> str:
-    lines = [f"# Managed by freehold (roles/monitoring): {role_note}"]
-    lines += [f'{k}="{v}"' for k, v in values.items()]
-    return "\n".join(lines) + "\n"
+    return environment_file(values, f"Managed by freehold (roles/monitoring): {role_note}")

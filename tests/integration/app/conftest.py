@@ -41,7 +41,7 @@ def app_settings(pg_server: Postgres, redis_server: Redis, s3_server: SeaweedS3)
         rl_signup_per_ip=10_000, rl_login_per_ip=10_000, rl_login_per_account=10_000,
         rl_write_per_account=10_000, rl_write_per_ip=100_000,
         worker_block_ms=200, worker_claim_idle_ms=1500, bootstrap_admins="root_admin",
-        db_pool_min=1, db_pool_max=10)
+        db_pool_min=1, db_pool_max=10, secret_key=secrets.token_urlsafe(32))
 
 
 @pytest.fixture(scope="session")

@@ -36,7 +36,7 @@ ERROR_REF = "#/components/schemas/Error"
 
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
-    return create_app(Settings()).openapi()
+    return create_app(Settings(development=True)).openapi()
 
 
 def api_operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:

@@ -7,6 +7,7 @@ last days), 300 accounts, enough for the roster and the users' skewed picks.
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -91,7 +92,7 @@ def lt_env(pg_server: Postgres, redis_server: Redis, s3_server: SeaweedS3,
         database_url=dsn, redis_url=redis_server.url.rsplit("/", 1)[0] + "/6",
         s3_endpoint=s3_server.endpoint, s3_access_key=s3_server.access_key,
         s3_secret_key=s3_server.secret_key, s3_bucket="freehold-loadtest",
-        worker_block_ms=200, db_pool_min=1, db_pool_max=10)
+        worker_block_ms=200, db_pool_min=1, db_pool_max=10, secret_key=secrets.token_urlsafe(32))
     MediaStore.from_settings(settings).ensure_bucket_sync()
     run_app_seed(dsn, 300)
     files = tmp_path_factory.mktemp("lt")

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -13,6 +15,7 @@ from typer.testing import CliRunner
 
 from app.devstack import Postgres
 from deploy.cli import app
+from deploy.migrate import database
 
 pytestmark = pytest.mark.integration
 
@@ -108,3 +111,37 @@ def test_dump_restore_and_unreachable(two_pg, tmp_path: Path) -> None:  # noqa: 
     r = run(app, ["migrate", "database", "--from",
                   src.dsn.replace(":freehold@", ":wrong@"), "--to", dst.dsn])
     assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output
+
+
+def test_client_tools_get_the_password_from_the_environment(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """A real schema copy and dump/restore on a server that checks passwords (scram-sha-256):
+    every child process's argv is recorded as it starts, and none holds the password."""
+    import subprocess
+
+    password = secrets.token_hex(12)
+    pg = Postgres(tmp_path / "pg", password=password).start()
+    try:
+        for db in ("pwsrc", "pwschema", "pwdump"):
+            pg.psql(f"CREATE DATABASE {db}", "postgres")
+        pg.psql("CREATE TABLE t (id int PRIMARY KEY, v text);"
+                "INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 500) g", "pwsrc")
+        started: list[list[str]] = []
+        real_run = subprocess.run
+
+        def recording_run(cmd: list[str], *args: Any, **kwargs: Any) -> Any:
+            started.append([str(a) for a in cmd])
+            return real_run(cmd, *args, **kwargs)
+
+        monkeypatch.setattr(subprocess, "run", recording_run)
+        database.copy_schema(pg.dsn_for("pwsrc"), pg.dsn_for("pwschema"))
+        database.dump_restore(pg.dsn_for("pwsrc"), pg.dsn_for("pwdump"), jobs=2)
+        counts = [pg.psql("SELECT count(*) FROM t", db) for db in ("pwschema", "pwdump")]
+    finally:
+        pg.stop()
+    assert counts == ["0", "500"]          # the schema alone, then schema and rows
+    tools = [Path(argv[0]).name for argv in started]
+    assert {"pg_dump", "psql", "pg_restore"} <= set(tools), tools
+    for argv in started:
+        assert not any(password in arg for arg in argv), argv
