@@ -21,6 +21,10 @@ from deploy.ssh.hostkeys import parse_keyscan
 EXIT_FAILED = 1
 
 
+def say(line: str) -> None:
+    console.print(line, highlight=False, soft_wrap=True)  # a fingerprint is never wrapped
+
+
 def _selected(cluster: ClusterSpec, names: list[str] | None) -> list[Server]:
     if not names:
         return list(cluster.servers)
@@ -105,20 +109,21 @@ def trust(
             problem = known.verdict(srv, key, spec)
             name = known_name(srv)
             line = f"{srv.name} ({name}): {describe(key)}"
+            on_record = known.keys_for(srv)
             if problem is None:
-                console.print(f"{line} already recorded", highlight=False)
-            elif known.keys_for(srv) is None:
+                say(f"{line} already recorded")
+            elif on_record is None:
                 entries.append((name, key))
-                console.print(f"{line} recorded", highlight=False)
+                say(f"{line} recorded")
             elif replace:
                 entries.append((name, key))
                 replaced.append(name)
-                console.print(f"{line} recorded, replacing the key on record ({problem})",
-                              highlight=False)
+                old = ", ".join(k.fingerprint for k in on_record[1].values())
+                say(f"{line} recorded, replacing {old} (from {on_record[0]})")
             else:
                 refused.append(str(problem))
     if entries:
         record(target, entries, replace=replaced)
-        console.print(f"{len(entries)} key(s) written to {target}", highlight=False)
+        say(f"{len(entries)} key(s) written to {target}")
     if refused or errors:
         fail_lines(refused + errors, code=EXIT_FAILED)
