@@ -44,6 +44,7 @@ def routed_spec(small_lab: Lab, small_lab_spec: Path, tmp_path: Path,
     roles = {"a1": ["media"], "a2": ["pgbouncer"], "b1": ["postgres"]}
     for s in doc["servers"]:
         s["roles"] = roles[s["name"]]
+    doc["known_hosts"] = [small_lab.spec.known_hosts[0]]  # where the lab recorded its keys
     spec_path = tmp_path / "cluster.yaml"
     spec_path.write_text(yaml.safe_dump(doc, sort_keys=False))
     key = Fernet.generate_key()

@@ -36,11 +36,15 @@ def test_given_files_are_relative_to_the_spec(tmp_path: Path,
                                            "/etc/ssh/ssh_known_hosts"]
 
 
-@pytest.mark.parametrize("value", ['["bad\\nname"]', "[]", '"one-file"'])
-def test_a_bad_value_is_one_line_naming_the_field(tmp_path: Path, value: str) -> None:
+@pytest.mark.parametrize(("value", "says"), [('["bad\\nname"]', "is not a file path"),
+                                             ("[]", "at least 1 item"),
+                                             ('"one-file"', "valid list")])
+def test_a_bad_value_is_one_line_naming_the_field(tmp_path: Path, value: str, says: str
+                                                  ) -> None:
     path = tmp_path / "prod.yaml"
     path.write_text(SPEC + f"known_hosts: {value}\n")
     with pytest.raises(SpecError) as e:
         load_spec(path)
     [problem] = e.value.problems
-    assert "known_hosts" in problem and "\n" not in problem
+    assert "prod.yaml:5: known_hosts: " in problem and says in problem
+    assert "\n" not in problem
