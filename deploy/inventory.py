@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from pyinfra.api import Inventory
@@ -57,9 +56,10 @@ def _matches(server: Server, pattern: str) -> bool:
             or pattern == site_group(server.site) or pattern == provider_group(server.provider))
 
 
-def host_data(spec: ClusterSpec, server: Server, ssh_key: str | Path | None = None,
-              known_hosts: str | Path | None = None) -> dict[str, Any]:
-    key = ssh_key if ssh_key is not None else server.ssh_key
+def host_data(spec: ClusterSpec, server: Server,
+              ssh: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The server's data; `ssh`: pyinfra SSH settings (deploy.ssh.pyinfra_data), which pin its
+    host key. Host keys are checked strictly even without them (never pyinfra's accept-new)."""
     data: dict[str, Any] = {
         "spec_name": spec.name,
         "roles": list(server.roles),
@@ -76,17 +76,17 @@ def host_data(spec: ClusterSpec, server: Server, ssh_key: str | Path | None = No
         "ssh_hostname": server.public_address,
         "ssh_user": server.ssh_user,
         "ssh_port": server.ssh_port,
+        "ssh_strict_host_key_checking": "yes",
     }
-    if key:
-        data["ssh_key"] = str(key)
-    if known_hosts:
-        data["ssh_known_hosts_file"] = str(known_hosts)
+    if server.ssh_key:
+        data["ssh_key"] = server.ssh_key
+    data.update(ssh or {})
     return data
 
 
 def build_inventory(spec: ClusterSpec, roles: Iterable[str] | None = None,
-                    limit: Iterable[str] | None = None, ssh_key: str | Path | None = None,
-                    known_hosts: str | Path | None = None) -> Inventory:
+                    limit: Iterable[str] | None = None,
+                    ssh: dict[str, Any] | None = None) -> Inventory:
     """A pyinfra Inventory of the selected servers (see `select_servers`)."""
     servers = select_servers(spec, roles, limit)
     shard_of: dict[str, tuple[int, str]] = {}
@@ -99,7 +99,7 @@ def build_inventory(spec: ClusterSpec, roles: Iterable[str] | None = None,
     names: list[tuple[str, dict[str, Any]]] = []
     groups: dict[str, list[str]] = {}
     for s in servers:
-        data = host_data(spec, s, ssh_key, known_hosts)
+        data = host_data(spec, s, ssh)
         if s.name in shard_of:
             data["redis_shard"], data["redis_master"] = shard_of[s.name]
         if "media" in s.roles:

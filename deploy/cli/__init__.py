@@ -13,6 +13,7 @@ from deploy.cli import (
     loadtest_cmd,
     migrate_cmd,
     status_cmd,
+    trust_cmd,
     up_cmd,
 )
 
@@ -35,6 +36,7 @@ app.command("status")(status_cmd.status)
 app.command("capacity")(capacity_cmd.capacity)
 app.command("failover")(failover_cmd.failover)
 app.command("up")(up_cmd.up)
+app.command("trust")(trust_cmd.trust)
 app.add_typer(up_cmd.backup_app, name="backup")
 
 

@@ -13,6 +13,7 @@ from deploy.cli.common import console, err_console, fail, fail_lines, print_json
 from deploy.secrets import SecretsError
 from deploy.spec import ClusterSpec, SpecError, load_spec
 from deploy.spec.placement import check_placement
+from deploy.ssh import SSHSettings, settings_for
 from roles.registry import RoleError, ordered_roles
 
 EXIT_FAILED = 1
@@ -49,19 +50,18 @@ def _check_selection(cluster: ClusterSpec, roles: list[str] | None,
         fail_lines([f"{cluster.path}: placement: {e}" for e in errors])
 
 
-def _lab_ssh(spec: Path, cluster: ClusterSpec) -> tuple[str | None, str | None]:
-    """For a lab spec, the lab's SSH key and known_hosts (when the lab package is there)."""
-    if cluster.lab is None:
-        return None, None
+def ssh_settings(spec: Path, cluster: ClusterSpec, ssh_key: Path | None,
+                 known_hosts: Path | None) -> SSHSettings:
+    """The spec's SSH settings (deploy.ssh), the given key and known_hosts file first."""
+    from deploy.lab.errors import LabError
+
+    for flag, path in (("--ssh-key", ssh_key), ("--known-hosts", known_hosts)):
+        if path is not None and not path.is_file():
+            fail(f"{flag} {path}: no such file — give an existing file or leave the option out")
     try:
-        from deploy.lab import Lab
-    except ImportError:
-        return None, None
-    try:
-        lab = Lab.from_spec(spec)
-        return str(lab.ssh_key_path), str(lab.known_hosts_path)
-    except Exception:  # noqa: BLE001 - no lab state yet: fall back to the spec's settings
-        return None, None
+        return settings_for(spec, cluster, ssh_key, known_hosts)
+    except LabError as e:
+        fail(f"{spec}: {e}")
 
 
 def execute(spec: Path, roles: str | None, limit: str | None, dry_run: bool,
@@ -70,12 +70,10 @@ def execute(spec: Path, roles: str | None, limit: str | None, dry_run: bool,
     cluster = _load(spec)
     role_list, limit_list = _split(roles), _split(limit)
     _check_selection(cluster, role_list, limit_list)
-    key, kh = _lab_ssh(spec, cluster)
-    key = str(ssh_key) if ssh_key else key
-    kh = str(known_hosts) if known_hosts else kh
+    ssh = ssh_settings(spec, cluster, ssh_key, known_hosts)
 
     from deploy.artifacts.assets import AssetError
-    from deploy.provision.driver import patch_gevent, run_deploy
+    from deploy.provision.driver import HostKeysRefused, patch_gevent, run_deploy
 
     patch_gevent()  # before the progress display starts its thread
     from deploy.provision.summary import closing_lines, summary_table
@@ -91,10 +89,11 @@ def execute(spec: Path, roles: str | None, limit: str | None, dry_run: bool,
                 bar.update(task, description=description, completed=done, total=total)
 
             report = run_deploy(cluster, spec, role_list, limit_list, dry_run=dry_run,
-                                ssh_key=key, known_hosts=kh, secrets_path=secrets,
-                                progress=progress)
+                                ssh=ssh, secrets_path=secrets, progress=progress)
     except (SecretsError, AssetError) as e:
         fail(str(e))
+    except HostKeysRefused as e:
+        fail_lines(e.problems, code=EXIT_FAILED)
     if json_out:
         print_json(report.to_doc())
     else:
@@ -153,7 +152,6 @@ def rollback(
     """Return every app server to the previous release (one at a time, drained first)."""
     from rich.table import Table
 
-    from deploy.provision.patroni import SSHSettings
     from deploy.provision.rolling import rollback as run_rollback
 
     cluster = _load(spec)
@@ -164,9 +162,7 @@ def rollback(
             fail("rollback changes servers: pass --yes")
         if not typer.confirm(f"Roll every app server of {cluster.name} back?"):
             raise typer.Exit(EXIT_FAILED)
-    key, kh = _lab_ssh(spec, cluster)
-    ssh = SSHSettings(key=str(ssh_key) if ssh_key else key,
-                      known_hosts=str(known_hosts) if known_hosts else kh)
+    ssh = ssh_settings(spec, cluster, ssh_key, known_hosts)
     out = err_console if json_out else console
     with out.status("rolling back…") as status:
         report = run_rollback(cluster, ssh, progress=lambda m: status.update(m))

@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 
 from deploy.cli.common import console, err_console, fail, print_json
-from deploy.cli.deploy_cmd import _lab_ssh, _load
-from deploy.provision.patroni import PatroniError, SSHSettings, switchover
+from deploy.cli.deploy_cmd import _load, ssh_settings
+from deploy.provision.patroni import PatroniError, switchover
+from deploy.ssh import HostKeyError
 
 
 def members_table(title: str, rows: list[dict[str, Any]]) -> Table:
@@ -37,14 +38,12 @@ def failover(
     if to is not None and to not in {s.name for s in cluster.servers_with_role("postgres")}:
         fail(f"--to {to}: not a postgres member of {cluster.name} — give one of "
              f"{', '.join(s.name for s in cluster.servers_with_role('postgres'))}")
-    key, kh = _lab_ssh(spec, cluster)
-    ssh = SSHSettings(key=str(ssh_key) if ssh_key else key,
-                      known_hosts=str(known_hosts) if known_hosts else kh)
+    ssh = ssh_settings(spec, cluster, ssh_key, known_hosts)
     out = err_console if json_out else console
     try:
         with out.status("switching over…"):
             result = switchover(cluster, ssh, to)
-    except PatroniError as e:
+    except (PatroniError, HostKeyError) as e:
         fail(str(e), code=1)
     if json_out:
         print_json(result)

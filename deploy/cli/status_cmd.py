@@ -7,8 +7,8 @@ from pathlib import Path
 import typer
 
 from deploy.cli.common import console, fail, fail_lines, print_json
-from deploy.ops.remote import SSH
 from deploy.spec import ClusterSpec
+from deploy.ssh import SSHSettings
 
 
 def load_cluster(spec: Path) -> ClusterSpec:
@@ -24,14 +24,10 @@ def load_cluster(spec: Path) -> ClusterSpec:
 
 
 def ssh_options(spec: Path, cluster: ClusterSpec, ssh_key: Path | None,
-                known_hosts: Path | None, connect_timeout: float) -> SSH:
-    from deploy.ops.remote import ssh_for
+                known_hosts: Path | None, connect_timeout: float) -> SSHSettings:
+    from deploy.cli.deploy_cmd import ssh_settings
 
-    if ssh_key is not None and not ssh_key.exists():
-        fail(f"--ssh-key {ssh_key}: no such file — give the private key that logs in")
-    if known_hosts is not None and not known_hosts.exists():
-        fail(f"--known-hosts {known_hosts}: no such file — give the cluster's known_hosts")
-    ssh = ssh_for(spec, cluster, ssh_key, known_hosts)
+    ssh = ssh_settings(spec, cluster, ssh_key, known_hosts)
     ssh.connect_timeout = connect_timeout
     return ssh
 

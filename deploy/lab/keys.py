@@ -6,6 +6,7 @@ from pathlib import Path
 
 from deploy.lab.host import sh
 from deploy.lab.layout import LabPlan
+from deploy.spec import ClusterSpec
 
 
 def ssh_dir(plan: LabPlan) -> Path:
@@ -42,6 +43,23 @@ def write_known_hosts(plan: LabPlan) -> Path:
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(lines))
     tmp.replace(path)
+    return path
+
+
+def record_in_spec(plan: LabPlan, spec: ClusterSpec) -> Path | None:
+    """The lab made its servers' host keys, so it records them where every SSH path checks
+    them: the spec's first known_hosts file (its lines for these servers replaced)."""
+    from deploy.ssh.hostkeys import known_name, parse_keyscan, record
+
+    if spec.path.startswith("<") or not spec.known_hosts:
+        return None
+    entries = []
+    for srv in plan.servers:
+        kind, data = Path(f"{host_key(plan, srv.name)}.pub").read_text().split()[:2]
+        [(_, key)] = parse_keyscan(f"{srv.address} {kind} {data}")
+        entries.append((known_name(spec.server(srv.name)), key))
+    path = Path(spec.known_hosts[0])
+    record(path, entries, replace=[name for name, _ in entries])
     return path
 
 

@@ -7,7 +7,8 @@
     lab.kill("a1"); lab.start("a1"); lab.partition("a"); lab.heal(); lab.slow("a-b", 80)
     lab.down()                    # removes every namespace, link, mount, table, process
 
-Pyinfra: ssh_key=lab.ssh_key_path, ssh_known_hosts_file=lab.known_hosts_path.
+`up` records the servers' host keys (made here) in the spec's known_hosts file, where every
+SSH path (deploy.ssh) checks them; lab.known_hosts_path holds them too, for `lab.run`.
 """
 
 from __future__ import annotations
@@ -118,6 +119,7 @@ class Lab:
             for srv in plan.servers:
                 keys.host_key(plan, srv.name)
             keys.write_known_hosts(plan)
+            keys.record_in_spec(plan, self.spec)
             doc = self._load()
             doc.update({"name": plan.name, "spec": self.spec.path, "image": str(image)})
             doc.setdefault("cuts", [])

@@ -31,14 +31,11 @@ MASTER_PORT = LOCUST_MASTER_PORT
 
 
 def _ssh(target: Target) -> Any:
-    from deploy.provision.patroni import SSHSettings
+    from deploy.ssh import SSHSettings, settings_for
 
-    key = kh = None
     if target.spec_path is not None and target.spec is not None:
-        from deploy.cli.deploy_cmd import _lab_ssh
-
-        key, kh = _lab_ssh(target.spec_path, target.spec)
-    return SSHSettings(key=key, known_hosts=kh)
+        return settings_for(target.spec_path, target.spec)
+    return SSHSettings()
 
 
 def _cpu_busy(conn: Any) -> tuple[float, float]:
@@ -125,7 +122,7 @@ def prepare(conn: Any, run: str) -> None:
 
 def run_remote(plan: LoadPlan, plan_path: Path, out: Path, target: Target, *,
                on_tick: Callable[[float, float], None] | None = None) -> RunOutput:
-    from deploy.provision.patroni import connect
+    from deploy.ssh import connection
 
     servers = target.loadgen
     if not servers:
@@ -140,7 +137,7 @@ def run_remote(plan: LoadPlan, plan_path: Path, out: Path, target: Target, *,
     local_plan = out / "plan-remote.json"
     remote_plan.save(local_plan)
     bound = int(plan.duration_s + MARGIN_S + 60)
-    conns = {s.name: connect(s, ssh) for s in servers}
+    conns = {s.name: connection(s, ssh) for s in servers}
     pids: dict[str, list[str]] = {s.name: [] for s in servers}
     workers = sum(max(1, s.cores) for s in servers)
     t0 = time.monotonic()

@@ -12,8 +12,9 @@ A URL is used as given. A cluster spec resolves to a service on one of its serve
   give; pg_restore also needs a session.
 
 Both listen only on the cluster's mesh or loopback, so the operator's machine reaches them through
-an SSH tunnel (Fabric `forward_local`) to that server, its host key checked (the lab's known_hosts
-for a lab spec). Every problem is a `MigrateError` with one line naming the field and the fix.
+an SSH tunnel (Fabric `forward_local`) to that server, its host key checked against the spec's
+known_hosts (deploy.ssh). Every problem is a `MigrateError` with one line naming the field and
+the fix.
 """
 
 from __future__ import annotations
@@ -138,26 +139,23 @@ def database_route(spec_path: Path, secrets: Path | None = None) -> DatabaseRout
 
 
 def _ssh_settings(route: Route) -> Any:
-    from deploy.provision.patroni import SSHSettings
+    from deploy.ssh import settings_for
 
-    key = known_hosts = None
-    if getattr(route.spec, "lab", None) is not None:
-        from deploy.cli.deploy_cmd import _lab_ssh
-
-        key, known_hosts = _lab_ssh(route.spec_path, route.spec)
-    return SSHSettings(key=key, known_hosts=known_hosts)
+    return settings_for(route.spec_path, route.spec)
 
 
 @contextmanager
 def tunnel(route: Route) -> Iterator[int]:
     """A local port forwarded over SSH to the route's service, for the `with` block."""
     from app.devstack import free_port
-    from deploy.provision.patroni import connect
+    from deploy.ssh import HostKeyError, connection
 
     port = free_port()
-    conn = connect(route.server, _ssh_settings(route))
+    conn = connection(route.server, _ssh_settings(route))
     try:
         conn.open()
+    except HostKeyError as e:
+        raise MigrateError(f"--to {route.spec_path}: {e}") from None
     except Exception as e:  # noqa: BLE001 - any SSH failure becomes one line
         first = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise MigrateError(f"--to {route.spec_path}: cannot SSH to {route.server.name} "

@@ -19,8 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.ops.remote import SSH, Outcome, run_one
+from deploy.ops.remote import Outcome, run_one
 from deploy.spec import ClusterSpec, Server
+from deploy.ssh import SSHSettings
 from roles.backup.config import (
     DRILL_CONFIG,
     DRILL_DATA,
@@ -116,7 +117,7 @@ def _ok(out: Outcome, what: str) -> str:
     return out.stdout
 
 
-def find_primary(spec: ClusterSpec, ssh: SSH) -> Server:
+def find_primary(spec: ClusterSpec, ssh: SSHSettings) -> Server:
     for srv in pg_servers(spec):
         out = run_one(srv, f"curl -s -m 3 http://{srv.mesh_address}:{REST_PORT}/cluster", ssh)
         try:
@@ -129,7 +130,7 @@ def find_primary(spec: ClusterSpec, ssh: SSH) -> Server:
     raise DrillError("no PostgreSQL primary found (Patroni REST API of every member asked)")
 
 
-def wait_archived(primary: Server, wal: str, ssh: SSH, timeout: float = 120) -> None:
+def wait_archived(primary: Server, wal: str, ssh: SSHSettings, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
@@ -146,7 +147,7 @@ def wait_archived(primary: Server, wal: str, ssh: SSH, timeout: float = 120) -> 
                      f"`pgbackrest --stanza={STANZA} check`")
 
 
-def run_drill(spec: ClusterSpec, ssh: SSH,
+def run_drill(spec: ClusterSpec, ssh: SSHSettings,
               progress: Callable[[str], None] | None = None) -> DrillReport:
     report = DrillReport(spec.name)
     say = progress or (lambda _: None)
@@ -197,7 +198,7 @@ def _pg_ctl(action: str) -> str:
             "-m fast -w -t 60 stop; true")
 
 
-def restore_and_count(drill: Server, point: str, ssh: SSH, say: Callable[[str], None],
+def restore_and_count(drill: Server, point: str, ssh: SSHSettings, say: Callable[[str], None],
                       report: DrillReport) -> dict[str, int]:
     t0 = time.monotonic()
     cleanup = f"{_pg_ctl('stop')}; rm -rf {DRILL_DATA} {DRILL_DIR}/postgres.log"

@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deploy.ops.probes import match_units, parse_sections, parse_unit_states, units_for
-from deploy.ops.remote import SSH, Outcome, run_many
+from deploy.ops.remote import Outcome, run_many
 from deploy.spec import ClusterSpec
+from deploy.ssh import SSHSettings
 
 OK, DEGRADED, DOWN, NOT_DEPLOYED = "ok", "degraded", "down", "not deployed"
 MAX_LAG_MB = 16.0
@@ -385,7 +386,7 @@ def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
     return StatusReport(spec.name, servers, comps)
 
 
-def gather(spec: ClusterSpec, ssh: SSH) -> StatusReport:
+def gather(spec: ClusterSpec, ssh: SSHSettings) -> StatusReport:
     from deploy.ops.probes import probe_script
 
     started = time.monotonic()

@@ -13,7 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from deploy.provision.context import DeployContext
 from deploy.secrets import SecretStore, secrets_path_for
 from deploy.spec import ClusterSpec
 from deploy.spec.placement import lost_reasons
+from deploy.ssh import HostKeyError, SSHSettings, pyinfra_data, refused_keys, settings_for
 from roles.registry import ordered_roles, role_hosts
 from roles.registry import role as role_of
 
@@ -280,7 +281,7 @@ def prepare_hosts(state: Any, step: Callable[..., Any], ctx: DeployContext
 
 
 def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: list[str],
-              report: DeployReport, ssh_key: str | None, known_hosts: str | None,
+              report: DeployReport, ssh_data: dict[str, Any],
               progress: Progress | None, parallel: int, connect_timeout: int) -> set[str]:
     """One role step on `hosts`; returns the hosts that failed or could not be reached."""
     from pyinfra.api import Config, State
@@ -290,7 +291,7 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
     from deploy.inventory import build_inventory
 
     label = f"{role}: {getattr(step, 'deploy_name', step.__name__)}"
-    inventory = build_inventory(ctx.spec, limit=hosts, ssh_key=ssh_key, known_hosts=known_hosts)
+    inventory = build_inventory(ctx.spec, limit=hosts, ssh=ssh_data)
     config = Config(PARALLEL=max(1, min(len(hosts), parallel)),
                     CONNECT_TIMEOUT=connect_timeout, FAIL_PERCENT=None)
     state = State(inventory, config)
@@ -384,31 +385,44 @@ def quorum_risks(spec: ClusterSpec, lost: set[str]) -> list[str]:
     return [r for r in lost_reasons(spec, lost) if r.startswith(QUORUM_ROLES)]
 
 
+class HostKeysRefused(Exception):
+    """Servers whose host key was refused: one line each (server, fingerprints, fix)."""
+
+    def __init__(self, errors: list[HostKeyError]) -> None:
+        super().__init__("; ".join(str(e) for e in errors))
+        self.problems = [str(e) for e in errors]
+
+
 def run_deploy(spec: ClusterSpec, spec_path: Path, roles: Iterable[str] | None = None,
                limit: Iterable[str] | None = None, dry_run: bool = False,
-               ssh_key: str | Path | None = None, known_hosts: str | Path | None = None,
+               ssh: SSHSettings | None = None,
                secrets_path: Path | None = None, progress: Progress | None = None,
                parallel: int = 50, connect_timeout: int = 10,
                assets_dir: Path | None = None, secrets_key: bytes | None = None
                ) -> DeployReport:
-    """Apply the roles (all when None) in dependency order to the selected servers."""
+    """Apply the roles (all when None) in dependency order to the selected servers.
+    Raises HostKeysRefused, before changing anything, when a server's host key is unknown or
+    changed (`ssh`: default, the spec's own settings)."""
     patch_gevent()
     from deploy.inventory import select_servers
 
     started = time.monotonic()
     role_names = ordered_roles(roles)
     servers = select_servers(spec, None, limit)
+    ssh = replace(ssh or settings_for(spec_path, spec), connect_timeout=connect_timeout)
+    refused = refused_keys(servers, ssh)
+    if refused:
+        raise HostKeysRefused(refused)
     store = SecretStore(secrets_path or secrets_path_for(spec_path), spec.name, key=secrets_key)
     secrets = store.ensure([s.name for s in spec.servers], write=not dry_run)
     ctx = DeployContext(spec=spec, secrets=secrets, dry_run=dry_run,
                         roles=tuple(role_names))
     if assets_dir is not None:
         ctx.assets_dir = assets_dir
+    ssh_data = pyinfra_data(ssh, servers, ctx.assets_dir / "known_hosts")
     report = DeployReport(spec=spec.name, dry_run=dry_run, roles=role_names,
                           hosts=[s.name for s in servers])
     lost: set[str] = set()
-    key = str(ssh_key) if ssh_key else None
-    kh = str(known_hosts) if known_hosts else None
     for role in role_names:
         reach = set(role_hosts(spec, role))
         hosts = [s.name for s in servers if s.name in reach]
@@ -422,7 +436,7 @@ def run_deploy(spec: ClusterSpec, spec_path: Path, roles: Iterable[str] | None =
                     report.result(h, role).status = "skipped"
             if not todo:
                 continue
-            lost |= run_phase(ctx, role, step, todo, report, key, kh, progress, parallel,
+            lost |= run_phase(ctx, role, step, todo, report, ssh_data, progress, parallel,
                               connect_timeout)
             reasons = quorum_risks(spec, lost)
             if reasons:

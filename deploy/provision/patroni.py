@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from deploy.spec import ClusterSpec, Server
+from deploy.ssh import HostKeyError, SSHSettings, connection
 from roles.postgres.config import PATRONICTL
 
 
@@ -21,36 +20,15 @@ class PatroniError(Exception):
     pass
 
 
-@dataclass
-class SSHSettings:
-    key: str | None = None
-    known_hosts: str | None = None
-    connect_timeout: int = 10
-
-
-def connect(server: Server, ssh: SSHSettings) -> Any:
-    """A Fabric Connection that checks the host key against `known_hosts` when given."""
-    from fabric import Connection
-    from paramiko import RejectPolicy
-
-    kwargs: dict[str, Any] = {"look_for_keys": ssh.key is None, "allow_agent": ssh.key is None}
-    if ssh.key:
-        kwargs["key_filename"] = ssh.key
-    conn = Connection(server.public_address, user=server.ssh_user, port=server.ssh_port,
-                      connect_timeout=ssh.connect_timeout, connect_kwargs=kwargs)
-    if ssh.known_hosts:
-        conn.client.load_host_keys(str(Path(ssh.known_hosts)))
-        conn.client.set_missing_host_key_policy(RejectPolicy())
-    return conn
-
-
 def members_list(spec: ClusterSpec, ssh: SSHSettings) -> tuple[Server, list[dict[str, Any]]]:
     """(the member asked, `patronictl list` rows) from the first member that answers."""
     errors = []
     for server in spec.servers_with_role("postgres"):
         try:
-            with connect(server, ssh) as conn:
+            with connection(server, ssh) as conn:
                 out = conn.run(f"{PATRONICTL} list -f json", hide=True, warn=True, timeout=30)
+        except HostKeyError:  # refused: never fall back to another member silently
+            raise
         except Exception as e:  # noqa: BLE001 - unreachable member: try the next one
             errors.append(f"{server.name}: {type(e).__name__}: {e}")
             continue
@@ -128,7 +106,7 @@ def switchover(spec: ClusterSpec, ssh: SSHSettings, to: str | None = None,
         raise PatroniError("the cluster has no leader now — a switchover needs one")
     candidate = pick_candidate(spec, before, to)
     started = time.monotonic()
-    with connect(asked, ssh) as conn:
+    with connection(asked, ssh) as conn:
         out = conn.run(f"{PATRONICTL} switchover --leader {leader} --candidate {candidate} "
                        "--force", hide=True, warn=True, timeout=120)
     if not out.ok:

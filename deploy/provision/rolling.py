@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.provision.patroni import SSHSettings, connect
 from deploy.spec import ClusterSpec, Server
+from deploy.ssh import HostKeyError, SSHSettings, connection
 from roles.app.config import HELPER, keep_releases, roll_command
 from roles.worker.config import KINDS, unit
 
@@ -30,7 +30,7 @@ class Step:
     role: str
     before: str | None = None
     after: str | None = None
-    status: str = "pending"        # ok | failed | skipped | unreachable | pending
+    status: str = "pending"        # ok | failed | skipped | unreachable | refused | pending
     seconds: float = 0.0
     detail: str = ""
 
@@ -96,6 +96,8 @@ def rollback(spec: ClusterSpec, ssh: SSHSettings, progress: Progress | None = No
         try:
             _rollback_one(spec, server, role, ssh, step,
                           target=app_target(report) if role == "worker" else None)
+        except HostKeyError as e:  # refused: the whole line (server, fingerprints, fix)
+            step.status, step.detail = "refused", str(e)
         except Exception as e:  # noqa: BLE001 - unreachable server: reported, roll-out stops
             step.status, step.detail = "unreachable", f"{type(e).__name__}: {e}"[-300:]
         step.seconds = time.monotonic() - t0
@@ -123,7 +125,7 @@ def _workers_restart(conn: Any, step: Step) -> bool:
 def _rollback_one(spec: ClusterSpec, server: Server, role: str, ssh: SSHSettings,
                   step: Step, target: str | None = None) -> None:
     """One server back to its previous release, or (worker-only servers) to `target`."""
-    with connect(server, ssh) as conn:
+    with connection(server, ssh) as conn:
         st = release_status(conn)
         step.before = st.get("current")
         if target and target == step.before:

@@ -179,7 +179,7 @@ def ca_file_for(spec: ClusterSpec) -> str | None:
 
 def run_up(spec_path: Path, spec: ClusterSpec, lab: Any, secrets_path: Path | None,
            progress: Progress, deploy_progress: Progress) -> UpReport:
-    from deploy.provision.driver import run_deploy
+    from deploy.provision.driver import HostKeysRefused, run_deploy
     from roles.lb.config import vips
 
     started = time.monotonic()
@@ -190,9 +190,11 @@ def run_up(spec_path: Path, spec: ClusterSpec, lab: Any, secrets_path: Path | No
     report.steps["lab"] = time.monotonic() - t0
 
     t0 = time.monotonic()
-    dep = run_deploy(spec, spec_path, dry_run=False, ssh_key=lab.ssh_key_path,
-                     known_hosts=lab.known_hosts_path, secrets_path=secrets_path,
-                     progress=deploy_progress)
+    try:
+        dep = run_deploy(spec, spec_path, dry_run=False, secrets_path=secrets_path,
+                         progress=deploy_progress)
+    except HostKeysRefused as e:
+        raise UpError("; ".join(e.problems)) from None
     report.steps["deploy"] = time.monotonic() - t0
     report.changed = dep.changed
     report.deploy = {"changed": dep.changed, "failed_hosts": dep.failed_hosts,

@@ -17,6 +17,9 @@ The YAML (see inventories/lab.yaml; unknown fields are errors):
       media: {masters: 3, copies: 2}
     mesh: {network: 100.96.0.0/16, port: 51820}
     lab: {network: 198.18.0.0/15}                       # only for lab specs
+    known_hosts: [prod.known_hosts, ~/.ssh/known_hosts] # host keys (this is the default for
+                                                        # prod.yaml); `freehold trust` writes
+                                                        # the first
     servers:
       - name: "app-[001:120]"                           # a range: 120 servers
         site: fsn

@@ -101,7 +101,20 @@ def parse_spec(data: dict[str, Any], path: Path | str = "<spec>",
             if not key.is_absolute() and base is not None:
                 key = base / key
             server.ssh_key = str(key)
+    spec.known_hosts = known_hosts_files(raw.known_hosts, path)
     return spec
+
+
+def known_hosts_files(given: list[str] | None, spec_path: Path | str) -> list[str]:
+    """The spec's known_hosts files, absolute: as given (relative to the spec's folder), else
+    `<spec stem>.known_hosts` beside the spec, then ~/.ssh/known_hosts."""
+    home = Path("~/.ssh/known_hosts").expanduser()
+    if str(spec_path).startswith("<"):
+        return [str(Path(f).expanduser()) for f in given] if given else [str(home)]
+    spec = Path(spec_path).absolute()
+    if not given:
+        return [str(spec.with_name(f"{spec.stem}.known_hosts")), str(home)]
+    return [str(spec.parent / Path(f).expanduser()) for f in given]
 
 
 def _pydantic_problem(problems: Problems, err: Any, prefix: tuple[str | int, ...] = ()) -> None:

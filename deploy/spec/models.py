@@ -6,7 +6,15 @@ import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+)
 from pydantic_core import PydanticCustomError
 
 ROLES = ("base", "mesh", "etcd", "postgres", "pgbouncer", "redis", "lb", "app", "worker",
@@ -116,7 +124,17 @@ class SpecIn(_Strict):
     roles: dict[str, dict[str, Any]] = Field(default_factory=dict)
     mesh: MeshIn = Field(default_factory=MeshIn)
     lab: LabIn | None = None
+    known_hosts: list[str] | None = Field(None, min_length=1)
     servers: list[ServerIn] = Field(min_length=1)
+
+    @field_validator("known_hosts")
+    @classmethod
+    def _known_hosts_paths(cls, files: list[str] | None) -> list[str] | None:
+        for f in files or []:
+            if not f.strip() or any(c in f for c in "\0\n\r"):
+                raise ValueError(f"{f!r} is not a file path — give known_hosts file paths "
+                                 "(relative to the spec's folder, or ~/…)")
+        return files
 
 
 # ---- the expanded spec every command reads ----------------------------------------------
@@ -172,6 +190,9 @@ class ClusterSpec(BaseModel):
     roles: dict[str, dict[str, Any]] = Field(default_factory=dict)
     mesh: Mesh = Field(default_factory=Mesh)
     lab: LabSettings | None = None
+    # host keys are checked against these (absolute; the first one naming a server decides;
+    # `freehold trust` and the lab record keys in the first)
+    known_hosts: list[str] = Field(default_factory=list)
     _by_name: dict[str, Server] = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, __context: Any) -> None:

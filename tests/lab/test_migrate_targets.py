@@ -44,6 +44,7 @@ def routed_spec(small_lab: Lab, small_lab_spec: Path, tmp_path: Path,
     roles = {"a1": ["media"], "a2": ["pgbouncer"], "b1": ["postgres"]}
     for s in doc["servers"]:
         s["roles"] = roles[s["name"]]
+    doc["known_hosts"] = [small_lab.spec.known_hosts[0]]  # where the lab recorded its keys
     spec_path = tmp_path / "cluster.yaml"
     spec_path.write_text(yaml.safe_dump(doc, sort_keys=False))
     key = Fernet.generate_key()
@@ -83,15 +84,15 @@ def test_spec_routes_through_ssh_tunnels(routed_spec: Path) -> None:
 
 def test_a_changed_host_key_is_refused(routed_spec: Path, small_lab: Lab, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from deploy.provision.patroni import SSHSettings
+    from deploy.ssh import SSHSettings
 
     forged = tmp_path / "known_hosts"
     # a1's address with b1's host key: as if a1 had been replaced by another machine
     b1_key = small_lab.run("b1", "cat /etc/ssh/ssh_host_ed25519_key.pub", check=True).stdout
     forged.write_text(f"{small_lab.address('a1')} {' '.join(b1_key.split()[:2])}\n")
     monkeypatch.setattr(targets, "_ssh_settings", lambda route: SSHSettings(
-        key=str(small_lab.ssh_key_path), known_hosts=str(forged)))
-    with pytest.raises(MigrateError, match="cannot SSH to a1") as e, \
+        spec_path=str(routed_spec), key=str(small_lab.ssh_key_path), known_hosts=(forged,)))
+    with pytest.raises(MigrateError, match=r"a1 \(.*\): HOST KEY CHANGED") as e, \
             targets.media_target(str(routed_spec)):
         pass
     assert "\n" not in str(e.value)

@@ -32,7 +32,8 @@ def test_groups_per_role_site_and_provider() -> None:
 
 def test_host_data_carries_roles_site_provider_addresses_and_ssh() -> None:
     spec = lab()
-    inv = build_inventory(spec, ssh_key="/keys/lab", known_hosts="/keys/known_hosts")
+    inv = build_inventory(spec, ssh={"ssh_key": "/keys/lab",
+                                     "ssh_known_hosts_file": "/keys/known_hosts"})
     host = inv.get_host("b2")
     server = spec.server("b2")
     data = host.data
@@ -44,6 +45,7 @@ def test_host_data_carries_roles_site_provider_addresses_and_ssh() -> None:
     assert (data.ssh_user, data.ssh_port) == ("root", 22)
     assert data.ssh_key == "/keys/lab"
     assert data.ssh_known_hosts_file == "/keys/known_hosts"
+    assert data.ssh_strict_host_key_checking == "yes"
     assert (data.redis_shard, data.redis_master) == (0, "a1")  # a1 -> b2
     assert data.postgres_primary_site == "a" and data.postgres_standby_site == "b"
     assert data.spec_name == "lab" and data.mesh_network == "100.96.0.0/16"

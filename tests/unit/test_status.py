@@ -19,7 +19,7 @@ from deploy.ops.probes import (
     probe_script,
     units_for,
 )
-from deploy.ops.remote import SSH, Outcome, run_many
+from deploy.ops.remote import Outcome, run_many
 from deploy.ops.restore_drill import compare, counts_script, latest_backup, parse_counts
 from deploy.ops.status import (
     DEGRADED,
@@ -37,6 +37,7 @@ from deploy.ops.status import (
     classify_redis,
 )
 from deploy.spec import ClusterSpec, load_spec
+from deploy.ssh import SSHSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 PG = ["a1", "b1", "c1"]
@@ -284,7 +285,7 @@ def test_run_many_is_bounded_for_dead_servers(spec: ClusterSpec) -> None:
     dead = [s.model_copy(update={"public_address": "192.0.2.1", "name": f"x{i}"})
             for i, s in enumerate(spec.servers[:4])]
     started = time.monotonic()
-    out = run_many(dead, lambda s: "true", SSH(connect_timeout=1.0, parallel=4))
+    out = run_many(dead, lambda s: "true", SSHSettings(connect_timeout=1.0, parallel=4))
     assert time.monotonic() - started < 8
     assert {o.reachable for o in out.values()} == {False} and len(out) == 4
 
