@@ -29,7 +29,6 @@ from loadtests.shapes import Plan, Scale
 from loadtests.traffic import ProfileError, TrafficModel, _figure, _find
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "loadtests" / "data"
 RUNS = ROOT / "loadtests" / "runs"
 APP_PORT = 8000  # the app role's port on app servers (python -m app.serve)
 
@@ -55,7 +54,17 @@ class Target:
 
     @property
     def default_roster(self) -> Path:
-        return DATA / f"roster-{self.slug}.json"
+        """Beside the operator's secrets keys, never in the repository: the roster holds the
+        load-test accounts' password and session tokens."""
+        from deploy.provision.secrets import default_key_path
+
+        return default_key_path(self.slug).parent / "loadtest" / f"roster-{self.slug}.json"
+
+    @property
+    def is_lab(self) -> bool:
+        """A spec of the local lab: it has a `lab:` section (the spec loader then keeps every
+        site, so every server, inside the lab's network)."""
+        return self.spec is not None and self.spec.lab is not None
 
 
 def is_url(text: str) -> bool:
