@@ -26,7 +26,7 @@ from app.ids import new_id
 from app.services.accounts import LOADTEST_PREFIX
 from app.settings import Settings
 from deploy.localservices import Postgres, Redis
-from tests.integration.loadtest.conftest import ROOT, freehold
+from tests.integration.loadtest.conftest import freehold
 
 URL = "http://127.0.0.1:9"  # a URL target: seed and clean reach only --dsn
 
@@ -97,7 +97,12 @@ def seeded(dsn: str) -> list[tuple[int, str, bool]]:
             "SELECT id, username, loadtest FROM accounts WHERE loadtest ORDER BY id").fetchall()]
 
 
-def test_seed_and_roster_only_leave_other_accounts_alone(db: Db, tmp_path: Path) -> None:
+def count_accounts(dsn: str) -> int:
+    with psycopg.connect(dsn) as conn:
+        return int(conn.execute("SELECT count(*) FROM accounts").fetchone()[0])  # type: ignore
+
+
+def test_seed_leaves_other_accounts_alone(db: Db, tmp_path: Path) -> None:
     ids = list(db.people.values())
     before = snapshot(db.dsn, ids)
     assert len(before["sessions"]) == 2 and len(before["follows"]) == 1
@@ -106,12 +111,13 @@ def test_seed_and_roster_only_leave_other_accounts_alone(db: Db, tmp_path: Path)
                  "--roster", str(roster_path), "--json")
     assert r.returncode == 0, r.stderr
     assert snapshot(db.dsn, ids) == before
+    assert json.loads(r.stdout)["accounts"] == 40
     made = seeded(db.dsn)
-    assert len(made) == 40 and all(u.startswith(LOADTEST_PREFIX) for _, u, _ in made)
+    assert all(u.startswith(LOADTEST_PREFIX) for _, u, _ in made)
     roster = json.loads(roster_path.read_text())
     assert stat.S_IMODE(roster_path.stat().st_mode) == 0o600
-    own = {str(a) for a, _, _ in made}
-    assert {m[0] for m in roster["members"]} <= own and len(roster["members"]) == 40
+    own = {str(a) for a, _, _ in made}  # every load-test account, none other
+    assert {m[0] for m in roster["members"]} == own
     assert {p[0] for p in roster["popular"]} <= own  # the run follows load-test accounts only
     with psycopg.connect(db.dsn) as conn:
         authors = {str(a) for (a,) in conn.execute(
@@ -120,15 +126,24 @@ def test_seed_and_roster_only_leave_other_accounts_alone(db: Db, tmp_path: Path)
     assert roster["posts"] and authors <= own
     first = roster["password"]
     assert len(first) >= 24 and first not in r.stdout + r.stderr  # never printed
-    assert first not in (ROOT / "loadtests" / "roster.py").read_text()
 
+
+def test_roster_only_leaves_other_accounts_alone(db: Db, tmp_path: Path) -> None:
+    roster_path = tmp_path / "roster.json"
+    r = freehold("loadtest", "seed", URL, "--accounts", "10", "--dsn", db.dsn,
+                 "--roster", str(roster_path))
+    assert r.returncode == 0, r.stderr
+    first = json.loads(roster_path.read_text())["password"]
+    ids = list(db.people.values())
+    before, accounts = snapshot(db.dsn, ids), count_accounts(db.dsn)
     r = freehold("loadtest", "seed", URL, "--accounts", "40", "--dsn", db.dsn,
                  "--roster-only", "--roster", str(roster_path))
     assert r.returncode == 0, r.stderr
     assert snapshot(db.dsn, ids) == before
+    assert count_accounts(db.dsn) == accounts  # --roster-only makes no accounts
     again = json.loads(roster_path.read_text())
     assert again["password"] != first and again["password"] not in r.stdout + r.stderr
-    assert seeded(db.dsn) == made  # --roster-only makes no accounts
+    assert {m[0] for m in again["members"]} == {str(a) for a, _, _ in seeded(db.dsn)}
 
 
 def test_non_lab_spec_is_refused_without_production_ok(tmp_path: Path) -> None:
