@@ -153,8 +153,7 @@ def seed(
         help="Seed a target that is not the lab (adds load-test accounts to its database)."),
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Seed load-test accounts shaped like the model (power-law follows, posts over time) via
-    COPY, and write the roster (this run's password and sessions, 0600, on this machine)."""
+    """Seed load-test accounts (power-law follows, posts over time) via COPY; write the roster."""
     from deploy.loadtest.plan import TargetError, parse_accounts, resolve_target
     from deploy.loadtest.seed import SeedError, refuse_production
     from deploy.loadtest.seed import seed as do_seed
@@ -202,8 +201,7 @@ def clean(
     secrets: Path | None = SECRETS_OPT,
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Delete every load-test account the seed made (their posts, follows, sessions… with them)
-    and the roster; no other account is touched."""
+    """Delete every load-test account the seed made, with all they wrote, and the roster."""
     from deploy.loadtest.plan import TargetError, resolve_target
     from deploy.loadtest.seed import SeedError
     from deploy.loadtest.seed import clean as do_clean
