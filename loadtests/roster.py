@@ -8,7 +8,8 @@ the operator's machine (never in the repository) since it holds credentials:
   follows pick from it with Zipf skew); `posts`: their posts ranked by engagement; `tags`:
   hashtags by use; `accounts_total`, `posts_total`: the load-test accounts and their posts;
 - `password`: the password of every member, random for each seed run (the `login` action uses
-  it).
+  it); `newcomer_domain`: the e-mail domain of the accounts a sign-up flood makes through the real
+  sign-up (random, kept across re-seeds), by which `freehold loadtest clean` finds them.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Roster:
     posts_total: int = 0
     created_at: str = ""
     seed: dict[str, Any] = field(default_factory=dict)  # what the seed reported (rates, shape)
+    newcomer_domain: str = "example.org"
 
     def to_json(self) -> dict[str, Any]:
         return {"version": VERSION, **asdict(self)}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
+import re
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -35,13 +36,15 @@ from psycopg.conninfo import conninfo_to_dict
 
 from app.seed import LOADTEST_ACCOUNTS
 from deploy.loadtest.plan import Target
-from loadtests.roster import Roster
+from loadtests.roster import Roster, RosterError
 
 MEMBERS_MAX = 20_000
 POPULAR_MAX = 20_000
 POSTS_MAX = 20_000
 TAGS_MAX = 500
 CLEAN_BATCH = 2_000
+NEWCOMER_SUFFIX = ".loadtest.invalid"
+NEWCOMER_DOMAIN = re.compile(r"nc[0-9a-f]{16}\.loadtest\.invalid")  # no LIKE wildcard in it
 
 
 class SeedError(RuntimeError):
@@ -122,6 +125,17 @@ def _counts(cur: psycopg.Cursor[Any], where: str = "true") -> tuple[int, int, in
     return int(row[0]), int(row[1]), int(row[2])
 
 
+def newcomer_domain(roster_path: Path) -> str:
+    """The e-mail domain of the run's newcomers: the roster's, else a new random one (no person
+    has an address under .invalid, and nobody can guess this one)."""
+    try:
+        domain = Roster.load(roster_path).newcomer_domain
+    except RosterError:
+        domain = ""
+    return domain if NEWCOMER_DOMAIN.fullmatch(domain) else \
+        f"nc{secrets.token_hex(8)}{NEWCOMER_SUFFIX}"
+
+
 def build_roster(dsn: str, target: str, out: Path, *, members: int = MEMBERS_MAX,
                  session_days: int = 30, rng_seed: int | None = None) -> Roster:
     """Pick members among the load-test accounts, give them this run's password and sessions,
@@ -164,7 +178,7 @@ def build_roster(dsn: str, target: str, out: Path, *, members: int = MEMBERS_MAX
         cur.execute("SELECT tag FROM tags ORDER BY uses DESC, tag LIMIT %s", (TAGS_MAX,))
         tags = [str(r[0]) for r in cur.fetchall()]
         conn.commit()
-    roster = Roster(target=target, password=password,
+    roster = Roster(target=target, password=password, newcomer_domain=newcomer_domain(out),
                     members=[(str(a), u, tokens[a]) for a, u in chosen], popular=popular,
                     posts=hot, tags=tags, accounts_total=accounts, posts_total=posts,
                     created_at=datetime.now(UTC).isoformat(timespec="seconds"))
@@ -211,8 +225,9 @@ class CleanReport:
                 "roster": str(self.roster) if self.roster else None}
 
 
-async def _purge_loadtest(dsn: str) -> tuple[int, int]:
-    """Delete every load-test account, a batch per transaction; (accounts, media keys left)."""
+async def _purge_loadtest(dsn: str, domain: str | None) -> tuple[int, int]:
+    """Delete every load-test account, and the newcomers with an address at `domain`, a batch
+    per transaction; (accounts, media keys left)."""
     import asyncpg
 
     from app.services.accounts import purge_rows
@@ -223,8 +238,9 @@ async def _purge_loadtest(dsn: str) -> tuple[int, int]:
         while True:
             async with conn.transaction():
                 ids = [int(r["id"]) for r in await conn.fetch(
-                    f"SELECT id FROM accounts WHERE {LOADTEST_ACCOUNTS} ORDER BY id LIMIT $1"
-                    " FOR UPDATE", CLEAN_BATCH)]
+                    f"SELECT id FROM accounts WHERE {LOADTEST_ACCOUNTS} OR ($2::text IS NOT NULL"
+                    " AND lower(email) LIKE '%@' || $2) ORDER BY id LIMIT $1 FOR UPDATE",
+                    CLEAN_BATCH, domain)]
                 if not ids:
                     return deleted, media
                 keys, _ = await purge_rows(conn, ids)
@@ -235,14 +251,21 @@ async def _purge_loadtest(dsn: str) -> tuple[int, int]:
 
 
 def clean(dsn: str, roster_path: Path) -> CleanReport:
-    """Delete every load-test account app.seed made (and, by cascade, everything they wrote),
-    no other account; remove the roster (its tokens and password name nothing any more)."""
+    """Delete every load-test account app.seed made and the newcomers the runs of the roster
+    signed up (and, by cascade, everything they wrote), no other account; remove the roster
+    (its tokens and password name nothing any more)."""
     import asyncpg
 
     try:
+        domain: str | None = Roster.load(roster_path).newcomer_domain
+    except RosterError:
+        domain = None
+    if domain is not None and not NEWCOMER_DOMAIN.fullmatch(domain):
+        domain = None  # a roster of before the newcomers had a domain of their own
+    try:
         with psycopg.connect(dsn) as conn, conn.cursor() as cur:
             _, follows, posts = _counts(cur, LOADTEST_ACCOUNTS)
-        deleted, media = asyncio.run(_purge_loadtest(dsn))
+        deleted, media = asyncio.run(_purge_loadtest(dsn, domain))
     except (OSError, asyncpg.PostgresError) as exc:
         raise SeedError(f"cleaning {dsn.split('@')[-1]} failed: "
                         f"{type(exc).__name__}: {exc}") from exc

@@ -44,7 +44,7 @@ async def _people(settings: Settings) -> dict[str, int]:
     ctx = await open_ctx(settings)
     try:
         ids: dict[str, int] = {}
-        for name in ("site_admin", "plain_person"):
+        for name in ("site_admin", "plain_person", "nc_person"):
             row = await accounts.signup(ctx, name, f"{name}@example.org", "a real password 1")
             ids[name] = int(row["id"])
             await auth.create_session(ctx, ids[name])
@@ -105,7 +105,7 @@ def count_accounts(dsn: str) -> int:
 def test_seed_leaves_other_accounts_alone(db: Db, tmp_path: Path) -> None:
     ids = list(db.people.values())
     before = snapshot(db.dsn, ids)
-    assert len(before["sessions"]) == 2 and len(before["follows"]) == 1
+    assert len(before["sessions"]) == 3 and len(before["follows"]) == 1
     roster_path = tmp_path / "operator" / "roster.json"
     r = freehold("loadtest", "seed", URL, "--accounts", "40", "--dsn", db.dsn,
                  "--roster", str(roster_path), "--json")
@@ -133,7 +133,7 @@ def test_roster_only_leaves_other_accounts_alone(db: Db, tmp_path: Path) -> None
     r = freehold("loadtest", "seed", URL, "--accounts", "10", "--dsn", db.dsn,
                  "--roster", str(roster_path))
     assert r.returncode == 0, r.stderr
-    first = json.loads(roster_path.read_text())["password"]
+    first = json.loads(roster_path.read_text())
     ids = list(db.people.values())
     before, accounts = snapshot(db.dsn, ids), count_accounts(db.dsn)
     r = freehold("loadtest", "seed", URL, "--accounts", "40", "--dsn", db.dsn,
@@ -142,7 +142,9 @@ def test_roster_only_leaves_other_accounts_alone(db: Db, tmp_path: Path) -> None
     assert snapshot(db.dsn, ids) == before
     assert count_accounts(db.dsn) == accounts  # --roster-only makes no accounts
     again = json.loads(roster_path.read_text())
-    assert again["password"] != first and again["password"] not in r.stdout + r.stderr
+    assert again["password"] != first["password"]
+    assert again["password"] not in r.stdout + r.stderr
+    assert again["newcomer_domain"] == first["newcomer_domain"]  # past newcomers stay findable
     assert {m[0] for m in again["members"]} == {str(a) for a, _, _ in seeded(db.dsn)}
 
 
@@ -167,13 +169,14 @@ def test_clean_removes_exactly_the_seeded_accounts(db: Db, tmp_path: Path) -> No
     before = snapshot(db.dsn, ids)
     made = seeded(db.dsn)
     assert len(made) >= 25
-    asyncio.run(_mingle(db, made[0][0], made[1][0]))
+    domain = json.loads(roster_path.read_text())["newcomer_domain"]
+    newcomer = asyncio.run(_mingle(db, made[0][0], made[1][0], domain))
     assert snapshot(db.dsn, ids) != before  # the run's writes reached real accounts' counters
 
     r = freehold("loadtest", "clean", URL, "--dsn", db.dsn, "--roster", str(roster_path),
                  "--json")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout)["accounts"] == len(made)
+    assert json.loads(r.stdout)["accounts"] == len(made) + 1  # and the newcomer
     assert seeded(db.dsn) == [] and not roster_path.exists()
     with psycopg.connect(db.dsn) as conn:
         left = {int(a) for (a,) in conn.execute("SELECT id FROM accounts").fetchall()}
@@ -182,7 +185,8 @@ def test_clean_removes_exactly_the_seeded_accounts(db: Db, tmp_path: Path) -> No
             " (SELECT count(*) FROM sessions WHERE account_id <> ALL(%(i)s)),"
             " (SELECT count(*) FROM upvotes WHERE account_id <> ALL(%(i)s))",
             {"i": ids}).fetchone()
-    assert left == set(ids)  # exactly the seeded accounts went, the legacy-named one stays
+    # exactly the seeded accounts and the run's newcomer went; the legacy-named one stays
+    assert newcomer not in left and left == set(ids)
     assert orphans == (0, 0, 0)
     assert snapshot(db.dsn, ids) == before  # counters of the real accounts and posts restored
     r = freehold("loadtest", "clean", URL, "--dsn", db.dsn, "--roster", str(roster_path),
@@ -190,10 +194,12 @@ def test_clean_removes_exactly_the_seeded_accounts(db: Db, tmp_path: Path) -> No
     assert r.returncode == 0 and json.loads(r.stdout)["accounts"] == 0
 
 
-async def _mingle(db: Db, one: int, two: int) -> None:
+async def _mingle(db: Db, one: int, two: int, domain: str) -> int:
     """What a load run (or a curious person) might do: load-test accounts follow, upvote and
-    reply to a real account; a real account follows one back."""
-    from app.services import posts, social
+    reply to a real account; a real account follows one back; a newcomer of the run's sign-up
+    flood signs up (through the real sign-up, at the roster's newcomer domain) and follows a
+    real account. Returns the newcomer's id."""
+    from app.services import accounts, posts, social
 
     ctx = await open_ctx(db.settings)
     try:
@@ -205,5 +211,8 @@ async def _mingle(db: Db, one: int, two: int) -> None:
             await posts.create_post(ctx, who, "a reply", reply_to=post)
         await posts.create_post(ctx, one, "", echo_of=post)
         await social.follow(ctx, db.people["site_admin"], one)
+        row = await accounts.signup(ctx, "nc_0123abcd", f"nc_0123abcd@{domain}", "pw of a run")
+        await social.follow(ctx, int(row["id"]), real)
+        return int(row["id"])
     finally:
         await close_ctx(ctx)
