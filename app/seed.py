@@ -2,8 +2,11 @@
 by COPY.
 
 Used by `freehold loadtest seed` (a dataset shaped like the traffic model, through a tunnel to
-the cluster's database) and by benchmarks/app_hotpaths.py. It adds to what is there: usernames
-carry a batch tag, so a second seed never collides with the first or with real accounts.
+the cluster's database) and by benchmarks/app_hotpaths.py. It adds to what is there, and
+touches no account it did not make: every account it makes is a load-test account (marked
+`accounts.loadtest`, username `loadtest_<batch>_<n>` under the prefix sign-up refuses, password
+hash "!" that no password matches), so a second seed never collides with the first or with real
+accounts, and `freehold loadtest clean` finds them all.
 
     seed(dsn, accounts=100_000, posts_per_account=10)   # -> {"accounts": ..., "rows_per_s": ...}
 
@@ -29,6 +32,11 @@ import asyncpg
 import numpy as np
 
 from app.ids import EPOCH_MS, RANDOM_BITS
+from app.services.accounts import LOADTEST_PREFIX
+
+# the accounts app.seed made: the mark and the reserved prefix together (an account from
+# before the mark existed may carry the prefix, never the mark). A constant: no input in it.
+LOADTEST_ACCOUNTS = f"(loadtest AND starts_with(username, '{LOADTEST_PREFIX}'))"
 
 TAGS = 200
 DEFAULT_MEAN_FOLLOWS = 40.0
@@ -112,7 +120,7 @@ async def seed_dataset(dsn: str, accounts: int, *, posts_per_account: float | No
     n_posts = int(accounts * (DEFAULT_POSTS_PER_ACCOUNT if posts_per_account is None
                               else posts_per_account))
     mean = min(DEFAULT_MEAN_FOLLOWS if mean_follows is None else mean_follows, accounts - 1)
-    batch = secrets.token_hex(3)
+    tag = LOADTEST_PREFIX + secrets.token_hex(3)
     t0 = time.perf_counter()
     # ids from fresh entropy (the shape stays reproducible): a second seed adds new accounts
     ids = np.random.default_rng().choice(2**62, size=accounts, replace=False).astype(
@@ -124,9 +132,9 @@ async def seed_dataset(dsn: str, accounts: int, *, posts_per_account: float | No
         async with conn.transaction():
             await conn.copy_records_to_table(
                 "accounts", columns=["id", "username", "email", "password_hash", "display_name",
-                                     "last_active_at"],
-                records=[(int(a), f"s{batch}_{i}", f"s{batch}_{i}@example.org", "!", f"User {i}",
-                          now) for i, a in enumerate(ids)])
+                                     "last_active_at", "loadtest"],
+                records=[(int(a), f"{tag}_{i}", f"{tag}_{i}@loadtest.invalid", "!", f"User {i}",
+                          now, True) for i, a in enumerate(ids)])
             edges = follow_graph(accounts, mean, rng)
             await conn.copy_to_table(
                 "follows", columns=["follower_id", "followee_id"], format="binary",
@@ -170,7 +178,7 @@ async def seed_dataset(dsn: str, accounts: int, *, posts_per_account: float | No
     rows = accounts + len(edges) + 2 * n_posts + len(liked)
     return {"accounts": accounts, "follows": len(edges), "posts": n_posts,
             "upvotes": len(liked),
-            "batch": f"s{batch}", "seconds": round(seconds, 2),
+            "batch": tag, "seconds": round(seconds, 2),
             "rows_per_s": round(rows / seconds) if seconds > 0 else 0,
             "mean_follows": round(len(edges) / accounts, 1), "max_followers": max_followers,
             "fk_triggers": "skipped (superuser)" if fast else "checked"}

@@ -1,11 +1,15 @@
 """The roster: who the simulated users are and what is popular, written by `freehold loadtest seed`.
 
-A JSON file the Locust users load (no database access from the load generators):
-- `members`: accounts the users act as — id, username and a session token made by the seed
-  (so a run does not start with thousands of argon2 log-ins; log-ins are in the mix instead);
-- `popular`: accounts ranked by followers, most followed first (profile views and follows pick
-  from it with Zipf skew); `posts`: posts ranked by engagement; `tags`: hashtags by use;
-- `password`: the password of every member (the `login` action uses it).
+A JSON file the Locust users load (no database access from the load generators), written 0600 on
+the operator's machine (never in the repository) since it holds credentials:
+- `members`: load-test accounts the users act as — id, username and a session token made by the
+  seed (so a run does not start with thousands of argon2 log-ins; log-ins are in the mix instead);
+- `popular`: load-test accounts ranked by followers, most followed first (profile views and
+  follows pick from it with Zipf skew); `posts`: their posts ranked by engagement; `tags`:
+  hashtags by use; `accounts_total`, `posts_total`: the load-test accounts and their posts;
+- `password`: the password of every member, random for each seed run (the `login` action uses
+  it); `newcomer_domain`: the e-mail domain of the accounts a sign-up flood makes through the real
+  sign-up (random, kept across re-seeds), by which `freehold loadtest clean` finds them.
 """
 
 from __future__ import annotations
@@ -35,12 +39,13 @@ class Roster:
     posts_total: int = 0
     created_at: str = ""
     seed: dict[str, Any] = field(default_factory=dict)  # what the seed reported (rates, shape)
+    newcomer_domain: str = "example.org"
 
     def to_json(self) -> dict[str, Any]:
         return {"version": VERSION, **asdict(self)}
 
     def save(self, path: Path) -> Path:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         tmp = path.with_suffix(path.suffix + ".tmp")
         tmp.write_text(json.dumps(self.to_json()))
         os.chmod(tmp, 0o600)  # holds session tokens of test accounts

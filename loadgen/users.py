@@ -269,7 +269,7 @@ class Member(FastHttpUser):
         """A newcomer of the flood: signs up, then follows a popular account; stays as them."""
         name = "nc_" + secrets.token_hex(6)
         doc = self._req("POST", "/accounts", "/accounts", ok=(201,), headers={"Authorization": ""},
-                        json={"username": name, "email": f"{name}@example.org",
+                        json={"username": name, "email": f"{name}@{ROSTER.newcomer_domain}",
                               "password": ROSTER.password})
         if not doc or "token" not in doc:
             return

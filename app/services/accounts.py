@@ -21,6 +21,9 @@ EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]
 RESERVED = {"admin", "api", "about", "login", "logout", "signup", "settings", "media", "static",
             "discover", "search", "notifications", "moderation", "healthz", "readyz", "metrics",
             "freehold", "root", "support", "help", "home", "me"}
+# usernames of load-test accounts (made only by app.seed, marked accounts.loadtest): sign-up
+# refuses them, so a name under it is never a person's
+LOADTEST_PREFIX = "loadtest_"
 
 ACCOUNT_COLS = ("id, username, display_name, bio, avatar_key, is_verified, is_admin, is_juror, "
                 "strikes, suspended_at, followers_count, following_count, posts_count, "
@@ -33,6 +36,9 @@ def check_username(username: str) -> str:
     name = username.lower()
     if name in RESERVED:
         raise Invalid(f"username {name!r} is reserved: choose another", field="username")
+    if name.startswith(LOADTEST_PREFIX):
+        raise Invalid(f"username: names starting with {LOADTEST_PREFIX!r} are reserved for load"
+                      " tests: choose another", field="username")
     return name
 
 
@@ -192,44 +198,54 @@ async def delete_account(ctx: Ctx, account_id: int, password: str) -> None:
 
 async def purge_account(ctx: Ctx, account_id: int, *, actor_id: int | None) -> None:
     async with ctx.db.acquire() as conn, conn.transaction():
-        keys = [r["s3_key"] for r in await conn.fetch(
-            "SELECT s3_key FROM media WHERE owner_id = $1", account_id)]
-        avatar = await conn.fetchval("SELECT avatar_key FROM accounts WHERE id = $1", account_id)
-        if avatar:
-            keys.append(avatar)
-        tokens = await conn.fetch("SELECT token_hash FROM sessions WHERE account_id = $1",
-                                  account_id)
-        # keep the counters of the other accounts and posts right
-        await conn.execute(
-            "UPDATE accounts SET followers_count = followers_count - 1 WHERE id IN "
-            "(SELECT followee_id FROM follows WHERE follower_id = $1)", account_id)
-        await conn.execute(
-            "UPDATE accounts SET following_count = following_count - 1 WHERE id IN "
-            "(SELECT follower_id FROM follows WHERE followee_id = $1)", account_id)
-        await conn.execute(
-            "UPDATE posts SET upvotes_count = upvotes_count - 1 WHERE id IN "
-            "(SELECT post_id FROM upvotes WHERE account_id = $1)", account_id)
-        await conn.execute(
-            "UPDATE posts p SET replies_count = p.replies_count - c.n FROM "
-            "(SELECT reply_to_id, count(*) AS n FROM posts WHERE author_id = $1 "
-            " AND reply_to_id IS NOT NULL GROUP BY reply_to_id) c "
-            "WHERE p.id = c.reply_to_id AND p.author_id <> $1", account_id)
-        await conn.execute(
-            "UPDATE posts p SET echoes_count = p.echoes_count - c.n FROM "
-            "(SELECT echo_of_id, count(*) AS n FROM posts WHERE author_id = $1 "
-            " AND echo_of_id IS NOT NULL GROUP BY echo_of_id) c "
-            "WHERE p.id = c.echo_of_id AND p.author_id <> $1", account_id)
-        await conn.execute("DELETE FROM accounts WHERE id = $1", account_id)
+        keys, tokens = await purge_rows(conn, [account_id])
         await audit.log(conn, actor_id, "account.delete", "account", account_id, {})
     pipe = ctx.redis.pipeline(transaction=False)
     for key in (feed_key(account_id), feed_big_key(account_id), author_key(account_id)):
         pipe.delete(key)
     for t in tokens:
-        pipe.delete(session_cache_key(bytes(t["token_hash"])))
+        pipe.delete(session_cache_key(t))
     await pipe.execute()
     ctx.big_heads.drop(account_id)
     if ctx.media is not None:
         await ctx.media.delete(keys)
+
+
+async def purge_rows(conn: Any, ids: list[int]) -> tuple[list[str], list[bytes]]:
+    """Delete the accounts `ids` and every row they wrote (cascades), in the caller's
+    transaction, keeping the counters of the other accounts and posts right; returns the media
+    keys (objects and avatars) and session token hashes left for the caller to drop from the
+    store and the caches."""
+    keys = [r["s3_key"] for r in await conn.fetch(
+        "SELECT s3_key FROM media WHERE owner_id = ANY($1)", ids)]
+    keys += [r["avatar_key"] for r in await conn.fetch(
+        "SELECT avatar_key FROM accounts WHERE id = ANY($1) AND avatar_key IS NOT NULL", ids)]
+    tokens = [bytes(r["token_hash"]) for r in await conn.fetch(
+        "SELECT token_hash FROM sessions WHERE account_id = ANY($1)", ids)]
+    await conn.execute(
+        "UPDATE accounts a SET followers_count = a.followers_count - c.n FROM"
+        " (SELECT followee_id, count(*) AS n FROM follows WHERE follower_id = ANY($1)"
+        "  GROUP BY followee_id) c WHERE a.id = c.followee_id AND a.id <> ALL($1)", ids)
+    await conn.execute(
+        "UPDATE accounts a SET following_count = a.following_count - c.n FROM"
+        " (SELECT follower_id, count(*) AS n FROM follows WHERE followee_id = ANY($1)"
+        "  GROUP BY follower_id) c WHERE a.id = c.follower_id AND a.id <> ALL($1)", ids)
+    await conn.execute(
+        "UPDATE posts p SET upvotes_count = p.upvotes_count - c.n FROM"
+        " (SELECT post_id, count(*) AS n FROM upvotes WHERE account_id = ANY($1)"
+        "  GROUP BY post_id) c WHERE p.id = c.post_id AND p.author_id <> ALL($1)", ids)
+    await conn.execute(
+        "UPDATE posts p SET replies_count = p.replies_count - c.n FROM"
+        " (SELECT reply_to_id, count(*) AS n FROM posts WHERE author_id = ANY($1)"
+        "  AND reply_to_id IS NOT NULL GROUP BY reply_to_id) c"
+        " WHERE p.id = c.reply_to_id AND p.author_id <> ALL($1)", ids)
+    await conn.execute(
+        "UPDATE posts p SET echoes_count = p.echoes_count - c.n FROM"
+        " (SELECT echo_of_id, count(*) AS n FROM posts WHERE author_id = ANY($1)"
+        "  AND echo_of_id IS NOT NULL GROUP BY echo_of_id) c"
+        " WHERE p.id = c.echo_of_id AND p.author_id <> ALL($1)", ids)
+    await conn.execute("DELETE FROM accounts WHERE id = ANY($1)", ids)
+    return keys, tokens
 
 
 def session_cache_key(token_hash: bytes) -> str:

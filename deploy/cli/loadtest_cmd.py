@@ -1,6 +1,7 @@
 """`freehold loadtest`: Locust load tests sized to the surge (issue 7).
 
-    freehold loadtest seed SPEC|URL --accounts N [--dsn DSN]
+    freehold loadtest seed SPEC|URL --accounts N [--dsn DSN] [--production-ok]
+    freehold loadtest clean SPEC|URL [--dsn DSN]
     freehold loadtest run SPEC|URL --shape surge|spike|soak [--duration 7m] [--workers N]
     freehold loadtest calibrate SPEC|URL [--duration 5m] [--workers N]
 
@@ -14,7 +15,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -35,6 +36,10 @@ CORES_OPT = typer.Option(None, "--app-cores",
                          help="Cores serving the app (URL targets; default 1, specs: their own).")
 URL_OPT = typer.Option(None, "--url", help="Entry URL for a spec target (default: its LB).")
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document.")
+DSN_OPT = typer.Option(None, "--dsn", envvar="FREEHOLD_DATABASE_URL",
+                       help="PostgreSQL DSN of the app's database (write side).")
+SECRETS_OPT = typer.Option(None, "--secrets",
+                           help="A spec's encrypted secrets file (default: beside the spec).")
 
 
 def _inputs(target_text: str, profile: Path | None, slo_path: Path | None,
@@ -113,6 +118,13 @@ def _print_outcome(outcome: Any) -> None:
     console.print(f"  SLO: {verdict}")
 
 
+def _fail_database(exc: Exception) -> NoReturn:
+    """psycopg errors in one line, never a traceback; anything else is a bug: raised."""
+    if type(exc).__module__.startswith("psycopg"):
+        fail(f"--dsn: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}")
+    raise exc
+
+
 @contextmanager
 def _database(target: Any, dsn: str | None, secrets: Path | None = None) -> Iterator[str]:
     """The given DSN, or for a spec an SSH tunnel to its database router."""
@@ -129,19 +141,20 @@ def _database(target: Any, dsn: str | None, secrets: Path | None = None) -> Iter
 def seed(
     target: str = typer.Argument(..., help="Cluster spec file or app URL."),
     accounts: str = typer.Option(..., "--accounts", help="Accounts to seed, e.g. 100k."),
-    dsn: str | None = typer.Option(None, "--dsn", envvar="FREEHOLD_DATABASE_URL",
-                                   help="PostgreSQL DSN of the app's database (write side)."),
+    dsn: str | None = DSN_OPT,
     members: int = typer.Option(20_000, "--members", min=1,
                                 help="Accounts the simulated users act as (sessions made)."),
     roster: Path | None = ROSTER_OPT,
     roster_only: bool = typer.Option(False, "--roster-only",
                                      help="Keep the data; only (re)write the roster."),
-    secrets: Path | None = typer.Option(
-        None, "--secrets", help="A spec's encrypted secrets file (default: beside the spec)."),
+    secrets: Path | None = SECRETS_OPT,
+    production_ok: bool = typer.Option(
+        False, "--production-ok",
+        help="Seed a target that is not the lab (adds load-test accounts to its database)."),
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Seed a dataset shaped like the model (power-law follows, posts over time) via COPY."""
-    from deploy.loadtest.seed import SeedError
+    """Seed load-test accounts (power-law follows, posts over time) via COPY; write the roster."""
+    from deploy.loadtest.seed import SeedError, refuse_production
     from deploy.loadtest.seed import seed as do_seed
     from deploy.loadtest.target import TargetError, parse_accounts, resolve_target
 
@@ -160,15 +173,14 @@ def seed(
              "FREEHOLD_DATABASE_URL)")
     path = roster or tgt.default_roster
     try:
+        refuse_production(tgt, dsn, production_ok)
         with err_console.status(f"seeding {n:,} accounts into {tgt.label}…"), \
                 _database(tgt, dsn, secrets) as url:
             rep = do_seed(url, tgt.label, n, path, members=members, skip_dataset=roster_only)
     except (SeedError, TargetError) as exc:
         fail(str(exc))
-    except Exception as exc:  # psycopg errors: one line, never a traceback
-        if type(exc).__module__.startswith("psycopg"):
-            fail(f"--dsn: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}")
-        raise
+    except Exception as exc:
+        _fail_database(exc)
     if json_out:
         print_json(rep.to_json())
         return
@@ -179,6 +191,46 @@ def seed(
               f"{rep.rows_per_s:,.0f}", f"{rep.members:,}")
     console.print(t)
     console.print(f"  roster: {rep.roster}", highlight=False)
+
+
+@app.command("clean")
+def clean(
+    target: str = typer.Argument(..., help="Cluster spec file or app URL."),
+    dsn: str | None = DSN_OPT,
+    roster: Path | None = ROSTER_OPT,
+    secrets: Path | None = SECRETS_OPT,
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Delete every load-test account the seed made, with all they wrote, and the roster."""
+    from deploy.loadtest.seed import SeedError
+    from deploy.loadtest.seed import clean as do_clean
+    from deploy.loadtest.target import TargetError, resolve_target
+
+    try:
+        tgt = resolve_target(target)
+    except TargetError as exc:
+        fail(str(exc))
+    if not dsn and tgt.spec is None:
+        fail("--dsn: the app database's DSN is needed to clean (or set FREEHOLD_DATABASE_URL)")
+    try:
+        with err_console.status(f"deleting the load-test accounts of {tgt.label}…"), \
+                _database(tgt, dsn, secrets) as url:
+            rep = do_clean(url, roster or tgt.default_roster)
+    except (SeedError, TargetError) as exc:
+        fail(str(exc))
+    except Exception as exc:
+        _fail_database(exc)
+    if json_out:
+        print_json(rep.to_json())
+        return
+    console.print(f"deleted {rep.accounts:,} load-test accounts of {tgt.label} with their "
+                  f"{rep.posts:,} posts and {rep.follows:,} follows", highlight=False)
+    if rep.media_left:
+        console.print(f"  {rep.media_left:,} media objects of theirs stay in the media store "
+                      "(their rows are gone; the store is not reachable from here)",
+                      highlight=False)
+    if rep.roster:
+        console.print(f"  roster removed: {rep.roster}", highlight=False)
 
 
 @app.command("run")

@@ -29,7 +29,6 @@ from loadgen.shapes import LoadPlan, Scale
 from loadgen.traffic import ProfileError, TrafficModel, figure_of, find_key
 
 ROOT = Path(__file__).resolve().parents[2]
-DATA = ROOT / "loadgen" / "data"
 RUNS = ROOT / "loadgen" / "runs"
 
 
@@ -54,7 +53,17 @@ class Target:
 
     @property
     def default_roster(self) -> Path:
-        return DATA / f"roster-{self.slug}.json"
+        """Beside the operator's secrets keys, never in the repository: the roster holds the
+        load-test accounts' password and session tokens."""
+        from deploy.secrets import default_key_path
+
+        return default_key_path(self.slug).parent / "loadtest" / f"roster-{self.slug}.json"
+
+    @property
+    def is_lab(self) -> bool:
+        """A spec of the local lab: it has a `lab:` section (the spec loader then keeps every
+        site, so every server, inside the lab's network)."""
+        return self.spec is not None and self.spec.lab is not None
 
 
 def is_url(text: str) -> bool:

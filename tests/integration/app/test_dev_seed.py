@@ -24,7 +24,7 @@ from tests.waiting import wait_for
 def test_seed_demo_data(pg_server: Postgres, app_settings: Settings) -> None:
     pg_server.psql("CREATE DATABASE freehold_dev_seed")
     dsn = pg_server.dsn_for("freehold_dev_seed")
-    assert migrate(dsn) == ["0001_schema", "0002_thread_replies_index"]
+    assert migrate(dsn) == ["0001_schema", "0002_thread_replies_index", "0003_loadtest_accounts"]
     assert migrate(dsn) == []  # idempotent
     s = app_settings.replace(database_url=dsn, redis_url=app_settings.redis_url[:-2] + "/5",
                              s3_endpoint="")
