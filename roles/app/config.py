@@ -5,7 +5,9 @@ the secrets, the unit settings. Settings under `roles.app` in the spec:
     workers: <cores>        # uvicorn worker processes (default: one per core)
     keep_releases: 3        # releases kept side by side on each server
     db_pool_max: 10         # asyncpg pool size per process
-    env: {NAME: value}      # extra FREEHOLD_* settings (app/settings.py), prefix optional
+    env: {NAME: value}      # extra FREEHOLD_* settings (app/settings.py), prefix optional,
+                            # e.g. the sign-up limits and proof of work (RL_SIGNUP_PER_IP,
+                            # SIGNUP_POW_*: docs/signup-limits.md)
 
 The app reaches PostgreSQL through the HAProxy routers of the pgbouncer servers (primary on
 5000, fresh replicas on 5001: they follow Patroni, so no client knows which server is primary).

@@ -15,15 +15,19 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import redis
+from playwright import sync_api  # required: a missing Playwright fails, never skips
 from starlette.testclient import TestClient
 
 from app.main import create_app
 from app.services import signup_proof
 from app.settings import Settings
+from tests.browser import launch
 from tests.integration.app.test_web import CSRF_RE
+from tests.integration.app.test_web_browser import serving
 
 PASSWORD = "correct horse battery"
 CARRIER = "198.51.100.20"  # one carrier-grade NAT address: thousands of phones behind it
@@ -90,7 +94,6 @@ def refused(r: Any, words: str) -> None:
 def test_fifty_sign_ups_from_one_address_pass_with_proofs(app_settings: Settings) -> None:
     """The old limit stopped the 11th sign-up from one address for an hour (429)."""
     s = proof_settings(app_settings, signup_pow_min_bits=6, signup_pow_max_bits=10)
-    assert s.rl_signup_per_ip >= 1000  # the default backstop: sized for carrier-grade NAT
     with clients(s, CARRIER) as (c,):
         proofs = 0
         for i in range(50):
@@ -98,6 +101,7 @@ def test_fifty_sign_ups_from_one_address_pass_with_proofs(app_settings: Settings
             r = sign_up(c)
             assert r.status_code == 201, (i + 1, r.status_code, r.text)
         assert proofs >= 50 - s.signup_pow_free_per_ip - 1  # past the free ones, all proved
+    assert s.rl_signup_per_ip >= 1000  # the default backstop: sized for carrier-grade NAT
 
 
 def test_sign_up_without_a_valid_proof_is_refused(app_settings: Settings) -> None:
@@ -210,3 +214,34 @@ def test_the_backstop_stops_an_absurd_rate_even_with_proofs(app_settings: Settin
         for i in range(12):
             assert sign_up(v6a if i % 2 else v6b).status_code == 201
         assert sign_up(v6b).status_code == 429
+
+
+def test_the_web_form_solves_the_proof_in_a_real_browser(app_settings: Settings,
+                                                         tmp_path: Path) -> None:
+    """Debian's Chromium (Playwright) at the first real difficulty (17 bits: ~131,000 hashes):
+    the page's script fetches the challenge, its workers solve it, the form signs up. With
+    JavaScript off the same form says why it cannot."""
+    s = proof_settings(app_settings, signup_pow_free_per_ip=0)
+    assert s.signup_pow_min_bits == 17
+    with serving(s, tmp_path) as base, sync_api.sync_playwright() as pw, \
+            redis.Redis.from_url(s.redis_url) as r:
+        for javascript in (True, False):
+            ctx = launch(pw, tmp_path / f"profile-{javascript}", java_script_enabled=javascript)
+            try:
+                page = ctx.new_page()
+                name = f"pow_{secrets.token_hex(4)}"
+                page.goto(f"{base}/signup")
+                page.fill("input[name=username]", name)
+                page.fill("input[name=email]", f"{name}@example.org")
+                page.fill("input[name=password]", PASSWORD)
+                page.click("form[action='/signup'] button[type=submit]")
+                if javascript:
+                    page.wait_for_url(f"{base}/")
+                    assert page.locator(f"a[href='/u/{name}']").count() >= 1
+                    assert len(list(r.scan_iter("su:spent:*"))) == 1  # one proof spent
+                else:
+                    page.wait_for_selector("p.notice.error")
+                    assert "needs JavaScript" in page.inner_text("p.notice.error")
+                    assert page.input_value("input[name=username]") == name
+            finally:
+                ctx.close()
