@@ -221,8 +221,7 @@ def test_the_web_form_solves_the_proof_in_a_real_browser(app_settings: Settings,
     """Debian's Chromium (Playwright) at the first real difficulty (17 bits: ~131,000 hashes):
     the page's script fetches the challenge, its workers solve it, the form signs up. With
     JavaScript off the same form says why it cannot."""
-    s = proof_settings(app_settings, signup_pow_free_per_ip=0)
-    assert s.signup_pow_min_bits == 17
+    s = proof_settings(app_settings, signup_pow_free_per_ip=0)  # the default bits
     with serving(s, tmp_path) as base, sync_api.sync_playwright() as pw, \
             redis.Redis.from_url(s.redis_url) as r:
         for javascript in (True, False):
@@ -245,3 +244,4 @@ def test_the_web_form_solves_the_proof_in_a_real_browser(app_settings: Settings,
                     assert page.input_value("input[name=username]") == name
             finally:
                 ctx.close()
+    assert s.signup_pow_min_bits == 17
