@@ -39,6 +39,7 @@ async def seed(settings: Settings, n_posts: int = 30) -> dict[str, int]:
     from app.services import accounts, posts, social
 
     ctx = await open_ctx(settings.replace(bootstrap_admins="demo_admin", rl_signup_per_ip=0,
+                                          signup_pow_max_bits=0,
                                           rl_write_per_account=0, rl_write_per_ip=0))
     try:
         if await ctx.db.fetchval("SELECT count(*) FROM accounts WHERE username = 'demo_admin'"):

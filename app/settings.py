@@ -58,8 +58,17 @@ class Settings:
     jury_votes: int = 3  # N agreeing votes decide a case
     strikes_to_suspend: int = 3  # M strikes suspend an account
     # rate limits: count per window (seconds)
-    rl_signup_per_ip: int = 10
+    # sign-up backstop per address (an IPv6 /signup_ipv6_prefix counts as one): sized for
+    # carrier-grade NAT, where thousands of phones share an address; bursts below it pay a
+    # proof of work instead (app/services/signup_proof.py, docs/signup-limits.md)
+    rl_signup_per_ip: int = 1000
     rl_signup_window: int = 3600
+    signup_ipv6_prefix: int = 64
+    signup_pow_free_per_ip: int = 5  # sign-ups per window from an address with no proof
+    signup_pow_min_bits: int = 17  # first difficulty past the free allowance (2**17 hashes)
+    signup_pow_max_bits: int = 22  # ceiling; 0 turns proofs off (the backstop alone)
+    signup_pow_surge_per_window: int = 10_000  # whole site: past it everyone proves; 0: never
+    signup_pow_ttl_s: int = 600  # a challenge is good this long
     rl_login_per_ip: int = 30
     rl_login_per_account: int = 10
     rl_login_window: int = 300

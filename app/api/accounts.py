@@ -29,11 +29,12 @@ from app.api.schemas import (
     MuteState,
     OwnAccount,
     Session,
+    SignupChallenge,
     Unfollowed,
     errors,
 )
 from app.ids import parse_id
-from app.services import accounts, auth, social
+from app.services import accounts, auth, signup_proof, social
 from app.services.accounts import account_json
 from app.services.errors import Invalid, Unauthorized
 
@@ -43,12 +44,27 @@ router = APIRouter(tags=["accounts"], default_response_class=DocJSON)
 @router.post("/accounts", status_code=201, summary="Sign up", response_model=Session,
              responses=errors(400, 409, 422, 429))
 async def signup(body: SignupIn, request: Request) -> JSON:
+    """Past a few sign-ups per address and hour (or during a site-wide surge) the body needs a
+    `proof`: a solved challenge of GET /accounts/challenge (422 `proof_refused` otherwise)."""
     ctx = get_ctx(request)
+    proof = (signup_proof.Proof(body.proof.challenge, body.proof.counter)
+             if body.proof else None)
     row = await accounts.signup(ctx, body.username, body.email, body.password,
-                                ip=client_ip(request), display_name=body.display_name)
+                                ip=client_ip(request), display_name=body.display_name,
+                                proof=proof)
     token = await auth.create_session(ctx, row["id"])
     return JSON({"account": account_json(ctx, row, private=True), "token": token},
                 status_code=201)
+
+
+@router.get("/accounts/challenge", summary="A sign-up proof-of-work challenge",
+            response_model=SignupChallenge)
+async def signup_challenge(request: Request) -> JSON:
+    """Whether a sign-up from this address needs a proof now; if so a challenge, good for a
+    few minutes from this address only: find its counter and send both as the sign-up's
+    `proof`. A phone needs well under a second at the first difficulty."""
+    return JSON(await signup_proof.challenge(get_ctx(request), client_ip(request)),
+                headers={"Cache-Control": "no-store"})
 
 
 @router.post("/auth/login", summary="Log in: returns a bearer token", response_model=Session,

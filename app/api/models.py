@@ -9,11 +9,22 @@ from pydantic import BaseModel, Field
 Id = Field(pattern=r"^[0-9]{1,19}$", description="64-bit id as a decimal string")
 
 
+class ProofIn(BaseModel):
+    """A solved challenge of GET /api/v1/accounts/challenge."""
+
+    challenge: str = Field(min_length=1, max_length=200)
+    counter: int = Field(ge=0, le=2**53 - 1,
+                         description="SHA-256(challenge + ':' + counter) starts with the "
+                                     "challenge's number of zero bits")
+
+
 class SignupIn(BaseModel):
     username: str = Field(min_length=1, max_length=64)
     email: str = Field(min_length=1, max_length=254)
     password: str = Field(min_length=1, max_length=256)
     display_name: str = Field(default="", max_length=200)
+    proof: ProofIn | None = Field(default=None, description="required when the challenge "
+                                  "endpoint says so (many sign-ups from one address)")
 
 
 class LoginIn(BaseModel):

@@ -44,7 +44,7 @@ class Out(BaseModel):
 
 ErrorCode = Literal["invalid", "bad_request", "unauthorized", "forbidden", "suspended",
                     "not_found", "method_not_allowed", "conflict", "too_large", "rate_limited",
-                    "http_error"]
+                    "proof_refused", "http_error"]
 # the framework's own refusals (HTTPException: a body it cannot parse, no such route or method)
 # by status, in app.main's handler; the services' codes are their errors' (app.services.errors)
 HTTP_ERROR_CODES: dict[int, ErrorCode] = {
@@ -58,7 +58,9 @@ class Error(Out):
 
     error: ErrorCode = Field(description="machine-readable: invalid (422), bad_request (400),"
                              " unauthorized (401), forbidden or suspended (403), not_found"
-                             " (404), conflict (409), rate_limited (429); http_error: another")
+                             " (404), conflict (409), rate_limited (429), proof_refused (422:"
+                             " a sign-up's proof of work is missing or not valid, fetch a new"
+                             " challenge); http_error: another")
     message: str = Field(description="for people: what went wrong and what to do")
     field: str | None = Field(default=None, description="the input at fault, when one is")
 
@@ -133,6 +135,20 @@ class AccountView(Account):
 class Session(Out):
     token: str = Field(description="send as `Authorization: Bearer <token>`")
     account: OwnAccount
+
+
+class SignupChallenge(Out):
+    """Whether a sign-up from this address needs a proof of work now, and its challenge
+    (app.services.signup_proof)."""
+
+    required: bool = Field(description="false: sign up without a proof")
+    algorithm: Literal["sha256-leading-zero-bits"] = Field(
+        description="find the smallest counter (decimal, from 0) such that "
+                    "SHA-256(challenge + ':' + counter) starts with `difficulty` zero bits")
+    difficulty: int = Field(ge=0, description="leading zero bits required (0: none)")
+    challenge: str | None = Field(description="send back as proof.challenge; null when no proof"
+                                  " is required")
+    expires_at: int | None = Field(description="Unix time after which the challenge is refused")
 
 
 class AccountPage(Out):

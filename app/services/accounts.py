@@ -11,7 +11,7 @@ from app.context import Ctx
 from app.ids import id_datetime, new_id
 from app.readwrite import fetchrow_fresh
 from app.redis_client import author_key, feed_big_key, feed_key
-from app.services import audit, ratelimit
+from app.services import audit, ratelimit, signup_proof
 from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from app.services.media import new_media_key, sniff_image
 from app.services.passwords import hash_password, password_matches
@@ -75,14 +75,19 @@ def account_json(ctx: Ctx, row: asyncpg.Record | dict[str, Any], *, private: boo
 
 
 async def signup(ctx: Ctx, username: str, email: str, password: str, *, ip: str = "",
-                 display_name: str = "") -> asyncpg.Record:
+                 display_name: str = "", proof: signup_proof.Proof | None = None
+                 ) -> asyncpg.Record:
+    """A new account. Past the free allowance of its address a sign-up needs a proof of work
+    (app.services.signup_proof); the per-address rate limit stays as a backstop."""
     s = ctx.settings
-    await ratelimit.hit(ctx.redis, "signup", ip or "-", s.rl_signup_per_ip, s.rl_signup_window)
+    where = signup_proof.bucket(ip, s.signup_ipv6_prefix)
+    await ratelimit.hit(ctx.redis, "signup", where, s.rl_signup_per_ip, s.rl_signup_window)
     name = check_username(username)
     if not isinstance(email, str) or len(email) > 254 or not EMAIL_RE.match(email):
         raise Invalid("e-mail: give an address like name@example.org", field="email")
     check_password(password)
     display = check_display_name(display_name or name)
+    spent = await signup_proof.check(ctx, ip, proof)  # before the costly password hash
     phash = await hash_password(password)
     aid = new_id()
     try:
@@ -91,9 +96,11 @@ async def signup(ctx: Ctx, username: str, email: str, password: str, *, ip: str 
             f" VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ACCOUNT_COLS}",
             aid, name, email.strip(), phash, display, name in s.admin_usernames)
     except asyncpg.UniqueViolationError as exc:
+        await signup_proof.give_back(ctx, spent)  # no account made: the proof stays good
         which = "username" if "username" in str(exc.constraint_name) else "email"
         raise Conflict(f"{which} already taken: choose another", field=which) from exc
     assert row is not None
+    await signup_proof.counted(ctx, where)
     return row
 
 

@@ -7,7 +7,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from app.api.deps import client_ip, get_ctx
-from app.services import accounts, auth
+from app.services import accounts, auth, signup_proof
 from app.services.errors import Invalid, RateLimited, ServiceError
 from app.web.render import render
 from app.web.session import (
@@ -35,18 +35,32 @@ async def signup_page(request: Request) -> Response:
     return await render(request, "signup.html", form={})
 
 
+# what a browser that sent no proof is told (JavaScript off, or its script could not run)
+NO_SCRIPT_PROOF = ("Many people are signing up from your network right now, so this form "
+                   "asks your browser for a second or so of computation first. That needs "
+                   "JavaScript: turn it on and send the form again, or try again later.")
+
+
 @router.post("/signup")
 async def signup(request: Request) -> Response:
+    """The page's script solves the proof of work when one is required (static/app.js) and
+    sends it as pow_challenge / pow_counter; without JavaScript the form works while no proof
+    is required and says why otherwise."""
     form = await checked_form(request, write=False)
     ctx = get_ctx(request)
     values = {k: text_field(form, k) for k in ("username", "email", "display_name")}
+    challenge = text_field(form, "pow_challenge")
+    proof = (signup_proof.Proof(challenge, text_field(form, "pow_counter"))
+             if challenge else None)
     try:
         row = await accounts.signup(ctx, values["username"], values["email"],
                                     text_field(form, "password"), ip=client_ip(request),
-                                    display_name=values["display_name"])
+                                    display_name=values["display_name"], proof=proof)
     except RateLimited:
         raise
     except ServiceError as exc:
+        if isinstance(exc, signup_proof.ProofRefused) and proof is None:
+            exc = Invalid(NO_SCRIPT_PROOF, field="proof")
         return await render(request, "signup.html", exc.status, form=values, error=exc)
     token = await auth.create_session(ctx, row["id"])
     response = redirect("/")

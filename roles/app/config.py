@@ -5,8 +5,10 @@ the secrets, the unit settings. Settings under `roles.app` in the spec:
     workers: <cores>        # uvicorn worker processes (default: one per core)
     keep_releases: 3        # releases kept side by side on each server
     db_pool_max: 10         # asyncpg pool size per process
-    env: {NAME: value}      # extra FREEHOLD_* settings (app/settings.py), prefix optional;
-                            # one line each; none of the settings the kit sets itself
+    env: {NAME: value}      # extra FREEHOLD_* settings (app/settings.py), prefix optional,
+                            # e.g. the sign-up limits and proof of work (RL_SIGNUP_PER_IP,
+                            # SIGNUP_POW_*: docs/signup-limits.md); one line each; none of
+                            # the settings the kit sets itself
                             # (deploy.spec.role_settings.APP_PLATFORM_ENV)
 
 The app reaches PostgreSQL through the HAProxy routers of the pgbouncer servers (primary on

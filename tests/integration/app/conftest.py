@@ -39,6 +39,9 @@ def app_settings(pg_server: Postgres, redis_server: Redis, s3_server: SeaweedS3)
         s3_secret_key=s3_server.secret_key, s3_bucket="freehold-app-test",
         big_account_followers=6, jury_votes=2, strikes_to_suspend=2,
         rl_signup_per_ip=10_000, rl_login_per_ip=10_000, rl_login_per_account=10_000,
+        # every in-process test client shares one address: sign-ups need no proof of work
+        # here (tests/integration/app/test_signup_proof.py sets its own thresholds)
+        signup_pow_free_per_ip=1_000_000, signup_pow_surge_per_window=0,
         rl_write_per_account=10_000, rl_write_per_ip=100_000,
         worker_block_ms=200, worker_claim_idle_ms=1500, bootstrap_admins="root_admin",
         db_pool_min=1, db_pool_max=10, secret_key=secrets.token_urlsafe(32))

@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +41,15 @@ def free_port() -> int:
 @pytest.fixture
 def served_app(app_settings: Settings, tmp_path: Path) -> Iterator[str]:
     """uvicorn serving the app (one decisive juror vote) on a free loopback port."""
+    with serving(app_settings.replace(jury_votes=1), tmp_path) as base:
+        yield base
+
+
+@contextmanager
+def serving(settings: Settings, tmp_path: Path) -> Iterator[str]:
+    """uvicorn serving the app with `settings` on a free loopback port: its base URL."""
     port = free_port()
-    env = {**os.environ, **app_settings.replace(jury_votes=1).to_env()}
+    env = {**os.environ, **settings.to_env()}
     log = (tmp_path / "uvicorn.log").open("ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
