@@ -10,7 +10,9 @@ stays a 500 with its traceback.
 
 Generic classes (OSError, TimeoutError) count only when raised inside a store client (a frame
 of asyncpg, redis-py or app.redis_wire on their way): a refused connection or a pool acquire
-that timed out, not a timeout or socket error elsewhere in the app.
+that timed out, not a timeout or socket error elsewhere in the app. asyncpg's
+InternalClientError and InterfaceError count only for a connection cut mid-operation
+(LOST_PROTOCOL, CLOSED_CONNECTION), not for a misuse of a connection by the app.
 """
 
 from __future__ import annotations
@@ -51,7 +53,14 @@ REDIS: tuple[type[BaseException], ...] = (
     Redirected,  # app.redis_wire: a cluster node redirected (its users fall back to redis-py)
 )
 GENERIC: tuple[type[BaseException], ...] = (OSError, TimeoutError)
-STORE_ERRORS = POSTGRES + REDIS + GENERIC  # what an exception handler is registered for
+# a pooled connection the server cut in the middle of an operation: asyncpg's protocol still
+# waits for an answer that never comes, and the connection's next user is told so by these
+# messages (the pool drops the connection once the socket's loss is noticed)
+LOST_PROTOCOL = ("cannot switch to state", "not connected")
+# ...and what the end of a transaction on a connection the server cut says (InterfaceError)
+CLOSED_CONNECTION = "connection is closed"
+STORE_ERRORS = POSTGRES + REDIS + GENERIC + (asyncpg.InternalClientError,
+                                             asyncpg.InterfaceError)  # handled here
 CLIENT_MODULES = {"postgres": ("asyncpg", "app.db"), "redis": ("redis", "app.redis_wire")}
 
 UNAVAILABLE = Counter("freehold_store_unavailable_total",
@@ -78,6 +87,9 @@ def store_of(exc: BaseException) -> str | None:
         return "redis"
     if isinstance(exc, GENERIC):
         return _raised_in(exc.__traceback__)
+    if isinstance(exc, asyncpg.InternalClientError) and str(exc).startswith(LOST_PROTOCOL) or \
+            isinstance(exc, asyncpg.InterfaceError) and CLOSED_CONNECTION in str(exc):
+        return "postgres"
     return None
 
 

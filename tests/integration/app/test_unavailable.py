@@ -194,7 +194,9 @@ def unavailable_count(client: TestClient, store: str) -> float:
 
 
 def check_outage(stack: Stack, store: str, kill: Callable[[], None],
-                 revive: Callable[[], None]) -> None:
+                 revive: Callable[[], None], unread: str) -> None:
+    """Requests over the routes while `kill` and `revive` run; `unread`: a live metric the
+    store's loss makes unreadable (still scraped, as a failed reading)."""
     client = stack.client
     calls = routes(client)
     for name, r in sweep(client, calls):
@@ -203,7 +205,14 @@ def check_outage(stack: Stack, store: str, kill: Callable[[], None],
     with Load(client, calls) as load:
         time.sleep(0.5)
         kill()
-        time.sleep(2.0)  # requests against the dead server
+        # requests against the dead server: two rounds of the routes (the machine may be slow)
+        after_kill = len(load.answers)
+        wait_for(lambda: len(load.answers) >= after_kill + 2 * len(calls), timeout=60)
+        scraped = client.get("/metrics")
+        assert scraped.status_code == 200, scraped.text[:300]
+        read_ok = {lb["metric"]: v for lb, v in
+                   metric_samples(scraped.text)["freehold_metric_read_ok"]}
+        assert read_ok[unread] == 0.0, read_ok
         revive()
         # back: a whole sweep succeeds again (pools and clients reconnect by themselves)
         wait_for(lambda: all(ok(r) for _, r in sweep(client, calls)), timeout=30, every=0.2)
@@ -229,9 +238,9 @@ def test_postgres_killed_under_requests(stack: Stack) -> None:
             time.sleep(0.2)
         pg.stop()
 
-    check_outage(stack, "postgres", kill, pg.restart)
+    check_outage(stack, "postgres", kill, pg.restart, unread="moderation_queue")
 
 
 def test_redis_killed_under_requests(stack: Stack) -> None:
     rd = stack.redis
-    check_outage(stack, "redis", rd.stop, rd.start)
+    check_outage(stack, "redis", rd.stop, rd.start, unread="fanout_lag")

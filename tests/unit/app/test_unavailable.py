@@ -42,9 +42,25 @@ def test_refused_connections_are_the_stores() -> None:
 
 @pytest.mark.parametrize("exc", [ValueError("bug"), KeyError("x"), AttributeError("y"),
                                  asyncpg.UniqueViolationError("dup"),
-                                 asyncpg.QueryCanceledError("statement timeout")])
+                                 asyncpg.QueryCanceledError("statement timeout"),
+                                 asyncpg.InternalClientError("PoolConnectionHolder.release()"
+                                                             " called on a free holder")])
 def test_bugs_and_query_errors_stay_500(exc: BaseException) -> None:
     assert store_of(exc) is None
+
+
+def test_a_connection_cut_mid_operation_is_postgres() -> None:
+    # what asyncpg says to the next user of a pooled connection the server cut (seen when
+    # PostgreSQL shut down under requests, test_unavailable)
+    cut = asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in "
+                                      "progress")
+    assert store_of(cut) == "postgres"
+    closing = asyncpg.InterfaceError("cannot call Transaction.__aexit__(): the underlying "
+                                     "connection is closed")
+    assert store_of(closing) == "postgres"
+    misuse = asyncpg.InterfaceError("cannot perform operation: another operation is in "
+                                    "progress")  # one connection used by two tasks: a bug
+    assert store_of(misuse) is None
 
 
 def test_os_and_timeout_errors_outside_the_clients_stay_500() -> None:
