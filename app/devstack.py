@@ -233,6 +233,11 @@ class Postgres:
                 self.proc.wait(timeout=5)
             self.proc = None
 
+    def restart(self) -> Postgres:
+        """Start again, after stop(), on the same data and port."""
+        self._launch(self.root / "pgdata")
+        return self
+
 
 @dataclass
 class Redis:

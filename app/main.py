@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,13 +18,13 @@ from fastapi.responses import Response
 from fastapi.utils import is_body_allowed_for_status_code
 from starlette.exceptions import HTTPException
 
-from app import metrics
+from app import metrics, unavailable
 from app.api import v1
 from app.api.deps import JSON, get_ctx
 from app.api.fastpath import HOME, PULL, FeedApp
 from app.api.schemas import HTTP_ERROR_CODES, DocJSON, Health, Readiness, errors
 from app.context import close_ctx, open_ctx
-from app.services.errors import NotFound, RateLimited, ServiceError
+from app.services.errors import NotFound, Retryable, ServiceError
 from app.services.media import CONTENT_TYPES
 from app.settings import Settings
 
@@ -40,6 +40,18 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
+
+
+async def readiness(probe: Awaitable[Any]) -> str:
+    """"ok", or "down: <exception>" when the store is unavailable (app.unavailable); any other
+    exception, a bug, is raised (a 500: not ready either, with its traceback logged)."""
+    try:
+        await probe
+    except unavailable.STORE_ERRORS as exc:
+        if unavailable.store_of(exc) is None:
+            raise
+        return f"down: {type(exc).__name__}"
+    return "ok"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -66,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(ServiceError)
     async def service_error(request: Request, exc: ServiceError) -> Response:
-        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, Retryable) else None
         return JSON(exc.to_json(), status_code=exc.status, headers=headers)
 
     @app.exception_handler(HTTPException)
@@ -101,17 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
              responses={503: {"model": Readiness, "description": "One of them is down"}})
     async def readyz(request: Request) -> JSON:
         ctx = get_ctx(request)
-        checks: dict[str, str] = {}
-        try:
-            await ctx.db.fetchval("SELECT 1")
-            checks["postgres"] = "ok"
-        except Exception as exc:  # noqa: BLE001 - reported, not raised
-            checks["postgres"] = f"down: {type(exc).__name__}"
-        try:
-            await ctx.redis.ping()
-            checks["redis"] = "ok"
-        except Exception as exc:  # noqa: BLE001
-            checks["redis"] = f"down: {type(exc).__name__}"
+        checks = {"postgres": await readiness(ctx.db.fetchval("SELECT 1")),
+                  "redis": await readiness(ctx.redis.ping())}
         ok = all(v == "ok" for v in checks.values())
         return JSON({"status": "ok" if ok else "unavailable", **checks},
                     status_code=200 if ok else 503)
@@ -150,6 +153,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.web import mount  # the web UI, built on the same services
 
     mount(app)
+    unavailable.install(app)  # after mount: answered through the web UI's ServiceError handler
 
     app.add_middleware(metrics.MetricsMiddleware)
     return app

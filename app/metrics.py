@@ -3,10 +3,13 @@ scrape time. With several uvicorn workers set PROMETHEUS_MULTIPROC_DIR (app.serv
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
+import asyncpg
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -15,11 +18,13 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as prom_mp
+from redis.exceptions import RedisError, ResponseError
 
 from app.context import Ctx
 from app.redis_client import FANOUT_LAG, STREAM_EVENTS, STREAM_POSTS
 from app.services.moderation import queue_depth
 
+log = logging.getLogger("freehold.app.metrics")
 API_PREFIX = "/api/v1"
 REQUEST_SECONDS = Histogram(
     "freehold_http_request_duration_seconds", "HTTP request latency by route",
@@ -71,7 +76,30 @@ def observe(method: str, route: str, status: int, seconds: float) -> None:
     series.observe(seconds)
 
 
+# what a live reading may meet when its store is down or answers otherwise than expected
+READ_ERRORS = (RedisError, asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+UNREAD = "unreadable"  # the group label of a stream whose groups could not be read
+NAN = float("nan")
+T = TypeVar("T")
+
+
+async def _reading(ok: Gauge, name: str, read: Awaitable[T]) -> T | None:
+    """What `read` gives, with freehold_metric_read_ok{metric=name} 1; None (and 0, logged)
+    when its store failed: the caller reports its series as NaN, never leaves them out."""
+    try:
+        value = await read
+    except READ_ERRORS as exc:
+        log.warning("metric %s not read: %s: %s", name, type(exc).__name__, exc)
+        ok.labels(name).set(0)
+        return None
+    ok.labels(name).set(1)
+    return value
+
+
 async def render(ctx: Ctx) -> tuple[bytes, str]:
+    """The process's metrics, plus live ones read now. A live metric whose store fails is not
+    left out (its alerts could never fire): its series are NaN and freehold_metric_read_ok
+    says 0 (alert AppMetricUnreadable)."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         reg = CollectorRegistry()
         prom_mp.MultiProcessCollector(reg)
@@ -81,26 +109,41 @@ async def render(ctx: Ctx) -> tuple[bytes, str]:
 
         body = generate_latest(REGISTRY)
     live = CollectorRegistry()
+    ok = Gauge("freehold_metric_read_ok", "1: the live metric was read at this scrape; 0: its "
+               "store failed and its series are NaN", ["metric"], registry=live)
     lag_g = Gauge("freehold_stream_lag", "entries not yet delivered to a consumer group",
                   ["stream", "group"], registry=live)
     pend_g = Gauge("freehold_stream_pending", "entries delivered but not acknowledged",
                    ["stream", "group"], registry=live)
     for stream in (STREAM_POSTS, STREAM_EVENTS):
-        try:
-            groups = await ctx.redis.xinfo_groups(stream)
-        except Exception:  # noqa: BLE001 - stream not created yet
-            groups = []
-        for g in groups:
-            lag_g.labels(stream, g["name"]).set(await _group_lag(ctx, stream, g))
-            pend_g.labels(stream, g["name"]).set(g.get("pending") or 0)
-    raw = await ctx.redis.get(FANOUT_LAG)
+        depths = await _reading(ok, stream, _stream_depths(ctx, stream))
+        for group, behind, pending in depths if depths is not None else [(UNREAD, NAN, NAN)]:
+            lag_g.labels(stream, group).set(behind)
+            pend_g.labels(stream, group).set(pending)
+    lag = await _reading(ok, "fanout_lag", _fanout_lag(ctx))
     Gauge("freehold_fanout_lag_seconds_last", "last fan-out batch: post age when pushed",
-          registry=live).set(int(raw or 0) / 1000)
-    n, age = await queue_depth(ctx.db)
+          registry=live).set(NAN if lag is None else lag)
+    n, age = await _reading(ok, "moderation_queue", queue_depth(ctx.db)) or (NAN, NAN)
     Gauge("freehold_moderation_queue_size", "open moderation cases", registry=live).set(n)
     Gauge("freehold_moderation_oldest_seconds", "age of the oldest open case",
           registry=live).set(age)
     return body + generate_latest(live), CONTENT_TYPE_LATEST
+
+
+async def _fanout_lag(ctx: Ctx) -> float:
+    return int(await ctx.redis.get(FANOUT_LAG) or 0) / 1000
+
+
+async def _stream_depths(ctx: Ctx, stream: str) -> list[tuple[str, float, float]]:
+    """(group, lag, pending) per consumer group of `stream`; none before the stream exists."""
+    try:
+        groups = await ctx.redis.xinfo_groups(stream)
+    except ResponseError as exc:
+        if "no such key" not in str(exc).lower():
+            raise
+        return []  # not created yet: nothing written, no group
+    return [(g["name"], await _group_lag(ctx, stream, g), g.get("pending") or 0)
+            for g in groups]
 
 
 LAG_COUNT_MAX = 10_000

@@ -67,15 +67,23 @@ class _Protocol(asyncio.Protocol):
                 if reply is False:
                     return
                 got.append(reply)
-        except Exception as exc:  # noqa: BLE001 - a reply hiredis cannot parse or decode
-            self.lost = RedisConnectionError(f"unreadable reply from Redis: {exc}")
-            if self.transport is not None:
-                self.transport.close()  # the rest of the stream cannot be trusted
-            if self.done is not None and not self.done.done():
-                self.done.set_exception(self.lost)
+        except (hiredis.ProtocolError, UnicodeDecodeError) as exc:  # a reply it cannot read
+            self._fail(RedisConnectionError(f"unreadable reply from Redis: {exc}"))
+            return
+        except Exception as exc:  # noqa: BLE001 - a bug: to the caller as itself (a 500)
+            # (left to asyncio, it would close the connection and the batch would fail as
+            # "Redis closed the connection": a bug answered as Redis unavailable, a 503)
+            self._fail(exc)
             return
         if self.done is not None and not self.done.done():
             self.done.set_result(got)
+
+    def _fail(self, exc: Exception) -> None:
+        self.lost = exc
+        if self.transport is not None:
+            self.transport.close()  # the rest of the stream cannot be trusted
+        if self.done is not None and not self.done.done():
+            self.done.set_exception(exc)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = RedisConnectionError(f"Redis closed the connection: {exc or 'EOF'}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.api import accounts, feeds, moderation, posts
+from app.api.schemas import errors
 
-v1 = APIRouter(prefix="/api/v1")
+# every route may answer 503 when PostgreSQL or Redis is unavailable (app.unavailable)
+v1 = APIRouter(prefix="/api/v1", responses=errors(503))
 for r in (accounts.router, posts.router, feeds.router, moderation.router):
     v1.include_router(r)

@@ -21,6 +21,7 @@ from fastapi import FastAPI
 from app.metrics import observe
 from app.services import auth, feed
 from app.services.errors import ServiceError
+from app.unavailable import STORE_ERRORS
 
 HOME = "/api/v1/timelines/home"
 PULL = "/api/v1/timelines/home_pull"
@@ -97,5 +98,5 @@ class FeedApp(FastAPI):
             if me is None:
                 return None
             return await feed.pull_json(ctx, me, limit)
-        except (feed.SessionChanged, ServiceError):
-            return None
+        except (feed.SessionChanged, ServiceError, *STORE_ERRORS):
+            return None  # the route answers it (a store unavailable: 503, a bug: 500)

@@ -44,7 +44,7 @@ class Out(BaseModel):
 
 ErrorCode = Literal["invalid", "bad_request", "unauthorized", "forbidden", "suspended",
                     "not_found", "method_not_allowed", "conflict", "too_large", "rate_limited",
-                    "proof_refused", "http_error"]
+                    "proof_refused", "unavailable", "http_error"]
 # the framework's own refusals (HTTPException: a body it cannot parse, no such route or method)
 # by status, in app.main's handler; the services' codes are their errors' (app.services.errors)
 HTTP_ERROR_CODES: dict[int, ErrorCode] = {
@@ -60,7 +60,8 @@ class Error(Out):
                              " unauthorized (401), forbidden or suspended (403), not_found"
                              " (404), conflict (409), rate_limited (429), proof_refused (422:"
                              " a sign-up's proof of work is missing or not valid, fetch a new"
-                             " challenge); http_error: another")
+                             " challenge), unavailable (503: PostgreSQL or Redis down for a"
+                             " moment); http_error: another")
     message: str = Field(description="for people: what went wrong and what to do")
     field: str | None = Field(default=None, description="the input at fault, when one is")
 
@@ -73,6 +74,8 @@ ERROR_TEXT = {
     409: "Conflicts with the current state (already done, already taken, already decided)",
     422: "Invalid input (`field` names it)",
     429: "Rate limited: retry after `Retry-After` seconds",
+    503: "PostgreSQL or Redis unavailable for a moment (a failover): retry after `Retry-After`"
+         " seconds",
 }
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
                                "required": True,
@@ -81,11 +84,11 @@ RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The `responses=` of a route: the error body for each of `statuses` (429: and its
-    Retry-After header)."""
+    Retry-After header, as 503's)."""
     out: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         doc: dict[str, Any] = {"model": Error, "description": ERROR_TEXT[status]}
-        if status == 429:
+        if status in (429, 503):
             doc["headers"] = RETRY_AFTER
         out[status] = doc
     return out

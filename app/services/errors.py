@@ -48,10 +48,21 @@ class Suspended(Forbidden):
     code = "suspended"
 
 
-class RateLimited(ServiceError):
-    status = 429
-    code = "rate_limited"
+class Retryable(ServiceError):
+    """An error that passes: answered with Retry-After (seconds, at least 1)."""
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message)
         self.retry_after = max(1, retry_after)
+
+
+class RateLimited(Retryable):
+    status = 429
+    code = "rate_limited"
+
+
+class Unavailable(Retryable):
+    """PostgreSQL or Redis cannot answer for a moment (app.unavailable)."""
+
+    status = 503
+    code = "unavailable"

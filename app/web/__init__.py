@@ -3,7 +3,8 @@
 Built on the same services as the JSON API (never HTTP to itself). Pages live in pages_*.py,
 templates in templates/, CSS/JS/service worker in static/. Errors raised by the services are
 answered as HTML pages here (the API keeps its JSON answers): 401 sends to the login page, 429
-is a friendly page with Retry-After, a refused CSRF token is a 403 page.
+is a friendly page with Retry-After, a refused CSRF token is a 403 page, PostgreSQL or Redis
+unavailable (app.unavailable) a 503 page with Retry-After.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
-from app.services.errors import RateLimited, ServiceError
+from app.services.errors import RateLimited, ServiceError, Unavailable
 from app.web import (
     pages_account,
     pages_discover,
@@ -30,7 +31,8 @@ from app.web.session import LoginRequired
 
 NOT_WEB = ("/api/", "/media/", "/healthz", "/readyz", "/metrics")
 TITLES = {400: "Bad request", 401: "Log in first", 403: "Not allowed", 404: "Not found",
-          409: "Already done", 422: "Please check your input", 429: "Slow down"}
+          409: "Already done", 422: "Please check your input", 429: "Slow down",
+          503: "Back in a moment"}
 
 
 def is_web(request: Request) -> bool:
@@ -62,11 +64,15 @@ def mount(app: FastAPI) -> None:
         if isinstance(exc, LoginRequired) or exc.status == 401:
             nxt = request.url.path if request.method == "GET" else "/"
             return RedirectResponse(f"/login?next={nxt}", status_code=303)
-        headers = None
         if isinstance(exc, RateLimited):
-            headers = {"Retry-After": str(exc.retry_after)}
-            return await render(request, "rate_limited.html", 429, headers=headers,
+            return await render(request, "rate_limited.html", 429,
+                                headers={"Retry-After": str(exc.retry_after)},
                                 retry_after=exc.retry_after, message=exc.message)
+        if isinstance(exc, Unavailable):
+            if not hasattr(request.state, "viewer"):
+                request.state.viewer = None  # the page names nobody: that needs the stores
+            return await error_page(request, exc.status, exc.message,
+                                    headers={"Retry-After": str(exc.retry_after)})
         return await error_page(request, exc.status, exc.message)
 
     async def http_error(request: Request, exc: Exception) -> Any:

@@ -68,6 +68,18 @@ def explain(e: Exception, loc: S3Location) -> str:
     return f"{loc.describe()}: {type(e).__name__}: {e}"
 
 
+S3_ERRORS = (BotoCoreError, ClientError)  # what `explain` turns into one line
+
+
+def _listed(s3: Any, loc: S3Location) -> list[SourceObject]:
+    """Every object under the location's prefix; MigrateError naming the location on an S3
+    error (a bug is raised as itself)."""
+    try:
+        return list(list_objects(s3, loc))
+    except S3_ERRORS as e:
+        raise MigrateError(explain(e, loc)) from None
+
+
 def list_objects(s3: Any, loc: S3Location) -> Iterator[SourceObject]:
     """Every object under the prefix, page by page (1,000 keys a page)."""
     pages = s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.prefix)
@@ -146,16 +158,13 @@ class ObjectCopier:
         for s3, loc in ((self.src, self.source), (self.dst, self.target)):
             try:
                 s3.head_bucket(Bucket=loc.bucket)
-            except Exception as e:  # noqa: BLE001 - turned into one line
+            except S3_ERRORS as e:
                 raise MigrateError(explain(e, loc)) from None
 
     def plan(self) -> tuple[list[SourceObject], list[SourceObject]]:
         """(to copy, to skip): skip what the checkpoint and the target both hold unchanged."""
-        try:
-            sources = list(list_objects(self.src, self.source))
-            present = {o.key: o.size for o in list_objects(self.dst, self.target)}
-        except Exception as e:  # noqa: BLE001
-            raise MigrateError(explain(e, self.source)) from None
+        sources = _listed(self.src, self.source)
+        present = {o.key: o.size for o in _listed(self.dst, self.target)}
         todo, skip = [], []
         for o in sources:
             rec = self.done.get(o.key)

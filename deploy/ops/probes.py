@@ -9,7 +9,14 @@ import shlex
 
 from deploy.spec import ClusterSpec, Server
 from deploy.spec.placement import media_masters
-from roles.backup.config import FULL_UNIT, OS_USER, STANZA, repo_host
+from roles.backup.config import (
+    FULL_UNIT,
+    OS_USER,
+    STANZA,
+    BackupConfigError,
+    backup_servers,
+    repo_host,
+)
 from roles.etcd.config import CLIENT_PORT as ETCD_PORT
 from roles.monitoring.config import ALERTMANAGER_PORT, app_port
 from roles.postgres.config import REST_PORT as PATRONI_PORT
@@ -36,16 +43,26 @@ def units_for(spec: ClusterSpec, server: Server) -> dict[str, list[str]]:
         units = list(this.units if this is not None else UNDEPLOYED_UNITS.get(role, ()))
         if role == "media" and server.name in {m.name for m in media_masters(spec)}:
             units.append("freehold-weed-master.service")
-        if role == "backup" and server.name == _repo_name(spec):
+        if role == "backup" and server.name == _probed_repo(spec):
             units.append(f"{FULL_UNIT}.timer")
         out[role] = units
     return out
 
 
-def _repo_name(spec: ClusterSpec) -> str | None:
+def repo_name(spec: ClusterSpec) -> str | None:
+    """The backup repository's server; None when no server has the role backup. A spec that
+    names no backup server as the repository (roles.backup.repo_host) raises
+    BackupConfigError: `freehold status` reports it as the backup's error."""
+    if not backup_servers(spec):
+        return None
+    return repo_host(spec).name
+
+
+def _probed_repo(spec: ClusterSpec) -> str | None:
+    """The repository to probe: none when the spec's is wrong (classify reports that)."""
     try:
-        return repo_host(spec).name
-    except Exception:  # noqa: BLE001 - no backup server: no repository
+        return repo_name(spec)
+    except BackupConfigError:
         return None
 
 
@@ -101,7 +118,7 @@ def probe_script(spec: ClusterSpec, server: Server) -> str:
         parts.append(_section("alerts", f"curl -s -m 3 'http://{mesh}:{ALERTMANAGER_PORT}"
                                         "/api/v2/alerts?active=true&silenced=false"
                                         "&inhibited=false'"))
-    if server.name == _repo_name(spec):
+    if server.name == _probed_repo(spec):
         parts.append(_section("backup", f"cd / && runuser -u {OS_USER} -- pgbackrest "
                                         f"--stanza={STANZA} --output=json info", timeout=8))
     return "\n".join(parts) + "\n"

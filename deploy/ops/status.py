@@ -11,14 +11,25 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.ops.probes import match_units, parse_sections, parse_unit_states, units_for
+from deploy.ops.probes import (
+    match_units,
+    parse_sections,
+    parse_unit_states,
+    repo_name,
+    units_for,
+)
 from deploy.ops.remote import Outcome, run_many
 from deploy.spec import ClusterSpec
 from deploy.ssh import SSHSettings
+from roles.backup.config import BackupConfigError
+
+log = logging.getLogger("freehold.status")
 
 OK, DEGRADED, DOWN, NOT_DEPLOYED = "ok", "degraded", "down", "not deployed"
 MAX_LAG_MB = 16.0
@@ -347,10 +358,25 @@ def _texts(sections: dict[str, dict[str, tuple[int | None, str]]], names: list[s
     return out
 
 
+# what parsing a probe's answer of an unexpected shape raises (JSON of another structure,
+# a field missing or of another type): that component is reported as unreadable, not skipped
+PARSE_ERRORS = (ValueError, TypeError, KeyError, AttributeError, IndexError)
+
+
+def _checked(name: str, classifier: Callable[..., Component], *args: Any) -> Component:
+    """`classifier(*args)`, or a `down` component saying its probe's answer could not be read
+    (its traceback logged at debug level: the report says it in one line)."""
+    try:
+        return classifier(*args)
+    except PARSE_ERRORS as exc:
+        log.debug("status: the %s probe's answer could not be read", name, exc_info=True)
+        comp = Component(name)
+        comp.bad(f"its probe's answer could not be read ({type(exc).__name__}: {exc})", DOWN)
+        return comp
+
+
 def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
     """Everything from the probes' raw outcomes (pure: no network)."""
-    from deploy.ops.probes import _repo_name
-
     sections = {n: parse_sections(o.stdout) for n, o in outcomes.items() if o.reachable}
     servers, comps = classify_servers(spec, outcomes, sections)
 
@@ -361,28 +387,37 @@ def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
         comp = comps.get(f"role {role}")
         return comp is not None and comp.state != NOT_DEPLOYED
 
+    def texts(role: str, section: str) -> dict[str, str | None]:
+        return _texts(sections, names(role), section)
+
     if deployed("postgres"):
-        views = {k: v for k, v in _texts(sections, names("postgres"), "patroni").items() if v}
-        comps["patroni"] = classify_patroni(views, names("postgres"))
+        views = {k: v for k, v in texts("postgres", "patroni").items() if v}
+        comps["patroni"] = _checked("patroni", classify_patroni, views, names("postgres"))
     if deployed("etcd"):
-        comps["etcd health"] = classify_etcd(_texts(sections, names("etcd"), "etcd"),
-                                             names("etcd"))
+        comps["etcd health"] = _checked("etcd", classify_etcd, texts("etcd", "etcd"),
+                                        names("etcd"))
     if deployed("redis"):
-        comps["redis cluster"] = classify_redis(_texts(sections, names("redis"), "redis"),
-                                                names("redis"))
-        comps["queues"] = classify_queues(_texts(sections, names("redis"), "streams"))
+        comps["redis cluster"] = _checked("redis", classify_redis, texts("redis", "redis"),
+                                          names("redis"))
+        comps["queues"] = _checked("queues", classify_queues, texts("redis", "streams"))
     if deployed("lb"):
-        comps["haproxy"] = classify_haproxy(_texts(sections, names("lb"), "haproxy"),
-                                            names("lb"))
+        comps["haproxy"] = _checked("haproxy", classify_haproxy, texts("lb", "haproxy"),
+                                    names("lb"))
     if deployed("app"):
-        comps["app"] = classify_app(_texts(sections, names("app"), "release"),
-                                    _texts(sections, names("app"), "readyz"), names("app"))
+        comps["app"] = _checked("app", classify_app, texts("app", "release"),
+                                texts("app", "readyz"), names("app"))
     if deployed("monitoring"):
-        comps["alerts"] = classify_alerts(_texts(sections, names("monitoring"), "alerts"),
-                                          names("monitoring"))
-    repo = _repo_name(spec)
-    if repo and deployed("backup"):
-        comps["backup"] = classify_backup(_texts(sections, [repo], "backup")[repo])
+        comps["alerts"] = _checked("alerts", classify_alerts, texts("monitoring", "alerts"),
+                                   names("monitoring"))
+    try:
+        repo = repo_name(spec)
+    except BackupConfigError as exc:  # the backup is not checked at all: say so
+        comps["backup"] = Component("backup")
+        comps["backup"].bad(f"cannot tell which server holds the backups: {exc}", DOWN)
+    else:
+        if repo and deployed("backup"):
+            comps["backup"] = _checked("backup", classify_backup,
+                                       _texts(sections, [repo], "backup")[repo])
     return StatusReport(spec.name, servers, comps)
 
 

@@ -141,8 +141,22 @@ class RowWriter(threading.Thread):
         self.log = WriterLog()
         self.stop_event = threading.Event()
         self.next_id = 1
+        self.crashed: BaseException | None = None  # a bug, not the database: raised by `join`
 
     def run(self) -> None:
+        try:
+            self._write()
+        except BaseException as e:
+            self.crashed = e
+            raise
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.crashed is not None:
+            raise RuntimeError(f"the drill's writer failed: {type(self.crashed).__name__}: "
+                               f"{self.crashed}") from self.crashed
+
+    def _write(self) -> None:
         import psycopg
 
         conn = None
@@ -155,7 +169,7 @@ class RowWriter(threading.Thread):
                 conn.execute(f"INSERT INTO {self.table} (id) VALUES (%s)", (n,))
                 self.log.acked.append(n)
                 self.log.ack_times.append(time.monotonic())
-            except Exception as e:  # noqa: BLE001 - any failure: log, reconnect, go on
+            except (psycopg.Error, OSError) as e:  # the database lost: log, reconnect, go on
                 self.log.errors.append((time.monotonic(), f"{type(e).__name__}: {e}"[:200]))
                 if conn is not None:
                     with contextlib.suppress(Exception):

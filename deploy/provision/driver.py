@@ -136,7 +136,7 @@ class _LogCapture(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             msg = record.getMessage()
-        except Exception:  # noqa: BLE001 - a bad log record must not break the deploy
+        except (TypeError, ValueError, KeyError):  # its args do not fit its format string
             msg = str(record.msg)
         import click
 

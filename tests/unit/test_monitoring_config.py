@@ -40,7 +40,8 @@ from roles.registry import ROLE_ORDER, role_hosts
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_ALERTS = {"PostgresPrimaryLost", "ReplicationLag", "EtcdUnhealthy", "RedisClusterNotOk",
-                   "AppErrorRate", "AppLatencyP99", "DiskFilling", "FanoutLag", "ServerDown"}
+                   "AppErrorRate", "AppLatencyP99", "DiskFilling", "FanoutLag", "ServerDown",
+                   "AppMetricUnreadable"}
 
 
 @pytest.fixture(scope="module")

@@ -235,9 +235,11 @@ def _outcome(name: str, units: dict[str, str], extra: str = "") -> Outcome:
     return Outcome(name, True, 0, f"{MARK}units\n{blocks}\n{MARK}rc 0\n{extra}")
 
 
-def test_classify_whole_cluster(spec: ClusterSpec) -> None:
+def cluster_outcomes(spec: ClusterSpec, backup: str | None = None,
+                     alerts: str = "[]") -> dict[str, Outcome]:
     """Every server answers with its units active except: dns and the roles this kit does not
-    deploy yet are missing (not deployed), c3 is dead, and Patroni has no sync standby."""
+    deploy yet are missing (not deployed), c3 is dead, and Patroni has no sync standby; the
+    repository host b3 answers `backup` (a day-old backup by default), Alertmanager `alerts`."""
     outcomes = {}
     for srv in spec.servers:
         if srv.name == "c3":
@@ -255,12 +257,16 @@ def test_classify_whole_cluster(spec: ClusterSpec) -> None:
         if srv.has("redis"):
             extra += f"{MARK}redis\n{CLUSTER_OK}{MARK}rc 0\n"
         if srv.has("monitoring"):
-            extra += f"{MARK}alerts\n[]\n{MARK}rc 0\n"
+            extra += f"{MARK}alerts\n{alerts}\n{MARK}rc 0\n"
         if srv.name == "b3":
-            extra += f"{MARK}backup\n{pgbackrest_info(60)}\n{MARK}rc 0\n"
+            extra += f"{MARK}backup\n{backup or pgbackrest_info(60)}\n{MARK}rc 0\n"
         outcomes[srv.name] = _outcome(srv.name, {u: s for u, s in units.items()
                                                  if "*" not in u}, extra)
-    report = classify(spec, outcomes)
+    return outcomes
+
+
+def test_classify_whole_cluster(spec: ClusterSpec) -> None:
+    report = classify(spec, cluster_outcomes(spec))
     comps = report.components
     assert comps["role dns"].state == NOT_DEPLOYED and comps["role lb"].state == NOT_DEPLOYED
     assert "haproxy" not in comps and "app" not in comps     # nothing to ask
@@ -277,6 +283,34 @@ def test_classify_whole_cluster(spec: ClusterSpec) -> None:
     assert comps["role worker"].state == NOT_DEPLOYED   # c3 is dead, a3 and b3 have none
     doc = report.to_doc()
     assert doc["ok"] is False and json.loads(json.dumps(doc)) == doc
+
+
+def test_a_probe_answer_that_cannot_be_parsed_is_down_not_skipped(spec: ClusterSpec) -> None:
+    """pgBackRest and Alertmanager answering JSON of another shape: those components are
+    down, saying why in one line, and the rest of the cluster is still classified."""
+    report = classify(spec, cluster_outcomes(spec, backup="[1]", alerts='["firing"]'))
+    comps = report.components
+    for name in ("backup", "alerts"):
+        assert comps[name].state == DOWN, comps[name]
+        assert comps[name].problems[0].startswith(
+            "its probe's answer could not be read (AttributeError: "), comps[name].problems
+    assert comps["etcd health"].state == OK and not report.ok
+
+
+def test_a_wrong_backup_repository_is_an_error_not_a_pass(spec: ClusterSpec) -> None:
+    """roles.backup.repo_host naming a server without the backup role: the backup cannot be
+    checked, which status says (it used to drop the backup check, and its timer, silently)."""
+    wrong = spec.model_copy(update={"roles": {**spec.roles, "backup": {"repo_host": "a1"}}})
+    assert units_for(wrong, wrong.server("b3"))["backup"] == []  # probed nowhere...
+    comp = classify(wrong, cluster_outcomes(wrong)).components["backup"]  # ...and said so
+    assert comp.state == DOWN
+    assert comp.problems[0].startswith("cannot tell which server holds the backups: ")
+    assert "roles.backup.repo_host 'a1' is not a backup server" in comp.problems[0]
+    # no server with the role backup at all: nothing to check, no error
+    servers = [s.model_copy(update={"roles": [r for r in s.roles if r != "backup"]})
+               for s in spec.servers]
+    none = spec.model_copy(update={"servers": servers})
+    assert "backup" not in classify(none, cluster_outcomes(none)).components
 
 
 def test_run_many_is_bounded_for_dead_servers(spec: ClusterSpec) -> None:
