@@ -4,6 +4,8 @@ Unit tests run first. Pytest books the teardown of session-scoped fixtures to th
 last test: with tests/unit last (its name sorts last), the lab going down and the integration
 servers stopping (about a minute) showed up as the teardown of a unit test that takes 0.1 s
 (tests/unit/test_status.py). Run first, the unit tests also fail in seconds, not after the lab.
+
+With CI=true a skipped test fails the run (tests/ci_skip_policy.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
+from tests import ci_skip_policy
 
 SUITES = ("unit", "integration", "lab")
 
@@ -25,6 +29,10 @@ def suite_of(path: Path, rootpath: Path) -> str | None:
         if part == "tests" and parts[i + 1] in SUITES:
             return parts[i + 1]
     return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(ci_skip_policy, "freehold-ci-skip-policy")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -54,3 +54,10 @@ def freehold(args: list[str], env: dict[str, str] | None = None, timeout: float 
         raise AssertionError(f"freehold {' '.join(args)} exited {proc.returncode}: "
                              f"{proc.stderr.strip()[-3000:]}") from None
     return proc.returncode, doc, time.monotonic() - started
+
+
+def freehold_up(secrets: LabSecrets, timeout: float = 1800) -> tuple[int, Any]:
+    """`freehold up` of the main lab with the tests' secrets: exit code and its JSON document."""
+    code, doc, _ = freehold(["up", "--spec", str(LAB_SPEC), "--secrets", str(secrets.path),
+                             "--json"], secrets.env(), timeout)
+    return code, doc

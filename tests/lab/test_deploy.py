@@ -29,8 +29,6 @@ FREEHOLD = [sys.executable, "-m", "deploy"]
 DATA_TIER = ("base", "mesh", "etcd", "postgres", "pgbouncer", "redis", "media")
 DATA_TIER_ARGS = ["--roles", ",".join(DATA_TIER)]
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
-
 
 @pytest.fixture(scope="module")
 def spec() -> ClusterSpec:

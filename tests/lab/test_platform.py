@@ -11,7 +11,6 @@ modules deploy the same cluster. Killed servers are started again by the drill.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from functools import partial
@@ -19,13 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright import sync_api  # required: a missing Playwright fails, never skips
 
 from deploy.spec import ClusterSpec, load_spec
-from tests.lab.cli import LAB_SPEC, LabSecrets
+from tests.lab.cli import LAB_SPEC, LabSecrets, freehold_up
 from tests.lab.cli import freehold as run_freehold
 from tests.waiting import wait_for as shared_wait_for
-
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +46,9 @@ def freehold(args: list[str], env: dict[str, str], timeout: float = 1800) -> tup
     return code, doc
 
 
-def up(env: dict[str, str], secrets_path: Path) -> tuple[int, dict[str, Any]]:
-    return freehold(["up", "--spec", str(LAB_SPEC), "--secrets", str(secrets_path), "--json"],
-                    env)
-
-
 @pytest.fixture(scope="module")
-def first_up(main_lab: Any, env: dict[str, str], secrets_path: Path) -> dict[str, Any]:
-    code, doc = up(env, secrets_path)
+def first_up(main_lab: Any, lab_secrets: LabSecrets) -> dict[str, Any]:
+    code, doc = freehold_up(lab_secrets)
     assert code == 0, doc
     return doc
 
@@ -142,7 +135,6 @@ def test_sign_up_post_follow_read_the_feed_through_the_vip(first_up: dict[str, A
 def test_web_ui_loads_in_headless_chromium_through_the_vip(first_up: dict[str, Any],
                                                            spec: ClusterSpec,
                                                            tmp_path: Path) -> None:
-    sync_api = pytest.importorskip("playwright.sync_api")
     from tests.browser import launch
 
     base = f"https://{vip(spec, 'b')}"
@@ -282,7 +274,6 @@ def test_app_server_killed_under_load_fails_only_in_flight_requests(
         restore(main_lab, "a3", spec)
 
 
-def test_second_up_changes_nothing(first_up: dict[str, Any], env: dict[str, str],
-                                   secrets_path: Path) -> None:
-    code, doc = up(env, secrets_path)
+def test_second_up_changes_nothing(first_up: dict[str, Any], lab_secrets: LabSecrets) -> None:
+    code, doc = freehold_up(lab_secrets)
     assert code == 0 and doc["changed"] == 0 and doc["seeded_accounts"] == 0, doc["deploy"]

@@ -24,7 +24,6 @@ from roles.registry import ROLE_ORDER
 from tests.lab.cli import LAB_SPEC, LabSecrets, freehold
 from tests.waiting import wait_for as shared_wait_for
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="the lab needs root")
 VICTIM = "c3"  # backup drill server, worker, loadgen: no quorum depends on it
 
 
@@ -39,8 +38,10 @@ def lab(spec_path: Path, request: pytest.FixtureRequest) -> Any:
         from deploy.lab import Lab
 
         lab = Lab.from_spec(spec_path)
-        if not lab.is_up():
-            pytest.skip(f"{spec_path}: lab not up (freehold lab up --spec {spec_path})")
+        if not lab.is_up():  # named on purpose: a lab that is not there fails, never skips
+            pytest.fail(f"FREEHOLD_OPS_LAB_SPEC={spec_path}: that lab is not up — "
+                        f"`freehold lab up --spec {spec_path}`, or unset the variable",
+                        pytrace=False)
         return lab
     return request.getfixturevalue("main_lab")
 

@@ -100,10 +100,12 @@ def test_300_server_spec_checks_clean(tmp_path: Path) -> None:
     assert doc["survives"]["any_site"] and doc["survives"]["any_provider"]
 
 
-def test_production_example_if_present() -> None:
+def test_production_example_checks_clean() -> None:
     path = ROOT / "inventories" / "production-example.yaml"
-    if not path.exists():  # written by the capacity engineer (`freehold capacity --emit-spec`)
-        return
+    # a missing file fails: the README's production example must be there and check clean
+    assert path.is_file(), (f"{path}: missing — write it with `freehold capacity --accounts 10M "
+                            "--min-servers 300 --name production-example --emit-spec "
+                            "inventories/production-example.yaml`")
     r = runner.invoke(app, ["inventory", "check", str(path), "--json"])
     doc = json.loads(r.stdout)
     assert r.exit_code == 0, doc.get("errors")
