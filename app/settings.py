@@ -1,15 +1,21 @@
 """All settings of the social app, read from `FREEHOLD_*` environment variables.
 
-One frozen dataclass; `Settings.from_env()` builds it, `replace(settings, ...)` derives variants
-(tests use that for small limits). Every field name maps to `FREEHOLD_<NAME>` in upper case.
+One frozen pydantic-settings model: every field name maps to `FREEHOLD_<NAME>` in upper case and
+each value is parsed for its type (a boolean is 1/0, true/false, yes/no or on/off: "2" is an
+error naming the variable, not a silent False; an integer is digits). `Settings.from_env()`
+builds it from an environment, `settings.replace(...)` derives variants (tests use that for small
+limits), and roles/app/config.py renders the servers' environment through the same model, so a
+setting the app does not know or a value of the wrong kind fails the deploy's check, not the app.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
 from typing import Any
+
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-secret-change-me"
 
@@ -18,8 +24,20 @@ class SettingsError(ValueError):
     """A `FREEHOLD_*` variable holds a value of the wrong kind; the message names it."""
 
 
-@dataclass(frozen=True)
-class Settings:
+def env_name(field: str) -> str:
+    return f"FREEHOLD_{field.upper()}"
+
+
+# read by the processes themselves, not settings: app.serve's listener and workers, the worker's
+# metrics port, the migration unit's single-host DSN
+PROCESS_ENV = frozenset({"FREEHOLD_HOST", "FREEHOLD_PORT", "FREEHOLD_WEB_WORKERS",
+                         "FREEHOLD_TRUSTED_PROXIES", "FREEHOLD_WORKER_METRICS_PORT",
+                         "FREEHOLD_MIGRATE_URL"})
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=True)
+
     # data stores
     database_url: str = "postgresql://freehold:freehold@127.0.0.1:5432/freehold"
     database_read_url: str = ""  # replica DSN for lag-tolerant reads; empty = database_url
@@ -98,26 +116,36 @@ class Settings:
         return {u.strip().lower() for u in self.bootstrap_admins.split(",") if u.strip()}
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
-        env = dict(os.environ if env is None else env)
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            key = f"FREEHOLD_{f.name.upper()}"
-            if key not in env:
-                continue
-            raw = env[key]
-            kind = type(f.default)
-            try:
-                if kind is bool:
-                    values[f.name] = raw.strip().lower() in ("1", "true", "yes", "on")
-                elif kind is int:
-                    values[f.name] = int(raw)
-                else:
-                    values[f.name] = raw
-            except ValueError as exc:
-                raise SettingsError(f"{key}={raw!r}: expected an integer") from exc
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   **others: PydanticBaseSettingsSource
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # `Settings(...)` takes only what it is given; from_env() names the environment it reads
+        return (init_settings,)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """The settings of `env` (default: this process's environment), then `overrides`."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {name: env[env_name(name)] for name in cls.model_fields
+                                  if env_name(name) in env}
         values.update(overrides)
-        return cls(**values)
+        return cls.checked(values)
+
+    @classmethod
+    def checked(cls, values: Mapping[str, Any]) -> Settings:
+        """`Settings(**values)`; a value of the wrong kind or an unknown name raises
+        SettingsError naming the variable."""
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = str(err["loc"][0]) if err["loc"] else "?"
+            if err["type"] == "extra_forbidden":
+                raise SettingsError(f"{env_name(name)}: no such setting of the app — see "
+                                    "app/settings.py for the names there are") from None
+            raise SettingsError(f"{env_name(name)}={values.get(name)!r}: {err['msg'].lower()}"
+                                ) from None
 
     def check_startup(self) -> None:
         """Refuse to serve with settings that are only safe on a developer's machine."""
@@ -129,13 +157,26 @@ class Settings:
                 "FREEHOLD_DEVELOPMENT=1 on a development machine")
 
     def replace(self, **changes: Any) -> Settings:
-        return dataclasses.replace(self, **changes)
+        return self.checked({**self.model_dump(), **changes})
 
     def to_env(self) -> dict[str, str]:
         """The environment that reproduces these settings in a child process."""
-        out = {}
-        for f in fields(self):
-            v = getattr(self, f.name)
-            text = ("1" if v else "0") if isinstance(v, bool) else str(v)
-            out[f"FREEHOLD_{f.name.upper()}"] = text
-        return out
+        return to_env(self.model_dump())
+
+
+def check_env(env: Mapping[str, str]) -> Settings:
+    """The settings an environment rendered for the app's servers gives; every FREEHOLD_*
+    name must be a setting (or a process knob of PROCESS_ENV) and every value of its kind,
+    else SettingsError naming the variable."""
+    names = {env_name(name): name for name in Settings.model_fields}
+    for key in env:
+        if key.startswith("FREEHOLD_") and key not in names and key not in PROCESS_ENV:
+            raise SettingsError(f"{key}: no such setting of the app — see app/settings.py for "
+                                "the names there are")
+    return Settings.from_env(env)
+
+
+def to_env(values: Mapping[str, Any]) -> dict[str, str]:
+    """`FREEHOLD_*` variables of setting values (booleans as 1/0)."""
+    return {env_name(name): ("1" if v else "0") if isinstance(v, bool) else str(v)
+            for name, v in values.items()}

@@ -44,7 +44,7 @@ SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
 APP_REQUIREMENTS = ("fastapi", "starlette", "uvicorn[standard]", "asyncpg", "psycopg[binary]",
                     "redis", "hiredis", "orjson", "argon2-cffi", "python-multipart",
                     "itsdangerous", "prometheus-client", "yoyo-migrations", "httpx", "boto3",
-                    "pydantic", "Jinja2")
+                    "pydantic", "pydantic-settings", "Jinja2")
 
 
 class ReleaseError(Exception):

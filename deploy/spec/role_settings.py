@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from app.settings import SettingsError, check_env
 from deploy.spec.models import UnixUser, spec_problem, spec_text
 
 # what roles/app sets itself in the app's environment: `roles.app.env` may not override it
@@ -89,6 +90,10 @@ class AppSettings(_Settings):
             if name in seen:
                 raise spec_problem(f"'{key}' and '{seen[name]}' both set {name}", "keep one")
             seen[name] = key
+        try:  # the app's own settings model judges names and values (app/settings.py)
+            check_env({app_env_name(k): str(v) for k, v in (env or {}).items()})
+        except SettingsError as exc:
+            raise spec_problem(str(exc), "fix or remove it") from None
         return env
 
 

@@ -24,6 +24,7 @@ import re
 from typing import Any
 from urllib.parse import quote
 
+from app.settings import SettingsError, check_env
 from deploy.secrets import Secrets
 from deploy.spec import ClusterSpec, Server
 from deploy.spec.role_settings import APP_PLATFORM_ENV, app_env_name
@@ -120,6 +121,10 @@ def app_env(spec: ClusterSpec, secrets: Secrets, me: Server) -> dict[str, str]:
             raise ValueError(f"{spec.path}: roles.app.env.{key}: would override {name}, which "
                              "the kit sets — remove it")
         env[name] = str(value)
+    try:
+        check_env(env)  # the app's own settings model: no name it ignores, no value it refuses
+    except SettingsError as exc:
+        raise ValueError(f"{spec.path}: roles.app.env: {exc}") from None
     return env
 
 

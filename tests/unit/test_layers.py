@@ -9,7 +9,7 @@ other in a circle.
     loadgen  loadgen.*  (Locust code, shipped alone to load generators)
 
 A layer imports itself and the layers below it; `app` and `loadgen` import only themselves
-(roles may read the app's settings model to render its environment).
+(the spec and the roles read the app's settings model to check and render its environment).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ SPEC_LAYER = ("deploy", "deploy.spec", "deploy.secrets", "deploy.artifacts")
 MAY_IMPORT = {
     "app": {"app"},
     "loadgen": {"loadgen"},
-    "spec": {"spec"},
+    "spec": {"spec", "app"},
     "roles": {"roles", "spec", "app"},
     "operator": {"operator", "roles", "spec", "app", "loadgen"},
 }

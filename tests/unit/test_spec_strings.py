@@ -197,3 +197,15 @@ def test_bucket_commands_quote_the_bucket() -> None:
     create = shlex.split(bucket_create_command(spec))
     assert create[:3] == ["printf", "%s\\n", f"s3.bucket.create -name {hostile}"]
     assert create[3] == "|" and "touch" not in create[4:]
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"FEED_CAPP": 500}, "FREEHOLD_FEED_CAPP: no such setting of the app"),
+    ({"FEED_CAP": "lots"}, "FREEHOLD_FEED_CAP='lots': input should be a valid integer"),
+    ({"BENCH_ENDPOINTS": 2}, "FREEHOLD_BENCH_ENDPOINTS='2': input should be a valid boolean"),
+])
+def test_env_is_judged_by_the_apps_own_settings_model(env: dict[str, Any], says: str) -> None:
+    """A misspelt setting or a value the app would refuse fails the spec check (one line),
+    not the app at start-up or silently (a boolean of "2" was False before)."""
+    line = only_problem(lab_doc(app={"env": env}))
+    assert "roles.app.env:" in line and says in line and line.endswith("— fix or remove it")

@@ -130,7 +130,9 @@ def test_fast_path_answers_plain_requests_only(client: TestClient) -> None:
         assert first.status_code == again.status_code == 200
         assert first.json() == again.json()
         assert answered == [False, True]  # the first request taught this process the token
-        bad = client.get(url, params={"limit": 500}, headers=u.h)
+        bad = client.get(url, params={"limit": 500}, headers=u.h)  # past feed_page_max
+        assert bad.status_code == 422 and bad.json()["field"] == "limit"
+        bad = client.get(url, params={"limit": 0}, headers=u.h)
         assert bad.status_code == 422 and bad.json()["field"] == "query.limit"
         bad = client.get(url, params={"cursor": "x"}, headers=u.h)
         assert bad.status_code == 422

@@ -101,3 +101,19 @@ def test_sniff_image() -> None:
     assert sniff_image(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == ("image/webp", "webp")
     with pytest.raises(Invalid):
         sniff_image(b"<svg onload=alert(1)>")
+
+
+def test_settings_refuse_what_they_cannot_read() -> None:
+    """Booleans are 1/0, true/false, yes/no, on/off: "2" is an error naming the variable (it
+    was a silent False); unknown names and the process knobs are told apart."""
+    from app.settings import check_env
+
+    assert Settings.from_env({"FREEHOLD_REDIS_CLUSTER": "on"}).redis_cluster is True
+    with pytest.raises(SettingsError, match="FREEHOLD_REDIS_CLUSTER='2'"):
+        Settings.from_env({"FREEHOLD_REDIS_CLUSTER": "2"})
+    with pytest.raises(SettingsError, match="FREEHOLD_FEED_CAPP: no such setting"):
+        check_env({"FREEHOLD_FEED_CAPP": "1"})
+    assert check_env({"FREEHOLD_WEB_WORKERS": "4", "FREEHOLD_FEED_CAP": "9"}).feed_cap == 9
+    assert Settings(feed_cap=5).replace(feed_cap=6).feed_cap == 6
+    with pytest.raises(SettingsError, match="FREEHOLD_FEED_CAP"):
+        Settings().replace(feed_cap="many")
