@@ -50,7 +50,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             database_url=pg.dsn, redis_url=rd.url, s3_endpoint="", db_pool_min=1,
             db_pool_max=8, redis_pool_max=16, rl_signup_per_ip=1_000_000,
             rl_login_per_ip=1_000_000, rl_login_per_account=1_000_000,
-            rl_write_per_account=1_000_000, rl_write_per_ip=1_000_000)
+            rl_write_per_account=1_000_000, rl_write_per_ip=1_000_000,
+            signup_pow_max_bits=0, secret_key=secrets.token_urlsafe(32))
         # a 500 comes back as an answer (as a user sees it), not as the test's exception
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
             yield Stack(pg, rd, client)
