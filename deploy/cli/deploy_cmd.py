@@ -73,7 +73,8 @@ def execute(spec: Path, roles: str | None, limit: str | None, dry_run: bool,
     ssh = ssh_settings(spec, cluster, ssh_key, known_hosts)
 
     from deploy.artifacts.assets import AssetError
-    from deploy.provision.driver import HostKeysRefused, patch_gevent, run_deploy
+    from deploy.provision.driver import HostKeysRefused, run_deploy
+    from deploy.provision.greenlets import patch_gevent
 
     patch_gevent()  # before the progress display starts its thread
     from deploy.provision.summary import closing_lines, summary_table

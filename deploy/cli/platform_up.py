@@ -29,7 +29,7 @@ def run_up_command(spec: Path, secrets: Path | None, json_out: bool) -> None:
     from deploy.lab import Lab
     from deploy.lab.errors import LabError
     from deploy.lab.host import check_prerequisites
-    from deploy.provision.driver import patch_gevent
+    from deploy.provision.greenlets import patch_gevent
     from deploy.provision.up import ADMIN_PASSWORD, ADMIN_USER, UpError, run_up
     from deploy.secrets import SecretsError
     from roles.lb.config import LbConfigError

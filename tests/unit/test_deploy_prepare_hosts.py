@@ -1,6 +1,6 @@
-"""deploy.provision.driver.prepare_hosts: a phase's deploy code runs for its hosts side by side
-(each in a greenlet, as pyinfra's CLI loads a deploy file), each with its own host context, and
-a host whose code raises is reported alone."""
+"""deploy.provision.pyinfra_fork.prepare_hosts: a phase's deploy code runs for its hosts side
+by side (each in a greenlet, as pyinfra's CLI loads a deploy file), each with its own host
+context, and a host whose code raises is reported alone."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import gevent
 from pyinfra.api import Config, Inventory, State
 from pyinfra.context import host as current_host
 
-from deploy.provision.driver import prepare_hosts
+from deploy.provision.pyinfra_fork import prepare_hosts
 
 
 def test_hosts_prepared_side_by_side_and_a_broken_one_reported_alone() -> None:

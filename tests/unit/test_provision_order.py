@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from deploy.cli import app
-from deploy.provision.driver import DeployReport, HostRoleResult, quorum_risks
+from deploy.provision.quorum import quorum_risks
+from deploy.provision.report import DeployReport, HostRoleResult
 from deploy.provision.summary import closing_lines, summary_table
 from deploy.spec import ROLES, load_spec
 from roles.ports import Ports
@@ -107,7 +108,7 @@ def test_deploy_bad_input_is_one_line(tmp_path: Path) -> None:
 def test_dry_run_follows_if_did_change_guards() -> None:
     from types import SimpleNamespace
 
-    from deploy.provision.driver import _if_will_change
+    from deploy.provision.pyinfra_fork import if_will_change
 
     class Meta:
         def __init__(self, change: bool) -> None:
@@ -119,8 +120,8 @@ def test_dry_run_follows_if_did_change_guards() -> None:
     def op(cond: object) -> SimpleNamespace:
         return SimpleNamespace(global_arguments={"_if": cond})
 
-    assert _if_will_change(op(None))
-    assert _if_will_change(op(Meta(True).did_change))
-    assert not _if_will_change(op(Meta(False).did_change))
-    assert not _if_will_change(op([Meta(True).did_change, Meta(False).did_change]))
-    assert _if_will_change(op(lambda: False))  # unknown callables: assume it runs
+    assert if_will_change(op(None))
+    assert if_will_change(op(Meta(True).did_change))
+    assert not if_will_change(op(Meta(False).did_change))
+    assert not if_will_change(op([Meta(True).did_change, Meta(False).did_change]))
+    assert if_will_change(op(lambda: False))  # unknown callables: assume it runs
