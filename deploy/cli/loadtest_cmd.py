@@ -14,13 +14,20 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deploy.cli.common import console, err_console, fail, print_json
+from deploy.cli.common import (
+    DEFAULT_SPEC,
+    console,
+    err_console,
+    fail,
+    print_json,
+    require_spec_file,
+)
 
 app = typer.Typer(help="Seed, run and calibrate load tests.", no_args_is_help=True)
 
@@ -35,19 +42,33 @@ CORES_OPT = typer.Option(None, "--app-cores",
                          help="Cores serving the app (URL targets; default 1, specs: their own).")
 URL_OPT = typer.Option(None, "--url", help="Entry URL for a spec target (default: its LB).")
 JSON_OPT = typer.Option(False, "--json", help="Print one JSON document.")
+# SPEC|URL: common.SpecArg's default, or an app's URL
+TargetArg = Annotated[str, typer.Argument(help="Cluster spec file or app URL; default: the "
+                                          "local lab's spec.", show_default=True)]
+
+
+def _target(text: str, **kw: Any) -> Any:
+    """The load test's target, or the one-line error (a missing spec file: common's)."""
+    from deploy.loadtest.plan import TargetError, is_url, resolve_target
+
+    if not is_url(text):
+        require_spec_file(Path(text), also=" or an app URL http://HOST:PORT")
+    try:
+        return resolve_target(text, **kw)
+    except TargetError as exc:
+        fail(str(exc))
 
 
 def _inputs(target_text: str, profile: Path | None, slo_path: Path | None,
             url: str | None = None, app_cores: float | None = None) -> tuple[Any, Any, Any]:
-    from deploy.loadtest.plan import TargetError, resolve_target
     from loadtests.slo import SloError, load_slo
     from loadtests.traffic import ProfileError, load_model
 
+    target = _target(target_text, url=url, app_cores=app_cores)
     try:
-        target = resolve_target(target_text, url=url, app_cores=app_cores)
         model = load_model(profile)
         slo = load_slo(slo_path)
-    except (TargetError, ProfileError, SloError) as exc:
+    except (ProfileError, SloError) as exc:
         fail(str(exc))
     return target, model, slo
 
@@ -127,7 +148,7 @@ def _database(target: Any, dsn: str | None, secrets: Path | None = None) -> Iter
 
 @app.command("seed")
 def seed(
-    target: str = typer.Argument(..., help="Cluster spec file or app URL."),
+    target: TargetArg = str(DEFAULT_SPEC),
     accounts: str = typer.Option(..., "--accounts", help="Accounts to seed, e.g. 100k."),
     dsn: str | None = typer.Option(None, "--dsn", envvar="FREEHOLD_DATABASE_URL",
                                    help="PostgreSQL DSN of the app's database (write side)."),
@@ -141,7 +162,7 @@ def seed(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Seed a dataset shaped like the model (power-law follows, posts over time) via COPY."""
-    from deploy.loadtest.plan import TargetError, parse_accounts, resolve_target
+    from deploy.loadtest.plan import TargetError, parse_accounts
     from deploy.loadtest.seed import SeedError
     from deploy.loadtest.seed import seed as do_seed
 
@@ -151,10 +172,7 @@ def seed(
         fail(f"--accounts: {exc}")
     if n < 10:
         fail("--accounts: at least 10 accounts")
-    try:
-        tgt = resolve_target(target)
-    except TargetError as exc:
-        fail(str(exc))
+    tgt = _target(target)
     if not dsn and tgt.spec is None:
         fail("--dsn: the app database's DSN is needed to seed through COPY (or set "
              "FREEHOLD_DATABASE_URL)")
@@ -183,7 +201,7 @@ def seed(
 
 @app.command("run")
 def run(
-    target: str = typer.Argument(..., help="Cluster spec file or app URL."),
+    target: TargetArg = str(DEFAULT_SPEC),
     shape: str = typer.Option("surge", "--shape", help="surge, spike or soak."),
     duration: str = typer.Option("", "--duration",
                                  help="Whole run, e.g. 7m (default surge 7m, spike 4m, soak 30m)."),
@@ -245,7 +263,7 @@ def run(
 
 @app.command("calibrate")
 def calibrate(
-    target: str = typer.Argument(..., help="Cluster spec file or app URL."),
+    target: TargetArg = str(DEFAULT_SPEC),
     duration: str = typer.Option("5m", "--duration", help="Longest the ramp may take."),
     workers: int = WORKERS_OPT,
     steps: int = typer.Option(10, "--steps", min=2, max=40, help="Ramp steps at most."),
