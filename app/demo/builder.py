@@ -6,8 +6,11 @@ log (action `demo.create`, the item's key in `detail`): that ledger says what is
 own. A second run makes only what the ledger lacks, so it adds nothing to a complete demo (nor
 re-follows what a demo account unfollowed since). A username of the script that someone else
 holds is left alone with everything of the script that involves it — follows, posts by it or
-mentioning it, their replies and echoes — and listed in the summary's `skipped`. One builder
-at a time (a PostgreSQL advisory lock).
+mentioning it, their replies and echoes — and listed in the summary's `skipped`. The one
+exception: a demo account made before the ledger existed (by app/dev.py's old seed: the same
+username, the e-mail <username>@example.org and the public demo password, so anyone could log in
+as it) is adopted into the ledger, so that labs seeded before get the whole demo on their next
+`freehold up`. One builder at a time (a PostgreSQL advisory lock).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from app.context import Ctx, close_ctx, open_ctx
 from app.demo import content
 from app.demo.images import SCENES, avatar, landscape
 from app.services import accounts, audit, moderation, posts, social
+from app.services.passwords import password_matches
 from app.services.text import mentions
 from app.settings import Settings
 
@@ -32,8 +36,8 @@ class Ledger:
     def __init__(self, ctx: Ctx, made: dict[str, int]) -> None:
         self.ctx = ctx
         self.made = made
-        self.created: dict[str, int] = {"accounts": 0, "follows": 0, "posts": 0, "images": 0,
-                                        "reports": 0}
+        self.created: dict[str, int] = {"accounts": 0, "adopted": 0, "follows": 0, "posts": 0,
+                                        "images": 0, "reports": 0}
 
     @classmethod
     async def load(cls, ctx: Ctx) -> Ledger:
@@ -59,13 +63,21 @@ async def _people(ctx: Ctx, ledger: Ledger, skipped: list[str]) -> dict[str, int
             if await ctx.db.fetchval("SELECT true FROM accounts WHERE id = $1", aid):
                 own[p.username] = aid
             continue  # made before and deleted since: not made again
-        if await ctx.db.fetchval("SELECT true FROM accounts WHERE username = $1", p.username):
+        email = f"{p.username}@example.org"
+        held = await ctx.db.fetchrow("SELECT id, email, password_hash FROM accounts"
+                                     " WHERE username = $1", p.username)
+        if held is None:
+            aid = (await accounts.signup(ctx, p.username, email, content.PASSWORD,
+                                         display_name=p.display_name))["id"]
+            await ledger.record("account", key, aid, "accounts")
+        elif held["email"] == email and await password_matches(held["password_hash"],
+                                                               content.PASSWORD):
+            aid = held["id"]  # the old seed's: adopted
+            await ledger.record("account", key, aid, "adopted")
+            await accounts.update_profile(ctx, aid, display_name=p.display_name)
+        else:
             skipped.append(p.username)  # someone else's: never touched
             continue
-        row = await accounts.signup(ctx, p.username, f"{p.username}@example.org",
-                                    content.PASSWORD, display_name=p.display_name)
-        aid = row["id"]
-        await ledger.record("account", key, aid, "accounts")
         await accounts.update_profile(ctx, aid, bio=p.bio)
         if ctx.media is not None:
             await accounts.set_avatar(ctx, aid, avatar(p.color))
