@@ -9,9 +9,18 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deploy.cli.common import console, err_console, fail, fail_lines, print_json
+from deploy.cli.common import (
+    DEFAULT_SPEC,
+    SpecArg,
+    console,
+    err_console,
+    fail,
+    fail_lines,
+    load_cluster,
+    print_json,
+)
 from deploy.secrets import SecretsError
-from deploy.spec import ClusterSpec, SpecError, load_spec
+from deploy.spec import ClusterSpec
 from deploy.spec.placement import check_placement
 from deploy.ssh import SSHSettings, settings_for
 from roles.registry import RoleError, ordered_roles
@@ -23,15 +32,6 @@ def _split(value: str | None) -> list[str] | None:
     if not value:
         return None
     return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _load(spec: Path) -> ClusterSpec:
-    if not spec.exists():
-        fail(f"{spec}: no such spec file — pass the path of a cluster spec (YAML)")
-    try:
-        return load_spec(spec)
-    except SpecError as e:
-        fail_lines(e.problems)
 
 
 def _check_selection(cluster: ClusterSpec, roles: list[str] | None,
@@ -67,7 +67,7 @@ def ssh_settings(spec: Path, cluster: ClusterSpec, ssh_key: Path | None,
 def execute(spec: Path, roles: str | None, limit: str | None, dry_run: bool,
             json_out: bool, ssh_key: Path | None, known_hosts: Path | None,
             secrets: Path | None) -> Any:
-    cluster = _load(spec)
+    cluster = load_cluster(spec)
     role_list, limit_list = _split(roles), _split(limit)
     _check_selection(cluster, role_list, limit_list)
     ssh = ssh_settings(spec, cluster, ssh_key, known_hosts)
@@ -107,7 +107,7 @@ def execute(spec: Path, roles: str | None, limit: str | None, dry_run: bool,
 
 
 def plan(
-    spec: Path = typer.Argument(..., help="Cluster spec (YAML)."),
+    spec: SpecArg = DEFAULT_SPEC,
     roles: str | None = typer.Option(None, "--roles", help="Comma-separated roles."),
     limit: str | None = typer.Option(None, "--limit", help="Host or group."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
@@ -121,7 +121,7 @@ def plan(
 
 
 def deploy(
-    spec: Path = typer.Argument(..., help="Cluster spec (YAML)."),
+    spec: SpecArg = DEFAULT_SPEC,
     roles: str | None = typer.Option(None, "--roles", help="Comma-separated roles."),
     limit: str | None = typer.Option(None, "--limit", help="Host or group."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show changes, change nothing."),
@@ -136,7 +136,7 @@ def deploy(
     if not dry_run and not yes:
         if not sys.stdin.isatty():
             fail("deploy changes servers: pass --yes (or --dry-run to only look)")
-        cluster = _load(spec)
+        cluster = load_cluster(spec)
         if not typer.confirm(f"Deploy {roles or 'every role'} to {limit or 'every server'} "
                              f"of {cluster.name}?"):
             raise typer.Exit(EXIT_FAILED)
@@ -144,7 +144,7 @@ def deploy(
 
 
 def rollback(
-    spec: Path = typer.Argument(..., help="Cluster spec (YAML)."),
+    spec: SpecArg = DEFAULT_SPEC,
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask before changing."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ssh_key: Path | None = typer.Option(None, "--ssh-key", help="Private key for SSH."),
@@ -155,7 +155,7 @@ def rollback(
 
     from deploy.provision.rolling import rollback as run_rollback
 
-    cluster = _load(spec)
+    cluster = load_cluster(spec)
     if not cluster.servers_with_role("app"):
         fail(f"{spec}: no server has the app role — nothing to roll back")
     if not yes:

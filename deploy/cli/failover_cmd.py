@@ -8,8 +8,16 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from deploy.cli.common import console, err_console, fail, print_json
-from deploy.cli.deploy_cmd import _load, ssh_settings
+from deploy.cli.common import (
+    DEFAULT_SPEC,
+    SpecArg,
+    console,
+    err_console,
+    fail,
+    load_cluster,
+    print_json,
+)
+from deploy.cli.deploy_cmd import ssh_settings
 from deploy.provision.patroni import PatroniError, switchover
 from deploy.ssh import HostKeyError
 
@@ -25,14 +33,14 @@ def members_table(title: str, rows: list[dict[str, Any]]) -> Table:
 
 
 def failover(
-    spec: Path = typer.Argument(..., help="Cluster spec (YAML)."),
+    spec: SpecArg = DEFAULT_SPEC,
     to: str | None = typer.Option(None, "--to", help="Candidate server."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ssh_key: Path | None = typer.Option(None, "--ssh-key", help="Private key for SSH."),
     known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
 ) -> None:
     """Switch the PostgreSQL primary over to another member."""
-    cluster = _load(spec)
+    cluster = load_cluster(spec)
     if not cluster.servers_with_role("postgres"):
         fail(f"{spec}: no server has the postgres role — nothing to switch over")
     if to is not None and to not in {s.name for s in cluster.servers_with_role("postgres")}:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from deploy.cli.common import console, err_console, fail_lines, print_json
+from deploy.cli.common import (
+    DEFAULT_SPEC,
+    SpecArg,
+    console,
+    err_console,
+    load_cluster,
+    print_json,
+)
 from deploy.inventory import select_servers
-from deploy.spec import ROLES, ClusterSpec, SpecError, load_spec
+from deploy.spec import ROLES, ClusterSpec
 from deploy.spec.placement import (
     check_placement,
     media_masters,
@@ -23,15 +29,6 @@ from deploy.spec.placement import (
 app = typer.Typer(help="Read and check cluster specs.", no_args_is_help=True)
 
 EXIT_PLACEMENT = 1
-
-
-def _load(spec: Path, json_out: bool) -> ClusterSpec:
-    try:
-        return load_spec(spec)
-    except SpecError as e:
-        if json_out:
-            print_json({"file": str(spec), "ok": False, "errors": e.problems})
-        fail_lines(e.problems)
 
 
 def report(spec: ClusterSpec) -> dict[str, Any]:
@@ -88,7 +85,7 @@ def _role_table(doc: dict[str, Any], by: str, columns: list[tuple[str, str]], ti
 
 @app.command("check")
 def check(
-    spec: Path = typer.Argument(..., help="Cluster spec (YAML)."),
+    spec: SpecArg = DEFAULT_SPEC,
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Validate a spec, print servers per role/site/provider and what it survives.
@@ -96,7 +93,7 @@ def check(
     Exit 2 with one line per problem when the spec is invalid, 1 when a placement rule fails,
     0 otherwise.
     """
-    cluster = _load(spec, json_out)
+    cluster = load_cluster(spec, json_out=json_out)
     doc = report(cluster)
     if json_out:
         print_json(doc)
@@ -133,14 +130,14 @@ def _print_report(doc: dict[str, Any]) -> None:
 
 @app.command("list")
 def list_servers(
-    spec: Path = typer.Argument(..., help="Cluster spec (YAML)."),
+    spec: SpecArg = DEFAULT_SPEC,
     role: list[str] = typer.Option(None, "--role", help="Only servers with this role."),
     limit: list[str] = typer.Option(None, "--limit",
                                     help="Server names/globs, sites, site_X or provider_X."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """List the expanded servers (ranges resolved) with addresses and roles."""
-    cluster = _load(spec, json_out)
+    cluster = load_cluster(spec, json_out=json_out)
     servers = select_servers(cluster, role or None, limit or None)
     if json_out:
         print_json({"spec": cluster.name, "servers": [s.model_dump(mode="json")

@@ -14,7 +14,15 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deploy.cli.common import console, err_console, fail, fail_lines, print_json
+from deploy.cli.common import (
+    DEFAULT_SPEC,
+    console,
+    err_console,
+    fail,
+    fail_lines,
+    print_json,
+    require_spec_file,
+)
 from deploy.lab import Lab, LabError
 from deploy.lab.host import check_prerequisites
 from deploy.lab.image import build_image, image_info
@@ -28,7 +36,6 @@ fault_app = typer.Typer(help="Faults on demand: power loss, shutdowns, partition
 app.add_typer(image_app, name="image")
 app.add_typer(fault_app, name="fault")
 
-DEFAULT_SPEC = Path("inventories/lab.yaml")
 SpecOpt = typer.Option(DEFAULT_SPEC, "--spec", "-s", help="cluster spec with the lab servers")
 
 
@@ -39,8 +46,7 @@ def _die(exc: Exception) -> NoReturn:
 
 
 def _lab(spec: Path) -> Lab:
-    if not spec.exists():
-        fail(f"{spec}: no such spec file — pass --spec PATH (e.g. inventories/lab.yaml)")
+    require_spec_file(spec, option="--spec")
     try:
         return Lab.from_spec(spec)
     except (SpecError, LabError) as exc:

@@ -15,13 +15,20 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deploy.cli.common import console, err_console, fail, print_json
+from deploy.cli.common import (
+    DEFAULT_SPEC,
+    console,
+    err_console,
+    fail,
+    print_json,
+    require_spec_file,
+)
 
 app = typer.Typer(help="Seed, run and calibrate load tests.", no_args_is_help=True)
 
@@ -41,18 +48,33 @@ DSN_OPT = typer.Option(None, "--dsn", envvar="FREEHOLD_DATABASE_URL",
 SECRETS_OPT = typer.Option(None, "--secrets",
                            help="A spec's encrypted secrets file (default: beside the spec).")
 
+# SPEC|URL: common.SpecArg's default, or an app's URL
+TargetArg = Annotated[str, typer.Argument(help="Cluster spec file or app URL; default: the "
+                                          "local lab's spec.", show_default=True)]
+
+
+def _target(text: str, **kw: Any) -> Any:
+    """The load test's target, or the one-line error (a missing spec file: common's)."""
+    from deploy.loadtest.target import TargetError, is_url, resolve_target
+
+    if not is_url(text):
+        require_spec_file(Path(text), also=" or an app URL http://HOST:PORT")
+    try:
+        return resolve_target(text, **kw)
+    except TargetError as exc:
+        fail(str(exc))
+
 
 def _inputs(target_text: str, profile: Path | None, slo_path: Path | None,
             url: str | None = None, app_cores: float | None = None) -> tuple[Any, Any, Any]:
-    from deploy.loadtest.target import TargetError, resolve_target
     from loadgen.slo import SloError, load_slo
     from loadgen.traffic import ProfileError, load_model
 
+    target = _target(target_text, url=url, app_cores=app_cores)
     try:
-        target = resolve_target(target_text, url=url, app_cores=app_cores)
         model = load_model(profile)
         slo = load_slo(slo_path)
-    except (TargetError, ProfileError, SloError) as exc:
+    except (ProfileError, SloError) as exc:
         fail(str(exc))
     return target, model, slo
 
@@ -139,7 +161,7 @@ def _database(target: Any, dsn: str | None, secrets: Path | None = None) -> Iter
 
 @app.command("seed")
 def seed(
-    target: str = typer.Argument(..., help="Cluster spec file or app URL."),
+    target: TargetArg = str(DEFAULT_SPEC),
     accounts: str = typer.Option(..., "--accounts", help="Accounts to seed, e.g. 100k."),
     dsn: str | None = DSN_OPT,
     members: int = typer.Option(20_000, "--members", min=1,
@@ -156,7 +178,7 @@ def seed(
     """Seed load-test accounts (power-law follows, posts over time) via COPY; write the roster."""
     from deploy.loadtest.seed import SeedError, refuse_production
     from deploy.loadtest.seed import seed as do_seed
-    from deploy.loadtest.target import TargetError, parse_accounts, resolve_target
+    from deploy.loadtest.target import TargetError, parse_accounts
 
     try:
         n = parse_accounts(accounts)
@@ -164,10 +186,7 @@ def seed(
         fail(f"--accounts: {exc}")
     if n < 10:
         fail("--accounts: at least 10 accounts")
-    try:
-        tgt = resolve_target(target)
-    except TargetError as exc:
-        fail(str(exc))
+    tgt = _target(target)
     if not dsn and tgt.spec is None:
         fail("--dsn: the app database's DSN is needed to seed through COPY (or set "
              "FREEHOLD_DATABASE_URL)")
@@ -195,7 +214,7 @@ def seed(
 
 @app.command("clean")
 def clean(
-    target: str = typer.Argument(..., help="Cluster spec file or app URL."),
+    target: TargetArg = str(DEFAULT_SPEC),
     dsn: str | None = DSN_OPT,
     roster: Path | None = ROSTER_OPT,
     secrets: Path | None = SECRETS_OPT,
@@ -204,12 +223,9 @@ def clean(
     """Delete every load-test account the seed made, with all they wrote, and the roster."""
     from deploy.loadtest.seed import SeedError
     from deploy.loadtest.seed import clean as do_clean
-    from deploy.loadtest.target import TargetError, resolve_target
+    from deploy.loadtest.target import TargetError
 
-    try:
-        tgt = resolve_target(target)
-    except TargetError as exc:
-        fail(str(exc))
+    tgt = _target(target)
     if not dsn and tgt.spec is None:
         fail("--dsn: the app database's DSN is needed to clean (or set FREEHOLD_DATABASE_URL)")
     try:
@@ -235,7 +251,7 @@ def clean(
 
 @app.command("run")
 def run(
-    target: str = typer.Argument(..., help="Cluster spec file or app URL."),
+    target: TargetArg = str(DEFAULT_SPEC),
     shape: str = typer.Option("surge", "--shape", help="surge, spike or soak."),
     duration: str = typer.Option("", "--duration",
                                  help="Whole run, e.g. 7m (default surge 7m, spike 4m, soak 30m)."),
@@ -297,7 +313,7 @@ def run(
 
 @app.command("calibrate")
 def calibrate(
-    target: str = typer.Argument(..., help="Cluster spec file or app URL."),
+    target: TargetArg = str(DEFAULT_SPEC),
     duration: str = typer.Option("5m", "--duration", help="Longest the ramp may take."),
     workers: int = WORKERS_OPT,
     steps: int = typer.Option(10, "--steps", min=2, max=40, help="Ramp steps at most."),

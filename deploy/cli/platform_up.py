@@ -8,17 +8,15 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deploy.cli.common import console, err_console, fail, print_json
+from deploy.cli.common import console, err_console, fail, load_cluster, print_json
 
 EXIT_FAILED = 1
 
 
 def run_up_command(spec: Path, secrets: Path | None, json_out: bool) -> None:
-    from deploy.cli.deploy_cmd import _check_selection, _load
+    from deploy.cli.deploy_cmd import _check_selection
 
-    if not spec.exists():
-        fail(f"--spec {spec}: no such spec file — pass a lab spec (e.g. inventories/lab.yaml)")
-    cluster = _load(spec)
+    cluster = load_cluster(spec, option="--spec")
     if cluster.lab is None:
         fail(f"{spec}: not a lab spec (no `lab:` section) — `freehold up` stands the platform "
              "up on the local lab; use `freehold deploy` for real servers")

@@ -6,21 +6,15 @@ from pathlib import Path
 
 import typer
 
-from deploy.cli.common import console, fail, fail_lines, print_json
+from deploy.cli.common import (
+    DEFAULT_SPEC,
+    SpecArg,
+    console,
+    load_cluster,
+    print_json,
+)
 from deploy.spec import ClusterSpec
 from deploy.ssh import SSHSettings
-
-
-def load_cluster(spec: Path) -> ClusterSpec:
-    """The spec, or a one-line error per problem (exit 2)."""
-    from deploy.spec import SpecError, load_spec
-
-    if not spec.exists():
-        fail(f"{spec}: no such spec file — pass the path of a cluster spec (YAML)")
-    try:
-        return load_spec(spec)
-    except SpecError as e:
-        fail_lines(e.problems)
 
 
 def ssh_options(spec: Path, cluster: ClusterSpec, ssh_key: Path | None,
@@ -33,7 +27,7 @@ def ssh_options(spec: Path, cluster: ClusterSpec, ssh_key: Path | None,
 
 
 def status(
-    spec: Path = typer.Argument(..., help="Cluster spec (YAML)."),
+    spec: SpecArg = DEFAULT_SPEC,
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ssh_key: Path | None = typer.Option(None, "--ssh-key", help="Private key for SSH."),
     known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),

@@ -12,8 +12,15 @@ from pathlib import Path
 
 import typer
 
-from deploy.cli.common import console, err_console, fail, fail_lines
-from deploy.cli.status_cmd import load_cluster
+from deploy.cli.common import (
+    DEFAULT_SPEC,
+    SpecArg,
+    console,
+    err_console,
+    fail,
+    fail_lines,
+    load_cluster,
+)
 from deploy.spec import ClusterSpec, Server
 from deploy.ssh import KnownHosts, describe, known_name, presented_key, record
 from deploy.ssh.hostkeys import parse_keyscan
@@ -70,7 +77,7 @@ def _fetched(servers: list[Server], timeout: float) -> tuple[dict[str, list], li
 
 
 def trust(
-    spec: Path = typer.Argument(..., help="Cluster spec (YAML)."),
+    spec: SpecArg = DEFAULT_SPEC,
     from_file: Path | None = typer.Option(None, "--from-file", help="Host keys got out of "
                                           "band (ssh-keyscan output or a known_hosts file) "
                                           "instead of fetching them over the network."),

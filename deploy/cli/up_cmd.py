@@ -6,11 +6,13 @@ from pathlib import Path
 
 import typer
 
+from deploy.cli.common import DEFAULT_SPEC, SpecArg
+
 backup_app = typer.Typer(help="Backups and restore drills.", no_args_is_help=True)
 
 
 def up(
-    spec: Path = typer.Option(Path("inventories/lab.yaml"), "--spec", help="Lab spec."),
+    spec: Path = typer.Option(DEFAULT_SPEC, "--spec", help="Lab spec."),
     secrets: Path | None = typer.Option(None, "--secrets", help="Encrypted secrets file "
                                         "(default: beside the spec; key from "
                                         "$FREEHOLD_SECRETS_KEY or ~/.config/freehold)."),
@@ -25,15 +27,15 @@ def up(
 
 @backup_app.command("restore-drill")
 def restore_drill(
-    spec: Path = typer.Argument(..., help="Cluster spec (YAML)."),
+    spec: SpecArg = DEFAULT_SPEC,
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ssh_key: Path | None = typer.Option(None, "--ssh-key", help="Private key for SSH."),
     known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
 ) -> None:
     """Restore the latest backup to a scratch server and check row counts (exit 1 when
     anything differs or fails)."""
-    from deploy.cli.common import console, err_console, fail, print_json
-    from deploy.cli.status_cmd import load_cluster, ssh_options
+    from deploy.cli.common import console, err_console, fail, load_cluster, print_json
+    from deploy.cli.status_cmd import ssh_options
     from deploy.ops.restore_drill import run_drill
     from roles.backup.config import BackupConfigError, repo_host
 

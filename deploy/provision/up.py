@@ -2,7 +2,8 @@
 
 Steps: boot the lab's servers (`Lab.up`, idempotent), deploy every role of the spec (the same
 driver as `freehold deploy`), check the database migrations on an app server, seed the demo
-data there (app/dev.py's `seed`, idempotent), and smoke-check every site's virtual IP over
+network there (`python -m app.demo`, app.demo.builder: idempotent, only its own accounts), and
+smoke-check every site's virtual IP over
 HTTPS (/readyz, log in as the demo admin, read the home feed). A second run changes nothing.
 
 Secrets: the spec's encrypted secrets file (default: beside the spec) and its key from
@@ -21,11 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.demo.content import ADMIN, PASSWORD
 from deploy.spec import ClusterSpec
 
 Progress = Callable[[str, int, int], None]
-ADMIN_USER = "demo_admin"
-ADMIN_PASSWORD = "freehold-demo"     # app/dev.py DEMO_PASSWORD: demo data of a lab only
+ADMIN_USER = ADMIN         # the demo network's admin (app.demo.content): lab data only
+ADMIN_PASSWORD = PASSWORD
 
 
 class UpError(Exception):
@@ -55,12 +57,11 @@ class UpReport:
 
 
 def seed_command() -> str:
-    """Runs app/dev.py's idempotent `seed` with the app's own settings, as the app's user."""
-    py = ("import asyncio, json; from app.dev import seed; from app.settings import Settings; "
-          "print(json.dumps({'accounts': len(asyncio.run(seed(Settings.from_env())))}))")
+    """Builds the demo network (`python -m app.demo`, idempotent) with the app's own settings,
+    as the app's user; it prints one JSON line of what it made now."""
     return ("set -a && . /etc/freehold/app.env && set +a && "
-            f"cd /var/lib/freehold && runuser -u freehold -- /opt/freehold/current/venv/bin/python "
-            f"-c \"{py}\"")
+            "cd /var/lib/freehold && runuser -u freehold -- /opt/freehold/current/venv/bin/python "
+            "-m app.demo")
 
 
 def _run(lab: Any, host: str, cmd: str, timeout: float) -> Any:

@@ -99,6 +99,27 @@ def test_up_prints_urls_and_admin_and_smoke_passed(first_up: dict[str, Any],
     assert set(first_up["smoke"]) == {"a", "b"}
 
 
+def test_demo_admin_first_screen_through_the_vip(first_up: dict[str, Any], spec: ClusterSpec,
+                                                 ca: str) -> None:
+    """The demo network (app.demo) built by `freehold up`: the demo admin's home feed has posts
+    with images served from the media store, replies and echoes; the jury queue has a report."""
+    assert all(s["feed_items"] > 0 for s in first_up["smoke"].values()), first_up["smoke"]
+    admin = first_up["admin"]
+    with client(f"https://{vip(spec, 'a')}", ca) as site:
+        r = site.post("/api/v1/auth/login", json={"login": admin["username"],
+                                                  "password": admin["password"]})
+        assert r.status_code == 200, r.text
+        h = {"Authorization": f"Bearer {r.json()['token']}"}
+        items = site.get("/api/v1/timelines/home", params={"limit": 50}, headers=h).json()["items"]
+        media = [m["url"] for p in items for m in p["media"]]
+        assert media and any(p["reply_to_id"] for p in items) \
+            and any(p["echo_of"] for p in items), items
+        img = site.get(media[0])
+        assert img.status_code == 200 and img.content.startswith(b"\x89PNG"), img.status_code
+        queue = site.get("/api/v1/moderation/queue", headers=h)
+        assert queue.status_code == 200 and queue.json()["items"], queue.text
+
+
 def test_sign_up_post_follow_read_the_feed_through_the_vip(first_up: dict[str, Any],
                                                            spec: ClusterSpec, ca: str) -> None:
     tag = uuid.uuid4().hex[:8]

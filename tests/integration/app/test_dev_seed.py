@@ -1,41 +1,29 @@
-"""`python -m app.dev` demo data: seeded through the services into a fresh database."""
+"""`python -m app.dev`: migrations of a fresh database, and the whole app with its demo data
+(the demo network itself: test_demo.py)."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import httpx
 import psutil
 
 from app.db import migrate
-from app.dev import DEMO_PASSWORD, DEMO_USERS, seed
+from app.demo.content import ADMIN, PASSWORD
 from app.devstack import Postgres, free_port
-from app.settings import Settings
 from tests.integration.app.conftest import ROOT
 from tests.waiting import wait_for
 
 
-def test_seed_demo_data(pg_server: Postgres, app_settings: Settings) -> None:
+def test_migrations_of_a_fresh_database(pg_server: Postgres) -> None:
     pg_server.psql("CREATE DATABASE freehold_dev_seed")
     dsn = pg_server.dsn_for("freehold_dev_seed")
     assert migrate(dsn) == ["0001_schema", "0002_thread_replies_index", "0003_loadtest_accounts"]
     assert migrate(dsn) == []  # idempotent
-    s = app_settings.replace(database_url=dsn, redis_url=app_settings.redis_url[:-2] + "/5",
-                             s3_endpoint="")
-    ids: dict[str, Any] = asyncio.run(seed(s, n_posts=12))
-    assert set(ids) == {"demo_admin", *DEMO_USERS}
-    assert asyncio.run(seed(s)) == {}  # a second run changes nothing
-    n = pg_server.psql("SELECT count(*) FROM posts", database="freehold_dev_seed")
-    assert int(n) == 13
-    admin = pg_server.psql("SELECT is_admin AND is_juror FROM accounts"
-                           " WHERE username = 'demo_admin'", database="freehold_dev_seed")
-    assert admin == "t"
     parts = pg_server.psql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'posts'::regclass",
                            database="freehold_dev_seed")
     assert int(parts) >= 5  # monthly partitions + default
@@ -62,11 +50,14 @@ def test_dev_command_runs_the_whole_app_and_stops_it(tmp_path: Path) -> None:
 
         def login(name: str) -> dict[str, str]:
             r = httpx.post(f"{base}/api/v1/auth/login", timeout=10,
-                           json={"login": name, "password": DEMO_PASSWORD})
+                           json={"login": name, "password": PASSWORD})
             assert r.status_code == 200, r.text
             return {"Authorization": f"Bearer {r.json()['token']}"}
 
         alice, bob = login("alice"), login("bob")
+        # the demo admin's first screen is the demo network (app.demo), not an empty feed
+        feed = httpx.get(f"{base}/api/v1/timelines/home", headers=login(ADMIN), timeout=10)
+        assert any(p["media"] for p in feed.json()["items"]), feed.text[:500]
         bob_id = httpx.get(f"{base}/api/v1/accounts/me", headers=bob, timeout=10).json()["id"]
         assert httpx.post(f"{base}/api/v1/accounts/{bob_id}/follow", headers=alice,
                           timeout=10).status_code == 200

@@ -180,3 +180,44 @@ def test_signup_post_follow_report_jury_hides(served_app: str, client: TestClien
             expect(page.locator(f"#p{pid}")).to_have_count(0)
         finally:
             ctx.close()
+
+
+def test_phone_nav_shows_every_entry(served_app: str, client: TestClient,
+                                     tmp_path: Path) -> None:
+    """On a 390x844 phone every entry of the top navigation (an admin and juror sees all nine)
+    lies inside the viewport, nothing scrolls sideways, and each is a 44x44 px tap target."""
+    base = served_app
+    admin = make_admin(client)
+    r = client.put(f"/api/v1/admin/accounts/{admin.id}/juror", json={"value": True},
+                   headers=admin.h)
+    assert r.status_code == 200, r.text
+    with sync_api.sync_playwright() as pw:
+        ctx = launch(pw, tmp_path / "chromium-profile", viewport=PHONE, device_scale_factor=2,
+                     is_mobile=True, has_touch=True)
+        try:
+            page = ctx.pages[0] if ctx.pages else ctx.new_page()
+            login(page, base, admin.username, admin.password)
+            entries = page.locator("nav.nav a, nav.nav button")
+            names = [n.strip() for n in entries.all_inner_texts()]
+            assert names == ["Home", "Discover", "Search", "Notifications", "Profile", "Jury",
+                             "Admin", "Settings", "Log out"], names
+            for i, name in enumerate(names):
+                entry = entries.nth(i)
+                box = entry.bounding_box()
+                assert box is not None and entry.is_visible(), name
+                assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], (name, box)
+                assert box["y"] >= 0 and box["y"] + box["height"] <= PHONE["height"], (name, box)
+                assert box["width"] >= 44 and box["height"] >= 44, (name, box)
+                # not covered or clipped by a scrolling container: the entry is what a tap hits
+                hit = page.evaluate(
+                    "([x, y]) => document.elementFromPoint(x, y)?.closest('a, button')"
+                    "?.textContent.trim()", [box["x"] + box["width"] / 2,
+                                             box["y"] + box["height"] / 2])
+                assert hit == name, (name, hit)
+            assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+            page.screenshot(path=str(tmp_path / "nav-phone.png"))
+            # the last entry works
+            page.click("nav.nav button", timeout=10_000)
+            page.wait_for_url(f"{base}/login")
+        finally:
+            ctx.close()
