@@ -15,6 +15,10 @@
    `calibration.redis_cpu_ms_per_request` (read by `freehold capacity` as
    pg_cpu_ms_per_request and redis_cpu_ms_per_request).
 
+PostgreSQL and Redis run with production durability (`--durability`, deploy.localservices) and
+the files written say so (the run header of benchmarks/resultsfile.py: commit, settings, the
+durability the servers reported); the calibration file gets the same header.
+
 Prints a table and writes benchmarks/results/locust_bench.json.
 
     .venv/bin/python benchmarks/locust_bench.py [--seconds 15] [--calibrate] [--accounts 100k]
@@ -43,11 +47,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from cpumeter import CpuMeter  # noqa: E402
+from resultsfile import with_header, write_results  # noqa: E402
 
 from app.db import migrate  # noqa: E402
 from app.settings import Settings  # noqa: E402
+from deploy.loadtest.calibrate import CALIBRATION  # noqa: E402
 from deploy.loadtest.localapp import LocalApp  # noqa: E402
-from deploy.localservices import local_stack  # noqa: E402
+from deploy.localservices import DURABILITY, durability_of, local_stack  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "locust_bench.json"
 GEN_CPU, APP_CPU = "0", "1"
@@ -192,15 +198,30 @@ def calibrate(app: LocalApp, dsn: str, accounts: str, seconds: str, pg_pid: int,
     return {"seed": seeded, "calibration": cal, **server_cpu_per_request(cal, used)}
 
 
+def stamp_calibration(settings: dict[str, Any], durability: dict[str, object]) -> None:
+    """The calibration file `freehold loadtest calibrate` just wrote, under this benchmark's
+    header: it started the servers, so it knows their durability (the calibrate run's own
+    settings kept beside its own)."""
+    cal = json.loads(CALIBRATION.read_text())
+    own = (cal.get("run") or {}).get("settings") or {}
+    tmp = CALIBRATION.with_name(CALIBRATION.name + ".tmp")
+    tmp.write_text(json.dumps(with_header(cal, __file__, {**settings, "calibrate": own},
+                                          durability), indent=1) + "\n")
+    tmp.replace(CALIBRATION)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--calibrate", action="store_true")
     ap.add_argument("--accounts", default="100k")
     ap.add_argument("--calibrate-duration", default="4m")
+    ap.add_argument("--durability", choices=DURABILITY, default="production",
+                    help="PostgreSQL and Redis durability (default production, as deployed)")
     args = ap.parse_args()
-    with local_stack(s3=True) as st:
+    with local_stack(s3=True, durability=args.durability) as st:
         pg, rd, s3 = st["postgres"], st["redis"], st["s3"]
+        durability = durability_of(pg, rd)  # type: ignore[arg-type]
         settings = Settings(database_url=pg.dsn, redis_url=rd.url,  # type: ignore[attr-defined]
                             s3_endpoint=s3.endpoint, s3_access_key=s3.access_key,  # type: ignore
                             s3_secret_key=s3.secret_key, db_pool_max=20)  # type: ignore
@@ -236,10 +257,12 @@ def main() -> int:
         doc["generator_cores_per_1000_rps"] = round(1000 / fast["rps_per_generator_core"], 3)
     if cal is not None:
         doc["calibration"] = cal
+        if "calibration" in cal:  # the calibration file: what its servers really ran with
+            stamp_calibration(vars(args), durability)
         # `freehold capacity` reads this file (generator cores, PostgreSQL CPU per request):
         # write the new figures before asking it
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
+        write_results(RESULTS, doc, script=__file__, settings=vars(args),
+                      durability=durability, indent=1)
         doc["capacity_10M"] = capacity_says("10M")
     print(f"{'generator':40} {'req/s':>8} {'gen cores':>10} {'req/s per gen core':>20}")
     for g in gen:
@@ -259,8 +282,8 @@ def main() -> int:
               f"{cal['redis_cpu_ms_per_request']} ms (Redis) of CPU per request")
     if cal is not None:
         print("capacity --accounts 10M:", json.dumps(doc["capacity_10M"])[:600])
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
+    write_results(RESULTS, doc, script=__file__, settings=vars(args), durability=durability,
+                  indent=1)
     print(f"wrote {RESULTS.relative_to(ROOT)}")
     return 0
 
