@@ -22,13 +22,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deploy.provenance import run_header  # noqa: E402
+from deploy.provenance import commit_state, run_header  # noqa: E402
+
+# the code the benchmark runs is the code at its start (a commit made during a long run does not
+# change it): taken when the benchmark imports this module
+CODE_AT_START = commit_state(ROOT)
 
 
 def with_header(doc: Mapping[str, Any], script: str | Path, settings: Mapping[str, Any],
                 durability: Mapping[str, Any] | str | None = None) -> dict[str, Any]:
     """`doc` with the `run` header first (an older header replaced)."""
-    return {"run": run_header(script, settings, durability),
+    return {"run": run_header(script, settings, durability, CODE_AT_START),
             **{k: v for k, v in doc.items() if k != "run"}}
 
 

@@ -46,9 +46,11 @@ def _shown(path: Path) -> str:
 
 
 def run_header(script: str | Path, settings: Mapping[str, Any],
-               durability: Mapping[str, Any] | str | None = None) -> dict[str, Any]:
-    """What a results file says about the run that wrote it."""
-    return {**commit_state(ROOT), "script": _shown(Path(script)),
+               durability: Mapping[str, Any] | str | None = None,
+               code: Mapping[str, object] | None = None) -> dict[str, Any]:
+    """What a results file says about the run that wrote it; `code`: commit_state() taken
+    when the run started (the code it ran), else now."""
+    return {**(code or commit_state(ROOT)), "script": _shown(Path(script)),
             "settings": {k: (_shown(v) if isinstance(v, Path) else v)
                          for k, v in settings.items()},
             "durability": durability,

@@ -22,7 +22,7 @@ from typing import Any
 from deploy.loadtest.analysis import highest_passing, run_requests
 from deploy.loadtest.execute import Outcome, execute
 from deploy.loadtest.plan import ROOT, Target
-from deploy.provenance import DEPLOYED_DURABILITY, run_header
+from deploy.provenance import DEPLOYED_DURABILITY, commit_state, run_header
 from loadtests import shapes
 from loadtests.slo import Slo
 from loadtests.traffic import TrafficModel
@@ -34,15 +34,16 @@ DURABILITY_OF_URL = ("not read: the target is a URL; whoever started its servers
 
 
 def calibration_doc(outcome: Outcome, target: Target, server_url: str, server_cores: float,
-                    model: TrafficModel, settings: dict[str, Any] | None = None
-                    ) -> dict[str, Any]:
+                    model: TrafficModel, settings: dict[str, Any] | None = None,
+                    code: dict[str, object] | None = None) -> dict[str, Any]:
     res = outcome.result
     best = highest_passing(res)
     broke = res.first_failed
     rps = best.rps if best else 0.0
     doc: dict[str, Any] = {
         "run": run_header(__file__, settings or {},
-                          DURABILITY_OF_URL if target.spec is None else DEPLOYED_DURABILITY),
+                          DURABILITY_OF_URL if target.spec is None else DEPLOYED_DURABILITY,
+                          code),
         "rps_per_server": round(rps, 1),
         "rps_per_core": round(rps / server_cores, 1) if server_cores else 0.0,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -78,6 +79,7 @@ def calibrate(target: Target, model: TrafficModel, roster: Path, slo: Slo, out_d
               write_to: Path | None = CALIBRATION, remote: bool = False,
               on_tick: Callable[[float, float], None] | None = None
               ) -> tuple[dict[str, Any], Outcome]:
+    code = commit_state()  # the code this run measures, before it runs
     server_url = target.app_urls[server]
     cores = float(target.app_server_cores[server]) if target.app_server_cores else 1.0
     if target.spec is None:  # a URL: its cores are what --app-cores says
@@ -89,7 +91,7 @@ def calibrate(target: Target, model: TrafficModel, roster: Path, slo: Slo, out_d
     settings = {"duration_s": duration_s, "workers": workers, "server": server,
                 "start_users": start_users, "factor": factor, "steps": steps,
                 "think_scale": think_scale, "remote": remote}
-    doc = calibration_doc(outcome, target, server_url, cores, model, settings)
+    doc = calibration_doc(outcome, target, server_url, cores, model, settings, code)
     (out_dir / "calibration.json").write_text(json.dumps(doc, indent=1))
     if write_to is not None:
         write_to.parent.mkdir(parents=True, exist_ok=True)
