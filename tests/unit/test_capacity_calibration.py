@@ -84,3 +84,28 @@ def test_the_profile_names_no_single_endpoint_figure_for_the_whole_mix() -> None
     assert [m["file"] for m in measured] == [CALIBRATION]
     assert raw["unmeasured"] == "refuse"
     assert "stand-in for the whole mix" not in DEFAULT_PROFILE.read_text()
+
+
+FAST = {"postgres": {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
+        "redis": {"appendonly": "no", "appendfsync": "everysec"}}
+PRODUCTION = {"postgres": {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"},
+              "redis": {"appendonly": "yes", "appendfsync": "everysec"}}
+
+
+@pytest.mark.parametrize(("run", "warned"), [
+    ({"durability": FAST}, True), (None, True), ({"durability": PRODUCTION}, False),
+    ({"durability": "production, as deployed by roles/postgres"}, False)])
+def test_the_plan_says_when_a_measurement_ran_without_production_durability(
+        tmp_path: Path, no_calibration: Path, run: dict | None, warned: bool) -> None:
+    """Item 9: a calibration made with fsync off is named in the plan's notes."""
+    cal = tmp_path / "absent" / "calibration.json"
+    cal.parent.mkdir()
+    doc = {"rps_per_core": 250.0, "measured_at": "2026-12-06T12:00:00"}
+    cal.write_text(json.dumps(doc | ({"run": run} if run else {})))
+    r = runner.invoke(app, ["capacity", "--accounts", "10M", "--profile", str(no_calibration),
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    notes = [n for n in json.loads(r.stdout)["notes"] if n.startswith(str(cal))]
+    assert bool(notes) == warned, notes
+    if warned:
+        assert "not measured with production durability" in notes[0]
