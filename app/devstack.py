@@ -28,9 +28,30 @@ from app.pgclient import libpq_target
 
 PG_BIN_CANDIDATES = [Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin")]
 
+# Durability of the local servers. "fast" (tests, development: nothing they write must survive a
+# crash) turns off what makes commits durable; "production" keeps what the roles deploy
+# (roles/postgres: fsync, full_page_writes and synchronous_commit on; roles/redis: AOF with
+# appendfsync everysec), so that benchmarks feeding the capacity model pay the same disk cost.
+DURABILITY = ("fast", "production")
+PG_DURABILITY = {
+    "fast": {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"},
+    "production": {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"},
+}
+REDIS_DURABILITY = {
+    "fast": {"appendonly": "no", "appendfsync": "everysec"},
+    "production": {"appendonly": "yes", "appendfsync": "everysec"},
+}
+
 
 class LocalServiceError(RuntimeError):
     """A local service could not be started; the message says which package to install."""
+
+
+def _check_durability(durability: str) -> str:
+    if durability not in DURABILITY:
+        raise LocalServiceError(f"durability: {durability!r} — use one of "
+                                f"{', '.join(DURABILITY)}")
+    return durability
 
 
 def free_port() -> int:
@@ -109,6 +130,7 @@ class Postgres:
     database: str = "freehold"
     proc: subprocess.Popen[bytes] | None = None
     extra_conf: dict[str, str] = field(default_factory=dict)
+    durability: str = "fast"  # see DURABILITY
 
     @property
     def dsn(self) -> str:
@@ -151,7 +173,7 @@ class Postgres:
         """A hot standby of this server, streaming from it (pg_basebackup -R), on a port of its
         own; stop it with its stop()."""
         sb = Postgres(root=root, user=self.user, password=self.password,
-                      database=self.database)
+                      database=self.database, durability=self.durability)
         sb._prepare_root()
         data = root / "pgdata"
         source, env = libpq_target(self.dsn_for("postgres"))  # the password in env, not argv
@@ -170,6 +192,7 @@ class Postgres:
     def start(self) -> Postgres:
         binp = pg_bin()
         data = self.root / "pgdata"
+        durable = PG_DURABILITY[_check_durability(self.durability)]
         pwfile = self._prepare_root()
         r = subprocess.run(
             self._as([str(binp / "initdb"), "-D", str(data), "-U", self.user,
@@ -183,9 +206,7 @@ class Postgres:
             "listen_addresses": "'127.0.0.1'",
             "port": str(self.port),
             "unix_socket_directories": f"'{self.root}'",
-            "fsync": "off",
-            "synchronous_commit": "off",
-            "full_page_writes": "off",
+            **durable,
             "max_connections": "300",
             "shared_buffers": "256MB",
             "wal_level": "logical",
@@ -220,6 +241,10 @@ class Postgres:
                            check=True, capture_output=True, text=True, env=env)
         return r.stdout.strip()
 
+    def durability_settings(self) -> dict[str, str]:
+        """The durability settings the running server reports (SHOW), for results files."""
+        return {k: self.psql(f"SHOW {k}") for k in PG_DURABILITY["production"]}
+
     def stop(self) -> None:
         if self.proc is not None:
             # the postmaster runs under runuser: signal the whole session we started
@@ -249,6 +274,7 @@ class Redis:
     password: str | None = None
     proc: subprocess.Popen[bytes] | None = None
     bus_port: int = 0  # the cluster bus (set when cluster)
+    durability: str = "fast"  # see DURABILITY
 
     @property
     def url(self) -> str:
@@ -259,10 +285,12 @@ class Redis:
         exe = shutil.which("redis-server")
         if not exe:
             raise LocalServiceError("redis-server not found: run `apt-get install redis-server`")
+        durable = REDIS_DURABILITY[_check_durability(self.durability)]
         d = self.root / f"redis-{self.port}"
         d.mkdir(parents=True, exist_ok=True)
         args = [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(d),
-                "--save", "", "--appendonly", "no", "--daemonize", "no",
+                "--save", "", "--appendonly", durable["appendonly"],
+                "--appendfsync", durable["appendfsync"], "--daemonize", "no",
                 "--protected-mode", "no", "--logfile", str(d / "redis.log")]
         if self.password:
             args += ["--requirepass", self.password, "--masterauth", self.password]
@@ -276,6 +304,16 @@ class Redis:
         wait_port(self.port)
         return self
 
+    def durability_settings(self) -> dict[str, str]:
+        """appendonly and appendfsync as the running server reports them (CONFIG GET)."""
+        import redis as redis_sync
+
+        c = redis_sync.Redis(port=self.port, password=self.password, decode_responses=True)
+        try:
+            return {k: str(c.config_get(k)[k]) for k in REDIS_DURABILITY["production"]}
+        finally:
+            c.close()
+
     def stop(self) -> None:
         if self.proc is not None:
             _stop_pid(self.proc.pid)
@@ -284,12 +322,27 @@ class Redis:
             self.proc = None
 
 
-def start_redis_cluster(root: Path, nodes: int = 2, timeout: float = 30.0) -> list[Redis]:
+def durability_of(postgres: Postgres | None = None,
+                  redis: Redis | list[Redis] | None = None) -> dict[str, object]:
+    """What the running servers report about durability (a results file records it)."""
+    out: dict[str, object] = {}
+    if postgres is not None:
+        out["postgres"] = postgres.durability_settings()
+    nodes = redis if isinstance(redis, list) else [redis] if redis is not None else []
+    if nodes:
+        got = [n.durability_settings() for n in nodes]
+        out["redis"] = got[0] if all(g == got[0] for g in got) else got
+    return out
+
+
+def start_redis_cluster(root: Path, nodes: int = 2, timeout: float = 30.0,
+                        durability: str = "fast") -> list[Redis]:
     """Cluster-enabled Redis servers on loopback, the 16384 slots split between them (masters,
     no replicas), started and joined; the caller stops them (Redis.stop)."""
     import redis as redis_sync
 
-    started = [Redis(root, cluster=True).start() for _ in range(nodes)]
+    started = [Redis(root, cluster=True, durability=durability).start()
+               for _ in range(nodes)]
     try:
         step = 16384 // nodes
         clients = [redis_sync.Redis(port=n.port) for n in started]
@@ -377,20 +430,23 @@ def weed_binary() -> str:
 
 @contextlib.contextmanager
 def local_stack(
-    root: Path | None = None, *, postgres: bool = True, redis: bool = True, s3: bool = False
+    root: Path | None = None, *, postgres: bool = True, redis: bool = True, s3: bool = False,
+    durability: str = "fast",
 ) -> Iterator[dict[str, object]]:
-    """Start the requested services in a temporary folder; stop them all on exit."""
+    """Start the requested services in a temporary folder; stop them all on exit.
+    `durability`: "fast" for tests and development, "production" for measurements."""
+    _check_durability(durability)
     own_tmp = root is None
     base = Path(tempfile.mkdtemp(prefix="freehold-local-")) if root is None else root
     started: list[Postgres | Redis | SeaweedS3] = []
     out: dict[str, object] = {"root": base}
     try:
         if postgres:
-            pg = Postgres(base / "pg").start()
+            pg = Postgres(base / "pg", durability=durability).start()
             started.append(pg)
             out["postgres"] = pg
         if redis:
-            rd = Redis(base).start()
+            rd = Redis(base, durability=durability).start()
             started.append(rd)
             out["redis"] = rd
         if s3:

@@ -16,6 +16,11 @@ The machine is shared: besides wall-clock req/s (which depends on how much CPU t
 leave), every run records the CPU time used by the app process, PostgreSQL and Redis, and derives
 req/s per app CPU-second (`rps_per_app_core`: what one fully available app core serves) and CPU
 milliseconds per request; the load average is recorded with each measurement.
+
+PostgreSQL and Redis run with production durability (`--durability production`, the default:
+fsync, full_page_writes and synchronous_commit on, Redis AOF with appendfsync everysec, as
+roles/postgres and roles/redis deploy them); the results file starts with the run header
+(benchmarks/resultsfile.py): commit, settings, and the durability the servers reported.
 """
 
 from __future__ import annotations
@@ -45,11 +50,14 @@ sys.path.insert(0, str(ROOT))
 
 from cpumeter import CpuMeter  # noqa: E402 (kept importable from here too)
 from delivery import measure_delivery  # noqa: E402
+from resultsfile import write_results  # noqa: E402
 
 from app.context import close_ctx, open_ctx  # noqa: E402
 from app.db import migrate  # noqa: E402
 from app.devstack import (  # noqa: E402
+    DURABILITY,
     Redis,
+    durability_of,
     free_port,
     local_stack,
     start_redis_cluster,
@@ -277,12 +285,16 @@ def main() -> int:
                     help="also record the app with py-spy during one home-feed run")
     ap.add_argument("--big-followers", type=int, default=0,
                     help="big-account threshold (default: accounts / 20, at least 1000)")
+    ap.add_argument("--durability", choices=DURABILITY, default="production",
+                    help="PostgreSQL and Redis durability (default production: fsync, "
+                         "full_page_writes, synchronous_commit on, Redis AOF as roles/redis; "
+                         "the capacity model reads this file)")
     args = ap.parse_args()
     from rich.console import Console
 
     console = Console()
     big_at = args.big_followers or max(1000, args.accounts // 20)
-    with local_stack() as stack:
+    with local_stack(durability=args.durability) as stack:
         pg, rd = stack["postgres"], stack["redis"]
         settings = Settings(database_url=pg.dsn, redis_url=rd.url,  # type: ignore[attr-defined]
                             rl_write_per_account=0, rl_write_per_ip=0, bench_endpoints=True,
@@ -290,7 +302,8 @@ def main() -> int:
                             secret_key=secrets.token_urlsafe(32))
         cluster: list[Redis] = []
         if args.redis_cluster:
-            cluster = start_redis_cluster(stack["root"], nodes=2)  # type: ignore[arg-type]
+            cluster = start_redis_cluster(stack["root"], nodes=2,  # type: ignore[arg-type]
+                                          durability=args.durability)
             settings = settings.replace(redis_cluster=True,
                                         redis_url=f"redis://127.0.0.1:{cluster[0].port}/0")
         try:
@@ -329,6 +342,7 @@ def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
     pg, rd = stack["postgres"], stack["redis"]
     redis_pids: int | list[int] = ([n.proc.pid for n in cluster]  # type: ignore[misc]
                                    if cluster else rd.proc.pid)  # type: ignore[attr-defined]
+    durability = durability_of(pg, cluster or rd)  # type: ignore[arg-type]
     migrate(settings.database_url)
     with console.status("seeding with COPY…"):
         readers, tokens, stats = asyncio.run(
@@ -390,7 +404,8 @@ def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
         server.wait(timeout=20)
     if not cluster:  # the fan-out is measured on both kinds in the single-Redis run
         with console.status("fan-out (single Redis, then a local Redis Cluster)…"):
-            fan_cluster = start_redis_cluster(stack["root"], nodes=2)  # type: ignore[arg-type]
+            fan_cluster = start_redis_cluster(stack["root"], nodes=2,  # type: ignore[arg-type]
+                                              durability=args.durability)
             try:
                 results.update(asyncio.run(bench_fanout(
                     settings, pg.proc.pid, rd.proc.pid, fan_cluster)))  # type: ignore[attr-defined]
@@ -459,9 +474,8 @@ def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
         console.print(f"fan-out: {results['fanout_inserts_per_s']} inserts/s wall, "
                       f"{results['fanout_inserts_per_cpu_s']} per worker CPU-second (Redis "
                       f"Cluster of 2: {results['fanout_cluster']['fanout_inserts_per_cpu_s']})")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
     out = RESULTS.with_name("app_hotpaths_cluster.json") if cluster else RESULTS
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(out, results, script=__file__, settings=vars(args), durability=durability)
     console.print(f"written {out.relative_to(ROOT)}")
     return 0
 

@@ -23,10 +23,9 @@ from typing import Any
 import httpx
 import numpy as np
 import redis
-import redis.asyncio as aioredis
 
 from app.devstack import stop_process
-from app.redis_client import feed_key
+from app.redis_client import AnyRedis, close_redis, feed_key, make_redis
 from app.settings import Settings
 from app.worker import STREAM_WORKERS
 
@@ -35,7 +34,14 @@ POLL_S = 0.01  # a follower's feed read every 10 ms while it waits
 GIVE_UP_S = 10.0  # a post not seen by then counts as missed
 
 
-def stream_backlog(r: redis.Redis) -> int | None:
+def sync_client(settings: Settings) -> redis.Redis | redis.RedisCluster:
+    """A blocking client of the app's Redis (a cluster client when it is a Redis Cluster)."""
+    if settings.redis_cluster:
+        return redis.RedisCluster.from_url(settings.redis_url)
+    return redis.Redis.from_url(settings.redis_url)
+
+
+def stream_backlog(r: redis.Redis | redis.RedisCluster) -> int | None:
     """Posts the fan-out group has not read or not acknowledged yet; None while it has no
     consumer (the worker is still starting)."""
     stream, group, _ = STREAM_WORKERS["fanout"]
@@ -66,7 +72,7 @@ async def _follow_pairs(base: str, tokens: list[str], n: int, rng: np.random.Gen
     return pairs
 
 
-async def _one(c: httpx.AsyncClient, rd: aioredis.Redis, author: str, follower: int, n: int
+async def _one(c: httpx.AsyncClient, rd: AnyRedis, author: str, follower: int, n: int
                ) -> float | None:
     """Post as `author`, read `follower`'s cached feed until the post is in it: seconds from
     sending the POST, or None."""
@@ -74,7 +80,7 @@ async def _one(c: httpx.AsyncClient, rd: aioredis.Redis, author: str, follower: 
     r = await c.post("/posts", headers={"Authorization": f"Bearer {author}"},
                      json={"body": f"delivery probe {n} #bench"})
     r.raise_for_status()
-    pid = r.json()["id"].encode()
+    pid = str(r.json()["id"])  # the app's client decodes replies
     while time.perf_counter() - t0 < GIVE_UP_S:
         if pid in await rd.lrange(feed_key(follower), 0, 50):
             return time.perf_counter() - t0
@@ -82,22 +88,27 @@ async def _one(c: httpx.AsyncClient, rd: aioredis.Redis, author: str, follower: 
     return None
 
 
-async def _probe(base: str, redis_url: str, pairs: list[tuple[str, int]], rate: float,
+async def _probe(base: str, settings: Settings, pairs: list[tuple[str, int]], rate: float,
                  seconds: float) -> list[float | None]:
-    """Posts at `rate` per second for `seconds`, each by the next pair's author."""
-    async with httpx.AsyncClient(base_url=base, timeout=30,
-                                 limits=httpx.Limits(max_connections=200)) as c, \
-            aioredis.Redis.from_url(redis_url) as rd:
-        tasks = []
-        start = time.perf_counter()
-        n = max(1, int(rate * seconds))
-        for i in range(n):
-            delay = start + i / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            a, f = pairs[i % len(pairs)]
-            tasks.append(asyncio.create_task(_one(c, rd, a, f, i)))
-        return list(await asyncio.gather(*tasks))
+    """Posts at `rate` per second for `seconds`, each by the next pair's author. Redis is read
+    through the app's own client (a blocking pool, cluster-aware): a plain pool raised
+    MaxConnectionsError on a loaded machine, a plain client MOVED on a cluster."""
+    rd = make_redis(settings)
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30,
+                                     limits=httpx.Limits(max_connections=200)) as c:
+            tasks = []
+            start = time.perf_counter()
+            n = max(1, int(rate * seconds))
+            for i in range(n):
+                delay = start + i / rate - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                a, f = pairs[i % len(pairs)]
+                tasks.append(asyncio.create_task(_one(c, rd, a, f, i)))
+            return list(await asyncio.gather(*tasks))
+    finally:
+        await close_redis(rd)
 
 
 def measure_delivery(settings: Settings, base: str, home_url: str, tokens: list[str],
@@ -109,7 +120,7 @@ def measure_delivery(settings: Settings, base: str, home_url: str, tokens: list[
     worker = subprocess.Popen([sys.executable, "-m", "app.worker", "fanout"], env=env,
                               cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     try:
-        with redis.Redis.from_url(settings.redis_url) as r:
+        with sync_client(settings) as r:
             t0 = time.monotonic()
             while stream_backlog(r) != 0 and time.monotonic() - t0 < 600:
                 if worker.poll() is not None:
@@ -120,14 +131,14 @@ def measure_delivery(settings: Settings, base: str, home_url: str, tokens: list[
         rng = np.random.default_rng(7)
         chosen = asyncio.run(_follow_pairs(base, tokens, pairs, rng))
         # one post delivered first: the worker is up and its connections are made
-        warm = asyncio.run(_probe(base, settings.redis_url, chosen[:1], 1, 1))
+        warm = asyncio.run(_probe(base, settings, chosen[:1], 1, 1))
         if warm[0] is None:
             raise RuntimeError(f"a warm-up post was not delivered in {GIVE_UP_S:.0f} s")
 
         async def run() -> tuple[list[float | None], dict[str, Any]]:
             bg = asyncio.create_task(asyncio.to_thread(wrk, home_url, tokens, seconds + 2,
                                                        conns=4))
-            got = await _probe(base, settings.redis_url, chosen, rate, seconds)
+            got = await _probe(base, settings, chosen, rate, seconds)
             return got, await bg
 
         got, background = asyncio.run(run())

@@ -30,6 +30,9 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from resultsfile import write_results  # noqa: E402
+
+from deploy.provenance import DEPLOYED_DURABILITY  # noqa: E402
 from deploy.provision.drill import (  # noqa: E402
     deploy_subprocess,
     patroni_cluster,
@@ -144,8 +147,8 @@ def main() -> None:
     finally:
         if not args.keep:
             lab.down()
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    write_results(RESULTS, figures, script=__file__, settings=vars(args),
+                  durability=DEPLOYED_DURABILITY)
     print(json.dumps({k: v for k, v in figures.items() if k != "failover_runs"}, indent=2))
     print(f"written {RESULTS.relative_to(ROOT)}")
 

@@ -9,12 +9,15 @@ implies. Every lab is taken down afterwards. Needs root. Prints the figures and 
 benchmarks/results/lab_bench.json.
 
     .venv/bin/python benchmarks/lab_bench.py [--rebuild] [--small 12] [--max 100] [--settle 20]
+        [--name bench] [--net 198.19.128]
+
+`--name` and `--net` give the labs their own names (NAMEsmall, NAMEmax) and addresses (sites
+NET+0, NET+1, ... in the /20 from NET), apart from the main lab and from other people's labs.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -29,6 +32,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from resultsfile import write_results  # noqa: E402
+
 from deploy.lab import Lab  # noqa: E402
 from deploy.lab.image import build_image, image_info  # noqa: E402
 
@@ -36,19 +41,20 @@ MIB = 1024 * 1024
 PER_SITE = 60          # servers per /24 site
 
 
-def bench_spec(path: Path, name: str, servers: int) -> Path:
-    """`servers` servers over ceil(servers/60) sites of 198.19.128.0/20 (20 ms between)."""
+def bench_spec(path: Path, name: str, servers: int, net: str = "198.19.128") -> Path:
+    """`servers` servers over ceil(servers/60) sites of NET.0/20 (20 ms between)."""
     sites = max(2, -(-servers // PER_SITE))
+    a, b, c = (int(x) for x in net.split("."))
     doc = {
         "name": name,
         "providers": [{"name": "bench", "kind": "owned"}],
-        "sites": [{"name": f"s{i}", "provider": "bench", "network": f"198.19.{128 + i}.0/24",
+        "sites": [{"name": f"s{i}", "provider": "bench", "network": f"{a}.{b}.{c + i}.0/24",
                    "latency_ms": {f"s{j}": 20 for j in range(i + 1, sites)}}
                   for i in range(sites)],
-        "lab": {"network": "198.19.128.0/20"},
+        "lab": {"network": f"{a}.{b}.{c}.0/20"},
         "defaults": {"cores": 1, "ram_gib": 1, "disk_gib": 10},
         "servers": [{"name": f"n{k:03d}", "site": f"s{k % sites}",
-                     "address": f"198.19.{128 + k % sites}.{10 + k // sites}"}
+                     "address": f"{a}.{b}.{c + k % sites}.{10 + k // sites}"}
                     for k in range(servers)],
     }
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
@@ -107,7 +113,14 @@ def main() -> None:
     ap.add_argument("--small", type=int, default=12)
     ap.add_argument("--max", type=int, default=100)
     ap.add_argument("--settle", type=float, default=20.0, help="idle seconds before measuring")
+    ap.add_argument("--name", default="bench", help="lab name prefix (NAMEsmall, NAMEmax)")
+    ap.add_argument("--net", default="198.19.128",
+                    help="first /24 of the /20 the labs use (A.B.C with C a multiple of 16)")
     args = ap.parse_args()
+    parts = args.net.split(".")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) < 256 for p in parts) \
+            or int(parts[2]) % 16:
+        sys.exit(f"--net: {args.net!r} — give A.B.C with C a multiple of 16, e.g. 198.19.128")
     if os.geteuid() != 0:
         sys.exit("lab_bench needs root")
     t = time.monotonic()
@@ -125,7 +138,8 @@ def main() -> None:
         for key, n in (("small", args.small), ("max", args.max)):
             if n <= 0:
                 continue
-            r = run_lab(bench_spec(Path(tmp) / f"{key}.yaml", f"bench{key}", n), args.settle)
+            r = run_lab(bench_spec(Path(tmp) / f"{key}.yaml", f"{args.name}{key}", n,
+                                   args.net), args.settle)
             results[key] = r
             print(f"{n} servers: sshd on all after {r['boot_seconds']} s; idle PSS "
                   f"{r['idle_pss_mib_per_server']['mean']} MiB/server (RSS "
@@ -134,8 +148,9 @@ def main() -> None:
                   f"~{r['servers_memory_allows']} servers (by RSS, double-counting shared "
                   f"pages: ~{r['servers_memory_allows_by_rss']}); load {r['loadavg_1m_settled']}; "
                   f"down in {r['down_seconds']} s", flush=True)
-    out = ROOT / "benchmarks" / "results" / "lab_bench.json"
-    out.write_text(json.dumps(results, indent=2) + "\n")
+    out = write_results(ROOT / "benchmarks" / "results" / "lab_bench.json", results,
+                        script=__file__, settings=vars(args),
+                        durability="not applicable (idle servers, no database)")
     print(f"wrote {out}")
 
 

@@ -4,7 +4,9 @@ Run: nice .venv/bin/python benchmarks/migrate_bench.py [--accounts 20000] → pr
 writes benchmarks/results/migrate_bench.json. Source S3 is moto's server, target a real SeaweedFS.
 The database is the app's own schema (app.db.migrate) seeded by the app's seeder (app.seed, COPY:
 accounts, power-law follows, posts over time), copied by logical replication (schema included)
-and by parallel pg_dump / pg_restore; rows/s counts the rows of every table.
+and by parallel pg_dump / pg_restore; rows/s counts the rows of every table. Both PostgreSQL
+servers run with production durability unless `--durability fast`; the results file records
+what they reported (run header, benchmarks/resultsfile.py).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.devstack import Postgres, SeaweedS3  # noqa: E402
+from resultsfile import write_results  # noqa: E402
+
+from app.devstack import DURABILITY, Postgres, SeaweedS3, durability_of  # noqa: E402
 from deploy.migrate import database as db  # noqa: E402
 from deploy.migrate.objects import ObjectCopier  # noqa: E402
 from deploy.migrate.s3client import S3Location, client  # noqa: E402
@@ -115,10 +119,11 @@ def row_counts(dsn: str) -> dict[str, int]:
         return {f"{s}.{t}": db.table_digest(c, s, t)[0] for s, t in db.tables(c)}
 
 
-def bench_database(tmp: Path, accounts: int) -> dict[str, Any]:
-    src = Postgres(tmp / "pgs").start()
-    dst = Postgres(tmp / "pgd").start()
+def bench_database(tmp: Path, accounts: int, durability: str) -> dict[str, Any]:
+    src = Postgres(tmp / "pgs", durability=durability).start()
+    dst = Postgres(tmp / "pgd", durability=durability).start()
     try:
+        reported = {"source": durability_of(src), "target": durability_of(dst)}
         seeded = seed_app_database(src.dsn, accounts)
         counts = row_counts(src.dsn)
         rows = sum(counts.values())
@@ -146,7 +151,7 @@ def bench_database(tmp: Path, accounts: int) -> dict[str, Any]:
                 "largest_tables": dict(sorted(counts.items(), key=lambda kv: -kv[1])[:5]),
                 "logical_s": round(repl, 2), "logical_rows_per_s": round(rows / repl),
                 "dump_restore_s": round(dump, 2), "dump_restore_rows_per_s": round(rows / dump),
-                "load_avg_1m": round(os.getloadavg()[0], 1)}
+                "load_avg_1m": round(os.getloadavg()[0], 1), "durability": reported}
     finally:
         dst.stop()
         src.stop()
@@ -155,15 +160,18 @@ def bench_database(tmp: Path, accounts: int) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--accounts", type=int, default=20_000, help="app accounts to seed")
+    ap.add_argument("--durability", choices=DURABILITY, default="production",
+                    help="PostgreSQL durability (default production, as deployed)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         os.chmod(tmp, 0o755)
-        out = {"objects": bench_objects(tmp), "database": bench_database(tmp, args.accounts)}
+        out = {"objects": bench_objects(tmp),
+               "database": bench_database(tmp, args.accounts, args.durability)}
     print(json.dumps(out, indent=1))
-    res = Path(__file__).parent / "results" / "migrate_bench.json"
-    res.parent.mkdir(exist_ok=True)
-    res.write_text(json.dumps(out, indent=1) + "\n")
+    write_results(Path(__file__).parent / "results" / "migrate_bench.json", out,
+                  script=__file__, settings=vars(args),
+                  durability=out["database"].pop("durability"), indent=1)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ inventories/production-example.yaml when it exists, else a generated 303-server 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -25,6 +24,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from resultsfile import write_results  # noqa: E402
 
 from deploy.inventory import build_inventory  # noqa: E402
 from deploy.spec import load_spec  # noqa: E402
@@ -87,7 +88,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         specs: list[tuple[str, Path]] = []
         if args.spec.exists():
-            specs.append((str(args.spec), args.spec))
+            specs.append((os.path.relpath(args.spec.resolve(), ROOT), args.spec))
         ranged, explicit = Path(tmp) / "ranges.yaml", Path(tmp) / "explicit.yaml"
         ranged.write_text(yaml.safe_dump(large_doc(), sort_keys=False))
         explicit.write_text(yaml.safe_dump(explicit_doc(), sort_keys=False))
@@ -114,9 +115,9 @@ def main() -> None:
         "python": platform.python_version(),
         "machine": platform.machine(),
     }
-    out = ROOT / "benchmarks" / "results" / "spec_check.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    out = write_results(ROOT / "benchmarks" / "results" / "spec_check.json", result,
+                        script=__file__, settings=vars(args),
+                        durability="not applicable (no database)")
     print(f"wrote {out.relative_to(ROOT)}")
 
 

@@ -1,8 +1,8 @@
 """`freehold up` figures on a lab of its own (a copy of inventories/lab.yaml).
 
-    nice .venv/bin/python benchmarks/up_bench.py [--keep] [--spec PATH]
+    nice .venv/bin/python benchmarks/up_bench.py [--keep] [--spec PATH] [--net 198.19.48]
 
-Default spec: inventories/lab.yaml renamed `upbench`, lab network 198.19.48.0/20, sites
+Default spec: inventories/lab.yaml renamed `upbench`, lab network 198.19.48.0/20 (`--net`), sites
 198.19.49-51.0/24 (it never touches the `lab` lab). Measures, image build apart (the image is
 built first when missing, and not timed):
   - `freehold up` from nothing (no lab servers, no secrets): wall seconds;
@@ -33,21 +33,25 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from resultsfile import write_results  # noqa: E402
+
 from deploy.lab import Lab  # noqa: E402
+from deploy.provenance import DEPLOYED_DURABILITY  # noqa: E402
 from deploy.provision.probe import SteadyLoad  # noqa: E402
 from deploy.spec import load_spec  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "up_bench.json"
 
 
-def bench_spec(folder: Path) -> Path:
-    """inventories/lab.yaml renamed `upbench`, site N moved to 198.19.(48+N).0/24."""
+def bench_spec(folder: Path, net: str = "198.19.48") -> Path:
+    """inventories/lab.yaml renamed `upbench`, site N moved to A.B.(C+N).0/24 (net A.B.C)."""
     doc = yaml.safe_load((ROOT / "inventories" / "lab.yaml").read_text())
     doc["name"] = "upbench"
-    doc["lab"] = {"network": "198.19.48.0/20"}
+    a, b, c = (int(x) for x in net.split("."))
+    doc["lab"] = {"network": f"{a}.{b}.{c}.0/20"}
 
     def move(text: str) -> str:
-        return re.sub(r"^198\.18\.(\d+)\.", lambda m: f"198.19.{48 + int(m.group(1))}.", text)
+        return re.sub(r"^198\.18\.(\d+)\.", lambda m: f"{a}.{b}.{c + int(m.group(1))}.", text)
 
     for site in doc["sites"]:
         if site.get("network"):
@@ -78,9 +82,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--spec", type=Path, help="a lab spec (default: a copy of the lab's)")
     ap.add_argument("--keep", action="store_true", help="leave the lab up afterwards")
+    ap.add_argument("--net", default="198.19.48",
+                    help="first /24 of the /20 the lab uses (A.B.C, C a multiple of 16)")
     args = ap.parse_args()
+    parts = args.net.split(".")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) < 256 for p in parts) \
+            or int(parts[2]) % 16:
+        sys.exit(f"--net: {args.net!r} — give A.B.C with C a multiple of 16, e.g. 198.19.48")
     with tempfile.TemporaryDirectory(prefix="up-bench-") as tmp:
-        spec_path = args.spec or bench_spec(Path(tmp))
+        spec_path = args.spec or bench_spec(Path(tmp), args.net)
         spec = load_spec(spec_path)
         lab = Lab.from_spec(spec_path)
         lab.down()
@@ -129,8 +139,8 @@ def main() -> None:
         "load_average": os.getloadavg()[0],
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(doc, indent=2) + "\n")
+    write_results(RESULTS, doc, script=__file__, settings=vars(args),
+                  durability=DEPLOYED_DURABILITY)
     print(json.dumps(doc, indent=2))
 
 

@@ -36,20 +36,30 @@ def parse_accounts(text: str) -> int:
 
 
 def plan_for(accounts: int, profile: Path | str | Profile | None = None,
-             headroom: float = 1.0) -> CapacityPlan:
-    """The plan for `accounts` (a profile path, an already loaded Profile, or the default)."""
-    prof = profile if isinstance(profile, Profile) else load_profile(profile)
+             headroom: float = 1.0, pessimistic: bool = False) -> CapacityPlan:
+    """The plan for `accounts` (a profile path, an already loaded Profile, or the default);
+    `pessimistic`: see load_profile."""
+    prof = profile if isinstance(profile, Profile) else load_profile(profile, pessimistic)
     plan = plan_capacity(accounts, prof, headroom)
+    plan.notes[:0] = pessimistic_notes(plan)
     plan.notes += crosscheck_notes(plan)
     return plan
 
 
+def pessimistic_notes(plan: CapacityPlan) -> list[str]:
+    """The loud first notes of a plan made with pessimistic stand-ins for measurements."""
+    return [f"PESSIMISTIC: {i.name} = {i.value:g} {i.unit} is a cited stand-in, not a "
+            f"measurement of this app — measure it (`freehold loadtest calibrate SPEC|URL`) "
+            f"before buying servers by this plan" for i in plan.inputs if i.pessimistic]
+
+
 def plan_with_at_least(accounts: int, min_servers: int, profile: Path | str | None = None,
-                       headroom: float = 1.0, max_headroom: float = 100.0) -> CapacityPlan:
+                       headroom: float = 1.0, max_headroom: float = 100.0,
+                       pessimistic: bool = False) -> CapacityPlan:
     """The plan with the smallest headroom (on a 0.1 grid from `headroom`) whose servers reach
     `min_servers` (servers never fall as headroom grows: a bisection); CapacityProfileError
     when even `max_headroom` does not reach it."""
-    prof = load_profile(profile)
+    prof = load_profile(profile, pessimistic)
 
     def at(step: int) -> CapacityPlan:
         return plan_capacity(accounts, prof, round(headroom + step / 10, 1))
@@ -65,6 +75,7 @@ def plan_with_at_least(accounts: int, min_servers: int, profile: Path | str | No
         else:
             lo = mid + 1
     plan = at(lo)
+    plan.notes[:0] = pessimistic_notes(plan)
     plan.notes += crosscheck_notes(plan)
     return plan
 

@@ -2,7 +2,9 @@
 
 `benchmarks/results/app_hotpaths.json` (benchmarks/app_hotpaths.py) measures the real app's
 home feed on this machine: when its per-core figure differs a lot from the one the plan uses,
-the plan says what the app tier would need at the measured figure.
+the plan says what the app tier would need at the measured figure. A measurement file that does
+not say it ran with production durability (its `run` header, deploy.provenance) is named too:
+without fsync the database's disk cost is missing from its figures.
 """
 
 from __future__ import annotations
@@ -42,7 +44,42 @@ def hotpaths_per_core(path: Any = HOTPATHS) -> tuple[float, str] | None:
     return rps / cores, when
 
 
+def _production(durability: Any) -> bool:
+    from app.devstack import PG_DURABILITY, REDIS_DURABILITY
+
+    if isinstance(durability, str):  # deployed servers (a lab, production): the roles' settings
+        return durability.startswith("production")
+    if not isinstance(durability, Mapping):
+        return False
+    want = {"postgres": PG_DURABILITY["production"], "redis": REDIS_DURABILITY["production"]}
+    return all(durability.get(k) == v for k, v in want.items() if k in durability) \
+        and any(k in durability for k in want)
+
+
+def durability_notes(plan: Any) -> list[str]:
+    """A note per measurement file the plan uses that was not measured with production
+    durability (or does not say)."""
+    notes = []
+    for shown in dict.fromkeys(i.file for i in plan.inputs if i.kind == "measured" and i.file):
+        try:
+            doc = json.loads((ROOT / shown).read_text())
+        except (OSError, ValueError):
+            continue
+        run = doc.get("run") if isinstance(doc, Mapping) else None
+        got = run.get("durability") if isinstance(run, Mapping) else None
+        if not _production(got):
+            said = f"it says {json.dumps(got)}" if got else "it does not say which"
+            notes.append(f"{shown}: not measured with production durability ({said}; "
+                         "production: fsync, synchronous_commit, full_page_writes on, Redis "
+                         "AOF), so its figures may be optimistic — measure again")
+    return notes
+
+
 def crosscheck_notes(plan: Any) -> list[str]:
+    return durability_notes(plan) + _hotpaths_notes(plan)
+
+
+def _hotpaths_notes(plan: Any) -> list[str]:
     got = hotpaths_per_core()
     used = next((i for i in plan.inputs if i.name == "app_rps_per_core"), None)
     if got is None or used is None:

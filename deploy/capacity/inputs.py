@@ -4,6 +4,11 @@ A profile number is `{value: N, source: "..."}`; it may add `measured: {file, fi
 When that file exists and its field holds a positive number, the measurement wins and the
 input's source says which file, which field and when it was measured; otherwise the cited
 value is used and its source is prefixed "cited" (with why the measurement was not used).
+
+An input with `unmeasured: refuse` has no quiet fallback: without its measurement the profile
+is refused (CapacityProfileError saying how to measure it), unless the caller asks for the
+cited value explicitly (`pessimistic=True`, `freehold capacity --pessimistic`); that value is
+then marked pessimistic and the plan says so loudly.
 """
 
 from __future__ import annotations
@@ -92,10 +97,13 @@ class Input:
     unit: str = ""
     file: str | None = None
     measured_at: str | None = None
+    pessimistic: bool = False  # a stand-in for a missing measurement, asked for explicitly
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"name": self.name, "value": self.value, "unit": self.unit,
                                "kind": self.kind, "source": self.source}
+        if self.pessimistic:
+            doc["pessimistic"] = True
         if self.file:
             doc |= {"file": self.file, "measured_at": self.measured_at}
         return doc
@@ -189,8 +197,14 @@ def _one_measurement(spec: Any, where: str, profile: Path) -> tuple[Input | None
                  measured_at=when), ""
 
 
-def read_input(raw: Any, name: str, where: str, profile: Path, unit: str = "") -> Input:
-    """One input from `{value, source, measured?}`; CapacityProfileError names the field."""
+UNMEASURED = ("cited", "refuse")  # what `unmeasured:` may say (cited: the default)
+
+
+def read_input(raw: Any, name: str, where: str, profile: Path, unit: str = "",
+               pessimistic: bool = False) -> Input:
+    """One input from `{value, source, measured?, unmeasured?}`; CapacityProfileError names
+    the field. `pessimistic`: use the cited value of an `unmeasured: refuse` input whose
+    measurement is missing, instead of refusing."""
     if raw is None:
         raise CapacityProfileError(f"{profile}: {where}: missing — add {{value: N, source: "
                                    "'where the number comes from'}")
@@ -209,12 +223,25 @@ def read_input(raw: Any, name: str, where: str, profile: Path, unit: str = "") -
         raise CapacityProfileError(f"{profile}: {where}.source: missing — cite where {value:g}"
                                    " comes from (a measurement file or a published figure)")
     unit = str(raw.get("unit") or unit)
+    unmeasured = raw.get("unmeasured", "cited")
+    if unmeasured not in UNMEASURED:
+        raise CapacityProfileError(f"{profile}: {where}.unmeasured: {unmeasured!r} — use one "
+                                   f"of {', '.join(UNMEASURED)}")
     if "measured" in raw:
         got, why = measurement(raw["measured"], where, profile)
         if got is not None:
             return Input(name=name, value=got.value, source=got.source, kind="measured",
                          unit=unit, file=got.file, measured_at=got.measured_at)
         label = source if source.lower().startswith("cited") else f"cited: {source}"
+        if unmeasured == "refuse":
+            if not pessimistic:
+                raise CapacityProfileError(
+                    f"{profile}: {where}: no measurement ({why}) — measure it with "
+                    f"`{raw.get('measure_with') or 'freehold loadtest calibrate SPEC|URL'}`, "
+                    f"or plan with the cited pessimistic {value:g}: `freehold capacity "
+                    "--pessimistic`")
+            return Input(name=name, value=value, source=f"PESSIMISTIC stand-in, no measurement "
+                         f"[{why}]: {label}", kind="cited", unit=unit, pessimistic=True)
         return Input(name=name, value=value, source=f"{label} [{why}]", kind="cited", unit=unit)
     label = source if source.lower().startswith(("cited", "measured")) else f"cited: {source}"
     return Input(name=name, value=value, source=label, kind="cited", unit=unit)
@@ -232,14 +259,14 @@ def _check_range(inp: Input, profile: Path, where: str) -> None:
         raise CapacityProfileError(f"{profile}: {where}.value: {inp.value:g} must be > 0")
 
 
-def app_inputs(doc: Mapping[str, Any], profile: Path, *, required: bool = True
-               ) -> dict[str, Input]:
+def app_inputs(doc: Mapping[str, Any], profile: Path, *, required: bool = True,
+               pessimistic: bool = False) -> dict[str, Input]:
     """app_rps_per_core and app_headroom (top level, shared with `freehold loadtest`)."""
     out: dict[str, Input] = {}
     for name, (unit, _) in TOP_FIELDS.items():
         if name not in doc and not (required or name == "app_rps_per_core"):
             continue
-        inp = read_input(doc.get(name), name, name, profile, unit)
+        inp = read_input(doc.get(name), name, name, profile, unit, pessimistic)
         _check_range(inp, profile, name)
         out[name] = inp
     return out

@@ -136,7 +136,9 @@ class Profile:
         return rows + list(self.app.values()) + list(self.cap.values())
 
 
-def load_profile(path: Path | str | None = None) -> Profile:
+def load_profile(path: Path | str | None = None, pessimistic: bool = False) -> Profile:
+    """The profile at `path` (default profile when None); `pessimistic` lets an input that
+    needs its measurement (`unmeasured: refuse`) fall back to its cited, pessimistic value."""
     p = Path(path) if path else DEFAULT_PROFILE
     doc = read_doc(p)
     try:
@@ -144,8 +146,8 @@ def load_profile(path: Path | str | None = None) -> Profile:
     except ProfileError as exc:
         raise CapacityProfileError(str(exc)) from exc
     classes, role_class = server_classes(doc, p)
-    return Profile(p, model, app_inputs(doc, p), capacity_inputs(doc, p), classes, role_class,
-                   read_layout(doc, p))
+    return Profile(p, model, app_inputs(doc, p, pessimistic=pessimistic),
+                   capacity_inputs(doc, p), classes, role_class, read_layout(doc, p))
 
 
 def app_cores(model: Any, accounts: float, app: Mapping[str, Input]) -> tuple[float, str]:

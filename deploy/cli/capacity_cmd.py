@@ -1,7 +1,11 @@
 """`freehold capacity`: accounts -> servers per role (issue 2).
 
     freehold capacity --accounts 10M [--profile FILE] [--compare 4M,10M] [--headroom X]
-                      [--emit-spec FILE [--min-servers N] [--name NAME]] [--json]
+                      [--emit-spec FILE [--min-servers N] [--name NAME]] [--pessimistic] [--json]
+
+Without a whole-mix measurement of the app (loadgen/measurements/calibration.json, written by
+`freehold loadtest calibrate`) it refuses; `--pessimistic` plans with the profile's cited,
+deliberately low figure instead and says so at the top of the plan.
 
 Exit codes: 0 a plan, 2 bad input (one line naming the field and the fix).
 """
@@ -45,6 +49,9 @@ def capacity(
     min_servers: int = typer.Option(0, "--min-servers", min=0, help="With --emit-spec: raise "
                                     "the headroom until the spec has at least this many."),
     name: str = typer.Option("production", "--name", help="Cluster name in the emitted spec."),
+    pessimistic: bool = typer.Option(False, "--pessimistic", help="Without a whole-mix "
+                                     "calibration, plan with the profile's cited pessimistic "
+                                     "per-core figure (said loudly) instead of refusing."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Turn a number of accounts into servers per role, with every input's source."""
@@ -61,10 +68,11 @@ def capacity(
     if min_servers and emit_spec is None:
         fail("--min-servers: only with --emit-spec FILE (it sizes the emitted spec)")
     try:
-        plan = base = plan_for(n, profile, headroom)
+        plan = base = plan_for(n, profile, headroom, pessimistic)
         if min_servers:
-            plan = plan_with_at_least(n, min_servers, profile, headroom, MAX_HEADROOM)
-        plans = [plan_for(a, profile, headroom) for a in others]
+            plan = plan_with_at_least(n, min_servers, profile, headroom, MAX_HEADROOM,
+                                      pessimistic)
+        plans = [plan_for(a, profile, headroom, pessimistic) for a in others]
     except CapacityProfileError as exc:
         fail(str(exc))
     written = None
@@ -73,6 +81,7 @@ def capacity(
         args += ["--profile", str(profile)] if profile else []
         args += ["--headroom", f"{headroom:g}"] if headroom != 1 else []
         args += ["--min-servers", str(min_servers)] if min_servers else []
+        args += ["--pessimistic"] if pessimistic else []
         args += ["--name", name, "--emit-spec", str(emit_spec)]
         written = _emit(plan, base, emit_spec, name, shlex.join(args))
     if json_out:
@@ -86,6 +95,9 @@ def capacity(
     from deploy.capacity.report import compare_table, print_plan
 
     console.print(f"[bold]capacity plan for {n:,} accounts[/bold]", highlight=False)
+    for note in plan.notes:  # said first and again at the end: nobody should miss it
+        if note.startswith("PESSIMISTIC"):
+            console.print(f"[bold red]{note}[/bold red]", highlight=False)
     print_plan(console, plan)
     if plans:
         by_accounts = {p.accounts: p for p in [*plans, plan]}

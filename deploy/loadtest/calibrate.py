@@ -5,7 +5,8 @@ app server, addressed directly (not through the load balancer), until a step bre
 The highest passing step's requests/s is the server's capacity; divided by the server's cores it
 is the per-core figure written to `loadgen/measurements/calibration.json`, which the capacity
 profile names (`app_rps_per_core.measured`): `freehold capacity` and the load tests' scale factor
-then use it and say so, with the file and the date.
+then use it and say so, with the file and the date. The file starts with the run header
+(deploy.provenance: commit, settings, durability of the servers measured).
 """
 
 from __future__ import annotations
@@ -21,20 +22,28 @@ from typing import Any
 from deploy.loadtest.analysis import highest_passing, run_requests
 from deploy.loadtest.execute import Outcome, execute
 from deploy.loadtest.target import ROOT, Target
+from deploy.provenance import DEPLOYED_DURABILITY, commit_state, run_header
 from loadgen import shapes
 from loadgen.slo import Slo
 from loadgen.traffic import TrafficModel
 
 CALIBRATION = ROOT / "loadgen" / "measurements" / "calibration.json"
+# a spec's servers run what the roles deploy; a bare URL's servers are unknown to us
+DURABILITY_OF_URL = ("not read: the target is a URL; whoever started its servers records "
+                     "their durability here (benchmarks/locust_bench.py does)")
 
 
 def calibration_doc(outcome: Outcome, target: Target, server_url: str, server_cores: float,
-                    model: TrafficModel) -> dict[str, Any]:
+                    model: TrafficModel, settings: dict[str, Any] | None = None,
+                    code: dict[str, object] | None = None) -> dict[str, Any]:
     res = outcome.result
     best = highest_passing(res)
     broke = res.first_failed
     rps = best.rps if best else 0.0
     doc: dict[str, Any] = {
+        "run": run_header(__file__, settings or {},
+                          DURABILITY_OF_URL if target.spec is None else DEPLOYED_DURABILITY,
+                          code),
         "rps_per_server": round(rps, 1),
         "rps_per_core": round(rps / server_cores, 1) if server_cores else 0.0,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -70,6 +79,7 @@ def calibrate(target: Target, model: TrafficModel, roster: Path, slo: Slo, out_d
               write_to: Path | None = CALIBRATION, remote: bool = False,
               on_tick: Callable[[float, float], None] | None = None
               ) -> tuple[dict[str, Any], Outcome]:
+    code = commit_state()  # the code this run measures, before it runs
     server_url = target.app_urls[server]
     cores = float(target.app_server_cores[server]) if target.app_server_cores else 1.0
     if target.spec is None:  # a URL: its cores are what --app-cores says
@@ -78,7 +88,10 @@ def calibrate(target: Target, model: TrafficModel, roster: Path, slo: Slo, out_d
                             factor=factor, steps=steps, think_scale=think_scale)
     outcome = execute(plan, target, roster, slo, out_dir, workers=workers, remote=remote,
                       on_tick=on_tick)
-    doc = calibration_doc(outcome, target, server_url, cores, model)
+    settings = {"duration_s": duration_s, "workers": workers, "server": server,
+                "start_users": start_users, "factor": factor, "steps": steps,
+                "think_scale": think_scale, "remote": remote}
+    doc = calibration_doc(outcome, target, server_url, cores, model, settings, code)
     (out_dir / "calibration.json").write_text(json.dumps(doc, indent=1))
     if write_to is not None:
         write_to.parent.mkdir(parents=True, exist_ok=True)

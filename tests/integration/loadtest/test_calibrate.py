@@ -40,4 +40,10 @@ def test_calibrate_stops_at_the_first_breach_and_writes_measurements(
     assert doc["rps_per_core"] == pytest.approx(best / 2, abs=0.051)
     assert doc["target"]["server_url"] == lt_env.url and doc["target"]["server_cores"] == 2
     assert doc["measured_at"] and doc["slo"]["min_requests"] == 40
+    # the run header (issue 18, item 11): the code measured, the settings, the durability
+    run = doc["run"]
+    assert len(run["commit"]) == 40 and isinstance(run["dirty"], bool)
+    assert run["script"] == "deploy/loadtest/calibrate.py"
+    assert run["settings"]["factor"] == 2 and run["settings"]["start_users"] == 2
+    assert run["durability"].startswith("not read: the target is a URL")
     assert "written to" in r.stdout and "per core" in r.stdout
