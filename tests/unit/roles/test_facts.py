@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pyinfra.api import FactBase
 
+from roles.common.facts import InContainer, UnitCommandLine
 from roles.media.facts import HttpStatus
 from roles.mesh.facts import KernelWireguard
 from roles.postgres.facts import DatabaseExists, PatroniRole
@@ -29,6 +30,12 @@ CASES: list[tuple[type[FactBase[Any]], dict[str, Any], list[str], Any]] = [
     (HttpStatus, {"url": "http://10.77.0.7:8888/"}, [""], 0),
     (KernelWireguard, {}, ["kernel"], True),
     (KernelWireguard, {}, ["userspace"], False),
+    (InContainer, {}, ["yes"], True),
+    (InContainer, {}, ["no"], False),
+    (UnitCommandLine, {"unit": "freehold-app.service"},
+     ["/opt/freehold/releases/0.1.0-3f2a9c1b7d4e/venv/bin/python -m app.serve --port 8000 "],
+     "/opt/freehold/releases/0.1.0-3f2a9c1b7d4e/venv/bin/python -m app.serve --port 8000"),
+    (UnitCommandLine, {"unit": "freehold-app.service"}, [], ""),
 ]
 # what would change a server or wait: none of it belongs in a fact
 SIDE_EFFECTS = ("modprobe ", "sleep", "while ", "until ", "seq ", " -X POST", "mkdir", "rm ",
