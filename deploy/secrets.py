@@ -14,7 +14,6 @@ import base64
 import json
 import os
 import secrets as pysecrets
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,8 @@ from typing import Any
 from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from deploy.atomic import write_bytes
 
 KEY_ENV = "FREEHOLD_SECRETS_KEY"
 FORMAT_VERSION = 1
@@ -172,16 +173,7 @@ class SecretStore:
 
     def save(self, secrets: Secrets) -> None:
         token = Fernet(self.key()).encrypt(json.dumps(secrets.to_doc(), sort_keys=True).encode())
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(token + b"\n")
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_bytes(self.path, token + b"\n", 0o600)
 
     def ensure(self, host_names: list[str], write: bool = True) -> Secrets:
         """Load, generate what is missing for these hosts, and save when anything was added

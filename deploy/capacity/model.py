@@ -172,185 +172,261 @@ def _grown(per_month: float, growth: float, months: float) -> float:
     return per_month * ((1 + growth) ** months - 1) / growth
 
 
-def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> CapacityPlan:
-    if accounts <= 0:
-        raise CapacityProfileError("--accounts: must be > 0 (e.g. 10M)")
-    if headroom < 1:
-        raise CapacityProfileError("--headroom: must be >= 1 (a multiple of the plan's load)")
-    m, v, lay = prof.model, prof.v, prof.layout
-    S = len(lay.sites)
-    order = lay.interleaved()
-    d = m.daily_actives(accounts)
-    avg = m.average_rps(accounts)
-    peak = m.peak_rps(accounts)
+@dataclass(frozen=True)
+class Load:
+    """The traffic a plan carries at its peak: requests, writes and what they cost the stores."""
+
+    daily_actives: float
+    average_rps: float
+    peak_rps: float
+    planned_rps: float                  # peak x surge factor x headroom
+    endpoints: list[tuple[str, float]]  # (request, planned req/s), busiest first
+    writes_per_dau: float
+    posts_per_s: float
+    fanout_per_s: float
+    redis_cores: float                  # Redis cores kept busy (requests + fan-out inserts)
+    pg_cores: float                     # PostgreSQL cores kept busy
+
+    def rates(self) -> dict[str, float]:
+        return {"posts_per_s": self.posts_per_s, "fanout_inserts_per_s": self.fanout_per_s,
+                "redis_cpu_cores": self.redis_cores, "pg_cpu_cores": self.pg_cores}
+
+
+def peak_load(accounts: int, prof: Profile, headroom: float) -> Load:
+    m, v = prof.model, prof.v
     surge = v("surge_peak_factor") * headroom
+    peak = m.peak_rps(accounts)
     planned = peak * surge
     endpoints: list[tuple[str, float]] = []
     for kind, rps in m.peak_rps_by_action(accounts).items():
         names = ACTION_REQUESTS[kind]
         endpoints += [(n, rps / len(names) * surge) for n in names]
     endpoints.sort(key=lambda e: -e[1])
-    writes_per_day = sum(m.actions_per_dau[k].value for k in WRITE_ACTIONS
-                         if k in m.actions_per_dau)
-    posts_s = d * writes_per_day / SECONDS_PER_DAY * m.peak_to_average.value * surge
+    dau = m.daily_actives(accounts)
+    writes = sum(m.actions_per_dau[k].value for k in WRITE_ACTIONS if k in m.actions_per_dau)
+    posts_s = dau * writes / SECONDS_PER_DAY * m.peak_to_average.value * surge
     fanout_s = posts_s * v("fanout_per_post")
-    redis_req_cores = planned * v("redis_cpu_ms_per_request") / 1000
-    redis_fan_cores = fanout_s * v("redis_cpu_us_per_fanout_insert") / 1e6
-    redis_cores = redis_req_cores + redis_fan_cores  # Redis cores kept busy
-    pg_cores = planned * v("pg_cpu_ms_per_request") / 1000  # PostgreSQL cores kept busy
-    rates = {"posts_per_s": posts_s, "fanout_inserts_per_s": fanout_s,
-             "redis_cpu_cores": redis_cores, "pg_cpu_cores": pg_cores}
-    roles: dict[str, RoleNeed] = {}
+    redis_cores = (planned * v("redis_cpu_ms_per_request") / 1000
+                   + fanout_s * v("redis_cpu_us_per_fanout_insert") / 1e6)
+    return Load(dau, m.average_rps(accounts), peak, planned, endpoints, writes, posts_s,
+                fanout_s, redis_cores, planned * v("pg_cpu_ms_per_request") / 1000)
 
-    def serving(role: str, cores: float, what: str, min_per_site: int = 1) -> None:
-        cls = prof.cls(role)
-        base = _servers(cores, cls)
-        total = max(n_plus_one(base, S), min_per_site * S)
-        roles[role] = RoleNeed(role, total, cls.name, distribute(total, order),
-                               f"{what} = {cores:,.1f} cores -> {base} x {cls.cores}-core; "
-                               f"N+1 by site over {S} sites -> {total}")
 
-    app_c = planned / (v("app_rps_per_core") * v("app_headroom"))
-    serving("app", app_c, f"{planned:,.0f} req/s / ({v('app_rps_per_core'):,.0f} x "
-                          f"{v('app_headroom'):.0%})")
-    worker_c = fanout_s / (v("fanout_inserts_per_core") * v("worker_utilisation"))
-    serving("worker", worker_c, f"{fanout_s:,.0f} fan-out inserts/s / "
-                                f"({v('fanout_inserts_per_core'):,.0f} x "
-                                f"{v('worker_utilisation'):.0%})")
-    lb_c = planned / (v("lb_rps_per_core") * v("lb_utilisation"))
-    serving("lb", lb_c, f"{planned:,.0f} req/s / ({v('lb_rps_per_core'):,.0f} x "
-                        f"{v('lb_utilisation'):.0%})", min_per_site=2)
+def serving_need(prof: Profile, role: str, cores: float, what: str, min_per_site: int = 1
+                 ) -> RoleNeed:
+    """A stateless role: the cores' servers, N+1 by site, at least `min_per_site` per site."""
+    lay, cls = prof.layout, prof.cls(role)
+    sites = len(lay.sites)
+    base = _servers(cores, cls)
+    total = max(n_plus_one(base, sites), min_per_site * sites)
+    return RoleNeed(role, total, cls.name, distribute(total, lay.interleaved()),
+                    f"{what} = {cores:,.1f} cores -> {base} x {cls.cores}-core; "
+                    f"N+1 by site over {sites} sites -> {total}")
+
+
+def serving_needs(prof: Profile, load: Load) -> dict[str, RoleNeed]:
+    v, planned, fanout = prof.v, load.planned_rps, load.fanout_per_s
+    lay = prof.layout
     pgb = int(v("pgbouncer_per_site"))
-    roles["pgbouncer"] = RoleNeed("pgbouncer", pgb * S, prof.cls("pgbouncer").name,
-                                  {s: pgb for s in lay.site_names},
-                                  f"{pgb} per serving site x {S} sites")
+    return {
+        "app": serving_need(prof, "app", planned / (v("app_rps_per_core") * v("app_headroom")),
+                            f"{planned:,.0f} req/s / ({v('app_rps_per_core'):,.0f} x "
+                            f"{v('app_headroom'):.0%})"),
+        "worker": serving_need(prof, "worker",
+                               fanout / (v("fanout_inserts_per_core") * v("worker_utilisation")),
+                               f"{fanout:,.0f} fan-out inserts/s / "
+                               f"({v('fanout_inserts_per_core'):,.0f} x "
+                               f"{v('worker_utilisation'):.0%})"),
+        "lb": serving_need(prof, "lb", planned / (v("lb_rps_per_core") * v("lb_utilisation")),
+                           f"{planned:,.0f} req/s / ({v('lb_rps_per_core'):,.0f} x "
+                           f"{v('lb_utilisation'):.0%})", min_per_site=2),
+        "pgbouncer": RoleNeed("pgbouncer", pgb * len(lay.sites), prof.cls("pgbouncer").name,
+                              {s: pgb for s in lay.site_names},
+                              f"{pgb} per serving site x {len(lay.sites)} sites"),
+    }
 
-    # Redis: memory and CPU decide the masters (one core each: single-threaded); each has its
-    # replicas
-    rcls = prof.cls("redis")
+
+def redis_need(prof: Profile, load: Load, accounts: int) -> tuple[RoleNeed, float, float]:
+    """Memory and CPU decide the masters (one core each: single-threaded), spread so that no
+    provider holds half of them; each has its replicas. Also (bytes, cached timelines)."""
+    v, lay, cls = prof.v, prof.layout, prof.cls("redis")
     timelines = accounts * v("timeline_cached_ratio")
-    redis_bytes = timelines * v("timeline_bytes") + d * v("redis_bytes_per_dau")
-    usable = rcls.ram_gib * GIB * v("redis_memory_fraction")
+    redis_bytes = timelines * v("timeline_bytes") + load.daily_actives * v("redis_bytes_per_dau")
+    usable = cls.ram_gib * GIB * v("redis_memory_fraction")
     by_mem = math.ceil(redis_bytes / usable)
-    by_load = math.ceil(redis_cores / v("redis_utilisation") - 1e-9)
-    needed = max(3, by_mem, by_load)
-    masters = needed
+    by_load = math.ceil(load.redis_cores / v("redis_utilisation") - 1e-9)
+    needed = masters = max(3, by_mem, by_load)
     providers = len(lay.providers)
-    # spread over providers: no provider may hold half the masters (with two providers one of
-    # them always does: left as it is and said in the notes; the loop would never end)
+    # with two providers one of them always holds half: left as it is and said in the notes
     while providers > 2 and math.ceil(masters / providers) * 2 >= masters:
         masters += 1
     spread = (f" -> {masters} so that no provider holds half of them" if masters != needed
               else "")
     replicas = int(v("redis_replicas"))
-    n_redis = masters * (1 + replicas)
-    roles["redis"] = RoleNeed("redis", n_redis, rcls.name, distribute(n_redis, order),
-                              f"load: ({planned:,.0f} req/s x "
-                              f"{v('redis_cpu_ms_per_request'):.3g} ms + {fanout_s:,.0f} fan-out "
-                              f"inserts/s x {v('redis_cpu_us_per_fanout_insert'):.3g} µs) CPU / "
-                              f"{v('redis_utilisation'):.0%} = "
-                              f"{redis_cores / v('redis_utilisation'):,.1f} cores -> {by_load} "
-                              f"masters (single-threaded: a core each); memory "
-                              f"{redis_bytes / GIB:,.1f} GiB / {usable / GIB:,.0f} GiB usable -> "
-                              f"{by_mem}; masters = max(3, memory {by_mem}, load {by_load}) = "
-                              f"{needed}{spread}, x (1 + {replicas} replica)")
+    total = masters * (1 + replicas)
+    need = RoleNeed("redis", total, cls.name, distribute(total, lay.interleaved()),
+                    f"load: ({load.planned_rps:,.0f} req/s x "
+                    f"{v('redis_cpu_ms_per_request'):.3g} ms + {load.fanout_per_s:,.0f} fan-out "
+                    f"inserts/s x {v('redis_cpu_us_per_fanout_insert'):.3g} µs) CPU / "
+                    f"{v('redis_utilisation'):.0%} = "
+                    f"{load.redis_cores / v('redis_utilisation'):,.1f} cores -> {by_load} "
+                    f"masters (single-threaded: a core each); memory "
+                    f"{redis_bytes / GIB:,.1f} GiB / {usable / GIB:,.0f} GiB usable -> "
+                    f"{by_mem}; masters = max(3, memory {by_mem}, load {by_load}) = "
+                    f"{needed}{spread}, x (1 + {replicas} replica)")
+    return need, redis_bytes, timelines
 
-    # PostgreSQL: a primary, a synchronous standby and read replicas (N+1 by site)
-    pcls = prof.cls("postgres")
-    read_c = pg_cores / v("pg_utilisation")
-    read_base = _servers(read_c, pcls)
-    read_servers = n_plus_one(read_base, S)
+
+def postgres_need(prof: Profile, load: Load) -> RoleNeed:
+    """A primary, a synchronous standby and read replicas (N+1 by site)."""
+    v, lay, cls = prof.v, prof.layout, prof.cls("postgres")
+    sites = len(lay.sites)
+    read_c = load.pg_cores / v("pg_utilisation")
+    read_base = _servers(read_c, cls)
+    read_servers = n_plus_one(read_base, sites)
     members = max(3, 1 + max(read_servers, 2))
-    pg_order = [lay.primary_site, lay.standby_site]
-    pg_order += [s for s in order if s not in pg_order]
-    per_site = distribute(members, pg_order)
-    roles["postgres"] = RoleNeed("postgres", members, pcls.name, per_site,
-                                 f"primary + reads: {planned:,.0f} req/s x "
-                                 f"{v('pg_cpu_ms_per_request'):.3g} ms CPU / "
-                                 f"{v('pg_utilisation'):.0%} = {read_c:,.1f} cores -> "
-                                 f"{read_base} x {pcls.cores}-core; N+1 by site over {S} sites "
-                                 f"-> {read_servers} readers (the standby reads too)")
+    order = [lay.primary_site, lay.standby_site]
+    order += [s for s in lay.interleaved() if s not in order]
+    return RoleNeed("postgres", members, cls.name, distribute(members, order),
+                    f"primary + reads: {load.planned_rps:,.0f} req/s x "
+                    f"{v('pg_cpu_ms_per_request'):.3g} ms CPU / "
+                    f"{v('pg_utilisation'):.0%} = {read_c:,.1f} cores -> "
+                    f"{read_base} x {cls.cores}-core; N+1 by site over {sites} sites "
+                    f"-> {read_servers} readers (the standby reads too)")
 
-    # storage over the horizon
+
+@dataclass(frozen=True)
+class Storage:
+    """Database, media and backup bytes now and at the profile's horizon."""
+
+    months: float
+    posts_now: float
+    posts_per_month: float
+    accounts_then: float
+    pg_now: float
+    pg_then: float
+    pg_per_month: float
+    media_now: float
+    media_then: float
+    media_per_month: float
+    image_share: float
+
+
+def storage_over_horizon(prof: Profile, load: Load, accounts: int) -> Storage:
+    m, v = prof.model, prof.v
     months, growth = v("storage_horizon_months"), v("account_growth_per_month")
-    posts_month = d * writes_per_day * DAYS_PER_MONTH
+    posts_month = load.daily_actives * load.writes_per_dau * DAYS_PER_MONTH
     posts_now = accounts * v("history_posts_per_account")
     posts_then = posts_now + _grown(posts_month, growth, months)
     accounts_then = accounts * (1 + growth) ** months
-    pg_now = posts_now * v("pg_bytes_per_post") + accounts * v("pg_bytes_per_account")
-    pg_then = posts_then * v("pg_bytes_per_post") + accounts_then * v("pg_bytes_per_account")
-    pg_month = posts_month * v("pg_bytes_per_post") + accounts * growth * \
-        v("pg_bytes_per_account")
+    per_post, per_account = v("pg_bytes_per_post"), v("pg_bytes_per_account")
     images_day = m.actions_per_dau["image_upload"].value if "image_upload" in \
         m.actions_per_dau else 0.0
     originals = sum(m.actions_per_dau[k].value for k in ("post", "reply")
                     if k in m.actions_per_dau)
     image_share = images_day / originals if originals else 0.0
-    media_month = d * images_day * DAYS_PER_MONTH * v("media_bytes_per_image")
+    media_month = load.daily_actives * images_day * DAYS_PER_MONTH * v("media_bytes_per_image")
     media_now = posts_now * image_share * v("media_bytes_per_image")
-    media_then = media_now + _grown(media_month, growth, months)
-    mcls = prof.cls("media")
-    media_servers = max(3, S, math.ceil(media_then * v("media_copies") /
-                                        (mcls.disk_gib * GIB * v("media_disk_fraction"))))
-    roles["media"] = RoleNeed("media", media_servers, mcls.name,
-                              distribute(media_servers, order),
-                              f"{media_then / 1e12:,.1f} TB x {v('media_copies'):g} copies / "
-                              f"{mcls.disk_gib:,.0f} GiB x {v('media_disk_fraction'):.0%}, "
-                              f">= 3 and one per site")
-    bcls = prof.cls("backup")
-    backup_bytes = pg_then * v("backup_copies")
+    return Storage(months, posts_now, posts_month, accounts_then,
+                   posts_now * per_post + accounts * per_account,
+                   posts_then * per_post + accounts_then * per_account,
+                   posts_month * per_post + accounts * growth * per_account,
+                   media_now, media_now + _grown(media_month, growth, months), media_month,
+                   image_share)
+
+
+def storage_needs(prof: Profile, st: Storage) -> dict[str, RoleNeed]:
+    v, lay = prof.v, prof.layout
+    order = lay.interleaved()
+    mcls, bcls = prof.cls("media"), prof.cls("backup")
+    media_servers = max(3, len(lay.sites), math.ceil(
+        st.media_then * v("media_copies") / (mcls.disk_gib * GIB * v("media_disk_fraction"))))
+    backup_bytes = st.pg_then * v("backup_copies")
     n_backup = max(2, math.ceil(backup_bytes / (bcls.disk_gib * GIB *
                                                 v("media_disk_fraction"))))
-    roles["backup"] = RoleNeed("backup", n_backup, bcls.name,
-                               distribute(n_backup, order, start=1),
-                               f"{backup_bytes / 1e12:,.1f} TB ({v('backup_copies'):g} database "
-                               "sizes), >= 2 in different providers")
+    return {
+        "media": RoleNeed("media", media_servers, mcls.name, distribute(media_servers, order),
+                          f"{st.media_then / 1e12:,.1f} TB x {v('media_copies'):g} copies / "
+                          f"{mcls.disk_gib:,.0f} GiB x {v('media_disk_fraction'):.0%}, "
+                          f">= 3 and one per site"),
+        "backup": RoleNeed("backup", n_backup, bcls.name, distribute(n_backup, order, start=1),
+                           f"{backup_bytes / 1e12:,.1f} TB ({v('backup_copies'):g} database "
+                           "sizes), >= 2 in different providers"),
+    }
+
+
+def fixed_needs(prof: Profile, load: Load) -> dict[str, RoleNeed]:
+    """Roles sized by count (etcd, monitoring, DNS: to survive a site or provider) and the
+    load generators that drive the planned peak."""
+    v, lay = prof.v, prof.layout
+    order, sites = lay.interleaved(), len(lay.sites)
+    out: dict[str, RoleNeed] = {}
     for role, key in (("etcd", "etcd_members"), ("monitoring", "monitoring_servers"),
                       ("dns", "dns_servers")):
         given = int(v(key))
         n = _quorum_size(given, lay, order) if role == "etcd" else \
-            max(given, 2 if S > 1 else 1)  # one left after losing a site or provider
-        roles[role] = RoleNeed(role, n, prof.cls(role).name, distribute(n, order),
-                               f"{key} {given}" + (f" -> {n} to survive a site or provider"
-                                                   if n != given else ""))
+            max(given, 2 if sites > 1 else 1)  # one left after losing a site or provider
+        out[role] = RoleNeed(role, n, prof.cls(role).name, distribute(n, order),
+                             f"{key} {given}" + (f" -> {n} to survive a site or provider"
+                                                 if n != given else ""))
     gcls = prof.cls("loadgen")
-    gen_c = planned / 1000 * v("generator_cores_per_1000_rps")
+    gen_c = load.planned_rps / 1000 * v("generator_cores_per_1000_rps")
     n_gen = max(2, _servers(gen_c, gcls))
-    roles["loadgen"] = RoleNeed("loadgen", n_gen, gcls.name, distribute(n_gen, order),
-                                f"drive the planned peak: {gen_c:,.1f} generator cores, >= 2")
-    roles = {k: roles[k] for k in ROLE_ORDER if k in roles}
+    out["loadgen"] = RoleNeed("loadgen", n_gen, gcls.name, distribute(n_gen, order),
+                              f"drive the planned peak: {gen_c:,.1f} generator cores, >= 2")
+    return out
 
-    pdisk = pg_then / v("pg_disk_fraction")
-    storage = {
-        "pg_gb_now": pg_now / 1e9, "pg_gb_at_horizon": pg_then / 1e9,
-        "pg_gb_per_month": pg_month / 1e9, "pg_bytes_per_post": v("pg_bytes_per_post"),
-        "pg_bytes_per_account": v("pg_bytes_per_account"), "horizon_months": months,
-        "posts_now": posts_now, "posts_per_month": posts_month,
-        "redis_gib": redis_bytes / GIB, "redis_cached_timelines": timelines,
-        "redis_bytes_per_timeline_entry": v("timeline_bytes") / 800,
-        "media_tb_now": media_now / 1e12, "media_tb_at_horizon": media_then / 1e12,
-        "media_tb_per_month": media_month / 1e12,
-        "media_bytes_per_post": image_share * v("media_bytes_per_image"),
-        "backup_tb": backup_bytes / 1e12,
-        "accounts_at_horizon": accounts_then,
-    }
+
+def plan_notes(prof: Profile, roles: Mapping[str, RoleNeed], st: Storage) -> list[str]:
+    lay, pcls = prof.layout, prof.cls("postgres")
     notes: list[str] = []
+    pdisk = st.pg_then / prof.v("pg_disk_fraction")
     if pdisk > pcls.disk_gib * GIB:
-        notes.append(f"postgres: {pg_then / 1e12:,.1f} TB at {months:g} months needs "
+        notes.append(f"postgres: {st.pg_then / 1e12:,.1f} TB at {st.months:g} months needs "
                      f"{pdisk / 1e12:,.1f} TB of disk per member, more than the "
                      f"{pcls.name} class's {pcls.disk_gib:,.0f} GiB — bigger disks, a shorter "
                      "horizon or archiving old posts")
-    if S < 2:
+    if len(lay.sites) < 2:
         notes.append("one site: nothing survives its loss (N+1 by site needs >= 2 sites)")
-    if providers == 2:
+    if len(lay.providers) == 2:
         notes.append("redis: with two providers one of them holds at least half the masters; "
                      "losing it loses the cluster's majority — add a site at a third provider")
-    notes += _provider_loss_notes(roles, lay, ("app", "worker", "lb"))
+    return notes + _provider_loss_notes(roles, lay, ("app", "worker", "lb"))
+
+
+def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> CapacityPlan:
+    """Servers per role for `accounts` (see the module doc for the arithmetic)."""
+    if accounts <= 0:
+        raise CapacityProfileError("--accounts: must be > 0 (e.g. 10M)")
+    if headroom < 1:
+        raise CapacityProfileError("--headroom: must be >= 1 (a multiple of the plan's load)")
+    v = prof.v
+    load = peak_load(accounts, prof, headroom)
+    redis, redis_bytes, timelines = redis_need(prof, load, accounts)
+    st = storage_over_horizon(prof, load, accounts)
+    needs = {**serving_needs(prof, load), "redis": redis, "postgres": postgres_need(prof, load),
+             **storage_needs(prof, st), **fixed_needs(prof, load)}
+    roles = {k: needs[k] for k in ROLE_ORDER if k in needs}
+    storage = {
+        "pg_gb_now": st.pg_now / 1e9, "pg_gb_at_horizon": st.pg_then / 1e9,
+        "pg_gb_per_month": st.pg_per_month / 1e9, "pg_bytes_per_post": v("pg_bytes_per_post"),
+        "pg_bytes_per_account": v("pg_bytes_per_account"), "horizon_months": st.months,
+        "posts_now": st.posts_now, "posts_per_month": st.posts_per_month,
+        "redis_gib": redis_bytes / GIB, "redis_cached_timelines": timelines,
+        "redis_bytes_per_timeline_entry": v("timeline_bytes") / 800,
+        "media_tb_now": st.media_now / 1e12, "media_tb_at_horizon": st.media_then / 1e12,
+        "media_tb_per_month": st.media_per_month / 1e12,
+        "media_bytes_per_post": st.image_share * v("media_bytes_per_image"),
+        "backup_tb": st.pg_then * v("backup_copies") / 1e12,
+        "accounts_at_horizon": st.accounts_then,
+    }
+    notes = plan_notes(prof, roles, st)
     cost = _cost(roles, prof.classes)
     if cost is None:
         notes.append("cost: not every server class has a price_per_month in the profile")
-    return CapacityPlan(accounts, prof.path, headroom, d, avg, peak, planned, endpoints, rates,
-                        storage, roles, prof.inputs(), prof.classes, lay, cost, notes)
+    return CapacityPlan(accounts, prof.path, headroom, load.daily_actives, load.average_rps,
+                        load.peak_rps, load.planned_rps, load.endpoints, load.rates(), storage,
+                        roles, prof.inputs(), prof.classes, prof.layout, cost, notes)
 
 
 def _quorum_size(n: int, lay: Layout, order: list[str]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from deploy.cli import (
+    backup_cmd,
     capacity_cmd,
     deploy_cmd,
     failover_cmd,
@@ -37,7 +38,7 @@ app.command("capacity")(capacity_cmd.capacity)
 app.command("failover")(failover_cmd.failover)
 app.command("up")(up_cmd.up)
 app.command("trust")(trust_cmd.trust)
-app.add_typer(up_cmd.backup_app, name="backup")
+app.add_typer(backup_cmd.app, name="backup")
 
 
 def main() -> None:

@@ -131,9 +131,9 @@ def discover(
     """Inventory EC2, ASGs, ELBs, RDS, ElastiCache, S3, Route 53, CloudFront into a manifest."""
     import yaml
 
+    from deploy.atomic import write_text as atomic_write_text
     from deploy.migrate.discover import discover as run_discover
     from deploy.migrate.discover import summary_rows
-    from deploy.migrate.state import atomic_write_text
 
     try:
         with console.status("discovering AWS resources", spinner="dots"):
@@ -178,8 +178,8 @@ def dns(
 
     from botocore.exceptions import BotoCoreError, ClientError
 
+    from deploy.atomic import write_text as atomic_write_text
     from deploy.migrate import dns as d
-    from deploy.migrate.state import atomic_write_text
 
     if cutover and not address:
         fail("--cutover needs the new cluster's addresses: add --address IP (repeat)")
@@ -364,9 +364,9 @@ def plan(
     """Size the owned cluster and print the ordered runbook."""
     import yaml
 
+    from deploy.atomic import write_text as atomic_write_text
     from deploy.migrate import sizing as p
     from deploy.migrate.runbook import STEPS
-    from deploy.migrate.state import atomic_write_text
 
     try:
         doc = yaml.safe_load(manifest.read_text())

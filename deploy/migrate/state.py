@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from deploy.atomic import write_json
 from deploy.migrate import MigrateError
 
 STEP_STATES = ("pending", "running", "done", "failed")
 
 
-def atomic_write_json(path: Path, doc: Any) -> None:
-    """Write JSON to a temporary file in the same folder, fsync it, then rename over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=1, sort_keys=True, default=str)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def read_json(path: Path, default: Any = None) -> Any:
@@ -78,7 +48,7 @@ def set_step(state_dir: Path | None, step: str, status: str, **detail: Any) -> N
                                                             time.gmtime()),
                   "pid": os.getpid(), **detail})
     steps[step] = entry
-    atomic_write_json(path, steps)
+    write_json(path, steps)
 
 
 def read_steps(state_dir: Path) -> dict[str, dict[str, Any]]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.devstack import free_port
 from deploy.provision.patroni import protected, summary
 from deploy.secrets import Secrets
 from deploy.spec import ClusterSpec
@@ -45,12 +46,6 @@ def deploy_subprocess(spec_path: Path, secrets_path: Path, secrets_key: bytes,
     except json.JSONDecodeError:
         raise RuntimeError(f"freehold deploy exited {proc.returncode}: "
                            f"{proc.stderr.strip()[-3000:]}") from None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Tunnel:

@@ -18,6 +18,7 @@ from pathlib import Path
 from paramiko import HostKeys, PKey, SSHException, Transport
 from paramiko.hostkeys import HostKeyEntry
 
+from deploy.atomic import write_text
 from deploy.spec import Server
 
 SSH_PORT = 22
@@ -125,9 +126,7 @@ def write_pinned(known: KnownHosts, servers: Iterable[Server], folder: Path) -> 
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / f"{hashlib.sha256(text.encode()).hexdigest()[:20]}.known_hosts"
     if not path.exists():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
+        write_text(path, text, 0o644)
     return path
 
 
@@ -176,10 +175,7 @@ def record(path: Path, entries: Iterable[tuple[str, PKey]], replace: Iterable[st
         if not have.check(name, key):
             kept.append(f"{name} {key.get_name()} {key.get_base64()}\n")
             have.add(name, key.get_name(), key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(kept))
-    tmp.replace(path)
+    write_text(path, "".join(kept), 0o644)
 
 
 def _entry(line: str) -> HostKeyEntry | None:

@@ -14,8 +14,7 @@ from typing import Any
 
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
-from pyinfra.facts.files import File
-from pyinfra.facts.server import Command
+from pyinfra.facts.files import File, Link
 from pyinfra.operations import files, server
 
 from deploy.artifacts.release import Release, current_release
@@ -32,6 +31,7 @@ from roles.app.config import (
     running_release,
 )
 from roles.common import config_file, ensure_packages, system_user, template_path
+from roles.common.facts import UnitCommandLine
 
 
 def release_for(ctx: Any) -> Release:
@@ -100,13 +100,12 @@ def environment(ctx: Any, me: Any) -> OperationMeta:
 
 
 def current_link() -> str | None:
-    out = host.get_fact(Command, f"readlink {ROOT}/current || true")
-    return (out or "").strip().rsplit("/", 1)[-1] or None
+    link = host.get_fact(Link, path=f"{ROOT}/current")
+    if not link:  # no link (None), or a file that is not one (False)
+        return None
+    return str(link["link_target"]).rstrip("/").rsplit("/", 1)[-1] or None
 
 
 def unit_release(unit: str) -> str | None:
     """The release the unit's main process runs now (None when it does not run)."""
-    out = host.get_fact(Command, f"pid=$(systemctl show -p MainPID --value {unit} 2>/dev/null); "
-                                 f"[ -n \"$pid\" ] && [ \"$pid\" != 0 ] && "
-                                 f"tr '\\0' ' ' < /proc/$pid/cmdline || true")
-    return running_release(out)
+    return running_release(host.get_fact(UnitCommandLine, unit=unit))

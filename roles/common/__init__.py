@@ -17,7 +17,6 @@ from pyinfra import host
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.deb import DebPackages
 from pyinfra.facts.files import Directory
-from pyinfra.facts.server import Command
 from pyinfra.facts.systemd import SystemdStatus
 from pyinfra.operations import apt, files, server, systemd
 
@@ -176,8 +175,9 @@ def directory(path: str, user: str = "root", group: str = "root",
 def in_container() -> bool:
     """True on a container (the lab's systemd-nspawn servers): no clock, sysctl or kernel
     module control there."""
-    out = host.get_fact(Command, "systemd-detect-virt --container --quiet && echo yes || echo no")
-    return (out or "").strip() == "yes"
+    from roles.common.facts import InContainer
+
+    return bool(host.get_fact(InContainer))
 
 
 def is_running(unit: str) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 from pathlib import Path
 
 from cryptography import x509
@@ -16,6 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from deploy.atomic import write_bytes
 from deploy.spec import ClusterSpec
 from roles.lb.config import LbConfigError, settings, vips
 
@@ -87,9 +87,5 @@ def certificate_pem(spec: ClusterSpec) -> str:
         return path.read_text()
     pem = make_self_signed(names, ips)
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(pem)
-    os.replace(tmp, path)
+    write_bytes(path, pem, 0o600)
     return pem.decode()

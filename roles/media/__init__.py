@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
 from pyinfra.operations import files, pip, server
 
 from deploy.artifacts.assets import seaweed_version, seaweed_wheel
@@ -31,11 +30,14 @@ from roles.media.config import (
     VOLUME_PORT,
     bucket,
     bucket_create_command,
-    bucket_probe_command,
+    bucket_url,
     commands,
+    filer_url,
     s3_config,
     unit_vars,
+    wait_filer_command,
 )
+from roles.media.facts import HttpStatus
 from roles.ports import MEDIA_GRPC_OFFSET as GRPC_OFFSET
 from roles.ports import Ports
 from roles.registry import Role
@@ -79,19 +81,28 @@ def configure(ctx) -> None:
         service(f"freehold-weed-{kind}", restart=restart, daemon_reload=unit.will_change)
 
 
+@deploy("media: wait for the filer")
+def wait_filer(ctx) -> None:
+    """The first master's filer answers before the bucket is looked up (a new filer takes a
+    while): waited for as an operation, only when it does not answer yet."""
+    first = media_masters(ctx.spec)[0]
+    if host.name == first.name and not host.get_fact(HttpStatus, url=filer_url(ctx.spec)):
+        server.shell(name="Wait for the filer", commands=[wait_filer_command(ctx.spec)])
+
+
 @deploy("media: bucket")
 def media_bucket(ctx) -> None:
     first = media_masters(ctx.spec)[0]
     if host.name != first.name:
         return
-    code = host.get_fact(Command, bucket_probe_command(ctx.spec))
-    if (code or "").strip() != "200":
+    code = host.get_fact(HttpStatus, url=bucket_url(ctx.spec))
+    if code != 200:
         server.shell(name=f"Create bucket {bucket(ctx.spec)}",
                      commands=[bucket_create_command(ctx.spec)], _retries=5, _retry_delay=5)
 
 
 ROLE = Role("media",
-            steps=(configure, media_bucket),
+            steps=(configure, wait_filer, media_bucket),
             ports=PORTS,
             units=("freehold-weed-volume.service", "freehold-weed-filer.service"),
             packages=packages)

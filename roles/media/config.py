@@ -33,14 +33,26 @@ def bucket(spec: ClusterSpec) -> str:
     return str(spec.role_settings("media").get("bucket", "media"))
 
 
-def bucket_probe_command(spec: ClusterSpec) -> str:
-    """Waits (bounded) for the first master's filer, then prints the HTTP status of the media
-    bucket's folder (200: it exists). The bucket name is checked by the spec and quoted here."""
-    filer = f"http://{media_masters(spec)[0].mesh_address}:{FILER_PORT}/"
-    url = f"{filer}buckets/{bucket(spec)}/"
-    return (f"for i in $(seq 1 240); do curl -fs --max-time 3 -o /dev/null {shlex.quote(filer)} "
-            f"&& break; sleep 1; done; curl -s -o /dev/null -w '%{{http_code}}' "
-            f"-H 'Accept: application/json' {shlex.quote(url)}")
+FILER_WAIT_S = 240
+
+
+def filer_url(spec: ClusterSpec) -> str:
+    """The first master's filer (it creates the bucket)."""
+    return f"http://{media_masters(spec)[0].mesh_address}:{FILER_PORT}/"
+
+
+def bucket_url(spec: ClusterSpec) -> str:
+    """The media bucket's folder on the filer (200: it exists). The bucket name is checked by
+    the spec; the URL is quoted where it reaches a shell (roles.media.facts)."""
+    return f"{filer_url(spec)}buckets/{bucket(spec)}/"
+
+
+def wait_filer_command(spec: ClusterSpec, timeout_s: int = FILER_WAIT_S) -> str:
+    """Waits (bounded) until the filer answers; exits 1 naming the unit when it does not."""
+    return (f"for i in $(seq 1 {timeout_s}); do curl -fs --max-time 3 -o /dev/null "
+            f"{shlex.quote(filer_url(spec))} && exit 0; sleep 1; done; echo 'the SeaweedFS filer "
+            f"does not answer after {timeout_s} s — see journalctl -u freehold-weed-filer' >&2; "
+            "exit 1")
 
 
 def bucket_create_command(spec: ClusterSpec) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from roles.common import (
@@ -17,6 +16,7 @@ from roles.common import (
     this_server,
 )
 from roles.mesh.config import wireguard_vars
+from roles.mesh.facts import KernelWireguard
 from roles.ports import Ports
 from roles.registry import Role
 
@@ -27,9 +27,7 @@ PEER_WAIT_S = 60
 
 
 def kernel_wireguard() -> bool:
-    out = host.get_fact(Command, "if [ -e /sys/module/wireguard ] || modprobe -q wireguard "
-                                 "2>/dev/null; then echo kernel; else echo userspace; fi")
-    return (out or "").strip() == "kernel"
+    return bool(host.get_fact(KernelWireguard))
 
 
 def packages(ctx) -> list[str]:
@@ -43,6 +41,7 @@ def configure(ctx) -> None:
     kernel = kernel_wireguard()
     ensure_packages(packages(ctx), "mesh")
     if kernel:
+        server.modprobe(name="WireGuard kernel module", module="wireguard")
         dropin = files.file(name="No userspace WireGuard", path=DROPIN, present=False)
     else:
         files.directory(name="wg-quick drop-in folder",

@@ -7,7 +7,6 @@ from __future__ import annotations
 import yaml
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from roles.common import (
@@ -27,6 +26,7 @@ from roles.postgres.config import (
     app_sql,
     patroni_config,
 )
+from roles.postgres.facts import DatabaseExists, PatroniRole
 from roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PG_PORT, REST_PORT))
@@ -69,20 +69,28 @@ BOOTSTRAP_WAIT_S = 300  # initdb on the leader, then a base backup per replica
 
 
 def patroni_role(mesh_address: str) -> str:
-    """Wait (bounded) until the local Patroni runs PostgreSQL as the leader holding the lock
-    (/primary answers 200) or as a replica (/replica answers 200), then say leader/replica;
-    none when neither came. (/health alone is not enough: a member that has just run initdb
-    serves before it takes the leader key, and would be taken for a replica.)"""
-    base = f"http://{mesh_address}:{REST_PORT}"
-    out = host.get_fact(
-        Command,
-        f"role=none; end=$(( $(date +%s) + {BOOTSTRAP_WAIT_S} )); "
-        f"while [ $(date +%s) -lt $end ]; do "
-        f"if curl -fs --max-time 3 -o /dev/null {base}/primary; then role=leader; break; fi; "
-        f"if curl -fs --max-time 3 -o /dev/null {base}/replica; then role=replica; break; fi; "
-        f"sleep 1; done; echo $role",
-    )
-    return (out or "none").strip()
+    """leader / replica / none, as the local Patroni says now (roles.postgres.facts)."""
+    return str(host.get_fact(PatroniRole, mesh_address=mesh_address))
+
+
+def wait_patroni_command(mesh_address: str, timeout_s: int = BOOTSTRAP_WAIT_S) -> str:
+    """Waits (bounded) until the local Patroni runs PostgreSQL as leader or replica; exits 1
+    naming the log to read when it does not."""
+    check = PatroniRole().command(mesh_address)
+    return (f"end=$(( $(date +%s) + {timeout_s} )); "
+            f"until [ \"$({check})\" != none ]; do "
+            f"if [ $(date +%s) -ge $end ]; then echo 'patroni: no running PostgreSQL after "
+            f"{timeout_s} s — see journalctl -u patroni' >&2; exit 1; fi; sleep 1; done")
+
+
+@deploy("postgres: wait for Patroni")
+def wait_patroni(ctx) -> None:
+    """A member that has just started bootstraps (initdb on the leader, a base backup on each
+    replica): wait for it here, as an operation, only when it is not serving yet."""
+    srv = this_server(ctx)
+    if patroni_role(srv.mesh_address) == "none":
+        server.shell(name="Wait for Patroni to run PostgreSQL",
+                     commands=[wait_patroni_command(srv.mesh_address)])
 
 
 @deploy("postgres: app database")
@@ -91,25 +99,16 @@ def app_database(ctx) -> None:
     role = patroni_role(srv.mesh_address)
     sql = config_file(APP_SQL, app_sql(ctx.secrets), mode="600", user="postgres",
                       group="postgres")
-    if role == "none":
-        server.shell(name="Patroni is not running PostgreSQL here",
-                     commands=[f"echo 'patroni: no running PostgreSQL after {BOOTSTRAP_WAIT_S} s "
-                               "— see journalctl -u patroni' >&2; exit 1"])
-        return
     if role != "leader":
         return
-    missing = host.get_fact(
-        Command,
-        "runuser -u postgres -- psql -XtAq -c "
-        f"\"SELECT count(*) FROM pg_database WHERE datname = '{APP_DATABASE}'\"",
-    )
-    if sql.will_change or (missing or "").strip() != "1":
+    exists = host.get_fact(DatabaseExists, database=APP_DATABASE)
+    if sql.will_change or not exists:
         server.shell(name="Create the app's role, database and extensions",
                      commands=[f"runuser -u postgres -- psql -X -q -f {APP_SQL}"])
 
 
 ROLE = Role("postgres",
-            steps=(configure, app_database),
+            steps=(configure, wait_patroni, app_database),
             ports=PORTS,
             units=("patroni.service",),
             packages=packages,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
+from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import server, systemd
 
 from roles.app.config import CURRENT, ENV_FILE, HELPER, HOME, USER, keep_releases
@@ -22,16 +22,14 @@ PORTS = Ports()  # workers listen on nothing: they consume Redis streams
 
 
 def _present_instances() -> set[str]:
-    out = host.get_fact(Command, "systemctl list-units 'freehold-worker-*' --all --plain "
-                                 "--no-legend 2>/dev/null | awk '{print $1}' || true")
-    return {line.strip().removesuffix(".service") for line in (out or "").splitlines()
-            if line.strip().endswith(".service")}
+    units = host.get_fact(SystemdStatus, services="freehold-worker-*") or {}
+    return {u.removesuffix(".service") for u in units if u.endswith(".service")}
 
 
 def _all_enabled(names: list[str]) -> bool:
-    out = host.get_fact(Command, f"systemctl is-enabled {' '.join(names)} 2>/dev/null || true")
-    states = (out or "").split()
-    return len(states) == len(names) and all(s == "enabled" for s in states)
+    units = [n if "." in n else f"{n}.service" for n in names]
+    enabled = host.get_fact(SystemdEnabled, services=units) or {}
+    return all(enabled.get(u) for u in units)
 
 
 @deploy("worker: release and workers")

@@ -4,7 +4,8 @@ other in a circle.
 
     operator   deploy.*  (the CLI, provisioning, the lab, capacity, migration, load-test runs)
     roles      roles.*   (one pyinfra deploy per role, its registry, the ports)
-    spec       deploy.spec.*, deploy.secrets, deploy.artifacts.*  (model, secrets, releases)
+    spec       deploy.spec.*, deploy.secrets, deploy.artifacts.*, deploy.atomic  (model, secrets,
+               releases, whole-file writes)
     app        app.*     (the social app: imports none of the operator side)
     loadgen  loadgen.*  (Locust code, shipped alone to load generators)
 
@@ -19,7 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("app", "deploy", "roles", "loadgen")
-SPEC_LAYER = ("deploy", "deploy.spec", "deploy.secrets", "deploy.artifacts")
+SPEC_LAYER = ("deploy", "deploy.spec", "deploy.secrets", "deploy.artifacts", "deploy.atomic")
 MAY_IMPORT = {
     "app": {"app"},
     "loadgen": {"loadgen"},

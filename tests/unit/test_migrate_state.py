@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from deploy.atomic import write_json as atomic_write_json
 from deploy.migrate import MigrateError
 from deploy.migrate.objects import _Hasher, multipart_etag
-from deploy.migrate.state import atomic_write_json, read_json, set_step
+from deploy.migrate.state import read_json, set_step
 
 
 class Boom:

@@ -186,14 +186,16 @@ def test_platform_env_list_is_what_the_app_role_sets() -> None:
 # ---- the media bucket in a root shell and a URL ---------------------------------------------
 
 def test_bucket_commands_quote_the_bucket() -> None:
-    from roles.media.config import bucket_create_command, bucket_probe_command
+    from roles.media.config import bucket_create_command, bucket_url
+    from roles.media.facts import HttpStatus
 
     spec = load_spec(LAB)
     hostile = "m'; touch /tmp/pwned; echo '"
     spec = spec.model_copy(update={"roles": {**spec.roles, "media": {
         **spec.roles["media"], "bucket": hostile}}})
-    probe = shlex.split(bucket_probe_command(spec))
-    assert probe[-1].endswith(f"/buckets/{hostile}/")          # one word, as given
+    probe = shlex.split(HttpStatus().command(bucket_url(spec)))
+    assert probe[-3].endswith(f"/buckets/{hostile}/")          # one word, as given
+    assert probe[-2:] == ["||", "true"]
     create = shlex.split(bucket_create_command(spec))
     assert create[:3] == ["printf", "%s\\n", f"s3.bucket.create -name {hostile}"]
     assert create[3] == "|" and "touch" not in create[4:]

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
+from app.devstack import free_port
 from app.main import create_app
 from app.redis_client import FANOUT_LAG
 from app.services import trends
@@ -131,13 +131,6 @@ def metric_samples(text: str) -> dict[str, list[tuple[dict[str, str], float]]]:
         for sample in family.samples:
             out.setdefault(sample.name, []).append((dict(sample.labels), sample.value))
     return out
-
-
-def free_port() -> int:
-    """A loopback port nobody listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_operations_endpoints(client: TestClient, workers: Any, rds: Any) -> None:

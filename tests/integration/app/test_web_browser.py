@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import struct
 import subprocess
 import sys
@@ -24,18 +23,13 @@ import pytest
 from playwright import sync_api  # required: a missing Playwright fails, never skips
 from starlette.testclient import TestClient
 
+from app.devstack import free_port
 from app.settings import Settings
 from tests.browser import launch
 from tests.integration.app.conftest import ROOT, make_admin, stop_process, wait_for
 
 PASSWORD = "correct horse battery"
 PHONE = {"width": 390, "height": 844}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture

@@ -1,0 +1,34 @@
+"""What a PostgreSQL server says about itself, read once (no waiting: that is an operation)."""
+
+from __future__ import annotations
+
+from pyinfra.api import FactBase
+
+from roles.ports import PATRONI_REST_PORT
+
+
+class PatroniRole(FactBase[str]):
+    """`leader` when the local Patroni runs PostgreSQL as the leader holding the lock (/primary
+    answers 200), `replica` when /replica does, else `none`. (/health alone is not enough: a
+    member that has just run initdb serves before it takes the leader key.)"""
+
+    def command(self, mesh_address: str) -> str:
+        base = f"http://{mesh_address}:{PATRONI_REST_PORT}"
+        return (f"if curl -fs --max-time 3 -o /dev/null {base}/primary; then echo leader; "
+                f"elif curl -fs --max-time 3 -o /dev/null {base}/replica; then echo replica; "
+                "else echo none; fi")
+
+    def process(self, output: list[str]) -> str:
+        value = output[-1].strip() if output else ""
+        return value if value in ("leader", "replica") else "none"
+
+
+class DatabaseExists(FactBase[bool]):
+    """Whether the local PostgreSQL has the database (asked as the postgres OS user)."""
+
+    def command(self, database: str) -> str:
+        return ("runuser -u postgres -- psql -XtAq -c "
+                f"\"SELECT count(*) FROM pg_database WHERE datname = '{database}'\"")
+
+    def process(self, output: list[str]) -> bool:
+        return bool(output) and output[-1].strip() == "1"

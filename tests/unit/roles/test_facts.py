@@ -1,0 +1,64 @@
+"""The roles' facts (roles/<role>/facts.py) as pyinfra tests its own: each fact's command for
+its arguments, and what it makes of recorded output. A fact only reads: no command here loads,
+creates or waits for anything."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import pytest
+from pyinfra.api import FactBase
+
+from roles.common.facts import InContainer, UnitCommandLine
+from roles.media.facts import HttpStatus
+from roles.mesh.facts import KernelWireguard
+from roles.postgres.facts import DatabaseExists, PatroniRole
+
+# (fact, arguments, recorded output lines, the fact's value)
+CASES: list[tuple[type[FactBase[Any]], dict[str, Any], list[str], Any]] = [
+    (PatroniRole, {"mesh_address": "10.77.0.4"}, ["leader"], "leader"),
+    (PatroniRole, {"mesh_address": "10.77.0.4"}, ["replica"], "replica"),
+    (PatroniRole, {"mesh_address": "10.77.0.4"}, ["none"], "none"),
+    (PatroniRole, {"mesh_address": "10.77.0.4"}, [], "none"),
+    (DatabaseExists, {"database": "freehold"}, ["1"], True),
+    (DatabaseExists, {"database": "freehold"}, ["0"], False),
+    (DatabaseExists, {"database": "freehold"}, [], False),
+    (HttpStatus, {"url": "http://10.77.0.7:8888/buckets/media/"}, ["200"], 200),
+    (HttpStatus, {"url": "http://10.77.0.7:8888/buckets/media/"}, ["404"], 404),
+    (HttpStatus, {"url": "http://10.77.0.7:8888/"}, ["000"], 0),
+    (HttpStatus, {"url": "http://10.77.0.7:8888/"}, [""], 0),
+    (KernelWireguard, {}, ["kernel"], True),
+    (KernelWireguard, {}, ["userspace"], False),
+    (InContainer, {}, ["yes"], True),
+    (InContainer, {}, ["no"], False),
+    (UnitCommandLine, {"unit": "freehold-app.service"},
+     ["/opt/freehold/releases/0.1.0-3f2a9c1b7d4e/venv/bin/python -m app.serve --port 8000 "],
+     "/opt/freehold/releases/0.1.0-3f2a9c1b7d4e/venv/bin/python -m app.serve --port 8000"),
+    (UnitCommandLine, {"unit": "freehold-app.service"}, [], ""),
+]
+# what would change a server or wait: none of it belongs in a fact
+SIDE_EFFECTS = ("modprobe ", "sleep", "while ", "until ", "seq ", " -X POST", "mkdir", "rm ",
+                "systemctl start", "systemctl restart", "insmod")
+
+
+@pytest.mark.parametrize(("fact", "args", "output", "want"), CASES,
+                         ids=[f"{c[0].__name__}-{i}" for i, c in enumerate(CASES)])
+def test_fact_reads_recorded_output(fact: type[FactBase[Any]], args: dict[str, Any],
+                                    output: list[str], want: Any) -> None:
+    assert fact().process(output) == want
+
+
+@pytest.mark.parametrize("fact", sorted({c[0] for c in CASES}, key=lambda f: f.__name__))
+def test_fact_commands_only_read(fact: type[FactBase[Any]]) -> None:
+    args = next(c[1] for c in CASES if c[0] is fact)
+    command = fact().command(**args)
+    shlex.split(command)  # well formed
+    assert not [s for s in SIDE_EFFECTS if s in command], command
+
+
+def test_fact_commands_carry_their_arguments() -> None:
+    assert "http://10.77.0.4:8008/primary" in PatroniRole().command("10.77.0.4")
+    assert "datname = 'freehold'" in DatabaseExists().command("freehold")
+    assert shlex.split(HttpStatus().command("http://h:1/a b/"))[-3] == "http://h:1/a b/"
+    assert "modinfo wireguard" in KernelWireguard().command()
