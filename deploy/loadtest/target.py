@@ -104,10 +104,14 @@ def resolve_target(text: str, *, url: str | None = None, app_cores: float | None
     entry = url or (f"https://{lbs[0].public_address}" if lbs
                     else f"http://{apps[0].public_address}:{port}")
     cores = float(app_cores) if app_cores else float(sum(s.cores for s in apps))
+    loadgen = spec.servers_with_role("loadgen")
+    # an app server listens on its mesh address only (roles/app): the spec's load generators,
+    # mesh members, reach it there; from outside the mesh no address of it answers
     return Target(label=spec.name, url=entry.rstrip("/"), app_cores=cores, spec_path=path,
-                  app_urls=[f"http://{s.public_address}:{port}" for s in apps],
+                  app_urls=[f"http://{s.mesh_address if loadgen else s.public_address}:{port}"
+                            for s in apps],
                   app_server_cores=[s.cores for s in apps],
-                  loadgen=spec.servers_with_role("loadgen"), spec=spec)
+                  loadgen=loadgen, spec=spec)
 
 
 # ---- the scale factor -------------------------------------------------------------------

@@ -151,7 +151,10 @@ def test_surge_on_the_lab(deployed_lab: str, tmp_path: Path, lab_secrets: LabSec
     # exit 1 would mean the SLO broke at the first, 4-user step: no capacity at all
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-1000:]
     cal = json.loads(dest.read_text())
-    assert cal["target"]["server_url"].startswith("http://198.18.1.12")
+    from deploy.spec import load_spec
+
+    first_app = load_spec(SPEC).servers_with_role("app")[0]  # on the mesh: where it listens
+    assert cal["target"]["server_url"].startswith(f"http://{first_app.mesh_address}:")
     assert cal["best_step"]["passed"] and cal["rps_per_server"] == pytest.approx(
         cal["best_step"]["rps"], abs=0.1)
     assert cal["rps_per_server"] > 0

@@ -138,7 +138,7 @@ def test_fast_path_answers_plain_requests_only(client: TestClient) -> None:
         assert bad.status_code == 422
         assert client.get(url, headers={"Authorization": "Bearer nope"}).status_code == 401
         assert client.get(url).status_code == 401
-        assert answered[2:] == [False, False, False, False]
+        assert answered[2:] == [False, False, False, False, False]
     finally:
         del app._answer
     metrics = client.get("/metrics").text
