@@ -159,6 +159,22 @@ def _database(target: Any, dsn: str | None, secrets: Path | None = None) -> Iter
         yield url
 
 
+def _on_database(tgt: Any, dsn: str | None, secrets: Path | None, status: str,
+                 work: Callable[[str], Any]) -> Any:
+    """`work(url)` on the target's database (the DSN, or a tunnel to a spec's router) under a
+    status line; the seeder's and the target's errors and psycopg's in one line."""
+    from deploy.loadtest.seed import SeedError
+    from deploy.loadtest.target import TargetError
+
+    try:
+        with err_console.status(status), _database(tgt, dsn, secrets) as url:
+            return work(url)
+    except (SeedError, TargetError) as exc:
+        fail(str(exc))
+    except Exception as exc:
+        _fail_database(exc)
+
+
 @app.command("seed")
 def seed(
     target: TargetArg = str(DEFAULT_SPEC),
@@ -178,7 +194,7 @@ def seed(
     """Seed load-test accounts (power-law follows, posts over time) via COPY; write the roster."""
     from deploy.loadtest.seed import SeedError, refuse_production
     from deploy.loadtest.seed import seed as do_seed
-    from deploy.loadtest.target import TargetError, parse_accounts
+    from deploy.loadtest.target import parse_accounts
 
     try:
         n = parse_accounts(accounts)
@@ -193,13 +209,11 @@ def seed(
     path = roster or tgt.default_roster
     try:
         refuse_production(tgt, dsn, production_ok)
-        with err_console.status(f"seeding {n:,} accounts into {tgt.label}…"), \
-                _database(tgt, dsn, secrets) as url:
-            rep = do_seed(url, tgt.label, n, path, members=members, skip_dataset=roster_only)
-    except (SeedError, TargetError) as exc:
+    except SeedError as exc:
         fail(str(exc))
-    except Exception as exc:
-        _fail_database(exc)
+    rep = _on_database(tgt, dsn, secrets, f"seeding {n:,} accounts into {tgt.label}…",
+                       lambda url: do_seed(url, tgt.label, n, path, members=members,
+                                           skip_dataset=roster_only))
     if json_out:
         print_json(rep.to_json())
         return
@@ -221,21 +235,13 @@ def clean(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Delete every load-test account the seed made, with all they wrote, and the roster."""
-    from deploy.loadtest.seed import SeedError
     from deploy.loadtest.seed import clean as do_clean
-    from deploy.loadtest.target import TargetError
 
     tgt = _target(target)
     if not dsn and tgt.spec is None:
         fail("--dsn: the app database's DSN is needed to clean (or set FREEHOLD_DATABASE_URL)")
-    try:
-        with err_console.status(f"deleting the load-test accounts of {tgt.label}…"), \
-                _database(tgt, dsn, secrets) as url:
-            rep = do_clean(url, roster or tgt.default_roster)
-    except (SeedError, TargetError) as exc:
-        fail(str(exc))
-    except Exception as exc:
-        _fail_database(exc)
+    rep = _on_database(tgt, dsn, secrets, f"deleting the load-test accounts of {tgt.label}…",
+                       lambda url: do_clean(url, roster or tgt.default_roster))
     if json_out:
         print_json(rep.to_json())
         return
