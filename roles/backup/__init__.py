@@ -9,12 +9,9 @@ The role runs on the backup servers and on the PostgreSQL servers (`hosts`)."""
 
 from __future__ import annotations
 
-import json
-
-import yaml
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
+from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
 import roles.postgres as postgres_role
@@ -37,6 +34,7 @@ from roles.backup.config import (
     ssh_keypair,
     timer_vars,
 )
+from roles.backup.facts import BackupInfo, PatroniDynamicConfig, PublicKeyOf
 from roles.common import (
     config_file,
     ensure_packages,
@@ -68,8 +66,8 @@ def _ssh_key(seed: str) -> None:
     private, public = ssh_keypair(seed)
     files.directory(name="postgres .ssh", path=SSH_DIR, user=OS_USER, group=OS_USER,
                     mode="700")
-    have = host.get_fact(Command, f"ssh-keygen -y -f {SSH_DIR}/id_ed25519 2>/dev/null || true")
-    if (have or "").split()[:2] != public.split()[:2]:
+    have = host.get_fact(PublicKeyOf, path=f"{SSH_DIR}/id_ed25519")
+    if have.split()[:2] != public.split()[:2]:
         config_file(f"{SSH_DIR}/id_ed25519", private, mode="600", user=OS_USER, group=OS_USER)
     config_file(f"{SSH_DIR}/id_ed25519.pub", public + "\n", mode="644", user=OS_USER,
                 group=OS_USER)
@@ -107,17 +105,11 @@ def install(ctx) -> None:
 
 
 def _stanza_exists() -> bool:
-    out = host.get_fact(Command, f"test -f {REPO_PATH}/backup/{STANZA}/backup.info "
-                                 "&& echo yes || echo no")
-    return (out or "").strip() == "yes"
+    return bool(host.get_fact(File, path=f"{REPO_PATH}/backup/{STANZA}/backup.info"))
 
 
 def _archive_command_set() -> bool:
-    out = host.get_fact(Command, f"{PATRONICTL} show-config 2>/dev/null || true")
-    try:
-        doc = yaml.safe_load(out or "") or {}
-    except yaml.YAMLError:
-        doc = {}
+    doc = host.get_fact(PatroniDynamicConfig, patronictl=PATRONICTL)
     params = ((doc.get("postgresql") or {}).get("parameters") or {})
     return params.get("archive_command") == ARCHIVE_COMMAND
 
@@ -142,13 +134,8 @@ def archiving(ctx) -> None:
 
 
 def _has_backup() -> bool:
-    out = host.get_fact(Command, f"{AS_PG} pgbackrest --stanza={STANZA} --output=json info "
-                                 "2>/dev/null || echo '[]'")
-    try:
-        doc = json.loads(out or "[]")
-    except json.JSONDecodeError:
-        return False
-    return any(stanza.get("backup") for stanza in doc)
+    info = host.get_fact(BackupInfo, as_user=AS_PG, stanza=STANZA)
+    return any(stanza.get("backup") for stanza in info if isinstance(stanza, dict))
 
 
 @deploy("backup: daily full backup")

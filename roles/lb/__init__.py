@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from roles.common import (
@@ -29,6 +28,7 @@ from roles.lb.config import (
     haproxy_vars,
     keepalived_vars,
 )
+from roles.lb.facts import InterfaceOf, OpenFilesLimit
 from roles.lb.tls import certificate_pem
 from roles.ports import Ports
 from roles.registry import Role
@@ -39,11 +39,8 @@ PORTS = Ports(public_tcp=(HTTP_PORT, HTTPS_PORT), mesh_tcp=(STATS_PORT, RUNTIME_
 
 def _fd_limit() -> int:
     """Descriptors HAProxy may have: 1M, or less where the host caps it (containers)."""
-    out = host.get_fact(Command, "cat /proc/1/limits | awk '/open files/ {print $5}'")
-    try:
-        return min(1048576, int((out or "").strip()))
-    except ValueError:
-        return 65536
+    limit = host.get_fact(OpenFilesLimit)
+    return 65536 if limit is None else min(1048576, limit)
 
 
 _t = templates_of(__file__)
@@ -51,9 +48,7 @@ _t = templates_of(__file__)
 
 def _interface(address: str) -> str:
     """The network interface holding `address` (the virtual IP goes on the same one)."""
-    out = host.get_fact(Command, f"ip -o -4 addr show | awk '$4 ~ /^{address}\\// "
-                                 "{print $2; exit}'")
-    name = (out or "").strip().split("@")[0]
+    name = host.get_fact(InterfaceOf, address=address)
     if not name:
         raise RuntimeError(f"no interface holds {address} on {host.name}")
     return name

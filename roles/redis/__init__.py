@@ -10,7 +10,6 @@ from pathlib import Path
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from roles.common import (
@@ -24,6 +23,7 @@ from roles.common import (
 )
 from roles.ports import Ports
 from roles.redis.config import BUS_PORT, PORT, coordinator, layout_doc, redis_vars
+from roles.redis.facts import ClusterState
 from roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PORT, BUS_PORT))
@@ -67,8 +67,7 @@ def cluster(ctx) -> None:
                        dest=LAYOUT, mode="644")
     state = "not checked"
     if not (script.will_change or layout.will_change):
-        state = (host.get_fact(Command, f"python3 {SCRIPT} check {LAYOUT} 2>&1 || true")
-                 or "").strip()
+        state = host.get_fact(ClusterState, script=SCRIPT, layout=LAYOUT)
     if state != "ok":
         server.shell(name="Build the Redis Cluster", commands=[f"python3 {SCRIPT} apply {LAYOUT}"],
                      _timeout=600)

@@ -10,10 +10,13 @@ from typing import Any
 import pytest
 from pyinfra.api import FactBase
 
+from roles.backup.facts import BackupInfo, PatroniDynamicConfig, PublicKeyOf
 from roles.common.facts import InContainer, UnitCommandLine
+from roles.lb.facts import InterfaceOf, OpenFilesLimit
 from roles.media.facts import HttpStatus
 from roles.mesh.facts import KernelWireguard
 from roles.postgres.facts import DatabaseExists, PatroniRole
+from roles.redis.facts import ClusterState
 
 # (fact, arguments, recorded output lines, the fact's value)
 CASES: list[tuple[type[FactBase[Any]], dict[str, Any], list[str], Any]] = [
@@ -36,6 +39,29 @@ CASES: list[tuple[type[FactBase[Any]], dict[str, Any], list[str], Any]] = [
      ["/opt/freehold/releases/0.1.0-3f2a9c1b7d4e/venv/bin/python -m app.serve --port 8000 "],
      "/opt/freehold/releases/0.1.0-3f2a9c1b7d4e/venv/bin/python -m app.serve --port 8000"),
     (UnitCommandLine, {"unit": "freehold-app.service"}, [], ""),
+    (PublicKeyOf, {"path": "/var/lib/postgresql/.ssh/id_ed25519"},
+     ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB4 postgres@b1"],
+     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB4"),
+    (PublicKeyOf, {"path": "/var/lib/postgresql/.ssh/id_ed25519"}, [], ""),
+    (PatroniDynamicConfig, {"patronictl": "patronictl -c /etc/patroni/config.yml"},
+     ["loop_wait: 10", "postgresql:", "  parameters:",
+      "    archive_command: pgbackrest --stanza=freehold archive-push %p"],
+     {"loop_wait": 10, "postgresql": {"parameters": {
+         "archive_command": "pgbackrest --stanza=freehold archive-push %p"}}}),
+    (PatroniDynamicConfig, {"patronictl": "patronictl"}, ["Error: no leader: [x"], {}),
+    (BackupInfo, {"as_user": "runuser -u postgres --", "stanza": "freehold"},
+     ['[{"name":"freehold","backup":[{"label":"20261206-010000F"}]}]'],
+     [{"name": "freehold", "backup": [{"label": "20261206-010000F"}]}]),
+    (BackupInfo, {"as_user": "runuser -u postgres --", "stanza": "freehold"}, ["[]"], []),
+    (BackupInfo, {"as_user": "runuser -u postgres --", "stanza": "freehold"}, ["oops"], []),
+    (OpenFilesLimit, {}, ["1048576"], 1048576),
+    (OpenFilesLimit, {}, ["unlimited"], None),
+    (InterfaceOf, {"address": "198.18.1.10"}, ["host0@if12"], "host0"),
+    (InterfaceOf, {"address": "198.18.1.10"}, [], ""),
+    (ClusterState, {"script": "/usr/local/lib/freehold/redis_cluster.py",
+                    "layout": "/etc/redis/freehold-layout.json"}, ["ok"], "ok"),
+    (ClusterState, {"script": "s.py", "layout": "l.json"},
+     ["slots 0-5460: master b2, want a2"], "slots 0-5460: master b2, want a2"),
 ]
 # what would change a server or wait: none of it belongs in a fact
 SIDE_EFFECTS = ("modprobe ", "sleep", "while ", "until ", "seq ", " -X POST", "mkdir", "rm ",
