@@ -12,6 +12,8 @@ from pyinfra.api import FactBase
 class PublicKeyOf(FactBase[str]):
     """The public half ('<type> <base64>') of a private key file ('' when there is none)."""
 
+    default = str  # what an empty answer means (pyinfra skips process())
+
     def command(self, path: str) -> str:
         return f"ssh-keygen -y -f {path} 2>/dev/null || true"
 
@@ -21,6 +23,8 @@ class PublicKeyOf(FactBase[str]):
 
 class PatroniDynamicConfig(FactBase[dict[str, Any]]):
     """Patroni's dynamic configuration (`patronictl show-config`), {} when it cannot say."""
+
+    default = dict  # what an empty answer means (pyinfra skips process())
 
     def command(self, patronictl: str) -> str:
         return f"{patronictl} show-config 2>/dev/null || true"
@@ -35,6 +39,8 @@ class PatroniDynamicConfig(FactBase[dict[str, Any]]):
 
 class BackupInfo(FactBase[list[dict[str, Any]]]):
     """`pgbackrest info` of a stanza as JSON ([] when there is no answer)."""
+
+    default = list  # what an empty answer means (pyinfra skips process())
 
     def command(self, as_user: str, stanza: str) -> str:
         return f"{as_user} pgbackrest --stanza={stanza} --output=json info 2>/dev/null || echo '[]'"

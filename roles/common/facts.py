@@ -8,6 +8,8 @@ from pyinfra.api import FactBase
 class InContainer(FactBase[bool]):
     """True on a container (the lab's systemd-nspawn servers)."""
 
+    default = bool  # what an empty answer means (pyinfra skips process())
+
     def command(self) -> str:
         return "systemd-detect-virt --container --quiet && echo yes || echo no"
 
@@ -17,6 +19,8 @@ class InContainer(FactBase[bool]):
 
 class UnitCommandLine(FactBase[str]):
     """The command line of a systemd unit's main process ('' when it does not run)."""
+
+    default = str  # what an empty answer means (pyinfra skips process())
 
     def command(self, unit: str) -> str:
         return (f"pid=$(systemctl show -p MainPID --value {unit} 2>/dev/null); "

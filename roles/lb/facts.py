@@ -19,6 +19,8 @@ class OpenFilesLimit(FactBase[int | None]):
 class InterfaceOf(FactBase[str]):
     """The network interface holding an IPv4 address ('' when none does)."""
 
+    default = str  # what an empty answer means (pyinfra skips process())
+
     def command(self, address: str) -> str:
         return f"ip -o -4 addr show | awk '$4 ~ /^{address}\\// {{print $2; exit}}'"
 

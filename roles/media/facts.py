@@ -10,6 +10,8 @@ from pyinfra.api import FactBase
 class HttpStatus(FactBase[int]):
     """The HTTP status of a GET of `url` (0: nothing answered within 3 s)."""
 
+    default = int  # what an empty answer means (pyinfra skips process())
+
     def command(self, url: str, accept: str = "application/json") -> str:
         return (f"curl -s --max-time 3 -o /dev/null -w '%{{http_code}}' "
                 f"-H {shlex.quote('Accept: ' + accept)} {shlex.quote(url)} || true")

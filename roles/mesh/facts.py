@@ -9,6 +9,8 @@ class KernelWireguard(FactBase[bool]):
     """True when the kernel has WireGuard loaded or installed as a module (`modinfo` reads the
     module tree, it loads nothing); False in containers and kernels without it (wireguard-go)."""
 
+    default = bool  # what an empty answer means (pyinfra skips process())
+
     def command(self) -> str:
         return ("if [ -e /sys/module/wireguard ] || modinfo wireguard >/dev/null 2>&1; "
                 "then echo kernel; else echo userspace; fi")

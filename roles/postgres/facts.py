@@ -12,6 +12,10 @@ class PatroniRole(FactBase[str]):
     answers 200), `replica` when /replica does, else `none`. (/health alone is not enough: a
     member that has just run initdb serves before it takes the leader key.)"""
 
+    @staticmethod
+    def default() -> str:  # nothing printed: no answer
+        return "none"
+
     def command(self, mesh_address: str) -> str:
         base = f"http://{mesh_address}:{PATRONI_REST_PORT}"
         return (f"if curl -fs --max-time 3 -o /dev/null {base}/primary; then echo leader; "
@@ -25,6 +29,8 @@ class PatroniRole(FactBase[str]):
 
 class DatabaseExists(FactBase[bool]):
     """Whether the local PostgreSQL has the database (asked as the postgres OS user)."""
+
+    default = bool  # what an empty answer means (pyinfra skips process())
 
     def command(self, database: str) -> str:
         return ("runuser -u postgres -- psql -XtAq -c "
