@@ -30,6 +30,7 @@ from tests.lab.cli import LabSecrets, freehold_up
 
 REPO = Path(__file__).resolve().parents[2]
 LAB_SLO = Path(__file__).with_name("slo-lab.yaml")
+VIP_SHARE = 0.5  # of a directly calibrated app server, through the VIP (see the test)
 SPEC = REPO / "inventories" / "lab.yaml"
 
 
@@ -163,10 +164,13 @@ def test_surge_on_the_lab(deployed_lab: str, tmp_path: Path, lab_secrets: LabSec
     assert cal["rps_per_core"] == pytest.approx(cal["rps_per_server"] / 1, abs=0.1)  # 1 core
     # The surge sized to pass: the lab's app servers share this machine's cores with the data
     # tier and the load generator, so its capacity is the measured one, not 2 nominal cores.
-    # --app-cores says it in the plan's cores: at 10M the lab gets the plan's utilisation
-    # (app_headroom) of what one of its app servers carried alone
+    # The calibration measures one app server reached directly on the mesh; the surge goes
+    # through a site's virtual IP (HAProxy, TLS, both app servers, the cross-site links), which
+    # on this machine carried about half of that (CI run of 2026-12-06: 30.7 req/s passed, 42.6
+    # timed out, against 88 calibrated). --app-cores says it in the plan's cores: at 10M the
+    # lab gets the plan's utilisation (app_headroom) of half what one app server carried alone
     per_core, headroom = planned_per_core()
-    cores = cal["rps_per_server"] / per_core
+    cores = cal["rps_per_server"] * VIP_SHARE / per_core
     out = tmp_path / "surge"
     r = freehold("loadtest", "run", str(SPEC), "--shape", "surge", "--duration", "2m",
                  "--steps", "4", "--max-users", "300", "--workers", "1", "--slo", str(LAB_SLO),
@@ -190,11 +194,11 @@ def test_surge_on_the_lab(deployed_lab: str, tmp_path: Path, lab_secrets: LabSec
     for step in steps:
         assert_step_within_gates(step, slo)
     assert [s["mark"] for s in steps][::3] == ["4M", "10M"]
-    # the load it passed: at 10M, app_headroom x the calibrated requests/s; the steps before it
-    # at 4, 6 and 8 tenths of that (peak load grows with the accounts)
+    # the load it passed: at 10M, app_headroom x half the calibrated requests/s; the steps
+    # before it at 4, 6 and 8 tenths of that (peak load grows with the accounts)
     assert doc["scale"]["target_app_cores"] == pytest.approx(cores, rel=1e-4)
     top = steps[-1]["target_rps"]
-    assert top == pytest.approx(headroom * cal["rps_per_server"], rel=1e-3)
+    assert top == pytest.approx(headroom * VIP_SHARE * cal["rps_per_server"], rel=1e-3)
     assert [round(s["target_rps"] / top, 2) for s in steps] == [0.4, 0.6, 0.8, 1.0]
     assert doc["generator_cpu"]["servers"] == ["c3"]  # the spec's loadgen server
     assert (out / "report.html").exists() and (out / "chart.png").exists()
