@@ -64,11 +64,13 @@ def main(argv: list[str] | None = None) -> int:
             for p in procs:
                 if p.poll() is None:
                     p.terminate()
+            deadline = time.monotonic() + 10  # one bound for them all, not 10 s each
             for p in procs:
                 try:
-                    p.wait(timeout=10)
+                    p.wait(timeout=max(0.1, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     p.kill()
+                    p.wait(timeout=10)
     return 0
 
 

@@ -18,6 +18,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -409,7 +410,9 @@ class SeaweedS3:
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop_pid(self.proc.pid)
+            # `weed server` answers SIGTERM (and SIGINT) only after 15 s: a throw-away store
+            # is not worth the wait, so it gets 3 s before SIGKILL
+            _stop_pid(self.proc.pid, timeout=3.0)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self.proc.wait(timeout=5)
             self.proc = None
@@ -455,7 +458,12 @@ def local_stack(
             out["s3"] = sw
         yield out
     finally:
-        for svc in reversed(started):
-            svc.stop()
+        # side by side: SeaweedFS alone takes seconds to shut down, PostgreSQL too under load
+        stoppers = [threading.Thread(target=svc.stop, name=f"stop {type(svc).__name__}")
+                    for svc in started]
+        for t in stoppers:
+            t.start()
+        for t in stoppers:
+            t.join()
         if own_tmp:
             shutil.rmtree(base, ignore_errors=True)
