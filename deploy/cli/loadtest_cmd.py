@@ -141,8 +141,9 @@ def _print_outcome(outcome: Any) -> None:
 
 
 def _fail_database(exc: Exception) -> NoReturn:
-    """psycopg errors in one line, never a traceback; anything else is a bug: raised."""
-    if type(exc).__module__.startswith("psycopg"):
+    """psycopg and asyncpg errors (the seed's COPY runs on asyncpg) in one line, never a
+    traceback; anything else is a bug: raised."""
+    if type(exc).__module__.startswith(("psycopg", "asyncpg")):
         fail(f"--dsn: {type(exc).__name__}: {str(exc).strip().splitlines()[0]}")
     raise exc
 
