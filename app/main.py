@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -20,8 +19,6 @@ from app.api.deps import JSON
 from app.api.fastpath import HOME, PULL, FeedApp
 from app.context import close_ctx, open_ctx
 from app.settings import Settings
-
-log = logging.getLogger("freehold.app")
 
 
 def tune_gc() -> None:

@@ -41,8 +41,7 @@ def render(template: str | Path, **data: Any) -> str:
 
 def templates_of(role_file: str) -> Callable[[str], str]:
     """`_t = templates_of(__file__)`, then `_t("haproxy.cfg.j2")`: a role's template paths."""
-    folder = Path(role_file).parent / "templates"
-    return lambda name: str(folder / name)
+    return lambda name: str(template_path(role_file, name))
 
 
 def template_path(role_file: str, name: str) -> Path:
