@@ -140,7 +140,10 @@ class Member(FastHttpUser):
                     return r.json() if r.content else None
                 except (ValueError, TypeError):
                     return None
-            r.failure(f"HTTP {r.status_code}: {(r.text or '')[:120]}")
+            if r.status_code == 0:  # no answer: say why (refused, reset, timed out)
+                r.failure(f"no response: {getattr(r, 'error', None)!r}"[:160])
+            else:
+                r.failure(f"HTTP {r.status_code}: {(r.text or '')[:120]}")
             return None
 
     def _remember(self, doc: Any) -> None:

@@ -119,6 +119,7 @@ class LbSettings(_Settings):
     vrid_base: Annotated[int, Field(ge=0, le=255)] | None = None
     maxconn: Count | None = None
     conn_limit_per_ip: Count | None = None
+    conn_limit_exempt: list[ipaddress.IPv4Network] | None = None
 
 
 class MediaSettings(_Settings):

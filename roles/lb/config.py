@@ -8,6 +8,9 @@ multicast does not: provider networks, the lab's bridges). Settings under `roles
     tls_cert: path, tls_key: path  # PEM files (relative to the spec); default: self-signed
     hostnames: [names]             # extra names for the self-signed certificate
     conn_limit_per_ip: 200         # concurrent connections per client address
+    conn_limit_exempt: [networks]  # addresses the per-address limit does not apply to; the
+                                   # spec's loadgen servers are always exempt (one load
+                                   # generator speaks for hundreds of simulated users)
     maxconn: 20000
 """
 
@@ -88,6 +91,18 @@ def auth_pass(spec: ClusterSpec, site: str) -> str:
     return hashlib.sha256(f"{spec.name}/{site}".encode()).hexdigest()[:8]
 
 
+def conn_limit_exempt(spec: ClusterSpec) -> list[str]:
+    """Source networks the per-address connection limit leaves alone: the spec's own load
+    generators (public and mesh addresses: one of them speaks for hundreds of simulated users,
+    which a limit meant for one abusive client would cut off) and `conn_limit_exempt`."""
+    out: list[str] = []
+    for s in spec.servers_with_role("loadgen"):
+        out += [s.public_address, s.mesh_address]
+    out += [str(ipaddress.ip_network(str(n), strict=False))
+            for n in settings(spec).get("conn_limit_exempt") or []]
+    return list(dict.fromkeys(a for a in out if a))
+
+
 def haproxy_vars(spec: ClusterSpec, me: Server, fd_limit: int = 1048576) -> dict[str, Any]:
     """`fd_limit`: descriptors HAProxy may open (two per connection: maxconn is capped)."""
     cfg = settings(spec)
@@ -101,6 +116,7 @@ def haproxy_vars(spec: ClusterSpec, me: Server, fd_limit: int = 1048576) -> dict
         "cert": CERT_PATH,
         "maxconn": min(int(cfg.get("maxconn", 20000)), max(256, (fd_limit - 200) // 2)),
         "conn_limit": int(cfg.get("conn_limit_per_ip", 200)),
+        "conn_limit_exempt": conn_limit_exempt(spec),
         "backends": backends(spec, me),
     }
 

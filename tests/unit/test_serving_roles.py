@@ -38,6 +38,14 @@ def test_haproxy_config_checks_readyz_and_drains_over_the_mesh(spec: ClusterSpec
     assert "alpn h2,http/1.1" in text and "ssl crt /etc/haproxy/certs/freehold.pem" in text
     assert "option httpchk GET /readyz" in text and "option redispatch" in text
     assert "retry-on conn-failure" in text and "sc0_conn_cur gt 200" in text
+    # the per-address limit spares the cluster's own load generator (c3: one address for
+    # hundreds of simulated users; the CI surge run's 301 users were cut off at 200), and only it
+    c3 = spec.server("c3")
+    lines = text.splitlines()
+    acl = next(x.split() for x in lines if "acl load_generator src" in x)
+    assert acl[3:] == [c3.public_address, c3.mesh_address]
+    accept = lines.index("    tcp-request connection accept if load_generator")
+    assert accept < lines.index("    tcp-request connection reject if { sc0_conn_cur gt 200 }")
     assert f"stats socket ipv4@{a2.mesh_address}:9999 level admin" in text
     assert f"bind {a2.mesh_address}:8404" in text
     # every app server, the local site's at full weight, the others' as overflow
@@ -46,6 +54,25 @@ def test_haproxy_config_checks_readyz_and_drains_over_the_mesh(spec: ClusterSpec
     assert f"server b3 {b3.mesh_address}:8000 check weight 1" in text
     # stats and runtime API only from the mesh; 80/443 public; VRRP from cluster peers
     assert set(lb.PORTS.public_tcp) == {80, 443} and set(lb.PORTS.mesh_tcp) == {8404, 9999}
+
+
+def test_conn_limit_exempt_networks_from_the_spec(tmp_path: Path) -> None:
+    from deploy.spec import SpecError
+    from roles.lb.config import conn_limit_exempt
+
+    text = (ROOT / "inventories" / "lab.yaml").read_text()
+    assert "\n  lb: {}\n" in text
+    doc = load_spec(ROOT / "inventories" / "lab.yaml")
+    base = conn_limit_exempt(doc)
+    assert base == [doc.server("c3").public_address, doc.server("c3").mesh_address]
+    custom = tmp_path / "lab.yaml"
+    custom.write_text(text.replace("\n  lb: {}\n", "\n  lb: {conn_limit_exempt: "
+                                   "[203.0.113.0/24]}\n"))
+    assert conn_limit_exempt(load_spec(custom))[-1] == "203.0.113.0/24"
+    custom.write_text(text.replace("\n  lb: {}\n", "\n  lb: {conn_limit_exempt: "
+                                   "['203.0.113.7/24']}\n"))
+    with pytest.raises(SpecError, match="conn_limit_exempt"):
+        load_spec(custom)
 
 
 def test_keepalived_one_vip_per_site_unicast_between_the_site_lbs(spec: ClusterSpec) -> None:
