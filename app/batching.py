@@ -30,7 +30,7 @@ from typing import Any, Generic, TypeVar
 from prometheus_client import Histogram
 from redis.exceptions import RedisClusterException
 
-from app.redis_wire import Command, Redirected, Wire
+from freehold.app.redis_wire import Command, Redirected, Wire
 
 T = TypeVar("T")
 R = TypeVar("R")

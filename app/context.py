@@ -9,12 +9,12 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
-from app.batching import Batcher, RedisReads
-from app.db import create_pools
-from app.readwrite import PRIMARY_READS
-from app.redis_client import AnyRedis, RedisCluster, close_redis, make_redis
-from app.services.media import MediaStore
-from app.settings import Settings
+from freehold.app.batching import Batcher, RedisReads
+from freehold.app.db import create_pools
+from freehold.app.readwrite import PRIMARY_READS
+from freehold.app.redis_client import AnyRedis, RedisCluster, close_redis, make_redis
+from freehold.app.services.media import MediaStore
+from freehold.app.settings import Settings
 
 ITEMS_MAX_AGE_S = 3600  # the feed item memory is emptied this often: row versions (32-bit
 # transaction ids) come round again after ~4 billion transactions, so an entry must not

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import orjson
 
-from app.settings import Settings
+from freehold.app.settings import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 

@@ -1,4 +1,4 @@
-"""Run the whole app locally for development: `python -m app.dev [--port 8000]`.
+"""Run the whole app locally for development: `python -m freehold.app.dev [--port 8000]`.
 
 Starts PostgreSQL, Redis and SeaweedFS (S3) in a temporary folder with app.devstack,
 migrates, builds the demo network (app.demo: accounts `alice`, `bob`, `carol`… password
@@ -15,15 +15,15 @@ import sys
 import time
 from pathlib import Path
 
-from app.db import migrate
-from app.demo.builder import build_demo_sync
-from app.demo.content import ADMIN, PASSWORD
-from app.devstack import free_port, local_stack, wait_port
-from app.settings import Settings
+from freehold.app.db import migrate
+from freehold.app.demo.builder import build_demo_sync
+from freehold.app.demo.content import ADMIN, PASSWORD
+from freehold.app.devstack import free_port, local_stack, wait_port
+from freehold.app.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m app.dev")
+    ap = argparse.ArgumentParser(prog="python -m freehold.app.dev")
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--seed-only", action="store_true", help="build the demo data, then stop")
     args = ap.parse_args(argv)
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
                             s3_secret_key=s3.secret_key,  # type: ignore[attr-defined]
                             bootstrap_admins=ADMIN, development=True)
         migrate(settings.database_url)
-        from app.services.media import MediaStore
+        from freehold.app.services.media import MediaStore
 
         MediaStore.from_settings(settings).ensure_bucket_sync()
         made = build_demo_sync(settings)
@@ -44,13 +44,13 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         env = {**os.environ, **settings.to_env()}
         root = Path(str(stack["root"]))
-        procs = [subprocess.Popen([sys.executable, "-m", "app.worker", kind], env=env,
+        procs = [subprocess.Popen([sys.executable, "-m", "freehold.app.worker", kind], env=env,
                                   stdout=(root / f"{kind}.log").open("ab"),
                                   stderr=subprocess.STDOUT)
                  for kind in ("fanout", "notify", "moderation", "trends")]
         port = args.port or free_port()
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "app.serve", "--workers", "1", "--port", str(port),
+            [sys.executable, "-m", "freehold.app.serve", "--workers", "1", "--port", str(port),
              "--no-migrate"], env=env))
         try:
             wait_port(port, timeout=30)

@@ -1,6 +1,6 @@
 """Real PostgreSQL, Redis and SeaweedFS started as local processes in a temporary folder.
 
-Used by the app's development command (`python -m app.dev`), the integration tests, the
+Used by the app's development command (`python -m freehold.app.dev`), the integration tests, the
 benchmarks, the local load tests and the migration tests; it lives beside the app so the app's
 dev command needs nothing of the operator side, and the release leaves it out (servers never
 start it). Every process is started here and stopped here by its own process id. Services listen on
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.pgclient import libpq_target
+from freehold.app.pgclient import libpq_target
 
 PG_BIN_CANDIDATES = [Path("/usr/lib/postgresql/15/bin"), Path("/usr/lib/postgresql/16/bin")]
 

@@ -13,12 +13,12 @@ from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
 
-from app import metrics, unavailable
-from app.api import handlers, operations, v1
-from app.api.deps import JSON
-from app.api.fastpath import HOME, PULL, FeedApp
-from app.context import close_ctx, open_ctx
-from app.settings import Settings
+from freehold.app import metrics, unavailable
+from freehold.app.api import handlers, operations, v1
+from freehold.app.api.deps import JSON
+from freehold.app.api.fastpath import HOME, PULL, FeedApp
+from freehold.app.context import close_ctx, open_ctx
+from freehold.app.settings import Settings
 
 
 def tune_gc() -> None:
@@ -58,11 +58,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     if settings.bench_endpoints:  # the baseline takes the same short way as the home feed
         app.fast_paths = (HOME, PULL)
-        from app.api.feeds import add_pull_baseline
+        from freehold.app.api.feeds import add_pull_baseline
 
         add_pull_baseline(app)
 
-    from app.web import mount  # the web UI, built on the same services
+    from freehold.app.web import mount  # the web UI, built on the same services
 
     mount(app)
     unavailable.install(app)  # after mount: answered through the web UI's ServiceError handler

@@ -20,9 +20,9 @@ from prometheus_client import (
 from prometheus_client import multiprocess as prom_mp
 from redis.exceptions import RedisError, ResponseError
 
-from app.context import Ctx
-from app.redis_client import FANOUT_LAG, STREAM_EVENTS, STREAM_POSTS
-from app.services.moderation import queue_depth
+from freehold.app.context import Ctx
+from freehold.app.redis_client import FANOUT_LAG, STREAM_EVENTS, STREAM_POSTS
+from freehold.app.services.moderation import queue_depth
 
 log = logging.getLogger("freehold.app.metrics")
 API_PREFIX = "/api/v1"

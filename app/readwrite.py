@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from app.context import Ctx
+    from freehold.app.context import Ctx
 
 PRIMARY_READS: ContextVar[bool] = ContextVar("freehold_primary_reads", default=False)
 

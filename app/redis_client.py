@@ -12,7 +12,7 @@ from typing import Any
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
 
-from app.settings import Settings
+from freehold.app.settings import Settings
 
 AnyRedis = Any  # Redis | RedisCluster: both expose the same command methods
 

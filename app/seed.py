@@ -31,8 +31,8 @@ from typing import Any
 import asyncpg
 import numpy as np
 
-from app.ids import EPOCH_MS, RANDOM_BITS
-from app.services.accounts import LOADTEST_PREFIX
+from freehold.app.ids import EPOCH_MS, RANDOM_BITS
+from freehold.app.services.accounts import LOADTEST_PREFIX
 
 # the accounts app.seed made: the mark and the reserved prefix together (an account from
 # before the mark existed may carry the prefix, never the mark). A constant: no input in it.

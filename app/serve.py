@@ -1,4 +1,4 @@
-"""Serve the app with uvicorn: `python -m app.serve [--workers N] [--host H] [--port P]`.
+"""Serve the app with uvicorn: `python -m freehold.app.serve [--workers N] [--host H] [--port P]`.
 
 Several worker processes share the port; Prometheus metrics are aggregated across them through
 PROMETHEUS_MULTIPROC_DIR (a fresh folder is made when unset). Migrations run first unless
@@ -15,12 +15,12 @@ import tempfile
 
 import uvicorn
 
-from app.db import migrate
-from app.settings import Settings, SettingsError
+from freehold.app.db import migrate
+from freehold.app.settings import Settings, SettingsError
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m app.serve")
+    ap = argparse.ArgumentParser(prog="python -m freehold.app.serve")
     ap.add_argument("--host", default=os.environ.get("FREEHOLD_HOST", "127.0.0.1"))
     ap.add_argument("--port", type=int, default=int(os.environ.get("FREEHOLD_PORT", "8000")))
     ap.add_argument("--workers", type=int,
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.from_env()
         settings.check_startup()
     except SettingsError as exc:
-        print(f"app.serve: {exc}", file=sys.stderr)
+        print(f"freehold.app.serve: {exc}", file=sys.stderr)
         return 2
     if not args.no_migrate:
         migrate(settings.database_url)
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         own_dir = tempfile.mkdtemp(prefix="freehold-prom-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = own_dir
     try:
-        uvicorn.run("app.main:create_app", factory=True, host=args.host, port=args.port,
+        uvicorn.run("freehold.app.main:create_app", factory=True, host=args.host, port=args.port,
                     workers=args.workers, log_level="warning", access_log=False,
                     proxy_headers=True, forwarded_allow_ips=os.environ.get(
                         "FREEHOLD_TRUSTED_PROXIES", "127.0.0.1"))

@@ -27,8 +27,8 @@ from redis import exceptions as rx
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.redis_wire import Redirected
-from app.services.errors import ServiceError, Unavailable
+from freehold.app.redis_wire import Redirected
+from freehold.app.services.errors import ServiceError, Unavailable
 
 log = logging.getLogger("freehold.app.unavailable")
 
@@ -61,7 +61,8 @@ LOST_PROTOCOL = ("cannot switch to state", "not connected")
 CLOSED_CONNECTION = "connection is closed"
 STORE_ERRORS = POSTGRES + REDIS + GENERIC + (asyncpg.InternalClientError,
                                              asyncpg.InterfaceError)  # handled here
-CLIENT_MODULES = {"postgres": ("asyncpg", "app.db"), "redis": ("redis", "app.redis_wire")}
+CLIENT_MODULES = {"postgres": ("asyncpg", "freehold.app.db"),
+                  "redis": ("redis", "freehold.app.redis_wire")}
 
 UNAVAILABLE = Counter("freehold_store_unavailable_total",
                       "requests answered 503: PostgreSQL or Redis unavailable",

@@ -52,9 +52,9 @@ from cpumeter import CpuMeter  # noqa: E402 (kept importable from here too)
 from delivery import measure_delivery  # noqa: E402
 from resultsfile import write_results  # noqa: E402
 
-from app.context import close_ctx, open_ctx  # noqa: E402
-from app.db import migrate  # noqa: E402
-from app.devstack import (  # noqa: E402
+from freehold.app.context import close_ctx, open_ctx  # noqa: E402
+from freehold.app.db import migrate  # noqa: E402
+from freehold.app.devstack import (  # noqa: E402
     DURABILITY,
     Redis,
     durability_of,
@@ -63,11 +63,11 @@ from app.devstack import (  # noqa: E402
     start_redis_cluster,
     wait_port,
 )
-from app.redis_client import close_redis, feed_key, make_redis  # noqa: E402
-from app.seed import seed_dataset  # noqa: E402
-from app.services import feed  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from app.worker.fanout import fanout_post  # noqa: E402
+from freehold.app.redis_client import close_redis, feed_key, make_redis  # noqa: E402
+from freehold.app.seed import seed_dataset  # noqa: E402
+from freehold.app.services import feed  # noqa: E402
+from freehold.app.settings import Settings  # noqa: E402
+from freehold.app.worker.fanout import fanout_post  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "app_hotpaths.json"
 
@@ -356,7 +356,7 @@ def measure(args: argparse.Namespace, console: Any, stack: dict[str, object],
     port = free_port()
     env = {**os.environ, **settings.to_env()}
     server = subprocess.Popen(
-        ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "app.main:create_app",
+        ["taskset", "-c", "0", sys.executable, "-m", "uvicorn", "freehold.app.main:create_app",
          "--factory", "--port", str(port), "--workers", "1", "--log-level", "warning",
          "--no-access-log"], env=env, cwd=ROOT)
     meter = CpuMeter(app=server.pid, postgres=pg.proc.pid,  # type: ignore[attr-defined]

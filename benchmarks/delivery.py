@@ -1,11 +1,11 @@
 """Fan-out delivery: how long a new post takes to reach a follower's home feed, end to end.
 
 Used by app_hotpaths.py while its app server runs: a real fan-out worker process
-(`python -m app.worker fanout`) is started and first drains what the post-create round left in
-the stream; then, under a steady background of home-feed reads (wrk), authors post through the
-API at a steady rate and each post's follower's cached feed (the Redis list every home-feed
-read starts from) is read until the post is in it. The time from sending the POST to then is
-the delivery time (the issue's target: within 2 s at p99 under normal load); the probe reads
+(`python -m freehold.app.worker fanout`) is started and first drains what the post-create round
+left in the stream; then, under a steady background of home-feed reads (wrk), authors post
+through the API at a steady rate and each post's follower's cached feed (the Redis list every
+home-feed read starts from) is read until the post is in it. The time from sending the POST to
+then is the delivery time (the issue's target: within 2 s at p99 under normal load); the probe reads
 Redis, not the API, so that waiting for slow deliveries does not itself load the app.
 """
 
@@ -24,10 +24,10 @@ import httpx
 import numpy as np
 import redis
 
-from app.devstack import stop_process
-from app.redis_client import AnyRedis, close_redis, feed_key, make_redis
-from app.settings import Settings
-from app.worker import STREAM_WORKERS
+from freehold.app.devstack import stop_process
+from freehold.app.redis_client import AnyRedis, close_redis, feed_key, make_redis
+from freehold.app.settings import Settings
+from freehold.app.worker import STREAM_WORKERS
 
 ROOT = Path(__file__).resolve().parents[1]
 POLL_S = 0.01  # a follower's feed read every 10 ms while it waits
@@ -117,7 +117,7 @@ def measure_delivery(settings: Settings, base: str, home_url: str, tokens: list[
     """Start a fan-out worker, wait for the stream to drain (bounded), probe delivery under a
     background of home-feed reads; stop the worker by its pid."""
     env = {**os.environ, **settings.to_env()}
-    worker = subprocess.Popen([sys.executable, "-m", "app.worker", "fanout"], env=env,
+    worker = subprocess.Popen([sys.executable, "-m", "freehold.app.worker", "fanout"], env=env,
                               cwd=ROOT, stdout=log.open("ab"), stderr=subprocess.STDOUT)
     try:
         with sync_client(settings) as r:

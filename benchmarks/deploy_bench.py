@@ -32,15 +32,15 @@ sys.path.insert(0, str(ROOT))
 
 from resultsfile import write_results  # noqa: E402
 
-from deploy.provenance import DEPLOYED_DURABILITY  # noqa: E402
-from deploy.provision.drill import (  # noqa: E402
+from freehold.deploy.provenance import DEPLOYED_DURABILITY  # noqa: E402
+from freehold.deploy.provision.drill import (  # noqa: E402
     deploy_subprocess,
     patroni_cluster,
     postgres_failover,
     redis_failover,
 )
-from deploy.secrets import SecretStore  # noqa: E402
-from deploy.spec import load_spec  # noqa: E402
+from freehold.deploy.secrets import SecretStore  # noqa: E402
+from freehold.deploy.spec import load_spec  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "deploy_bench.json"
 DATA_TIER = ("base", "mesh", "etcd", "postgres", "pgbouncer", "redis", "media")
@@ -88,7 +88,7 @@ def main() -> None:
                     help="roles to deploy (default: the data tier of issue 5; 'all' = ROLE_ORDER)")
     args = ap.parse_args()
 
-    from deploy.lab import Lab
+    from freehold.deploy.lab import Lab
 
     tmp = Path(tempfile.mkdtemp(prefix="deploybench-"))
     spec_path = bench_spec(tmp)

@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT))
 
 from resultsfile import write_results  # noqa: E402
 
-from deploy.lab import Lab  # noqa: E402
-from deploy.lab.image import build_image, image_info  # noqa: E402
+from freehold.deploy.lab import Lab  # noqa: E402
+from freehold.deploy.lab.image import build_image, image_info  # noqa: E402
 
 MIB = 1024 * 1024
 PER_SITE = 60          # servers per /24 site

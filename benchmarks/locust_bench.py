@@ -50,15 +50,15 @@ sys.path.insert(0, str(ROOT))
 from cpumeter import CpuMeter  # noqa: E402
 from resultsfile import with_header, write_results  # noqa: E402
 
-from app.db import migrate  # noqa: E402
-from app.devstack import (  # noqa: E402
+from freehold.app.db import migrate  # noqa: E402
+from freehold.app.devstack import (  # noqa: E402
     DURABILITY,
     durability_of,
     local_stack,  # noqa: E402
 )
-from app.settings import Settings  # noqa: E402
-from deploy.loadtest.calibrate import CALIBRATION  # noqa: E402
-from deploy.loadtest.localapp import LocalApp  # noqa: E402
+from freehold.app.settings import Settings  # noqa: E402
+from freehold.deploy.loadtest.calibrate import CALIBRATION  # noqa: E402
+from freehold.deploy.loadtest.localapp import LocalApp  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "locust_bench.json"
 # a calibration is a wall-clock figure within the SLO: on a machine already loaded by other work
@@ -102,8 +102,7 @@ def run_wrk(url: str, seconds: int, connections: int = 64) -> dict[str, Any]:
 def run_locust(url: str, seconds: int, kind: str, users: int = 64) -> dict[str, Any]:
     """One Locust process (local runner = one worker's work), steady window measured."""
     out = Path(tempfile.mkdtemp(prefix="locust-bench-"))
-    env = {**os.environ, "FREEHOLD_BENCH_USER": kind,
-           "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    env = {**os.environ, "FREEHOLD_BENCH_USER": kind}
     cmd = [*pin(GEN_CPU), sys.executable, "-m", "locust", "-f",
            str(ROOT / "loadgen" / "bench_locustfile.py"), "--headless", "-u", str(users),
            "-r", str(users), "-t", f"{seconds}s", "--host", url, "--csv", str(out / "b"),
@@ -150,7 +149,7 @@ def run_locust(url: str, seconds: int, kind: str, users: int = 64) -> dict[str, 
 
 
 def capacity_says(accounts: str = "10M") -> dict[str, Any]:
-    r = subprocess.run([sys.executable, "-m", "deploy", "capacity", "--accounts", accounts,
+    r = subprocess.run([sys.executable, "-m", "freehold.deploy", "capacity", "--accounts", accounts,
                         "--json"], cwd=ROOT, capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
         return {"exit": r.returncode, "stderr": r.stderr.strip()[:300]}
@@ -190,7 +189,7 @@ def server_cpu_per_request(cal: dict[str, Any], used: dict[str, float]) -> dict[
 
 def calibrate(app: LocalApp, dsn: str, accounts: str, seconds: str, pg_pid: int,
               redis_pid: int, write_to: Path) -> dict[str, Any]:
-    fh = [sys.executable, "-m", "deploy", "loadtest"]
+    fh = [sys.executable, "-m", "freehold.deploy", "loadtest"]
     r = subprocess.run([*fh, "seed", app.url, "--accounts", accounts, "--dsn", dsn, "--json"],
                        cwd=ROOT, capture_output=True, text=True, timeout=3600)
     if r.returncode != 0:
@@ -253,7 +252,7 @@ def main() -> int:
                             s3_secret_key=s3.secret_key, db_pool_max=20,  # type: ignore
                             secret_key=secrets.token_urlsafe(32))
         migrate(settings.database_url)
-        from app.services.media import MediaStore
+        from freehold.app.services.media import MediaStore
 
         MediaStore.from_settings(settings).ensure_bucket_sync()
         app = LocalApp(settings, Path(str(st["root"])) / "app", web_workers=1,

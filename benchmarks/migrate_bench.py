@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resultsfile import write_results  # noqa: E402
 
-from app.devstack import DURABILITY, Postgres, SeaweedS3, durability_of  # noqa: E402
-from deploy.migrate import database as db  # noqa: E402
-from deploy.migrate.objects import ObjectCopier  # noqa: E402
-from deploy.migrate.s3client import S3Location, client  # noqa: E402
+from freehold.app.devstack import DURABILITY, Postgres, SeaweedS3, durability_of  # noqa: E402
+from freehold.deploy.migrate import database as db  # noqa: E402
+from freehold.deploy.migrate.objects import ObjectCopier  # noqa: E402
+from freehold.deploy.migrate.s3client import S3Location, client  # noqa: E402
 
 SETS = {"small": (400, 8 * 1024), "large": (6, 12 * 1024 * 1024)}
 
@@ -104,8 +104,8 @@ def bench_objects(tmp: Path) -> dict[str, Any]:
 
 
 def seed_app_database(dsn: str, accounts: int) -> dict[str, Any]:
-    from app.db import migrate
-    from deploy.loadtest.seed import run_app_seed
+    from freehold.app.db import migrate
+    from freehold.deploy.loadtest.seed import run_app_seed
 
     migrate(dsn)
     t0 = time.monotonic()

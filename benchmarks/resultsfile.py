@@ -22,7 +22,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from deploy.provenance import commit_state, run_header  # noqa: E402
+from freehold.deploy.provenance import commit_state, run_header  # noqa: E402
 
 # the code the benchmark runs is the code at its start (a commit made during a long run does not
 # change it): taken when the benchmark imports this module

@@ -27,15 +27,15 @@ sys.path.insert(0, str(ROOT))
 
 from resultsfile import write_results  # noqa: E402
 
-from deploy.inventory import build_inventory  # noqa: E402
-from deploy.spec import load_spec  # noqa: E402
-from deploy.spec.placement import check_placement, survival  # noqa: E402
-from deploy.spec.synthetic import large_doc  # noqa: E402
+from freehold.deploy.inventory import build_inventory  # noqa: E402
+from freehold.deploy.spec import load_spec  # noqa: E402
+from freehold.deploy.spec.placement import check_placement, survival  # noqa: E402
+from freehold.deploy.spec.synthetic import large_doc  # noqa: E402
 
 
 def explicit_doc() -> dict:
     """The generated spec with one entry per server (no ranges): the YAML a tool might emit."""
-    from deploy.spec import parse_spec
+    from freehold.deploy.spec import parse_spec
     doc = large_doc()
     spec = parse_spec(doc)
     doc["servers"] = [{"name": s.name, "site": s.site, "address": s.public_address,

@@ -35,10 +35,10 @@ sys.path.insert(0, str(ROOT))
 
 from resultsfile import write_results  # noqa: E402
 
-from deploy.lab import Lab  # noqa: E402
-from deploy.provenance import DEPLOYED_DURABILITY  # noqa: E402
-from deploy.provision.probe import SteadyLoad  # noqa: E402
-from deploy.spec import load_spec  # noqa: E402
+from freehold.deploy.lab import Lab  # noqa: E402
+from freehold.deploy.provenance import DEPLOYED_DURABILITY  # noqa: E402
+from freehold.deploy.provision.probe import SteadyLoad  # noqa: E402
+from freehold.deploy.spec import load_spec  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "up_bench.json"
 
@@ -68,7 +68,7 @@ def bench_spec(folder: Path, net: str = "198.19.48") -> Path:
 def freehold(args: list[str], env: dict[str, str], timeout: float = 3600
              ) -> tuple[int, dict[str, Any], float]:
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "deploy", *args], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "freehold.deploy", *args], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=timeout)
     took = time.monotonic() - t0
     try:
@@ -94,7 +94,7 @@ def main() -> None:
         spec = load_spec(spec_path)
         lab = Lab.from_spec(spec_path)
         lab.down()
-        from deploy.lab.image import build_image
+        from freehold.deploy.lab.image import build_image
 
         build_image()                      # cached: not part of the measured time
         secrets = Path(tmp) / "upbench.secrets"
@@ -110,7 +110,7 @@ def main() -> None:
             print(f"second freehold up: {second_s:.1f} s, {second['changed']} changes",
                   flush=True)
             ca = first["ca_file"] or None
-            from roles.lb.config import vips
+            from freehold.roles.lb.config import vips
 
             loads = [SteadyLoad(f"https://{v}", ca, threads=2) for v in vips(spec).values()]
             for load in loads:

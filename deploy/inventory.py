@@ -16,8 +16,8 @@ from typing import Any
 
 from pyinfra.api import Inventory
 
-from deploy.spec import ClusterSpec, Server
-from deploy.spec.placement import (
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.deploy.spec.placement import (
     media_copies,
     media_failure_domain,
     media_masters,

@@ -22,7 +22,7 @@ from cryptography.fernet import Fernet, InvalidToken
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from deploy.atomic import write_bytes
+from freehold.deploy.atomic import write_bytes
 
 KEY_ENV = "FREEHOLD_SECRETS_KEY"
 FORMAT_VERSION = 1

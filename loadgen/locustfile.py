@@ -13,8 +13,8 @@ from typing import Any
 import locust.runners
 from locust import LoadTestShape, events
 
-from loadgen.recorder import Recorder
-from loadgen.users import PLAN, STATE, Member
+from freehold.loadgen.recorder import Recorder
+from freehold.loadgen.users import PLAN, STATE, Member
 
 __all__ = ["Member", "PlanShape"]
 

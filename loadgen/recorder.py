@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadgen.shapes import LoadPlan
-from loadgen.slo import AGGREGATED, Slo, judge, window
+from freehold.loadgen.shapes import LoadPlan
+from freehold.loadgen.slo import AGGREGATED, Slo, judge, window
 
 
 def snapshot(stats: Any) -> dict[str, dict[str, Any]]:

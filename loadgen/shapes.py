@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadgen.traffic import ACTION_REQUESTS, SECONDS_PER_DAY, TrafficModel
+from freehold.loadgen.traffic import ACTION_REQUESTS, SECONDS_PER_DAY, TrafficModel
 
 SHAPES = ("surge", "spike", "soak")
 M = 1_000_000

@@ -30,9 +30,9 @@ from typing import Any
 from locust import events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from loadgen.picks import Zipf, weighted_choice
-from loadgen.roster import Roster
-from loadgen.shapes import LoadPlan
+from freehold.loadgen.picks import Zipf, weighted_choice
+from freehold.loadgen.roster import Roster
+from freehold.loadgen.shapes import LoadPlan
 
 API = "/api/v1"
 HERE = Path(__file__).resolve().parent
@@ -51,7 +51,7 @@ def _load_plan() -> LoadPlan | None:
 
 
 def _default_plan() -> LoadPlan:
-    from loadgen.traffic import load_model
+    from freehold.loadgen.traffic import load_model
 
     m = load_model(os.environ.get("FREEHOLD_LT_PROFILE") or None)
     return LoadPlan(shape="adhoc", host="", steps=[], weights=m.weights(),

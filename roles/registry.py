@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from roles.ports import Ports
+from freehold.roles.ports import Ports
 
 # dependency order: each role only needs roles before it
 ROLE_ORDER: tuple[str, ...] = (
@@ -90,7 +90,7 @@ def role(name: str) -> Role:
     """The `Role` of `roles/<name>` (a role of ROLE_ORDER). Raises RoleError naming the fix."""
     if name not in ROLE_ORDER:
         raise RoleError(f"unknown role {name} — deployable roles: {', '.join(ROLE_ORDER)}")
-    module = importlib.import_module(f"roles.{name}")
+    module = importlib.import_module(f"freehold.roles.{name}")
     found = getattr(module, "ROLE", None)
     if not isinstance(found, Role):
         raise RoleError(f"roles/{name}/__init__.py: define ROLE = Role(name={name!r}, ...)")

@@ -27,13 +27,13 @@ if [ -n "$missing" ]; then
 fi
 
 stamp="$VENV/.freehold-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   echo "freehold: installing the Python environment in $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q -U pip 2>&1 | grep -v '^WARNING: Location' || true
   "$VENV/bin/pip" install -q -e '.[dev]' 2>&1 | grep -vE '^WARNING: Location|BuildBackendWarning|^\s' || true
   # fail loudly if broken; locust (gevent) patches ssl, so it is checked in its own process
-  "$VENV/bin/python" -c "import deploy.cli, pyinfra, fabric"
+  "$VENV/bin/python" -c "import freehold.deploy.cli, pyinfra, fabric"
   "$VENV/bin/python" -c "import locust"
   touch "$stamp"
 fi

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.api import accounts, feeds, moderation, posts
-from app.api.schemas import errors
+from freehold.app.api import accounts, feeds, moderation, posts
+from freehold.app.api.schemas import errors
 
 # every route may answer 503 when PostgreSQL or Redis is unavailable (app.unavailable)
 v1 = APIRouter(prefix="/api/v1", responses=errors(503))

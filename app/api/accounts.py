@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Request, UploadFile
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 
-from app.api.deps import (
+from freehold.app.api.deps import (
     JSON,
     IdCursor,
     Limit,
@@ -19,8 +19,8 @@ from app.api.deps import (
     page,
     path_id,
 )
-from app.api.models import DeleteAccountIn, LoginIn, ProfileIn, SignupIn
-from app.api.schemas import (
+from freehold.app.api.models import DeleteAccountIn, LoginIn, ProfileIn, SignupIn
+from freehold.app.api.schemas import (
     AccountPage,
     AccountView,
     BlockState,
@@ -33,10 +33,10 @@ from app.api.schemas import (
     Unfollowed,
     errors,
 )
-from app.ids import parse_id
-from app.services import accounts, auth, signup_proof, social
-from app.services.accounts import account_json
-from app.services.errors import Invalid, Unauthorized
+from freehold.app.ids import parse_id
+from freehold.app.services import accounts, auth, signup_proof, social
+from freehold.app.services.accounts import account_json
+from freehold.app.services.errors import Invalid, Unauthorized
 
 router = APIRouter(tags=["accounts"], default_response_class=DocJSON)
 

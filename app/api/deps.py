@@ -9,11 +9,11 @@ from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from app import readwrite
-from app.context import Ctx
-from app.ids import parse_id
-from app.services import auth, ratelimit
-from app.services.errors import NotFound
+from freehold.app import readwrite
+from freehold.app.context import Ctx
+from freehold.app.ids import parse_id
+from freehold.app.services import auth, ratelimit
+from freehold.app.services.errors import NotFound
 
 SESSION_COOKIE = "fh_session"  # the web UI's session cookie (same tokens as the API)
 bearer = HTTPBearer(auto_error=False, description="token from POST /api/v1/auth/login")

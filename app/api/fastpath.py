@@ -18,10 +18,10 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from app.metrics import observe
-from app.services import auth, feed
-from app.services.errors import ServiceError
-from app.unavailable import STORE_ERRORS
+from freehold.app.metrics import observe
+from freehold.app.services import auth, feed
+from freehold.app.services.errors import ServiceError
+from freehold.app.unavailable import STORE_ERRORS
 
 HOME = "/api/v1/timelines/home"
 PULL = "/api/v1/timelines/home_pull"

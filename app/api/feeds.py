@@ -9,9 +9,19 @@ from fastapi import APIRouter, Depends, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials
 
-from app.api.deps import JSON, JSONBytes, Limit, Viewer, Writer, bearer, get_ctx, page, path_id
-from app.api.models import MarkReadIn
-from app.api.schemas import (
+from freehold.app.api.deps import (
+    JSON,
+    JSONBytes,
+    Limit,
+    Viewer,
+    Writer,
+    bearer,
+    get_ctx,
+    page,
+    path_id,
+)
+from freehold.app.api.models import MarkReadIn
+from freehold.app.api.schemas import (
     AccountList,
     DocJSON,
     Marked,
@@ -23,7 +33,7 @@ from app.api.schemas import (
     UnreadCount,
     errors,
 )
-from app.services import auth, feed, notifications, search, trends
+from freehold.app.services import auth, feed, notifications, search, trends
 
 router = APIRouter(tags=["feeds"], default_response_class=DocJSON)
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

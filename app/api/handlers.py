@@ -12,9 +12,9 @@ from fastapi.responses import Response
 from fastapi.utils import is_body_allowed_for_status_code
 from starlette.exceptions import HTTPException
 
-from app.api.deps import JSON
-from app.api.schemas import HTTP_ERROR_CODES
-from app.services.errors import Retryable, ServiceError
+from freehold.app.api.deps import JSON
+from freehold.app.api.schemas import HTTP_ERROR_CODES
+from freehold.app.services.errors import Retryable, ServiceError
 
 
 async def service_error(request: Request, exc: ServiceError) -> Response:

@@ -6,9 +6,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 
-from app.api.deps import JSON, Viewer, Writer, get_ctx, path_id
-from app.api.models import AppealDecisionIn, AppealIn, FlagIn, ReportIn, VoteIn
-from app.api.schemas import (
+from freehold.app.api.deps import JSON, Viewer, Writer, get_ctx, path_id
+from freehold.app.api.models import AppealDecisionIn, AppealIn, FlagIn, ReportIn, VoteIn
+from freehold.app.api.schemas import (
     Account,
     AppealDecision,
     AppealList,
@@ -21,8 +21,8 @@ from app.api.schemas import (
     Queue,
     errors,
 )
-from app.services import accounts, audit, moderation
-from app.services.accounts import account_json
+from freehold.app.services import accounts, audit, moderation
+from freehold.app.services.accounts import account_json
 
 router = APIRouter(tags=["moderation"], default_response_class=DocJSON)
 

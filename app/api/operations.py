@@ -10,11 +10,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from app import metrics, unavailable
-from app.api.deps import JSON, get_ctx
-from app.api.schemas import DocJSON, Health, Readiness, errors
-from app.services.errors import NotFound
-from app.services.media import CONTENT_TYPES
+from freehold.app import metrics, unavailable
+from freehold.app.api.deps import JSON, get_ctx
+from freehold.app.api.schemas import DocJSON, Health, Readiness, errors
+from freehold.app.services.errors import NotFound
+from freehold.app.services.media import CONTENT_TYPES
 
 MEDIA_KINDS = ("media", "avatars")
 router = APIRouter(tags=["operations"])

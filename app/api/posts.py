@@ -5,10 +5,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, UploadFile
 from fastapi.responses import Response
 
-from app.api.deps import JSON, IdCursor, Limit, Viewer, Writer, get_ctx, no_content, path_id
-from app.api.models import EchoIn, PostIn
-from app.api.schemas import DocJSON, Media, Post, Thread, UpvoteState, errors
-from app.services import posts
+from freehold.app.api.deps import (
+    JSON,
+    IdCursor,
+    Limit,
+    Viewer,
+    Writer,
+    get_ctx,
+    no_content,
+    path_id,
+)
+from freehold.app.api.models import EchoIn, PostIn
+from freehold.app.api.schemas import DocJSON, Media, Post, Thread, UpvoteState, errors
+from freehold.app.services import posts
 
 router = APIRouter(tags=["posts"], default_response_class=DocJSON)
 

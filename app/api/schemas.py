@@ -24,7 +24,7 @@ from typing import Annotated, Any, Literal
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import JSON
+from freehold.app.api.deps import JSON
 
 IdStr = Annotated[str, Field(pattern=r"^[0-9]{1,19}$",
                              description="64-bit id as a decimal string")]

@@ -18,13 +18,13 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from app.context import Ctx, close_ctx, open_ctx
-from app.demo import content
-from app.demo.images import SCENES, avatar, landscape
-from app.services import accounts, audit, moderation, posts, social
-from app.services.passwords import password_matches
-from app.services.text import mentions
-from app.settings import Settings
+from freehold.app.context import Ctx, close_ctx, open_ctx
+from freehold.app.demo import content
+from freehold.app.demo.images import SCENES, avatar, landscape
+from freehold.app.services import accounts, audit, moderation, posts, social
+from freehold.app.services.passwords import password_matches
+from freehold.app.services.text import mentions
+from freehold.app.settings import Settings
 
 ACTION = "demo.create"
 LOCK = 0x46_72_65_65_44_65_6D_6F  # pg_advisory_lock key: "FreeDemo"
@@ -161,7 +161,8 @@ def demo_settings(settings: Settings) -> Settings:
 
 
 async def build_demo(settings: Settings) -> dict[str, Any]:
-    """`build` with its own connections (app.dev, `python -m app.demo` on a lab app server)."""
+    """`build` with its own connections (app.dev, `python -m freehold.app.demo` on a lab app
+    server)."""
     ctx = await open_ctx(demo_settings(settings))
     try:
         return await build(ctx)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from app.demo.images import RGB
+from freehold.app.demo.images import RGB
 
 ADMIN = "demo_admin"
-# lab and development data only: printed by `freehold up` and `python -m app.dev`
+# lab and development data only: printed by `freehold up` and `python -m freehold.app.dev`
 PASSWORD = "freehold-demo"
 
 

@@ -7,14 +7,14 @@ from typing import Any
 
 import asyncpg
 
-from app.context import Ctx
-from app.ids import id_datetime, new_id
-from app.readwrite import fetchrow_fresh
-from app.redis_client import author_key, feed_big_key, feed_key
-from app.services import audit, ratelimit, signup_proof
-from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
-from app.services.media import new_media_key, sniff_image
-from app.services.passwords import hash_password, password_matches
+from freehold.app.context import Ctx
+from freehold.app.ids import id_datetime, new_id
+from freehold.app.readwrite import fetchrow_fresh
+from freehold.app.redis_client import author_key, feed_big_key, feed_key
+from freehold.app.services import audit, ratelimit, signup_proof
+from freehold.app.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
+from freehold.app.services.media import new_media_key, sniff_image
+from freehold.app.services.passwords import hash_password, password_matches
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{3,30}$")
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]{2,}$")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.ids import MAX_ID, new_id
+from freehold.app.ids import MAX_ID, new_id
 
 
 async def log(conn: Any, actor_id: int | None, action: str, target_kind: str,

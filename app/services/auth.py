@@ -16,11 +16,11 @@ import hashlib
 import secrets
 from datetime import UTC, datetime, timedelta
 
-from app.context import Ctx
-from app.redis_client import feed_key
-from app.services import accounts, ratelimit
-from app.services.accounts import session_cache_key
-from app.services.errors import Unauthorized
+from freehold.app.context import Ctx
+from freehold.app.redis_client import feed_key
+from freehold.app.services import accounts, ratelimit
+from freehold.app.services.accounts import session_cache_key
+from freehold.app.services.errors import Unauthorized
 
 CACHE_TTL = 3600
 

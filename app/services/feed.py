@@ -27,13 +27,13 @@ from collections.abc import Awaitable, Callable
 from heapq import heapify, heappop, heapreplace
 from typing import Any
 
-from app.batching import Command
-from app.context import Ctx
-from app.ids import MAX_ID, parse_id
-from app.redis_client import BIG_EPOCH, author_key, feed_big_key, feed_key, script
-from app.services.errors import Forbidden, Invalid, NotFound
-from app.services.postjson import hydrate_json, page_json
-from app.services.posts import check_limit, hydrate
+from freehold.app.batching import Command
+from freehold.app.context import Ctx
+from freehold.app.ids import MAX_ID, parse_id
+from freehold.app.redis_client import BIG_EPOCH, author_key, feed_big_key, feed_key, script
+from freehold.app.services.errors import Forbidden, Invalid, NotFound
+from freehold.app.services.postjson import hydrate_json, page_json
+from freehold.app.services.posts import check_limit, hydrate
 
 SENTINEL = "0"
 CURSOR_PATTERN = r"[0-9]{1,19}(\.[0-9]{1,6})?"  # next_cursor: "<max_id>.<offset hint>"

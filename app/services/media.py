@@ -15,9 +15,9 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from app.ids import new_id
-from app.services.errors import Invalid, NotFound
-from app.settings import Settings
+from freehold.app.ids import new_id
+from freehold.app.services.errors import Invalid, NotFound
+from freehold.app.settings import Settings
 
 SIGNATURES: list[tuple[bytes, str, str]] = [
     (b"\xff\xd8\xff", "image/jpeg", "jpg"),

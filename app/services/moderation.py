@@ -13,12 +13,12 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from app.context import Ctx
-from app.ids import new_id
-from app.services import audit
-from app.services.accounts import require_admin
-from app.services.errors import Conflict, Forbidden, Invalid, NotFound
-from app.services.posts import hydrate
+from freehold.app.context import Ctx
+from freehold.app.ids import new_id
+from freehold.app.services import audit
+from freehold.app.services.accounts import require_admin
+from freehold.app.services.errors import Conflict, Forbidden, Invalid, NotFound
+from freehold.app.services.posts import hydrate
 
 # severity: lower comes first in the jury queue; incitement to violence first
 REASONS: dict[str, int] = {"incitement": 0, "threat": 1, "illegal": 2, "harassment": 3,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.context import Ctx
-from app.ids import MAX_ID, id_datetime, new_id
-from app.services.feed import parse_cursor
-from app.services.posts import check_limit, hydrate
+from freehold.app.context import Ctx
+from freehold.app.ids import MAX_ID, id_datetime, new_id
+from freehold.app.services.feed import parse_cursor
+from freehold.app.services.posts import check_limit, hydrate
 
 KINDS = ("follow", "reply", "mention", "echo", "upvote")
 

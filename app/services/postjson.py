@@ -25,9 +25,9 @@ import asyncpg
 import orjson
 from prometheus_client import Counter
 
-from app.batching import Batcher
-from app.context import Ctx
-from app.services.posts import (
+from freehold.app.batching import Batcher
+from freehold.app.context import Ctx
+from freehold.app.services.posts import (
     HYDRATE_FROM_TEMPLATE,
     UNSEEN_TEMPLATE,
     UPVOTED_TEMPLATE,

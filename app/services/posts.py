@@ -7,15 +7,15 @@ from typing import Any
 
 import asyncpg
 
-from app.context import Ctx
-from app.ids import id_datetime, new_id, parse_id
-from app.readwrite import PRIMARY_READS, fetchrow_fresh
-from app.redis_client import STREAM_EVENTS, STREAM_POSTS, author_key
-from app.services import audit
-from app.services.accounts import media_url
-from app.services.errors import Conflict, Forbidden, Invalid, NotFound, Suspended
-from app.services.media import new_media_key, sniff_image
-from app.services.text import check_body, hashtags, mentions
+from freehold.app.context import Ctx
+from freehold.app.ids import id_datetime, new_id, parse_id
+from freehold.app.readwrite import PRIMARY_READS, fetchrow_fresh
+from freehold.app.redis_client import STREAM_EVENTS, STREAM_POSTS, author_key
+from freehold.app.services import audit
+from freehold.app.services.accounts import media_url
+from freehold.app.services.errors import Conflict, Forbidden, Invalid, NotFound, Suspended
+from freehold.app.services.media import new_media_key, sniff_image
+from freehold.app.services.text import check_body, hashtags, mentions
 
 # the accounts whose posts the viewers {viewers} (a bigint[] expression) do not see, as
 # (viewer, other) rows: blocked either way, muted. Made once per query and matched by hash:

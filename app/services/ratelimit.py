@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING
 
-from app.redis_client import AnyRedis
-from app.services.errors import RateLimited
+from freehold.app.redis_client import AnyRedis
+from freehold.app.services.errors import RateLimited
 
 if TYPE_CHECKING:
-    from app.context import Ctx
+    from freehold.app.context import Ctx
 
 
 async def hit(redis: AnyRedis, scope: str, key: str | int, limit: int, window: int) -> None:

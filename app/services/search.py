@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.context import Ctx
-from app.db import custom_plans
-from app.services.accounts import ACCOUNT_COLS, account_json
-from app.services.errors import Invalid
+from freehold.app.context import Ctx
+from freehold.app.db import custom_plans
+from freehold.app.services.accounts import ACCOUNT_COLS, account_json
+from freehold.app.services.errors import Invalid
 
 
 def _prefix(q: str) -> str:

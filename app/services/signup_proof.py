@@ -37,11 +37,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from app.services.errors import Invalid
+from freehold.app.services.errors import Invalid
 
 if TYPE_CHECKING:
-    from app.context import Ctx
-    from app.settings import Settings
+    from freehold.app.context import Ctx
+    from freehold.app.settings import Settings
 
 ALGORITHM = "sha256-leading-zero-bits"
 VERSION = "1"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from app.context import Ctx
-from app.ids import MAX_ID
-from app.redis_client import BIG_EPOCH, feed_big_key, feed_key
-from app.services.accounts import ACCOUNT_COLS, account_json
-from app.services.errors import Forbidden, Invalid, NotFound
-from app.services.posts import check_can_post, check_limit, emit_events
+from freehold.app.context import Ctx
+from freehold.app.ids import MAX_ID
+from freehold.app.redis_client import BIG_EPOCH, feed_big_key, feed_key
+from freehold.app.services.accounts import ACCOUNT_COLS, account_json
+from freehold.app.services.errors import Forbidden, Invalid, NotFound
+from freehold.app.services.posts import check_can_post, check_limit, emit_events
 
 
 async def _invalidate_feed(ctx: Ctx, account_id: int) -> None:

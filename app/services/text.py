@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from app.services.errors import Invalid
+from freehold.app.services.errors import Invalid
 
 TAG_RE = re.compile(r"(?<![\w#])#(\w{1,64})")
 MENTION_RE = re.compile(r"(?<![\w@])@([A-Za-z0-9_]{3,30})\b")

@@ -7,10 +7,10 @@ from typing import Any
 
 import orjson
 
-from app.context import Ctx
-from app.ids import id_floor
-from app.redis_client import TRENDS_POSTS, TRENDS_TAGS
-from app.services.posts import hydrate
+from freehold.app.context import Ctx
+from freehold.app.ids import id_floor
+from freehold.app.redis_client import TRENDS_POSTS, TRENDS_TAGS
+from freehold.app.services.posts import hydrate
 
 
 async def compute(ctx: Ctx, limit: int = 20) -> tuple[list[dict[str, Any]], list[int]]:

@@ -17,8 +17,8 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.staticfiles import StaticFiles
 
-from app.services.errors import RateLimited, ServiceError, Unavailable
-from app.web import (
+from freehold.app.services.errors import RateLimited, ServiceError, Unavailable
+from freehold.app.web import (
     pages_account,
     pages_discover,
     pages_moderation,
@@ -26,8 +26,8 @@ from app.web import (
     pages_posts,
     pwa,
 )
-from app.web.render import STATIC, render
-from app.web.session import LoginRequired
+from freehold.app.web.render import STATIC, render
+from freehold.app.web.session import LoginRequired
 
 NOT_WEB = ("/api/", "/media/", "/healthz", "/readyz", "/metrics")
 TITLES = {400: "Bad request", 401: "Log in first", 403: "Not allowed", 404: "Not found",

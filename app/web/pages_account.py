@@ -6,11 +6,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
-from app.api.deps import client_ip, get_ctx
-from app.services import accounts, auth, signup_proof
-from app.services.errors import Invalid, RateLimited, ServiceError
-from app.web.render import render
-from app.web.session import (
+from freehold.app.api.deps import client_ip, get_ctx
+from freehold.app.services import accounts, auth, signup_proof
+from freehold.app.services.errors import Invalid, RateLimited, ServiceError
+from freehold.app.web.render import render
+from freehold.app.web.session import (
     checked_form,
     clear_session_cookie,
     current_viewer,

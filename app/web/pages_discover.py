@@ -7,11 +7,11 @@ import re
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.api.deps import get_ctx
-from app.services import feed, notifications, search, trends
-from app.services.errors import NotFound, ServiceError
-from app.web.render import render
-from app.web.session import checked_form, require_viewer, safe_next, text_field
+from freehold.app.api.deps import get_ctx
+from freehold.app.services import feed, notifications, search, trends
+from freehold.app.services.errors import NotFound, ServiceError
+from freehold.app.web.render import render
+from freehold.app.web.session import checked_form, require_viewer, safe_next, text_field
 
 router = APIRouter(include_in_schema=False)
 TAG_RE = re.compile(r"#?\w{1,64}")

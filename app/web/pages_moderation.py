@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.api.deps import get_ctx, path_id
-from app.services import accounts, audit, moderation
-from app.services.errors import Invalid, ServiceError
-from app.web.pages_people import REASON_LABELS
-from app.web.render import render
-from app.web.session import checked_form, require_viewer, text_field
+from freehold.app.api.deps import get_ctx, path_id
+from freehold.app.services import accounts, audit, moderation
+from freehold.app.services.errors import Invalid, ServiceError
+from freehold.app.web.pages_people import REASON_LABELS
+from freehold.app.web.render import render
+from freehold.app.web.session import checked_form, require_viewer, text_field
 
 router = APIRouter(include_in_schema=False)
 FLAGS = ("juror", "verified", "admin")

@@ -5,11 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.api.deps import get_ctx, path_id
-from app.services import accounts, feed, moderation, posts, social
-from app.services.errors import Forbidden, Invalid, ServiceError
-from app.web.render import render
-from app.web.session import checked_form, require_viewer, safe_next, text_field
+from freehold.app.api.deps import get_ctx, path_id
+from freehold.app.services import accounts, feed, moderation, posts, social
+from freehold.app.services.errors import Forbidden, Invalid, ServiceError
+from freehold.app.web.render import render
+from freehold.app.web.session import checked_form, require_viewer, safe_next, text_field
 
 router = APIRouter(include_in_schema=False)
 

@@ -6,12 +6,18 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.datastructures import FormData, UploadFile
 
-from app.api.deps import get_ctx, path_id
-from app.services import feed, posts
-from app.services.errors import Invalid, ServiceError
-from app.services.text import check_body
-from app.web.render import render
-from app.web.session import checked_form, current_viewer, require_viewer, safe_next, text_field
+from freehold.app.api.deps import get_ctx, path_id
+from freehold.app.services import feed, posts
+from freehold.app.services.errors import Invalid, ServiceError
+from freehold.app.services.text import check_body
+from freehold.app.web.render import render
+from freehold.app.web.session import (
+    checked_form,
+    current_viewer,
+    require_viewer,
+    safe_next,
+    text_field,
+)
 
 router = APIRouter(include_in_schema=False)
 

@@ -10,9 +10,9 @@ import orjson
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from app.services.errors import NotFound
-from app.web.icons import SIZES, THEME, icon_png
-from app.web.render import STATIC, env, security_headers, static_version
+from freehold.app.services.errors import NotFound
+from freehold.app.web.icons import SIZES, THEME, icon_png
+from freehold.app.web.render import STATIC, env, security_headers, static_version
 
 router = APIRouter(include_in_schema=False)
 THEME_HEX = "#{:02x}{:02x}{:02x}".format(*THEME)

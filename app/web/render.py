@@ -18,8 +18,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup, escape
 
-from app.api.deps import get_ctx
-from app.web.session import attach_csrf_cookie, csrf_token
+from freehold.app.api.deps import get_ctx
+from freehold.app.web.session import attach_csrf_cookie, csrf_token
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -133,7 +133,7 @@ def security_headers(request: Request, response: Any, *, private: bool = True) -
 
 async def render(request: Request, name: str, status: int = 200, *,
                  headers: dict[str, str] | None = None, **context: Any) -> HTMLResponse:
-    from app.web.session import current_viewer
+    from freehold.app.web.session import current_viewer
 
     viewer = await current_viewer(request)
     html = env().get_template(name).render(

@@ -21,10 +21,10 @@ from fastapi import Request
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from app import readwrite
-from app.api.deps import SESSION_COOKIE, client_ip, get_ctx
-from app.services import accounts, auth, notifications, ratelimit
-from app.services.errors import Forbidden, ServiceError
+from freehold.app import readwrite
+from freehold.app.api.deps import SESSION_COOKIE, client_ip, get_ctx
+from freehold.app.services import accounts, auth, notifications, ratelimit
+from freehold.app.services.errors import Forbidden, ServiceError
 
 CSRF_COOKIE = "fh_csrf"
 CSRF_FIELD = "csrf"

@@ -1,9 +1,9 @@
-"""Workers: `python -m app.worker fanout|notify|trends|moderation`."""
+"""Workers: `python -m freehold.app.worker fanout|notify|trends|moderation`."""
 
 from __future__ import annotations
 
-from app.redis_client import STREAM_EVENTS, STREAM_POSTS
-from app.worker import fanout, moderation, notify
+from freehold.app.redis_client import STREAM_EVENTS, STREAM_POSTS
+from freehold.app.worker import fanout, moderation, notify
 
 # worker name → (stream, consumer group, handler)
 STREAM_WORKERS = {

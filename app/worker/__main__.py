@@ -1,4 +1,4 @@
-"""Run one worker process: `python -m app.worker fanout|notify|trends|moderation`.
+"""Run one worker process: `python -m freehold.app.worker fanout|notify|trends|moderation`.
 
 Settings come from FREEHOLD_* variables. SIGTERM/SIGINT stop it after the current batch (entries
 not yet acknowledged are claimed by another worker). FREEHOLD_WORKER_METRICS_PORT exposes
@@ -14,10 +14,10 @@ import os
 import signal
 import sys
 
-from app.context import close_ctx, open_ctx
-from app.settings import Settings, SettingsError
-from app.worker import KINDS, STREAM_WORKERS, trends
-from app.worker.consumer import StreamWorker
+from freehold.app.context import close_ctx, open_ctx
+from freehold.app.settings import Settings, SettingsError
+from freehold.app.worker import KINDS, STREAM_WORKERS, trends
+from freehold.app.worker.consumer import StreamWorker
 
 
 async def main_async(kind: str) -> None:
@@ -41,7 +41,7 @@ async def main_async(kind: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m app.worker")
+    ap = argparse.ArgumentParser(prog="python -m freehold.app.worker")
     ap.add_argument("kind", choices=KINDS)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         asyncio.run(main_async(args.kind))
     except SettingsError as exc:
-        print(f"app.worker: {exc}", file=sys.stderr)
+        print(f"freehold.app.worker: {exc}", file=sys.stderr)
         return 2
     return 0
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 from redis.exceptions import ResponseError
 
-from app.context import Ctx
+from freehold.app.context import Ctx
 
 log = logging.getLogger("freehold.worker")
 

@@ -17,10 +17,10 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from app.context import Ctx
-from app.ids import id_time_ms
-from app.redis_client import FANOUT_LAG, feed_key, script
-from app.worker.consumer import Entry
+from freehold.app.context import Ctx
+from freehold.app.ids import id_time_ms
+from freehold.app.redis_client import FANOUT_LAG, feed_key, script
+from freehold.app.worker.consumer import Entry
 
 TRIM_SLACK = 50
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from app.context import Ctx
-from app.services.moderation import preflag
-from app.worker.consumer import Entry
+from freehold.app.context import Ctx
+from freehold.app.services.moderation import preflag
+from freehold.app.worker.consumer import Entry
 
 log = logging.getLogger("freehold.worker")
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from app.context import Ctx
-from app.services.notifications import store
-from app.worker.consumer import Entry
+from freehold.app.context import Ctx
+from freehold.app.services.notifications import store
+from freehold.app.worker.consumer import Entry
 
 
 async def handle(ctx: Ctx, batch: list[Entry]) -> None:

@@ -8,8 +8,8 @@ import contextlib
 import logging
 import time
 
-from app.context import Ctx
-from app.services import trends
+from freehold.app.context import Ctx
+from freehold.app.services import trends
 
 log = logging.getLogger("freehold.worker")
 

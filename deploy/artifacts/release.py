@@ -1,12 +1,12 @@
 """The app as a versioned release, built on the operator's machine and pushed to the servers.
 
-A release is a wheel of the app alone (`freehold-app`: the `app` package, which the servers run
-as `python -m app.serve`, `app.worker` and `app.db`) plus the wheels of the app's runtime
-dependencies, pinned to the versions installed beside freehold here (the versions the tests ran
-with). The operator's code (`deploy`, `roles`, `loadgen`) never reaches an app server, and
-editing it cuts no new release: the load generator gets its own artifact
-(deploy/loadtest/remote.py). Servers never reach PyPI: the roles upload the wheels and install
-them into `/opt/freehold/releases/<release id>/venv` with `pip --no-index`.
+A release is a wheel of the app alone (`freehold-app`: the `freehold.app` package, which the
+servers run as `python -m freehold.app.serve`, `freehold.app.worker` and `freehold.app.db`) plus
+the wheels of the app's runtime dependencies, pinned to the versions installed beside freehold
+here (the versions the tests ran with). The operator's code (`deploy`, `roles`, `loadgen`) never
+reaches an app server, and editing it cuts no new release: the load generator gets its own
+artifact (deploy/loadtest/remote.py). Servers never reach PyPI: the roles upload the wheels and
+install them into `/opt/freehold/releases/<release id>/venv` with `pip --no-index`.
 
 The release id is `<version>-<hash>`: the hash covers the app's source files, the release's
 pyproject, the pins and `$FREEHOLD_RELEASE_LABEL` (set it to cut a new release of unchanged code,
@@ -40,7 +40,8 @@ WHEEL_GLOB = "freehold_app-*.whl"
 # migrations and the dev stack use it): none runs on a server
 RELEASE_EXCLUDE = {"app/dev.py", "app/devstack.py", "app/pgclient.py"}
 SKIP_DIRS = {"__pycache__", ".pytest_cache", ".ruff_cache"}
-# what `python -m app.serve` and `python -m app.worker` import (their own dependencies follow)
+# what `python -m freehold.app.serve` and `freehold.app.worker` import (their own dependencies
+# follow)
 APP_REQUIREMENTS = ("fastapi", "starlette", "uvicorn[standard]", "asyncpg", "psycopg[binary]",
                     "redis", "hiredis", "orjson", "argon2-cffi", "python-multipart",
                     "itsdangerous", "prometheus-client", "yoyo-migrations", "httpx", "boto3",
@@ -131,7 +132,8 @@ def _version() -> str:
 
 
 def release_pyproject(root: Path = REPO, version: str | None = None) -> str:
-    """The pyproject.toml of the app's own wheel: the `app` package with the package data the
+    """The pyproject.toml of the app's own wheel: the `freehold.app` package (the `app` folder
+    under the `freehold` namespace, as the operator's install maps it) with the package data the
     project's pyproject declares (one list of data patterns), no dependencies (the pins are
     installed from the release's requirements)."""
     project = root / "pyproject.toml"
@@ -143,7 +145,7 @@ def release_pyproject(root: Path = REPO, version: str | None = None) -> str:
         'build-backend = "setuptools.build_meta"\n\n'
         f'[project]\nname = "{RELEASE_DIST}"\nversion = "{version or _version()}"\n'
         'requires-python = ">=3.11"\n\n'
-        f'[tool.setuptools.packages.find]\ninclude = ["{RELEASE_PACKAGE}*"]\n\n'
+        f'[tool.setuptools.packages.find]\ninclude = ["freehold.{RELEASE_PACKAGE}*"]\n\n'
         f'[tool.setuptools.package-data]\n"*" = [{patterns}]\n')
 
 
@@ -231,7 +233,7 @@ def app_wheel(root: Path, folder: Path) -> Path:
         with tempfile.TemporaryDirectory(prefix="freehold-release-") as tmp:
             src = Path(tmp) / "src"
             for path in _source_files(root):
-                dest = src / path.relative_to(root)
+                dest = src / "freehold" / path.relative_to(root)
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, dest)
             (src / "pyproject.toml").write_text(release_pyproject(root))

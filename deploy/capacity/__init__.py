@@ -1,6 +1,6 @@
 """Capacity planning: accounts -> servers per role, storage and cost, every input with its source.
 
-    from deploy.capacity import load_profile, plan_capacity
+    from freehold.deploy.capacity import load_profile, plan_capacity
     plan = plan_capacity(10_000_000, load_profile())      # loadgen/profiles/default.yaml
     plan.servers_per_role()                               # {"app": 6, "worker": 2, ...}
 
@@ -16,10 +16,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from deploy.capacity.crosscheck import crosscheck_notes
-from deploy.capacity.inputs import CapacityProfileError, Input, app_inputs, read_doc
-from deploy.capacity.model import CapacityPlan, Profile, app_cores, load_profile, plan_capacity
-from loadgen.traffic import ProfileError, load_model
+from freehold.deploy.capacity.crosscheck import crosscheck_notes
+from freehold.deploy.capacity.inputs import CapacityProfileError, Input, app_inputs, read_doc
+from freehold.deploy.capacity.model import (
+    CapacityPlan,
+    Profile,
+    app_cores,
+    load_profile,
+    plan_capacity,
+)
+from freehold.loadgen.traffic import ProfileError, load_model
 
 _UNITS = {"": 1, "k": 1_000, "m": 1_000_000, "b": 1_000_000_000}
 

@@ -14,8 +14,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from deploy.capacity.inputs import ROOT
-from deploy.capacity.layout import n_plus_one
+from freehold.deploy.capacity.inputs import ROOT
+from freehold.deploy.capacity.layout import n_plus_one
 
 HOTPATHS = ROOT / "benchmarks" / "results" / "app_hotpaths.json"
 
@@ -45,7 +45,7 @@ def hotpaths_per_core(path: Any = HOTPATHS) -> tuple[float, str] | None:
 
 
 def _production(durability: Any) -> bool:
-    from app.devstack import PG_DURABILITY, REDIS_DURABILITY
+    from freehold.app.devstack import PG_DURABILITY, REDIS_DURABILITY
 
     if isinstance(durability, str):  # deployed servers (a lab, production): the roles' settings
         return durability.startswith("production")

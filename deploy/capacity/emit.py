@@ -12,7 +12,7 @@ import ipaddress
 from datetime import UTC, datetime
 from typing import Any
 
-from deploy.capacity.model import ROLE_ORDER, CapacityPlan
+from freehold.deploy.capacity.model import ROLE_ORDER, CapacityPlan
 
 MAX_BLOCK = 240  # addresses .10 … .249 of one /24
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from loadgen.traffic import ProfileError
+from freehold.loadgen.traffic import ProfileError
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_PROFILE = ROOT / "loadgen" / "profiles" / "default.yaml"
@@ -124,7 +124,7 @@ def read_doc(path: Path) -> dict[str, Any]:
     if not path.exists():
         raise CapacityProfileError(f"{path}: no such profile — pass --profile FILE (default "
                                    f"{os.path.relpath(DEFAULT_PROFILE)})")
-    from loadgen.traffic import read_mapping
+    from freehold.loadgen.traffic import read_mapping
 
     return read_mapping(path, CapacityProfileError)
 

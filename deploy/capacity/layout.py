@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploy.capacity.inputs import CapacityProfileError
+from freehold.deploy.capacity.inputs import CapacityProfileError
 
 KINDS = ("owned", "rented", "cloud")
 

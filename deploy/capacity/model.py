@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deploy.capacity.inputs import (
+from freehold.deploy.capacity.inputs import (
     DEFAULT_PROFILE,
     CapacityProfileError,
     Input,
@@ -38,8 +38,8 @@ from deploy.capacity.inputs import (
     read_doc,
     server_classes,
 )
-from deploy.capacity.layout import Layout, distribute, n_plus_one, read_layout
-from loadgen.traffic import ACTION_REQUESTS, SECONDS_PER_DAY, ProfileError, load_model
+from freehold.deploy.capacity.layout import Layout, distribute, n_plus_one, read_layout
+from freehold.loadgen.traffic import ACTION_REQUESTS, SECONDS_PER_DAY, ProfileError, load_model
 
 DAYS_PER_MONTH = 30.44
 WRITE_ACTIONS = ("post", "reply", "echo")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from deploy.capacity.model import CapacityPlan
+from freehold.deploy.capacity.model import CapacityPlan
 
 TOP_ENDPOINTS = 8
 

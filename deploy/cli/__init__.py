@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from deploy.cli import (
+from freehold.deploy.cli import (
     backup_cmd,
     capacity_cmd,
     deploy_cmd,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from deploy.cli.common import DEFAULT_SPEC, SpecArg
+from freehold.deploy.cli.common import DEFAULT_SPEC, SpecArg
 
 app = typer.Typer(help="Backups and restore drills.", no_args_is_help=True)
 
@@ -20,10 +20,10 @@ def restore_drill(
 ) -> None:
     """Restore the latest backup to a scratch server and check row counts (exit 1 when
     anything differs or fails)."""
-    from deploy.cli.common import console, err_console, fail, load_cluster, print_json
-    from deploy.cli.status_cmd import ssh_options
-    from deploy.ops.restore_drill import run_drill
-    from roles.backup.config import BackupConfigError, repo_host
+    from freehold.deploy.cli.common import console, err_console, fail, load_cluster, print_json
+    from freehold.deploy.cli.status_cmd import ssh_options
+    from freehold.deploy.ops.restore_drill import run_drill
+    from freehold.roles.backup.config import BackupConfigError, repo_host
 
     cluster = load_cluster(spec)
     try:

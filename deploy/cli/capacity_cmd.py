@@ -19,17 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from deploy.cli.common import console, fail, print_json
-from deploy.spec.models import NAME_PATTERN
+from freehold.deploy.cli.common import console, fail, print_json
+from freehold.deploy.spec.models import NAME_PATTERN
 
 if TYPE_CHECKING:
-    from deploy.capacity.model import CapacityPlan
+    from freehold.deploy.capacity.model import CapacityPlan
 
 MAX_HEADROOM = 100.0
 
 
 def _accounts(text: str, option: str) -> int:
-    from deploy.capacity import parse_accounts
+    from freehold.deploy.capacity import parse_accounts
 
     try:
         return parse_accounts(text)
@@ -55,7 +55,7 @@ def capacity(
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
 ) -> None:
     """Turn a number of accounts into servers per role, with every input's source."""
-    from deploy.capacity import CapacityProfileError, plan_for, plan_with_at_least
+    from freehold.deploy.capacity import CapacityProfileError, plan_for, plan_with_at_least
 
     n = _accounts(accounts, "--accounts")
     others = [_accounts(t, "--compare") for t in compare.split(",")] if compare else []
@@ -92,7 +92,7 @@ def capacity(
             doc["emitted_spec"] = written
         print_json(doc)
         return
-    from deploy.capacity.report import compare_table, print_plan
+    from freehold.deploy.capacity.report import compare_table, print_plan
 
     console.print(f"[bold]capacity plan for {n:,} accounts[/bold]", highlight=False)
     for note in plan.notes:  # said first and again at the end: nobody should miss it
@@ -111,8 +111,8 @@ def capacity(
 
 def _emit(plan: CapacityPlan, base: CapacityPlan, path: Path, name: str, command: str
           ) -> dict[str, Any]:
-    from deploy.capacity.emit import spec_doc, spec_header, spec_yaml
-    from deploy.spec import SpecError, parse_spec
+    from freehold.deploy.capacity.emit import spec_doc, spec_header, spec_yaml
+    from freehold.deploy.spec import SpecError, parse_spec
 
     try:
         doc = spec_doc(plan, name)

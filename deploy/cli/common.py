@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from deploy.spec import ClusterSpec
+    from freehold.deploy.spec import ClusterSpec
 
 console = Console()
 err_console = Console(stderr=True)
@@ -65,7 +65,7 @@ def require_spec_file(spec: Path, *, option: str = "", also: str = "") -> None:
 def load_cluster(spec: Path, *, option: str = "", json_out: bool = False) -> ClusterSpec:
     """The validated spec, or one line per problem on stderr (exit 2); with `json_out` the
     problems are also printed as one JSON document on stdout."""
-    from deploy.spec import SpecError, load_spec
+    from freehold.deploy.spec import SpecError, load_spec
 
     missing = missing_spec(spec, option=option)
     try:

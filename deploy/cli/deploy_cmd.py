@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deploy.cli.common import (
+from freehold.deploy.cli.common import (
     DEFAULT_SPEC,
     SpecArg,
     console,
@@ -19,11 +19,11 @@ from deploy.cli.common import (
     load_cluster,
     print_json,
 )
-from deploy.secrets import SecretsError
-from deploy.spec import ClusterSpec
-from deploy.spec.placement import check_placement
-from deploy.ssh import SSHSettings, settings_for
-from roles.registry import RoleError, ordered_roles
+from freehold.deploy.secrets import SecretsError
+from freehold.deploy.spec import ClusterSpec
+from freehold.deploy.spec.placement import check_placement
+from freehold.deploy.ssh import SSHSettings, settings_for
+from freehold.roles.registry import RoleError, ordered_roles
 
 EXIT_FAILED = 1
 
@@ -36,7 +36,7 @@ def _split(value: str | None) -> list[str] | None:
 
 def _check_selection(cluster: ClusterSpec, roles: list[str] | None,
                      limit: list[str] | None) -> None:
-    from deploy.inventory import select_servers
+    from freehold.deploy.inventory import select_servers
 
     try:
         ordered_roles(roles)
@@ -53,7 +53,7 @@ def _check_selection(cluster: ClusterSpec, roles: list[str] | None,
 def ssh_settings(spec: Path, cluster: ClusterSpec, ssh_key: Path | None,
                  known_hosts: Path | None) -> SSHSettings:
     """The spec's SSH settings (deploy.ssh), the given key and known_hosts file first."""
-    from deploy.lab.errors import LabError
+    from freehold.deploy.lab.errors import LabError
 
     for flag, path in (("--ssh-key", ssh_key), ("--known-hosts", known_hosts)):
         if path is not None and not path.is_file():
@@ -72,12 +72,12 @@ def execute(spec: Path, roles: str | None, limit: str | None, dry_run: bool,
     _check_selection(cluster, role_list, limit_list)
     ssh = ssh_settings(spec, cluster, ssh_key, known_hosts)
 
-    from deploy.artifacts.assets import AssetError
-    from deploy.provision.driver import HostKeysRefused, run_deploy
-    from deploy.provision.greenlets import patch_gevent
+    from freehold.deploy.artifacts.assets import AssetError
+    from freehold.deploy.provision.driver import HostKeysRefused, run_deploy
+    from freehold.deploy.provision.greenlets import patch_gevent
 
     patch_gevent()  # before the progress display starts its thread
-    from deploy.provision.summary import closing_lines, summary_table
+    from freehold.deploy.provision.summary import closing_lines, summary_table
 
     out = err_console if json_out else console
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -153,7 +153,7 @@ def rollback(
     """Return every app server to the previous release (one at a time, drained first)."""
     from rich.table import Table
 
-    from deploy.provision.rolling import rollback as run_rollback
+    from freehold.deploy.provision.rolling import rollback as run_rollback
 
     cluster = load_cluster(spec)
     if not cluster.servers_with_role("app"):

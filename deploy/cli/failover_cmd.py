@@ -8,7 +8,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from deploy.cli.common import (
+from freehold.deploy.cli.common import (
     DEFAULT_SPEC,
     SpecArg,
     console,
@@ -17,9 +17,9 @@ from deploy.cli.common import (
     load_cluster,
     print_json,
 )
-from deploy.cli.deploy_cmd import ssh_settings
-from deploy.provision.patroni import PatroniError, switchover
-from deploy.ssh import HostKeyError
+from freehold.deploy.cli.deploy_cmd import ssh_settings
+from freehold.deploy.provision.patroni import PatroniError, switchover
+from freehold.deploy.ssh import HostKeyError
 
 
 def members_table(title: str, rows: list[dict[str, Any]]) -> Table:

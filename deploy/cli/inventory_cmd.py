@@ -7,7 +7,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from deploy.cli.common import (
+from freehold.deploy.cli.common import (
     DEFAULT_SPEC,
     SpecArg,
     console,
@@ -15,9 +15,9 @@ from deploy.cli.common import (
     load_cluster,
     print_json,
 )
-from deploy.inventory import select_servers
-from deploy.spec import ROLES, ClusterSpec
-from deploy.spec.placement import (
+from freehold.deploy.inventory import select_servers
+from freehold.deploy.spec import ROLES, ClusterSpec
+from freehold.deploy.spec.placement import (
     check_placement,
     media_masters,
     postgres_primary_site,

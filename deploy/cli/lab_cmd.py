@@ -14,7 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deploy.cli.common import (
+from freehold.deploy.cli.common import (
     DEFAULT_SPEC,
     console,
     err_console,
@@ -23,10 +23,10 @@ from deploy.cli.common import (
     print_json,
     require_spec_file,
 )
-from deploy.lab import Lab, LabError
-from deploy.lab.host import check_prerequisites
-from deploy.lab.image import build_image, image_info
-from deploy.spec import SpecError
+from freehold.deploy.lab import Lab, LabError
+from freehold.deploy.lab.host import check_prerequisites
+from freehold.deploy.lab.image import build_image, image_info
+from freehold.deploy.spec import SpecError
 
 app = typer.Typer(help="A real multi-site cluster of Debian servers on this machine.",
                   no_args_is_help=True)

@@ -21,7 +21,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from deploy.cli.common import (
+from freehold.deploy.cli.common import (
     DEFAULT_SPEC,
     console,
     err_console,
@@ -55,7 +55,7 @@ TargetArg = Annotated[str, typer.Argument(help="Cluster spec file or app URL; de
 
 def _target(text: str, **kw: Any) -> Any:
     """The load test's target, or the one-line error (a missing spec file: common's)."""
-    from deploy.loadtest.target import TargetError, is_url, resolve_target
+    from freehold.deploy.loadtest.target import TargetError, is_url, resolve_target
 
     if not is_url(text):
         require_spec_file(Path(text), also=" or an app URL http://HOST:PORT")
@@ -67,8 +67,8 @@ def _target(text: str, **kw: Any) -> Any:
 
 def _inputs(target_text: str, profile: Path | None, slo_path: Path | None,
             url: str | None = None, app_cores: float | None = None) -> tuple[Any, Any, Any]:
-    from loadgen.slo import SloError, load_slo
-    from loadgen.traffic import ProfileError, load_model
+    from freehold.loadgen.slo import SloError, load_slo
+    from freehold.loadgen.traffic import ProfileError, load_model
 
     target = _target(target_text, url=url, app_cores=app_cores)
     try:
@@ -102,7 +102,7 @@ def _roster(target: Any, given: str, roster: Path | None) -> Path:
 
 
 def _steps_table(outcome: Any) -> Table:
-    from deploy.loadtest.analysis import STEP_HEADERS, step_rows
+    from freehold.deploy.loadtest.analysis import STEP_HEADERS, step_rows
 
     res = outcome.result
     t = Table(title=f"{res.plan.shape} on {outcome.summary['target']}", title_justify="left")
@@ -154,7 +154,7 @@ def _database(target: Any, dsn: str | None, secrets: Path | None = None) -> Iter
     if dsn:
         yield dsn
         return
-    from deploy.loadtest.specdb import spec_dsn
+    from freehold.deploy.loadtest.specdb import spec_dsn
 
     with spec_dsn(target, secrets) as url:
         yield url
@@ -164,8 +164,8 @@ def _on_database(tgt: Any, dsn: str | None, secrets: Path | None, status: str,
                  work: Callable[[str], Any]) -> Any:
     """`work(url)` on the target's database (the DSN, or a tunnel to a spec's router) under a
     status line; the seeder's and the target's errors and psycopg's in one line."""
-    from deploy.loadtest.seed import SeedError
-    from deploy.loadtest.target import TargetError
+    from freehold.deploy.loadtest.seed import SeedError
+    from freehold.deploy.loadtest.target import TargetError
 
     try:
         with err_console.status(status), _database(tgt, dsn, secrets) as url:
@@ -193,9 +193,9 @@ def seed(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Seed load-test accounts (power-law follows, posts over time) via COPY; write the roster."""
-    from deploy.loadtest.seed import SeedError, refuse_production
-    from deploy.loadtest.seed import seed as do_seed
-    from deploy.loadtest.target import parse_accounts
+    from freehold.deploy.loadtest.seed import SeedError, refuse_production
+    from freehold.deploy.loadtest.seed import seed as do_seed
+    from freehold.deploy.loadtest.target import parse_accounts
 
     try:
         n = parse_accounts(accounts)
@@ -236,7 +236,7 @@ def clean(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Delete every load-test account the seed made, with all they wrote, and the roster."""
-    from deploy.loadtest.seed import clean as do_clean
+    from freehold.deploy.loadtest.seed import clean as do_clean
 
     tgt = _target(target)
     if not dsn and tgt.spec is None:
@@ -277,11 +277,16 @@ def run(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Run a load shape; exit 1 when an SLO gate is breached."""
-    from deploy.loadtest.execute import execute, run_dir
-    from deploy.loadtest.runner import RunError
-    from deploy.loadtest.target import TargetError, build_plan, parse_accounts, parse_duration
-    from loadgen.shapes import SHAPES
-    from loadgen.traffic import ProfileError
+    from freehold.deploy.loadtest.execute import execute, run_dir
+    from freehold.deploy.loadtest.runner import RunError
+    from freehold.deploy.loadtest.target import (
+        TargetError,
+        build_plan,
+        parse_accounts,
+        parse_duration,
+    )
+    from freehold.loadgen.shapes import SHAPES
+    from freehold.loadgen.traffic import ProfileError
 
     if shape not in SHAPES:
         fail(f"--shape {shape}: unknown — use one of {', '.join(SHAPES)}")
@@ -341,11 +346,11 @@ def calibrate(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Raise load on one app server until the SLO breaks; write requests/s per server and core."""
-    from deploy.loadtest.calibrate import CALIBRATION
-    from deploy.loadtest.calibrate import calibrate as do_calibrate
-    from deploy.loadtest.execute import run_dir
-    from deploy.loadtest.runner import RunError
-    from deploy.loadtest.target import parse_duration
+    from freehold.deploy.loadtest.calibrate import CALIBRATION
+    from freehold.deploy.loadtest.calibrate import calibrate as do_calibrate
+    from freehold.deploy.loadtest.execute import run_dir
+    from freehold.deploy.loadtest.runner import RunError
+    from freehold.deploy.loadtest.target import parse_duration
 
     try:
         secs = parse_duration(duration)

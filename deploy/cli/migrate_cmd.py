@@ -16,10 +16,10 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from deploy.cli.common import console, fail, print_json
-from deploy.migrate import MigrateError
-from deploy.migrate.s3client import S3Location
-from deploy.migrate.state import set_step, state_dir_for
+from freehold.deploy.cli.common import console, fail, print_json
+from freehold.deploy.migrate import MigrateError
+from freehold.deploy.migrate.s3client import S3Location
+from freehold.deploy.migrate.state import set_step, state_dir_for
 
 app = typer.Typer(help="Move a running deployment off a cloud provider.", no_args_is_help=True)
 
@@ -60,8 +60,8 @@ def objects(
     manifest: Path = ManifestOpt,
 ) -> None:
     """Copy a bucket in parallel, resumably, verified by size and checksum."""
-    from deploy.migrate.s3client import parse_location
-    from deploy.migrate.targets import media_target
+    from freehold.deploy.migrate.s3client import parse_location
+    from freehold.deploy.migrate.targets import media_target
 
     step = "objects-final" if final else "objects"
     try:
@@ -77,7 +77,7 @@ def objects(
 def _copy_objects(src: S3Location, dst: S3Location, from_: str, to: str, step: str,
                   checkpoint: Path | None, workers: int, retries: int, dry_run: bool,
                   json_out: bool, sd: Path | None) -> None:
-    from deploy.migrate.objects import ObjectCopier
+    from freehold.deploy.migrate.objects import ObjectCopier
 
     cp = checkpoint or (sd or Path(".")) / f"objects-{src.bucket}.checkpoint.json"
     copier = ObjectCopier(src, dst, cp, workers=workers, retries=retries)
@@ -131,9 +131,9 @@ def discover(
     """Inventory EC2, ASGs, ELBs, RDS, ElastiCache, S3, Route 53, CloudFront into a manifest."""
     import yaml
 
-    from deploy.atomic import write_text as atomic_write_text
-    from deploy.migrate.discover import discover as run_discover
-    from deploy.migrate.discover import summary_rows
+    from freehold.deploy.atomic import write_text as atomic_write_text
+    from freehold.deploy.migrate.discover import discover as run_discover
+    from freehold.deploy.migrate.discover import summary_rows
 
     try:
         with console.status("discovering AWS resources", spinner="dots"):
@@ -178,8 +178,8 @@ def dns(
 
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from deploy.atomic import write_text as atomic_write_text
-    from deploy.migrate import dns as d
+    from freehold.deploy.atomic import write_text as atomic_write_text
+    from freehold.deploy.migrate import dns as d
 
     if cutover and not address:
         fail("--cutover needs the new cluster's addresses: add --address IP (repeat)")
@@ -231,8 +231,8 @@ def status(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     """The runbook with each step's state, so a second engineer can pick up."""
-    from deploy.migrate.runbook import STEPS, runbook
-    from deploy.migrate.state import STEP_STATES
+    from freehold.deploy.migrate.runbook import STEPS, runbook
+    from freehold.deploy.migrate.state import STEP_STATES
 
     if not manifest.exists():
         fail(f"{manifest}: no such manifest — run freehold migrate discover --out {manifest}")
@@ -281,7 +281,7 @@ def database(
     manifest: Path = ManifestOpt,
 ) -> None:
     """Logical replication when the source allows it, else parallel dump/restore; --cutover."""
-    from deploy.migrate.targets import database_target
+    from freehold.deploy.migrate.targets import database_target
 
     if not from_.startswith(("postgresql://", "postgres://")):
         fail(f"--from {from_}: not a PostgreSQL URL — write postgresql://USER:PW@HOST:PORT/DB")
@@ -299,7 +299,7 @@ def database(
 
 
 def _cutover(from_: str, dst: str, timeout: float, json_out: bool, sd: Path | None) -> None:
-    from deploy.migrate import database as db
+    from freehold.deploy.migrate import database as db
 
     set_step(sd, "database-cutover", "running")
     with console.status("stopping writes, waiting for zero lag, verifying"):
@@ -323,7 +323,7 @@ def _copy_database(from_: str, dst: str, dump: bool, jobs: int, watch: float, js
                    sd: Path | None) -> None:
     import time
 
-    from deploy.migrate import database as db
+    from freehold.deploy.migrate import database as db
 
     with db.connect(from_, "source") as src, db.connect(dst, "target"):
         ok, why = db.can_replicate_logically(src)
@@ -364,9 +364,9 @@ def plan(
     """Size the owned cluster and print the ordered runbook."""
     import yaml
 
-    from deploy.atomic import write_text as atomic_write_text
-    from deploy.migrate import sizing as p
-    from deploy.migrate.runbook import STEPS
+    from freehold.deploy.atomic import write_text as atomic_write_text
+    from freehold.deploy.migrate import sizing as p
+    from freehold.deploy.migrate.runbook import STEPS
 
     try:
         doc = yaml.safe_load(manifest.read_text())

@@ -8,13 +8,13 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from deploy.cli.common import console, err_console, fail, load_cluster, print_json
+from freehold.deploy.cli.common import console, err_console, fail, load_cluster, print_json
 
 EXIT_FAILED = 1
 
 
 def run_up_command(spec: Path, secrets: Path | None, json_out: bool) -> None:
-    from deploy.cli.deploy_cmd import _check_selection
+    from freehold.deploy.cli.deploy_cmd import _check_selection
 
     cluster = load_cluster(spec, option="--spec")
     if cluster.lab is None:
@@ -22,15 +22,15 @@ def run_up_command(spec: Path, secrets: Path | None, json_out: bool) -> None:
              "up on the local lab; use `freehold deploy` for real servers")
     _check_selection(cluster, None, None)
 
-    from deploy.artifacts.assets import AssetError
-    from deploy.artifacts.release import ReleaseError
-    from deploy.lab import Lab
-    from deploy.lab.errors import LabError
-    from deploy.lab.host import check_prerequisites
-    from deploy.provision.greenlets import patch_gevent
-    from deploy.provision.up import ADMIN_PASSWORD, ADMIN_USER, UpError, run_up
-    from deploy.secrets import SecretsError
-    from roles.lb.config import LbConfigError
+    from freehold.deploy.artifacts.assets import AssetError
+    from freehold.deploy.artifacts.release import ReleaseError
+    from freehold.deploy.lab import Lab
+    from freehold.deploy.lab.errors import LabError
+    from freehold.deploy.lab.host import check_prerequisites
+    from freehold.deploy.provision.greenlets import patch_gevent
+    from freehold.deploy.provision.up import ADMIN_PASSWORD, ADMIN_USER, UpError, run_up
+    from freehold.deploy.secrets import SecretsError
+    from freehold.roles.lb.config import LbConfigError
 
     try:
         lab = Lab.from_spec(spec)

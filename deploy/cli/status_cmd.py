@@ -6,20 +6,20 @@ from pathlib import Path
 
 import typer
 
-from deploy.cli.common import (
+from freehold.deploy.cli.common import (
     DEFAULT_SPEC,
     SpecArg,
     console,
     load_cluster,
     print_json,
 )
-from deploy.spec import ClusterSpec
-from deploy.ssh import SSHSettings
+from freehold.deploy.spec import ClusterSpec
+from freehold.deploy.ssh import SSHSettings
 
 
 def ssh_options(spec: Path, cluster: ClusterSpec, ssh_key: Path | None,
                 known_hosts: Path | None, connect_timeout: float) -> SSHSettings:
-    from deploy.cli.deploy_cmd import ssh_settings
+    from freehold.deploy.cli.deploy_cmd import ssh_settings
 
     ssh = ssh_settings(spec, cluster, ssh_key, known_hosts)
     ssh.connect_timeout = connect_timeout
@@ -35,7 +35,7 @@ def status(
                                           help="Seconds before a server counts as down."),
 ) -> None:
     """Show what is up per site and role; exit 1 when anything is degraded."""
-    from deploy.ops.status import gather
+    from freehold.deploy.ops.status import gather
 
     cluster = load_cluster(spec)
     ssh = ssh_options(spec, cluster, ssh_key, known_hosts, connect_timeout)
@@ -43,7 +43,7 @@ def status(
     if json_out:
         print_json(report.to_doc())
     else:
-        from deploy.ops.render import show
+        from freehold.deploy.ops.render import show
 
         show(report, console)
     raise typer.Exit(0 if report.ok else 1)

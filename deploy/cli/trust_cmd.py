@@ -12,7 +12,7 @@ from pathlib import Path
 
 import typer
 
-from deploy.cli.common import (
+from freehold.deploy.cli.common import (
     DEFAULT_SPEC,
     SpecArg,
     console,
@@ -21,9 +21,9 @@ from deploy.cli.common import (
     fail_lines,
     load_cluster,
 )
-from deploy.spec import ClusterSpec, Server
-from deploy.ssh import KnownHosts, describe, known_name, presented_key, record
-from deploy.ssh.hostkeys import parse_keyscan
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.deploy.ssh import KnownHosts, describe, known_name, presented_key, record
+from freehold.deploy.ssh.hostkeys import parse_keyscan
 
 EXIT_FAILED = 1
 

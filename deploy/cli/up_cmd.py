@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from deploy.cli.common import DEFAULT_SPEC
+from freehold.deploy.cli.common import DEFAULT_SPEC
 
 
 def up(
@@ -18,6 +18,6 @@ def up(
 ) -> None:
     """Stand the whole platform up on the local lab: boot it, deploy every role, migrate, seed
     demo data, smoke-check each site's virtual IP; prints the URL and an admin login."""
-    from deploy.cli.platform_up import run_up_command
+    from freehold.deploy.cli.platform_up import run_up_command
 
     run_up_command(spec, secrets, json_out)

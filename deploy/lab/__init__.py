@@ -2,7 +2,7 @@
 
 See deploy.lab.lab for the API and DESIGN.md ("The lab")."""
 
-from deploy.lab.errors import LabError
-from deploy.lab.lab import Lab
+from freehold.deploy.lab.errors import LabError
+from freehold.deploy.lab.lab import Lab
 
 __all__ = ["Lab", "LabError"]

@@ -6,7 +6,7 @@ kept in one folder shared by every lab on the machine; indexes (Release, Package
 pass through. A shared /var/cache/apt/archives bind mount would not do: apt locks that folder
 for the whole download, so parallel `apt-get install` on several servers would fail.
 
-    python -m deploy.lab.aptproxy --listen 198.19.255.253 --port 3142 --cache DIR
+    python -m freehold.deploy.lab.aptproxy --listen 198.19.255.253 --port 3142 --cache DIR
 """
 
 from __future__ import annotations

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import psutil
 
-from deploy.lab.errors import LabError
-from deploy.lab.host import sh
-from deploy.lab.layout import APT_PROXY_PORT, LabPlan, LabServer
+from freehold.deploy.lab.errors import LabError
+from freehold.deploy.lab.host import sh
+from freehold.deploy.lab.layout import APT_PROXY_PORT, LabPlan, LabServer
 
 NSPAWN_PROPAGATE = Path("/run/systemd/nspawn")
 

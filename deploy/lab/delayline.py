@@ -7,7 +7,7 @@ the round trip configured for its (source site, destination site) pair, drops it
 configured loss, and writes it back into the TUN, from where the kernel routes it on to the
 destination bridge. Its settings file is re-read whenever it changes (`slow`, `heal`).
 
-    ip netns exec <router> python -m deploy.lab.delayline --tun delay0 --config links.json
+    ip netns exec <router> python -m freehold.deploy.lab.delayline --tun delay0 --config links.json
 
 links.json: {"sites": {"a": "198.18.1.0/24", ...},
              "links": {"a>b": {"delay_ms": 5.0, "loss_pct": 0.0}, ...}}   # one way each

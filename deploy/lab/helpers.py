@@ -18,7 +18,7 @@ def start(module: str, args: list[str], log: Path, netns: str | None = None) -> 
     cmd = [sys.executable, "-m", module, *args]
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    env = dict(os.environ)  # freehold.* comes from the install (setup.py maps the folders)
     with open(log, "ab") as out:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
                                 stderr=subprocess.STDOUT, env=env, start_new_session=True,

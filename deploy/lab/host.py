@@ -10,7 +10,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from deploy.lab.errors import LabError
+from freehold.deploy.lab.errors import LabError
 
 # tool -> Debian package that ships it
 TOOLS = {

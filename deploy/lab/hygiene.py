@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import psutil
 
-from deploy.lab.container import mounted_points
-from deploy.lab.host import netns_list, sh
-from deploy.lab.layout import LabPlan
+from freehold.deploy.lab.container import mounted_points
+from freehold.deploy.lab.host import netns_list, sh
+from freehold.deploy.lab.layout import LabPlan
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from deploy.lab.errors import LabError
-from deploy.lab.host import check_prerequisites
+from freehold.deploy.lab.errors import LabError
+from freehold.deploy.lab.host import check_prerequisites
 
 CACHE_ROOT = Path(os.environ.get("FREEHOLD_LAB_CACHE", "/var/cache/freehold-lab"))
 SUITE = "bookworm"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from deploy.lab.host import sh
-from deploy.lab.layout import LabPlan
-from deploy.spec import ClusterSpec
+from freehold.deploy.lab.host import sh
+from freehold.deploy.lab.layout import LabPlan
+from freehold.deploy.spec import ClusterSpec
 
 
 def ssh_dir(plan: LabPlan) -> Path:
@@ -49,7 +49,7 @@ def write_known_hosts(plan: LabPlan) -> Path:
 def record_in_spec(plan: LabPlan, spec: ClusterSpec) -> Path | None:
     """The lab made its servers' host keys, so it records them where every SSH path checks
     them: the spec's first known_hosts file (its lines for these servers replaced)."""
-    from deploy.ssh.hostkeys import known_name, parse_keyscan, record
+    from freehold.deploy.ssh.hostkeys import known_name, parse_keyscan, record
 
     if spec.path.startswith("<") or not spec.known_hosts:
         return None

@@ -1,6 +1,6 @@
 """`Lab`: bring a spec's servers up on this machine, inject faults, tear everything down.
 
-    from deploy.lab import Lab
+    from freehold.deploy.lab import Lab
     lab = Lab.from_spec(Path("inventories/lab.yaml"))
     lab.up()                      # idempotent; builds the image once
     lab.run("a1", "hostname")     # ssh as root, host key checked against lab.known_hosts_path
@@ -24,17 +24,17 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from deploy.lab import container, helpers, keys, network
-from deploy.lab.errors import LabError
-from deploy.lab.host import (
+from freehold.deploy.lab import container, helpers, keys, network
+from freehold.deploy.lab.errors import LabError
+from freehold.deploy.lab.host import (
     check_prerequisites,
     netns_list,
     overlapping_routes,
     raise_inotify_limit,
 )
-from deploy.lab.image import CACHE_ROOT, build_image
-from deploy.lab.layout import APT_PROXY_PORT, STATE_ROOT, LabPlan, LabServer, plan_lab
-from deploy.spec import ClusterSpec, load_spec
+from freehold.deploy.lab.image import CACHE_ROOT, build_image
+from freehold.deploy.lab.layout import APT_PROXY_PORT, STATE_ROOT, LabPlan, LabServer, plan_lab
+from freehold.deploy.spec import ClusterSpec, load_spec
 
 Progress = Callable[[str, int, int], None]   # (what, done, total)
 
@@ -180,22 +180,22 @@ class Lab:
 
     # ---- helper processes: the shared apt cache, the delay line ----------------------------
     def _proxy_markers(self) -> tuple[str, str]:
-        return "deploy.lab.aptproxy", str(self.plan.host_transit)
+        return "freehold.deploy.lab.aptproxy", str(self.plan.host_transit)
 
     def _delay_markers(self) -> tuple[str, str]:
-        return "deploy.lab.delayline", str(network.links_file(self.plan))
+        return "freehold.deploy.lab.delayline", str(network.links_file(self.plan))
 
     def _start_helpers(self, doc: dict) -> None:
         if not helpers.alive(doc.get("proxy_pid"), *self._proxy_markers()):
             doc["proxy_pid"] = helpers.start(
-                "deploy.lab.aptproxy",
+                "freehold.deploy.lab.aptproxy",
                 ["--listen", str(self.plan.host_transit), "--port", str(APT_PROXY_PORT),
                  "--cache", str(CACHE_ROOT / "apt")], self.plan.state_dir / "aptproxy.log")
         if not network.links_file(self.plan).exists():
             network.write_links(self.plan, doc.get("links"))
         if not helpers.alive(doc.get("delay_pid"), *self._delay_markers()):
             doc["delay_pid"] = helpers.start(
-                "deploy.lab.delayline",
+                "freehold.deploy.lab.delayline",
                 ["--tun", network.DELAY_TUN, "--config", str(network.links_file(self.plan))],
                 self.plan.state_dir / "delayline.log", netns=self.plan.router_ns)
 
@@ -365,7 +365,7 @@ def _servers_running_elsewhere(plan: LabPlan) -> int:
 def _other_lab_prefixes(plan: LabPlan) -> list[str]:
     """Name prefixes of the other labs on this machine (their state folders), longer than ours
     and starting with it: their namespaces must never be taken for our orphans."""
-    from deploy.lab.layout import lab_tag
+    from freehold.deploy.lab.layout import lab_tag
 
     out = []
     with contextlib.suppress(FileNotFoundError):

@@ -12,9 +12,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.lab.errors import LabError
-from deploy.spec import ClusterSpec
-from deploy.spec.models import DEFAULT_LAB
+from freehold.deploy.lab.errors import LabError
+from freehold.deploy.spec import ClusterSpec
+from freehold.deploy.spec.models import DEFAULT_LAB
 
 STATE_ROOT = Path("/var/lib/freehold-lab")
 CGROUP_ROOTS = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))

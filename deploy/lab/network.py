@@ -19,9 +19,9 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from deploy.lab.errors import LabError
-from deploy.lab.host import enable_ip_forwarding, ip, ip_forwarding, netns_list, nft, sh
-from deploy.lab.layout import LabPlan, LabServer
+from freehold.deploy.lab.errors import LabError
+from freehold.deploy.lab.host import enable_ip_forwarding, ip, ip_forwarding, netns_list, nft, sh
+from freehold.deploy.lab.layout import LabPlan, LabServer
 
 FAULT_TABLE = "fault"
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadgen.shapes import LoadPlan, human
-from loadgen.slo import AGGREGATED, EndpointStats, Slo, judge
+from freehold.loadgen.shapes import LoadPlan, human
+from freehold.loadgen.slo import AGGREGATED, EndpointStats, Slo, judge
 
 MIN_EXPECTED_FOR_LOAD_CHECK = 50  # requests a step must expect before its load level is judged
 

@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from deploy.loadtest.analysis import highest_passing, run_requests
-from deploy.loadtest.execute import Outcome, execute
-from deploy.loadtest.target import ROOT, Target
-from deploy.provenance import DEPLOYED_DURABILITY, commit_state, run_header
-from loadgen import shapes
-from loadgen.slo import Slo
-from loadgen.traffic import TrafficModel
+from freehold.deploy.loadtest.analysis import highest_passing, run_requests
+from freehold.deploy.loadtest.execute import Outcome, execute
+from freehold.deploy.loadtest.target import ROOT, Target
+from freehold.deploy.provenance import DEPLOYED_DURABILITY, commit_state, run_header
+from freehold.loadgen import shapes
+from freehold.loadgen.slo import Slo
+from freehold.loadgen.traffic import TrafficModel
 
 CALIBRATION = ROOT / "loadgen" / "measurements" / "calibration.json"
 # a spec's servers run what the roles deploy; a bare URL's servers are unknown to us

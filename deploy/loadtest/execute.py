@@ -11,12 +11,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from deploy.loadtest.analysis import RunResult, analyse, load_steps
-from deploy.loadtest.runner import RunOutput, run_local
-from deploy.loadtest.target import RUNS, Target
-from loadgen.report import chart, read_history
-from loadgen.shapes import LoadPlan
-from loadgen.slo import Slo
+from freehold.deploy.loadtest.analysis import RunResult, analyse, load_steps
+from freehold.deploy.loadtest.runner import RunOutput, run_local
+from freehold.deploy.loadtest.target import RUNS, Target
+from freehold.loadgen.report import chart, read_history
+from freehold.loadgen.shapes import LoadPlan
+from freehold.loadgen.slo import Slo
 
 
 @dataclass
@@ -50,7 +50,7 @@ def execute(plan: LoadPlan, target: Target, roster: Path, slo: Slo, out: Path, *
     plan.slo = slo.to_json()
     plan_path = plan.save(out / "plan.json")
     if remote:
-        from deploy.loadtest.remote import run_remote
+        from freehold.deploy.loadtest.remote import run_remote
 
         run = run_remote(plan, plan_path, out, target, on_tick=on_tick)
     else:

@@ -1,9 +1,9 @@
 """The app served locally for load tests and benchmarks: uvicorn workers plus the app's workers.
 
-`LocalApp(settings, root).start()` runs `python -m app.serve` (N web workers, optionally pinned to
-CPUs with taskset) and the fan-out, notify, moderation and trends workers as child processes, on
-loopback; `.stop()` stops each one by its own pid. PostgreSQL, Redis and SeaweedFS come from
-`app.devstack` (the caller starts them).
+`LocalApp(settings, root).start()` runs `python -m freehold.app.serve` (N web workers, optionally
+pinned to CPUs with taskset) and the fan-out, notify, moderation and trends workers as child
+processes, on loopback; `.stop()` stops each one by its own pid. PostgreSQL, Redis and
+SeaweedFS come from `app.devstack` (the caller starts them).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.devstack import LocalServiceError, free_port
-from app.settings import Settings
+from freehold.app.devstack import LocalServiceError, free_port
+from freehold.app.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_WORKERS = ("fanout", "notify", "moderation", "trends")
@@ -51,7 +51,6 @@ class LocalApp:
 
     def _spawn(self, name: str, cmd: list[str]) -> None:
         env = {**os.environ, **self.settings.to_env()}
-        env["PYTHONPATH"] = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
         log = (self.root / f"{name}.log").open("ab")
         self.procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log,
                                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
@@ -62,8 +61,8 @@ class LocalApp:
         self.root.mkdir(parents=True, exist_ok=True)
         try:
             for kind in self.app_workers:
-                self._spawn(f"worker-{kind}", [sys.executable, "-m", "app.worker", kind])
-            web = [sys.executable, "-m", "app.serve", "--workers", str(self.web_workers),
+                self._spawn(f"worker-{kind}", [sys.executable, "-m", "freehold.app.worker", kind])
+            web = [sys.executable, "-m", "freehold.app.serve", "--workers", str(self.web_workers),
                    "--port", str(self.port), "--no-migrate"]
             if self.cpus is not None and shutil.which("taskset"):
                 web = ["taskset", "-c", self.cpus, *web]

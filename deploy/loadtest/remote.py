@@ -18,10 +18,10 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from deploy.loadtest.runner import MARGIN_S, RunError, RunOutput
-from deploy.loadtest.target import Target
-from loadgen.shapes import LoadPlan
-from roles.ports import LOCUST_MASTER_PORT
+from freehold.deploy.loadtest.runner import MARGIN_S, RunError, RunOutput
+from freehold.deploy.loadtest.target import Target
+from freehold.loadgen.shapes import LoadPlan
+from freehold.roles.ports import LOCUST_MASTER_PORT
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "/opt/freehold-loadgen"
@@ -31,7 +31,7 @@ MASTER_PORT = LOCUST_MASTER_PORT
 
 
 def _ssh(target: Target) -> Any:
-    from deploy.ssh import SSHSettings, settings_for
+    from freehold.deploy.ssh import SSHSettings, settings_for
 
     if target.spec_path is not None and target.spec is not None:
         return settings_for(target.spec_path, target.spec)
@@ -49,13 +49,13 @@ def _cpu_busy(conn: Any) -> tuple[float, float]:
 def locust_wheels() -> Path:
     """The wheels of Locust (the version installed here) and its dependencies for the servers'
     Python, in one tar, built once into the operator's cache (deploy/artifacts/release.py)."""
-    from deploy.artifacts.release import (
+    from freehold.deploy.artifacts.release import (
         ReleaseError,
         dependency_wheels,
         deps_archive,
         runtime_pins,
     )
-    from deploy.provision.context import default_assets_dir
+    from freehold.deploy.provision.context import default_assets_dir
 
     cache = default_assets_dir()
     try:
@@ -115,14 +115,16 @@ def prepare(conn: Any, run: str) -> None:
             raise RunError(f"{conn.host}: installing Locust {want} failed: "
                            f"{(r.stderr or r.stdout).strip()[-200:]} — the loadgen needs "
                            "python3-venv (roles/base installs it)")
-    conn.run(f"mkdir -p {run}/loadgen {run}/out", hide=True, timeout=30)
+    # the modules import each other as freehold.loadgen.*: `freehold` is a namespace (no
+    # __init__.py) under the run's folder, which is the workers' PYTHONPATH
+    conn.run(f"mkdir -p {run}/freehold/loadgen {run}/out", hide=True, timeout=30)
     for m in MODULES:
-        conn.put(str(ROOT / "loadgen" / f"{m}.py"), f"{run}/loadgen/{m}.py")
+        conn.put(str(ROOT / "loadgen" / f"{m}.py"), f"{run}/freehold/loadgen/{m}.py")
 
 
 def run_remote(plan: LoadPlan, plan_path: Path, out: Path, target: Target, *,
                on_tick: Callable[[float, float], None] | None = None) -> RunOutput:
-    from deploy.ssh import connection
+    from freehold.deploy.ssh import connection
 
     servers = target.loadgen
     if not servers:
@@ -150,7 +152,7 @@ def run_remote(plan: LoadPlan, plan_path: Path, out: Path, target: Target, *,
             c.put(str(local_plan), f"{run}/plan.json")
             c.put(str(Path(plan.roster)), f"{run}/roster.json")
             cpu0[s.name] = _cpu_busy(c)
-        py = f"{BASE}/venv/bin/python -m locust -f {run}/loadgen/locustfile.py --headless"
+        py = f"{BASE}/venv/bin/python -m locust -f {run}/freehold/loadgen/locustfile.py --headless"
         env = f"cd {run} || exit 1; env FREEHOLD_LT_PLAN={run}/plan.json PYTHONPATH={run}"
 
         def start(c: Any, name: str, args: str, log: str) -> None:

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import psutil
 
-from app.devstack import free_port
-from loadgen.shapes import LoadPlan
+from freehold.app.devstack import free_port
+from freehold.loadgen.shapes import LoadPlan
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUSTFILE = ROOT / "loadgen" / "locustfile.py"
@@ -92,7 +92,6 @@ def run_local(plan: LoadPlan, plan_path: Path, out: Path, *, workers: int = 1,
     """Run the plan with local processes: `workers` = 0 means one process doing everything."""
     out.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "FREEHOLD_LT_PLAN": str(plan_path),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            **(extra_env or {})}
     procs: dict[str, subprocess.Popen[bytes]] = {}
     port = free_port()

@@ -34,9 +34,9 @@ import psycopg
 from argon2 import PasswordHasher
 from psycopg.conninfo import conninfo_to_dict
 
-from app.seed import LOADTEST_ACCOUNTS
-from deploy.loadtest.target import Target
-from loadgen.roster import Roster, RosterError
+from freehold.app.seed import LOADTEST_ACCOUNTS
+from freehold.deploy.loadtest.target import Target
+from freehold.loadgen.roster import Roster, RosterError
 
 MEMBERS_MAX = 20_000
 POPULAR_MAX = 20_000
@@ -74,7 +74,7 @@ def run_app_seed(dsn: str, accounts: int, *, posts_per_account: float | None = N
     """The dataset through app.seed (COPY); what it reports (counts, seconds, rows/s)."""
     import asyncpg
 
-    from app.seed import seed as app_seed
+    from freehold.app.seed import seed as app_seed
 
     try:
         return app_seed(dsn, accounts, posts_per_account=posts_per_account, seed=seed)
@@ -230,7 +230,7 @@ async def _purge_loadtest(dsn: str, domain: str | None) -> tuple[int, int]:
     per transaction; (accounts, media keys left)."""
     import asyncpg
 
-    from app.services.accounts import purge_rows
+    from freehold.app.services.accounts import purge_rows
 
     deleted = media = 0
     conn = await asyncpg.connect(dsn)

@@ -15,16 +15,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
-from deploy.loadtest.target import Target, TargetError
+from freehold.deploy.loadtest.target import Target, TargetError
 
 
 @contextmanager
 def spec_dsn(target: Target, secrets_path: Path | None = None) -> Iterator[str]:
     if target.spec is None or target.spec_path is None:
         raise TargetError(f"{target.label}: not a spec — pass --dsn")
-    from deploy.secrets import SecretsError, SecretStore, secrets_path_for
-    from roles.pgbouncer.config import PRIMARY_PORT
-    from roles.postgres.config import APP_DATABASE, APP_USER
+    from freehold.deploy.secrets import SecretsError, SecretStore, secrets_path_for
+    from freehold.roles.pgbouncer.config import PRIMARY_PORT
+    from freehold.roles.postgres.config import APP_DATABASE, APP_USER
 
     bouncers = target.spec.servers_with_role("pgbouncer")
     if not bouncers:
@@ -37,7 +37,7 @@ def spec_dsn(target: Target, secrets_path: Path | None = None) -> Iterator[str]:
         password = store.load()["postgres_app"]
     except (SecretsError, KeyError) as exc:
         raise TargetError(f"{store.path}: {exc} — pass --dsn") from exc
-    from deploy.migrate.targets import DatabaseRoute, MigrateError, tunnel
+    from freehold.deploy.migrate.targets import DatabaseRoute, MigrateError, tunnel
 
     route = DatabaseRoute(spec_path=target.spec_path, spec=target.spec, server=bouncers[0],
                           remote_host="127.0.0.1", remote_port=PRIMARY_PORT,

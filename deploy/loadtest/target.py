@@ -24,9 +24,9 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from loadgen import shapes
-from loadgen.shapes import LoadPlan, Scale
-from loadgen.traffic import ProfileError, TrafficModel, figure_of, find_key
+from freehold.loadgen import shapes
+from freehold.loadgen.shapes import LoadPlan, Scale
+from freehold.loadgen.traffic import ProfileError, TrafficModel, figure_of, find_key
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "loadgen" / "runs"
@@ -55,7 +55,7 @@ class Target:
     def default_roster(self) -> Path:
         """Beside the operator's secrets keys, never in the repository: the roster holds the
         load-test accounts' password and session tokens."""
-        from deploy.secrets import default_key_path
+        from freehold.deploy.secrets import default_key_path
 
         return default_key_path(self.slug).parent / "loadtest" / f"roster-{self.slug}.json"
 
@@ -88,8 +88,8 @@ def resolve_target(text: str, *, url: str | None = None, app_cores: float | None
     if not path.exists():
         raise TargetError(f"{text}: no such spec file and not a URL — give a cluster spec "
                           "(inventories/lab.yaml) or http://HOST:PORT")
-    from deploy.spec import SpecError, load_spec
-    from roles.app.config import app_port
+    from freehold.deploy.spec import SpecError, load_spec
+    from freehold.roles.app.config import app_port
 
     try:
         spec = load_spec(path)
@@ -119,7 +119,7 @@ def scale_for(target: Target, model: TrafficModel, to_accounts: int) -> Scale:
     """Target app cores / the production app cores the capacity model plans for
     `to_accounts` (deploy.capacity.app_cores_for: the profile's app_rps_per_core, or the
     calibration file it names when present, at app_headroom utilisation)."""
-    from deploy.capacity import app_cores_for
+    from freehold.deploy.capacity import app_cores_for
 
     cores, source = app_cores_for(to_accounts, profile=model.profile)
     if cores <= 0:

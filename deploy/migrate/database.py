@@ -13,8 +13,8 @@ from urllib.parse import urlparse
 import psycopg
 from psycopg import sql
 
-from app.pgclient import libpq_target
-from deploy.migrate import MigrateError
+from freehold.app.pgclient import libpq_target
+from freehold.deploy.migrate import MigrateError
 
 NAME = "freehold_migrate"
 

@@ -9,7 +9,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deploy.migrate import MigrateError
+from freehold.deploy.migrate import MigrateError
 
 CFG = Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5,
              read_timeout=30)

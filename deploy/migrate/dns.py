@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from deploy.migrate import MigrateError
+from freehold.deploy.migrate import MigrateError
 
 LOW_TTL = 60
 

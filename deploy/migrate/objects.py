@@ -15,10 +15,10 @@ from typing import Any
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from deploy.atomic import write_json as atomic_write_json
-from deploy.migrate import MigrateError
-from deploy.migrate.s3client import S3Location, client
-from deploy.migrate.state import read_json
+from freehold.deploy.atomic import write_json as atomic_write_json
+from freehold.deploy.migrate import MigrateError
+from freehold.deploy.migrate.s3client import S3Location, client
+from freehold.deploy.migrate.state import read_json
 
 SINGLE_PUT_MAX = 16 * 1024 * 1024
 SPOOL_MAX = 8 * 1024 * 1024

@@ -7,7 +7,7 @@ from typing import Any
 
 import psutil
 
-from deploy.migrate.state import read_steps, state_dir_for
+from freehold.deploy.migrate.state import read_steps, state_dir_for
 
 STEPS: tuple[tuple[str, str], ...] = (
     ("discover", "freehold migrate discover --region R --out M (the manifest)"),

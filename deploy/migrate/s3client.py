@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 import boto3
 from botocore.config import Config
 
-from deploy.migrate import MigrateError
+from freehold.deploy.migrate import MigrateError
 
 SEAWEED_S3_PORT = 8333
 

@@ -41,7 +41,7 @@ ACCOUNT_KEYS = ("accounts", "account_count", "total_accounts")
 def manifest_accounts(manifest: dict[str, Any]) -> int | None:
     """Accounts the migrated network holds, when the manifest says (top level or under
     `traffic:` / `app:`, a number or text like 10M)."""
-    from deploy.capacity import parse_accounts
+    from freehold.deploy.capacity import parse_accounts
 
     for where in (manifest, manifest.get("traffic"), manifest.get("app")):
         if not isinstance(where, dict):
@@ -64,7 +64,7 @@ def capacity_servers(manifest: dict[str, Any]) -> dict[str, int] | None:
     accounts = manifest_accounts(manifest)
     if accounts is None:
         return None
-    from deploy.capacity import servers_per_role
+    from freehold.deploy.capacity import servers_per_role
 
     return servers_per_role(accounts)
 

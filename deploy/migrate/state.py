@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from deploy.atomic import write_json
-from deploy.migrate import MigrateError
+from freehold.deploy.atomic import write_json
+from freehold.deploy.migrate import MigrateError
 
 STEP_STATES = ("pending", "running", "done", "failed")
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from deploy.migrate import MigrateError
-from deploy.migrate.s3client import S3Location, parse_location
+from freehold.deploy.migrate import MigrateError
+from freehold.deploy.migrate.s3client import S3Location, parse_location
 
 MEDIA_BUCKET = "media"
 SUPERUSER = "postgres"  # roles/postgres: Patroni's superuser
@@ -68,8 +68,8 @@ def load_spec(path: Path) -> Any:
     if not path.exists():
         raise MigrateError(f"--to {path}: no such spec file — give a cluster spec or a URL")
     try:
-        from deploy.spec import SpecError
-        from deploy.spec import load_spec as load
+        from freehold.deploy.spec import SpecError
+        from freehold.deploy.spec import load_spec as load
     except ImportError:
         raise MigrateError(f"--to {path}: cluster specs are not readable here (deploy.spec "
                            "missing) — pass a URL instead") from None
@@ -81,7 +81,7 @@ def load_spec(path: Path) -> Any:
 
 def cluster_secrets(spec_path: Path, spec: Any, secrets: Path | None = None) -> Any:
     """The spec's decrypted secrets (written by `freehold deploy` beside the spec)."""
-    from deploy.secrets import SecretsError, SecretStore, secrets_path_for
+    from freehold.deploy.secrets import SecretsError, SecretStore, secrets_path_for
 
     store = SecretStore(secrets or secrets_path_for(spec_path), spec.name)
     if not store.path.exists():
@@ -111,7 +111,7 @@ def media_route(spec_path: Path, secrets: Path | None = None) -> MediaRoute:
     except KeyError:
         raise MigrateError(f"--to {spec_path}: the secrets hold no S3 identity — deploy the "
                            "media role first (freehold deploy --roles media)") from None
-    from roles.media.config import S3_PORT, bucket
+    from freehold.roles.media.config import S3_PORT, bucket
 
     return MediaRoute(spec_path=spec_path, spec=spec, server=server,
                       remote_host=server.mesh_address, remote_port=S3_PORT,
@@ -130,7 +130,7 @@ def database_route(spec_path: Path, secrets: Path | None = None) -> DatabaseRout
     except KeyError:
         raise MigrateError(f"--to {spec_path}: the secrets hold no postgres superuser — deploy "
                            "the postgres role first (freehold deploy --roles postgres)") from None
-    from roles.pgbouncer.config import PRIMARY_PORT
+    from freehold.roles.pgbouncer.config import PRIMARY_PORT
 
     return DatabaseRoute(spec_path=spec_path, spec=spec, server=server, remote_host="127.0.0.1",
                          remote_port=PRIMARY_PORT,
@@ -139,7 +139,7 @@ def database_route(spec_path: Path, secrets: Path | None = None) -> DatabaseRout
 
 
 def _ssh_settings(route: Route) -> Any:
-    from deploy.ssh import settings_for
+    from freehold.deploy.ssh import settings_for
 
     return settings_for(route.spec_path, route.spec)
 
@@ -147,8 +147,8 @@ def _ssh_settings(route: Route) -> Any:
 @contextmanager
 def tunnel(route: Route) -> Iterator[int]:
     """A local port forwarded over SSH to the route's service, for the `with` block."""
-    from app.devstack import free_port
-    from deploy.ssh import HostKeyError, connection
+    from freehold.app.devstack import free_port
+    from freehold.deploy.ssh import HostKeyError, connection
 
     port = free_port()
     conn = connection(route.server, _ssh_settings(route))

@@ -7,9 +7,9 @@ from __future__ import annotations
 import fnmatch
 import shlex
 
-from deploy.spec import ClusterSpec, Server
-from deploy.spec.placement import media_masters
-from roles.backup.config import (
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.deploy.spec.placement import media_masters
+from freehold.roles.backup.config import (
     FULL_UNIT,
     OS_USER,
     STANZA,
@@ -17,11 +17,11 @@ from roles.backup.config import (
     backup_servers,
     repo_host,
 )
-from roles.etcd.config import CLIENT_PORT as ETCD_PORT
-from roles.monitoring.config import ALERTMANAGER_PORT, app_port
-from roles.postgres.config import REST_PORT as PATRONI_PORT
-from roles.redis.config import PORT as REDIS_PORT
-from roles.registry import deployed
+from freehold.roles.etcd.config import CLIENT_PORT as ETCD_PORT
+from freehold.roles.monitoring.config import ALERTMANAGER_PORT, app_port
+from freehold.roles.postgres.config import REST_PORT as PATRONI_PORT
+from freehold.roles.redis.config import PORT as REDIS_PORT
+from freehold.roles.registry import deployed
 
 MARK = "@@ "
 STREAMS = ("stream:posts", "stream:events")

@@ -12,8 +12,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from deploy.spec import Server
-from deploy.ssh import HostKeyError, SSHSettings, connection
+from freehold.deploy.spec import Server
+from freehold.deploy.ssh import HostKeyError, SSHSettings, connection
 
 
 @dataclass

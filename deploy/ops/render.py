@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from deploy.ops.status import DEGRADED, DOWN, NOT_DEPLOYED, OK, StatusReport
+from freehold.deploy.ops.status import DEGRADED, DOWN, NOT_DEPLOYED, OK, StatusReport
 
 STYLE = {OK: "green", DEGRADED: "yellow", DOWN: "red", NOT_DEPLOYED: "dim"}
 

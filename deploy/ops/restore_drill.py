@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.ops.remote import Outcome, run_one
-from deploy.spec import ClusterSpec, Server
-from deploy.ssh import SSHSettings
-from roles.backup.config import (
+from freehold.deploy.ops.remote import Outcome, run_one
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.deploy.ssh import SSHSettings
+from freehold.roles.backup.config import (
     DRILL_CONFIG,
     DRILL_DATA,
     DRILL_DIR,
@@ -33,7 +33,7 @@ from roles.backup.config import (
     pg_servers,
     repo_host,
 )
-from roles.postgres.config import BIN_DIR, REST_PORT
+from freehold.roles.postgres.config import BIN_DIR, REST_PORT
 
 AS_PG = f"cd / && runuser -u {OS_USER} --"
 COUNT_SQL = ("SELECT format('%I.%I', table_schema, table_name) || '|' || "

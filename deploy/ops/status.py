@@ -17,17 +17,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.ops.probes import (
+from freehold.deploy.ops.probes import (
     match_units,
     parse_sections,
     parse_unit_states,
     repo_name,
     units_for,
 )
-from deploy.ops.remote import Outcome, run_many
-from deploy.spec import ClusterSpec
-from deploy.ssh import SSHSettings
-from roles.backup.config import BackupConfigError
+from freehold.deploy.ops.remote import Outcome, run_many
+from freehold.deploy.spec import ClusterSpec
+from freehold.deploy.ssh import SSHSettings
+from freehold.roles.backup.config import BackupConfigError
 
 log = logging.getLogger("freehold.status")
 
@@ -422,7 +422,7 @@ def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
 
 
 def gather(spec: ClusterSpec, ssh: SSHSettings) -> StatusReport:
-    from deploy.ops.probes import probe_script
+    from freehold.deploy.ops.probes import probe_script
 
     started = time.monotonic()
     outcomes = run_many(spec.servers, lambda s: probe_script(spec, s), ssh)

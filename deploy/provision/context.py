@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy.secrets import Secrets
-from deploy.spec import ClusterSpec
+from freehold.deploy.secrets import Secrets
+from freehold.deploy.spec import ClusterSpec
 
 
 def default_assets_dir() -> Path:

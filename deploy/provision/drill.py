@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.devstack import free_port
-from deploy.provision.patroni import protected, summary
-from deploy.secrets import Secrets
-from deploy.spec import ClusterSpec
-from deploy.spec.placement import redis_layout
-from roles.pgbouncer.config import PGBOUNCER_PORT
-from roles.postgres.config import APP_DATABASE, APP_USER, REST_PORT
-from roles.redis.config import PORT as REDIS_PORT
+from freehold.app.devstack import free_port
+from freehold.deploy.provision.patroni import protected, summary
+from freehold.deploy.secrets import Secrets
+from freehold.deploy.spec import ClusterSpec
+from freehold.deploy.spec.placement import redis_layout
+from freehold.roles.pgbouncer.config import PGBOUNCER_PORT
+from freehold.roles.postgres.config import APP_DATABASE, APP_USER, REST_PORT
+from freehold.roles.redis.config import PORT as REDIS_PORT
 
 
 def deploy_subprocess(spec_path: Path, secrets_path: Path, secrets_key: bytes,
@@ -37,8 +37,8 @@ def deploy_subprocess(spec_path: Path, secrets_path: Path, secrets_key: bytes,
     stays out of the caller's (tests and benchmarks use threads, boto3 and psycopg).
     Returns the exit code and the JSON report."""
     env = {**os.environ, "FREEHOLD_SECRETS_KEY": secrets_key.decode()}
-    proc = subprocess.run([sys.executable, "-m", "deploy", "deploy", str(spec_path), "--yes",
-                           "--json", "--secrets", str(secrets_path), *(args or [])],
+    proc = subprocess.run([sys.executable, "-m", "freehold.deploy", "deploy", str(spec_path),
+                           "--yes", "--json", "--secrets", str(secrets_path), *(args or [])],
                           capture_output=True, text=True, env=env, timeout=timeout,
                           cwd=Path(__file__).resolve().parents[2])
     try:

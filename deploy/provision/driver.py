@@ -17,23 +17,23 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from deploy.provision.context import DeployContext
-from deploy.provision.greenlets import patch_gevent
-from deploy.provision.progress import LogCapture, Progress, progress_handler
-from deploy.provision.pyinfra_fork import (
+from freehold.deploy.provision.context import DeployContext
+from freehold.deploy.provision.greenlets import patch_gevent
+from freehold.deploy.provision.progress import LogCapture, Progress, progress_handler
+from freehold.deploy.provision.pyinfra_fork import (
     close_ssh_clients,
     connect_with_retries,
     if_will_change,
     prepare_hosts,
     run_ops_tolerant,
 )
-from deploy.provision.quorum import quorum_risks
-from deploy.provision.report import DeployReport
-from deploy.secrets import SecretStore, secrets_path_for
-from deploy.spec import ClusterSpec
-from deploy.ssh import HostKeyError, SSHSettings, pyinfra_data, refused_keys, settings_for
-from roles.registry import ordered_roles, role_hosts
-from roles.registry import role as role_of
+from freehold.deploy.provision.quorum import quorum_risks
+from freehold.deploy.provision.report import DeployReport
+from freehold.deploy.secrets import SecretStore, secrets_path_for
+from freehold.deploy.spec import ClusterSpec
+from freehold.deploy.ssh import HostKeyError, SSHSettings, pyinfra_data, refused_keys, settings_for
+from freehold.roles.registry import ordered_roles, role_hosts
+from freehold.roles.registry import role as role_of
 
 
 def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: list[str],
@@ -44,7 +44,7 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
     from pyinfra.api.connect import disconnect_all
     from pyinfra.api.exceptions import PyinfraError
 
-    from deploy.inventory import build_inventory
+    from freehold.deploy.inventory import build_inventory
 
     label = f"{role}: {getattr(step, 'deploy_name', step.__name__)}"
     inventory = build_inventory(ctx.spec, limit=hosts, ssh=ssh_data)
@@ -137,7 +137,7 @@ def run_deploy(spec: ClusterSpec, spec_path: Path, roles: Iterable[str] | None =
     Raises HostKeysRefused, before changing anything, when a server's host key is unknown or
     changed (`ssh`: default, the spec's own settings)."""
     patch_gevent()
-    from deploy.inventory import select_servers
+    from freehold.deploy.inventory import select_servers
 
     started = time.monotonic()
     role_names = ordered_roles(roles)

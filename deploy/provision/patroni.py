@@ -11,9 +11,9 @@ import json
 import time
 from typing import Any
 
-from deploy.spec import ClusterSpec, Server
-from deploy.ssh import HostKeyError, SSHSettings, connection
-from roles.postgres.config import PATRONICTL
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.deploy.ssh import HostKeyError, SSHSettings, connection
+from freehold.roles.postgres.config import PATRONICTL
 
 
 class PatroniError(Exception):

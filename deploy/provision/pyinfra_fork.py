@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from deploy.provision.context import DeployContext
+from freehold.deploy.provision.context import DeployContext
 
 # sha256[:16] of the pyinfra source each piece follows, as reviewed (pyinfra 3.x)
 MIRRORED = {

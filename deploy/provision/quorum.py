@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from deploy.spec import ClusterSpec
-from deploy.spec.placement import lost_reasons
+from freehold.deploy.spec import ClusterSpec
+from freehold.deploy.spec.placement import lost_reasons
 
 QUORUM_ROLES = ("etcd", "postgres", "redis", "media")
 

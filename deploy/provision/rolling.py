@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.spec import ClusterSpec, Server
-from deploy.ssh import HostKeyError, SSHSettings, connection
-from roles.app.config import HELPER, keep_releases, roll_command
-from roles.worker.config import KINDS, unit
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.deploy.ssh import HostKeyError, SSHSettings, connection
+from freehold.roles.app.config import HELPER, keep_releases, roll_command
+from freehold.roles.worker.config import KINDS, unit
 
 Progress = Callable[[str], None]
 

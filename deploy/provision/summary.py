@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from deploy.provision.report import DeployReport
+from freehold.deploy.provision.report import DeployReport
 
 STYLE = {"ok": "green", "changed": "yellow", "failed": "bold red", "unreachable": "bold red",
          "skipped": "dim"}

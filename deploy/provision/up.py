@@ -2,8 +2,8 @@
 
 Steps: boot the lab's servers (`Lab.up`, idempotent), deploy every role of the spec (the same
 driver as `freehold deploy`), check the database migrations on an app server, seed the demo
-network there (`python -m app.demo`, app.demo.builder: idempotent, only its own accounts), and
-smoke-check every site's virtual IP over
+network there (`python -m freehold.app.demo`, app.demo.builder: idempotent, only its own
+accounts), and smoke-check every site's virtual IP over
 HTTPS (/readyz, log in as the demo admin, read the home feed). A second run changes nothing.
 
 Secrets: the spec's encrypted secrets file (default: beside the spec) and its key from
@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from app.demo.content import ADMIN, PASSWORD
-from deploy.spec import ClusterSpec
+from freehold.app.demo.content import ADMIN, PASSWORD
+from freehold.deploy.spec import ClusterSpec
 
 Progress = Callable[[str, int, int], None]
 ADMIN_USER = ADMIN         # the demo network's admin (app.demo.content): lab data only
@@ -57,11 +57,11 @@ class UpReport:
 
 
 def seed_command() -> str:
-    """Builds the demo network (`python -m app.demo`, idempotent) with the app's own settings,
-    as the app's user; it prints one JSON line of what it made now."""
+    """Builds the demo network (`python -m freehold.app.demo`, idempotent) with the app's own
+    settings, as the app's user; it prints one JSON line of what it made now."""
     return ("set -a && . /etc/freehold/app.env && set +a && "
             "cd /var/lib/freehold && runuser -u freehold -- /opt/freehold/current/venv/bin/python "
-            "-m app.demo")
+            "-m freehold.app.demo")
 
 
 def _run(lab: Any, host: str, cmd: str, timeout: float) -> Any:
@@ -78,7 +78,7 @@ def migrate_and_seed(spec: ClusterSpec, lab: Any) -> tuple[str, int]:
     """(migration output, accounts seeded now — 0 when the demo data was there), on the first
     app server that answers. Over the lab's own `ssh` (a subprocess): Fabric's threads hang in
     this gevent-patched process once pyinfra has run."""
-    from roles.app.config import MIGRATE_UNIT
+    from freehold.roles.app.config import MIGRATE_UNIT
 
     errors = []
     for server in spec.servers_with_role("app"):
@@ -162,8 +162,8 @@ def smoke(vip: str, ca_file: str | None, timeout: float = 90) -> dict[str, Any]:
 
 def ca_file_for(spec: ClusterSpec) -> str | None:
     """The self-signed certificate (it is its own CA) when the kit made it, else None."""
-    from roles.lb.config import settings
-    from roles.lb.tls import self_signed_path
+    from freehold.roles.lb.config import settings
+    from freehold.roles.lb.tls import self_signed_path
 
     if settings(spec).get("tls_cert"):
         return None
@@ -180,8 +180,8 @@ def ca_file_for(spec: ClusterSpec) -> str | None:
 
 def run_up(spec_path: Path, spec: ClusterSpec, lab: Any, secrets_path: Path | None,
            progress: Progress, deploy_progress: Progress) -> UpReport:
-    from deploy.provision.driver import HostKeysRefused, run_deploy
-    from roles.lb.config import vips
+    from freehold.deploy.provision.driver import HostKeysRefused, run_deploy
+    from freehold.roles.lb.config import vips
 
     started = time.monotonic()
     report = UpReport(spec=spec.name)

@@ -1,6 +1,6 @@
 """Cluster specs: providers, sites and servers (with ranges), loaded and checked.
 
-    from deploy.spec import load_spec, SpecError
+    from freehold.deploy.spec import load_spec, SpecError
     spec = load_spec("inventories/lab.yaml")   # SpecError(problems) lists every problem
 
 The YAML (see inventories/lab.yaml; unknown fields are errors):
@@ -32,9 +32,9 @@ Mesh addresses are derived per site unless given; `base` and `mesh` roles are im
 Placement rules and the survival analysis live in `deploy.spec.placement`.
 """
 
-from deploy.spec.errors import SpecError
-from deploy.spec.loader import load_spec, loads_spec, parse_spec
-from deploy.spec.models import (
+from freehold.deploy.spec.errors import SpecError
+from freehold.deploy.spec.loader import load_spec, loads_spec, parse_spec
+from freehold.deploy.spec.models import (
     IMPLIED_ROLES,
     ROLES,
     ClusterSpec,

@@ -18,8 +18,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from deploy.spec.errors import LineMap, Problems, SpecError
-from deploy.spec.models import (
+from freehold.deploy.spec.errors import LineMap, Problems, SpecError
+from freehold.deploy.spec.models import (
     IMPLIED_ROLES,
     ROLES,
     ClusterSpec,
@@ -31,8 +31,8 @@ from deploy.spec.models import (
     Site,
     SpecIn,
 )
-from deploy.spec.ranges import RangeError, count_up, expand, expand_addresses
-from deploy.spec.role_settings import validated
+from freehold.deploy.spec.ranges import RangeError, count_up, expand, expand_addresses
+from freehold.deploy.spec.role_settings import validated
 
 # settings the kit reads, per role: name -> (type, check, fix)
 INT_SETTINGS = {("redis", "replicas"): 0, ("redis", "masters"): 1, ("media", "masters"): 1,
@@ -141,7 +141,7 @@ def _pydantic_problem(problems: Problems, err: Any, prefix: tuple[str | int, ...
 def _known(loc: tuple[Any, ...]) -> str:
     models = {"providers": "ProviderIn", "sites": "SiteIn", "servers": "ServerIn",
               "defaults": "ServerDefaultsIn", "mesh": "MeshIn", "lab": "LabIn"}
-    from deploy.spec import models as m
+    from freehold.deploy.spec import models as m
     cls = getattr(m, models.get(str(loc[0]), "SpecIn")) if len(loc) > 1 else SpecIn
     return " (known: " + ", ".join(cls.model_fields) + ")"
 

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from deploy.spec.models import ClusterSpec, Server
+from freehold.deploy.spec.models import ClusterSpec, Server
 
 SERVING_ROLES = ("lb", "app", "worker", "pgbouncer", "dns")
 CORE_ROLES = ("etcd", "postgres", "redis", "lb", "app", "worker", "media")

@@ -12,8 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
-from app.settings import SettingsError, check_env
-from deploy.spec.models import UnixUser, spec_problem, spec_text
+from freehold.app.settings import SettingsError, check_env
+from freehold.deploy.spec.models import UnixUser, spec_problem, spec_text
 
 # what roles/app sets itself in the app's environment: `roles.app.env` may not override it
 APP_PLATFORM_ENV = frozenset({

@@ -1,6 +1,6 @@
 """SSH to a spec's servers: settings, host-key policy and the connections (Fabric, pyinfra).
 
-    from deploy.ssh import settings_for, connection
+    from freehold.deploy.ssh import settings_for, connection
     ssh = settings_for(spec_path, spec)       # the spec's known_hosts files (see below)
     with connection(server, ssh) as conn:     # refuses an unknown or changed host key
         conn.run("hostname")
@@ -11,7 +11,7 @@ naming a server decides) holds them; `freehold trust SPEC` records them explicit
 records the keys it made for its servers. A refusal is one line (`HostKeyError`).
 """
 
-from deploy.ssh.connection import (
+from freehold.deploy.ssh.connection import (
     CheckedConnection,
     SSHSettings,
     connection,
@@ -19,7 +19,7 @@ from deploy.ssh.connection import (
     refused_keys,
     settings_for,
 )
-from deploy.ssh.hostkeys import (
+from freehold.deploy.ssh.hostkeys import (
     ChangedHostKey,
     HostKeyError,
     KnownHosts,

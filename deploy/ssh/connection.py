@@ -16,8 +16,8 @@ from typing import Any
 from fabric import Connection
 from paramiko import BadHostKeyException, RejectPolicy, SSHException
 
-from deploy.spec import ClusterSpec, Server
-from deploy.ssh.hostkeys import (
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.deploy.ssh.hostkeys import (
     HostKeyError,
     KnownHosts,
     changed_key,
@@ -55,8 +55,8 @@ def settings_for(spec_path: Path | str, spec: ClusterSpec, key: Path | str | Non
     files = (Path(known_hosts),) if known_hosts else tuple(Path(f) for f in spec.known_hosts)
     login = str(key) if key else None
     if login is None and spec.lab is not None:
-        from deploy.lab.keys import ssh_dir
-        from deploy.lab.layout import plan_lab
+        from freehold.deploy.lab.keys import ssh_dir
+        from freehold.deploy.lab.layout import plan_lab
 
         lab_key = ssh_dir(plan_lab(spec)) / "id_ed25519"
         if lab_key.exists():

@@ -18,8 +18,8 @@ from pathlib import Path
 from paramiko import HostKeys, PKey, SSHException, Transport
 from paramiko.hostkeys import HostKeyEntry
 
-from deploy.atomic import write_text
-from deploy.spec import Server
+from freehold.deploy.atomic import write_text
+from freehold.deploy.spec import Server
 
 SSH_PORT = 22
 

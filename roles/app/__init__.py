@@ -17,7 +17,7 @@ from pyinfra.api import deploy
 from pyinfra.context import ctx_state
 from pyinfra.operations import server, systemd
 
-from roles.app.config import (
+from freehold.roles.app.config import (
     APP_UNIT,
     ENV_FILE,
     HOME,
@@ -28,10 +28,10 @@ from roles.app.config import (
     roll_command,
     unit_vars,
 )
-from roles.app.install import environment, install_release, unit_release
-from roles.common import config_file, render, service, template_path, this_server
-from roles.ports import Ports
-from roles.registry import Role
+from freehold.roles.app.install import environment, install_release, unit_release
+from freehold.roles.common import config_file, render, service, template_path, this_server
+from freehold.roles.ports import Ports
+from freehold.roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(8000,))
 

@@ -24,18 +24,18 @@ import re
 from typing import Any
 from urllib.parse import quote
 
-from app.settings import SettingsError, check_env
-from deploy.secrets import Secrets
-from deploy.spec import ClusterSpec, Server
-from deploy.spec.role_settings import APP_PLATFORM_ENV, app_env_name
-from roles.common.envfile import environment_file
-from roles.media.config import bucket
-from roles.ports import APP_PORT, REDIS_PORT
-from roles.ports import LB_RUNTIME_PORT as RUNTIME_PORT
-from roles.ports import MEDIA_S3_PORT as S3_PORT
-from roles.ports import PG_PRIMARY_PORT as PRIMARY_PORT
-from roles.ports import PG_REPLICA_PORT as REPLICA_PORT
-from roles.postgres.config import APP_DATABASE, APP_USER
+from freehold.app.settings import SettingsError, check_env
+from freehold.deploy.secrets import Secrets
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.deploy.spec.role_settings import APP_PLATFORM_ENV, app_env_name
+from freehold.roles.common.envfile import environment_file
+from freehold.roles.media.config import bucket
+from freehold.roles.ports import APP_PORT, REDIS_PORT
+from freehold.roles.ports import LB_RUNTIME_PORT as RUNTIME_PORT
+from freehold.roles.ports import MEDIA_S3_PORT as S3_PORT
+from freehold.roles.ports import PG_PRIMARY_PORT as PRIMARY_PORT
+from freehold.roles.ports import PG_REPLICA_PORT as REPLICA_PORT
+from freehold.roles.postgres.config import APP_DATABASE, APP_USER
 
 ROOT = "/opt/freehold"
 RELEASES = f"{ROOT}/releases"

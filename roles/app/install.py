@@ -17,8 +17,8 @@ from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import File, Link
 from pyinfra.operations import files, server
 
-from deploy.artifacts.release import Release, current_release
-from roles.app.config import (
+from freehold.deploy.artifacts.release import Release, current_release
+from freehold.roles.app.config import (
     ENV_FILE,
     HELPER,
     HOME,
@@ -30,8 +30,8 @@ from roles.app.config import (
     env_file,
     running_release,
 )
-from roles.common import config_file, ensure_packages, system_user, template_path
-from roles.common.facts import UnitCommandLine
+from freehold.roles.common import config_file, ensure_packages, system_user, template_path
+from freehold.roles.common.facts import UnitCommandLine
 
 
 def release_for(ctx: Any) -> Release:
@@ -64,7 +64,7 @@ def install_script(release: Release) -> str:
         f"else python3 -m venv venv && {pip} --find-links {deps} -r requirements.txt "
         f"./{release.wheel.name}; fi; "
         f"echo {release.deps_id} > .deps; "
-        "venv/bin/python -c 'import app.main, app.worker'; touch .installed")
+        "venv/bin/python -c 'import freehold.app.main, freehold.app.worker'; touch .installed")
 
 
 def install_release(ctx: Any, role: str) -> tuple[Release, bool]:

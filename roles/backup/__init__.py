@@ -14,9 +14,9 @@ from pyinfra.api import deploy
 from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
-import roles.postgres as postgres_role
-from deploy.spec import ClusterSpec
-from roles.backup.config import (
+import freehold.roles.postgres as postgres_role
+from freehold.deploy.spec import ClusterSpec
+from freehold.roles.backup.config import (
     ARCHIVE_COMMAND,
     CONFIG,
     DRILL_CONFIG,
@@ -34,8 +34,8 @@ from roles.backup.config import (
     ssh_keypair,
     timer_vars,
 )
-from roles.backup.facts import BackupInfo, PatroniDynamicConfig, PublicKeyOf
-from roles.common import (
+from freehold.roles.backup.facts import BackupInfo, PatroniDynamicConfig, PublicKeyOf
+from freehold.roles.common import (
     config_file,
     ensure_packages,
     render,
@@ -44,10 +44,10 @@ from roles.common import (
     templates_of,
     this_server,
 )
-from roles.ports import Ports
-from roles.postgres import patroni_role
-from roles.postgres.config import PATRONICTL
-from roles.registry import Role
+from freehold.roles.ports import Ports
+from freehold.roles.postgres import patroni_role
+from freehold.roles.postgres.config import PATRONICTL
+from freehold.roles.registry import Role
 
 PORTS = Ports()  # SSH only, already open
 AS_PG = f"cd / && runuser -u {OS_USER} --"

@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.serialization import (
     PublicFormat,
 )
 
-from deploy.spec import ClusterSpec, Server
-from deploy.spec.placement import postgres_primary_site
-from roles.ports import RESTORE_DRILL_PORT as DRILL_PORT
-from roles.postgres.config import DATA_DIR, PG_PORT
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.deploy.spec.placement import postgres_primary_site
+from freehold.roles.ports import RESTORE_DRILL_PORT as DRILL_PORT
+from freehold.roles.postgres.config import DATA_DIR, PG_PORT
 
 STANZA = "freehold"
 REPO_PATH = "/var/lib/pgbackrest"

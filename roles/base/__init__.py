@@ -6,8 +6,8 @@ from __future__ import annotations
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from roles.base.config import admins, firewall_vars, sysctl_values
-from roles.common import (
+from freehold.roles.base.config import admins, firewall_vars, sysctl_values
+from freehold.roles.common import (
     config_file,
     ensure_packages,
     in_container,
@@ -17,8 +17,8 @@ from roles.common import (
     templates_of,
     this_server,
 )
-from roles.ports import Ports
-from roles.registry import Role
+from freehold.roles.ports import Ports
+from freehold.roles.registry import Role
 
 PACKAGES = ["netbase", "nftables", "chrony", "unattended-upgrades", "sudo", "curl",
             "ca-certificates", "python3"]

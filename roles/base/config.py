@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.spec import ClusterSpec, Server
-from roles.ports import LOCUST_MASTER_PORT, SSH_PORT, Ports
-from roles.registry import ROLE_ORDER, deployed, role
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.roles.ports import LOCUST_MASTER_PORT, SSH_PORT, Ports
+from freehold.roles.registry import ROLE_ORDER, deployed, role
 
 SSH = Ports(public_tcp=(SSH_PORT,))
 

@@ -110,7 +110,7 @@ def role_packages(ctx: Any, server_roles: list[str]) -> list[str]:
     """Every package the roles reaching this server install (each role module's
     `Role.packages(ctx)`), in role order, so the first role installs them in one apt transaction.
     Hooks `before_packages(ctx)` run first (files a package's postinst reads)."""
-    from roles.registry import ROLE_ORDER, role, role_hosts  # the roles import this module
+    from freehold.roles.registry import ROLE_ORDER, role, role_hosts  # the roles import this module
 
     out: list[str] = []
     for name in ROLE_ORDER:
@@ -174,7 +174,7 @@ def directory(path: str, user: str = "root", group: str = "root",
 def in_container() -> bool:
     """True on a container (the lab's systemd-nspawn servers): no clock, sysctl or kernel
     module control there."""
-    from roles.common.facts import InContainer
+    from freehold.roles.common.facts import InContainer
 
     return bool(host.get_fact(InContainer))
 

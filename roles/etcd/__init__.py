@@ -6,7 +6,7 @@ from __future__ import annotations
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from roles.common import (
+from freehold.roles.common import (
     config_file,
     ensure_packages,
     is_running,
@@ -15,9 +15,9 @@ from roles.common import (
     template_path,
     this_server,
 )
-from roles.etcd.config import CLIENT_PORT, PEER_PORT, etcd_env
-from roles.ports import Ports
-from roles.registry import Role
+from freehold.roles.etcd.config import CLIENT_PORT, PEER_PORT, etcd_env
+from freehold.roles.ports import Ports
+from freehold.roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(CLIENT_PORT, PEER_PORT))
 # a first start waits for the other members (their packages may still be unpacking)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from deploy.spec import ClusterSpec, Server
-from roles.ports import ETCD_CLIENT_PORT as CLIENT_PORT
-from roles.ports import ETCD_PEER_PORT as PEER_PORT
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.roles.ports import ETCD_CLIENT_PORT as CLIENT_PORT
+from freehold.roles.ports import ETCD_PEER_PORT as PEER_PORT
 
 ASSUMED_RTT_MS = 50.0  # when the spec gives no latency between two sites
 

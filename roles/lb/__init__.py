@@ -8,7 +8,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from roles.common import (
+from freehold.roles.common import (
     config_file,
     ensure_packages,
     mesh_dropin,
@@ -17,7 +17,7 @@ from roles.common import (
     templates_of,
     this_server,
 )
-from roles.lb.config import (
+from freehold.roles.lb.config import (
     CERT_PATH,
     CONFIG,
     HTTP_PORT,
@@ -28,10 +28,10 @@ from roles.lb.config import (
     haproxy_vars,
     keepalived_vars,
 )
-from roles.lb.facts import InterfaceOf, OpenFilesLimit
-from roles.lb.tls import certificate_pem
-from roles.ports import Ports
-from roles.registry import Role
+from freehold.roles.lb.facts import InterfaceOf, OpenFilesLimit
+from freehold.roles.lb.tls import certificate_pem
+from freehold.roles.ports import Ports
+from freehold.roles.registry import Role
 
 PORTS = Ports(public_tcp=(HTTP_PORT, HTTPS_PORT), mesh_tcp=(STATS_PORT, RUNTIME_PORT),
               extra_rules=("ip saddr @cluster_peers ip protocol vrrp accept comment \"vrrp\"",))

@@ -20,11 +20,11 @@ import hashlib
 import ipaddress
 from typing import Any
 
-from deploy.spec import ClusterSpec, Server
-from roles.app.config import app_port
-from roles.ports import HTTP_PORT, HTTPS_PORT
-from roles.ports import LB_RUNTIME_PORT as RUNTIME_PORT
-from roles.ports import LB_STATS_PORT as STATS_PORT
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.roles.app.config import app_port
+from freehold.roles.ports import HTTP_PORT, HTTPS_PORT
+from freehold.roles.ports import LB_RUNTIME_PORT as RUNTIME_PORT
+from freehold.roles.ports import LB_STATS_PORT as STATS_PORT
 
 CERT_PATH = "/etc/haproxy/certs/freehold.pem"
 CONFIG = "/etc/haproxy/haproxy.cfg"

@@ -15,9 +15,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from deploy.atomic import write_bytes
-from deploy.spec import ClusterSpec
-from roles.lb.config import LbConfigError, settings, vips
+from freehold.deploy.atomic import write_bytes
+from freehold.deploy.spec import ClusterSpec
+from freehold.roles.lb.config import LbConfigError, settings, vips
 
 
 def self_signed_path(spec: ClusterSpec) -> Path:

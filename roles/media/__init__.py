@@ -9,9 +9,9 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, pip, server
 
-from deploy.artifacts.assets import seaweed_version, seaweed_wheel
-from deploy.spec.placement import media_masters
-from roles.common import (
+from freehold.deploy.artifacts.assets import seaweed_version, seaweed_wheel
+from freehold.deploy.spec.placement import media_masters
+from freehold.roles.common import (
     config_file,
     ensure_packages,
     render,
@@ -20,7 +20,7 @@ from roles.common import (
     template_path,
     this_server,
 )
-from roles.media.config import (
+from freehold.roles.media.config import (
     FILER_PORT,
     HOME,
     MASTER_PORT,
@@ -37,10 +37,10 @@ from roles.media.config import (
     unit_vars,
     wait_filer_command,
 )
-from roles.media.facts import HttpStatus
-from roles.ports import MEDIA_GRPC_OFFSET as GRPC_OFFSET
-from roles.ports import Ports
-from roles.registry import Role
+from freehold.roles.media.facts import HttpStatus
+from freehold.roles.ports import MEDIA_GRPC_OFFSET as GRPC_OFFSET
+from freehold.roles.ports import Ports
+from freehold.roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(MASTER_PORT, MASTER_PORT + GRPC_OFFSET, VOLUME_PORT,
                         VOLUME_PORT + GRPC_OFFSET, FILER_PORT, FILER_PORT + GRPC_OFFSET,

@@ -8,13 +8,13 @@ import json
 import shlex
 from typing import Any
 
-from deploy.secrets import Secrets
-from deploy.spec import ClusterSpec, Server
-from deploy.spec.placement import media_copies, media_masters
-from roles.ports import MEDIA_FILER_PORT as FILER_PORT
-from roles.ports import MEDIA_MASTER_PORT as MASTER_PORT
-from roles.ports import MEDIA_S3_PORT as S3_PORT
-from roles.ports import MEDIA_VOLUME_PORT as VOLUME_PORT
+from freehold.deploy.secrets import Secrets
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.deploy.spec.placement import media_copies, media_masters
+from freehold.roles.ports import MEDIA_FILER_PORT as FILER_PORT
+from freehold.roles.ports import MEDIA_MASTER_PORT as MASTER_PORT
+from freehold.roles.ports import MEDIA_S3_PORT as S3_PORT
+from freehold.roles.ports import MEDIA_VOLUME_PORT as VOLUME_PORT
 
 HOME = "/var/lib/seaweedfs"
 VENV = "/opt/seaweedfs/venv"

@@ -7,7 +7,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from roles.common import (
+from freehold.roles.common import (
     config_file,
     ensure_packages,
     render,
@@ -15,10 +15,10 @@ from roles.common import (
     template_path,
     this_server,
 )
-from roles.mesh.config import wireguard_vars
-from roles.mesh.facts import KernelWireguard
-from roles.ports import Ports
-from roles.registry import Role
+from freehold.roles.mesh.config import wireguard_vars
+from freehold.roles.mesh.facts import KernelWireguard
+from freehold.roles.ports import Ports
+from freehold.roles.registry import Role
 
 PORTS = Ports()  # the WireGuard port itself is opened by base for the cluster's servers only
 UNIT = "wg-quick@wg0"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.secrets import Secrets
-from deploy.spec import ClusterSpec, Server
+from freehold.deploy.secrets import Secrets
+from freehold.deploy.spec import ClusterSpec, Server
 
 
 def endpoint(me: Server, peer: Server) -> str:

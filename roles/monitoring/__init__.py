@@ -12,8 +12,8 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
-from deploy.spec import ClusterSpec, Server
-from roles.common import (
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.roles.common import (
     config_file,
     ensure_packages,
     mesh_dropin,
@@ -22,7 +22,7 @@ from roles.common import (
     template_path,
     this_server,
 )
-from roles.monitoring.config import (
+from freehold.roles.monitoring.config import (
     ALERTMANAGER_CLUSTER_PORT,
     ALERTMANAGER_PORT,
     PROMETHEUS_PORT,
@@ -40,9 +40,9 @@ from roles.monitoring.config import (
     redis_exporter_env,
     thresholds,
 )
-from roles.ports import Ports
-from roles.postgres import patroni_role
-from roles.registry import Role
+from freehold.roles.ports import Ports
+from freehold.roles.postgres import patroni_role
+from freehold.roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PROMETHEUS_PORT, ALERTMANAGER_PORT, ALERTMANAGER_CLUSTER_PORT),
               mesh_udp=(ALERTMANAGER_CLUSTER_PORT,))

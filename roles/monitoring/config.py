@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.spec import ClusterSpec, Server
-from roles.app.config import app_port
-from roles.common.envfile import environment_file
-from roles.ports import (
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.roles.app.config import app_port
+from freehold.roles.common.envfile import environment_file
+from freehold.roles.ports import (
     ALERTMANAGER_CLUSTER_PORT,
     ALERTMANAGER_PORT,
     POSTGRES_EXPORTER_PORT,
@@ -17,11 +17,11 @@ from roles.ports import (
     REDIS_PORT,
     Ports,
 )
-from roles.ports import ETCD_CLIENT_PORT as ETCD_PORT
-from roles.ports import LB_STATS_PORT as HAPROXY_METRICS_PORT  # /metrics on the stats page
-from roles.ports import NODE_EXPORTER_PORT as NODE_PORT
-from roles.ports import PATRONI_REST_PORT as PATRONI_PORT
-from roles.registry import ROLE_ORDER
+from freehold.roles.ports import ETCD_CLIENT_PORT as ETCD_PORT
+from freehold.roles.ports import LB_STATS_PORT as HAPROXY_METRICS_PORT  # /metrics on the stats page
+from freehold.roles.ports import NODE_EXPORTER_PORT as NODE_PORT
+from freehold.roles.ports import PATRONI_REST_PORT as PATRONI_PORT
+from freehold.roles.registry import ROLE_ORDER
 
 SCRAPE_INTERVAL = "10s"
 EVALUATION_INTERVAL = "10s"

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pyinfra.api import deploy
 from pyinfra.operations import files
 
-from roles.common import (
+from freehold.roles.common import (
     config_file,
     ensure_packages,
     mesh_dropin,
@@ -15,7 +15,7 @@ from roles.common import (
     templates_of,
     this_server,
 )
-from roles.pgbouncer.config import (
+from freehold.roles.pgbouncer.config import (
     PGBOUNCER_PORT,
     PRIMARY_PORT,
     REPLICA_PORT,
@@ -23,8 +23,8 @@ from roles.pgbouncer.config import (
     pgbouncer_vars,
     userlist,
 )
-from roles.ports import Ports
-from roles.registry import Role
+from freehold.roles.ports import Ports
+from freehold.roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PGBOUNCER_PORT, PRIMARY_PORT, REPLICA_PORT))
 ROUTER = "freehold-pgrouter"

@@ -6,14 +6,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.secrets import Secrets
-from deploy.spec import ClusterSpec, Server
-from roles.ports import PG_PRIMARY_PORT as PRIMARY_PORT
-from roles.ports import PG_REPLICA_PORT as REPLICA_PORT
-from roles.ports import PGBOUNCER_PORT
-from roles.ports import PGROUTER_STATS_PORT as STATS_PORT
-from roles.postgres.config import APP_DATABASE, APP_USER, PG_PORT, REST_PORT
-from roles.postgres.config import members as pg_members
+from freehold.deploy.secrets import Secrets
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.roles.ports import PG_PRIMARY_PORT as PRIMARY_PORT
+from freehold.roles.ports import PG_REPLICA_PORT as REPLICA_PORT
+from freehold.roles.ports import PGBOUNCER_PORT
+from freehold.roles.ports import PGROUTER_STATS_PORT as STATS_PORT
+from freehold.roles.postgres.config import APP_DATABASE, APP_USER, PG_PORT, REST_PORT
+from freehold.roles.postgres.config import members as pg_members
 
 REPLICA_MAX_LAG = "16MB"
 

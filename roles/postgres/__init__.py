@@ -9,7 +9,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from roles.common import (
+from freehold.roles.common import (
     config_file,
     ensure_packages,
     render,
@@ -17,8 +17,8 @@ from roles.common import (
     templates_of,
     this_server,
 )
-from roles.ports import Ports
-from roles.postgres.config import (
+from freehold.roles.ports import Ports
+from freehold.roles.postgres.config import (
     APP_DATABASE,
     CONFIG,
     PG_PORT,
@@ -26,8 +26,8 @@ from roles.postgres.config import (
     app_sql,
     patroni_config,
 )
-from roles.postgres.facts import DatabaseExists, PatroniRole
-from roles.registry import Role
+from freehold.roles.postgres.facts import DatabaseExists, PatroniRole
+from freehold.roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PG_PORT, REST_PORT))
 APP_SQL = "/etc/patroni/freehold-app.sql"

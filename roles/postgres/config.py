@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.secrets import Secrets
-from deploy.spec import ClusterSpec, Server
-from deploy.spec.placement import postgres_primary_site
-from roles.etcd.config import CLIENT_PORT as ETCD_PORT
-from roles.etcd.config import members as etcd_members
-from roles.ports import PATRONI_REST_PORT as REST_PORT
-from roles.ports import PG_PORT
+from freehold.deploy.secrets import Secrets
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.deploy.spec.placement import postgres_primary_site
+from freehold.roles.etcd.config import CLIENT_PORT as ETCD_PORT
+from freehold.roles.etcd.config import members as etcd_members
+from freehold.roles.ports import PATRONI_REST_PORT as REST_PORT
+from freehold.roles.ports import PG_PORT
 
 DATA_DIR = "/var/lib/postgresql/15/freehold"
 BIN_DIR = "/usr/lib/postgresql/15/bin"

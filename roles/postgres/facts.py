@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pyinfra.api import FactBase
 
-from roles.ports import PATRONI_REST_PORT
+from freehold.roles.ports import PATRONI_REST_PORT
 
 
 class PatroniRole(FactBase[str]):

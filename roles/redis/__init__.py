@@ -12,7 +12,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
-from roles.common import (
+from freehold.roles.common import (
     config_file,
     ensure_packages,
     mesh_dropin,
@@ -21,10 +21,10 @@ from roles.common import (
     templates_of,
     this_server,
 )
-from roles.ports import Ports
-from roles.redis.config import BUS_PORT, PORT, coordinator, layout_doc, redis_vars
-from roles.redis.facts import ClusterState
-from roles.registry import Role
+from freehold.roles.ports import Ports
+from freehold.roles.redis.config import BUS_PORT, PORT, coordinator, layout_doc, redis_vars
+from freehold.roles.redis.facts import ClusterState
+from freehold.roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PORT, BUS_PORT))
 SCRIPT = "/usr/local/lib/freehold/redis_cluster.py"

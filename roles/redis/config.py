@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from deploy.spec import ClusterSpec, Server
-from deploy.spec.placement import redis_layout
-from roles.ports import REDIS_BUS_PORT as BUS_PORT
-from roles.ports import REDIS_PORT as PORT
+from freehold.deploy.spec import ClusterSpec, Server
+from freehold.deploy.spec.placement import redis_layout
+from freehold.roles.ports import REDIS_BUS_PORT as BUS_PORT
+from freehold.roles.ports import REDIS_PORT as PORT
 
 NODE_TIMEOUT_MS = 5000
 

@@ -11,12 +11,12 @@ from pyinfra.api import deploy
 from pyinfra.facts.systemd import SystemdEnabled, SystemdStatus
 from pyinfra.operations import server, systemd
 
-from roles.app.config import CURRENT, ENV_FILE, HELPER, HOME, USER, keep_releases
-from roles.app.install import current_link, environment, install_release, unit_release
-from roles.common import config_file, render, template_path, this_server
-from roles.ports import Ports
-from roles.registry import Role
-from roles.worker.config import KINDS, instances, unit
+from freehold.roles.app.config import CURRENT, ENV_FILE, HELPER, HOME, USER, keep_releases
+from freehold.roles.app.install import current_link, environment, install_release, unit_release
+from freehold.roles.common import config_file, render, template_path, this_server
+from freehold.roles.ports import Ports
+from freehold.roles.registry import Role
+from freehold.roles.worker.config import KINDS, instances, unit
 
 PORTS = Ports()  # workers listen on nothing: they consume Redis streams
 

@@ -7,7 +7,7 @@
 
 from __future__ import annotations
 
-from deploy.spec import ClusterSpec, Server
+from freehold.deploy.spec import ClusterSpec, Server
 
 KINDS = ("fanout", "notify", "trends", "moderation")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack import Postgres, Redis, SeaweedS3
+from freehold.app.devstack import Postgres, Redis, SeaweedS3
 
 
 @pytest.fixture(scope="session")

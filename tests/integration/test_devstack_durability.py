@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.devstack import LocalServiceError, durability_of, local_stack
+from freehold.app.devstack import LocalServiceError, durability_of, local_stack
 
 PRODUCTION = {"postgres": {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"},
               "redis": {"appendonly": "yes", "appendfsync": "everysec"}}

@@ -14,9 +14,9 @@ import pytest
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import ResponseError
 
-from app.devstack import Redis, start_redis_cluster
-from app.redis_client import feed_key
-from app.worker import fanout
+from freehold.app.devstack import Redis, start_redis_cluster
+from freehold.app.redis_client import feed_key
+from freehold.app.worker import fanout
 
 CAP = 5
 
@@ -99,9 +99,9 @@ def test_a_node_refusing_the_script_gets_the_pipeline(cluster: list[Redis],
 def test_rebuilt_lists_replace_at_once_on_every_node(cluster: list[Redis]) -> None:
     """A feed rebuilt from PostgreSQL replaces its list in one script call (one key: one slot),
     on whichever node holds it; redis-py's cluster MULTI broke on the second node."""
-    from app.context import Ctx
-    from app.services.feed import _replace_list
-    from app.settings import Settings
+    from freehold.app.context import Ctx
+    from freehold.app.services.feed import _replace_list
+    from freehold.app.settings import Settings
 
     async def body(rc: Any) -> tuple[set[str], list[Any]]:
         s = Settings(redis_cluster=True, redis_url=f"redis://127.0.0.1:{cluster[0].port}/0")
@@ -123,7 +123,7 @@ def test_coalesced_reads_span_both_nodes(cluster: list[Redis]) -> None:
     """The home feed's coalesced reads (app.batching.RedisReads) on a cluster: the callers'
     keys on both nodes in one pipeline, each caller answered in its order, an error (WRONGTYPE)
     only to the caller that sent the command."""
-    from app.batching import RedisReads
+    from freehold.app.batching import RedisReads
 
     async def body(rc: Any) -> tuple[list[Any], set[str], int]:
         keys = [f"rr:{i}" for i in range(40)]

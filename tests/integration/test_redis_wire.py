@@ -16,10 +16,10 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from app.batching import RedisReads
-from app.devstack import Redis, start_redis_cluster
-from app.redis_client import feed_key
-from app.redis_wire import Redirected, Wire
+from freehold.app.batching import RedisReads
+from freehold.app.devstack import Redis, start_redis_cluster
+from freehold.app.redis_client import feed_key
+from freehold.app.redis_wire import Redirected, Wire
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from deploy.artifacts.release import REPO, app_wheel, release_id
+from freehold.deploy.artifacts.release import REPO, app_wheel, release_id
 
 PINS = {"fastapi": "0.1"}
 
@@ -41,18 +41,21 @@ def test_the_wheel_holds_the_app_alone(tmp_path: Path) -> None:
     assert wheel.name.startswith("freehold_app-")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/", 1)[0] for n in names}
-    assert {t for t in tops if not t.endswith(".dist-info")} == {"app"}
-    for data in ("app/migrations/0001_schema.sql", "app/web/templates/base.html",
-                 "app/web/static/app.css", "app/api/fastpath.py"):
+    assert {t for t in tops if not t.endswith(".dist-info")} == {"freehold"}
+    assert {n.split("/")[1] for n in names if n.startswith("freehold/")} == {"app"}
+    assert "freehold/__init__.py" not in names  # a namespace, shared with the operator's install
+    for data in ("freehold/app/migrations/0001_schema.sql", "freehold/app/web/templates/base.html",
+                 "freehold/app/web/static/app.css", "freehold/app/api/fastpath.py"):
         assert data in names
-    assert "app/dev.py" not in names
+    assert "freehold/app/dev.py" not in names
     # it installs and imports on its own (dependencies from this venv, no operator code)
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                     "--disable-pip-version-check", "--target", str(target), str(wheel)],
                    check=True, timeout=120)
-    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import app.main, app.worker, app.db; "
-             "assert app.main.__file__.startswith(sys.argv[1]), app.main.__file__")
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); import freehold.app.main as m, "
+             "freehold.app.worker, freehold.app.db; "
+             "assert m.__file__.startswith(sys.argv[1]), m.__file__")
     out = subprocess.run([sys.executable, "-I", "-c", probe, str(target)], capture_output=True,
                          text=True, timeout=60, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-800:]

@@ -44,9 +44,10 @@ class LabSecrets:
 
 def freehold(args: list[str], env: dict[str, str] | None = None, timeout: float = 300
              ) -> tuple[int, Any, float]:
-    """`python -m deploy ARGS` (which ends in --json): exit code, its JSON document, seconds."""
+    """`python -m freehold.deploy ARGS` (which ends in --json): exit code, its JSON document,
+    seconds."""
     started = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "deploy", *args], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "freehold.deploy", *args], capture_output=True,
                           text=True, env=env, cwd=ROOT, timeout=timeout)
     try:
         doc = json.loads(proc.stdout)

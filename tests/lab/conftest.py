@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.lab import Lab
-from deploy.lab.hygiene import Snapshot, snapshot
+from freehold.deploy.lab import Lab
+from freehold.deploy.lab.hygiene import Snapshot, snapshot
 from tests.lab.cli import LabSecrets
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from deploy.secrets import Secrets, SecretStore
-from deploy.spec import ClusterSpec, load_spec
+from freehold.deploy.secrets import Secrets, SecretStore
+from freehold.deploy.spec import ClusterSpec, load_spec
 from tests.lab.cli import LabSecrets
 from tests.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_SPEC = ROOT / "inventories" / "lab.yaml"
-FREEHOLD = [sys.executable, "-m", "deploy"]
+FREEHOLD = [sys.executable, "-m", "freehold.deploy"]
 # the roles of issue 5 (the data tier); roles added later to ROLE_ORDER have their own tests
 DATA_TIER = ("base", "mesh", "etcd", "postgres", "pgbouncer", "redis", "media")
 DATA_TIER_ARGS = ["--roles", ",".join(DATA_TIER)]
@@ -44,7 +44,7 @@ def lab(main_lab: Any) -> Any:
 
 def deploy_cli(args: list[str], lab_secrets: LabSecrets,
                timeout: float = 900) -> tuple[int, dict[str, Any]]:
-    from deploy.provision.drill import deploy_subprocess
+    from freehold.deploy.provision.drill import deploy_subprocess
 
     return deploy_subprocess(LAB_SPEC, lab_secrets.path, lab_secrets.key, args, timeout=timeout)
 
@@ -139,7 +139,7 @@ def test_ports_closed_outside_the_mesh(first_deploy: dict[str, Any], lab: Any,
 
 
 def patroni_members(lab: Any, spec: ClusterSpec) -> list[dict[str, Any]]:
-    from deploy.provision.drill import patroni_cluster
+    from freehold.deploy.provision.drill import patroni_cluster
 
     return patroni_cluster(lab, spec)
 
@@ -163,7 +163,7 @@ def test_patroni_leader_and_synchronous_standby_in_another_site(
 
 
 def redis_nodes(lab: Any, host: str) -> list[dict[str, Any]]:
-    from deploy.provision.drill import redis_cli
+    from freehold.deploy.provision.drill import redis_cli
 
     out = redis_cli(lab, host, "CLUSTER NODES").stdout
     nodes = []
@@ -177,7 +177,7 @@ def redis_nodes(lab: Any, host: str) -> list[dict[str, Any]]:
 
 def test_redis_cluster_ok_with_replicas_outside_their_masters_site(
         first_deploy: dict[str, Any], lab: Any, spec: ClusterSpec) -> None:
-    from deploy.provision.drill import redis_cli
+    from freehold.deploy.provision.drill import redis_cli
 
     assert "cluster_state:ok" in redis_cli(lab, "c2", "CLUSTER INFO").stdout
     nodes = redis_nodes(lab, "c2")
@@ -198,7 +198,7 @@ def test_object_written_in_one_site_is_read_in_another(
     import boto3
     from botocore.config import Config
 
-    from deploy.provision.drill import Tunnel
+    from freehold.deploy.provision.drill import Tunnel
 
     cfg = Config(request_checksum_calculation="when_required",
                  response_checksum_validation="when_required", s3={"addressing_style": "path"},
@@ -283,7 +283,7 @@ def test_planned_switchover_command(first_deploy: dict[str, Any], lab: Any,
 
 def test_failover_when_the_primary_dies(first_deploy: dict[str, Any], lab: Any,
                                         spec: ClusterSpec, secrets: Secrets) -> None:
-    from deploy.provision.drill import postgres_failover
+    from freehold.deploy.provision.drill import postgres_failover
 
     # the writer goes through pgbouncer/HAProxy on a2 (no database of its own)
     result = postgres_failover(lab, spec, secrets, via="a2")
@@ -296,7 +296,7 @@ def test_failover_when_the_primary_dies(first_deploy: dict[str, Any], lab: Any,
 
 def test_redis_serves_after_a_master_dies(first_deploy: dict[str, Any], lab: Any,
                                           spec: ClusterSpec) -> None:
-    from deploy.provision.drill import patroni_cluster, redis_failover
+    from freehold.deploy.provision.drill import patroni_cluster, redis_failover
 
     leader = {m["name"] for m in patroni_cluster(lab, spec) if m.get("role") == "leader"}
     result = redis_failover(lab, spec, avoid=leader)

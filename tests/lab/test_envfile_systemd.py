@@ -6,8 +6,8 @@ from __future__ import annotations
 import base64
 import json
 
-from deploy.lab import Lab
-from roles.common.envfile import environment_file
+from freehold.deploy.lab import Lab
+from freehold.roles.common.envfile import environment_file
 from tests.unit.test_envfile import HARD_VALUES
 
 

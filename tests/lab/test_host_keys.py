@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from deploy.lab import Lab, keys
-from deploy.spec import load_spec
-from deploy.ssh import connection, settings_for
+from freehold.deploy.lab import Lab, keys
+from freehold.deploy.spec import load_spec
+from freehold.deploy.ssh import connection, settings_for
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(900)
@@ -28,10 +28,9 @@ NEW_KEY = ("ssh-keygen -q -t ed25519 -N '' -C reinstalled -f /etc/ssh/new_key &&
 
 
 def freehold(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "FREEHOLD_SECRETS_KEY": Fernet.generate_key().decode(),
-           "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "FREEHOLD_SECRETS_KEY": Fernet.generate_key().decode()}
     env.pop("FREEHOLD_RELEASE_LABEL", None)
-    return subprocess.run([sys.executable, "-m", "deploy", *map(str, args)],
+    return subprocess.run([sys.executable, "-m", "freehold.deploy", *map(str, args)],
                           capture_output=True, text=True, cwd=REPO, env=env, timeout=600,
                           check=False)
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.lab import Lab, LabError
-from deploy.lab import container as lab_container
-from deploy.lab.hygiene import snapshot
+from freehold.deploy.lab import Lab, LabError
+from freehold.deploy.lab import container as lab_container
+from freehold.deploy.lab.hygiene import snapshot
 
 from .conftest import small_lab_name, small_lab_net, write_small_spec
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.lab import Lab
+from freehold.deploy.lab import Lab
 
-FREEHOLD = [sys.executable, "-m", "deploy"]
+FREEHOLD = [sys.executable, "-m", "freehold.deploy"]
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(600)  # a ceiling: each CLI call is a fresh process
 
@@ -70,8 +70,8 @@ def test_not_root_is_one_line(small_lab_spec: Path, monkeypatch: pytest.MonkeyPa
     """As a normal user (geteuid faked: the venv's python is not runnable by `nobody` here)."""
     from typer.testing import CliRunner
 
-    from deploy.cli import app
-    from deploy.lab import host
+    from freehold.deploy.cli import app
+    from freehold.deploy.lab import host
 
     monkeypatch.setattr(host.os, "geteuid", lambda: 1000)
     out = CliRunner().invoke(app, ["lab", "up", "--spec", str(small_lab_spec)])

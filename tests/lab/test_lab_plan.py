@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from deploy.lab.delayline import Links
-from deploy.lab.errors import LabError
-from deploy.lab.image import apt_sources, debian_mirror, image_sources
-from deploy.lab.layout import lab_tag, plan_lab
-from deploy.spec import load_spec
+from freehold.deploy.lab.delayline import Links
+from freehold.deploy.lab.errors import LabError
+from freehold.deploy.lab.image import apt_sources, debian_mirror, image_sources
+from freehold.deploy.lab.layout import lab_tag, plan_lab
+from freehold.deploy.spec import load_spec
 
 from .conftest import write_small_spec
 

@@ -16,10 +16,10 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from deploy.lab import Lab
-from deploy.migrate import MigrateError, targets
-from deploy.secrets import KEY_ENV, SecretStore
-from deploy.spec import load_spec
+from freehold.deploy.lab import Lab
+from freehold.deploy.migrate import MigrateError, targets
+from freehold.deploy.secrets import KEY_ENV, SecretStore
+from freehold.deploy.spec import load_spec
 
 pytestmark = pytest.mark.timeout(240)
 UNIT = "fh-migrate-stand-in"
@@ -84,7 +84,7 @@ def test_spec_routes_through_ssh_tunnels(routed_spec: Path) -> None:
 
 def test_a_changed_host_key_is_refused(routed_spec: Path, small_lab: Lab, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    from deploy.ssh import SSHSettings
+    from freehold.deploy.ssh import SSHSettings
 
     forged = tmp_path / "known_hosts"
     # a1's address with b1's host key: as if a1 had been replaced by another machine

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from playwright import sync_api  # required: a missing Playwright fails, never skips
 
-from deploy.spec import ClusterSpec, load_spec
+from freehold.deploy.spec import ClusterSpec, load_spec
 from tests.lab.cli import LAB_SPEC, LabSecrets, freehold_up
 from tests.lab.cli import freehold as run_freehold
 from tests.waiting import wait_for as shared_wait_for
@@ -59,7 +59,7 @@ def ca(first_up: dict[str, Any]) -> str:
 
 
 def vip(spec: ClusterSpec, site: str) -> str:
-    from roles.lb.config import site_vip
+    from freehold.roles.lb.config import site_vip
 
     address = site_vip(spec, site)
     assert address
@@ -82,7 +82,7 @@ def release_status(lab: Any, host: str) -> dict[str, Any]:
 
 
 def running_release(lab: Any, host: str) -> str | None:
-    from roles.app.config import running_release as parse
+    from freehold.roles.app.config import running_release as parse
 
     r = lab.run(host, "tr '\\0' ' ' < /proc/$(systemctl show -p MainPID --value "
                       "freehold-app)/cmdline", timeout=30)
@@ -180,7 +180,7 @@ def test_web_ui_loads_in_headless_chromium_through_the_vip(first_up: dict[str, A
 def test_rolling_deploy_under_steady_load_fails_no_request(
         first_up: dict[str, Any], main_lab: Any, spec: ClusterSpec, ca: str,
         env: dict[str, str], secrets_path: Path) -> None:
-    from deploy.provision.probe import SteadyLoad
+    from freehold.deploy.provision.probe import SteadyLoad
 
     before = {s.name: running_release(main_lab, s.name) for s in spec.servers_with_role("app")}
     label = f"rolling-{uuid.uuid4().hex[:6]}"
@@ -249,7 +249,7 @@ def restore(lab: Any, host: str, spec: ClusterSpec) -> None:
 
 def test_vip_moves_when_its_holder_dies(first_up: dict[str, Any], main_lab: Any,
                                         spec: ClusterSpec, ca: str) -> None:
-    from deploy.provision.probe import first_success
+    from freehold.deploy.provision.probe import first_success
 
     # the drill kills the serving-only balancer a3 (a2 also routes the database): move the
     # address there first (nopreempt: it stays where it is until its holder fails)
@@ -270,7 +270,7 @@ def test_vip_moves_when_its_holder_dies(first_up: dict[str, Any], main_lab: Any,
 def test_app_server_killed_under_load_fails_only_in_flight_requests(
         first_up: dict[str, Any], main_lab: Any, spec: ClusterSpec, ca: str,
         env: dict[str, str]) -> None:
-    from deploy.provision.probe import SteadyLoad
+    from freehold.deploy.provision.probe import SteadyLoad
 
     threads = 4
     with SteadyLoad(f"https://{vip(spec, 'a')}", ca, threads=threads, pause=0.02) as load:

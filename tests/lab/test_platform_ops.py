@@ -17,10 +17,10 @@ from urllib.parse import quote
 
 import pytest
 
-from deploy.spec import ClusterSpec, load_spec
-from roles.backup.config import FULL_UNIT, drill_host, repo_host
-from roles.monitoring.config import PROMETHEUS_PORT, scrape_jobs
-from roles.registry import ROLE_ORDER
+from freehold.deploy.spec import ClusterSpec, load_spec
+from freehold.roles.backup.config import FULL_UNIT, drill_host, repo_host
+from freehold.roles.monitoring.config import PROMETHEUS_PORT, scrape_jobs
+from freehold.roles.registry import ROLE_ORDER
 from tests.lab.cli import LAB_SPEC, LabSecrets, freehold
 from tests.waiting import wait_for as shared_wait_for
 
@@ -35,7 +35,7 @@ def spec_path() -> Path:
 @pytest.fixture(scope="module")
 def lab(spec_path: Path, request: pytest.FixtureRequest) -> Any:
     if os.environ.get("FREEHOLD_OPS_LAB_SPEC"):
-        from deploy.lab import Lab
+        from freehold.deploy.lab import Lab
 
         lab = Lab.from_spec(spec_path)
         if not lab.is_up():  # named on purpose: a lab that is not there fails, never skips
@@ -73,7 +73,7 @@ def deployed(lab: Any, spec: ClusterSpec, spec_path: Path,
     """monitoring and backup deployed (and base again: the firewall opens exporter ports);
     the whole spec when the data tier is not there yet; nothing when test_deploy.py's deploy
     of every role already did it."""
-    from deploy.provision.drill import deploy_subprocess
+    from freehold.deploy.provision.drill import deploy_subprocess
 
     mon = spec.servers_with_role("monitoring")[0].name
     there = (lab.run(mon, "systemctl is-active prometheus", timeout=30).stdout.strip(),
@@ -211,7 +211,7 @@ def test_status_ok_again_after_recovery(deployed: dict[str, Any], lab: Any, spec
 @pytest.fixture
 def sample_table(lab: Any, spec: ClusterSpec) -> Iterator[int]:
     """A table with a known number of rows in the app database, dropped afterwards."""
-    from deploy.ops.probes import parse_sections  # noqa: F401 - ops package importable
+    from freehold.deploy.ops.probes import parse_sections  # noqa: F401 - ops package importable
 
     pg = spec.servers_with_role("postgres")
     leader = None

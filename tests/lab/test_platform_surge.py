@@ -36,7 +36,7 @@ SPEC = REPO / "inventories" / "lab.yaml"
 
 def freehold(*args: str, timeout: float = 600, env: dict[str, str] | None = None
              ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "deploy", *args], cwd=REPO, text=True,
+    return subprocess.run([sys.executable, "-m", "freehold.deploy", *args], cwd=REPO, text=True,
                           capture_output=True, timeout=timeout, env=env)
 
 
@@ -66,7 +66,7 @@ def require_app(url: str) -> None:
 @pytest.fixture(scope="module")
 def deployed_lab(main_lab: Any, lab_secrets: LabSecrets) -> str:
     """The entry URL of the platform on the main lab, deployed by `freehold up` if it was not."""
-    from deploy.loadtest.target import resolve_target
+    from freehold.deploy.loadtest.target import resolve_target
 
     url = resolve_target(str(SPEC)).url
     if app_problem(url):  # this module run alone on a bare lab: deploy the platform
@@ -82,7 +82,7 @@ def test_an_app_that_does_not_answer_fails(tmp_path: Path) -> None:
     import http.server
     import threading
 
-    from app.devstack import free_port
+    from freehold.app.devstack import free_port
 
     with pytest.raises(pytest.fail.Exception, match=r"no answer at http://127\.0\.0\.1:\d+"
                                                     r"/readyz .*the deploy is broken"):
@@ -115,8 +115,8 @@ def test_an_app_that_does_not_answer_fails(tmp_path: Path) -> None:
 def planned_per_core() -> tuple[float, float]:
     """The capacity plan's requests/s per app core (the profile's app_rps_per_core, from its
     calibration file when there is one) and the utilisation it plans at (app_headroom)."""
-    from deploy.capacity.inputs import app_inputs, read_doc
-    from loadgen.traffic import load_model
+    from freehold.deploy.capacity.inputs import app_inputs, read_doc
+    from freehold.loadgen.traffic import load_model
 
     profile = load_model().profile
     app = app_inputs(read_doc(profile), profile)
@@ -138,7 +138,7 @@ def assert_step_within_gates(step: dict[str, Any], slo: Any) -> None:
 
 @pytest.mark.timeout(3600)  # run alone, the deploy itself (`freehold up`) is in the setup
 def test_surge_on_the_lab(deployed_lab: str, tmp_path: Path, lab_secrets: LabSecrets) -> None:
-    from loadgen.slo import load_slo
+    from freehold.loadgen.slo import load_slo
 
     roster = tmp_path / "roster.json"
     r = freehold("loadtest", "seed", str(SPEC), "--accounts", "5000", "--members", "500",
@@ -154,7 +154,7 @@ def test_surge_on_the_lab(deployed_lab: str, tmp_path: Path, lab_secrets: LabSec
     # exit 1 would mean the SLO broke at the first, 4-user step: no capacity at all
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-1000:]
     cal = json.loads(dest.read_text())
-    from deploy.spec import load_spec
+    from freehold.deploy.spec import load_spec
 
     first_app = load_spec(SPEC).servers_with_role("app")[0]  # on the mesh: where it listens
     assert cal["target"]["server_url"].startswith(f"http://{first_app.mesh_address}:")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.atomic import write_bytes, write_json, write_text
+from freehold.deploy.atomic import write_bytes, write_json, write_text
 
 
 def test_written_whole_with_its_mode(tmp_path: Path) -> None:

@@ -9,19 +9,19 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.capacity import (
+from freehold.deploy.capacity import (
     CapacityProfileError,
     app_cores_for,
     load_profile,
     parse_accounts,
     plan_for,
 )
-from deploy.capacity.emit import spec_doc
-from deploy.capacity.inputs import CAPACITY_FIELDS, Input
-from deploy.capacity.layout import n_plus_one
-from deploy.capacity.model import CapacityPlan, plan_capacity
-from deploy.spec import load_spec, parse_spec
-from deploy.spec.placement import check_placement, survival
+from freehold.deploy.capacity.emit import spec_doc
+from freehold.deploy.capacity.inputs import CAPACITY_FIELDS, Input
+from freehold.deploy.capacity.layout import n_plus_one
+from freehold.deploy.capacity.model import CapacityPlan, plan_capacity
+from freehold.deploy.spec import load_spec, parse_spec
+from freehold.deploy.spec.placement import check_placement, survival
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -476,7 +476,7 @@ def test_parse_accounts() -> None:
 
 
 def test_measurement_list_first_present_wins_and_per_divides(tmp_path: Path) -> None:
-    from deploy.capacity.inputs import measurement
+    from freehold.deploy.capacity.inputs import measurement
 
     cal, bench = tmp_path / "calibration.json", tmp_path / "bench.json"
     chain = [{"file": str(cal), "field": "rps_per_core", "by": "calibrate"},

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from deploy.capacity.inputs import DEFAULT_PROFILE, ROOT
-from deploy.cli import app
+from freehold.deploy.capacity.inputs import DEFAULT_PROFILE, ROOT
+from freehold.deploy.cli import app
 
 runner = CliRunner()
 CALIBRATION = "loadgen/measurements/calibration.json"

@@ -10,9 +10,9 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from deploy.capacity import plan_for
-from deploy.cli import app
-from deploy.migrate.sizing import manifest_accounts, size
+from freehold.deploy.capacity import plan_for
+from freehold.deploy.cli import app
+from freehold.deploy.migrate.sizing import manifest_accounts, size
 from tests.unit.test_capacity import HAND
 
 runner = CliRunner()

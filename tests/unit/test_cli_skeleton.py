@@ -1,6 +1,6 @@
 from typer.testing import CliRunner
 
-from deploy.cli import app
+from freehold.deploy.cli import app
 
 runner = CliRunner()
 

@@ -10,7 +10,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from deploy.cli import app
+from freehold.deploy.cli import app
 
 DEFAULT_SPEC = Path("inventories/lab.yaml")  # the lab spec `freehold up` uses
 

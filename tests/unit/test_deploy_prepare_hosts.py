@@ -10,7 +10,7 @@ import gevent
 from pyinfra.api import Config, Inventory, State
 from pyinfra.context import host as current_host
 
-from deploy.provision.pyinfra_fork import prepare_hosts
+from freehold.deploy.provision.pyinfra_fork import prepare_hosts
 
 
 def test_hosts_prepared_side_by_side_and_a_broken_one_reported_alone() -> None:

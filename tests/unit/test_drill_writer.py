@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from deploy.provision.drill import RowWriter
+from freehold.deploy.provision.drill import RowWriter
 
 
 def closed_port() -> int:

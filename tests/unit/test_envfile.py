@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from roles.common.envfile import environment_file, quote_env_value
+from freehold.roles.common.envfile import environment_file, quote_env_value
 from tests.unit.systemd_envfile import read_environment_file
 
 
@@ -58,8 +58,8 @@ def test_quoting_is_double_quotes_with_four_escapes() -> None:
 
 
 def test_monitoring_files_use_the_same_writer() -> None:
-    from deploy.spec import load_spec
-    from roles.monitoring.config import env_file, node_exporter_args
+    from freehold.deploy.spec import load_spec
+    from freehold.roles.monitoring.config import env_file, node_exporter_args
     from tests.unit.test_spec_strings import LAB
 
     args = node_exporter_args(load_spec(LAB).servers[0])

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from deploy.provision.drill import outage_end
-from deploy.provision.patroni import protected, summary
+from freehold.deploy.provision.drill import outage_end
+from freehold.deploy.provision.patroni import protected, summary
 
 pytestmark = pytest.mark.unit
 

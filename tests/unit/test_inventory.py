@@ -4,9 +4,9 @@ from pathlib import Path
 
 from pyinfra.api import Inventory
 
-from deploy.inventory import build_inventory, select_servers
-from deploy.spec import load_spec, parse_spec
-from deploy.spec.synthetic import large_doc
+from freehold.deploy.inventory import build_inventory, select_servers
+from freehold.deploy.spec import load_spec, parse_spec
+from freehold.deploy.spec.synthetic import large_doc
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,8 @@ from pathlib import Path
 import yaml
 from typer.testing import CliRunner
 
-from deploy.cli import app
-from deploy.spec.synthetic import large_doc, three_site_doc
+from freehold.deploy.cli import app
+from freehold.deploy.spec.synthetic import large_doc, three_site_doc
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = str(ROOT / "inventories" / "lab.yaml")

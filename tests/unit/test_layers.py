@@ -2,6 +2,9 @@
 source (imports inside functions included), goes down the layers, and no modules import each
 other in a circle.
 
+Installed, the four folders are one `freehold` namespace (freehold.app, freehold.deploy, ...: no
+generic top-level names in a user's site-packages); the layers below name them without it.
+
     operator   deploy.*  (the CLI, provisioning, the lab, capacity, migration, load-test runs)
     roles      roles.*   (one pyinfra deploy per role, its registry, the ports)
     spec       deploy.spec.*, deploy.secrets, deploy.artifacts.*, deploy.atomic  (model, secrets,
@@ -31,6 +34,7 @@ MAY_IMPORT = {
 
 
 def layer(module: str) -> str:
+    module = module.removeprefix("freehold.")
     top = module.split(".")[0]
     if top == "deploy":
         in_spec = any(module == m or module.startswith(m + ".") for m in SPEC_LAYER[1:])
@@ -47,7 +51,7 @@ def modules(root: Path = ROOT) -> dict[str, Path]:
             parts = list(path.relative_to(root).with_suffix("").parts)
             if parts[-1] == "__init__":
                 parts.pop()
-            out[".".join(parts)] = path
+            out[".".join(["freehold", *parts])] = path
     return out
 
 
@@ -133,7 +137,8 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_checker_sees_what_it_must() -> None:
     """The walk finds real imports, relative and inside functions; the rules catch a bad one."""
-    g = graph()
+    g = {k.removeprefix("freehold."): {m.removeprefix("freehold.") for m in v}
+         for k, v in graph().items()}
     assert "roles.registry" in g["roles.common"]          # imported inside a function
     assert "deploy.spec" in g["roles.app.config"]
     assert upward({"roles.x": {"deploy.cli"}, "app.y": {"deploy.spec"}}) == [
@@ -149,3 +154,28 @@ def test_no_upward_import() -> None:
 
 def test_no_circular_import() -> None:
     assert cycles(graph()) == []
+
+
+def bare_imports(path: Path, root: Path = ROOT) -> list[str]:
+    """Imports of `app`, `deploy`, `roles` or `loadgen` without `freehold.`: from the repository's
+    root they would load a second copy of a module (another settings object, another registry)."""
+    tree = ast.parse(path.read_text(), str(path))
+    out = []
+    for node in ast.walk(tree):
+        names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                 else [])
+        out += [f"{path.relative_to(root)}:{node.lineno} {n}" for n in names
+                if n.split(".")[0] in PACKAGES]
+    return out
+
+
+def test_every_import_names_the_freehold_namespace(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.py"
+    bad.write_text("import app.db\nimport freehold.app.db\nfrom deploy import spec\n"
+                   "from .x import y\nfrom freehold.roles import lb\nimport appdirs\n")
+    assert bare_imports(bad, tmp_path) == ["bad.py:1 app.db", "bad.py:3 deploy"]
+    files = [p for d in (*PACKAGES, "tests", "benchmarks", "scripts")
+             for p in (ROOT / d).rglob("*.py") if "templates" not in p.parts]
+    assert len(files) > 300
+    assert [b for p in files for b in bare_imports(p)] == []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.loadtest.remote import RESULT_FILES, fetch
+from freehold.deploy.loadtest.remote import RESULT_FILES, fetch
 
 pytestmark = pytest.mark.unit
 
@@ -42,7 +42,7 @@ FILES = {"steps.json": b"[]", "master.out": b"ok", "report.html": b"<html>"}
 
 
 def test_a_stale_sftp_client_is_replaced(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("deploy.loadtest.remote.time.sleep", lambda _s: None)
+    monkeypatch.setattr("freehold.deploy.loadtest.remote.time.sleep", lambda _s: None)
     conn = FakeConn(FILES, broken_opens=0)  # the pushed-with client is dead; a new one works
     errors = fetch(conn, "/opt/run/out", tmp_path)
     assert errors == []
@@ -53,7 +53,7 @@ def test_a_stale_sftp_client_is_replaced(tmp_path: Path, monkeypatch) -> None:
 
 
 def test_what_keeps_failing_is_reported_per_file(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("deploy.loadtest.remote.time.sleep", lambda _s: None)
+    monkeypatch.setattr("freehold.deploy.loadtest.remote.time.sleep", lambda _s: None)
     conn = FakeConn(FILES, broken_opens=10**6)  # the server's SFTP is gone for good
     errors = fetch(conn, "/opt/run/out", tmp_path, attempts=3)
     assert errors == [f"{n}: OSError: Socket is closed" for n in RESULT_FILES]

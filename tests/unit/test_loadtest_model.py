@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from deploy.loadtest.analysis import analyse
-from deploy.loadtest.target import (
+from freehold.deploy.loadtest.analysis import analyse
+from freehold.deploy.loadtest.target import (
     Target,
     TargetError,
     parse_accounts,
@@ -19,10 +19,10 @@ from deploy.loadtest.target import (
     resolve_target,
     scale_for,
 )
-from loadgen import shapes
-from loadgen.picks import Zipf
-from loadgen.slo import EndpointStats, Slo, judge, percentile
-from loadgen.traffic import ProfileError, load_model
+from freehold.loadgen import shapes
+from freehold.loadgen.picks import Zipf
+from freehold.loadgen.slo import EndpointStats, Slo, judge, percentile
+from freehold.loadgen.traffic import ProfileError, load_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -180,9 +180,9 @@ def test_analysis_fails_a_step_that_did_not_carry_its_load(profile: Path) -> Non
 
 def test_calibration_doc_counts_each_steps_requests_and_the_whole_run(
         profile: Path, tmp_path: Path) -> None:
-    from deploy.loadtest.calibrate import calibration_doc
-    from deploy.loadtest.execute import Outcome
-    from deploy.loadtest.runner import RunOutput
+    from freehold.deploy.loadtest.calibrate import calibration_doc
+    from freehold.deploy.loadtest.execute import Outcome
+    from freehold.deploy.loadtest.runner import RunOutput
 
     m = load_model(profile)
     plan = shapes.calibrate(m, "http://x", 20, steps=2)
@@ -225,7 +225,7 @@ def test_targets_and_inputs() -> None:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "deploy", "loadtest", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "freehold.deploy", "loadtest", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
 
 

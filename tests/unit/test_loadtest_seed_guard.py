@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from app.services.accounts import LOADTEST_PREFIX, check_username
-from app.services.errors import Invalid
-from deploy.loadtest.seed import SeedError, refuse_production
-from deploy.loadtest.target import resolve_target
+from freehold.app.services.accounts import LOADTEST_PREFIX, check_username
+from freehold.app.services.errors import Invalid
+from freehold.deploy.loadtest.seed import SeedError, refuse_production
+from freehold.deploy.loadtest.target import resolve_target
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "inventories" / "lab.yaml"

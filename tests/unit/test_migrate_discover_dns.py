@@ -18,9 +18,9 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from moto.s3.models import s3_backends
 from typer.testing import CliRunner
 
-from deploy.cli import app
-from deploy.migrate.discover import summary_rows
-from deploy.migrate.dns import value_text
+from freehold.deploy.cli import app
+from freehold.deploy.migrate.discover import summary_rows
+from freehold.deploy.migrate.dns import value_text
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
            "AWS_DEFAULT_REGION": "us-east-1",
@@ -154,7 +154,7 @@ def test_discover_paginates_and_maps_roles(discovery: Discovery, tmp_path: Path,
     kinds = [row[0] for row in summary_rows(doc)]
     assert {k: kinds.count(k) for k in set(kinds)} == {"ec2": 222, "s3": 1, "rds": 1,
                                                         "route53": 1}
-    monkeypatch.setattr("deploy.migrate.discover.discover", lambda regions, profile: doc)
+    monkeypatch.setattr("freehold.deploy.migrate.discover.discover", lambda regions, profile: doc)
     r = CliRunner().invoke(app, ["migrate", "discover", "--out", str(tmp_path / "t.yaml")])
     assert r.exit_code == 0, r.output
     assert {k: r.output.count(f"│ {k} ") for k in ("ec2", "s3", "rds", "route53", "payments")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from deploy.atomic import write_json as atomic_write_json
-from deploy.migrate import MigrateError
-from deploy.migrate.objects import _Hasher, multipart_etag
-from deploy.migrate.state import read_json, set_step
+from freehold.deploy.atomic import write_json as atomic_write_json
+from freehold.deploy.migrate import MigrateError
+from freehold.deploy.migrate.objects import _Hasher, multipart_etag
+from freehold.deploy.migrate.state import read_json, set_step
 
 
 class Boom:
@@ -51,7 +51,7 @@ def test_multipart_etag_matches_s3_formula() -> None:
 def test_status_marks_a_step_done_outside_migrate(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from deploy.cli import app
+    from freehold.deploy.cli import app
 
     m = tmp_path / "m.yaml"
     m.write_text("kind: freehold-migration-manifest\n")

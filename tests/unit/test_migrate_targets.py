@@ -11,11 +11,16 @@ import yaml
 from cryptography.fernet import Fernet
 from typer.testing import CliRunner
 
-from deploy.cli import app
-from deploy.migrate import MigrateError
-from deploy.migrate.targets import database_route, database_target, media_route, media_target
-from deploy.secrets import KEY_ENV, SecretStore
-from deploy.spec import load_spec
+from freehold.deploy.cli import app
+from freehold.deploy.migrate import MigrateError
+from freehold.deploy.migrate.targets import (
+    database_route,
+    database_target,
+    media_route,
+    media_target,
+)
+from freehold.deploy.secrets import KEY_ENV, SecretStore
+from freehold.deploy.spec import load_spec
 
 LAB = Path(__file__).resolve().parents[2] / "inventories" / "lab.yaml"
 # nothing listens on port 9 of loopback: a source the tests never reach

@@ -13,10 +13,10 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from deploy.secrets import Secrets, SecretStore
-from deploy.spec import ClusterSpec, load_spec
-from roles.backup import hosts as backup_hosts
-from roles.backup.config import (
+from freehold.deploy.secrets import Secrets, SecretStore
+from freehold.deploy.spec import ClusterSpec, load_spec
+from freehold.roles.backup import hosts as backup_hosts
+from freehold.roles.backup.config import (
     ARCHIVE_COMMAND,
     BackupConfigError,
     authorized_keys,
@@ -26,17 +26,17 @@ from roles.backup.config import (
     repo_host,
     ssh_keypair,
 )
-from roles.base.config import firewall_vars
-from roles.common import render, template_path
-from roles.monitoring import rules_text
-from roles.monitoring.config import (
+from freehold.roles.base.config import firewall_vars
+from freehold.roles.common import render, template_path
+from freehold.roles.monitoring import rules_text
+from freehold.roles.monitoring.config import (
     alertmanager_args,
     alertmanager_config,
     exporters_on,
     prometheus_config,
     scrape_jobs,
 )
-from roles.registry import ROLE_ORDER, role_hosts
+from freehold.roles.registry import ROLE_ORDER, role_hosts
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_ALERTS = {"PostgresPrimaryLost", "ReplicationLag", "EtcdUnhealthy", "RedisClusterNotOk",
@@ -226,7 +226,7 @@ def test_backup_key_is_stable_and_mesh_only(spec: ClusterSpec, secrets: Secrets)
 
 
 def test_backup_templates_render(spec: ClusterSpec) -> None:
-    from roles.backup.config import timer_vars
+    from freehold.roles.backup.config import timer_vars
 
     timer = render(template_path(str(ROOT / "roles/backup/__init__.py"),
                                  "backup-full.timer.j2"), **timer_vars(spec))

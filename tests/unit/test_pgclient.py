@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.pgclient import libpq_target
+from freehold.app.pgclient import libpq_target
 
 PASSWORD = "s3cr3t p@ss:word'\\"
 URL = "postgresql://freehold:s3cr3t%20p%40ss%3Aword%27%5C@10.0.0.5:5432/freehold?sslmode=disable"
@@ -37,7 +37,7 @@ def test_no_password_leaves_the_environment_as_given() -> None:
 
 
 def test_migration_tool_commands_carry_no_password(tmp_path: Path) -> None:
-    from deploy.migrate.database import dump_restore_commands, schema_commands
+    from freehold.deploy.migrate.database import dump_restore_commands, schema_commands
 
     other = URL.replace("10.0.0.5", "10.0.0.6")
     calls = [*schema_commands(URL, other, str(tmp_path / "schema.sql")),
@@ -55,7 +55,7 @@ def test_migrate_database_takes_the_source_from_the_environment() -> None:
     source password need not be on the command line either."""
     from typer.testing import CliRunner
 
-    from deploy.cli import app
+    from freehold.deploy.cli import app
 
     r = CliRunner().invoke(app, ["migrate", "database", "--to", "postgresql://h/db"],
                            env={"FREEHOLD_MIGRATE_FROM": "mysql://u:pw@h/db"})

@@ -4,8 +4,8 @@ from typing import Any
 
 import pytest
 
-from deploy.spec import parse_spec
-from deploy.spec.placement import (
+from freehold.deploy.spec import parse_spec
+from freehold.deploy.spec.placement import (
     check_placement,
     lost_reasons,
     media_failure_domain,
@@ -14,7 +14,7 @@ from deploy.spec.placement import (
     redis_layout,
     survival,
 )
-from deploy.spec.synthetic import large_doc, three_site_doc
+from freehold.deploy.spec.synthetic import large_doc, three_site_doc
 
 
 def roles(doc: dict[str, Any], name: str, new: list[str]) -> None:

@@ -10,17 +10,17 @@ import pytest
 import yaml
 from cryptography.fernet import Fernet
 
-from deploy.secrets import Secrets, SecretStore
-from deploy.spec import ClusterSpec, load_spec, loads_spec
-from deploy.spec.placement import redis_layout
-from roles.base.config import firewall_vars, host_ports, sysctl_values
-from roles.common import render, template_path
-from roles.etcd.config import etcd_env, timeouts
-from roles.media.config import commands, replication, s3_config
-from roles.mesh.config import wireguard_vars
-from roles.pgbouncer.config import haproxy_vars, pgbouncer_vars, userlist
-from roles.postgres.config import app_sql, nosync, patroni_config, tuning
-from roles.redis.config import layout_doc, redis_vars
+from freehold.deploy.secrets import Secrets, SecretStore
+from freehold.deploy.spec import ClusterSpec, load_spec, loads_spec
+from freehold.deploy.spec.placement import redis_layout
+from freehold.roles.base.config import firewall_vars, host_ports, sysctl_values
+from freehold.roles.common import render, template_path
+from freehold.roles.etcd.config import etcd_env, timeouts
+from freehold.roles.media.config import commands, replication, s3_config
+from freehold.roles.mesh.config import wireguard_vars
+from freehold.roles.pgbouncer.config import haproxy_vars, pgbouncer_vars, userlist
+from freehold.roles.postgres.config import app_sql, nosync, patroni_config, tuning
+from freehold.roles.redis.config import layout_doc, redis_vars
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLES = ROOT / "roles"
@@ -193,7 +193,7 @@ def test_seaweedfs_commands(spec: ClusterSpec, secrets: Secrets) -> None:
 def test_every_template_renders_for_every_lab_server(role: str, spec: ClusterSpec,
                                                      secrets: Secrets) -> None:
     """StrictUndefined: a variable a template needs but is not given fails here."""
-    from roles.media.config import unit_vars
+    from freehold.roles.media.config import unit_vars
 
     for me in spec.servers:
         if role not in me.roles:

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from deploy.cli import app
-from deploy.provision.quorum import quorum_risks
-from deploy.provision.report import DeployReport, HostRoleResult
-from deploy.provision.summary import closing_lines, summary_table
-from deploy.spec import ROLES, load_spec
-from roles.ports import Ports
-from roles.registry import ROLE_ORDER, Role, RoleError, ordered_roles, role
+from freehold.deploy.cli import app
+from freehold.deploy.provision.quorum import quorum_risks
+from freehold.deploy.provision.report import DeployReport, HostRoleResult
+from freehold.deploy.provision.summary import closing_lines, summary_table
+from freehold.deploy.spec import ROLES, load_spec
+from freehold.roles.ports import Ports
+from freehold.roles.registry import ROLE_ORDER, Role, RoleError, ordered_roles, role
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB = ROOT / "inventories" / "lab.yaml"
@@ -108,7 +108,7 @@ def test_deploy_bad_input_is_one_line(tmp_path: Path) -> None:
 def test_dry_run_follows_if_did_change_guards() -> None:
     from types import SimpleNamespace
 
-    from deploy.provision.pyinfra_fork import if_will_change
+    from freehold.deploy.provision.pyinfra_fork import if_will_change
 
     class Meta:
         def __init__(self, change: bool) -> None:

@@ -8,11 +8,11 @@ from types import SimpleNamespace
 
 import pytest
 
-import roles.base
-import roles.common
-import roles.mesh
-import roles.postgres
-from deploy.spec import ClusterSpec, load_spec
+import freehold.roles.base as base_role
+import freehold.roles.common as common
+import freehold.roles.mesh as mesh_role
+import freehold.roles.postgres as postgres_role
+from freehold.deploy.spec import ClusterSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -27,17 +27,17 @@ def hooks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """No pyinfra host here: the mesh's kernel fact says "no module", the postgres hook
     (which adds file operations) only records that it ran."""
     ran: list[str] = []
-    monkeypatch.setattr(roles.mesh, "kernel_wireguard", lambda: False)
-    monkeypatch.setattr(roles.postgres, "ROLE", dataclasses.replace(
-        roles.postgres.ROLE, before_packages=lambda ctx: ran.append("postgres")))
+    monkeypatch.setattr(mesh_role, "kernel_wireguard", lambda: False)
+    monkeypatch.setattr(postgres_role, "ROLE", dataclasses.replace(
+        postgres_role.ROLE, before_packages=lambda ctx: ran.append("postgres")))
     return ran
 
 
 def packages_of(spec: ClusterSpec, name: str, monkeypatch: pytest.MonkeyPatch,
                 run_roles: tuple[str, ...] = ()) -> list[str]:
-    monkeypatch.setattr(roles.common, "host", SimpleNamespace(name=name))
+    monkeypatch.setattr(common, "host", SimpleNamespace(name=name))
     ctx = SimpleNamespace(spec=spec, roles=run_roles)
-    return roles.common.role_packages(ctx, spec.server(name).roles)
+    return common.role_packages(ctx, spec.server(name).roles)
 
 
 def test_a_data_server_gets_every_role_package_once_in_role_order(
@@ -59,5 +59,5 @@ def test_other_servers_and_a_restricted_run(spec: ClusterSpec, hooks: list[str],
     assert "postgresql-15" not in a2 and "etcd-server" not in a2
     assert hooks == []
     only_base = packages_of(spec, "a1", monkeypatch, run_roles=("base",))
-    assert only_base == list(dict.fromkeys(roles.base.PACKAGES))
+    assert only_base == list(dict.fromkeys(base_role.PACKAGES))
     assert hooks == []

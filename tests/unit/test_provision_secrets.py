@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from deploy.secrets import (
+from freehold.deploy.secrets import (
     CLUSTER_SECRETS,
     KEY_ENV,
     SecretsError,

@@ -11,7 +11,7 @@ import inspect
 from pyinfra.api import Config, Inventory, State
 from pyinfra.api.operation import OperationMeta
 
-from deploy.provision.pyinfra_fork import MIRRORED
+from freehold.deploy.provision.pyinfra_fork import MIRRORED
 
 
 def source_hash(dotted: str) -> str:

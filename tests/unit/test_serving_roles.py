@@ -10,9 +10,9 @@ from types import ModuleType
 
 import pytest
 
-from deploy.secrets import Secrets
-from deploy.spec import ClusterSpec, load_spec
-from roles.common import render, template_path
+from freehold.deploy.secrets import Secrets
+from freehold.deploy.spec import ClusterSpec, load_spec
+from freehold.roles.common import render, template_path
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,8 +30,8 @@ def secrets(spec: ClusterSpec) -> Secrets:
 
 
 def test_haproxy_config_checks_readyz_and_drains_over_the_mesh(spec: ClusterSpec) -> None:
-    import roles.lb as lb
-    from roles.lb.config import haproxy_vars
+    import freehold.roles.lb as lb
+    from freehold.roles.lb.config import haproxy_vars
 
     a2 = spec.server("a2")
     text = render(template_path(lb.__file__, "haproxy.cfg.j2"), **haproxy_vars(spec, a2))
@@ -57,8 +57,8 @@ def test_haproxy_config_checks_readyz_and_drains_over_the_mesh(spec: ClusterSpec
 
 
 def test_conn_limit_exempt_networks_from_the_spec(tmp_path: Path) -> None:
-    from deploy.spec import SpecError
-    from roles.lb.config import conn_limit_exempt
+    from freehold.deploy.spec import SpecError
+    from freehold.roles.lb.config import conn_limit_exempt
 
     text = (ROOT / "inventories" / "lab.yaml").read_text()
     assert "\n  lb: {}\n" in text
@@ -76,8 +76,8 @@ def test_conn_limit_exempt_networks_from_the_spec(tmp_path: Path) -> None:
 
 
 def test_keepalived_one_vip_per_site_unicast_between_the_site_lbs(spec: ClusterSpec) -> None:
-    import roles.lb as lb
-    from roles.lb.config import keepalived_vars, vips
+    import freehold.roles.lb as lb
+    from freehold.roles.lb.config import keepalived_vars, vips
 
     assert vips(spec) == {"a": "198.18.1.5", "b": "198.18.2.5"}   # site c has no lb
     a2, a3 = keepalived_vars(spec, spec.server("a2"), "eth0"), keepalived_vars(
@@ -94,7 +94,7 @@ def test_self_signed_certificate_names_every_vip_and_is_kept(
         spec: ClusterSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from cryptography import x509
 
-    from roles.lb.tls import certificate_pem, self_signed_path
+    from freehold.roles.lb.tls import certificate_pem, self_signed_path
 
     monkeypatch.setenv("HOME", str(tmp_path))
     pem = certificate_pem(spec)
@@ -107,7 +107,7 @@ def test_self_signed_certificate_names_every_vip_and_is_kept(
 
 
 def test_app_environment_from_spec_and_secrets(spec: ClusterSpec, secrets: Secrets) -> None:
-    from roles.app.config import app_env, env_file
+    from freehold.roles.app.config import app_env, env_file
 
     env = app_env(spec, secrets, spec.server("b3"))
     b2, a2 = spec.server("b2"), spec.server("a2")
@@ -124,7 +124,7 @@ def test_app_environment_from_spec_and_secrets(spec: ClusterSpec, secrets: Secre
 
 
 def test_workers_per_server_from_the_spec(spec: ClusterSpec) -> None:
-    from roles.worker.config import counts, instances
+    from freehold.roles.worker.config import counts, instances
 
     c3 = spec.server("c3")
     assert counts(spec, c3) == {"fanout": 1, "notify": 1, "trends": 1, "moderation": 1}
@@ -136,14 +136,14 @@ def test_workers_per_server_from_the_spec(spec: ClusterSpec) -> None:
 
 
 def test_rollout_alternates_sites(spec: ClusterSpec) -> None:
-    from deploy.provision.rolling import batches
+    from freehold.deploy.provision.rolling import batches
 
     assert [s.name for s in batches(spec, "app")] == ["a3", "b3"]
     assert [s.name for s in batches(spec, "worker")] == ["a3", "b3", "c3"]
 
 
 def test_worker_only_servers_follow_the_app_servers_release() -> None:
-    from deploy.provision.rolling import RollReport, Step, app_target
+    from freehold.deploy.provision.rolling import RollReport, Step, app_target
 
     report = RollReport(spec="lab")
     assert app_target(report) is None            # no app server: workers use their previous
@@ -156,7 +156,7 @@ def test_worker_only_servers_follow_the_app_servers_release() -> None:
 
 def test_release_id_stable_and_new_with_a_label(monkeypatch: pytest.MonkeyPatch,
                                                  tmp_path: Path) -> None:
-    from deploy.artifacts.release import LABEL_ENV, release_id, runtime_pins
+    from freehold.deploy.artifacts.release import LABEL_ENV, release_id, runtime_pins
 
     pins = runtime_pins()
     assert {"uvicorn", "asyncpg", "redis", "yoyo-migrations", "fastapi"} <= set(pins)
@@ -177,15 +177,15 @@ def test_release_id_stable_and_new_with_a_label(monkeypatch: pytest.MonkeyPatch,
 
 
 def test_running_release_from_the_process_command_line() -> None:
-    from roles.app.config import running_release
+    from freehold.roles.app.config import running_release
 
-    cmd = "/opt/freehold/releases/0.1.0-abc123/venv/bin/python -m app.serve --port 8000"
+    cmd = "/opt/freehold/releases/0.1.0-abc123/venv/bin/python -m freehold.app.serve --port 8000"
     assert running_release(cmd) == "0.1.0-abc123"
     assert running_release("") is None
 
 
 def _helper(root: Path) -> ModuleType:
-    import roles.app as app_role
+    import freehold.roles.app as app_role
 
     path = template_path(app_role.__file__, "freehold-release.py")
     spec = importlib.util.spec_from_file_location("freehold_release", path)

@@ -6,8 +6,8 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy.spec import ROLES, SpecError, load_spec, loads_spec, parse_spec
-from deploy.spec.synthetic import large_doc, three_site_doc
+from freehold.deploy.spec import ROLES, SpecError, load_spec, loads_spec, parse_spec
+from freehold.deploy.spec.synthetic import large_doc, three_site_doc
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy.spec import SpecError, load_spec
+from freehold.deploy.spec import SpecError, load_spec
 
 SPEC = """\
 name: kh

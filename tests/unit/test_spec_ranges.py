@@ -1,6 +1,6 @@
 import pytest
 
-from deploy.spec.ranges import RangeError, count_up, expand, expand_addresses
+from freehold.deploy.spec.ranges import RangeError, count_up, expand, expand_addresses
 
 
 def test_expand_pads_to_the_width_of_a_zero_padded_start() -> None:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
-from deploy.secrets import Secrets
-from deploy.spec import SpecError, load_spec, loads_spec
+from freehold.deploy.secrets import Secrets
+from freehold.deploy.spec import SpecError, load_spec, loads_spec
 from tests.unit.systemd_envfile import read_environment_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,7 +134,7 @@ def test_env_key_given_in_two_spellings_is_refused() -> None:
 
 
 def test_app_env_keeps_the_kits_values_and_quotes_the_users() -> None:
-    from roles.app.config import app_env, env_file
+    from freehold.roles.app.config import app_env, env_file
 
     value = 'a "b" \\c $d %e `f` \'g\''
     spec = loads_spec(yaml.safe_dump(lab_doc(app={"env": {"BOOTSTRAP_ADMINS": value}})), "t")
@@ -147,21 +147,21 @@ def test_app_env_keeps_the_kits_values_and_quotes_the_users() -> None:
 
 @pytest.mark.parametrize("value", ['say "hi"', "back\\slash\\", " padded ", "$HOME 100%"])
 def test_app_env_file_reads_back_as_written(value: str) -> None:
-    from roles.app.config import env_file
+    from freehold.roles.app.config import env_file
 
     env = {"FREEHOLD_BOOTSTRAP_ADMINS": value, "FREEHOLD_DATABASE_URL": "postgresql://h/db"}
     assert read_environment_file(env_file(env)) == env
 
 
 def test_app_env_file_refuses_a_newline_that_would_add_a_variable() -> None:
-    from roles.app.config import env_file
+    from freehold.roles.app.config import env_file
 
     with pytest.raises(ValueError, match="control character"):
         env_file({"FREEHOLD_BOOTSTRAP_ADMINS": "a\nFREEHOLD_DATABASE_URL=postgresql://evil/db"})
 
 
 def test_app_env_refuses_a_shadowing_key_the_loader_did_not_see() -> None:
-    from roles.app.config import app_env
+    from freehold.roles.app.config import app_env
 
     spec = load_spec(LAB)
     spec = spec.model_copy(update={"roles": {**spec.roles, "app": {
@@ -173,8 +173,8 @@ def test_app_env_refuses_a_shadowing_key_the_loader_did_not_see() -> None:
 
 
 def test_platform_env_list_is_what_the_app_role_sets() -> None:
-    from deploy.spec.role_settings import APP_PLATFORM_ENV
-    from roles.app.config import app_env
+    from freehold.deploy.spec.role_settings import APP_PLATFORM_ENV
+    from freehold.roles.app.config import app_env
 
     spec = load_spec(LAB)   # every role present: every variable the role can set is set
     secrets = Secrets()
@@ -186,8 +186,8 @@ def test_platform_env_list_is_what_the_app_role_sets() -> None:
 # ---- the media bucket in a root shell and a URL ---------------------------------------------
 
 def test_bucket_commands_quote_the_bucket() -> None:
-    from roles.media.config import bucket_create_command, bucket_url
-    from roles.media.facts import HttpStatus
+    from freehold.roles.media.config import bucket_create_command, bucket_url
+    from freehold.roles.media.facts import HttpStatus
 
     spec = load_spec(LAB)
     hostile = "m'; touch /tmp/pwned; echo '"

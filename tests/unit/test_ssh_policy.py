@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.inventory import build_inventory
-from deploy.spec import ClusterSpec, load_spec
-from deploy.ssh import (
+from freehold.deploy.inventory import build_inventory
+from freehold.deploy.spec import ClusterSpec, load_spec
+from freehold.deploy.ssh import (
     ChangedHostKey,
     SSHSettings,
     UnknownHostKey,

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from deploy.cli import app as cli_app
-from deploy.ops.probes import (
+from freehold.deploy.cli import app as cli_app
+from freehold.deploy.ops.probes import (
     MARK,
     match_units,
     parse_sections,
@@ -19,9 +19,9 @@ from deploy.ops.probes import (
     probe_script,
     units_for,
 )
-from deploy.ops.remote import Outcome, run_many
-from deploy.ops.restore_drill import compare, counts_script, latest_backup, parse_counts
-from deploy.ops.status import (
+from freehold.deploy.ops.remote import Outcome, run_many
+from freehold.deploy.ops.restore_drill import compare, counts_script, latest_backup, parse_counts
+from freehold.deploy.ops.status import (
     DEGRADED,
     DOWN,
     NOT_DEPLOYED,
@@ -36,8 +36,8 @@ from deploy.ops.status import (
     classify_queues,
     classify_redis,
 )
-from deploy.spec import ClusterSpec, load_spec
-from deploy.ssh import SSHSettings
+from freehold.deploy.spec import ClusterSpec, load_spec
+from freehold.deploy.ssh import SSHSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 PG = ["a1", "b1", "c1"]
@@ -357,7 +357,7 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
 
 
 def test_status_exit_code_follows_the_report(spec: ClusterSpec, monkeypatch) -> None:
-    from deploy.ops import status as status_mod
+    from freehold.deploy.ops import status as status_mod
 
     for healthy, code in ((True, 0), (False, 1)):
         comps = {"etcd": status_mod.Component("etcd", OK if healthy else DEGRADED)}

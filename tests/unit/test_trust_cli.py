@@ -24,9 +24,10 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Site]:
 
 def freehold(*args: str | Path) -> tuple[int, str, str]:
     """In its own process: `plan` patches the process with gevent, as the CLI must."""
-    env = {**os.environ, "PYTHONPATH": str(REPO), "COLUMNS": "200"}
-    res = subprocess.run([sys.executable, "-m", "deploy", *map(str, args)], capture_output=True,
-                         text=True, cwd=REPO, env=env, timeout=120, check=False)
+    env = {**os.environ, "COLUMNS": "200"}
+    res = subprocess.run([sys.executable, "-m", "freehold.deploy", *map(str, args)],
+                         capture_output=True, text=True, cwd=REPO, env=env, timeout=120,
+                         check=False)
     return res.returncode, res.stdout, res.stderr
 
 

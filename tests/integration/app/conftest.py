@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from app.db import migrate
-from app.devstack import Postgres, Redis, SeaweedS3, stop_process
-from app.main import create_app
-from app.settings import Settings
+from freehold.app.db import migrate
+from freehold.app.devstack import Postgres, Redis, SeaweedS3, stop_process
+from freehold.app.main import create_app
+from freehold.app.settings import Settings
 from tests.waiting import wait_for as shared_wait_for
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -55,7 +55,7 @@ def client(app_settings: Settings) -> Iterator[TestClient]:
 
 def start_worker(settings: Settings, kind: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
     full = {**os.environ, **settings.to_env(), **env}
-    return subprocess.Popen([sys.executable, "-m", "app.worker", kind], cwd=ROOT, env=full,
+    return subprocess.Popen([sys.executable, "-m", "freehold.app.worker", kind], cwd=ROOT, env=full,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
 

@@ -12,13 +12,13 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from app.db import migrate
-from app.demo.builder import build_demo
-from app.demo.content import ADMIN, PASSWORD
-from app.devstack import Postgres
-from app.main import create_app
-from app.services.media import MediaStore
-from app.settings import Settings
+from freehold.app.db import migrate
+from freehold.app.demo.builder import build_demo
+from freehold.app.demo.content import ADMIN, PASSWORD
+from freehold.app.devstack import Postgres
+from freehold.app.main import create_app
+from freehold.app.services.media import MediaStore
+from freehold.app.settings import Settings
 
 DB = "freehold_demo"
 TABLES = ("accounts", "follows", "posts", "upvotes", "media", "reports", "cases", "mentions",

@@ -1,5 +1,5 @@
-"""`python -m app.dev`: migrations of a fresh database, and the whole app with its demo data
-(the demo network itself: test_demo.py)."""
+"""`python -m freehold.app.dev`: migrations of a fresh database, and the whole app with its demo
+data (the demo network itself: test_demo.py)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import httpx
 import psutil
 
-from app.db import migrate
-from app.demo.content import ADMIN, PASSWORD
-from app.devstack import Postgres, free_port
+from freehold.app.db import migrate
+from freehold.app.demo.content import ADMIN, PASSWORD
+from freehold.app.devstack import Postgres, free_port
 from tests.integration.app.conftest import ROOT
 from tests.waiting import wait_for
 
@@ -30,14 +30,14 @@ def test_migrations_of_a_fresh_database(pg_server: Postgres) -> None:
 
 
 def test_dev_command_runs_the_whole_app_and_stops_it(tmp_path: Path) -> None:
-    """`python -m app.dev`: its own PostgreSQL, Redis and SeaweedFS, demo data, the workers and
-    the web server; a demo account logs in, a new post fans out to a follower's feed (the
+    """`python -m freehold.app.dev`: its own PostgreSQL, Redis and SeaweedFS, demo data, the workers
+    and the web server; a demo account logs in, a new post fans out to a follower's feed (the
     fan-out worker runs); Ctrl-C (SIGINT) stops every process it started and removes its
     folder."""
     port = free_port()
     log = tmp_path / "dev.log"
-    proc = subprocess.Popen([sys.executable, "-m", "app.dev", "--port", str(port)], cwd=ROOT,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-m", "freehold.app.dev", "--port", str(port)],
+                            cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     try:
         ready = wait_for("app.dev to serve", lambda: proc.poll() is not None or re.search(
             r"logs in (\S+);", log.read_text()), timeout=120, every=0.5)

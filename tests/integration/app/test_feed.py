@@ -7,8 +7,8 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from app.redis_client import feed_key
-from app.services import feed
+from freehold.app.redis_client import feed_key
+from freehold.app.services import feed
 from tests.integration.app.conftest import User, home_ids, new_user, streams_idle, wait_for
 
 

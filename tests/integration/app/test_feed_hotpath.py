@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 from starlette.testclient import TestClient
 
-from app.services import feed
+from freehold.app.services import feed
 from tests.integration.app.conftest import home_ids, new_user, streams_idle
 
 
@@ -63,8 +63,8 @@ def test_feed_json_matches_the_documents(client: TestClient, workers: Any, rds: 
     """The home feed's JSON (rendered parts kept per process, fresh counters) is the same as
     the documents every other page builds: replies, echoes with and without comment, images,
     an upvote, a muted author."""
-    from app.services import posts
-    from app.services.postjson import hydrate_json
+    from freehold.app.services import posts
+    from freehold.app.services.postjson import hydrate_json
     from tests.integration.app.test_accounts import tiny_png
 
     reader, a, b, muted = (new_user(client, "hj") for _ in range(4))
@@ -109,7 +109,7 @@ def test_fast_path_answers_plain_requests_only(client: TestClient) -> None:
     """The home feed is answered before routing when the token is known to this process and
     the query is one the route takes; everything else reaches the route, which refuses what
     it always refused."""
-    from app.api.fastpath import FeedApp
+    from freehold.app.api.fastpath import FeedApp
 
     app = client.app
     assert isinstance(app, FeedApp)
@@ -174,8 +174,8 @@ def test_concurrent_pages_share_one_query_and_keep_their_viewers(
     of one reader only — the same documents `posts.hydrate` gives each."""
     import asyncio
 
-    from app.services import posts
-    from app.services.postjson import _pages_batcher, hydrate_json
+    from freehold.app.services import posts
+    from freehold.app.services.postjson import _pages_batcher, hydrate_json
 
     r1, r2, author = new_user(client, "cb"), new_user(client, "cb"), new_user(client, "cb")
     ids = [int(client.post("/api/v1/posts", headers=author.h, json={"body": f"b{i}"}).json()["id"])
@@ -205,8 +205,8 @@ def test_concurrent_pages_leave_out_what_each_viewer_must_not_see(
     muted account's post too; each page is what `posts.hydrate` gives that viewer."""
     import asyncio
 
-    from app.services import posts
-    from app.services.postjson import _pages_batcher, hydrate_json
+    from freehold.app.services import posts
+    from freehold.app.services.postjson import _pages_batcher, hydrate_json
 
     blocker, blocked, muter, free = (new_user(client, "uv") for _ in range(4))
     author, echoer = new_user(client, "uv"), new_user(client, "uv")
@@ -280,7 +280,7 @@ def test_parts_emptied_during_the_query_are_not_lost(client: TestClient, monkeyp
                                                      ) -> None:
     """The per-process parts cache can be emptied (it is bounded) while a page's query runs:
     the page is still whole (the parts held when the request began are kept for it)."""
-    from app.services import postjson, posts
+    from freehold.app.services import postjson, posts
 
     reader, author = new_user(client, "pe"), new_user(client, "pe")
     p = client.post("/api/v1/posts", headers=author.h, json={"body": "whole #text"}).json()
@@ -315,8 +315,8 @@ def test_an_echoed_post_forgotten_by_the_process_is_read_again(client: TestClien
     """The process's memories are bounded and emptied when full: an echo whose text is still
     held while the echo link and the echoed post's text are gone makes the query send neither
     text; the echoed post is read again, not rendered with an empty body (it was before)."""
-    from app.services import posts
-    from app.services.postjson import hydrate_json
+    from freehold.app.services import posts
+    from freehold.app.services.postjson import hydrate_json
 
     reader, author, echoer = (new_user(client, "lo") for _ in range(3))
     own = int(client.post("/api/v1/posts", headers=author.h, json={"body": "kept #x"}).json()[
@@ -336,7 +336,7 @@ def test_an_echoed_post_forgotten_by_the_process_is_read_again(client: TestClien
 
 def _page_rows(ctx: Any, monkeypatch: Any) -> list[int]:
     """Record how many rows each batch reads whole (postjson._make)."""
-    from app.services import postjson
+    from freehold.app.services import postjson
 
     seen: list[int] = []
     real = postjson._make
@@ -356,8 +356,8 @@ def test_kept_items_are_made_again_when_their_rows_change(
     made from changed: an upvote by someone else, the author's new display name, the echoed
     post hidden; each page equals the documents `posts.hydrate` builds, and unchanged rows are
     not read whole."""
-    from app.services import postjson, posts
-    from app.services.postjson import hydrate_json
+    from freehold.app.services import postjson, posts
+    from freehold.app.services.postjson import hydrate_json
 
     reader, author, other = (new_user(client, "ic") for _ in range(3))
     pids = [client.post("/api/v1/posts", headers=author.h, json={"body": f"k{i}"}).json()["id"]
@@ -398,7 +398,7 @@ def test_kept_items_are_made_again_when_their_rows_change(
     # the memory is emptied once it is ITEMS_MAX_AGE_S old (row versions come round again)
     import time
 
-    from app.context import ITEMS_MAX_AGE_S
+    from freehold.app.context import ITEMS_MAX_AGE_S
 
     ctx.items.put("1.2.3-", b"{}")
     ctx.items.since = time.monotonic() - ITEMS_MAX_AGE_S - 1
@@ -411,8 +411,8 @@ def test_one_viewer_twice_in_a_batch(client: TestClient) -> None:
     rows (each pair read once), both pages whole."""
     import asyncio
 
-    from app.services import posts
-    from app.services.postjson import _pages_batcher, hydrate_json
+    from freehold.app.services import posts
+    from freehold.app.services.postjson import _pages_batcher, hydrate_json
 
     reader, author = new_user(client, "iv"), new_user(client, "iv")
     ids = [int(client.post("/api/v1/posts", headers=author.h, json={"body": f"v{i}"}).json()[
@@ -437,7 +437,7 @@ def test_upvoted_is_looked_up_by_reader_and_post(client: TestClient) -> None:
     """Whether the reader upvoted a post is looked up on upvotes' primary key (reader, post) in
     every query that builds documents, never by reading all the post's upvotes and filtering
     them by reader (what the LEFT JOIN was planned as: thousands of rows for a popular post)."""
-    from app.services import postjson, posts
+    from freehold.app.services import postjson, posts
 
     author, reader = new_user(client, "uv"), new_user(client, "uv")
     pid = int(client.post("/api/v1/posts", headers=author.h, json={"body": "liked"}).json()["id"])
@@ -482,7 +482,7 @@ def test_the_page_maximum_follows_the_setting(client: TestClient) -> None:
     """FREEHOLD_FEED_PAGE_MAX=200: a page of 150 is taken by the fast path (home feed, hinted
     session), the framework's routes (lists, tag feeds) and the services alike; 201 is a 422
     naming `limit`. The default app (100) refuses 101 everywhere."""
-    from app.main import create_app
+    from freehold.app.main import create_app
 
     settings = client.app.state.settings  # type: ignore[attr-defined]
     u = new_user(client, "pm")

@@ -7,7 +7,7 @@ import secrets
 
 from starlette.testclient import TestClient
 
-from app.services.accounts import LOADTEST_PREFIX
+from freehold.app.services.accounts import LOADTEST_PREFIX
 from tests.integration.app.test_web import PASSWORD, Browser
 
 

@@ -11,9 +11,9 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from app.main import create_app
-from app.redis_client import FANOUT_LAG, STREAM_EVENTS, STREAM_POSTS
-from app.settings import Settings
+from freehold.app.main import create_app
+from freehold.app.redis_client import FANOUT_LAG, STREAM_EVENTS, STREAM_POSTS
+from freehold.app.settings import Settings
 from tests.integration.app.test_social_misc import metric_samples
 
 DB = 6  # a Redis database of this test's own: the shared one's streams feed the workers

@@ -34,8 +34,8 @@ from schemathesis.checks import (
 from schemathesis.python import asgi as st_asgi
 from starlette.testclient import TestClient
 
-from app.main import create_app
-from app.settings import Settings
+from freehold.app.main import create_app
+from freehold.app.settings import Settings
 from tests.integration.app.conftest import User, make_admin, new_user, wait_for
 
 MAX_EXAMPLES = int(os.environ.get("FREEHOLD_FUZZ_EXAMPLES", "10"))

@@ -23,11 +23,11 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-from app.main import create_app
-from app.services import errors as service_errors
-from app.services.accounts import account_json
-from app.services.posts import post_json
-from app.settings import Settings
+from freehold.app.main import create_app
+from freehold.app.services import errors as service_errors
+from freehold.app.services.accounts import account_json
+from freehold.app.services.posts import post_json
+from freehold.app.settings import Settings
 
 UNSAFE = {"post", "put", "patch", "delete"}
 NOT_RATE_LIMITED = {"/api/v1/auth/logout"}  # log-out must always work

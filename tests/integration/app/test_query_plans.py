@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from app.db import custom_plans
+from freehold.app.db import custom_plans
 
 PREPARE = "PREPARE {} (text) AS SELECT id FROM accounts WHERE username LIKE $1"
 

@@ -9,8 +9,8 @@ from typing import Any
 import redis
 from starlette.testclient import TestClient
 
-from app.main import create_app
-from app.settings import Settings
+from freehold.app.main import create_app
+from freehold.app.settings import Settings
 from tests.integration.app.conftest import new_user
 from tests.integration.app.test_web import Browser
 

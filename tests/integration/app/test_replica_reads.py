@@ -17,10 +17,10 @@ import pytest
 import redis
 from starlette.testclient import TestClient
 
-from app.devstack import Postgres
-from app.main import create_app
-from app.redis_client import feed_key
-from app.settings import Settings
+from freehold.app.devstack import Postgres
+from freehold.app.main import create_app
+from freehold.app.redis_client import feed_key
+from freehold.app.settings import Settings
 from tests.integration.app.conftest import User, new_user, wait_for
 
 

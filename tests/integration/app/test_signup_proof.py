@@ -22,9 +22,9 @@ import redis
 from playwright import sync_api  # required: a missing Playwright fails, never skips
 from starlette.testclient import TestClient
 
-from app.main import create_app
-from app.services import signup_proof
-from app.settings import Settings
+from freehold.app.main import create_app
+from freehold.app.services import signup_proof
+from freehold.app.settings import Settings
 from tests.browser import launch
 from tests.integration.app.test_web import CSRF_RE
 from tests.integration.app.test_web_browser import serving

@@ -8,10 +8,10 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from app.devstack import free_port
-from app.main import create_app
-from app.redis_client import FANOUT_LAG
-from app.services import trends
+from freehold.app.devstack import free_port
+from freehold.app.main import create_app
+from freehold.app.redis_client import FANOUT_LAG
+from freehold.app.services import trends
 from tests.integration.app.conftest import (
     home_ids,
     make_admin,

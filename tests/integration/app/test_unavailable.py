@@ -20,12 +20,12 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from app.api.deps import SESSION_COOKIE
-from app.db import migrate
-from app.devstack import Postgres, Redis
-from app.main import create_app
-from app.settings import Settings
-from app.web.session import CSRF_COOKIE
+from freehold.app.api.deps import SESSION_COOKIE
+from freehold.app.db import migrate
+from freehold.app.devstack import Postgres, Redis
+from freehold.app.main import create_app
+from freehold.app.settings import Settings
+from freehold.app.web.session import CSRF_COOKIE
 from tests.integration.app.conftest import User, new_user, wait_for
 from tests.integration.app.test_social_misc import metric_samples
 

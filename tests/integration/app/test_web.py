@@ -15,8 +15,8 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from app.main import create_app
-from app.settings import Settings
+from freehold.app.main import create_app
+from freehold.app.settings import Settings
 from tests.integration.app.conftest import make_admin, new_user, wait_for
 from tests.integration.app.test_accounts import tiny_png
 
@@ -413,7 +413,7 @@ def appeal_block(html: str, appeal_id: str) -> str | None:
 
 
 def test_admin_audit_log_and_decided_appeals(client: TestClient) -> None:
-    from app.services import audit
+    from freehold.app.services import audit
     from tests.integration.app.test_moderation import juror, remove_by_jury
 
     admin_api = make_admin(client)
@@ -514,7 +514,7 @@ def test_admin_audit_log_and_decided_appeals(client: TestClient) -> None:
 
 
 def test_linkify_escapes_everything_it_does_not_link() -> None:
-    from app.web.render import linkify
+    from freehold.app.web.render import linkify
 
     out = str(linkify("it's <b>#Tag</b> & #x, @bob_1! see https://ex.org/a?b=1&c=<2>."))
     assert out == ("it&#39;s &lt;b&gt;<a class=\"tag\" href=\"/tag/tag\">#Tag</a>&lt;/b&gt; &amp; "

@@ -23,8 +23,8 @@ import pytest
 from playwright import sync_api  # required: a missing Playwright fails, never skips
 from starlette.testclient import TestClient
 
-from app.devstack import free_port
-from app.settings import Settings
+from freehold.app.devstack import free_port
+from freehold.app.settings import Settings
 from tests.browser import launch
 from tests.integration.app.conftest import ROOT, make_admin, stop_process, wait_for
 
@@ -46,7 +46,7 @@ def serving(settings: Settings, tmp_path: Path) -> Iterator[str]:
     env = {**os.environ, **settings.to_env()}
     log = (tmp_path / "uvicorn.log").open("ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "app.main:create_app", "--factory",
+        [sys.executable, "-m", "uvicorn", "freehold.app.main:create_app", "--factory",
          "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"

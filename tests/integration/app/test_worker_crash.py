@@ -10,7 +10,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 from starlette.testclient import TestClient
 
-from app.redis_client import STREAM_POSTS, feed_key
+from freehold.app.redis_client import STREAM_POSTS, feed_key
 from tests.integration.app.conftest import (
     home_ids,
     new_user,

@@ -1,5 +1,5 @@
-"""The trends worker as a real process (`python -m app.worker trends`): its loop recomputes the
-discover tab's trending tags every `trends_interval_s`, and its first round makes the missing
+"""The trends worker as a real process (`python -m freehold.app.worker trends`): its loop recomputes
+the discover tab's trending tags every `trends_interval_s`, and its first round makes the missing
 monthly post partitions. Started and stopped (by pid) by the test."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from pathlib import Path
 
 from starlette.testclient import TestClient
 
-from app.devstack import Postgres
-from app.settings import Settings
+from freehold.app.devstack import Postgres
+from freehold.app.settings import Settings
 from tests.integration.app.conftest import new_user, start_worker, stop_process, wait_for
 
 DB = "freehold_app"

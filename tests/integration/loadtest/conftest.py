@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from app.db import migrate
-from app.devstack import Postgres, Redis, SeaweedS3
-from app.services.media import MediaStore
-from app.settings import Settings
-from deploy.loadtest.localapp import LocalApp
-from deploy.loadtest.seed import run_app_seed
+from freehold.app.db import migrate
+from freehold.app.devstack import Postgres, Redis, SeaweedS3
+from freehold.app.services.media import MediaStore
+from freehold.app.settings import Settings
+from freehold.deploy.loadtest.localapp import LocalApp
+from freehold.deploy.loadtest.seed import run_app_seed
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -108,5 +108,5 @@ def lt_env(pg_server: Postgres, redis_server: Redis, s3_server: SeaweedS3,
 
 def freehold(*args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
     """The CLI in its own process, as an operator runs it (bounded in time)."""
-    return subprocess.run([sys.executable, "-m", "deploy", *args], cwd=ROOT, text=True,
+    return subprocess.run([sys.executable, "-m", "freehold.deploy", *args], cwd=ROOT, text=True,
                           capture_output=True, timeout=timeout)

@@ -20,12 +20,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from app.context import close_ctx, open_ctx
-from app.db import migrate
-from app.devstack import Postgres, Redis
-from app.ids import new_id
-from app.services.accounts import LOADTEST_PREFIX
-from app.settings import Settings
+from freehold.app.context import close_ctx, open_ctx
+from freehold.app.db import migrate
+from freehold.app.devstack import Postgres, Redis
+from freehold.app.ids import new_id
+from freehold.app.services.accounts import LOADTEST_PREFIX
+from freehold.app.settings import Settings
 from tests.integration.loadtest.conftest import freehold
 
 URL = "http://127.0.0.1:9"  # a URL target: seed and clean reach only --dsn
@@ -39,7 +39,7 @@ class Db:
 
 
 async def _people(settings: Settings) -> dict[str, int]:
-    from app.services import accounts, auth, posts, social
+    from freehold.app.services import accounts, auth, posts, social
 
     ctx = await open_ctx(settings)
     try:
@@ -199,7 +199,7 @@ async def _mingle(db: Db, one: int, two: int, domain: str) -> int:
     reply to a real account; a real account follows one back; a newcomer of the run's sign-up
     flood signs up (through the real sign-up, at the roster's newcomer domain) and follows a
     real account. Returns the newcomer's id."""
-    from app.services import accounts, posts, social
+    from freehold.app.services import accounts, posts, social
 
     ctx = await open_ctx(db.settings)
     try:

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from app.devstack import Postgres
-from deploy.cli import app
-from deploy.migrate import database
+from freehold.app.devstack import Postgres
+from freehold.deploy.cli import app
+from freehold.deploy.migrate import database
 
 pytestmark = pytest.mark.integration
 

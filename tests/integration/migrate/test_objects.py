@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from deploy.cli import app
-from deploy.migrate.objects import ObjectCopier
-from deploy.migrate.s3client import S3Location
+from freehold.deploy.cli import app
+from freehold.deploy.migrate.objects import ObjectCopier
+from freehold.deploy.migrate.s3client import S3Location
 from tests.integration.migrate.conftest import s3
 
 pytestmark = pytest.mark.integration

@@ -6,13 +6,13 @@ import time
 
 import pytest
 
-from app.ids import MAX_ID, id_floor, id_time_ms, new_id, parse_id
-from app.services.errors import Invalid
-from app.services.feed import parse_cursor
-from app.services.media import sniff_image
-from app.services.moderation import REASONS, preflag_match
-from app.services.text import check_body, hashtags, mentions
-from app.settings import Settings, SettingsError
+from freehold.app.ids import MAX_ID, id_floor, id_time_ms, new_id, parse_id
+from freehold.app.services.errors import Invalid
+from freehold.app.services.feed import parse_cursor
+from freehold.app.services.media import sniff_image
+from freehold.app.services.moderation import REASONS, preflag_match
+from freehold.app.services.text import check_body, hashtags, mentions
+from freehold.app.settings import Settings, SettingsError
 
 
 def test_ids_time_ordered_and_unguessable() -> None:
@@ -106,7 +106,7 @@ def test_sniff_image() -> None:
 def test_settings_refuse_what_they_cannot_read() -> None:
     """Booleans are 1/0, true/false, yes/no, on/off: "2" is an error naming the variable (it
     was a silent False); unknown names and the process knobs are told apart."""
-    from app.settings import check_env
+    from freehold.app.settings import check_env
 
     assert Settings.from_env({"FREEHOLD_REDIS_CLUSTER": "on"}).redis_cluster is True
     with pytest.raises(SettingsError, match="FREEHOLD_REDIS_CLUSTER='2'"):

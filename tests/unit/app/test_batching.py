@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from app.batching import Batcher
+from freehold.app.batching import Batcher
 
 pytestmark = pytest.mark.unit
 

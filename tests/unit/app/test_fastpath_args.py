@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.api.fastpath import bearer, page_args
+from freehold.app.api.fastpath import bearer, page_args
 
 
 @pytest.mark.parametrize(("query", "want"), [

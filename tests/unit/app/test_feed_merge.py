@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from app.services.feed import _merge_page
+from freehold.app.services.feed import _merge_page
 
 
 def model(own: list[int], heads: dict[int, list[int]], max_id: int | None,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.context import LocalCache
+from freehold.app.context import LocalCache
 
 
 def test_emptied_when_full_not_before() -> None:

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from app.services import passwords
+from freehold.app.services import passwords
 
 pytestmark = pytest.mark.unit
 

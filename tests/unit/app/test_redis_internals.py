@@ -10,7 +10,7 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.connection import Connection, SSLConnection
 from redis.crc import key_slot
 
-from app.redis_wire import Wire
+from freehold.app.redis_wire import Wire
 
 
 def test_a_single_servers_connection_settings() -> None:

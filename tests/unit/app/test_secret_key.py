@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from app.main import create_app
-from app.settings import Settings, SettingsError
+from freehold.app.main import create_app
+from freehold.app.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[3]
 DEV_SECRET_KEY = "dev-secret-change-me"  # the public default of app/settings.py
@@ -31,13 +31,15 @@ def test_a_real_key_or_development_may_start() -> None:
 @pytest.mark.parametrize("env", [{}, {"FREEHOLD_SECRET_KEY": DEV_SECRET_KEY},
                                  {"FREEHOLD_DEVELOPMENT": "0"}])
 def test_serve_exits_with_one_line_naming_the_variable(env: dict[str, str]) -> None:
-    """`python -m app.serve` (what the app role's unit runs), for real: exit 2 before it
+    """`python -m freehold.app.serve` (what the app role's unit runs), for real: exit 2 before it
     migrates or listens, one line on stderr, no traceback."""
     base = {k: v for k, v in os.environ.items()
             if k not in ("FREEHOLD_SECRET_KEY", "FREEHOLD_DEVELOPMENT")}
-    r = subprocess.run([sys.executable, "-m", "app.serve", "--port", "1", "--workers", "1"],
-                       cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=60)
+    r = subprocess.run([sys.executable, "-m", "freehold.app.serve", "--port", "1",
+                        "--workers", "1"], cwd=ROOT, env={**base, **env}, capture_output=True,
+                       text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("app.serve: FREEHOLD_SECRET_KEY is not set")
+    assert len(lines) == 1
+    assert lines[0].startswith("freehold.app.serve: FREEHOLD_SECRET_KEY is not set")
     assert "FREEHOLD_DEVELOPMENT=1" in lines[0]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import hashlib
 
-from app.services import signup_proof as sp
-from app.settings import Settings
+from freehold.app.services import signup_proof as sp
+from freehold.app.settings import Settings
 
 
 def test_buckets_count_an_ipv6_subscriber_network_as_one_address() -> None:

@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aredis
 
-from app.unavailable import store_of
+from freehold.app.unavailable import store_of
 
 
 def closed_port() -> int:

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from pyinfra.api import FactBase
 
-from roles.backup.facts import BackupInfo, PatroniDynamicConfig, PublicKeyOf
-from roles.common.facts import InContainer, UnitCommandLine
-from roles.lb.facts import InterfaceOf, OpenFilesLimit
-from roles.media.facts import HttpStatus
-from roles.mesh.facts import KernelWireguard
-from roles.postgres.facts import DatabaseExists, PatroniRole
-from roles.redis.facts import ClusterState
+from freehold.roles.backup.facts import BackupInfo, PatroniDynamicConfig, PublicKeyOf
+from freehold.roles.common.facts import InContainer, UnitCommandLine
+from freehold.roles.lb.facts import InterfaceOf, OpenFilesLimit
+from freehold.roles.media.facts import HttpStatus
+from freehold.roles.mesh.facts import KernelWireguard
+from freehold.roles.postgres.facts import DatabaseExists, PatroniRole
+from freehold.roles.redis.facts import ClusterState
 
 # (fact, arguments, recorded output lines, the fact's value)
 CASES: list[tuple[type[FactBase[Any]], dict[str, Any], list[str], Any]] = [
@@ -36,8 +36,9 @@ CASES: list[tuple[type[FactBase[Any]], dict[str, Any], list[str], Any]] = [
     (InContainer, {}, ["yes"], True),
     (InContainer, {}, ["no"], False),
     (UnitCommandLine, {"unit": "freehold-app.service"},
-     ["/opt/freehold/releases/0.1.0-3f2a9c1b7d4e/venv/bin/python -m app.serve --port 8000 "],
-     "/opt/freehold/releases/0.1.0-3f2a9c1b7d4e/venv/bin/python -m app.serve --port 8000"),
+     ["/opt/freehold/releases/0.1.0-3f2a9c1b7d4e/venv/bin/python -m freehold.app.serve "
+      "--port 8000 "],
+     "/opt/freehold/releases/0.1.0-3f2a9c1b7d4e/venv/bin/python -m freehold.app.serve --port 8000"),
     (UnitCommandLine, {"unit": "freehold-app.service"}, [], ""),
     (PublicKeyOf, {"path": "/var/lib/postgresql/.ssh/id_ed25519"},
      ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB4 postgres@b1"],
