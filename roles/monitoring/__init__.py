@@ -9,7 +9,6 @@ from __future__ import annotations
 import yaml
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from freehold.deploy.spec import ClusterSpec, Server
@@ -42,6 +41,7 @@ from freehold.roles.monitoring.config import (
 )
 from freehold.roles.ports import Ports
 from freehold.roles.postgres import patroni_role
+from freehold.roles.postgres.facts import RoleExists
 from freehold.roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PROMETHEUS_PORT, ALERTMANAGER_PORT, ALERTMANAGER_CLUSTER_PORT),
@@ -88,14 +88,11 @@ def exporters(ctx) -> None:
                   secret=True)
     if "postgres" in srv.roles:
         _exporter("prometheus-postgres-exporter", postgres_exporter_env(srv))
-        if patroni_role(srv.mesh_address) == "leader":
-            has_role = host.get_fact(
-                Command, "runuser -u postgres -- psql -XtAq -c "
-                         "\"SELECT count(*) FROM pg_roles WHERE rolname = 'prometheus'\"")
-            if (has_role or "").strip() != "1":
-                server.shell(name="PostgreSQL role prometheus (pg_monitor, peer login)",
-                             commands=["runuser -u postgres -- psql -X -q -c "
-                                       "'CREATE ROLE prometheus LOGIN IN ROLE pg_monitor'"])
+        leader = patroni_role(srv.mesh_address) == "leader"
+        if leader and not host.get_fact(RoleExists, role="prometheus"):
+            server.shell(name="PostgreSQL role prometheus (pg_monitor, peer login)",
+                         commands=["runuser -u postgres -- psql -X -q -c "
+                                   "'CREATE ROLE prometheus LOGIN IN ROLE pg_monitor'"])
 
 
 @deploy("monitoring: Prometheus and Alertmanager")

@@ -38,3 +38,16 @@ class DatabaseExists(FactBase[bool]):
 
     def process(self, output: list[str]) -> bool:
         return bool(output) and output[-1].strip() == "1"
+
+
+class RoleExists(FactBase[bool]):
+    """Whether the local PostgreSQL has the login role (asked as the postgres OS user)."""
+
+    default = bool  # what an empty answer means (pyinfra skips process())
+
+    def command(self, role: str) -> str:
+        return ("runuser -u postgres -- psql -XtAq -c "
+                f"\"SELECT count(*) FROM pg_roles WHERE rolname = '{role}'\"")
+
+    def process(self, output: list[str]) -> bool:
+        return bool(output) and output[-1].strip() == "1"

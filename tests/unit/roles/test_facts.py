@@ -15,7 +15,7 @@ from freehold.roles.common.facts import InContainer, UnitCommandLine
 from freehold.roles.lb.facts import InterfaceOf, OpenFilesLimit
 from freehold.roles.media.facts import HttpStatus
 from freehold.roles.mesh.facts import KernelWireguard
-from freehold.roles.postgres.facts import DatabaseExists, PatroniRole
+from freehold.roles.postgres.facts import DatabaseExists, PatroniRole, RoleExists
 from freehold.roles.redis.facts import ClusterState
 
 # (fact, arguments, recorded output lines, the fact's value)
@@ -27,6 +27,9 @@ CASES: list[tuple[type[FactBase[Any]], dict[str, Any], list[str], Any]] = [
     (DatabaseExists, {"database": "freehold"}, ["1"], True),
     (DatabaseExists, {"database": "freehold"}, ["0"], False),
     (DatabaseExists, {"database": "freehold"}, [], False),
+    (RoleExists, {"role": "prometheus"}, ["1"], True),
+    (RoleExists, {"role": "prometheus"}, ["0"], False),
+    (RoleExists, {"role": "prometheus"}, [], False),
     (HttpStatus, {"url": "http://10.77.0.7:8888/buckets/media/"}, ["200"], 200),
     (HttpStatus, {"url": "http://10.77.0.7:8888/buckets/media/"}, ["404"], 404),
     (HttpStatus, {"url": "http://10.77.0.7:8888/"}, ["000"], 0),
