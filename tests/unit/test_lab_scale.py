@@ -130,3 +130,12 @@ def test_cli_writes_a_spec_that_loads(tmp_path: Path) -> None:
     assert spec.name == "s30" and len(spec.servers) == 30
     with pytest.raises(ScaleError):
         spec_of(MAX_SERVERS + 1)
+
+
+def test_growing_a_running_lab_renames_no_interface() -> None:
+    # the veth of a server is named after its address, not its place in the spec: the 10
+    # servers added in the middle of the list leave every other server's port as it was
+    before = {s.name: s.port for s in plan_lab(spec_of(300)).servers}
+    after = {s.name: s.port for s in plan_lab(spec_of(310)).servers}
+    assert all(after[name] == port for name, port in before.items())
+    assert len(set(after.values())) == 310
