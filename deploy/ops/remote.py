@@ -7,6 +7,7 @@ auth timeouts are short, every command has a timeout, and servers are taken in b
 from __future__ import annotations
 
 import io
+import logging
 import queue
 import threading
 import time
@@ -15,6 +16,10 @@ from dataclasses import dataclass
 
 from freehold.deploy.spec import Server
 from freehold.deploy.ssh import HostKeyError, SSHSettings, connection
+
+# paramiko's transport threads log a traceback for a server that never sends its banner (a
+# paused one); the Outcome already says it in one line: keep the traceback off the screen
+logging.getLogger("paramiko").addHandler(logging.NullHandler())
 
 
 @dataclass
