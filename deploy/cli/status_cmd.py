@@ -18,11 +18,14 @@ from freehold.deploy.ssh import SSHSettings
 
 
 def ssh_options(spec: Path, cluster: ClusterSpec, ssh_key: Path | None,
-                known_hosts: Path | None, connect_timeout: float) -> SSHSettings:
+                known_hosts: Path | None, connect_timeout: float,
+                parallel: int | None = None) -> SSHSettings:
     from freehold.deploy.cli.deploy_cmd import ssh_settings
 
     ssh = ssh_settings(spec, cluster, ssh_key, known_hosts)
     ssh.connect_timeout = connect_timeout
+    if parallel is not None:
+        ssh.parallel = parallel
     return ssh
 
 
@@ -33,17 +36,27 @@ def status(
     known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
     connect_timeout: float = typer.Option(3.0, "--connect-timeout", min=0.5, max=60,
                                           help="Seconds before a server counts as down."),
+    parallel: int = typer.Option(64, "--parallel", min=1, max=512,
+                                 help="SSH connections at a time (one per server)."),
+    deadline: float = typer.Option(18.0, "--deadline", min=1, max=600,
+                                   help="Seconds for the whole round: a server not done by "
+                                        "then counts as down."),
+    all_servers: bool | None = typer.Option(None, "--all/--unhealthy",
+                                            help="List every server, or only the unhealthy "
+                                                 "ones (default: every one up to 40)."),
 ) -> None:
-    """Show what is up per site and role; exit 1 when anything is degraded."""
+    """Show what is up per site and role, unhealthy servers first; exit 1 when anything is
+    degraded."""
     from freehold.deploy.ops.status import gather
 
     cluster = load_cluster(spec)
-    ssh = ssh_options(spec, cluster, ssh_key, known_hosts, connect_timeout)
-    report = gather(cluster, ssh)
+    ssh = ssh_options(spec, cluster, ssh_key, known_hosts, connect_timeout, parallel)
+    ssh.command_timeout = min(ssh.command_timeout, deadline)
+    report = gather(cluster, ssh, deadline)
     if json_out:
         print_json(report.to_doc())
     else:
         from freehold.deploy.ops.render import show
 
-        show(report, console)
+        show(report, console, all_servers)
     raise typer.Exit(0 if report.ok else 1)

@@ -18,7 +18,7 @@ from freehold.roles.backup.config import (
     repo_host,
 )
 from freehold.roles.etcd.config import CLIENT_PORT as ETCD_PORT
-from freehold.roles.monitoring.config import ALERTMANAGER_PORT, app_port
+from freehold.roles.monitoring.config import ALERTMANAGER_PORT, app_port, exporters_on
 from freehold.roles.postgres.config import REST_PORT as PATRONI_PORT
 from freehold.roles.redis.config import PORT as REDIS_PORT
 from freehold.roles.registry import deployed
@@ -35,8 +35,12 @@ UNDEPLOYED_UNITS: dict[str, tuple[str, ...]] = {
 }
 
 
+EXPORTERS = "exporters"   # not a role of the spec: roles/monitoring puts them on every server
+
+
 def units_for(spec: ClusterSpec, server: Server) -> dict[str, list[str]]:
-    """role -> the units that must run on this server for it."""
+    """role -> the units that must run on this server for it; `exporters` -> the monitoring
+    exporters every server runs (the node exporter, plus its roles' own)."""
     out: dict[str, list[str]] = {}
     for role in server.roles:
         this = deployed(role)
@@ -46,6 +50,8 @@ def units_for(spec: ClusterSpec, server: Server) -> dict[str, list[str]]:
         if role == "backup" and server.name == _probed_repo(spec):
             units.append(f"{FULL_UNIT}.timer")
         out[role] = units
+    if deployed("monitoring") is not None:
+        out[EXPORTERS] = [f"{package}.service" for package, _ in exporters_on(server)]
     return out
 
 

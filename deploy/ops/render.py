@@ -7,13 +7,24 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from freehold.deploy.ops.status import DEGRADED, DOWN, NOT_DEPLOYED, OK, StatusReport
+from freehold.deploy.ops.status import (
+    DEGRADED,
+    DOWN,
+    NOT_DEPLOYED,
+    OK,
+    StatusReport,
+    summarize,
+)
 
 STYLE = {OK: "green", DEGRADED: "yellow", DOWN: "red", NOT_DEPLOYED: "dim"}
 
 
 def _state(state: str) -> str:
     return f"[{STYLE.get(state, 'white')}]{state}[/]"
+
+
+def _count(n: int, state: str) -> str:
+    return f"[{STYLE[state]}]{n}[/]" if n else "0"
 
 
 def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
@@ -25,18 +36,47 @@ def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
     return t
 
 
-def show(report: StatusReport, console: Console) -> None:
+ALL_SERVERS_UP_TO = 40     # past this many servers, only the unhealthy ones are listed
+
+
+def show(report: StatusReport, console: Console, all_servers: bool | None = None) -> None:
+    """Verdict, counts per site and per role, the servers (unhealthy first; at scale only
+    those unless `all_servers`), components and their details."""
+    summary = summarize(report.servers)
     verdict = _state(OK) if report.ok else "[red]DEGRADED[/]"
-    console.print(f"[bold]{report.spec}[/]: {verdict}  ({report.seconds:.1f} s)")
-    t = Table(title="servers per site (role names coloured by state; dim = not deployed)",
-              title_justify="left", show_edge=False)
-    for col in ("site", "server", "up", "roles"):
-        t.add_column(col)
-    for s in sorted(report.servers, key=lambda s: (s["site"], s["server"])):
-        roles = " ".join(f"[{STYLE.get(state, 'white')}]{role}[/]"
-                         for role, state in s["roles"].items())
-        t.add_row(s["site"], s["server"], _state(OK) if s["up"] else _state(DOWN), roles)
+    console.print(f"[bold]{report.spec}[/]: {verdict}  {summary['up']}/{summary['servers']} "
+                  f"servers up, {len(summary['unhealthy'])} unhealthy  ({report.seconds:.1f} s)")
+    t = Table(title="per site", title_justify="left", show_edge=False)
+    for col in ("site", "servers", "up", "down", "unhealthy"):
+        t.add_column(col, justify="left" if col == "site" else "right")
+    for site, c in summary["sites"].items():
+        t.add_row(site, str(c["servers"]), str(c["up"]), _count(c["down"], DOWN),
+                  _count(c["unhealthy"], DOWN))
     console.print(t)
+    t = Table(title="per role", title_justify="left", show_edge=False)
+    for col in ("role", "servers", OK, DOWN, NOT_DEPLOYED):
+        t.add_column(col, justify="left" if col == "role" else "right")
+    for role, c in summary["roles"].items():
+        t.add_row(role, str(c["servers"]), str(c[OK]), _count(c[DOWN], DOWN),
+                  _count(c[NOT_DEPLOYED], NOT_DEPLOYED))
+    console.print(t)
+    if all_servers is None:
+        all_servers = len(report.servers) <= ALL_SERVERS_UP_TO
+    rows = report.servers if all_servers else report.unhealthy
+    if rows:
+        title = ("servers, unhealthy first" if all_servers else
+                 f"unhealthy servers ({len(rows)} of {len(report.servers)}; --all lists every "
+                 "server)")
+        t = Table(title=f"{title} (role names coloured by state; dim = not deployed)",
+                  title_justify="left", show_edge=False)
+        for col in ("server", "site", "up", "roles", "error"):
+            t.add_column(col)
+        for s in rows:
+            roles = " ".join(f"[{STYLE.get(state, 'white')}]{role}[/]"
+                             for role, state in s["roles"].items())
+            t.add_row(s["server"], s["site"], _state(OK) if s["up"] else _state(DOWN), roles,
+                      s.get("error") or "")
+        console.print(t)
     t = Table(title="components", title_justify="left", show_edge=False)
     t.add_column("component")
     t.add_column("state")

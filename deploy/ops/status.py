@@ -4,6 +4,11 @@ without servers.
 
 States: `ok`, `degraded` (works, but something is down or behind), `down` (not working),
 `not deployed` (the spec has the role but nothing is installed: not a fault).
+
+At scale (hundreds of servers): one SSH connection per server, `parallel` at a time, each bounded
+by its connect and command timeouts, the whole by a deadline (a server not done by then is
+down, "no answer within N s"); the report counts servers per site and per role, and lists the
+unhealthy servers first.
 """
 
 from __future__ import annotations
@@ -68,10 +73,47 @@ class StatusReport:
     def ok(self) -> bool:
         return all(c.state in (OK, NOT_DEPLOYED) for c in self.components.values())
 
+    @property
+    def unhealthy(self) -> list[dict[str, Any]]:
+        return [s for s in self.servers if not healthy(s)]
+
     def to_doc(self) -> dict[str, Any]:
         return {"spec": self.spec, "ok": self.ok, "seconds": round(self.seconds, 2),
-                "problems": self.problems, "servers": self.servers,
+                "problems": self.problems, "summary": summarize(self.servers),
+                "servers": self.servers,
                 "components": {k: c.to_doc() for k, c in self.components.items()}}
+
+
+def healthy(row: dict[str, Any]) -> bool:
+    """A server row is healthy when it answered and none of its roles is down."""
+    return bool(row["up"]) and DOWN not in row["roles"].values()
+
+
+def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts per site (servers up, down, unhealthy) and per role (servers ok, down, not
+    deployed), and the unhealthy servers' names, from the server rows."""
+    sites: dict[str, dict[str, int]] = {}
+    roles: dict[str, dict[str, int]] = {}
+    for r in rows:
+        site = sites.setdefault(r["site"], {"servers": 0, "up": 0, "down": 0, "unhealthy": 0})
+        site["servers"] += 1
+        site["up" if r["up"] else "down"] += 1
+        site["unhealthy"] += not healthy(r)
+        for role, state in r["roles"].items():
+            count = roles.setdefault(role, {"servers": 0, OK: 0, DOWN: 0, NOT_DEPLOYED: 0})
+            count["servers"] += 1
+            count[state] = count.get(state, 0) + 1
+    return {"servers": len(rows), "up": sum(1 for r in rows if r["up"]),
+            "unhealthy": [r["server"] for r in rows if not healthy(r)],
+            "sites": sites, "roles": roles}
+
+
+def unhealthy_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Down servers first, then servers with a role down, then the rest; by site and name."""
+    def rank(r: dict[str, Any]) -> tuple[int, str, str]:
+        return (0 if not r["up"] else 1 if not healthy(r) else 2, r["site"], r["server"])
+
+    return sorted(rows, key=rank)
 
 
 # ---- per component classification (pure) -----------------------------------------------
@@ -418,14 +460,19 @@ def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
         if repo and deployed("backup"):
             comps["backup"] = _checked("backup", classify_backup,
                                        _texts(sections, [repo], "backup")[repo])
-    return StatusReport(spec.name, servers, comps)
+    return StatusReport(spec.name, unhealthy_first(servers), comps)
 
 
-def gather(spec: ClusterSpec, ssh: SSHSettings) -> StatusReport:
+DEADLINE_S = 18.0
+
+
+def gather(spec: ClusterSpec, ssh: SSHSettings, deadline: float | None = DEADLINE_S
+           ) -> StatusReport:
+    """Probe every server (bounded: see the module's docstring) and classify."""
     from freehold.deploy.ops.probes import probe_script
 
     started = time.monotonic()
-    outcomes = run_many(spec.servers, lambda s: probe_script(spec, s), ssh)
+    outcomes = run_many(spec.servers, lambda s: probe_script(spec, s), ssh, deadline=deadline)
     report = classify(spec, outcomes)
     report.seconds = time.monotonic() - started
     return report
