@@ -20,11 +20,14 @@ from freehold.roles.common import (
 from freehold.roles.ports import Ports
 from freehold.roles.postgres.config import (
     APP_DATABASE,
+    BOOTSTRAP_LEADER_WAIT_S,
     CONFIG,
     PG_PORT,
     REST_PORT,
     app_sql,
+    bootstrap_wait,
     patroni_config,
+    systemd_escape,
 )
 from freehold.roles.postgres.facts import DatabaseExists, PatroniRole
 from freehold.roles.registry import Role
@@ -60,7 +63,9 @@ def configure(ctx) -> None:
     conf = config_file(CONFIG, text, mode="600", user="postgres", group="postgres")
     files.directory(name="patroni drop-in folder", path="/etc/systemd/system/patroni.service.d")
     unit = config_file("/etc/systemd/system/patroni.service.d/freehold.conf",
-                       render(_t("patroni-override.conf.j2")))
+                       render(_t("patroni-override.conf.j2"),
+                              bootstrap_wait=systemd_escape(bootstrap_wait(ctx.spec, srv) or ""),
+                              start_timeout=BOOTSTRAP_LEADER_WAIT_S + 60))
     # Patroni re-reads its config on SIGHUP; members start together, one bootstraps
     service("patroni", reload=conf.will_change, daemon_reload=unit.will_change)
 

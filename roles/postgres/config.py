@@ -152,6 +152,33 @@ def patroni_config(spec: ClusterSpec, me: Server, secrets: Secrets) -> dict[str,
     }
 
 
+# On a cluster's first start, members outside the primary site wait this long at most for a
+# leader before starting Patroni, so the primary site's member bootstraps and leads (issue 21:
+# the first to take etcd's initialize key won, in any site); past it they start anyway.
+BOOTSTRAP_LEADER_WAIT_S = 240
+
+
+def bootstrap_wait(spec: ClusterSpec, me: Server) -> str | None:
+    """A shell line for the Patroni unit's ExecStartPre: on a member whose data folder is still
+    empty, wait (bounded) until another member answers /primary. None for the primary site's
+    first member (it bootstraps) and when there is nothing to wait for."""
+    site = postgres_primary_site(spec)
+    first = next((m for m in members(spec) if m.site == site), None)
+    if first is None or first.name == me.name:
+        return None
+    urls = " ".join(f"http://{m.mesh_address}:{REST_PORT}/primary"
+                    for m in members(spec) if m.name != me.name)
+    return (f"test -e {DATA_DIR}/PG_VERSION && exit 0; "
+            f"end=$(( $(date +%s) + {BOOTSTRAP_LEADER_WAIT_S} )); "
+            f"while [ $(date +%s) -lt $end ]; do for u in {urls}; do "
+            f"curl -fs -o /dev/null --max-time 2 $u && exit 0; done; sleep 2; done; exit 0")
+
+
+def systemd_escape(line: str) -> str:
+    """A shell line inside a unit file: systemd expands $ and % itself."""
+    return line.replace("%", "%%").replace("$", "$$")
+
+
 def app_sql(secrets: Secrets) -> str:
     """Idempotent SQL run on the primary: the app's user, database and extensions."""
     pw = secrets["postgres_app"].replace("'", "''")

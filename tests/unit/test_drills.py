@@ -160,3 +160,21 @@ def test_cli_refuses_clearly(args: list[str], words: str, monkeypatch: pytest.Mo
     res = CliRunner().invoke(app, ["drill", *args])
     assert res.exit_code == 2, res.output
     assert words in res.output and "Traceback" not in res.output
+
+
+def test_members_outside_the_primary_site_wait_for_its_bootstrap() -> None:
+    from freehold.deploy.spec import load_spec
+    from freehold.roles.common import render
+    from freehold.roles.postgres.config import bootstrap_wait, systemd_escape
+
+    spec = load_spec(REPO / "inventories" / "lab.yaml")
+    assert bootstrap_wait(spec, spec.server("a1")) is None  # primary_site a: it bootstraps
+    line = bootstrap_wait(spec, spec.server("b1"))
+    assert line is not None and "PG_VERSION && exit 0" in line
+    assert all(f"{spec.server(m).mesh_address}:8008/primary" in line for m in ("a1", "c1"))
+    unit = render(REPO / "roles" / "postgres" / "templates" / "patroni-override.conf.j2",
+                  bootstrap_wait=systemd_escape(line), start_timeout=300)
+    assert "$$(date +%%s)" in unit and "TimeoutStartSec=300" in unit
+    plain = render(REPO / "roles" / "postgres" / "templates" / "patroni-override.conf.j2",
+                   bootstrap_wait="", start_timeout=300)
+    assert "TimeoutStartSec" not in plain
