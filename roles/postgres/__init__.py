@@ -20,14 +20,16 @@ from freehold.roles.common import (
 from freehold.roles.ports import Ports
 from freehold.roles.postgres.config import (
     APP_DATABASE,
-    BOOTSTRAP_LEADER_WAIT_S,
     CONFIG,
+    LOOP_WAIT,
+    PATRONICTL,
     PG_PORT,
     REST_PORT,
+    RETRY_TIMEOUT,
+    TTL,
     app_sql,
-    bootstrap_wait,
+    override_vars,
     patroni_config,
-    systemd_escape,
 )
 from freehold.roles.postgres.facts import DatabaseExists, PatroniRole
 from freehold.roles.registry import Role
@@ -63,9 +65,7 @@ def configure(ctx) -> None:
     conf = config_file(CONFIG, text, mode="600", user="postgres", group="postgres")
     files.directory(name="patroni drop-in folder", path="/etc/systemd/system/patroni.service.d")
     unit = config_file("/etc/systemd/system/patroni.service.d/freehold.conf",
-                       render(_t("patroni-override.conf.j2"),
-                              bootstrap_wait=systemd_escape(bootstrap_wait(ctx.spec, srv) or ""),
-                              start_timeout=BOOTSTRAP_LEADER_WAIT_S + 60))
+                       render(_t("patroni-override.conf.j2"), **override_vars(ctx.spec, srv)))
     # Patroni re-reads its config on SIGHUP; members start together, one bootstraps
     service("patroni", reload=conf.will_change, daemon_reload=unit.will_change)
 
@@ -98,6 +98,28 @@ def wait_patroni(ctx) -> None:
                      commands=[wait_patroni_command(srv.mesh_address)])
 
 
+def timing_changes(doc: dict) -> dict[str, int]:
+    """Patroni's failure-detection settings that differ from roles.postgres.config's (they
+    live in the DCS: `bootstrap.dcs` only sets them when the cluster is created)."""
+    want = {"ttl": TTL, "loop_wait": LOOP_WAIT, "retry_timeout": RETRY_TIMEOUT}
+    return {k: v for k, v in want.items() if doc and doc.get(k) != v}
+
+
+@deploy("postgres: failure detection")
+def failure_detection(ctx) -> None:
+    """On the leader: ttl, loop_wait and retry_timeout in Patroni's dynamic config."""
+    from freehold.roles.backup.facts import PatroniDynamicConfig
+
+    srv = this_server(ctx)
+    if patroni_role(srv.mesh_address) != "leader":
+        return
+    changes = timing_changes(host.get_fact(PatroniDynamicConfig, patronictl=PATRONICTL))
+    if changes:
+        sets = " ".join(f"-s {k}={v}" for k, v in sorted(changes.items()))
+        server.shell(name="Patroni failure detection in its dynamic config",
+                     commands=[f"{PATRONICTL} edit-config --force --quiet {sets}"])
+
+
 @deploy("postgres: app database")
 def app_database(ctx) -> None:
     srv = this_server(ctx)
@@ -113,7 +135,7 @@ def app_database(ctx) -> None:
 
 
 ROLE = Role("postgres",
-            steps=(configure, wait_patroni, app_database),
+            steps=(configure, wait_patroni, failure_detection, app_database),
             ports=PORTS,
             units=("patroni.service",),
             packages=packages,

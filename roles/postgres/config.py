@@ -19,9 +19,15 @@ PATRONICTL = f"cd / && runuser -u postgres -- patronictl -c {CONFIG}"
 APP_DATABASE = "freehold"
 APP_USER = "freehold"
 EXTENSIONS = ("pg_trgm", "citext", "pg_stat_statements")
-# Patroni's failure detection: leader key TTL, loop and retry (loop_wait + 2 × retry ≤ ttl);
-# short enough that a dead primary is replaced well within 45 s
-TTL, LOOP_WAIT, RETRY_TIMEOUT = 20, 5, 5
+# Patroni's failure detection (issue 21: writes back within 15 s of the leader's power loss).
+# A dead leader's key expires `ttl` after its last update, which came at most `loop_wait` before
+# the power went: the replicas (watching the key) promote 8-10 s after the loss, and the
+# routers' 0.5 s checks (roles/pgbouncer) send writes there a second later. retry_timeout 3 s:
+# a leader that cannot reach etcd demotes itself after loop_wait + retry_timeout <= 5 s, half
+# the ttl before anyone else may take the key (no two primaries); and a 2 s network blip is
+# ridden out by the retries without a failover (the `blip` drill). loop_wait + 2 × retry
+# (8) <= ttl (10), as Patroni requires. Was 20/5/5: 23 s of write outage measured.
+TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 2, 3
 MAX_LAG_ON_FAILOVER = 1024 * 1024  # bytes
 
 
@@ -177,6 +183,12 @@ def bootstrap_wait(spec: ClusterSpec, me: Server) -> str | None:
 def systemd_escape(line: str) -> str:
     """A shell line inside a unit file: systemd expands $ and % itself."""
     return line.replace("%", "%%").replace("$", "$$")
+
+
+def override_vars(spec: ClusterSpec, me: Server) -> dict[str, Any]:
+    """The Patroni unit drop-in's variables (templates/patroni-override.conf.j2)."""
+    return {"bootstrap_wait": systemd_escape(bootstrap_wait(spec, me) or ""),
+            "start_timeout": BOOTSTRAP_LEADER_WAIT_S + 60}
 
 
 def app_sql(secrets: Secrets) -> str:

@@ -194,6 +194,7 @@ def test_every_template_renders_for_every_lab_server(role: str, spec: ClusterSpe
                                                      secrets: Secrets) -> None:
     """StrictUndefined: a variable a template needs but is not given fails here."""
     from freehold.roles.media.config import unit_vars
+    from freehold.roles.postgres.config import override_vars
 
     for me in spec.servers:
         if role not in me.roles:
@@ -202,7 +203,7 @@ def test_every_template_renders_for_every_lab_server(role: str, spec: ClusterSpe
             "base": lambda me=me: {**firewall_vars(spec, me), "values": sysctl_values(me)},
             "mesh": lambda me=me: wireguard_vars(spec, me, secrets),
             "etcd": lambda me=me: {"server": me, "env": etcd_env(spec, me)},
-            "postgres": lambda me=me: {},
+            "postgres": lambda me=me: override_vars(spec, me),
             "pgbouncer": lambda me=me: {**haproxy_vars(spec, me), **pgbouncer_vars(spec, me)},
             "redis": lambda me=me: {**redis_vars(spec, me), "password": "x"},
             "media": lambda me=me: unit_vars("volume", commands(spec, me)["volume"], me),
