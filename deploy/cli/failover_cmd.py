@@ -32,9 +32,23 @@ def members_table(title: str, rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def primary_member(cluster: Any) -> str:
+    """The first postgres member of roles.postgres.primary_site (where the leader belongs)."""
+    from freehold.deploy.spec.placement import postgres_primary_site
+
+    site = postgres_primary_site(cluster)
+    for s in cluster.servers_with_role("postgres"):
+        if s.site == site:
+            return str(s.name)
+    fail(f"roles.postgres.primary_site {site}: no postgres member there — set it to a site "
+         "with one")
+
+
 def failover(
     spec: SpecArg = DEFAULT_SPEC,
     to: str | None = typer.Option(None, "--to", help="Candidate server."),
+    back: bool = typer.Option(False, "--back", help="Back to roles.postgres.primary_site "
+                              "(its first postgres member)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ssh_key: Path | None = typer.Option(None, "--ssh-key", help="Private key for SSH."),
     known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
@@ -46,7 +60,24 @@ def failover(
     if to is not None and to not in {s.name for s in cluster.servers_with_role("postgres")}:
         fail(f"--to {to}: not a postgres member of {cluster.name} — give one of "
              f"{', '.join(s.name for s in cluster.servers_with_role('postgres'))}")
+    if back:
+        if to is not None:
+            fail("give --to or --back, not both")
+        to = primary_member(cluster)
     ssh = ssh_settings(spec, cluster, ssh_key, known_hosts)
+    if back:
+        from freehold.deploy.provision.patroni import leader_of, members_list
+
+        try:
+            _, rows = members_list(cluster, ssh)
+        except (PatroniError, HostKeyError) as e:
+            fail(str(e), code=1)
+        if leader_of(rows) == to:
+            if json_out:
+                print_json({"from": to, "to": to, "seconds": 0.0, "moved": False})
+            else:
+                console.print(f"the leader {to} is in the primary site already", highlight=False)
+            return
     out = err_console if json_out else console
     try:
         with out.status("switching over…"):

@@ -178,3 +178,17 @@ def test_members_outside_the_primary_site_wait_for_its_bootstrap() -> None:
     plain = render(REPO / "roles" / "postgres" / "templates" / "patroni-override.conf.j2",
                    bootstrap_wait="", start_timeout=300)
     assert "TimeoutStartSec" not in plain
+
+
+def test_status_says_when_the_leader_is_outside_the_primary_site() -> None:
+    from freehold.deploy.ops.status import OK, Component, leader_outside_primary_site
+    from freehold.deploy.spec import load_spec
+
+    spec = load_spec(REPO / "inventories" / "lab.yaml")  # primary_site: a
+    home = Component("patroni", rows=[{"member": "a1", "role": "leader"},
+                                      {"member": "b1", "role": "sync_standby"}])
+    leader_outside_primary_site(spec, home)
+    assert home.state == OK and not home.problems
+    away = Component("patroni", rows=[{"member": "b1", "role": "leader"}])
+    leader_outside_primary_site(spec, away)
+    assert away.state != OK and "failover --back" in away.problems[0]
