@@ -66,18 +66,22 @@ def failover(
         to = primary_member(cluster)
     ssh = ssh_settings(spec, cluster, ssh_key, known_hosts)
     if back:
-        from freehold.deploy.provision.patroni import leader_of, members_list
+        from freehold.deploy.drills.runner import switch_back
+        from freehold.deploy.drills.watch import SshHosts
 
-        try:
-            _, rows = members_list(cluster, ssh)
-        except (PatroniError, HostKeyError) as e:
-            fail(str(e), code=1)
-        if leader_of(rows) == to:
-            if json_out:
-                print_json({"from": to, "to": to, "seconds": 0.0, "moved": False})
-            else:
-                console.print(f"the leader {to} is in the primary site already", highlight=False)
-            return
+        out = err_console if json_out else console
+        with out.status("switching back…"):
+            moved = switch_back(cluster, SshHosts(cluster, ssh))
+        if json_out:
+            print_json(moved or {"to": to, "moved": False})
+        elif moved is None:
+            console.print(f"the leader is in the primary site already ({to})", highlight=False)
+        else:
+            console.print(f"primary moved {moved['from']} → {moved['to']} in "
+                          f"{moved['seconds']} s", highlight=False)
+        if moved is not None and not moved["ok"]:
+            fail(f"switching back to {to} failed: {moved['output']}", code=1)
+        return
     out = err_console if json_out else console
     try:
         with out.status("switching over…"):

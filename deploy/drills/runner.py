@@ -235,12 +235,25 @@ def run_drill(scn: Scenario, spec: ClusterSpec, hosts: Hosts, lab: Any | None,
     return result
 
 
+def _wait_role(spec: ClusterSpec, hosts: Hosts, member: str, roles: tuple[str, ...],
+               limit_s: float) -> bool:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        rows = {m.get("name"): m for m in patroni_members(spec, hosts)}
+        if rows.get(member, {}).get("role") in roles and \
+                rows[member].get("state") in ("running", "streaming"):
+            return True
+        time.sleep(2)
+    return False
+
+
 def switch_back(spec: ClusterSpec, hosts: Hosts, limit_s: float = 120.0
                 ) -> dict[str, Any] | None:
     """The leader moved back into roles.postgres.primary_site by a planned switchover (None when
-    it is there already). Patroni's synchronous mode only switches over to the synchronous
-    standby, so a member of the primary site that is not one is first made it (by waiting:
-    Patroni picks the healthiest replica) or reached through a failover to it."""
+    it is there already). In synchronous mode Patroni only switches over to a synchronous
+    standby: when the primary site's member is not one, it is made one for the switchover
+    (synchronous_node_count 2 for that time, so the standby that held every commit stays one
+    too), and the count set back to 1 afterwards."""
     site = postgres_primary_site(spec)
     target = primary_site_member(spec)
     members = patroni_members(spec, hosts)
@@ -248,11 +261,24 @@ def switch_back(spec: ClusterSpec, hosts: Hosts, limit_s: float = 120.0
     if target is None or now is None or spec.server(now).site == site:
         return None
     started = time.monotonic()
-    code, out = hosts.run(now, f"{PATRONICTL} switchover --leader {now} --candidate {target} "
-                               "--force", timeout=120)
-    if code != 0:
-        code, out = hosts.run(now, f"{PATRONICTL} failover --candidate {target} --force",
-                              timeout=120)
+    sync = {m.get("name") for m in members if m.get("role") == "sync_standby"}
+    widened = target not in sync
+    out = ""
+    try:
+        if widened:
+            hosts.run(now, f"{PATRONICTL} edit-config --force --quiet "
+                           "-s synchronous_node_count=2", timeout=60)
+            if not _wait_role(spec, hosts, target, ("sync_standby",), limit_s):
+                return {"from": now, "to": now, "ok": False,
+                        "seconds": round(time.monotonic() - started, 1),
+                        "output": f"{target} did not become a synchronous standby"}
+        code, out = hosts.run(now, f"{PATRONICTL} switchover --leader {now} --candidate "
+                                   f"{target} --force", timeout=120)
+        moved = code == 0 and _wait_role(spec, hosts, target, ("leader",), limit_s)
+    finally:
+        if widened:
+            hosts.run(target, f"{PATRONICTL} edit-config --force --quiet "
+                              "-s synchronous_node_count=1", timeout=60)
     p = wait_protected(spec, hosts, since=time.time(), limit_s=limit_s)
-    return {"from": now, "to": p.leader, "ok": code == 0 and p.leader == target,
+    return {"from": now, "to": p.leader, "ok": moved and p.leader == target,
             "seconds": round(time.monotonic() - started, 1), "output": out.strip()[-200:]}
