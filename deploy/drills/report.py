@@ -21,13 +21,14 @@ def _s(v: float | None) -> str:
 
 def summary_table(results: list[DrillResult]) -> Table:
     sites = sorted({s.site for r in results for s in r.sites})
-    t = Table(title="failover drills", title_justify="left")
-    t.add_column("scenario")
+    t = Table(title="failover drills (wX/rX: write/read outage through site X's VIP, *: down by "
+              "design; 500: 5xx other than 503; 2×P: two writable primaries; prot: protected "
+              "again after the restore)", title_justify="left")
+    t.add_column("scenario", no_wrap=True)
     for s in sites:
-        t.add_column(f"writes {s} (s)", justify="right")
-        t.add_column(f"reads {s} (s)", justify="right")
-    for col in ("target", "acked", "lost", "5xx≠503", "2 primaries", "leader",
-                "protected (s)", "ok"):
+        t.add_column(f"w{s}", justify="right")
+        t.add_column(f"r{s}", justify="right")
+    for col in ("≤", "acked", "lost", "500", "2×P", "leader", "prot s", "ok"):
         t.add_column(col, justify="right")
     for r in results:
         by = {s.site: s for s in r.sites}
@@ -40,7 +41,7 @@ def summary_table(results: list[DrillResult]) -> Table:
         p = r.protection
         prot = None if not p.ok else max(v or 0.0 for v in (
             p.sync_standby_s, p.redis_replicas_s, p.wal_archiving_s))
-        cells += [f"≤{r.target_write_s:.0f}", str(r.acked), str(len(r.lost)),
+        cells += [f"{r.target_write_s:.0f}", str(r.acked), str(len(r.lost)),
                   str(sum(r.server_errors.values())), "yes" if r.two_primaries else "no",
                   f"{r.leader_before}→{r.leader_after or '?'}", _s(prot),
                   "[green]yes[/green]" if r.ok else "[red]NO[/red]"]

@@ -186,6 +186,23 @@ def hold(scn: Scenario, ctx: Ctx, traffic: Traffic, start: float, down: set[str]
         return
 
 
+def baseline(traffic: Traffic, limit_s: float = 120.0) -> None:
+    """Writes flowing on every site for WARMUP_S before the fault (bounded): a drill started on
+    a cluster that already fails measures nothing."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        time.sleep(WARMUP_S)
+        evs = traffic.snapshot()
+        now = time.time()
+        if all(flowing([e for e in evs if e.t0 >= now - WARMUP_S], s, now)
+               for s in traffic.vips):
+            return
+    bad = sorted(s for s in traffic.vips if not flowing(traffic.snapshot(), s, time.time()))
+    traffic.stop()
+    raise DrillError(f"writes do not flow through site(s) {', '.join(bad)} before the fault "
+                     f"({limit_s:.0f} s): see `freehold status`")
+
+
 def run_drill(scn: Scenario, spec: ClusterSpec, hosts: Hosts, lab: Any | None,
               session: Session, back: bool = True) -> DrillResult:
     started = time.monotonic()
@@ -203,7 +220,7 @@ def run_drill(scn: Scenario, spec: ClusterSpec, hosts: Hosts, lab: Any | None,
     traffic.start()
     injected = False
     try:
-        time.sleep(WARMUP_S)
+        baseline(traffic)
         fault_start = time.time()
         injected = True
         scn.inject(ctx)
