@@ -38,11 +38,14 @@ def tls(ca_file: str | None) -> ssl.SSLContext:
         ssl.create_default_context()
 
 
-def login(base: str, account: Account, ctx: ssl.SSLContext, limit_s: float = 60.0) -> str:
+LOGIN_TIMEOUT = httpx.Timeout(30.0, connect=5.0)  # once per suite; argon2 on a busy lab is slow
+
+
+def login(base: str, account: Account, ctx: ssl.SSLContext, limit_s: float = 120.0) -> str:
     """A bearer token (retried while the site is not ready, bounded)."""
     deadline = time.monotonic() + limit_s
     last = ""
-    with httpx.Client(verify=ctx, timeout=TIMEOUT) as client:
+    with httpx.Client(verify=ctx, timeout=LOGIN_TIMEOUT) as client:
         while time.monotonic() < deadline:
             try:
                 r = client.post(f"{base}/api/v1/auth/login",
