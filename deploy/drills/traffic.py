@@ -41,7 +41,7 @@ def tls(ca_file: str | None) -> ssl.SSLContext:
 LOGIN_TIMEOUT = httpx.Timeout(30.0, connect=5.0)  # once per suite; argon2 on a busy lab is slow
 
 
-def login(base: str, account: Account, ctx: ssl.SSLContext, limit_s: float = 120.0) -> str:
+def login(base: str, account: Account, ctx: ssl.SSLContext, limit_s: float = 330.0) -> str:
     """A bearer token (retried while the site is not ready, bounded)."""
     deadline = time.monotonic() + limit_s
     last = ""
@@ -55,6 +55,10 @@ def login(base: str, account: Account, ctx: ssl.SSLContext, limit_s: float = 120
                 last = f"answered {r.status_code}: {r.text[:120]}"
                 if r.status_code in (400, 401, 403, 422):
                     break
+                if r.status_code == 429:  # log-ins are limited per account: wait it out
+                    wait = float(r.headers.get("retry-after", "10") or 10)
+                    time.sleep(max(0.0, min(wait, deadline - time.monotonic())))
+                    continue
             except httpx.HTTPError as e:
                 last = f"{type(e).__name__}: {e}"
             time.sleep(2)
