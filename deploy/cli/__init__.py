@@ -8,6 +8,7 @@ from freehold.deploy.cli import (
     backup_cmd,
     capacity_cmd,
     deploy_cmd,
+    drill_cmd,
     failover_cmd,
     inventory_cmd,
     lab_cmd,
@@ -36,6 +37,7 @@ app.command("rollback")(deploy_cmd.rollback)
 app.command("status")(status_cmd.status)
 app.command("capacity")(capacity_cmd.capacity)
 app.command("failover")(failover_cmd.failover)
+app.command("drill")(drill_cmd.drill)
 app.command("up")(up_cmd.up)
 app.command("trust")(trust_cmd.trust)
 app.add_typer(backup_cmd.app, name="backup")

@@ -32,9 +32,23 @@ def members_table(title: str, rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def primary_member(cluster: Any) -> str:
+    """The first postgres member of roles.postgres.primary_site (where the leader belongs)."""
+    from freehold.deploy.spec.placement import postgres_primary_site
+
+    site = postgres_primary_site(cluster)
+    for s in cluster.servers_with_role("postgres"):
+        if s.site == site:
+            return str(s.name)
+    fail(f"roles.postgres.primary_site {site}: no postgres member there — set it to a site "
+         "with one")
+
+
 def failover(
     spec: SpecArg = DEFAULT_SPEC,
     to: str | None = typer.Option(None, "--to", help="Candidate server."),
+    back: bool = typer.Option(False, "--back", help="Back to roles.postgres.primary_site "
+                              "(its first postgres member)."),
     json_out: bool = typer.Option(False, "--json", help="Print one JSON document."),
     ssh_key: Path | None = typer.Option(None, "--ssh-key", help="Private key for SSH."),
     known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
@@ -46,7 +60,28 @@ def failover(
     if to is not None and to not in {s.name for s in cluster.servers_with_role("postgres")}:
         fail(f"--to {to}: not a postgres member of {cluster.name} — give one of "
              f"{', '.join(s.name for s in cluster.servers_with_role('postgres'))}")
+    if back:
+        if to is not None:
+            fail("give --to or --back, not both")
+        to = primary_member(cluster)
     ssh = ssh_settings(spec, cluster, ssh_key, known_hosts)
+    if back:
+        from freehold.deploy.drills.runner import switch_back
+        from freehold.deploy.drills.watch import SshHosts
+
+        out = err_console if json_out else console
+        with out.status("switching back…"):
+            moved = switch_back(cluster, SshHosts(cluster, ssh))
+        if json_out:
+            print_json(moved or {"to": to, "moved": False})
+        elif moved is None:
+            console.print(f"the leader is in the primary site already ({to})", highlight=False)
+        else:
+            console.print(f"primary moved {moved['from']} → {moved['to']} in "
+                          f"{moved['seconds']} s", highlight=False)
+        if moved is not None and not moved["ok"]:
+            fail(f"switching back to {to} failed: {moved['output']}", code=1)
+        return
     out = err_console if json_out else console
     try:
         with out.status("switching over…"):
