@@ -227,23 +227,6 @@ def classify_patroni(views: dict[str, str], expected: list[str],
     return comp
 
 
-def leader_outside_primary_site(spec: ClusterSpec, comp: Component) -> None:
-    """After a failover the leader stays where it went (issue 21): say so until it is moved
-    back, since writes then cross sites."""
-    from freehold.deploy.spec.placement import postgres_primary_site
-
-    site = postgres_primary_site(spec)
-    names = {s.name for s in spec.servers}
-    for row in comp.rows:
-        if row.get("role") == "leader" and row.get("member") in names and site \
-                and spec.server(row["member"]).site != site:
-            # said, not failed: the cluster is whole, only its writes cross sites
-            comp.problems.append(f"leader {row['member']} is in site "
-                                 f"{spec.server(row['member']).site}, outside "
-                                 f"roles.postgres.primary_site {site} — `freehold failover "
-                                 "--back` moves it back")
-
-
 def classify_etcd(health: dict[str, str | None], expected: list[str]) -> Component:
     """Each member's own `GET /health` ({"health":"true"}); None = server unreachable."""
     comp = Component("etcd")
@@ -452,7 +435,6 @@ def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
     if deployed("postgres"):
         views = {k: v for k, v in texts("postgres", "patroni").items() if v}
         comps["patroni"] = _checked("patroni", classify_patroni, views, names("postgres"))
-        leader_outside_primary_site(spec, comps["patroni"])
     if deployed("etcd"):
         comps["etcd health"] = _checked("etcd", classify_etcd, texts("etcd", "etcd"),
                                         names("etcd"))

@@ -160,18 +160,3 @@ def test_cli_refuses_clearly(args: list[str], words: str, monkeypatch: pytest.Mo
     res = CliRunner().invoke(app, ["drill", *args])
     assert res.exit_code == 2, res.output
     assert words in res.output and "Traceback" not in res.output
-
-
-def test_status_says_when_the_leader_is_outside_the_primary_site() -> None:
-    from freehold.deploy.ops.status import OK, Component, leader_outside_primary_site
-    from freehold.deploy.spec import load_spec
-
-    spec = load_spec(REPO / "inventories" / "lab.yaml")  # primary_site: a
-    home = Component("patroni", rows=[{"member": "a1", "role": "leader"},
-                                      {"member": "b1", "role": "sync_standby"}])
-    leader_outside_primary_site(spec, home)
-    assert home.state == OK and not home.problems
-    away = Component("patroni", rows=[{"member": "b1", "role": "leader"}])
-    leader_outside_primary_site(spec, away)
-    # said, not failed: the cluster is whole (the lab's failover tests leave it so)
-    assert away.state == OK and "failover --back" in away.problems[0]

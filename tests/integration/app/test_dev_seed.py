@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 
 from freehold.app.db import migrate
 from freehold.app.demo.content import ADMIN, PASSWORD
@@ -75,7 +76,12 @@ def test_dev_command_runs_the_whole_app_and_stops_it(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         try:
-            assert proc.wait(timeout=60) == 0, log.read_text()[-2000:]
+            try:
+                code = proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:  # say what it was doing, not only that
+                pytest.fail("python -m freehold.app.dev did not stop within 60 s; its log "
+                            f"ends: {log.read_text()[-2000:]}", pytrace=False)
+            assert code == 0, log.read_text()[-2000:]
         finally:
             if proc.poll() is None:
                 proc.kill()
