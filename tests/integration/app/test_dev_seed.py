@@ -3,6 +3,7 @@ data (the demo network itself: test_demo.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import subprocess
@@ -83,8 +84,12 @@ def test_dev_command_runs_the_whole_app_and_stops_it(tmp_path: Path) -> None:
                             f"ends: {log.read_text()[-2000:]}", pytrace=False)
             assert code == 0, log.read_text()[-2000:]
         finally:
-            if proc.poll() is None:
+            if proc.poll() is None:  # past its bound: what it started goes too, by pid
+                kids = psutil.Process(proc.pid).children(recursive=True)
                 proc.kill()
+                for kid in kids:
+                    with contextlib.suppress(psutil.Error):
+                        kid.kill()
                 proc.wait(timeout=10)
     left = [pid for pid in started if psutil.pid_exists(pid)
             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
