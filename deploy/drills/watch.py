@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from freehold.deploy.drills.events import RoleSample, parse_role_line
+from freehold.deploy.provision.drill import leader
 from freehold.deploy.provision.patroni import protected
 from freehold.deploy.spec import ClusterSpec
 from freehold.roles.postgres.config import REST_PORT
@@ -141,13 +142,6 @@ def patroni_members(spec: ClusterSpec, hosts: Hosts, exclude: set[str] | frozens
             with contextlib.suppress(ValueError):
                 return list(json.loads(out).get("members", []))
     return []
-
-
-def leader(members: list[dict[str, Any]]) -> str | None:
-    for m in members:
-        if m.get("role") == "leader":
-            return str(m["name"])
-    return None
 
 
 def redis_nodes(spec: ClusterSpec, hosts: Hosts, exclude: set[str] | frozenset[str] = (
