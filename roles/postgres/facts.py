@@ -27,17 +27,25 @@ class PatroniRole(FactBase[str]):
         return value if value in ("leader", "replica") else "none"
 
 
+def _psql_count(sql: str) -> str:
+    """A `SELECT count(*)` asked of the local PostgreSQL as the postgres OS user."""
+    return f"runuser -u postgres -- psql -XtAq -c \"{sql}\""
+
+
+def _is_one(output: list[str]) -> bool:
+    return bool(output) and output[-1].strip() == "1"
+
+
 class DatabaseExists(FactBase[bool]):
     """Whether the local PostgreSQL has the database (asked as the postgres OS user)."""
 
     default = bool  # what an empty answer means (pyinfra skips process())
 
     def command(self, database: str) -> str:
-        return ("runuser -u postgres -- psql -XtAq -c "
-                f"\"SELECT count(*) FROM pg_database WHERE datname = '{database}'\"")
+        return _psql_count(f"SELECT count(*) FROM pg_database WHERE datname = '{database}'")
 
     def process(self, output: list[str]) -> bool:
-        return bool(output) and output[-1].strip() == "1"
+        return _is_one(output)
 
 
 class RoleExists(FactBase[bool]):
@@ -46,8 +54,7 @@ class RoleExists(FactBase[bool]):
     default = bool  # what an empty answer means (pyinfra skips process())
 
     def command(self, role: str) -> str:
-        return ("runuser -u postgres -- psql -XtAq -c "
-                f"\"SELECT count(*) FROM pg_roles WHERE rolname = '{role}'\"")
+        return _psql_count(f"SELECT count(*) FROM pg_roles WHERE rolname = '{role}'")
 
     def process(self, output: list[str]) -> bool:
-        return bool(output) and output[-1].strip() == "1"
+        return _is_one(output)
