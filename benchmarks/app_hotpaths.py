@@ -46,7 +46,6 @@ import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from cpumeter import CpuMeter  # noqa: E402 (kept importable from here too)
 from delivery import measure_delivery  # noqa: E402

@@ -19,7 +19,6 @@ import json
 import os
 import re
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -28,7 +27,6 @@ import yaml
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from resultsfile import write_results  # noqa: E402
 

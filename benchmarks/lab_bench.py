@@ -30,7 +30,6 @@ import psutil
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from resultsfile import write_results  # noqa: E402
 

@@ -45,7 +45,6 @@ from typing import Any
 import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from cpumeter import CpuMeter  # noqa: E402
 from resultsfile import with_header, write_results  # noqa: E402

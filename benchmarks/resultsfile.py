@@ -14,13 +14,11 @@ benchmarks/results has it.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from freehold.deploy.provenance import commit_state, run_header  # noqa: E402
 

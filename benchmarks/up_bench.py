@@ -31,7 +31,6 @@ import yaml
 from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 from resultsfile import write_results  # noqa: E402
 
