@@ -49,3 +49,17 @@ def weighted_choice(weights: dict[str, float], rng: random.Random) -> str:
     if not keys:
         raise ValueError("no action has a positive weight")
     return rng.choices(keys, weights=[weights[k] for k in keys], k=1)[0]
+
+
+def first_pause(rng: random.Random, lo: float, hi: float) -> float:
+    """How long a user that just arrived waits before its first action, so that users started
+    together act at the steady rate at once instead of all at the same moment.
+
+    A user in steady state is at a random point of its current think time, and a random point in
+    time falls more often in a long think time than a short one: the pause is a uniform share of
+    a think time drawn with density proportional to its length (think times uniform on lo..hi),
+    the renewal process's equilibrium residual. Its mean is E[T^2] / (2 E[T]).
+    """
+    lo, hi = min(lo, hi), max(lo, hi)
+    length = (lo * lo + rng.random() * (hi * hi - lo * lo)) ** 0.5  # length-biased draw
+    return rng.random() * length

@@ -27,10 +27,11 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import events, task
 from locust.contrib.fasthttp import FastHttpUser
 
-from freehold.loadgen.picks import Zipf, weighted_choice
+from freehold.loadgen.picks import Zipf, first_pause, weighted_choice
 from freehold.loadgen.roster import Roster
 from freehold.loadgen.shapes import LoadPlan
 
@@ -126,6 +127,11 @@ class Member(FastHttpUser):
         self.address = f"10.{self.rng.randrange(64, 128)}.{self.rng.randrange(256)}." \
             f"{self.rng.randrange(1, 255)}"
         self.seen: deque[str] = deque(maxlen=60)
+        # users spawned together would otherwise all act at once (Locust runs the first task at
+        # spawn): a step's new users arrive at the steady rate, not as a burst that queues up
+        # the measured window (the CI's surge once failed its first step on that burst alone)
+        gevent.sleep(first_pause(self.rng, PLAN.think_min_s * PLAN.think_scale,
+                                 PLAN.think_max_s * PLAN.think_scale))
 
     # ---- helpers ------------------------------------------------------------------------
     def _req(self, method: str, path: str, name: str, ok: tuple[int, ...] = (200,),

@@ -20,7 +20,7 @@ from freehold.deploy.loadtest.target import (
     scale_for,
 )
 from freehold.loadgen import shapes
-from freehold.loadgen.picks import Zipf
+from freehold.loadgen.picks import Zipf, first_pause
 from freehold.loadgen.slo import EndpointStats, Slo, judge, percentile
 from freehold.loadgen.traffic import ProfileError, load_model
 
@@ -255,3 +255,17 @@ def test_plan_round_trips_through_json(profile: Path, tmp_path: Path) -> None:
     back = shapes.LoadPlan.load(plan.save(tmp_path / "plan.json"))
     assert back == plan
     assert json.loads((tmp_path / "plan.json").read_text())["shape"] == "spike"
+
+
+def test_a_new_users_first_pause_is_the_steady_state_residual_of_its_think_time() -> None:
+    # think times uniform on 5..25 s: the residual's mean is E[T^2] / (2 E[T]) = 325/(2*15)
+    rng = random.Random(7)
+    pauses = [first_pause(rng, 5.0, 25.0) for _ in range(40_000)]
+    assert min(pauses) >= 0 and max(pauses) <= 25.0
+    mean = sum(pauses) / len(pauses)
+    assert mean == pytest.approx(((25**3 - 5**3) / 3 / 20) / 30, rel=0.02)  # 10.83 s
+    # users started together then act at the steady rate: in each of the first 5 seconds about
+    # one user in 15 (the mean think time) acts, not all of them in the first second
+    first_second = sum(p < 1.0 for p in pauses) / len(pauses)
+    assert first_second == pytest.approx(1 / 15, rel=0.1)
+    assert first_pause(rng, 3.0, 3.0) <= 3.0
