@@ -32,7 +32,9 @@ from freehold.deploy.provision.greenlets import patch_gevent
 from freehold.deploy.provision.progress import LogCapture, PhaseTracker, PhaseView, Progress
 from freehold.deploy.provision.pyinfra_fork import (
     Connections,
+    bound_commands,
     connect_with_retries,
+    connection_lost,
     if_will_change,
     one_line,
     prepare_hosts,
@@ -98,8 +100,9 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
                 tracker.fail(h.name)
                 res = report.result(h.name, role)
                 res.status = "unreachable"
-                res.error = one_line(logs.for_host(h.name) or "cannot connect over SSH")
-        for h, e in prepare_hosts(state, step, ctx, opts.host_timeout, tracker):
+                res.error = conns.error(h.name)
+        bound_commands(inventory, opts.host_timeout)
+        for h, e in prepare_hosts(state, step, ctx, tracker):
             errors[h.name] = one_line(f"{type(e).__name__}: {e}")  # broken facts: that host
             failed.add(h.name)
             with contextlib.suppress(PyinfraError):
@@ -107,7 +110,7 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
         tracker.plan({} if ctx.dry_run else
                      {h.name: len(state.ops[h]) for h in state.active_hosts})
         if not ctx.dry_run and state.active_hosts:
-            run_ops_tolerant(state, errors, opts.host_timeout, tracker)
+            run_ops_tolerant(state, errors, tracker)
         for h in inventory:
             if h.name in failed and h.name not in errors:
                 continue
@@ -118,8 +121,7 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
                 failed.add(h.name)
                 tracker.fail(h.name)
                 res.status = "failed"
-                res.error = errors.get(h.name) or one_line(logs.for_host(h.name)
-                                                           or "an operation failed")
+                res.error = failure_reason(h, errors.get(h.name), logs.for_host(h.name))
             elif res.status not in ("failed", "unreachable"):
                 res.status = "changed" if (res.changed or res.status == "changed") else "ok"
         tracker.finish([h.name for h in inventory if h.name not in failed])
@@ -129,6 +131,17 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
         finally:
             pyinfra_logger.removeHandler(logs)
     return failed
+
+
+def failure_reason(h: Any, error: str | None, logged: str) -> str:
+    """One line: why a host failed in a phase (its connection lost first, when it was)."""
+    if error and "HostTimedOut" in error:
+        return error
+    if connection_lost(h):
+        first = (error or logged or "").split(" | ")[0]
+        return one_line(f"SSH connection lost mid-run (server down or restarted): {first}"
+                        if first else "SSH connection lost mid-run (server down or restarted)")
+    return error or one_line(logged or "an operation failed")
 
 
 def step_label(role: str, step: Callable[..., Any]) -> str:
@@ -298,12 +311,13 @@ def connect_first(ctx: DeployContext, servers: list[Any], ssh: SSHSettings,
     for h in down:
         tracker.fail(h)
     tracker.finish([n for n in names if n not in down])
-    refused = refused_keys([s for s in servers if s.name in down], ssh)
+    refused = refused_keys([s for s in servers if s.name in down and conns.key_problem(s.name)],
+                           ssh)
     if refused:
         conns.close_all()
         raise HostKeysRefused(refused)
     for name in down:
-        reason = one_line(logs.for_host(name) or "cannot connect over SSH")
+        reason = conns.error(name)
         for role in report.roles:
             if name in set(role_hosts(ctx.spec, role)):
                 res = report.result(name, role)

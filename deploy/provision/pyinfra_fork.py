@@ -27,7 +27,33 @@ MIRRORED = {
 
 
 class HostTimedOut(Exception):
-    """A host that did not finish one step (connect, facts, an operation) in time."""
+    """A host that did not answer one command (a fact read, an operation's command, a file
+    transfer) in time. Not a TimeoutError on purpose: pyinfra takes a TimeoutError from a fact's
+    command as "no output" and returns the fact's default, where this must fail the host."""
+
+
+def bound_commands(inventory: Any, seconds: float | None) -> None:
+    """Bound every remote command and file transfer of these hosts to `seconds` (a paused
+    server is cut off, not waited for: paramiko waits up to an hour for a channel to open on a
+    server that stopped answering). Wraps each host's own SSH connector, nothing global."""
+    import gevent
+
+    if not seconds:
+        return
+    for h in inventory:
+        connector = h.connector
+        for name in ("run_shell_command", "put_file", "get_file"):
+            inner = getattr(connector, name, None)
+            if inner is None:
+                continue
+
+            def bounded(*args: Any, _inner: Any = inner, _name: str = name,
+                        **kwargs: Any) -> Any:
+                what = "to one command" if _name == "run_shell_command" else "to a file transfer"
+                with gevent.Timeout(seconds, HostTimedOut(timeout_reason(seconds, what))):
+                    return _inner(*args, **kwargs)
+
+            setattr(connector, name, bounded)
 
 
 def timeout_reason(seconds: float, what: str) -> str:
@@ -55,13 +81,12 @@ def if_will_change(op_data: Any) -> bool:
     return True
 
 
-def run_ops_tolerant(state: Any, errors: dict[str, str], host_timeout: float | None = None,
-                     tracker: PhaseTracker | None = None, reuse_plan: bool = True) -> None:
+def run_ops_tolerant(state: Any, errors: dict[str, str], tracker: PhaseTracker | None = None,
+                     reuse_plan: bool = True) -> None:
     """pyinfra's `run_ops` (each operation on every active host, in order), except that:
     - an exception on one host (its SSH connection dropped: EOFError, socket errors) fails that
       host only, where pyinfra would abort the whole run;
-    - one host's operation taking longer than `host_timeout` seconds fails that host (a paused
-      server is cut off, not waited for forever);
+    - a host whose command got no answer in time (`bound_commands`: HostTimedOut) fails alone;
     - with `reuse_plan`, an operation the prepare stage found would change nothing is not
       evaluated again (its facts read a second time) while nothing has changed on that host
       since: pyinfra re-runs every operation's generator at execution, so a no-op deploy read
@@ -88,19 +113,7 @@ def run_ops_tolerant(state: Any, errors: dict[str, str], host_timeout: float | N
                                                                                  op_hash):
                 ok = _complete_unchanged(state, host, op_hash)
                 return ok
-            timer = gevent.Timeout(host_timeout) if host_timeout else None
-            try:
-                if timer:
-                    timer.start()
-                ok = bool(_run_host_op_with_context(state, host, op_hash))
-            except gevent.Timeout as t:
-                if t is not timer:
-                    raise
-                errors[host.name] = timeout_reason(host_timeout or 0, "to one operation")
-                ok = False
-            finally:
-                if timer:
-                    timer.close()
+            ok = bool(_run_host_op_with_context(state, host, op_hash))
             meta = _op_meta(state, host, op_hash)
             if meta is not None and meta.is_complete() and meta.did_change():
                 changed_hosts.add(host)
@@ -182,8 +195,11 @@ def connect_with_retries(state: Any, attempts: int = 3, pause: float = 2.0,
         try:
             with gevent.Timeout(host_timeout or None, False):
                 h.connect(show_errors=False)
-            if not h.connected:     # a half-open client left by an attempt cut short
-                _close_client(h)
+                return
+            # cut short by the timeout: close the half-open client, say why
+            _close_client(h)
+            state.trigger_callbacks("host_connect_error", h,
+                                    timeout_reason(host_timeout or 0, "to connect"))
         finally:
             if tracker:
                 tracker.end(h.name, ok=True, step=False)
@@ -203,13 +219,12 @@ def connect_with_retries(state: Any, attempts: int = 3, pause: float = 2.0,
 
 
 def prepare_hosts(state: Any, step: Callable[..., Any], ctx: DeployContext,
-                  host_timeout: float | None = None, tracker: PhaseTracker | None = None
-                  ) -> list[tuple[Any, Exception]]:
+                  tracker: PhaseTracker | None = None) -> list[tuple[Any, Exception]]:
     """Run `step`'s deploy code for every active host, each in a greenlet of the state's pool,
     as pyinfra's CLI loads a deploy file: the code reads facts over SSH, one round trip at a
     time, so one host after the other a phase took the sum of every host's round trips (and
-    grew with the number of servers). Returns the hosts whose code raised or took longer than
-    `host_timeout` seconds, with the error."""
+    grew with the number of servers). Returns the hosts whose code raised (a fact read that got
+    no answer in time among them: HostTimedOut), with the error."""
     import gevent
     from pyinfra.api.deploy import add_deploy
     from pyinfra.context import ctx_state
@@ -217,21 +232,12 @@ def prepare_hosts(state: Any, step: Callable[..., Any], ctx: DeployContext,
     def one(h: Any) -> Exception | None:
         if tracker:
             tracker.begin(h.name)
-        timer = gevent.Timeout(host_timeout) if host_timeout else None
         error: Exception | None = None
         try:
-            if timer:
-                timer.start()
             add_deploy(state, step, ctx, host=h)  # (the host context is per greenlet)
-        except gevent.Timeout as t:
-            if t is not timer:
-                raise
-            error = HostTimedOut(timeout_reason(host_timeout or 0, "while its facts were read"))
         except Exception as e:  # noqa: BLE001 - reported for that host
             error = e
         finally:
-            if timer:
-                timer.close()
             if tracker:
                 tracker.end(h.name, ok=error is None)
         return error
@@ -245,6 +251,13 @@ def prepare_hosts(state: Any, step: Callable[..., Any], ctx: DeployContext,
         if e is not None:
             out.append((h, e if isinstance(e, Exception) else RuntimeError(str(e))))
     return out
+
+
+def connection_lost(h: Any) -> bool:
+    """Whether the host's SSH connection is gone (the server died or dropped it)."""
+    client = getattr(getattr(h, "connector", None), "client", None)
+    transport = client.get_transport() if client is not None else None
+    return transport is None or not transport.is_active()
 
 
 def _close_client(h: Any) -> None:
@@ -279,6 +292,16 @@ class Connections:
         self.clients: dict[str, Any] = {}
         self.opened = 0
         self.failed_attempts = 0
+        self.errors: dict[str, str] = {}     # host -> its last connect error
+
+    def error(self, name: str) -> str:
+        """Why a host could not be connected, one line."""
+        return one_line(f"cannot connect over SSH: {self.errors.get(name) or 'no answer'}")
+
+    def key_problem(self, name: str) -> bool:
+        """Whether the host's connect error was about its host key (unknown or changed)."""
+        text = self.errors.get(name, "").lower()
+        return "host key" in text or "known_hosts" in text
 
     def handler(self) -> Any:
         """A pyinfra state callback counting connections opened and failed attempts."""
@@ -290,10 +313,12 @@ class Connections:
             @staticmethod
             def host_connect(state: Any, host: Any) -> None:
                 pool.opened += 1
+                pool.errors.pop(host.name, None)
 
             @staticmethod
             def host_connect_error(state: Any, host: Any, error: Any) -> None:
                 pool.failed_attempts += 1
+                pool.errors[host.name] = str(error)
 
         return Counter()
 
