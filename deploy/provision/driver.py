@@ -35,6 +35,7 @@ from freehold.deploy.provision.pyinfra_fork import (
     bound_commands,
     connect_with_retries,
     connection_lost,
+    facts_read_once,
     if_will_change,
     one_line,
     prepare_hosts,
@@ -102,7 +103,9 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
                 res.status = "unreachable"
                 res.error = conns.error(h.name)
         bound_commands(inventory, opts.host_timeout)
-        for h, e in prepare_hosts(state, step, ctx, tracker):
+        with facts_read_once(inventory):
+            prepared = prepare_hosts(state, step, ctx, tracker)
+        for h, e in prepared:
             errors[h.name] = one_line(f"{type(e).__name__}: {e}")  # broken facts: that host
             failed.add(h.name)
             with contextlib.suppress(PyinfraError):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from freehold.deploy.provision.context import DeployContext
@@ -251,6 +251,30 @@ def prepare_hosts(state: Any, step: Callable[..., Any], ctx: DeployContext,
         if e is not None:
             out.append((h, e if isinstance(e, Exception) else RuntimeError(str(e))))
     return out
+
+
+@contextlib.contextmanager
+def facts_read_once(inventory: Any) -> Iterator[None]:
+    """While the deploy code runs (pyinfra's prepare stage, when nothing changes on the
+    servers), a fact asked for again with the same arguments is answered from what was read
+    (pyinfra 3 keeps no fact cache: base read KernelWireguard 3 times, the package list twice).
+    Each host's own `get_fact` is wrapped, nothing global; execution reads afresh."""
+    for h in inventory:
+        cache: dict[tuple[Any, str, str], Any] = {}
+
+        def cached(cls: Any, *args: Any, _inner: Any = h.get_fact,
+                   _cache: dict[tuple[Any, str, str], Any] = cache, **kwargs: Any) -> Any:
+            key = (cls, repr(args), repr(sorted(kwargs.items())))
+            if key not in _cache:
+                _cache[key] = _inner(cls, *args, **kwargs)
+            return _cache[key]
+
+        h.get_fact = cached
+    try:
+        yield
+    finally:
+        for h in inventory:
+            vars(h).pop("get_fact", None)
 
 
 def connection_lost(h: Any) -> bool:

@@ -19,6 +19,7 @@ from freehold.deploy.provision.progress import PhaseTracker
 from freehold.deploy.provision.pyinfra_fork import (
     Connections,
     bound_commands,
+    facts_read_once,
     prepare_hosts,
     run_ops_tolerant,
 )
@@ -214,3 +215,30 @@ def test_phase_tracker_counts_and_names_the_slowest() -> None:
     assert (final.done, final.failed, final.left) == (2, 2, 0) and final.finished
     assert seen[-1].finished and "slowest" not in final.counts()
     assert t.seconds["c"] >= 0.02
+
+
+def test_a_fact_asked_again_while_preparing_is_read_once() -> None:
+    from pyinfra.facts.files import File
+
+    state = phase(["a"])
+    commands: list[str] = []
+
+    def run_shell_command(command: Any, print_output: bool = False, print_input: bool = False,
+                          **kwargs: Any) -> Any:
+        commands.append(str(command))
+        return True, CommandOutput([])
+
+    [a] = list(state.inventory)
+    a.connector.run_shell_command = run_shell_command
+    a.connected = True
+
+    def step(ctx: Any) -> None:
+        host.get_fact(File, path="/etc/hostname")
+        host.get_fact(File, path="/etc/hostname")       # the same: answered from the first
+        host.get_fact(File, path="/etc/hosts")          # another path: read
+
+    with facts_read_once(state.inventory):
+        assert prepare_hosts(state, step, None) == []  # type: ignore[arg-type]
+    assert len(commands) == 2
+    a.get_fact(File, path="/etc/hostname")              # after the prepare stage: read afresh
+    assert len(commands) == 3
