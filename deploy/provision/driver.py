@@ -229,7 +229,7 @@ def run_deploy(spec: ClusterSpec, spec_path: Path, roles: Iterable[str] | None =
         for role in role_names if not report.stopped else ():
             reach = set(role_hosts(spec, role))
             hosts = [s.name for s in servers if s.name in reach]
-            role_started = time.monotonic()
+            role_started, role_cpu = time.monotonic(), time.process_time()
             batches = split(hosts, batch, role)
             for i, members in enumerate(batches, 1):
                 b = BatchResult(role=role, index=i, of=len(batches), hosts=members)
@@ -255,6 +255,7 @@ def run_deploy(spec: ClusterSpec, spec_path: Path, roles: Iterable[str] | None =
                     break
             if hosts:
                 report.role_seconds[role] = time.monotonic() - role_started
+                report.role_cpu_seconds[role] = time.process_time() - role_cpu
             if report.stopped:
                 skip_from(report, spec, role_names[role_names.index(role) + 1:], servers)
                 break

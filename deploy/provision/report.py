@@ -61,6 +61,7 @@ class DeployReport:
     max_fail: float | None = None
     batches: list[BatchResult] = field(default_factory=list)
     role_seconds: dict[str, float] = field(default_factory=dict)
+    role_cpu_seconds: dict[str, float] = field(default_factory=dict)   # the controller's
     ssh_connections: int = 0
     ssh_connect_failures: int = 0
 
@@ -99,9 +100,12 @@ class DeployReport:
     def host_summary(self) -> list[dict[str, Any]]:
         """Per host: its worst status over the roles, the first failure's one-line reason, the
         operations it changed and its seconds."""
+        by_host: dict[str, list[HostRoleResult]] = {}
+        for r in self.results:
+            by_host.setdefault(r.host, []).append(r)
         out = []
         for h in self.hosts:
-            mine = [r for r in self.results if r.host == h]
+            mine = by_host.get(h, [])
             worst = max(mine, key=lambda r: RANK.get(r.status, 0), default=None)
             bad = [r for r in mine if r.status in ("failed", "unreachable")]
             out.append({"host": h, "status": worst.status if worst else "ok",
@@ -119,6 +123,7 @@ class DeployReport:
                 "ssh_connect_failures": self.ssh_connect_failures,
                 "batch": self.batch, "max_fail": self.max_fail,
                 "role_seconds": {r: round(s, 1) for r, s in self.role_seconds.items()},
+                "role_cpu_seconds": {r: round(s, 2) for r, s in self.role_cpu_seconds.items()},
                 "batches": [b.to_doc() for b in self.batches],
                 "host_status": self.host_summary(),
                 "results": [r.to_doc() for r in self.results]}
