@@ -9,7 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from freehold.deploy.cli.common import (
     DEFAULT_SPEC,
@@ -109,6 +115,7 @@ class PhaseBars:
     def __init__(self, bar: Progress, out: Any) -> None:
         self.bar, self.out = bar, out
         self.tasks: dict[str, Any] = {}
+        self.ended: set[str] = set()
         self.started = time.monotonic()
 
     def __call__(self, st: Any) -> None:
@@ -117,9 +124,12 @@ class PhaseBars:
             task = self.tasks[st.label] = self.bar.add_task(st.label, total=max(1, st.hosts),
                                                             counts="")
             self.plain(f"{st.label}: {st.hosts} server(s)")
-        self.bar.update(task, completed=st.done + st.failed, total=max(1, st.hosts),
+        # the bar moves with every host's steps (facts read, operations run); the counts say
+        # which hosts are through
+        self.bar.update(task, completed=st.steps_done, total=max(1, st.steps_total),
                         counts=st.counts())
-        if st.finished:
+        if st.finished and st.label not in self.ended:
+            self.ended.add(st.label)
             self.plain(f"{st.label}: {st.counts()} in {st.seconds:.1f} s")
 
     def plain(self, line: str) -> None:
@@ -145,7 +155,7 @@ def execute(spec: Path, roles: str | None, limit: str | None, dry_run: bool,
     from freehold.deploy.provision.summary import closing_lines, summary_table
 
     out = err_console if json_out else console
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
                TextColumn("{task.fields[counts]}"), TimeElapsedColumn())
     try:
         with Progress(*columns, console=out, transient=True) as bar:

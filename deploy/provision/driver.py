@@ -91,6 +91,7 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
     pyinfra_logger.propagate = False
     failed: set[str] = set()
     errors: dict[str, str] = {}
+    ticker = ticking(tracker)
     try:
         conns.adopt(inventory)
         connect_with_retries(state, attempts=opts.connect_attempts,
@@ -110,8 +111,8 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
             failed.add(h.name)
             with contextlib.suppress(PyinfraError):
                 state.fail_hosts({h})
-        tracker.plan({} if ctx.dry_run else
-                     {h.name: len(state.ops[h]) for h in state.active_hosts})
+        tracker.plan({h.name: 0 if ctx.dry_run else len(state.ops[h])
+                      for h in state.active_hosts})
         if not ctx.dry_run and state.active_hosts:
             run_ops_tolerant(state, errors, tracker)
         for h in inventory:
@@ -129,11 +130,26 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
                 res.status = "changed" if (res.changed or res.status == "changed") else "ok"
         tracker.finish([h.name for h in inventory if h.name not in failed])
     finally:
+        ticker.kill(block=False)
         try:
             conns.keep(inventory, failed)
         finally:
             pyinfra_logger.removeHandler(logs)
     return failed
+
+
+def ticking(tracker: PhaseTracker, every: float = 1.0) -> Any:
+    """A greenlet telling the views once a second (the slowest host's seconds grow while no
+    host finishes a step); killed when the phase ends."""
+    import gevent
+
+    def tick() -> None:
+        while not tracker.status.finished:
+            gevent.sleep(every)
+            if not tracker.status.finished:
+                tracker.emit(force=True)
+
+    return gevent.spawn(tick)
 
 
 def failure_reason(h: Any, error: str | None, logged: str) -> str:

@@ -117,6 +117,7 @@ class PhaseTracker:
 
     def begin(self, host: str) -> None:
         self.running[host] = time.monotonic()
+        self.emit()
 
     def end(self, host: str, ok: bool = True, step: bool = True) -> float:
         """A host's step ended; returns its seconds."""
