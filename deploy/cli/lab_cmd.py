@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import subprocess
@@ -26,7 +27,15 @@ from freehold.deploy.cli.common import (
 from freehold.deploy.lab import Lab, LabError
 from freehold.deploy.lab.host import check_prerequisites
 from freehold.deploy.lab.image import build_image, image_info
-from freehold.deploy.spec import SpecError
+from freehold.deploy.lab.scale import (
+    DEFAULT_MESH,
+    DEFAULT_NET,
+    LIKE,
+    ScaleError,
+    ScaleRequest,
+    render_spec,
+)
+from freehold.deploy.spec import SpecError, load_spec, loads_spec
 
 app = typer.Typer(help="A real multi-site cluster of Debian servers on this machine.",
                   no_args_is_help=True)
@@ -79,6 +88,46 @@ def up(spec: Path = SpecOpt,
     _table(lab)
     console.print(f"ssh key: {lab.ssh_key_path}   known_hosts: {lab.known_hosts_path}",
                   highlight=False)
+
+
+@app.command("scale")
+def scale(servers: int = typer.Option(..., "--servers", "-n",
+                                      help="servers in the lab, core included"),
+          out: Path | None = typer.Option(None, "--out", "-o",
+                                          help="spec to write (default inventories/lab-N.yaml)"),
+          name: str | None = typer.Option(None, "--name", help="the lab's name (default scaleN)"),
+          net: str = typer.Option(str(DEFAULT_NET), "--net",
+                                  help="lab network, a /21 or wider (sites: its 2nd-5th /24)"),
+          mesh: str = typer.Option(str(DEFAULT_MESH), "--mesh", help="WireGuard mesh network"),
+          core: bool = typer.Option(True, "--core/--no-core",
+                                    help="--no-core: every server is a node (base, mesh, "
+                                         "exporters)"),
+          like: Path = typer.Option(Path(LIKE), "--like",
+                                    help="spec whose sites, providers and latencies to copy"),
+          ) -> None:
+    """Write a scaled lab spec: N servers over 4 sites, heavy roles at lab size; boot it with
+    `freehold lab up --spec`. A file rather than `lab up --scale N`: deploy, status and trust
+    read the same spec, and the file says in its header what is scaled and what is not."""
+    out = out or Path(f"inventories/lab-{servers}.yaml")
+    require_spec_file(like, option="--like")
+    try:
+        req = ScaleRequest(servers=servers, name=name or f"scale{servers}",
+                           net=_network(net, "--net"), mesh=_network(mesh, "--mesh"), core=core)
+        text = render_spec(req, load_spec(like), str(out))
+        loads_spec(text, out)              # what it writes must load as a spec
+    except (ScaleError, SpecError) as exc:
+        _die(exc)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    console.print(f"{out}: {servers} servers (lab {req.name}); boot it: freehold lab up "
+                  f"--spec {out}", highlight=False)
+
+
+def _network(text: str, option: str) -> ipaddress.IPv4Network:
+    try:
+        return ipaddress.IPv4Network(text)
+    except ValueError:
+        fail(f"{option} {text!r}: give an IPv4 network such as 10.210.0.0/16")
 
 
 @app.command("down")

@@ -46,7 +46,9 @@ class LabServer:
     prefixlen: int
     gateway: ipaddress.IPv4Address
     netns: str
-    port: str                        # its veth end on the site bridge (router namespace)
+    port: str                        # its veth end on the site bridge (router namespace):
+                                     # named after its address, so adding servers to a spec
+                                     # (which moves their indexes) never renames a running one
     machine: str                     # systemd-nspawn machine name
     roles: tuple[str, ...]
 
@@ -126,6 +128,12 @@ class LabPlan:
         return 0.0 if a == b else self.latency_ms.get((a, b), 0.0)
 
 
+def port_name(address: ipaddress.IPv4Address) -> str:
+    """A server's veth name in the router namespace: `v` + its address in hex (9 characters,
+    within the 15 an interface name allows; unique, as addresses are within a lab)."""
+    return f"v{int(address):08x}"
+
+
 def plan_lab(spec: ClusterSpec) -> LabPlan:
     """Derive the lab from a spec; LabError (one line per problem, joined) when it cannot be."""
     network = spec.lab.network if spec.lab else DEFAULT_LAB
@@ -177,7 +185,7 @@ def plan_lab(spec: ClusterSpec) -> LabPlan:
         servers.append(LabServer(
             name=srv.name, index=i, site=site.name, address=addr,
             prefixlen=site.network.prefixlen, gateway=site.gateway,
-            netns=f"fh{tag}-{srv.name}", port=f"v{i}", machine=f"fh{tag}-{srv.name}",
+            netns=f"fh{tag}-{srv.name}", port=port_name(addr), machine=f"fh{tag}-{srv.name}",
             roles=tuple(srv.roles)))
     latency: dict[tuple[str, str], float] = {}
     for site in spec.sites:

@@ -1,7 +1,7 @@
 """The lab network: a namespace per server, a bridge per site inside one router namespace.
 
     server netns (eth0 = address/prefix, default via .1)
-        └─ veth v<i> ── bridge br<site> (.1) ┐
+        └─ veth v<addr> ─ bridge br<site> (.1) ┐
                                              ├ router netns: forwards between sites,
         └─ ...                               │ via the delay line (latency, loss)
     host: <prefix>h ── uplink (transit /30) ─┘   host routes the site nets to the router and
@@ -74,7 +74,9 @@ def setup_server_net(plan: LabPlan, srv: LabServer) -> None:
     router = plan.router_ns
     if srv.netns not in netns_list():
         ip("netns", "add", srv.netns)
-    if not _link_exists(srv.port, router):
+    if not _link_exists("eth0", srv.netns):
+        if _link_exists(srv.port, router):   # half a pair, left by an interrupted run
+            ip("link", "del", srv.port, netns=router)
         ip("link", "add", srv.port, "type", "veth", "peer", "name", "eth0", "netns", srv.netns,
            netns=router)
         ip("link", "set", srv.port, "master", plan.site(srv.site).bridge, netns=router)

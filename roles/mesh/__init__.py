@@ -1,5 +1,13 @@
 """roles/mesh: WireGuard full mesh between every server of the spec (kernel module where
-present, wireguard-go otherwise). Every other role talks over the mesh addresses."""
+present, wireguard-go otherwise). Every other role talks over the mesh addresses.
+
+Reads: `mesh.network` (default 100.96.0.0/16), `mesh.port` (51820), every server's mesh
+address and key. Writes /etc/wireguard/wg0.conf (every other server a peer). A changed peer
+list (servers added or removed) is applied by `systemctl reload wg-quick@wg0`, whose
+ExecReload is `wg syncconf wg0 <(wg-quick strip wg0)`: peers are added and removed in place and
+the tunnels already up keep flowing (tests/lab/test_mesh_scale.py shows no ping lost). Only a
+change of implementation (the wireguard-go drop-in) restarts the interface. The mesh network's
+route covers every peer, so syncconf needs no route change."""
 
 from __future__ import annotations
 
@@ -15,7 +23,12 @@ from freehold.roles.common import (
     template_path,
     this_server,
 )
-from freehold.roles.mesh.config import wireguard_vars
+from freehold.roles.mesh.config import (
+    PEER_WAIT_S,
+    wait_peers_command,
+    waited_peers,
+    wireguard_vars,
+)
 from freehold.roles.mesh.facts import KernelWireguard
 from freehold.roles.ports import Ports
 from freehold.roles.registry import Role
@@ -23,7 +36,6 @@ from freehold.roles.registry import Role
 PORTS = Ports()  # the WireGuard port itself is opened by base for the cluster's servers only
 UNIT = "wg-quick@wg0"
 DROPIN = f"/etc/systemd/system/{UNIT}.service.d/freehold.conf"
-PEER_WAIT_S = 60
 
 
 def kernel_wireguard() -> bool:
@@ -50,21 +62,16 @@ def configure(ctx) -> None:
     conf = config_file("/etc/wireguard/wg0.conf",
                        render(template_path(__file__, "wg0.conf.j2"),
                               **wireguard_vars(ctx.spec, srv, ctx.secrets)), mode="600")
-    # peers and keys reload in place (wg syncconf); a new implementation needs a restart
+    # peers and keys reload in place (wg syncconf, no tunnel dropped); a new implementation
+    # needs a restart
     service(UNIT, restart=dropin.will_change, reload=conf.will_change,
             daemon_reload=dropin.will_change)
-    # the roles after this one bind and dial mesh addresses: when the mesh just came up or
-    # changed, wait (bounded, never failing: a peer may be down) until the peers answer
-    peers = " ".join(p.mesh_address for p in ctx.spec.servers if p.name != srv.name)
-    server.shell(name="Wait for the mesh peers", commands=[wait_peers_command(peers)],
-                 _if=conf.did_change)
-
-
-def wait_peers_command(peers: str, timeout_s: int = PEER_WAIT_S) -> str:
-    return (f"end=$(( $(date +%s) + {timeout_s} )); while [ $(date +%s) -lt $end ]; do "
-            f"left=''; for p in {peers}; do ping -c1 -W1 -q $p >/dev/null 2>&1 || "
-            "left=\"$left $p\"; done; [ -z \"$left\" ] && exit 0; sleep 1; done; "
-            "echo \"mesh: no answer yet from$left\" >&2; exit 0")
+    # the roles after this one dial mesh addresses: when the mesh just came up or changed,
+    # wait (bounded, never failing: a peer may be down) until the servers they dial answer
+    peers = [p.mesh_address for p in waited_peers(ctx.spec, srv)]
+    if peers:
+        server.shell(name="Wait for the mesh peers",
+                     commands=[wait_peers_command(peers, PEER_WAIT_S)], _if=conf.did_change)
 
 
 ROLE = Role("mesh",
