@@ -32,13 +32,6 @@ import yaml
 EVERY_SERVER_ROLES = ("base", "mesh", "monitoring")
 MIB = 1024 * 1024
 
-# the production example's four sites over three providers, and their latencies (ms)
-SITES = (("ash", "ownedcolo", {"dal": 30, "chi": 18, "pdx": 62}),
-         ("dal", "rentco", {"chi": 20, "pdx": 45}),
-         ("chi", "rentco", {"pdx": 48}),
-         ("pdx", "cloudco", {}))
-PROVIDERS = (("ownedcolo", "owned"), ("rentco", "rented"), ("cloudco", "cloud"))
-
 Log = Callable[[str], None]
 
 
@@ -59,42 +52,36 @@ def admin_key(comment: str) -> str:
     return f"{public} {comment}"
 
 
-def light_spec(name: str, servers: int, network: str, mesh: str) -> dict[str, Any]:
-    """`servers` servers spread over the production example's 4 sites and 3 providers (with
-    its latencies), each carrying only what every server carries (base, mesh, exporters), and
-    one admin. Site k takes the (k+1)th /24 of `network`."""
-    net = ipaddress.ip_network(network)
-    if net.prefixlen > 21:
-        raise ValueError(f"network {network}: give a /21 or larger (one /24 per site)")
-    per_site = -(-servers // len(SITES))
-    if per_site > 240:
-        raise ValueError(f"{servers} servers: at most {240 * len(SITES)} (240 per site /24)")
-    blocks = list(net.subnets(new_prefix=24))
-    sites = [{"name": s, "provider": p, "network": str(blocks[k + 1]), "latency_ms": lat}
-             for k, (s, p, lat) in enumerate(SITES)]
-    rows = []
-    for i in range(servers):
-        k = i % len(SITES)
-        j = i // len(SITES)
-        rows.append({"name": f"{SITES[k][0]}-{j + 1:03d}", "site": SITES[k][0],
-                     "address": str(blocks[k + 1].network_address + 10 + j)})
-    return {
-        "name": name,
-        "description": f"scale rehearsal: {servers} servers carrying base, mesh and the "
-                       "monitoring exporters only (no data role)",
-        "providers": [{"name": n, "kind": kind} for n, kind in PROVIDERS],
-        "sites": sites,
-        "lab": {"network": network},
-        "mesh": {"network": mesh},
-        "defaults": {"cores": 1, "ram_gib": 1, "disk_gib": 10},
-        "roles": {"base": {"admins": [{"name": "ops", "ssh_keys": [admin_key("ops@rehearsal")]}]}},
-        "servers": rows,
-    }
+def scaled_spec(path: Path, name: str, servers: int, network: str, mesh: str,
+                core: bool = True) -> Path:
+    """The scaled lab spec of `freehold lab scale` (deploy/lab/scale.py: N servers over the
+    production example's 4 sites and 3 providers, the heavy roles at lab size on a core of 12
+    servers unless `core` is False, every other server a node), with one admin added (an
+    account and key every production server carries, and what the fleet-wide change edits)."""
+    from freehold.deploy.lab.scale import LIKE, ScaleRequest, render_spec
+    from freehold.deploy.spec import load_spec
+
+    req = ScaleRequest(servers=servers, name=name, net=ipaddress.IPv4Network(network),
+                       mesh=ipaddress.IPv4Network(mesh), core=core)
+    text = render_spec(req, load_spec(Path(__file__).resolve().parents[1] / LIKE), str(path))
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    doc = yaml.safe_load(text)
+    doc.setdefault("roles", {})["base"] = {
+        "admins": [{"name": "ops", "ssh_keys": [admin_key("ops@rehearsal")]}]}
+    return write_spec(path, doc, header + "# + roles.base.admins: one admin (deploy/rehearsal.py)")
+
+
+def nodes(spec: Any) -> list[str]:
+    """The servers carrying only what every server carries (no data or serving role)."""
+    return [s.name for s in spec.servers if set(s.roles) <= {"base", "mesh"}]
 
 
 def write_spec(path: Path, doc: dict[str, Any], header: str = "") -> Path:
-    lines = "".join(f"# {line}\n" for line in header.splitlines())
-    path.write_text(lines + yaml.safe_dump(doc, sort_keys=False))
+    lines = "".join(line if line.startswith("#") else f"# {line}"
+                    for line in header.splitlines(keepends=True))
+    if lines and not lines.endswith("\n"):
+        lines += "\n"
+    path.write_text(lines + yaml.safe_dump(doc, sort_keys=False, width=100))
     return path
 
 

@@ -1,7 +1,8 @@
-"""The scale rehearsal in CI (issue 20): a 30-server lab of its own (4 sites, 3 providers, the
-production example's latencies), the first deploy of what every server carries (base, mesh, the
-monitoring exporters) with 3 servers killed while it runs, the rerun once they are back, and a
-no-op. benchmarks/scale_bench.py runs the same steps at 300 servers, with figures.
+"""The scale rehearsal in CI (issue 20): a 30-server lab of its own from `freehold lab scale`
+(4 sites, 3 providers, the production example's latencies; 12 core servers carrying the heavy
+roles, not deployed here, and 18 nodes), the first deploy of what every server carries (base,
+mesh, the monitoring exporters) with 3 nodes killed while it runs, the rerun once they are back,
+and a no-op. benchmarks/scale_bench.py runs the same steps at 300 servers, with figures.
 
 Its own lab name and network (FREEHOLD_SCALE_TEST_NAME, FREEHOLD_SCALE_TEST_NET: a /20), so it
 runs beside the main lab and the other lab tests.
@@ -37,13 +38,13 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory, lab_ready: None
     """Boot, first deploy with 3 servers killed mid-run, boot them again, rerun, no-op; the
     lab is down again before the tests look at the runs."""
     folder = tmp_path_factory.mktemp("scale")
-    spec_path = rh.write_spec(folder / f"{NAME}.yaml",
-                              rh.light_spec(NAME, SERVERS, NET, MESH))
-    hosts = [s.name for s in load_spec(spec_path).servers]
+    spec_path = rh.scaled_spec(folder / f"{NAME}.yaml", NAME, SERVERS, NET, MESH)
+    spec = load_spec(spec_path)
+    hosts = [s.name for s in spec.servers]
     lab = Lab.from_spec(spec_path)
     secrets, key = folder / f"{NAME}.secrets", Fernet.generate_key()
     roles = list(rh.EVERY_SERVER_ROLES)
-    victims = rh.pick_victims(hosts, KILLED)
+    victims = rh.pick_victims(rh.nodes(spec), KILLED)
     out: dict[str, Any] = {"hosts": hosts, "victims": victims, "seconds": {}}
     started = time.monotonic()
 
