@@ -203,7 +203,7 @@ class DeployRun:
                 self.ssh_counted, "ssh_connections_reported": self.doc.get("ssh_connections"),
                 "changed_operations": self.changes(), "changed_hosts": len(self.changed_hosts()),
                 "failed_hosts": self.failed(), "stopped": self.doc.get("stopped"),
-                "events": self.events}
+                "role_seconds": self.doc.get("role_seconds"), "events": self.events}
 
 
 class TreeMeter:

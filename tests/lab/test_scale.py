@@ -29,7 +29,9 @@ NET = os.environ.get("FREEHOLD_SCALE_TEST_NET", "10.220.128.0/20")
 MESH = "100.114.128.0/17"
 CONTROLLER_MEMORY_MIB = 1536   # the bound on the controller (set for 300 servers)
 
-pytestmark = pytest.mark.timeout(1500)  # a ceiling: ~8 min on a quiet machine
+# ceilings, not the aim (~8 min alone on the machine): with a CI run of the main lab and two
+# other 30-server labs beside it (load average 60-90) its first deploy took 15 min
+pytestmark = pytest.mark.timeout(3000)
 
 
 @pytest.fixture(scope="module")
@@ -55,13 +57,13 @@ def rehearsal(tmp_path_factory: pytest.TempPathFactory, lab_ready: None
         out["seconds"]["boot"] = boot_s
         killer = rh.FaultMidRun(lab, victims, "kill", settle=20.0, log=note)
         out["first"] = rh.deploy_measured("first", spec_path, secrets, key, roles,
-                                          timeout=900, during=killer, log=note)
+                                          timeout=1800, during=killer, log=note)
         killer.join()
         out["kill_errors"] = killer.errors
         out["kill_events"] = killer.events
         out["seconds"]["restart"] = rh.start_again(lab, victims, timeout=180)
         out["rerun"] = rh.deploy_measured("rerun", spec_path, secrets, key, roles,
-                                          timeout=600, log=note)
+                                          timeout=900, log=note)
         out["noop"] = rh.deploy_measured("noop", spec_path, secrets, key, roles,
                                          timeout=600, log=note)
     for label in ("first", "rerun", "noop"):
