@@ -16,12 +16,14 @@ and nodes; plus one admin; own name and network, never the main lab):
   4. a server paused mid-run is cut off by `--host-timeout` (when `freehold deploy` has it);
   5. one changed file on every server (a second SSH key for the spec's admin, through the spec):
      time to converge, and that nothing else changes;
-  6. side by side with Ansible (ansible-core from PyPI in the benchmark's own virtualenv): a
+  6. `freehold status` over all of them (<= 20 s), Prometheus's node targets on each monitoring
+     server (all up), the WireGuard peers a server holds (N - 1) and random cross-site pings;
+  7. side by side with Ansible (ansible-core from PyPI in the benchmark's own virtualenv): a
      playbook doing what roles/base does (benchmarks/ansible/base.yml) in check mode, alternated
      `--pairs` times with Freehold's no-op of base, each pair's ratio and their median.
 Figures are set against the issue's targets (for 300 servers: first deploy <= 15 min, no-op
-<= 3 min, controller memory <= 1.5 GiB, Freehold >= 3x faster than Ansible). The lab is taken
-down at the end. Prints the figures and writes benchmarks/results/scale_bench.json
+<= 3 min, status <= 20 s, controller memory <= 1.5 GiB, Freehold >= 3x faster than Ansible).
+The lab is taken down at the end. Prints the figures and writes benchmarks/results/scale_bench.json
 (scale_bench_N.json for another N). Needs root.
 """
 
@@ -51,7 +53,7 @@ from freehold.deploy import rehearsal as rh  # noqa: E402
 from freehold.deploy.spec import load_spec  # noqa: E402
 
 TARGETS = {"servers": 300, "first_deploy_s": 15 * 60, "noop_s": 3 * 60,
-           "controller_memory_mib": 1.5 * 1024, "ansible_ratio": 3.0}
+           "controller_memory_mib": 1.5 * 1024, "ansible_ratio": 3.0, "status_s": 20.0}
 STARTED = time.monotonic()
 
 
@@ -270,7 +272,13 @@ def rehearse(args: argparse.Namespace, spec_path: Path, hosts: list[str], lab: A
     checks.add("change: only the admin's account changed", set(names) == {"Admin ops"}, names)
     figures["changed_file_converge_s"] = runs["changed admin key"]["wall_s"]
 
-    # 6. side by side with Ansible
+    # 6. status, Prometheus and the mesh at this size
+    seen = rh.observe(spec_path, lab, key, log=log)
+    doc["figures"].update(seen.figures)
+    for name, ok, detail in seen.checks:
+        checks.add(name, ok, detail)
+
+    # 7. side by side with Ansible
     if args.pairs > 0:
         ansible(args, spec_path, lab, deploy, checks, doc, tmp)
     figures["targets"] = targets(doc, n)
@@ -342,6 +350,7 @@ def targets(doc: dict[str, Any], n: int) -> dict[str, Any]:
     rows = {
         "first_deploy_s": (f["first_deploy"]["wall_s"], TARGETS["first_deploy_s"]),
         "noop_s": (f["noop"]["wall_s"], TARGETS["noop_s"]),
+        "status_s": (f.get("status", {}).get("wall_s", float("inf")), TARGETS["status_s"]),
         "controller_memory_mib": (max(r["controller_peak_rss_mib"] for r in
                                       doc["runs"].values()), TARGETS["controller_memory_mib"]),
     }
