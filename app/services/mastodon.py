@@ -199,6 +199,10 @@ async def notifications(ctx: Ctx, account_id: int, page: Page, kinds: list[str],
         " AS status_id FROM notifications n LEFT JOIN posts p ON p.id = n.post_id"
         " AND n.kind = 'echo' AND p.body = ''"
         " WHERE n.account_id = $1 AND n.kind = ANY($2::text[])"
+        # a reply that mentions too is one Mastodon mention, not two
+        " AND NOT (n.kind = 'mention' AND EXISTS (SELECT 1 FROM notifications r"
+        "   WHERE r.account_id = n.account_id AND r.kind = 'reply'"
+        "   AND r.actor_id = n.actor_id AND r.post_id = n.post_id))"
         f" AND ($3::bigint IS NULL OR n.actor_id = $3) AND {cond}",
         account_id, kinds, from_account, *args)
     return sorted(rows, key=lambda r: r["id"], reverse=True)
@@ -216,9 +220,13 @@ async def notification(ctx: Ctx, account_id: int, notification_id: int) -> async
 
 
 async def dismiss(ctx: Ctx, account_id: int, notification_id: int | None) -> None:
-    """Delete one notification, or all (None)."""
-    await ctx.db.execute("DELETE FROM notifications WHERE account_id = $1"
-                         " AND ($2::bigint IS NULL OR id = $2)", account_id, notification_id)
+    """Delete one notification (with the mention a reply's notification stands for), or all
+    (None)."""
+    await ctx.db.execute(
+        "DELETE FROM notifications WHERE account_id = $1 AND ($2::bigint IS NULL OR id = $2"
+        " OR (kind = 'mention' AND (actor_id, post_id) IN (SELECT actor_id, post_id"
+        "     FROM notifications WHERE id = $2 AND account_id = $1 AND kind = 'reply')))",
+        account_id, notification_id)
 
 
 async def markers(ctx: Ctx, account_id: int, timelines: list[str]) -> list[asyncpg.Record]:
