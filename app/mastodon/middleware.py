@@ -3,6 +3,7 @@
 - A CORS preflight (OPTIONS with Access-Control-Request-Method) is answered here, for any
   origin; every other answer carries `Access-Control-Allow-Origin: *` and exposes Link and
   the X-RateLimit-* headers (no cookies are read: tokens travel in Authorization).
+- A path's trailing slash is dropped before routing (the same route answers; no redirects).
 - Each request counts in a fixed window per access token (per client address without one):
   X-RateLimit-Limit, X-RateLimit-Remaining and X-RateLimit-Reset (when the window ends,
   ISO 8601) on every answer, 429 past the limit (settings.masto_rate_limit per
@@ -54,6 +55,11 @@ class MastodonMiddleware:
         self.app = app
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        path = scope["path"]
+        if len(path) > 1 and path.endswith("/"):
+            # a trailing slash is the same route, answered, never redirected (Mastodon.py asks
+            # for /api/v2/instance/)
+            scope = {**scope, "path": path.rstrip("/") or "/"}
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return

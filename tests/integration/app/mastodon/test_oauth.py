@@ -255,4 +255,6 @@ def test_metadata_cors_rate_limit_headers_and_no_redirects(client: TestClient) -
     assert int(r2.headers["x-ratelimit-remaining"]) == left - 1
     for path in ("/api/v1/timelines/home/", "/api/v1/instance/", "/api/v2/instance/"):
         r = client.get(path, headers=m.h, follow_redirects=False)
-        assert r.status_code == 404, (path, r.status_code)
+        assert r.status_code == 200, (path, r.status_code)  # answered, not redirected
+    assert client.get("/api/v1/statuses/1/nothing", headers=m.h,
+                      follow_redirects=False).status_code == 404
