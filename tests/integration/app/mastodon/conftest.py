@@ -47,6 +47,7 @@ def consent(client: TestClient, user: User, query: dict[str, str], decision: str
             ) -> Any:
     """Open the consent page as `user` (web session cookie) and submit it: the response."""
     cookies = {"fh_session": user.token}
+    saved = list(client.cookies.jar)  # the shared client's cookies, put back afterwards
     try:
         page = client.get("/oauth/authorize", params=query, headers=_cookie(cookies))
         assert page.status_code == 200, page.text
@@ -60,7 +61,14 @@ def consent(client: TestClient, user: User, query: dict[str, str], decision: str
         return client.post("/oauth/authorize", data=form, follow_redirects=False,
                            headers=_cookie({**cookies, "fh_csrf": csrf_cookie}))
     finally:
-        client.cookies.clear()  # the shared client keeps no cookie of this flow
+        restore_cookies(client, saved)
+
+
+def restore_cookies(client: TestClient, saved: list[Any]) -> None:
+    """The shared client keeps no cookie of this flow, and every cookie it had."""
+    client.cookies.jar.clear()
+    for c in saved:
+        client.cookies.jar.set_cookie(c)
 
 
 def _cookie(c: dict[str, str]) -> dict[str, str]:

@@ -20,6 +20,7 @@ from tests.integration.app.mastodon.conftest import (
     consent,
     pkce,
     register_app,
+    restore_cookies,
 )
 from tests.integration.app.mastodon.entities import check
 
@@ -112,10 +113,11 @@ def test_code_refusals(client: TestClient) -> None:
                     redirect_uri=REDIRECT)
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
     # a scope the app did not register is refused on the consent page
+    saved = list(client.cookies.jar)
     page = client.get("/oauth/authorize", params={
         "client_id": app["client_id"], "redirect_uri": REDIRECT, "response_type": "code",
         "scope": "read write"}, headers={"Cookie": f"fh_session={user.token}"})
-    client.cookies.clear()
+    restore_cookies(client, saved)
     assert page.status_code == 400 and "invalid_scope" in page.text.lower()
     unknown_uri = client.get("/oauth/authorize", params={
         "client_id": app["client_id"], "redirect_uri": "https://evil.example/cb",
@@ -128,12 +130,13 @@ def test_consent_needs_login_csrf_and_can_be_denied(client: TestClient) -> None:
     app = register_app(client, "read")
     q = {"client_id": app["client_id"], "redirect_uri": REDIRECT, "response_type": "code",
          "scope": "read", "state": "s1"}
+    saved = list(client.cookies.jar)
     r = client.get("/oauth/authorize", params=q, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
     no_csrf = client.post("/oauth/authorize", data={**q, "decision": "approve"},
                           headers={"Cookie": f"fh_session={user.token}"},
                           follow_redirects=False)
-    client.cookies.clear()
+    restore_cookies(client, saved)
     assert no_csrf.status_code == 403
     denied = consent(client, user, q, decision="deny")
     assert denied.status_code == 302
