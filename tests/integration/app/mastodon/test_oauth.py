@@ -131,6 +131,7 @@ def test_consent_needs_login_csrf_and_can_be_denied(client: TestClient) -> None:
     q = {"client_id": app["client_id"], "redirect_uri": REDIRECT, "response_type": "code",
          "scope": "read", "state": "s1"}
     saved = list(client.cookies.jar)
+    client.cookies.jar.clear()  # no session of another test
     r = client.get("/oauth/authorize", params=q, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
     no_csrf = client.post("/oauth/authorize", data={**q, "decision": "approve"},
