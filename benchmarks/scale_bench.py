@@ -232,6 +232,10 @@ def rehearse(args: argparse.Namespace, spec_path: Path, hosts: list[str], lab: A
     figures["noop"] = {k: runs["no-op"][k] for k in (
         "wall_s", "controller_cpu_s", "controller_peak_rss_mib", "ssh_connections")}
     figures["noop"]["controller_cpu_ms_per_host"] = round(1000 * noop.cpu_s / n, 1)
+    # the deploy's own accounting of its CPU per role (its process, not the tree), per host
+    figures["noop"]["controller_cpu_ms_per_host_per_role"] = {
+        role: round(1000 * sec / n, 1)
+        for role, sec in (noop.doc.get("role_cpu_seconds") or {}).items()}
     if not args.no_per_role:
         per_role = {}
         for role in roles:

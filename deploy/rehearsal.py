@@ -207,7 +207,8 @@ class DeployRun:
                 self.ssh_counted, "ssh_connections_reported": self.doc.get("ssh_connections"),
                 "changed_operations": self.changes(), "changed_hosts": len(self.changed_hosts()),
                 "failed_hosts": self.failed(), "stopped": self.doc.get("stopped"),
-                "role_seconds": self.doc.get("role_seconds"), "events": self.events}
+                "role_seconds": self.doc.get("role_seconds"),
+                "role_cpu_seconds": self.doc.get("role_cpu_seconds"), "events": self.events}
 
 
 class TreeMeter:
