@@ -85,6 +85,8 @@ def show(report: StatusReport, console: Console, all_servers: bool | None = None
         t.add_row(name, _state(c.state), "; ".join(c.problems[:4]) +
                   (f" (+{len(c.problems) - 4})" if len(c.problems) > 4 else ""))
     console.print(t)
+    for note in report.notes:
+        console.print(f"[cyan]note[/] {note}")
     details = {
         "patroni": ["member", "role", "state", "timeline", "lag_mb"],
         "etcd health": ["member", "healthy", "reason"],

@@ -31,6 +31,7 @@ from freehold.deploy.ops.probes import (
 )
 from freehold.deploy.ops.remote import Outcome, run_many
 from freehold.deploy.spec import ClusterSpec
+from freehold.deploy.spec.placement import postgres_primary_site
 from freehold.deploy.ssh import SSHSettings
 from freehold.roles.backup.config import BackupConfigError
 
@@ -47,6 +48,8 @@ class Component:
     state: str = OK
     problems: list[str] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    # said, never failing the check: facts on-call should know about a whole cluster
+    notes: list[str] = field(default_factory=list)
 
     def bad(self, problem: str, state: str = DEGRADED) -> None:
         self.problems.append(problem)
@@ -54,7 +57,8 @@ class Component:
             self.state = state
 
     def to_doc(self) -> dict[str, Any]:
-        return {"state": self.state, "problems": self.problems, "rows": self.rows}
+        return {"state": self.state, "problems": self.problems, "notes": self.notes,
+                "rows": self.rows}
 
 
 @dataclass
@@ -70,6 +74,10 @@ class StatusReport:
         return out
 
     @property
+    def notes(self) -> list[str]:
+        return [f"{name}: {n}" for name, c in self.components.items() for n in c.notes]
+
+    @property
     def ok(self) -> bool:
         return all(c.state in (OK, NOT_DEPLOYED) for c in self.components.values())
 
@@ -79,7 +87,8 @@ class StatusReport:
 
     def to_doc(self) -> dict[str, Any]:
         return {"spec": self.spec, "ok": self.ok, "seconds": round(self.seconds, 2),
-                "problems": self.problems, "summary": summarize(self.servers),
+                "problems": self.problems, "notes": self.notes,
+                "summary": summarize(self.servers),
                 "servers": self.servers,
                 "components": {k: c.to_doc() for k, c in self.components.items()}}
 
@@ -225,6 +234,20 @@ def classify_patroni(views: dict[str, str], expected: list[str],
         elif lag is not None and not isinstance(lag, int | float):
             comp.bad(f"{name}: lag {lag}")
     return comp
+
+
+def leader_outside_primary_site(spec: ClusterSpec, comp: Component) -> None:
+    """After a failover the leader stays where it went (issue 21): a note until it is moved
+    back, since writes then cross sites; not a problem, the cluster is whole."""
+    site = postgres_primary_site(spec)
+    names = {s.name for s in spec.servers}
+    for row in comp.rows:
+        if row.get("role") == "leader" and row.get("member") in names and site \
+                and spec.server(row["member"]).site != site:
+            comp.notes.append(f"leader {row['member']} is in site "
+                              f"{spec.server(row['member']).site}, outside "
+                              f"roles.postgres.primary_site {site}: `freehold failover --back` "
+                              "moves it back")
 
 
 def classify_etcd(health: dict[str, str | None], expected: list[str]) -> Component:
@@ -435,6 +458,7 @@ def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
     if deployed("postgres"):
         views = {k: v for k, v in texts("postgres", "patroni").items() if v}
         comps["patroni"] = _checked("patroni", classify_patroni, views, names("postgres"))
+        leader_outside_primary_site(spec, comps["patroni"])
     if deployed("etcd"):
         comps["etcd health"] = _checked("etcd", classify_etcd, texts("etcd", "etcd"),
                                         names("etcd"))

@@ -160,3 +160,23 @@ def test_cli_refuses_clearly(args: list[str], words: str, monkeypatch: pytest.Mo
     res = CliRunner().invoke(app, ["drill", *args])
     assert res.exit_code == 2, res.output
     assert words in res.output and "Traceback" not in res.output
+
+
+def test_status_notes_a_leader_outside_the_primary_site_without_failing() -> None:
+    from freehold.deploy.ops.status import OK, Component, StatusReport, leader_outside_primary_site
+    from freehold.deploy.spec import load_spec
+
+    spec = load_spec(REPO / "inventories" / "lab.yaml")  # primary_site: a
+    home = Component("patroni", rows=[{"member": "a1", "role": "leader"},
+                                      {"member": "b1", "role": "sync_standby"}])
+    leader_outside_primary_site(spec, home)
+    assert home.state == OK and not home.problems and not home.notes
+    away = Component("patroni", rows=[{"member": "b1", "role": "leader"}])
+    leader_outside_primary_site(spec, away)
+    # said, not failed: the cluster is whole (the lab's failover tests leave it so)
+    assert away.state == OK and not away.problems
+    assert "site b" in away.notes[0] and "failover --back" in away.notes[0]
+    report = StatusReport(spec="lab", servers=[], components={"patroni": away})
+    doc = report.to_doc()
+    assert report.ok and doc["ok"] and doc["problems"] == []
+    assert doc["notes"] == [f"patroni: {away.notes[0]}"]
