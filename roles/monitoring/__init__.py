@@ -50,6 +50,15 @@ PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
 ALERTMANAGER_CONFIG = "/etc/prometheus/alertmanager.yml"
 
 
+def packages(ctx) -> list[str]:
+    """The exporters of this server, and Prometheus and Alertmanager on a monitoring server:
+    in base's one apt transaction (a second apt run per server cost a 300-server first
+    deploy minutes of dpkg on the shared cores); the steps' own installs then find them."""
+    srv = this_server(ctx)
+    return [pkg for pkg, _ in exporters_on(srv)] + (
+        list(SERVER_PACKAGES) if "monitoring" in srv.roles else [])
+
+
 def hosts(spec: ClusterSpec) -> list[str]:
     """Every server: each runs at least the node exporter."""
     return [s.name for s in spec.servers]
@@ -132,4 +141,5 @@ ROLE = Role("monitoring",
             units=("prometheus.service", "prometheus-alertmanager.service",
                    "prometheus-node-exporter.service"),
             hosts=hosts,
-            ports_for=ports_for)
+            ports_for=ports_for,
+            packages=packages)

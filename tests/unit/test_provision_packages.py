@@ -61,3 +61,18 @@ def test_other_servers_and_a_restricted_run(spec: ClusterSpec, hooks: list[str],
     only_base = packages_of(spec, "a1", monkeypatch, run_roles=("base",))
     assert only_base == list(dict.fromkeys(base_role.PACKAGES))
     assert hooks == []
+
+
+def test_the_exporters_and_prometheus_come_in_the_same_transaction(
+        spec: ClusterSpec, hooks: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # one apt run per server, the monitoring role's packages included (a second run cost a
+    # 300-server first deploy minutes of dpkg)
+    a1 = packages_of(spec, "a1", monkeypatch)   # postgres, etcd, redis
+    assert {"prometheus-node-exporter", "prometheus-postgres-exporter",
+            "prometheus-redis-exporter"} <= set(a1)
+    assert "prometheus" not in a1
+    monitor = next(s.name for s in spec.servers if "monitoring" in s.roles)
+    assert {"prometheus", "prometheus-alertmanager", "prometheus-node-exporter"} <= set(
+        packages_of(spec, monitor, monkeypatch))
+    # a run of base alone installs only base's own
+    assert "prometheus-node-exporter" not in packages_of(spec, "a1", monkeypatch, ("base",))
