@@ -196,7 +196,7 @@ def _expand(raw: SpecIn, problems: Problems) -> ClusterSpec:
 
     roles = _role_settings(raw, problems, site_names)
     servers = _servers(raw, problems, by_site, provider_names, lab)
-    mesh = Mesh(network=raw.mesh.network, port=raw.mesh.port)
+    mesh = Mesh(network=raw.mesh.network, port=raw.mesh.port, keepalive=raw.mesh.keepalive)
     _mesh_addresses(servers, sites, mesh.network, problems)
     _clashes(servers, problems)
     return ClusterSpec(name=raw.name, path=problems.path, providers=providers, sites=sites,

@@ -109,6 +109,9 @@ class ServerIn(_Strict):
 class MeshIn(_Strict):
     network: ipaddress.IPv4Network = DEFAULT_MESH
     port: int = Field(51820, ge=1, le=65535)
+    # seconds between keepalives to every peer; 0 (off) unless servers sit behind NAT: with
+    # N servers a full mesh sends N*(N-1)/keepalive packets a second for nothing
+    keepalive: int = Field(0, ge=0, le=3600)
 
 
 class LabIn(_Strict):
@@ -175,6 +178,7 @@ class Server(BaseModel):
 class Mesh(BaseModel):
     network: ipaddress.IPv4Network = DEFAULT_MESH
     port: int = 51820
+    keepalive: int = 0
 
 
 class LabSettings(BaseModel):

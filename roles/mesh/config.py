@@ -30,6 +30,7 @@ def wireguard_vars(spec: ClusterSpec, me: Server, secrets: Secrets) -> dict[str,
         "server": me,
         "address": f"{me.mesh_address}/{spec.mesh.network.prefixlen}",
         "port": spec.mesh.port,
+        "keepalive": spec.mesh.keepalive,
         "private_key": secrets.wireguard_private(me.name),
         "peers": peers,
     }

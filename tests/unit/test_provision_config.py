@@ -12,6 +12,7 @@ from cryptography.fernet import Fernet
 
 from freehold.deploy.secrets import Secrets, SecretStore
 from freehold.deploy.spec import ClusterSpec, load_spec, loads_spec
+from freehold.deploy.spec.errors import SpecError
 from freehold.deploy.spec.placement import redis_layout
 from freehold.roles.base.config import firewall_vars, host_ports, sysctl_values
 from freehold.roles.common import render, template_path
@@ -156,6 +157,24 @@ def test_wireguard_full_mesh(spec: ClusterSpec, secrets: Secrets) -> None:
         net = spec.mesh.network
         assert f"Address = {me.mesh_address}/{net.prefixlen}" in text
         assert ipaddress.IPv4Address(me.mesh_address) in net
+        # no keepalives by default: a full mesh of N would send N*(N-1)/interval packets a
+        # second (at 300 servers the lab's userspace WireGuard saturated the machine)
+        assert "PersistentKeepalive" not in text and "\n\n\n" not in text
+
+
+def test_wireguard_keepalive_when_the_spec_asks(tmp_path: Path, secrets: Secrets) -> None:
+    doc = yaml.safe_load((ROOT / "inventories" / "lab.yaml").read_text())
+    doc["mesh"]["keepalive"] = 25
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    spec = load_spec(path)
+    me = spec.servers[0]
+    text = render(t("mesh", "wg0.conf.j2"), **wireguard_vars(spec, me, secrets))
+    assert text.count("PersistentKeepalive = 25") == len(spec.servers) - 1
+    doc["mesh"]["keepalive"] = -1
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match="keepalive"):
+        load_spec(path)
 
 
 def test_firewall_opens_role_ports_only_on_the_mesh(spec: ClusterSpec) -> None:
