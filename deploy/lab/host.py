@@ -101,6 +101,31 @@ def enable_ip_forwarding() -> None:
 
 
 INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+NEIGH = Path("/proc/sys/net/ipv4/neigh/default")
+
+
+def neighbour_limits(servers: int) -> dict[str, int]:
+    """The ARP table sizes a lab of `servers` needs. The table is one for the whole machine
+    (every namespace's entries count against the host's gc_thresh3, 1024 by default): each
+    server learns its gateway and the servers of its site it reaches directly (its WireGuard
+    peers there), the router every server. 128 per server covers a 300-server lab of 4 sites
+    (~75 same-site neighbours each) with room; past gc_thresh3 the kernel drops packets
+    ("neighbour table overflow") and the lab's servers become unreachable."""
+    hard = max(1024, 128 * servers)
+    return {"gc_thresh1": hard // 8, "gc_thresh2": hard * 3 // 4, "gc_thresh3": hard}
+
+
+def raise_neighbour_limits(servers: int) -> dict[str, int]:
+    """Raise (never lower) the machine's ARP table limits for a lab of `servers`; returns the
+    limits in force afterwards."""
+    out = {}
+    for key, want in neighbour_limits(servers).items():
+        path = NEIGH / key
+        have = int(path.read_text())
+        if have < want:
+            path.write_text(f"{want}\n")
+        out[key] = max(have, want)
+    return out
 
 
 def raise_inotify_limit(servers: int) -> None:

@@ -31,6 +31,7 @@ from freehold.deploy.lab.host import (
     netns_list,
     overlapping_routes,
     raise_inotify_limit,
+    raise_neighbour_limits,
 )
 from freehold.deploy.lab.image import CACHE_ROOT, build_image
 from freehold.deploy.lab.layout import APT_PROXY_PORT, STATE_ROOT, LabPlan, LabServer, plan_lab
@@ -125,7 +126,9 @@ class Lab:
             doc.setdefault("cuts", [])
             doc.setdefault("links", {})
             self._save(doc)
-            raise_inotify_limit(len(plan.servers) + _servers_running_elsewhere(plan))
+            everyone = len(plan.servers) + _servers_running_elsewhere(plan)
+            raise_inotify_limit(everyone)
+            raise_neighbour_limits(everyone)
             network.setup_router(plan)
             self._start_helpers(doc)
             self._save(doc)
