@@ -23,6 +23,8 @@ makes none) and the trends the trends worker computes. The app's workers (fan-ou
 moderation, trends) do not run: their CPU is planned from their own measurements
 (benchmarks/app_hotpaths.py's fan-out), so the writes' table rows are the web requests alone.
 `--members` members act; their home feeds are built in Redis by a warm-up before measuring.
+The app runs with its default settings (rate limits on: every simulated user has its own
+client address, as in the load tests), one connection pool of 4-16.
 
 Side by side: `--compare LABEL=DIR` (repeatable) adds another code tree (DIR is a PYTHONPATH entry
 holding the `freehold` package, e.g. a worktree's namespace folder). The dataset is seeded once
@@ -476,6 +478,11 @@ def main() -> int:
     ap.add_argument("--compare", action="append", default=[], metavar="LABEL=DIR")
     ap.add_argument("--durability", choices=DURABILITY, default="production")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--profile-dir", type=Path, default=None,
+                    help="record the first tree's app with py-spy during each window of the "
+                         "first round (collapsed stacks, one file per action)")
+    ap.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy",
+                    help="the py-spy executable (for --profile-dir)")
     args = ap.parse_args()
     from rich.console import Console
 
@@ -506,7 +513,7 @@ def main() -> int:
                 redis_url=rd.url.rsplit("/", 1)[0] + f"/{t.index + 1}",  # type: ignore
                 s3_endpoint=s3.endpoint, s3_access_key=s3.access_key,  # type: ignore
                 s3_secret_key=s3.secret_key, s3_bucket=f"mix-{t.index}",  # type: ignore
-                rl_write_per_account=0, rl_write_per_ip=0, db_pool_min=4, db_pool_max=16,
+                db_pool_min=4, db_pool_max=16,
                 secret_key=secrets.token_urlsafe(32))
             t.python("import sys; from freehold.app.db import migrate; print(migrate(sys.argv[1]))",
                      t.settings.database_url)
@@ -538,10 +545,20 @@ def main() -> int:
                                          redis=rd.proc.pid)  # type: ignore[attr-defined]
                         mix = {k: weights[k] for k in kinds} if kind == "mix" else {kind: 1.0}
                         secs = args.mix_seconds if kind == "mix" else args.seconds
+                        spy = None
+                        if args.profile_dir and rnd == 0 and t.index == 0:
+                            args.profile_dir.mkdir(parents=True, exist_ok=True)
+                            spy = subprocess.Popen([
+                                args.py_spy, "record", "--pid", str(t.proc.pid),  # type: ignore
+                                "--duration", str(int(secs)), "--nonblocking", "-r", "200",
+                                "-f", "raw", "-o", str(args.profile_dir / f"{kind}.txt")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                         with console.status(f"round {rnd + 1}: {kind} on {t.label}…"):
                             reqs, n, used = asyncio.run(drive(
                                 f"http://127.0.0.1:{t.port}", actors[t.label], mix, secs,
                                 args.concurrency, meter))
+                        if spy is not None:
+                            spy.wait(timeout=secs + 60)
                         s = summarise(reqs, n, used)
                         s["load_average"] = [round(x, 2) for x in os.getloadavg()]
                         if kind == "mix":
