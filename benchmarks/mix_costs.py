@@ -483,10 +483,19 @@ def main() -> int:
                          "first round (collapsed stacks, one file per action)")
     ap.add_argument("--py-spy", default=shutil.which("py-spy") or "py-spy",
                     help="the py-spy executable (for --profile-dir)")
+    ap.add_argument("--report", type=Path, default=None, metavar="RESULTS",
+                    help="only print the tables of a results file written before")
     args = ap.parse_args()
     from rich.console import Console
 
     console = Console()
+    if args.report:
+        import json
+
+        doc = json.loads(args.report.read_text())
+        print_table(console, doc, list(doc["weights"]))
+        print(comparison_markdown(doc, list(doc["weights"])))
+        return 0
     trees = parse_trees(args.compare)
     model = load_model()
     weights = model.weights()
@@ -590,6 +599,8 @@ def main() -> int:
             "weighted by the mix; the app's workers do not run (fan-out, notifications and "
             "moderation work are planned from their own measurements)")}
     print_table(console, doc, kinds)
+    if len(trees) > 1:
+        print(comparison_markdown(doc, kinds))
     write_results(out_path, doc, script=__file__, settings=vars(args), durability=durability)
     console.print(f"written {out_path}")
     return 0
@@ -643,6 +654,29 @@ def print_table(console: Any, doc: dict[str, Any], kinds: list[str]) -> None:
                     f"{app_share * 100:.1f}" if app_share is not None else ""]
         table.add_row(*row)
     console.print(table)
+
+
+def comparison_markdown(doc: dict[str, Any], kinds: list[str]) -> str:
+    """Before/after per action as a Markdown table: the first compared tree (before) against
+    the run's own tree (after)."""
+    labels = list(doc["trees"])
+    if len(labels) < 2:
+        return ""
+    new, old = doc["trees"][labels[0]], doc["trees"][labels[1]]
+    lines = [f"| action | share of requests | req/s per app core {labels[1]} → {labels[0]} | "
+             f"PostgreSQL CPU ms/req | Redis CPU ms/req | p50 ms | p99 ms |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    share = new["mix_from_table"]["share_of_requests"]
+    for k in [*kinds, "mix", "mix (table)"]:
+        a, b = (t["mix_from_table"] if k == "mix (table)" else t["mix"] if k == "mix"
+                else t["actions"][k] for t in (old, new))
+        ca, cb = a["cpu_ms_per_request"], b["cpu_ms_per_request"]
+        lat = [f"{a[x]:.1f} → {b[x]:.1f}" if x in a else "" for x in ("p50_ms", "p99_ms")]
+        sh = f"{share[k] * 100:.2f}%" if k in share else ""
+        lines.append(f"| {k} | {sh} | {a['rps_per_app_core']} → {b['rps_per_app_core']} | "
+                     f"{ca['postgres']:.3f} → {cb['postgres']:.3f} | "
+                     f"{ca['redis']:.3f} → {cb['redis']:.3f} | {lat[0]} | {lat[1]} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
