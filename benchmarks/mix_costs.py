@@ -411,8 +411,10 @@ def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {
         "requests": n, "actions": sum(r["actions"] for r in rounds),
         "errors": sum(r["errors"] for r in rounds),
-        "p50_ms": statistics.median(r["p50_ms"] for r in rounds if r["p50_ms"] is not None),
-        "p99_ms": statistics.median(r["p99_ms"] for r in rounds if r["p99_ms"] is not None),
+        "p50_ms": round(statistics.median(r["p50_ms"] for r in rounds
+                                          if r["p50_ms"] is not None), 2),
+        "p99_ms": round(statistics.median(r["p99_ms"] for r in rounds
+                                          if r["p99_ms"] is not None), 2),
         "rps_per_app_core": round(n / cpu["app"]) if cpu["app"] else None,
         "cpu_ms_per_request": {k: round(v / n * 1000, 3) if n else None for k, v in cpu.items()},
         "rounds": rounds}
