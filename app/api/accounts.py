@@ -131,9 +131,9 @@ async def by_username(username: str, request: Request, me: Viewer) -> JSON:
             response_model=AccountView, responses=errors(401, 404, 422))
 async def get_account(account_id: str, request: Request, me: Viewer) -> JSON:
     ctx = get_ctx(request)
-    aid = path_id(account_id, "account")
-    doc = account_json(ctx, await accounts.get(ctx, aid))
-    doc["relationship"] = await social.relationship(ctx, me, aid)
+    row, rel = await social.profile(ctx, me, path_id(account_id, "account"))
+    doc = account_json(ctx, row)
+    doc["relationship"] = rel
     return JSON(doc)
 
 

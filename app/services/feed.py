@@ -410,18 +410,18 @@ async def account_posts(ctx: Ctx, viewer_id: int, account_id: int, *, limit: int
     """An account's posts and echoes, newest first; refused when either blocked the other."""
     limit = check_limit(ctx, limit)
     max_id, _ = parse_cursor(cursor)
+    # the account, a block between them and the page's ids in one query (were two)
     r = await ctx.ro.fetchrow(
-        "SELECT true AS ok, EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = $1 AND"
-        " blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1)) AS blocked"
-        " FROM accounts WHERE id = $2", viewer_id, account_id)
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = $1 AND"
+        " blocked_id = $2) OR (blocker_id = $2 AND blocked_id = $1)) AS blocked,"
+        " ARRAY(SELECT id FROM posts WHERE author_id = $2 AND NOT hidden"
+        f" AND id < coalesce($3::bigint, {MAX_ID}) ORDER BY id DESC LIMIT $4) AS ids"
+        " FROM accounts WHERE id = $2", viewer_id, account_id, max_id, limit)
     if r is None:
         raise NotFound("no such account")
     if r["blocked"]:
         raise Forbidden("you cannot see posts of this account: one of you blocked the other")
-    ids = [x["id"] for x in await ctx.ro.fetch(
-        "SELECT id FROM posts WHERE author_id = $1 AND NOT hidden"
-        f" AND id < coalesce($2::bigint, {MAX_ID}) ORDER BY id DESC LIMIT $3",
-        account_id, max_id, limit)]
+    ids = list(r["ids"])
     return await hydrate(ctx, viewer_id, ids), (str(ids[-1]) if len(ids) == limit else None)
 
 

@@ -339,54 +339,62 @@ async def delete_post(ctx: Ctx, actor_id: int, post_id: int) -> None:
         await ctx.media.delete(keys)
 
 
-async def _check_visible(ctx: Ctx, viewer_id: int, post_id: int) -> None:
+# a post $1 as its viewer $2 may open it: its author, whether it is hidden, whether a block
+# stands between them (one query: the post and the block were two round trips)
+VISIBLE_SQL = """
+SELECT p.author_id, p.hidden,
+       EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = $2 AND blocked_id = p.author_id)
+               OR (blocker_id = p.author_id AND blocked_id = $2)) AS blocked
+"""
+
+
+def _check_row(row: Any, viewer_id: int) -> None:
     """NotFound (no such post, or hidden from this viewer) or Forbidden (a block between them);
     a muted author is left to `hydrate`."""
-    row = await fetchrow_fresh(ctx, "SELECT author_id, hidden FROM posts WHERE id = $1",
-                               post_id)
     if row is None or (row["hidden"] and row["author_id"] != viewer_id):
         raise NotFound("no such post")
-    if await _blocked_between(ctx.ro, viewer_id, row["author_id"]):
+    if row["blocked"]:
         raise Forbidden("you cannot see posts of this account: one of you blocked the other")
 
 
 async def get_post(ctx: Ctx, viewer_id: int, post_id: int) -> dict[str, Any]:
-    await _check_visible(ctx, viewer_id, post_id)
+    _check_row(await fetchrow_fresh(ctx, VISIBLE_SQL + " FROM posts p WHERE p.id = $1",
+                                    post_id, viewer_id), viewer_id)
     docs = await hydrate(ctx, viewer_id, [post_id])
     if not docs:
         raise NotFound("no such post (muted account)")
     return docs[0]
 
 
-# a post's ancestors (depth 1 = its parent, up to 50) and its first direct replies (depth 0)
-THREAD_SQL = """
-WITH RECURSIVE up(id, reply_to_id, depth) AS (
-    SELECT id, reply_to_id, 0 FROM posts WHERE id = $1
-  UNION ALL
-    SELECT p.id, p.reply_to_id, up.depth + 1 FROM posts p JOIN up ON p.id = up.reply_to_id
-    WHERE up.depth < 50)
-SELECT id, depth FROM up WHERE depth > 0
-UNION ALL
-(SELECT id, 0 FROM posts WHERE reply_to_id = $1 AND NOT hidden AND id > $3
- ORDER BY id LIMIT $2)
+# the check of VISIBLE_SQL, with the post's ancestors (its parent last, up to 50 up) and a page
+# of its direct replies ($3: after this id, $4: at most) found in the same query
+THREAD_SQL = VISIBLE_SQL + """,
+       ARRAY(WITH RECURSIVE up(id, reply_to_id, depth) AS (
+                 SELECT p.id, p.reply_to_id, 0
+               UNION ALL
+                 SELECT q.id, q.reply_to_id, up.depth + 1 FROM posts q
+                 JOIN up ON q.id = up.reply_to_id WHERE up.depth < 50)
+             SELECT id FROM up WHERE depth > 0 ORDER BY depth DESC) AS ancestors,
+       ARRAY(SELECT r.id FROM posts r WHERE r.reply_to_id = $1 AND NOT r.hidden AND r.id > $3
+             ORDER BY r.id LIMIT $4) AS replies
+FROM posts p WHERE p.id = $1
 """
 
 
 async def thread(ctx: Ctx, viewer_id: int, post_id: int, limit: int = 50,
                  cursor: str | None = None) -> dict[str, Any]:
     """The post, its ancestors (oldest first) and a page of its direct replies (oldest first,
-    `limit`, from `cursor` on: the replies_next_cursor of the page before): the ancestors
-    walked up in one query with the page, every document hydrated in one more."""
+    `limit`, from `cursor` on: the replies_next_cursor of the page before): the post checked,
+    its ancestors walked up and the page found in one query, every document hydrated in one
+    more."""
     limit = check_limit(ctx, limit)
     after = parse_id(cursor) if cursor else 0
     if after is None:
         raise Invalid("cursor: pass back the replies_next_cursor of the previous page",
                       field="cursor")
-    await _check_visible(ctx, viewer_id, post_id)
-    rows = await ctx.ro.fetch(THREAD_SQL, post_id, limit + 1, after)
-    ancestors = [r["id"] for r in sorted((r for r in rows if r["depth"]),
-                                         key=lambda r: -r["depth"])]
-    replies = [r["id"] for r in rows if not r["depth"]]
+    row = await fetchrow_fresh(ctx, THREAD_SQL, post_id, viewer_id, after, limit + 1)
+    _check_row(row, viewer_id)
+    ancestors, replies = list(row["ancestors"]), list(row["replies"])
     more = len(replies) > limit
     replies = replies[:limit]
     docs = {d["id"]: d for d in await hydrate(ctx, viewer_id, [post_id, *ancestors, *replies])}
@@ -399,20 +407,47 @@ async def thread(ctx: Ctx, viewer_id: int, post_id: int, limit: int = 50,
             "replies_next_cursor": str(replies[-1]) if more else None}
 
 
+# whether account $1 may upvote post $2: the account (suspended?), the post (hidden?) and a
+# block between them, in one query
+UPVOTE_CHECK_SQL = """
+SELECT a.suspended_at, p.author_id, p.hidden,
+       EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = $1 AND blocked_id = p.author_id)
+               OR (blocker_id = p.author_id AND blocked_id = $1)) AS blocked
+FROM accounts a LEFT JOIN posts p ON p.id = $2 WHERE a.id = $1
+"""
+# the upvote and the post's counter in one statement (atomic on its own); the count as it is
+# after it. An upvote already there changes nothing (no row version written for it).
+UPVOTE_SQL = """
+WITH ins AS (INSERT INTO upvotes (account_id, post_id) VALUES ($1, $2)
+             ON CONFLICT DO NOTHING RETURNING post_id),
+     upd AS (UPDATE posts SET upvotes_count = upvotes_count + 1
+             WHERE id IN (SELECT post_id FROM ins) RETURNING upvotes_count)
+SELECT EXISTS (SELECT 1 FROM ins) AS added,
+       coalesce((SELECT upvotes_count FROM upd),
+                (SELECT upvotes_count FROM posts WHERE id = $2)) AS count
+"""
+
+
 async def upvote(ctx: Ctx, account_id: int, post_id: int) -> int:
-    async with ctx.db.acquire() as conn, conn.transaction():
-        await check_can_post(conn, account_id)
-        post = await conn.fetchrow("SELECT author_id, hidden FROM posts WHERE id = $1", post_id)
-        if post is None or post["hidden"]:
-            raise NotFound("no such post")
-        if await _blocked_between(conn, account_id, post["author_id"]):
-            raise Forbidden("you cannot upvote this account")
-        added = await conn.fetchval(
-            "INSERT INTO upvotes (account_id, post_id) VALUES ($1, $2)"
-            " ON CONFLICT DO NOTHING RETURNING true", account_id, post_id)
-        count = await conn.fetchval(
-            "UPDATE posts SET upvotes_count = upvotes_count + $2 WHERE id = $1"
-            " RETURNING upvotes_count", post_id, 1 if added else 0)
+    """Upvote (once: again is no change); the post's upvote count. Two statements, no
+    transaction: the checks, then the write (was seven round trips in a transaction)."""
+    row = await ctx.db.fetchrow(UPVOTE_CHECK_SQL, account_id, post_id)
+    if row is None:
+        raise NotFound("no such account")
+    if row["suspended_at"] is not None:
+        raise Suspended("your account is suspended: you can appeal the decisions against it")
+    if row["author_id"] is None or row["hidden"]:
+        raise NotFound("no such post")
+    if row["blocked"]:
+        raise Forbidden("you cannot upvote this account")
+    post = row
+    try:
+        r = await ctx.db.fetchrow(UPVOTE_SQL, account_id, post_id)
+    except asyncpg.ForeignKeyViolationError:  # deleted between the two statements
+        raise NotFound("no such post") from None
+    added, count = r["added"], r["count"]
+    if count is None:
+        raise NotFound("no such post")
     if added:
         await emit_events(ctx, [("upvote", account_id, post["author_id"], post_id)])
     return int(count)

@@ -6,6 +6,7 @@ from typing import Any
 
 from freehold.app.context import Ctx
 from freehold.app.ids import MAX_ID
+from freehold.app.readwrite import fetchrow_fresh
 from freehold.app.redis_client import BIG_EPOCH, feed_big_key, feed_key
 from freehold.app.services.accounts import ACCOUNT_COLS, account_json
 from freehold.app.services.errors import Forbidden, Invalid, NotFound
@@ -139,16 +140,36 @@ async def unmute(ctx: Ctx, muter_id: int, muted_id: int) -> None:
                          muter_id, muted_id)
 
 
+# the viewer $1's relationship to the account $2, as columns a query can add to its own
+RELATIONSHIP_COLS = (
+    "EXISTS (SELECT 1 FROM follows WHERE follower_id = $1 AND followee_id = $2) AS rel_a,"
+    " EXISTS (SELECT 1 FROM follows WHERE follower_id = $2 AND followee_id = $1) AS rel_b,"
+    " EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = $2) AS rel_c,"
+    " EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $2 AND blocked_id = $1) AS rel_d,"
+    " EXISTS (SELECT 1 FROM mutes WHERE muter_id = $1 AND muted_id = $2) AS rel_e")
+
+
+def relationship_of(r: Any) -> dict[str, bool]:
+    """The relationship from a row with RELATIONSHIP_COLS."""
+    return {"following": r["rel_a"], "followed_by": r["rel_b"], "blocking": r["rel_c"],
+            "blocked_by": r["rel_d"], "muting": r["rel_e"]}
+
+
 async def relationship(ctx: Ctx, viewer_id: int, other_id: int) -> dict[str, bool]:
-    r = await ctx.ro.fetchrow(
-        "SELECT EXISTS (SELECT 1 FROM follows WHERE follower_id = $1 AND followee_id = $2) AS a,"
-        " EXISTS (SELECT 1 FROM follows WHERE follower_id = $2 AND followee_id = $1) AS b,"
-        " EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $1 AND blocked_id = $2) AS c,"
-        " EXISTS (SELECT 1 FROM blocks WHERE blocker_id = $2 AND blocked_id = $1) AS d,"
-        " EXISTS (SELECT 1 FROM mutes WHERE muter_id = $1 AND muted_id = $2) AS e",
-        viewer_id, other_id)
-    return {"following": r["a"], "followed_by": r["b"], "blocking": r["c"],
-            "blocked_by": r["d"], "muting": r["e"]}
+    return relationship_of(await ctx.ro.fetchrow(f"SELECT {RELATIONSHIP_COLS}", viewer_id,
+                                                 other_id))
+
+
+async def profile(ctx: Ctx, viewer_id: int, account_id: int) -> tuple[Any, dict[str, bool]]:
+    """(the account's row, the viewer's relationship to it) in one query (were two); NotFound
+    when there is no such account."""
+    cols = ", ".join(f"a.{c.strip()}" for c in ACCOUNT_COLS.split(","))
+    row = await fetchrow_fresh(
+        ctx, f"SELECT {cols}, {RELATIONSHIP_COLS} FROM accounts a WHERE a.id = $2",
+        viewer_id, account_id)
+    if row is None:
+        raise NotFound("no such account")
+    return row, relationship_of(row)
 
 
 async def list_follows(ctx: Ctx, viewer_id: int, account_id: int, which: str, *,
