@@ -1,4 +1,4 @@
--- depends: 0003_loadtest_accounts
+-- depends: 0004_mastodon_api
 -- Account search ranks the accounts whose username or display name starts with the query by
 -- followers (app.services.search): a short prefix matches a large share of all accounts, and
 -- this index lets PostgreSQL walk them most followed first and stop at the page instead of
