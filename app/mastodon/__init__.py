@@ -96,8 +96,9 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
                 status_code=422)
 
 
-def build() -> FastAPI:
-    """The Mastodon API's ASGI app; its `state.ctx` is set by the main app's lifespan."""
+def build() -> Any:
+    """The Mastodon API's ASGI app (app.mastodon.home.Fast in front of the FastAPI app); its
+    `state.ctx` is set by the main app's lifespan."""
     from freehold.app.mastodon import (
         routes_accounts,
         routes_instance,
@@ -105,6 +106,7 @@ def build() -> FastAPI:
         routes_statuses,
         routes_timelines,
     )
+    from freehold.app.mastodon.home import Fast
     from freehold.app.mastodon.middleware import MastodonMiddleware
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False,
@@ -119,4 +121,4 @@ def build() -> FastAPI:
     unavailable.install(app)
     app.add_middleware(MastodonMiddleware)
     app.add_middleware(metrics.MetricsMiddleware)
-    return app
+    return Fast(app)
