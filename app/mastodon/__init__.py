@@ -104,6 +104,7 @@ def build() -> Any:
         routes_instance,
         routes_oauth,
         routes_statuses,
+        routes_streaming,
         routes_timelines,
     )
     from freehold.app.mastodon.home import Fast
@@ -113,7 +114,7 @@ def build() -> Any:
                   default_response_class=JSON)
     app.router.redirect_slashes = False
     for r in (routes_oauth.router, routes_instance.router, routes_accounts.router,
-              routes_statuses.router, routes_timelines.router):
+              routes_statuses.router, routes_timelines.router, routes_streaming.router):
         app.include_router(r)
     app.add_exception_handler(ServiceError, service_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
