@@ -21,7 +21,6 @@ from freehold.app.mastodon.streaming import (
     admit,
     hub_of,
     refresh,
-    release,
     sse_events,
     stream_label,
     sub_of,
@@ -111,6 +110,9 @@ async def websocket(ws: WebSocket) -> None:
     except StreamRefused as exc:
         await _deny(ws, exc)
         return
+    except BaseException:
+        await ws.close(code=1011)
+        raise
     await ws.accept(subprotocol=protocol.split(",")[0].strip() if protocol and
                     not ws.headers.get("authorization") and
                     not ws.query_params.get("access_token") else None)
@@ -122,7 +124,6 @@ async def websocket(ws: WebSocket) -> None:
     finally:
         reader.cancel()
         hub.leave(conn)
-        await release(ctx, conn)
         with contextlib.suppress(Exception):
             await ws.close()
 
@@ -142,6 +143,8 @@ async def _writer(ws: WebSocket, ctx: Any, conn: Conn, reader: asyncio.Future[No
         try:
             async with asyncio.timeout(max(0.0, next_beat - time.monotonic())):
                 sub, event, payload = await conn.queue.get()
+            if reader.done():
+                break  # the client left (the reader's wake-up)
             await ws.send_text(orjson.dumps({"stream": stream_label(sub), "event": event,
                                              "payload": payload}).decode())
         except TimeoutError:
@@ -152,7 +155,16 @@ async def _writer(ws: WebSocket, ctx: Any, conn: Conn, reader: asyncio.Future[No
 
 
 async def _commands(ws: WebSocket, ctx: Any, grant: oauth.Grant, conn: Conn) -> None:
-    """The client's subscribe / unsubscribe messages (others are ignored, as Mastodon does)."""
+    """The client's subscribe / unsubscribe messages (others are ignored, as Mastodon does);
+    when the client leaves, wakes the writer up."""
+    try:
+        await _read_commands(ws, grant, conn)
+    finally:
+        with contextlib.suppress(asyncio.QueueFull):
+            conn.queue.put_nowait((("", ""), "", ""))
+
+
+async def _read_commands(ws: WebSocket, grant: oauth.Grant, conn: Conn) -> None:
     with contextlib.suppress(WebSocketDisconnect):
         while True:  # bounded by the connection's lifetime (a disconnect ends it)
             raw = await ws.receive_text()

@@ -135,7 +135,7 @@ async def refresh(ctx: Ctx, conn: Conn) -> None:
     await pipe.execute()
 
 
-async def release(ctx: Ctx, conn: Conn) -> None:
+async def _release(ctx: Ctx, conn: Conn) -> None:
     with contextlib.suppress(Exception):  # a member left behind stops counting when stale
         await ctx.redis.zrem(conns_key(conn.account_id), conn.id)
 
@@ -161,19 +161,27 @@ class Hub:
     def join(self, conn: Conn) -> None:
         self.conns.add(conn)
         if not self.tasks:
-            self.tasks = [asyncio.ensure_future(self._follow(s, h)) for s, h in (
-                (STREAM_POSTS, self._post), (STREAM_EVENTS, self._event),
-                (STREAM_DELETES, self._delete))]
+            self.tasks = [asyncio.ensure_future(self._follow(s, h, wait)) for s, h, wait in (
+                (STREAM_POSTS, self._post, True), (STREAM_EVENTS, self._event, False),
+                (STREAM_DELETES, self._delete, True))]
 
     def leave(self, conn: Conn) -> None:
+        """The connection ended: no more events, and it no longer counts against its
+        account's bound (in a task: the caller may be cancelled, as a response is when its
+        client goes away)."""
         self.conns.discard(conn)
+        job = asyncio.ensure_future(_release(self.ctx, conn))
+        self.jobs.add(job)
+        job.add_done_callback(self.jobs.discard)
         if not self.conns:
             for t in self.tasks:
                 t.cancel()
             self.tasks = []
 
-    async def _follow(self, stream: str, handle: Any) -> None:
-        """Hand every new entry of `stream` to `handle`, while this process has connections."""
+    async def _follow(self, stream: str, handle: Any, in_order: bool) -> None:
+        """Hand every new entry of `stream` to `handle`, while this process has connections:
+        one after the other (`in_order`: posts and deletes reach clients in their order), or
+        each in a task of its own (a notification waits for the notify worker)."""
         redis = self.ctx.redis
         last = "0-0"
         with contextlib.suppress(Exception):
@@ -191,6 +199,9 @@ class Hub:
             for _, entries in got or ():
                 for eid, fields in entries:
                     last = eid
+                    if in_order:
+                        await self._safe(handle, fields)
+                        continue
                     job = asyncio.ensure_future(self._safe(handle, fields))
                     self.jobs.add(job)
                     job.add_done_callback(self.jobs.discard)
@@ -333,4 +344,3 @@ async def sse_events(ctx: Ctx, hub: Hub, conn: Conn) -> AsyncIterator[bytes]:
                 next_beat = time.monotonic() + beat
     finally:
         hub.leave(conn)
-        await release(ctx, conn)
