@@ -183,10 +183,9 @@ class Hub:
         one after the other (`in_order`: posts and deletes reach clients in their order), or
         each in a task of its own (a notification waits for the notify worker)."""
         redis = self.ctx.redis
-        last = "0-0"
-        with contextlib.suppress(Exception):
-            top = await redis.xrevrange(stream, count=1)
-            last = top[0][0] if top else "0-0"
+        # from a second before the first connection joined (entry ids are Redis's clock in
+        # ms): what was added while the readers started is not missed
+        last = f"{int(time.time() * 1000) - 1000}-0"
         while self.conns:  # bounded by the connections' lifetime (leave cancels it too)
             try:
                 got = await redis.xread({stream: last}, count=100, block=BLOCK_MS)
