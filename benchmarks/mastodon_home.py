@@ -47,18 +47,19 @@ RESULTS = ROOT / "benchmarks" / "results" / "mastodon_home.json"
 TARGET_RATIO, TARGET_P99_MS = 0.70, 50.0
 
 
-async def oauth_tokens(dsn: str, reader_ids: list[int]) -> list[str]:
-    """An OAuth app and one `read` access token per reader, stored as the app stores them."""
+async def oauth_tokens(dsn: str, reader_ids: list[int], scopes: tuple[str, ...] = ("read",)
+                       ) -> list[str]:
+    """An OAuth app and one access token per reader, stored as the app stores them."""
     tokens = [f"fhoa_{secrets.token_urlsafe(32)}" for _ in reader_ids]
     conn = await asyncpg.connect(dsn)
     try:
         await conn.execute(
             "INSERT INTO oauth_apps (id, client_id, secret_hash, name, redirect_uris, scopes)"
             " VALUES (1, 'bench', $1, 'bench', ARRAY['urn:ietf:wg:oauth:2.0:oob'],"
-            " ARRAY['read'])", hashlib.sha256(b"bench").digest())
+            " $2)", hashlib.sha256(b"bench").digest(), list(scopes))
         await conn.copy_records_to_table(
             "oauth_tokens", columns=["id", "token_hash", "app_id", "account_id", "scopes"],
-            records=[(n + 1, hashlib.sha256(t.encode()).digest(), 1, a, ["read"])
+            records=[(n + 1, hashlib.sha256(t.encode()).digest(), 1, a, list(scopes))
                      for n, (t, a) in enumerate(zip(tokens, reader_ids, strict=True))])
     finally:
         await conn.close()

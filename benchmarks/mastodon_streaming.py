@@ -64,7 +64,7 @@ async def until_update(reader: asyncio.StreamReader, marker: bytes, timeout: flo
     async with asyncio.timeout(timeout):
         while True:  # bounded by the timeout
             block = await reader.readuntil(b"\n\n")
-            if block.startswith(b"event: update") and marker in block:
+            if b"event: update" in block and marker in block:  # (chunked framing around)
                 return time.monotonic()
 
 
@@ -122,7 +122,7 @@ def main() -> int:
                     "SELECT id FROM accounts ORDER BY id LIMIT $1", args.connections + 1)]
             finally:
                 await conn.close()
-            return await oauth_tokens(settings.database_url, ids)
+            return await oauth_tokens(settings.database_url, ids, ("read", "write"))
 
         tokens = asyncio.run(prepare())
         port = free_port()
