@@ -17,6 +17,7 @@ from freehold.app.settings import Settings
 AnyRedis = Any  # Redis | RedisCluster: both expose the same command methods
 
 STREAM_POSTS = "stream:posts"  # new posts: fan-out and pre-flagger consume it
+STREAM_DELETES = "stream:deletes"  # deleted posts: the Mastodon streaming API's `delete`
 STREAM_EVENTS = "stream:events"  # follow/reply/mention/echo/upvote: notify consumes it
 BIG_EPOCH = "big:epoch"  # bumped when an account crosses the big-account threshold
 TRENDS_TAGS = "trends:tags"

@@ -43,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
         uvicorn.run("freehold.app.main:create_app", factory=True, host=args.host, port=args.port,
                     workers=args.workers, log_level="warning", access_log=False,
                     proxy_headers=True, forwarded_allow_ips=os.environ.get(
-                        "FREEHOLD_TRUSTED_PROXIES", "127.0.0.1"))
+                        "FREEHOLD_TRUSTED_PROXIES", "127.0.0.1"),
+                    # open streaming connections (app.mastodon.streaming) would hold a graceful
+                    # shutdown forever: they are cut after this many seconds
+                    timeout_graceful_shutdown=10)
     finally:
         if own_dir:
             shutil.rmtree(own_dir, ignore_errors=True)

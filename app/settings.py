@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     # without one) per window, answered with X-RateLimit-* headers, 429 past it; 0: no limit
     masto_rate_limit: int = 300
     masto_rate_window: int = 300
+    # streaming (/api/v1/streaming): open connections per account (429 past it), and the
+    # seconds between heartbeats (an SSE comment / a WebSocket ping; the bound's liveness too)
+    masto_stream_per_account: int = 8
+    masto_stream_heartbeat_s: int = 15
     # workers
     stream_maxlen: int = 1_000_000
     worker_batch: int = 50

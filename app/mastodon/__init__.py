@@ -96,22 +96,25 @@ async def validation_error(request: Request, exc: RequestValidationError) -> Res
                 status_code=422)
 
 
-def build() -> FastAPI:
-    """The Mastodon API's ASGI app; its `state.ctx` is set by the main app's lifespan."""
+def build() -> Any:
+    """The Mastodon API's ASGI app (app.mastodon.home.Fast in front of the FastAPI app); its
+    `state.ctx` is set by the main app's lifespan."""
     from freehold.app.mastodon import (
         routes_accounts,
         routes_instance,
         routes_oauth,
         routes_statuses,
+        routes_streaming,
         routes_timelines,
     )
+    from freehold.app.mastodon.home import Fast
     from freehold.app.mastodon.middleware import MastodonMiddleware
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, redirect_slashes=False,
                   default_response_class=JSON)
     app.router.redirect_slashes = False
     for r in (routes_oauth.router, routes_instance.router, routes_accounts.router,
-              routes_statuses.router, routes_timelines.router):
+              routes_statuses.router, routes_timelines.router, routes_streaming.router):
         app.include_router(r)
     app.add_exception_handler(ServiceError, service_error)  # type: ignore[arg-type]
     app.add_exception_handler(HTTPException, http_error)  # type: ignore[arg-type]
@@ -119,4 +122,4 @@ def build() -> FastAPI:
     unavailable.install(app)
     app.add_middleware(MastodonMiddleware)
     app.add_middleware(metrics.MetricsMiddleware)
-    return app
+    return Fast(app)

@@ -13,15 +13,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+from redis.exceptions import RedisClusterException
 
 from freehold.app.batching import Batcher
 from freehold.app.context import Ctx
+from freehold.app.redis_wire import Command, Redirected
 
 EXPOSE = b"Link, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Idempotency-Key"
 METHODS = b"GET, POST, PUT, PATCH, DELETE, OPTIONS"
@@ -35,19 +39,90 @@ def _who(scope: dict[str, Any]) -> str:
     return "a" + (client[0] if client else "-")
 
 
-def _counter(ctx: Ctx) -> Batcher[tuple[str, int], int]:
+def _counter(ctx: Ctx) -> Batcher[tuple[str, int, str | None], tuple[int, Any]]:
+    """Counts of concurrent requests in one pipeline: an item is (counter key, its time to live,
+    a key to GET in the same round trip or None), its result (the count, the GET's answer)."""
     b = ctx.batchers.get("masto_rl")
     if b is None:
-        async def run(items: list[tuple[str, int]]) -> list[int]:
-            pipe = ctx.redis.pipeline(transaction=False)
-            for key, ttl in items:
-                pipe.incr(key)
-                pipe.expire(key, ttl, nx=True)
-            res = await pipe.execute()
-            return [int(c) for c in res[::2]]
+        async def run(items: list[tuple[str, int, str | None]]) -> list[tuple[int, Any]]:
+            cmds: list[Command] = []
+            for key, ttl, also in items:
+                cmds += [("incr", key), ("expire", key, ttl, "NX")]
+                if also is not None:
+                    cmds.append(("get", also))
+            res: list[Any] | None = None
+            wire = ctx.reads.wire  # raw connections (app.redis_wire): a fraction of redis-py's
+            if wire is not None:  # cost; a retry after a lost connection may count twice
+                with contextlib.suppress(Redirected, RedisClusterException):
+                    res = await wire.execute(cmds)
+            if res is None:
+                pipe = ctx.redis.pipeline(transaction=False)
+                for c in cmds:
+                    getattr(pipe, c[0])(*c[1:])
+                res = await pipe.execute()
+            bad = next((r for r in res if isinstance(r, Exception)), None)
+            if bad is not None:
+                raise bad
+            out: list[tuple[int, Any]] = []
+            at = 0
+            for _, _, also in items:
+                out.append((int(res[at]), res[at + 2] if also is not None else None))
+                at += 3 if also is not None else 2
+            return out
 
         b = ctx.batchers["masto_rl"] = Batcher("masto_rl", run)
     return b
+
+
+Answer = Callable[[Any], Awaitable[None]]
+COUNTED = "freehold.masto_rl"  # scope key: the request was counted already (its headers)
+
+
+def window(ctx: Ctx, scope: dict[str, Any]) -> tuple[str, int, float, int]:
+    """(the counter's Redis key, its time to live, now, the window's end) of a request."""
+    w = max(1, ctx.settings.masto_rate_window)
+    now = time.time()
+    slot = int(now // w)
+    return f"rl:masto:{_who(scope)}:{slot}", w + 1, now, (slot + 1) * w
+
+
+def limit_headers(ctx: Ctx, count: int, now: float, end: int
+                  ) -> tuple[list[tuple[bytes, bytes]], Answer | None]:
+    """(the CORS and X-RateLimit-* headers of an answer, the 429 answer when `count` is past
+    the limit)."""
+    limit = ctx.settings.masto_rate_limit
+    reset = datetime.fromtimestamp(end, tz=UTC)
+    extra = [(b"access-control-allow-origin", b"*"),
+             (b"access-control-expose-headers", EXPOSE),
+             (b"x-ratelimit-limit", str(limit).encode()),
+             (b"x-ratelimit-remaining", str(max(0, limit - count)).encode()),
+             (b"x-ratelimit-reset", reset.isoformat().replace("+00:00", "Z").encode())]
+    if limit <= 0 or count <= limit:
+        return extra, None
+
+    async def refuse(send: Any) -> None:
+        body = orjson.dumps({"error": "Too many requests"})
+        await send({"type": "http.response.start", "status": 429, "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(int(end - now) + 1).encode()), *extra]})
+        await send({"type": "http.response.body", "body": body})
+
+    return extra, refuse
+
+
+async def count(ctx: Ctx, scope: dict[str, Any], also: str | None = None
+                ) -> tuple[list[tuple[bytes, bytes]], Answer | None, Any]:
+    """Count a request in its window: (its headers, the 429 answer past the limit, the value
+    of the key `also` read in the same round trip)."""
+    counted = scope.get(COUNTED)
+    if counted is not None:
+        return (*counted, None)
+    key, ttl, now, end = window(ctx, scope)
+    n, got = await _counter(ctx)((key, ttl, also))
+    extra, refusal = limit_headers(ctx, n, now, end)
+    scope[COUNTED] = (extra, refusal)
+    return extra, refusal, got
 
 
 class MastodonMiddleware:
@@ -68,25 +143,9 @@ class MastodonMiddleware:
             await self._preflight(headers, send)
             return
         ctx: Ctx = scope["app"].state.ctx
-        s = ctx.settings
-        now = time.time()
-        window = max(1, s.masto_rate_window)
-        slot = int(now // window)
-        reset = datetime.fromtimestamp((slot + 1) * window, tz=UTC)
-        count = await _counter(ctx)((f"rl:masto:{_who(scope)}:{slot}", window + 1))
-        limit = s.masto_rate_limit
-        extra = [(b"access-control-allow-origin", b"*"),
-                 (b"access-control-expose-headers", EXPOSE),
-                 (b"x-ratelimit-limit", str(limit).encode()),
-                 (b"x-ratelimit-remaining", str(max(0, limit - count)).encode()),
-                 (b"x-ratelimit-reset", reset.isoformat().replace("+00:00", "Z").encode())]
-        if limit > 0 and count > limit:
-            body = orjson.dumps({"error": "Too many requests"})
-            await send({"type": "http.response.start", "status": 429, "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"retry-after", str(int((slot + 1) * window - now) + 1).encode()), *extra]})
-            await send({"type": "http.response.body", "body": body})
+        extra, refusal, _ = await count(ctx, scope)
+        if refusal is not None:
+            await refusal(send)
             return
 
         async def _send(message: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
-from freehold.app.api.deps import JSON, get_ctx
+from freehold.app.api.deps import JSON, JSONBytes, get_ctx
 from freehold.app.context import Ctx
 from freehold.app.mastodon import entities
 from freehold.app.mastodon.deps import (
@@ -24,6 +24,7 @@ from freehold.app.mastodon.deps import (
     strings,
     text,
 )
+from freehold.app.mastodon.home import link_header, statuses_json
 from freehold.app.services import feed, notifications, search
 from freehold.app.services import mastodon as store
 from freehold.app.services.errors import Invalid
@@ -58,11 +59,17 @@ async def home_page_ids(ctx: Ctx, account_id: int, pg: store.Page) -> list[int]:
 
 
 @router.get("/api/v1/timelines/home")
-async def home(request: Request, p: P, grant: ReadStatuses) -> JSON:
+async def home(request: Request, p: P, grant: ReadStatuses) -> JSONBytes:
+    """(Plain requests are answered before routing, app.mastodon.home.Fast.)"""
     ctx = get_ctx(request)
     pg = page(p)
     ids = await home_page_ids(ctx, me(grant), pg)
-    return paged(request, await render_statuses(ctx, request, me(grant), ids), ids, pg.limit)
+    b = base(request)
+    items = await statuses_json(ctx, request.app.state.statuses, b, me(grant), ids)
+    link = link_header(b.base, request.url.path, request.query_params.multi_items(), ids,
+                       pg.limit)
+    return JSONBytes(b"[" + b",".join(items) + b"]",
+                     headers={"Link": link} if link else None)
 
 
 @router.get("/api/v1/timelines/public")

@@ -10,7 +10,7 @@ import asyncpg
 from freehold.app.context import Ctx
 from freehold.app.ids import id_datetime, new_id, parse_id
 from freehold.app.readwrite import PRIMARY_READS, fetchrow_fresh
-from freehold.app.redis_client import STREAM_EVENTS, STREAM_POSTS, author_key
+from freehold.app.redis_client import STREAM_DELETES, STREAM_EVENTS, STREAM_POSTS, author_key
 from freehold.app.services import audit
 from freehold.app.services.accounts import media_url
 from freehold.app.services.errors import Conflict, Forbidden, Invalid, NotFound, Suspended
@@ -333,7 +333,10 @@ async def delete_post(ctx: Ctx, actor_id: int, post_id: int) -> None:
             await conn.execute(
                 "UPDATE posts SET echoes_count = echoes_count - 1 WHERE id = $1",
                 row["echo_of_id"])
-    await ctx.redis.lrem(author_key(row["author_id"]), 0, str(post_id))
+    pipe = ctx.redis.pipeline(transaction=False)
+    pipe.lrem(author_key(row["author_id"]), 0, str(post_id))
+    pipe.xadd(STREAM_DELETES, {"post": str(post_id)}, maxlen=10_000, approximate=True)
+    await pipe.execute()
     ctx.big_heads.drop(row["author_id"])
     if ctx.media is not None:
         await ctx.media.delete(keys)

@@ -42,3 +42,4 @@ def test_masto_js_scenario(base: str, workers: Any) -> None:  # noqa: F811
     assert out["ok"] and out["account"] == alice["name"]
     assert {"follow", "favourite", "reblog", "mention"} <= set(out["notifications"])
     assert len(out["pages"]) == 3
+    assert out["streamed"]  # its user stream (WebSocket) got the followed account's post

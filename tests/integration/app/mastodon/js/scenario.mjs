@@ -2,7 +2,7 @@
 // Usage: node scenario.mjs BASE_URL SESSION_TOKEN_A SESSION_TOKEN_B
 // (the session tokens stand for two users logged in to the web UI, who approve the consent
 // page). Prints one JSON line of what it saw; exits non-zero on the first failed check.
-import { createOAuthAPIClient, createRestAPIClient } from "masto";
+import { createOAuthAPIClient, createRestAPIClient, createStreamingAPIClient } from "masto";
 import assert from "node:assert/strict";
 
 const [base, sessionA, sessionB] = process.argv.slice(2);
@@ -36,8 +36,13 @@ async function login(session) {
   const token = await oauth.token.create({ grantType: "authorization_code", code,
     clientId: app.clientId, clientSecret: app.clientSecret, redirectUri: REDIRECT,
     scope: SCOPES });
+  tokens[session] = token.accessToken;
   return createRestAPIClient({ url: base, accessToken: token.accessToken });
 }
+
+const tokens = {};
+const within = (ms, what, promise) => Promise.race([promise, new Promise((_, reject) =>
+  setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms))]);
 
 const a = await login(sessionA);
 const b = await login(sessionB);
@@ -46,6 +51,22 @@ const instance = await a.v2.instance.fetch();
 assert.match(instance.version, /^4\.3\.0 \(compatible; Freehold/);
 await b.v1.accounts.$select(me.id).follow();
 
+// b's user stream (WebSocket, the token as its subprotocol) gets a's next post
+const streaming = createStreamingAPIClient({
+  streamingApiUrl: instance.configuration.urls.streaming, accessToken: tokens[sessionB],
+  retry: false });
+const userStream = streaming.user.subscribe();
+const events = userStream[Symbol.asyncIterator]();
+const nextUpdate = (async () => {
+  for (let i = 0; i < 100; i++) {  // bounded; `within` below bounds the time
+    const { value, done } = await events.next();
+    if (done) throw new Error("the stream ended");
+    if (value.event === "update") return value.payload;
+  }
+  throw new Error("no update in 100 events");
+})();
+await new Promise((r) => setTimeout(r, 1500));  // connected and subscribed
+
 const media = await a.v2.media.create({ file: new Blob([PNG], { type: "image/png" }),
                                         description: "a red dot" });
 assert.equal(media.type, "image");
@@ -53,6 +74,11 @@ const tag = `mjs${Date.now().toString(36)}`;
 const first = await a.v1.statuses.create({ status: `hello from masto.js #${tag}`,
                                            mediaIds: [media.id] });
 assert.equal(first.mediaAttachments.length, 1);
+const streamed = await within(15000, "the streamed post", nextUpdate);
+assert.equal(streamed.id, first.id);
+assert.equal(streamed.mediaAttachments.length, 1);
+userStream.unsubscribe();
+streaming.close();
 const posts = [];
 for (let i = 0; i < 4; i++) posts.push(await a.v1.statuses.create({ status: `js post ${i}` }));
 const reply = await b.v1.statuses.create({ status: "a reply", inReplyToId: first.id });
@@ -93,4 +119,5 @@ assert.ok(accounts.accounts.some((x) => x.id === me.id));
 const report = await b.v1.reports.create({ accountId: me.id, statusIds: [first.id],
                                            comment: "from masto.js", category: "spam" });
 assert.equal(report.category, "spam");
-console.log(JSON.stringify({ ok: true, account: me.username, pages, notifications: [...types] }));
+console.log(JSON.stringify({ ok: true, account: me.username, pages, notifications: [...types],
+                            streamed: streamed.id }));
