@@ -30,7 +30,6 @@ REDIS_AUTH = "/etc/redis/freehold-auth.conf"
 
 # systemd units of the roles a spec may name that no module deploys yet (the others: Role.units)
 UNDEPLOYED_UNITS: dict[str, tuple[str, ...]] = {
-    "dns": ("pdns.service",),
     "loadgen": (),
 }
 
