@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import hashlib
 
+from pyinfra import host
 from pyinfra.api import deploy
+from pyinfra.facts.files import File
 from pyinfra.operations import server
 
 from freehold.roles.common import (
@@ -24,6 +26,7 @@ from freehold.roles.common import (
 )
 from freehold.roles.dns.config import (
     DNSSEC_DB,
+    DNSSEC_DIR,
     KEY_FILE,
     KEY_MARKER,
     NAMED_CONF,
@@ -43,7 +46,8 @@ from freehold.roles.ports import DNS_PORT, Ports
 from freehold.roles.registry import Role
 
 PORTS = Ports(public_tcp=(DNS_PORT,), public_udp=(DNS_PORT,))
-PACKAGES = ["pdns-server", "pdns-backend-bind"]
+# dig: `freehold status` asks each server's PowerDNS as the world does (deploy/ops/probes.py)
+PACKAGES = ["pdns-server", "pdns-backend-bind", "bind9-dnsutils"]
 _t = templates_of(__file__)
 
 
@@ -52,11 +56,9 @@ def packages(ctx) -> list[str]:
 
 
 def import_key_command(name: str) -> str:
-    """Shell: (re)create the DNSSEC key store and import the secrets' key as the zone's only
-    key, active; then record which key was imported."""
-    return (f"set -e; [ -s {DNSSEC_DB} ] || pdnsutil create-bind-db {DNSSEC_DB}; "
-            f"chown pdns:pdns {DNSSEC_DB}; "
-            f"pdnsutil disable-dnssec {name} >/dev/null 2>&1 || true; "
+    """Shell: import the secrets' key as the zone's only key, active (any other key removed);
+    then record which key was imported."""
+    return (f"set -e; pdnsutil disable-dnssec {name} >/dev/null 2>&1 || true; "
             f"pdnsutil import-zone-key {name} {KEY_FILE} ksk active >/dev/null; "
             f"pdnsutil check-zone {name} >/dev/null; "
             f"sha256sum {KEY_FILE} | cut -d' ' -f1 > {KEY_MARKER}")
@@ -64,8 +66,6 @@ def import_key_command(name: str) -> str:
 
 @deploy("dns: PowerDNS authoritative")
 def configure(ctx) -> None:
-    from pyinfra import host
-
     me = this_server(ctx)
     spec = ctx.spec
     name = zone(spec)
@@ -75,6 +75,13 @@ def configure(ctx) -> None:
     named = config_file(NAMED_CONF, render(_t("named.conf.j2"), **named_vars(spec)))
     conf = config_file(PDNS_CONFIG, render(_t("pdns.conf.j2"), **pdns_vars(spec, me)),
                        mode="640", group="pdns")
+    if dnssec(spec):
+        directory(DNSSEC_DIR, user="pdns", group="pdns", mode="750")
+    if dnssec(spec) and not host.get_fact(File, path=DNSSEC_DB):
+        # before anything reads the config: the bind backend refuses a key store not there
+        server.shell(name="DNSSEC: create the key store",
+                     commands=[f"pdnsutil create-bind-db {DNSSEC_DB}",
+                               f"chown pdns:pdns {DNSSEC_DB}"])
     server.shell(name=f"Check the zone {name}", commands=[f"pdnsutil check-zone {name}"],
                  _if=[zfile.did_change, named.did_change, conf.did_change])
 

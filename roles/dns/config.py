@@ -35,10 +35,12 @@ from freehold.roles.ports import DNS_PORT, HTTPS_PORT
 ZONE_DIR = "/etc/powerdns/freehold"
 PDNS_CONFIG = "/etc/powerdns/pdns.conf"
 NAMED_CONF = f"{ZONE_DIR}/named.conf"
-DNSSEC_DB = "/var/lib/powerdns/bind-dnssec-db.sqlite3"
+# the key store: SQLite writes a journal beside it, so its folder is PowerDNS' own
+DNSSEC_DIR = "/var/lib/powerdns/freehold"
+DNSSEC_DB = f"{DNSSEC_DIR}/bind-dnssec-db.sqlite3"
 KEY_FILE = f"{ZONE_DIR}/dnssec.private"
 # what `pdnsutil import-zone-key` was last given (sha256 of the key file): the deploy compares
-KEY_MARKER = "/var/lib/powerdns/freehold-dnssec.imported"
+KEY_MARKER = f"{DNSSEC_DIR}/imported-key.sha256"
 SECRET = "dnssec_key"        # deploy/secrets.py: base64 of the ECDSA P-256 private scalar
 
 DEFAULT_NAMES = ("@", "www")
