@@ -92,7 +92,9 @@ def test_serial_follows_the_content_only() -> None:
 
 
 def test_pdns_config() -> None:
-    spec = load_spec(LAB)
+    doc = lab_doc()
+    doc["roles"]["dns"]["dnssec"] = False
+    spec = parse_spec(doc)
     me = spec.server("b2")
     text = render(template_path(c.__file__, "pdns.conf.j2"), **c.pdns_vars(spec, me))
     conf = dict(line.split("=", 1) for line in text.splitlines()
@@ -104,10 +106,9 @@ def test_pdns_config() -> None:
     assert conf["lua-health-checks-interval"] == "5"
     assert conf["disable-axfr"] == "yes"
     assert int(conf["cache-ttl"]) <= int(conf["lua-health-checks-interval"])
-    assert "bind-dnssec-db" not in conf  # dnssec off in the lab spec
-    doc = lab_doc()
-    doc["roles"]["dns"]["dnssec"] = True
-    signed = parse_spec(doc)
+    assert "bind-dnssec-db" not in conf  # dnssec off
+    signed = load_spec(LAB)  # the lab's zone is signed
+    assert c.dnssec(signed)
     text = render(template_path(c.__file__, "pdns.conf.j2"), **c.pdns_vars(signed, me))
     assert f"bind-dnssec-db={c.DNSSEC_DB}" in text.splitlines()
     named = render(template_path(c.__file__, "named.conf.j2"), **c.named_vars(spec))
@@ -203,7 +204,10 @@ def test_secrets_make_the_dnssec_key_once() -> None:
 
 def test_export_prints_ns_glue_and_ds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     runner = CliRunner()
-    r = runner.invoke(app, ["dns", "export", str(LAB)])
+    plain = lab_doc()
+    plain["roles"]["dns"]["dnssec"] = False
+    (tmp_path / "plain.yaml").write_text(yaml.safe_dump(plain))
+    r = runner.invoke(app, ["dns", "export", str(tmp_path / "plain.yaml")])
     assert r.exit_code == 0, r.output
     assert r.output.splitlines() == [
         "lab.freehold.test. 3600 IN NS ns-a2.lab.freehold.test.",
@@ -214,7 +218,7 @@ def test_export_prints_ns_glue_and_ds(tmp_path: Path, monkeypatch: pytest.Monkey
         "ns-c2.lab.freehold.test. 3600 IN A 198.18.3.11",
     ]
     doc = lab_doc()
-    doc["roles"]["dns"]["dnssec"] = True
+    assert doc["roles"]["dns"]["dnssec"] is True
     spec_path = tmp_path / "signed.yaml"
     spec_path.write_text(yaml.safe_dump(doc))
     monkeypatch.setenv(KEY_ENV, Fernet.generate_key().decode())
@@ -233,3 +237,44 @@ def test_export_prints_ns_glue_and_ds(tmp_path: Path, monkeypatch: pytest.Monkey
     r = runner.invoke(app, ["dns", "export", str(spec_path)])
     assert r.output.splitlines()[-1] == (f"lab.freehold.test. 3600 IN DS {ds['key_tag']} 13 2 "
                                          f"{ds['digest']}")
+
+
+# ---- freehold status: each dns server's serial and health ------------------------------
+
+def dig_output(serial: int, answers: list[str]) -> str:
+    soa = f"ns-a2.lab.freehold.test. hostmaster.lab.freehold.test. {serial} 10800 3600 1209600 60"
+    return soa + "\n#\n" + "\n".join(answers)
+
+
+def test_status_probes_each_dns_server_as_the_world_does() -> None:
+    from freehold.deploy.ops.probes import probe_script
+
+    spec = load_spec(LAB)
+    script = probe_script(spec, spec.server("b2"))
+    assert "echo '@@ dns'" in script
+    assert "dig +short +time=2 +tries=1 @198.18.2.11 SOA lab.freehold.test" in script
+    assert "dig +short +time=2 +tries=1 @198.18.2.11 A lab.freehold.test" in script
+    assert "@@ dns" not in probe_script(spec, spec.server("a1"))
+
+
+def test_status_dns_rows_serials_and_problems() -> None:
+    from freehold.deploy.ops.status import DOWN, OK, classify_dns, parse_dns
+
+    spec = load_spec(LAB)
+    want = c.zone_serial(spec)
+    vip_list = ["198.18.1.5", "198.18.2.5"]
+    assert parse_dns(dig_output(want, ["198.18.2.5", "198.18.1.5"])) == (want, vip_list)
+    good = {n: dig_output(want, vip_list) for n in ("a2", "b2", "c2")}
+    comp = classify_dns(good, ["a2", "b2", "c2"], want)
+    assert comp.state == OK and comp.problems == []
+    assert comp.rows[0] == {"server": "a2", "serial": want, "answers": vip_list,
+                            "healthy": True}
+    stale = {**good, "b2": dig_output(want - 1, vip_list), "c2": None}
+    comp = classify_dns(stale, ["a2", "b2", "c2"], want)
+    assert comp.state != OK
+    assert f"b2: serves serial {want - 1}, the spec's zone is {want} — run `freehold deploy " \
+           "--roles dns`" in comp.problems
+    assert "c2: does not answer for the zone" in comp.problems
+    assert f"dns servers serve different zones (serials {want - 1}, {want})" in comp.problems
+    assert [r["healthy"] for r in comp.rows] == [True, True, False]
+    assert classify_dns({}, ["a2", "b2", "c2"], want).state == DOWN
