@@ -140,6 +140,10 @@ class DnsSettings(BaseModel):
     check: Literal["readyz", "port"] | None = None
     check_interval: Annotated[int, Field(ge=1, le=60)] | None = None
     dnssec: bool | None = None
+    # records the platform does not own (MX, TXT, …) in zone-file form, relative to the spec
+    # (`freehold migrate dns --import` writes it)
+    records: spec_text(r"[A-Za-z0-9._~/-]+", "a file path (letters, digits, '.', '_', '~', "
+                       "'/', '-'), relative to the spec's folder") | None = None
 
     @field_validator("names")
     @classmethod

@@ -9,6 +9,8 @@ Settings under `roles.dns` (deploy/spec/role_settings.py checks them):
                              # (200 = up); port: a TCP connection to the VIP's port 443
     check_interval: 5        # seconds between two health checks of a VIP
     dnssec: false            # sign the zone with the key kept in the encrypted secrets
+    records: example.records.zone  # other records of the zone (MX, TXT, …), zone-file form,
+                             # relative to the spec; `freehold migrate dns --import` writes it
 
 The app serves its web UI, JSON API (/api/v1), Mastodon API and media (/media/) on one host, so
 `@` and `www` are all it needs; more names (e.g. api, media) go in `names`.
@@ -26,6 +28,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from freehold.deploy.spec import ClusterSpec, Server
@@ -130,8 +133,8 @@ class Record:
 
 
 def records(spec: ClusterSpec) -> list[Record]:
-    """The zone's records but the SOA, in a fixed order: NS and their addresses (glue), then
-    the health-checked names."""
+    """The zone's records but the SOA, in a fixed order: NS and their addresses (glue), the
+    health-checked names, then the records of `roles.dns.records`."""
     servers = dns_servers(spec)
     if not servers:
         raise DnsConfigError(f"{spec.path}: no server has the dns role — give 3 servers in 2 "
@@ -142,6 +145,73 @@ def records(spec: ClusterSpec) -> list[Record]:
             for s in servers]
     lua = lua_text(spec)
     out += [Record(n, ttl(spec), "LUA", f'A "{lua}"') for n in names(spec)]
+    return out + extra_records(spec)
+
+
+# what `records` may hold: plain data, never code (LUA) nor what the role itself owns
+EXTRA_TYPES = ("A", "AAAA", "CNAME", "MX", "TXT", "SRV", "CAA", "NS", "PTR", "DS", "SSHFP",
+               "TLSA", "NAPTR", "HTTPS", "SVCB")
+
+
+def records_path(spec: ClusterSpec) -> Path | None:
+    """`roles.dns.records`, relative to the spec's folder (None when not set)."""
+    given = settings(spec).get("records")
+    if not given:
+        return None
+    path = Path(str(given)).expanduser()
+    if not path.is_absolute() and not spec.path.startswith("<"):
+        path = Path(spec.path).parent / path
+    return path
+
+
+def owned_names(spec: ClusterSpec) -> set[str]:
+    """The names whose address records the role writes: the health-checked names and the
+    name servers' (relative to the zone, '@' for the zone itself)."""
+    origin = zone(spec)
+    return set(names(spec)) | {ns_name(spec, s)[:-len(origin) - 1] for s in dns_servers(spec)}
+
+
+def extra_records(spec: ClusterSpec) -> list[Record]:
+    """The records of `roles.dns.records`, parsed (dnspython) and checked: only plain data
+    types, no SOA, no NS at the zone itself, no address or alias at a name the role owns.
+    A wrong file raises DnsConfigError naming the file, the record and the fix."""
+    path = records_path(spec)
+    if path is None:
+        return []
+    import dns.exception
+    import dns.name
+    import dns.rdatatype
+    import dns.zone
+
+    where = f"{spec.path}: roles.dns.records: {path}"
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise DnsConfigError(f"{where}: cannot read it ({e.strerror}) — write it with "
+                             "`freehold migrate dns --import`, or fix the path") from None
+    origin = dns.name.from_text(zone(spec))
+    try:
+        parsed = dns.zone.from_text(text, origin=origin, relativize=True, check_origin=False)
+    except (dns.exception.DNSException, ValueError) as e:
+        raise DnsConfigError(f"{where}: not a zone file ({e}) — give records as "
+                             "`name ttl IN type value` lines") from None
+    owned = owned_names(spec)
+    out: list[Record] = []
+    for name, node in sorted(parsed.nodes.items(), key=lambda kv: kv[0].to_text()):
+        rel = name.to_text()
+        for rds in node.rdatasets:
+            kind = dns.rdatatype.to_text(rds.rdtype)
+            record = f"{rel} {kind}"
+            if kind not in EXTRA_TYPES:
+                raise DnsConfigError(f"{where}: {record}: type {kind} is not allowed — keep "
+                                     f"only {', '.join(EXTRA_TYPES)} records there")
+            if kind == "NS" and rel == "@":
+                raise DnsConfigError(f"{where}: {record}: the zone's own NS records come from "
+                                     "its dns servers — remove it")
+            if kind in ("A", "AAAA", "CNAME") and rel in owned:
+                raise DnsConfigError(f"{where}: {record}: {rel} is answered by the dns role "
+                                     "(health-checked or a name server) — remove it")
+            out += [Record(rel, rds.ttl, kind, r.to_text()) for r in rds]
     return out
 
 
