@@ -131,7 +131,7 @@ def probe_script(spec: ClusterSpec, server: Server) -> str:
         except DnsConfigError:
             name = None  # classify reports it
         if name:
-            parts.append(_section("dns", dns_probe(name, server.public_address), timeout=6))
+            parts.append(_section("dns", dns_probe(name, server.public_address), timeout=8))
     if server.name == _probed_repo(spec):
         parts.append(_section("backup", f"cd / && runuser -u {OS_USER} -- pgbackrest "
                                         f"--stanza={STANZA} --output=json info", timeout=8))
@@ -141,7 +141,7 @@ def probe_script(spec: ClusterSpec, server: Server) -> str:
 def dns_probe(zone: str, address: str) -> str:
     """Ask the server's PowerDNS, as the world does: the zone's SOA (its serial), then the
     zone's A answer (the site VIPs it gives out now), separated by a `#` line."""
-    dig = f"dig +short +time=2 +tries=1 @{address}"
+    dig = f"dig +short +time=2 +tries=2 @{address}"
     return f"{dig} SOA {zone} && echo '#' && {dig} A {zone}"
 
 

@@ -252,8 +252,8 @@ def test_status_probes_each_dns_server_as_the_world_does() -> None:
     spec = load_spec(LAB)
     script = probe_script(spec, spec.server("b2"))
     assert "echo '@@ dns'" in script
-    assert "dig +short +time=2 +tries=1 @198.18.2.11 SOA lab.freehold.test" in script
-    assert "dig +short +time=2 +tries=1 @198.18.2.11 A lab.freehold.test" in script
+    assert "dig +short +time=2 +tries=2 @198.18.2.11 SOA lab.freehold.test" in script
+    assert "dig +short +time=2 +tries=2 @198.18.2.11 A lab.freehold.test" in script
     assert "@@ dns" not in probe_script(spec, spec.server("a1"))
 
 
