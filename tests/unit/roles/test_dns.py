@@ -278,3 +278,14 @@ def test_status_dns_rows_serials_and_problems() -> None:
     assert f"dns servers serve different zones (serials {want - 1}, {want})" in comp.problems
     assert [r["healthy"] for r in comp.rows] == [True, True, False]
     assert classify_dns({}, ["a2", "b2", "c2"], want).state == DOWN
+
+
+def test_deploy_refuses_a_zone_that_does_not_render_before_touching_a_server(
+        tmp_path: Path) -> None:
+    doc = lab_doc()
+    doc["roles"]["dns"]["records"] = "missing.records.zone"
+    spec_path = tmp_path / "lab.yaml"
+    spec_path.write_text(yaml.safe_dump(doc))
+    r = CliRunner().invoke(app, ["deploy", str(spec_path), "--roles", "dns", "--dry-run"])
+    assert r.exit_code == 2
+    assert "roles.dns.records:" in r.output and "missing.records.zone: cannot read it" in r.output
