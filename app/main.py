@@ -1,4 +1,5 @@
-"""The ASGI app: JSON API under /api/v1, /healthz, /readyz, /metrics, media proxy.
+"""The ASGI app: JSON API under /api/v1, the Mastodon client API and OAuth 2 (app.mastodon),
+/healthz, /readyz, /metrics, media proxy.
 
 `create_app(settings)` wires it (uvicorn: `app.main:create_app --factory`): the API's routers,
 its error answers (app.api.handlers), the operational routes (app.api.operations) and the web UI
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if ctx.media is not None:
             await ctx.media.ensure_bucket()
         app.state.ctx = ctx
+        app.mastodon.state.ctx = ctx
         tune_gc()
         try:
             yield
@@ -61,6 +63,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from freehold.app.api.feeds import add_pull_baseline
 
         add_pull_baseline(app)
+
+    from freehold.app import mastodon  # the Mastodon client API, on the same services
+    from freehold.app.mastodon import authorize
+
+    app.mastodon = mastodon.build()
+    app.mastodon.state.settings = settings
+    app.mastodon_wants = mastodon.wants
+    app.include_router(authorize.router)  # its consent page: a page of the web UI
 
     from freehold.app.web import mount  # the web UI, built on the same services
 

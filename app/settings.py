@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     rl_write_per_account: int = 120
     rl_write_per_ip: int = 600
     rl_write_window: int = 60
+    # the Mastodon client API (app/mastodon): requests per access token (or client address
+    # without one) per window, answered with X-RateLimit-* headers, 429 past it; 0: no limit
+    masto_rate_limit: int = 300
+    masto_rate_window: int = 300
     # workers
     stream_maxlen: int = 1_000_000
     worker_batch: int = 50

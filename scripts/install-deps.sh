@@ -37,3 +37,14 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stam
   "$VENV/bin/python" -c "import locust"
   touch "$stamp"
 fi
+
+# masto.js for the Mastodon API's integration test (npm registry, pinned by its lock file)
+js=tests/integration/app/mastodon/js
+if [ ! -f "$js/node_modules/masto/package.json" ] || [ "$js/package-lock.json" -nt "$js/node_modules" ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "freehold: installing masto.js for the integration tests ($js)"
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    echo "freehold: npm is missing: the masto.js test will fail (install nodejs and npm)" >&2
+  fi
+fi

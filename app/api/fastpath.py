@@ -64,8 +64,15 @@ class FeedApp(FastAPI):
     when the request is plain (see module doc); its latency is recorded as the route's."""
 
     fast_paths: tuple[str, ...] = (HOME,)
+    # the Mastodon client API's app and the test of the requests it answers (app.mastodon)
+    mastodon: Any = None
+    mastodon_wants: Any = None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if self.mastodon is not None and scope["type"] in ("http", "websocket") and \
+                self.mastodon_wants(scope):
+            await self.mastodon(scope, receive, send)
+            return
         if scope["type"] == "http" and scope["method"] == "GET" and \
                 scope["path"] in self.fast_paths:
             start = time.perf_counter()

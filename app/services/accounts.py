@@ -210,8 +210,9 @@ async def purge_account(ctx: Ctx, account_id: int, *, actor_id: int | None) -> N
     pipe = ctx.redis.pipeline(transaction=False)
     for key in (feed_key(account_id), feed_big_key(account_id), author_key(account_id)):
         pipe.delete(key)
-    for t in tokens:
-        pipe.delete(session_cache_key(t))
+    for t in tokens:  # sessions' and OAuth tokens' (a digest is either, never both)
+        pipe.delete(session_cache_key(t))  # one key a command: a cluster's slots differ
+        pipe.delete(oauth_cache_key(t))
     await pipe.execute()
     ctx.big_heads.drop(account_id)
     if ctx.media is not None:
@@ -221,14 +222,15 @@ async def purge_account(ctx: Ctx, account_id: int, *, actor_id: int | None) -> N
 async def purge_rows(conn: Any, ids: list[int]) -> tuple[list[str], list[bytes]]:
     """Delete the accounts `ids` and every row they wrote (cascades), in the caller's
     transaction, keeping the counters of the other accounts and posts right; returns the media
-    keys (objects and avatars) and session token hashes left for the caller to drop from the
-    store and the caches."""
+    keys (objects and avatars) and session and OAuth token hashes left for the caller to drop
+    from the store and the caches."""
     keys = [r["s3_key"] for r in await conn.fetch(
         "SELECT s3_key FROM media WHERE owner_id = ANY($1)", ids)]
     keys += [r["avatar_key"] for r in await conn.fetch(
         "SELECT avatar_key FROM accounts WHERE id = ANY($1) AND avatar_key IS NOT NULL", ids)]
     tokens = [bytes(r["token_hash"]) for r in await conn.fetch(
-        "SELECT token_hash FROM sessions WHERE account_id = ANY($1)", ids)]
+        "SELECT token_hash FROM sessions WHERE account_id = ANY($1)"
+        " UNION ALL SELECT token_hash FROM oauth_tokens WHERE account_id = ANY($1)", ids)]
     await conn.execute(
         "UPDATE accounts a SET followers_count = a.followers_count - c.n FROM"
         " (SELECT followee_id, count(*) AS n FROM follows WHERE follower_id = ANY($1)"
@@ -257,6 +259,11 @@ async def purge_rows(conn: Any, ids: list[int]) -> tuple[list[str], list[bytes]]
 
 def session_cache_key(token_hash: bytes) -> str:
     return f"sess:{token_hash.hex()}"
+
+
+def oauth_cache_key(token_hash: bytes) -> str:
+    """Redis key caching an OAuth access token's grant (app.services.oauth)."""
+    return f"oauth:tok:{token_hash.hex()}"
 
 
 async def require_admin(ctx: Ctx, account_id: int) -> None:

@@ -240,11 +240,14 @@ async def create_post(ctx: Ctx, author_id: int, body: str, *, reply_to: int | st
         if mids:
             rows = await conn.fetch(
                 "UPDATE media SET post_id = $1 WHERE id = ANY($2::bigint[]) AND owner_id = $3"
-                " AND post_id IS NULL RETURNING id, s3_key, content_type", pid, mids, author_id)
+                " AND post_id IS NULL RETURNING id, s3_key, content_type, description",
+                pid, mids, author_id)
             if len(rows) != len(mids):
                 raise Invalid("media_ids: unknown or already used image", field="media_ids")
             order = {m: i for i, m in enumerate(mids)}
-            media = [{"id": r["id"], "key": r["s3_key"], "type": r["content_type"]}
+            # an image's alt text (set through the Mastodon API) travels with the post
+            media = [{"id": r["id"], "key": r["s3_key"], "type": r["content_type"],
+                      **({"description": r["description"]} if r["description"] else {})}
                      for r in sorted(rows, key=lambda r: order[r["id"]])]
         await conn.execute(
             "INSERT INTO posts (id, author_id, body, reply_to_id, root_id, echo_of_id, media)"

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
 from freehold.deploy.cli.common import (
     DEFAULT_SPEC,
@@ -71,9 +79,76 @@ def ssh_settings(spec: Path, cluster: ClusterSpec, ssh_key: Path | None,
         fail(f"{spec}: {e}")
 
 
+@dataclass
+class RunOptions:
+    """The deploy's pace and budgets, parsed from the command line."""
+
+    parallel: int = 50
+    host_timeout: float = 900.0
+    batch: Any = None          # batches.BatchSize | None
+    max_fail: float | None = None
+
+
+def run_options(parallel: str | None, host_timeout: str | None, batch: str | None = None,
+                max_fail: str | None = None) -> RunOptions:
+    """Parse --parallel, --host-timeout, --batch and --max-fail; a bad value is one line
+    naming the option (exit 2)."""
+    from freehold.deploy.provision.batches import (
+        OptionError,
+        parse_batch,
+        parse_count,
+        parse_max_fail,
+        parse_seconds,
+    )
+    from freehold.deploy.provision.driver import DEFAULT_HOST_TIMEOUT, DEFAULT_PARALLEL
+
+    try:
+        return RunOptions(
+            parallel=(parse_count("--parallel", parallel, 1, 1000) if parallel is not None
+                      else DEFAULT_PARALLEL),
+            host_timeout=(parse_seconds("--host-timeout", host_timeout, 1, 86400)
+                          if host_timeout is not None else DEFAULT_HOST_TIMEOUT),
+            batch=parse_batch(batch) if batch is not None else None,
+            max_fail=parse_max_fail(max_fail) if max_fail is not None else None)
+    except OptionError as e:
+        fail(str(e))
+
+
+class PhaseBars:
+    """One rich progress bar per phase (hosts done / failed / left, the slowest host still
+    running); on a console that is not a terminal (logs, CI), one plain line as each phase
+    starts and ends instead."""
+
+    def __init__(self, bar: Progress, out: Any) -> None:
+        self.bar, self.out = bar, out
+        self.tasks: dict[str, Any] = {}
+        self.ended: set[str] = set()
+        self.started = time.monotonic()
+
+    def __call__(self, st: Any) -> None:
+        task = self.tasks.get(st.label)
+        if task is None:
+            task = self.tasks[st.label] = self.bar.add_task(st.label, total=max(1, st.hosts),
+                                                            counts="")
+            self.plain(f"{st.label}: {st.hosts} server(s)")
+        # the bar moves with every host's steps (facts read, operations run); the counts say
+        # which hosts are through
+        self.bar.update(task, completed=st.steps_done, total=max(1, st.steps_total),
+                        counts=st.counts())
+        if st.finished and st.label not in self.ended:
+            self.ended.add(st.label)
+            self.plain(f"{st.label}: {st.counts()} in {st.seconds:.1f} s")
+
+    def plain(self, line: str) -> None:
+        if not self.out.is_terminal:
+            self.out.print(f"[{time.monotonic() - self.started:6.0f} s] {line}",
+                           highlight=False, markup=False)
+
+
 def execute(spec: Path, roles: str | None, limit: str | None, dry_run: bool,
             json_out: bool, ssh_key: Path | None, known_hosts: Path | None,
-            secrets: Path | None) -> Any:
+            secrets: Path | None, opts: RunOptions | None = None) -> Any:
+    opts = opts or RunOptions()
     cluster = load_cluster(spec)
     role_list, limit_list = _split(roles), _split(limit)
     _check_selection(cluster, role_list, limit_list)
@@ -87,17 +162,14 @@ def execute(spec: Path, roles: str | None, limit: str | None, dry_run: bool,
     from freehold.deploy.provision.summary import closing_lines, summary_table
 
     out = err_console if json_out else console
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+               TextColumn("{task.fields[counts]}"), TimeElapsedColumn())
     try:
         with Progress(*columns, console=out, transient=True) as bar:
-            task = bar.add_task("connecting", total=1)
-
-            def progress(description: str, done: int, total: int) -> None:
-                bar.update(task, description=description, completed=done, total=total)
-
             report = run_deploy(cluster, spec, role_list, limit_list, dry_run=dry_run,
-                                ssh=ssh, secrets_path=secrets, progress=progress)
+                                ssh=ssh, secrets_path=secrets, view=PhaseBars(bar, out),
+                                parallel=opts.parallel, host_timeout=opts.host_timeout,
+                                batch=opts.batch, max_fail=opts.max_fail)
     except (SecretsError, AssetError) as e:
         fail(str(e))
     except HostKeysRefused as e:
@@ -113,6 +185,15 @@ def execute(spec: Path, roles: str | None, limit: str | None, dry_run: bool,
     return report
 
 
+PARALLEL_HELP = "Servers worked on at once (concurrent SSH sessions); default 50."
+TIMEOUT_HELP = ("Seconds one server may take over one step (connecting, reading its facts, "
+                "one operation) before it is cut off and reported; default 900.")
+BATCH_HELP = ("Apply each role to N servers, or P% of its servers, at a time (like Ansible's "
+              "serial); etcd, postgres, redis and media always run on all their servers.")
+MAX_FAIL_HELP = ("Stop when more than P% of a batch failed (like Ansible's "
+                 "max_fail_percentage; 0% stops at the first failed server).")
+
+
 def plan(
     spec: SpecArg = DEFAULT_SPEC,
     roles: str | None = typer.Option(None, "--roles", help="Comma-separated roles."),
@@ -122,9 +203,13 @@ def plan(
     known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
     secrets: Path | None = typer.Option(None, "--secrets", help="Encrypted secrets file "
                                         "(default: beside the spec)."),
+    parallel: str | None = typer.Option(None, "--parallel", metavar="N", help=PARALLEL_HELP),
+    host_timeout: str | None = typer.Option(None, "--host-timeout", metavar="SECONDS",
+                                            help=TIMEOUT_HELP),
 ) -> None:
     """Show what a deploy would change, changing nothing."""
-    execute(spec, roles, limit, True, json_out, ssh_key, known_hosts, secrets)
+    opts = run_options(parallel, host_timeout)
+    execute(spec, roles, limit, True, json_out, ssh_key, known_hosts, secrets, opts)
 
 
 def deploy(
@@ -138,8 +223,14 @@ def deploy(
     known_hosts: Path | None = typer.Option(None, "--known-hosts", help="known_hosts file."),
     secrets: Path | None = typer.Option(None, "--secrets", help="Encrypted secrets file "
                                         "(default: beside the spec)."),
+    batch: str | None = typer.Option(None, "--batch", metavar="N|P%", help=BATCH_HELP),
+    max_fail: str | None = typer.Option(None, "--max-fail", metavar="P%", help=MAX_FAIL_HELP),
+    parallel: str | None = typer.Option(None, "--parallel", metavar="N", help=PARALLEL_HELP),
+    host_timeout: str | None = typer.Option(None, "--host-timeout", metavar="SECONDS",
+                                            help=TIMEOUT_HELP),
 ) -> None:
     """Apply the roles of the spec to its servers (idempotent)."""
+    opts = run_options(parallel, host_timeout, batch, max_fail)
     if not dry_run and not yes:
         if not sys.stdin.isatty():
             fail("deploy changes servers: pass --yes (or --dry-run to only look)")
@@ -147,7 +238,7 @@ def deploy(
         if not typer.confirm(f"Deploy {roles or 'every role'} to {limit or 'every server'} "
                              f"of {cluster.name}?"):
             raise typer.Exit(EXIT_FAILED)
-    execute(spec, roles, limit, dry_run, json_out, ssh_key, known_hosts, secrets)
+    execute(spec, roles, limit, dry_run, json_out, ssh_key, known_hosts, secrets, opts)
 
 
 def rollback(

@@ -49,3 +49,27 @@ def test_the_internals_it_calls_are_there() -> None:
     for name in ("did_change", "did_error", "is_complete"):
         assert callable(getattr(OperationMeta, name)), name
     assert isinstance(inspect.getattr_static(OperationMeta, "will_change"), property)
+
+
+def test_the_internals_of_kept_plans_and_connections_are_there() -> None:
+    from pyinfra.api.state import BaseStateCallback, StateHostResults
+    from pyinfra.connectors.ssh import SSHConnector
+    from pyinfra.connectors.util import CommandOutput
+
+    # run_ops_tolerant reads the prepare stage's verdict and completes an operation itself
+    assert OperationMeta("x", False)._maybe_is_change is False
+    assert OperationMeta("x", None)._maybe_is_change is None
+    meta = OperationMeta("x", False)
+    meta.set_complete(True, [], CommandOutput([]))
+    assert meta.did_succeed() and not meta.did_change()
+    results = StateHostResults()
+    assert hasattr(results, "ops") and hasattr(results, "success_ops")
+    # Connections: the paramiko client on the connector, the memoized file-transfer clients,
+    # the connect callbacks
+    assert "client" in vars(SSHConnector) and callable(SSHConnector.run_shell_command)
+    assert isinstance(SSHConnector.get_file_transfer_connection.cache, dict)
+    for name in ("host_connect", "host_connect_error"):
+        assert callable(getattr(BaseStateCallback, name)), name
+    # bound_commands wraps these on each host's connector
+    for name in ("run_shell_command", "put_file", "get_file"):
+        assert callable(getattr(SSHConnector, name)), name

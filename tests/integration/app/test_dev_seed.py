@@ -24,7 +24,8 @@ from tests.waiting import wait_for
 def test_migrations_of_a_fresh_database(pg_server: Postgres) -> None:
     pg_server.psql("CREATE DATABASE freehold_dev_seed")
     dsn = pg_server.dsn_for("freehold_dev_seed")
-    assert migrate(dsn) == ["0001_schema", "0002_thread_replies_index", "0003_loadtest_accounts"]
+    assert migrate(dsn) == ["0001_schema", "0002_thread_replies_index", "0003_loadtest_accounts",
+                            "0004_mastodon_api"]
     assert migrate(dsn) == []  # idempotent
     parts = pg_server.psql("SELECT count(*) FROM pg_inherits WHERE inhparent = 'posts'::regclass",
                            database="freehold_dev_seed")
