@@ -14,11 +14,13 @@ import base64
 import json
 import os
 import secrets as pysecrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
@@ -39,6 +41,19 @@ CLUSTER_SECRETS: dict[str, int] = {
     "s3_secret_key": 40,
     "app_secret_key": 64,        # the app's session signing key
     "backup_ssh": 43,            # seed of the pgBackRest SSH key (roles/backup)
+}
+
+
+def dnssec_private_key() -> str:
+    """A DNSSEC signing key (ECDSA P-256, algorithm 13): base64 of its 32-byte private scalar,
+    as BIND's private-key format holds it (roles/dns imports it on every dns server)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return _b64(key.private_numbers().private_value.to_bytes(32, "big"))
+
+
+# cluster-wide secrets that are keys rather than random text, and how each is made
+GENERATED_SECRETS: dict[str, Callable[[], str]] = {
+    "dnssec_key": dnssec_private_key,   # the zone's DNSSEC key (roles/dns)
 }
 
 
@@ -100,6 +115,10 @@ class Secrets:
         for name, length in CLUSTER_SECRETS.items():
             if not self.cluster.get(name):
                 self.cluster[name] = _token(length)
+                added = True
+        for name, make in GENERATED_SECRETS.items():
+            if not self.cluster.get(name):
+                self.cluster[name] = make()
                 added = True
         for host in host_names:
             entry = self.hosts.setdefault(host, {})

@@ -36,6 +36,8 @@ HTTP_PORT = 80
 HTTPS_PORT = 443
 LB_STATS_PORT = 8404            # also its Prometheus /metrics
 LB_RUNTIME_PORT = 9999
+# PowerDNS authoritative (roles/dns)
+DNS_PORT = 53
 # the app
 APP_PORT = 8000
 # monitoring

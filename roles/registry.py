@@ -34,6 +34,7 @@ ROLE_ORDER: tuple[str, ...] = (
     "worker",
     "monitoring",
     "backup",
+    "dns",
 )
 
 

@@ -81,6 +81,8 @@ def spec_doc(plan: CapacityPlan, name: str = "production") -> dict[str, Any]:
             "postgres": {"primary_site": lay.primary_site, "standby_site": lay.standby_site},
             "redis": {"replicas": replicas, "masters": redis.servers // (1 + replicas)},
             "media": {"masters": 3, "copies": media_copies},
+            # the platform's domain: a placeholder the operator replaces with theirs
+            "dns": {"zone": "example.social"},
         },
         "servers": servers,
     }

@@ -39,6 +39,7 @@ from freehold.deploy.capacity.inputs import (
     server_classes,
 )
 from freehold.deploy.capacity.layout import Layout, distribute, n_plus_one, read_layout
+from freehold.deploy.spec.placement import DNS_MIN_SERVERS
 from freehold.loadgen.traffic import ACTION_REQUESTS, SECONDS_PER_DAY, ProfileError, load_model
 
 DAYS_PER_MONTH = 30.44
@@ -366,6 +367,8 @@ def fixed_needs(prof: Profile, load: Load) -> dict[str, RoleNeed]:
         given = int(v(key))
         n = _quorum_size(given, lay, order) if role == "etcd" else \
             max(given, 2 if sites > 1 else 1)  # one left after losing a site or provider
+        if role == "dns":  # the placement rule's minimum (deploy/spec/placement.py)
+            n = max(n, DNS_MIN_SERVERS)
         out[role] = RoleNeed(role, n, prof.cls(role).name, distribute(n, order),
                              f"{key} {given}" + (f" -> {n} to survive a site or provider"
                                                  if n != given else ""))

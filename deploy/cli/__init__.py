@@ -8,6 +8,7 @@ from freehold.deploy.cli import (
     backup_cmd,
     capacity_cmd,
     deploy_cmd,
+    dns_cmd,
     drill_cmd,
     failover_cmd,
     inventory_cmd,
@@ -31,6 +32,7 @@ app.add_typer(inventory_cmd.app, name="inventory")
 app.add_typer(lab_cmd.app, name="lab")
 app.add_typer(loadtest_cmd.app, name="loadtest")
 app.add_typer(migrate_cmd.app, name="migrate")
+app.add_typer(dns_cmd.app, name="dns")
 app.command("plan")(deploy_cmd.plan)
 app.command("deploy")(deploy_cmd.deploy)
 app.command("rollback")(deploy_cmd.rollback)

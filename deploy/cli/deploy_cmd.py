@@ -56,6 +56,13 @@ def _check_selection(cluster: ClusterSpec, roles: list[str] | None,
     errors, _ = check_placement(cluster)
     if errors:
         fail_lines([f"{cluster.path}: placement: {e}" for e in errors])
+    if cluster.servers_with_role("dns") and (roles is None or "dns" in roles):
+        from freehold.roles.dns.config import DnsConfigError, zone_text
+
+        try:  # the zone (and its records file) renders: said now, not by every dns server
+            zone_text(cluster)
+        except DnsConfigError as e:
+            fail(str(e))
 
 
 def ssh_settings(spec: Path, cluster: ClusterSpec, ssh_key: Path | None,

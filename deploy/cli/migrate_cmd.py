@@ -170,10 +170,13 @@ def dns(
     name: list[str] = typer.Option(None, "--name", help="record to repoint (default apex)"),
     address: list[str] = typer.Option(None, "--address", help="new cluster address (repeat)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="show the change set only"),
+    import_to: Path = typer.Option(None, "--import", help="import the zone into this cluster "
+                                   "spec's dns role (writes its roles.dns.records file)"),
     json_out: bool = typer.Option(False, "--json"),
     manifest: Path = ManifestOpt,
 ) -> None:
-    """Export a Route 53 zone, lower its TTLs, and repoint it at cutover."""
+    """Export a Route 53 zone, lower its TTLs, import it into the dns role's zone, and
+    repoint it at cutover."""
     import json
 
     from botocore.exceptions import BotoCoreError, ClientError
@@ -189,6 +192,9 @@ def dns(
         recs = d.records(c, zid)
     except (MigrateError, ClientError, BotoCoreError) as e:
         _fail(e)
+    if import_to is not None:
+        _import_zone(import_to, zname, recs, dry_run, json_out, manifest)
+        return
     if bind_out:
         atomic_write_text(bind_out, d.to_bind(zname, recs))
     if pdns_out:
@@ -221,6 +227,66 @@ def dns(
             r.get("AliasTarget", {}).get("DNSName", ""))
         t.add_row(ch["Action"], r["Name"], r["Type"], str(r.get("TTL", "")), vals)
     console.print(t)
+
+
+def _import_zone(spec_path: Path, zname: str, recs: list[dict], dry_run: bool, json_out: bool,
+                 manifest: Path) -> None:
+    """`migrate dns --import SPEC`: the kept records to `roles.dns.records`, the diff shown."""
+    import difflib
+
+    from freehold.deploy.atomic import write_text as atomic_write_text
+    from freehold.deploy.cli.common import load_cluster
+    from freehold.deploy.migrate import dns as d
+    from freehold.roles.dns.config import DnsConfigError, extra_records, records_path, zone
+
+    cluster = load_cluster(spec_path, option="--import")
+    try:
+        if zone(cluster) + "." != zname:
+            fail(f"--import {spec_path}: roles.dns.zone is {zone(cluster)}, not the Route 53 "
+                 f"zone {zname.rstrip('.')} — import into the spec of that domain")
+        path = records_path(cluster)
+        if path is None:
+            fail(f"--import {spec_path}: roles.dns.records is not set — add `records: "
+                 f"{Path(spec_path).stem}.records.zone` under roles.dns (the file to write)")
+        plan = d.import_plan(cluster, zname, recs)
+    except DnsConfigError as e:
+        fail(str(e))
+    text = d.records_text(zname, plan, f"Route 53 zone {zname}")
+    before = path.read_text() if path.exists() else ""
+    diff = list(difflib.unified_diff(before.splitlines(), text.splitlines(),
+                                     str(path) if before else "/dev/null", str(path),
+                                     lineterm=""))
+    if not dry_run:
+        atomic_write_text(path, text)
+        try:
+            extra_records(cluster)  # what the role will read: checked now, not at deploy
+        except DnsConfigError as e:
+            if before:
+                atomic_write_text(path, before)
+            else:
+                path.unlink()
+            fail(str(e))
+        set_step(_state(manifest), "dns-import", "done", zone=zname, records_file=str(path),
+                 kept=sum(1 for r in plan if r["action"] == "keep"))
+    counts = {a: sum(1 for r in plan if r["action"] == a)
+              for a in ("keep", "replace", "drop", "skip")}
+    if json_out:
+        print_json({"zone": zname, "records_file": str(path), "dry_run": dry_run,
+                    "counts": counts, "plan": plan, "diff": diff})
+        return
+    t = Table(title=f"{zname} into {cluster.name}'s dns role: " + ", ".join(
+        f"{n} {a}" for a, n in counts.items()) + (" (dry run)" if dry_run else ""))
+    for col in ("action", "name", "type", "ttl", "values", "note"):
+        t.add_column(col, overflow="fold")
+    for r in sorted(plan, key=lambda r: ("replace", "drop", "skip", "keep").index(r["action"])):
+        t.add_row(r["action"], r["name"], r["type"], str(r["ttl"] or ""),
+                  ", ".join(r["values"]), r["note"])
+    console.print(t)
+    for line in diff:
+        console.print(line, highlight=False, markup=False, soft_wrap=True)
+    if not dry_run:
+        console.print(f"next: freehold deploy {spec_path} --roles dns, then "
+                      f"freehold dns export {spec_path} for the registrar", highlight=False)
 
 
 @app.command("status")

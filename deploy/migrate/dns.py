@@ -99,3 +99,57 @@ def apply(c: Any, zone_id: str, changes: list[dict[str, Any]], comment: str) -> 
     for i in range(0, len(changes), 500):  # Route 53 takes at most 1,000 changes a batch
         c.change_resource_record_sets(HostedZoneId=zone_id, ChangeBatch={
             "Comment": comment, "Changes": changes[i:i + 500]})
+
+
+# ---- import into roles/dns' zone ---------------------------------------------------------
+
+def relative_name(name: str, zone_name: str) -> str:
+    """A Route 53 name relative to the zone ('@' for the zone itself)."""
+    origin = zone_name if zone_name.endswith(".") else zone_name + "."
+    if name == origin:
+        return "@"
+    return name[:-len(origin) - 1] if name.endswith("." + origin) else name
+
+
+def import_plan(spec: Any, zone_name: str, recs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What importing the Route 53 zone into the dns role's zone does to each record set:
+    `keep` (records the platform does not own, such as MX and TXT, written as they were to
+    `roles.dns.records`), `replace` (the platform's own names and the name servers: the role
+    answers them, health-checked), `drop` (SOA and the zone's NS: the role's dns servers), or
+    `skip` (no zone-file form, e.g. an alias elsewhere: `note` says what to do)."""
+    from freehold.roles.dns.config import EXTRA_TYPES, names, owned_names, site_vips
+
+    owned = owned_names(spec)
+    vips = ", ".join(site_vips(spec))
+    out = []
+    for r in recs:
+        rel, kind = relative_name(r["Name"], zone_name), r["Type"]
+        values = [value_text(kind, v["Value"]) for v in r.get("ResourceRecords", [])]
+        if "AliasTarget" in r:
+            values = [f"ALIAS {r['AliasTarget']['DNSName']}"]
+        row = {"name": rel, "type": kind, "ttl": r.get("TTL"), "values": values, "note": ""}
+        if kind == "SOA" or (kind == "NS" and rel == "@"):
+            row.update(action="drop", note="the dns role's own (its dns servers)")
+        elif kind in ("A", "AAAA", "CNAME") and rel in owned:
+            row.update(action="replace", note=f"health-checked: {vips}"
+                       if rel in names(spec) else "a name server of the dns role")
+        elif "AliasTarget" in r:
+            row.update(action="skip", note="a Route 53 alias has no zone-file form: add the "
+                                           "address records it points at to the records file")
+        elif kind not in EXTRA_TYPES:
+            row.update(action="skip", note=f"type {kind} is not kept: add it by hand if needed")
+        else:
+            row.update(action="keep")
+        out.append(row)
+    return out
+
+
+def records_text(zone_name: str, plan: list[dict[str, Any]], source: str) -> str:
+    """The `roles.dns.records` file: the kept record sets as zone-file lines."""
+    lines = [f"; Records of {zone_name} the platform does not own, kept by freehold (roles/dns)",
+             f"; imported from {source} by `freehold migrate dns --import`; edit freely."]
+    for row in plan:
+        if row["action"] == "keep":
+            lines += [f"{row['name']}\t{row['ttl'] or 300}\tIN\t{row['type']}\t{v}"
+                      for v in row["values"]]
+    return "\n".join(lines) + "\n"

@@ -19,7 +19,11 @@ STEPS: tuple[tuple[str, str], ...] = (
                  "--manifest M"),
     ("objects-final", "freehold migrate objects ... --final (copies only what changed since)"),
     ("database-cutover", "freehold migrate database ... --cutover (stops writes at source)"),
+    ("dns-import", "freehold migrate dns --zone Z --import cluster.yaml (MX, TXT, … kept in "
+                   "roles.dns.records), then freehold deploy cluster.yaml --roles dns"),
     ("dns-cutover", "freehold migrate dns --zone Z --cutover --address A ..."),
+    ("dns-registrar", "freehold dns export cluster.yaml: enter its NS, glue (and DS) at the "
+                      "registrar, then freehold migrate status M --mark dns-registrar=done"),
 )
 
 

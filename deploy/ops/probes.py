@@ -17,6 +17,8 @@ from freehold.roles.backup.config import (
     backup_servers,
     repo_host,
 )
+from freehold.roles.dns.config import DnsConfigError
+from freehold.roles.dns.config import zone as dns_zone
 from freehold.roles.etcd.config import CLIENT_PORT as ETCD_PORT
 from freehold.roles.monitoring.config import ALERTMANAGER_PORT, app_port, exporters_on
 from freehold.roles.postgres.config import REST_PORT as PATRONI_PORT
@@ -30,7 +32,6 @@ REDIS_AUTH = "/etc/redis/freehold-auth.conf"
 
 # systemd units of the roles a spec may name that no module deploys yet (the others: Role.units)
 UNDEPLOYED_UNITS: dict[str, tuple[str, ...]] = {
-    "dns": ("pdns.service",),
     "loadgen": (),
 }
 
@@ -124,10 +125,24 @@ def probe_script(spec: ClusterSpec, server: Server) -> str:
         parts.append(_section("alerts", f"curl -s -m 3 'http://{mesh}:{ALERTMANAGER_PORT}"
                                         "/api/v2/alerts?active=true&silenced=false"
                                         "&inhibited=false'"))
+    if server.has("dns"):
+        try:
+            name = dns_zone(spec)
+        except DnsConfigError:
+            name = None  # classify reports it
+        if name:
+            parts.append(_section("dns", dns_probe(name, server.public_address), timeout=8))
     if server.name == _probed_repo(spec):
         parts.append(_section("backup", f"cd / && runuser -u {OS_USER} -- pgbackrest "
                                         f"--stanza={STANZA} --output=json info", timeout=8))
     return "\n".join(parts) + "\n"
+
+
+def dns_probe(zone: str, address: str) -> str:
+    """Ask the server's PowerDNS, as the world does: the zone's SOA (its serial), then the
+    zone's A answer (the site VIPs it gives out now), separated by a `#` line."""
+    dig = f"dig +short +time=2 +tries=2 @{address}"
+    return f"{dig} SOA {zone} && echo '#' && {dig} A {zone}"
 
 
 def parse_sections(stdout: str) -> dict[str, tuple[int | None, str]]:

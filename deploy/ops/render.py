@@ -32,8 +32,14 @@ def _table(title: str, rows: list[dict[str, Any]], columns: list[str]) -> Table:
     for c in columns:
         t.add_column(c)
     for r in rows:
-        t.add_row(*("-" if r.get(c) is None else str(r.get(c)) for c in columns))
+        t.add_row(*(_cell(r.get(c)) for c in columns))
     return t
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 ALL_SERVERS_UP_TO = 40     # past this many servers, only the unhealthy ones are listed
@@ -96,6 +102,7 @@ def show(report: StatusReport, console: Console, all_servers: bool | None = None
         "queues": ["stream", "group", "pending", "lag", "consumers"],
         "alerts": ["alert", "severity", "instance", "since", "summary"],
         "backup": ["last", "type", "age_hours", "backups", "wal_max"],
+        "dns": ["server", "serial", "healthy", "answers"],
     }
     for name, cols in details.items():
         c = report.components.get(name)

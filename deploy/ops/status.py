@@ -412,6 +412,44 @@ def classify_backup(info: str | None, now: float | None = None,
     return comp
 
 
+def parse_dns(text: str) -> tuple[int | None, list[str]]:
+    """(SOA serial, A answers) from the dns probe's `dig +short` output."""
+    soa, _, answers = text.partition("\n#")
+    fields = soa.split()
+    serial = int(fields[2]) if len(fields) >= 3 and fields[2].isdigit() else None
+    return serial, sorted(a.strip() for a in answers.splitlines() if a.strip())
+
+
+def classify_dns(answers: dict[str, str | None], expected: list[str],
+                 want_serial: int | None) -> Component:
+    """Each dns server's SOA serial (the spec's zone has `want_serial`) and the site VIPs it
+    answers with now."""
+    comp = Component("dns")
+    serials = set()
+    answering = 0
+    for name in expected:
+        text = answers.get(name)
+        serial, vips = parse_dns(text) if text else (None, [])
+        comp.rows.append({"server": name, "serial": serial, "answers": vips,
+                          "healthy": serial is not None})
+        if serial is None:
+            comp.bad(f"{name}: does not answer for the zone")
+            continue
+        answering += 1
+        serials.add(serial)
+        if want_serial is not None and serial != want_serial:
+            comp.bad(f"{name}: serves serial {serial}, the spec's zone is {want_serial} — "
+                     "run `freehold deploy --roles dns`")
+        if not vips:
+            comp.bad(f"{name}: answers no address for the zone")
+    if len(serials) > 1:
+        listed = ", ".join(str(n) for n in sorted(serials))
+        comp.bad(f"dns servers serve different zones (serials {listed})")
+    if expected and not answering:
+        comp.bad("no dns server answers", DOWN)
+    return comp
+
+
 # ---- gathering ---------------------------------------------------------------------------
 
 def _texts(sections: dict[str, dict[str, tuple[int | None, str]]], names: list[str],
@@ -475,6 +513,9 @@ def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
     if deployed("monitoring"):
         comps["alerts"] = _checked("alerts", classify_alerts, texts("monitoring", "alerts"),
                                    names("monitoring"))
+    if deployed("dns"):
+        comps["dns"] = _checked("dns", classify_dns, texts("dns", "dns"), names("dns"),
+                                _dns_serial(spec))
     try:
         repo = repo_name(spec)
     except BackupConfigError as exc:  # the backup is not checked at all: say so
@@ -485,6 +526,16 @@ def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
             comps["backup"] = _checked("backup", classify_backup,
                                        _texts(sections, [repo], "backup")[repo])
     return StatusReport(spec.name, unhealthy_first(servers), comps)
+
+
+def _dns_serial(spec: ClusterSpec) -> int | None:
+    """The serial of the zone the spec renders (None when the spec cannot render one)."""
+    from freehold.roles.dns.config import DnsConfigError, zone_serial
+
+    try:
+        return zone_serial(spec)
+    except DnsConfigError:
+        return None
 
 
 DEADLINE_S = 18.0

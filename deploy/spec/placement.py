@@ -19,6 +19,10 @@ After removing every server of the lost site/provider, the cluster survives when
   keeps a copy whatever SeaweedFS placed where.
 - backup: ≥ 1 backup server left.
 - serving roles lb, app, worker, pgbouncer, dns: ≥ 1 server of each role the spec has is left.
+
+DNS placement (`_check_dns`): at least 3 dns servers in at least 2 providers, so that no single
+provider (a cloud host dropping the platform) takes the platform's name with it, and a zone
+(`roles.dns.zone`) for them to serve.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from typing import Any
 from freehold.deploy.spec.models import ClusterSpec, Server
 
 SERVING_ROLES = ("lb", "app", "worker", "pgbouncer", "dns")
+DNS_MIN_SERVERS = 3
+DNS_MIN_PROVIDERS = 2
 CORE_ROLES = ("etcd", "postgres", "redis", "lb", "app", "worker", "media")
 
 
@@ -260,6 +266,7 @@ def check_placement(spec: ClusterSpec) -> tuple[list[str], list[str]]:
     _check_redis(spec, errors, spread_problem)
     _check_lb(spec, errors)
     _check_media(spec, errors, spread_problem)
+    _check_dns(spec, errors)
 
     for role in CORE_ROLES:
         if not have[role]:
@@ -319,6 +326,24 @@ def _check_media(spec: ClusterSpec, errors: list[str], spread_problem: list[str]
     if len(_sites_of(media)) < 2:
         spread_problem.append("media: volume servers in one site — add media servers in "
                               "another site so every volume has a copy elsewhere")
+
+
+def _check_dns(spec: ClusterSpec, errors: list[str]) -> None:
+    dns = spec.servers_with_role("dns")
+    if not dns:
+        return
+    if len(dns) < DNS_MIN_SERVERS:
+        errors.append(f"dns: {len(dns)} server(s) — give at least {DNS_MIN_SERVERS} servers the "
+                      "dns role (registrars want 2 name servers or more; 3 leave one to spare "
+                      "while another is down)")
+    providers = sorted({s.provider for s in dns})
+    if len(providers) < DNS_MIN_PROVIDERS:
+        errors.append(f"dns: every dns server is at provider {providers[0]} — put dns servers "
+                      f"at {DNS_MIN_PROVIDERS} providers or more, so that losing one provider "
+                      "does not take the platform's name with it")
+    if not spec.role_settings("dns").get("zone"):
+        errors.append("dns: roles.dns.zone is not set — give the platform's domain, e.g. "
+                      "`roles: {dns: {zone: example.social}}`")
 
 
 # ---- survival -------------------------------------------------------------------------

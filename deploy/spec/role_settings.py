@@ -114,6 +114,45 @@ class BackupSettings(_Settings):
     retention_full: Count | None = None
 
 
+def _zone_name(value: str) -> str:
+    labels = value.split(".")
+    if len(value) > 253 or len(labels) < 2 or any(len(x) > 63 for x in labels):
+        raise spec_problem(f"{value!r} is not a domain name",
+                           "use the platform's domain, e.g. example.social (2 labels or more, "
+                           "each at most 63 characters)")
+    return value
+
+
+ZoneName = Annotated[spec_text(r"([a-z0-9]([a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]",
+                               "a domain name in lower case without a final dot, "
+                               "e.g. example.social"), AfterValidator(_zone_name)]
+RecordName = spec_text(r"@|[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
+                       "'@' (the zone itself) or one label: lower-case letters, digits and '-'")
+
+
+class DnsSettings(BaseModel):
+    """`roles.dns`: the platform's zone, served by every dns server (roles/dns/config.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    zone: ZoneName
+    names: list[RecordName] | None = Field(None, min_length=1)
+    ttl: Annotated[int, Field(ge=5, le=3600)] | None = None
+    check: Literal["readyz", "port"] | None = None
+    check_interval: Annotated[int, Field(ge=1, le=60)] | None = None
+    dnssec: bool | None = None
+    # records the platform does not own (MX, TXT, …) in zone-file form, relative to the spec
+    # (`freehold migrate dns --import` writes it)
+    records: spec_text(r"[A-Za-z0-9._~/-]+", "a file path (letters, digits, '.', '_', '~', "
+                       "'/', '-'), relative to the spec's folder") | None = None
+
+    @field_validator("names")
+    @classmethod
+    def _no_repeats(cls, names: list[str] | None) -> list[str] | None:
+        if names and len(set(names)) != len(names):
+            raise spec_problem(f"{names} names one record twice", "list each name once")
+        return names
+
+
 class LbSettings(_Settings):
     vips: dict[str, ipaddress.IPv4Address] | None = None
     vrid_base: Annotated[int, Field(ge=0, le=255)] | None = None
@@ -164,8 +203,9 @@ class WorkerSettings(_Settings):
     servers: dict[HostName, dict[WorkerKind, Annotated[int, Field(ge=0)]]] | None = None
 
 
-ROLE_SETTINGS: dict[str, type[_Settings]] = {
-    "app": AppSettings, "base": BaseSettings, "backup": BackupSettings, "lb": LbSettings,
+ROLE_SETTINGS: dict[str, type[BaseModel]] = {
+    "app": AppSettings, "base": BaseSettings, "backup": BackupSettings, "dns": DnsSettings,
+    "lb": LbSettings,
     "media": MediaSettings, "monitoring": MonitoringSettings, "pgbouncer": PgbouncerSettings,
     "postgres": PostgresSettings, "redis": RedisSettings, "worker": WorkerSettings,
 }

@@ -12,7 +12,6 @@ SSH = Ports(public_tcp=(SSH_PORT,))
 
 # Ports of the roles a spec may name that no module deploys yet
 UNDEPLOYED_PORTS: dict[str, Ports] = {
-    "dns": Ports(public_tcp=(53,), public_udp=(53,)),
     "loadgen": Ports(mesh_tcp=(LOCUST_MASTER_PORT,)),
 }
 
