@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,7 +23,16 @@ from freehold.app.devstack import free_port, local_stack, wait_port
 from freehold.app.settings import Settings
 
 
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    # Ctrl-C (and a plain kill) stop everything, even when started as a background job of a
+    # non-interactive shell: such a job inherits SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt of its own (CI's runs of the dev command's test hung on exactly that)
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     ap = argparse.ArgumentParser(prog="python -m freehold.app.dev")
     ap.add_argument("--port", type=int, default=8000)
     ap.add_argument("--seed-only", action="store_true", help="build the demo data, then stop")

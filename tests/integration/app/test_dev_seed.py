@@ -39,8 +39,11 @@ def test_dev_command_runs_the_whole_app_and_stops_it(tmp_path: Path) -> None:
     folder."""
     port = free_port()
     log = tmp_path / "dev.log"
+    # started with SIGINT ignored, as a background job of a non-interactive shell is (CI runs
+    # the suite so): Ctrl-C must stop it all the same
     proc = subprocess.Popen([sys.executable, "-m", "freehold.app.dev", "--port", str(port)],
-                            cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+                            cwd=ROOT, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     try:
         ready = wait_for("app.dev to serve", lambda: proc.poll() is not None or re.search(
             r"logs in (\S+);", log.read_text()), timeout=120, every=0.5)
