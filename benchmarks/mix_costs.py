@@ -47,12 +47,10 @@ import random
 import secrets
 import shutil
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -77,19 +75,12 @@ from freehold.app.devstack import (  # noqa: E402
 from freehold.app.ids import new_id  # noqa: E402
 from freehold.app.settings import Settings  # noqa: E402
 from freehold.deploy.provenance import commit_state  # noqa: E402
+from freehold.loadgen.payloads import REPORT_REASONS, TAGS, WORDS, tiny_png  # noqa: E402
 from freehold.loadgen.picks import Zipf, weighted_choice  # noqa: E402
 from freehold.loadgen.roster import Roster  # noqa: E402
 from freehold.loadgen.traffic import ACTION_REQUESTS, load_model  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "mix_costs.json"
-# loadgen/users.py's vocabulary (that module loads a roster when imported, so it is not imported)
-TAGS = ["freedom", "news", "politics", "music", "sports", "tech", "memes", "local", "faith",
-        "photography", "gaming", "science", "books", "food", "travel", "art", "health", "cars",
-        "movies", "weather"]
-REPORT_REASONS = {"spam": 0.55, "harassment": 0.2, "other": 0.12, "incitement": 0.07,
-                  "threat": 0.04, "illegal": 0.02}
-WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "people",
-         "talk", "about", "what", "matters", "today", "in", "our", "town", "city", "world"]
 API = "/api/v1"
 NOTIFICATIONS_PER_MEMBER = 40
 MAX_PHASE_ACTIONS = 200_000  # a bound on one window's actions, whatever the clock says
@@ -339,19 +330,6 @@ async def act(kind: str, client: httpx.AsyncClient, actor: Actor, member: tuple[
                     json={"body": actor.text(6), "media_ids": [doc["id"]]})
     else:
         raise ValueError(f"unknown action {kind}")
-
-
-def tiny_png(rng: random.Random, side: int = 64) -> bytes:
-    """A unique, valid RGB PNG of random pixels (loadgen/users.tiny_png)."""
-    raw = b"".join(b"\x00" + rng.randbytes(side * 3) for _ in range(side))
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return (struct.pack(">I", len(data)) + kind + data
-                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
-
-    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw, 1))
-            + chunk(b"IEND", b""))
 
 
 def random_ip(rng: random.Random) -> str:

@@ -25,8 +25,8 @@ from freehold.roles.ports import LOCUST_MASTER_PORT
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = "/opt/freehold-loadgen"
-MODULES = ("__init__", "users", "locustfile", "recorder", "shapes", "slo", "picks", "roster",
-           "traffic")
+MODULES = ("__init__", "users", "locustfile", "recorder", "shapes", "slo", "picks", "payloads",
+           "roster", "traffic")
 MASTER_PORT = LOCUST_MASTER_PORT
 
 
