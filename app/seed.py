@@ -25,6 +25,8 @@ import asyncio
 import io
 import secrets
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -108,80 +110,152 @@ async def _without_fk_triggers(conn: asyncpg.Connection) -> bool:
         return False
 
 
-async def seed_dataset(dsn: str, accounts: int, *, posts_per_account: float | None = None,
-                       mean_follows: float | None = None, days: float = 3.0,
-                       upvotes_per_account: float | None = None,
-                       rng_seed: int = 42) -> dict[str, Any]:
-    """Add `accounts` accounts, their follows, posts and upvotes; return counts, seconds and
-    rows/s."""
+# a lost connection (the primary moved, the route dropped the session, the tunnel broke) is
+# retried: the rows go in one transaction, so a lost one wrote nothing; before writing again the
+# batch is looked up, in case the commit went through and only its answer was lost
+ATTEMPTS = 4
+LOST = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+        asyncpg.AdminShutdownError, asyncpg.CannotConnectNowError,
+        asyncpg.ReadOnlySQLTransactionError)
+
+
+def _quiet(_: str) -> None:
+    return None
+
+
+@dataclass
+class _Dataset:
+    """Everything the seed writes, drawn before connecting (no transaction stays open while
+    numpy works, and a retry writes the same rows)."""
+
+    tag: str
+    ids: np.ndarray
+    edges: np.ndarray
+    pids: np.ndarray
+    authors: np.ndarray
+    tags: np.ndarray
+    liked: np.ndarray
+    upvotes: np.ndarray
+    partitions: int
+
+    def rows(self) -> int:
+        return len(self.ids) + len(self.edges) + 2 * len(self.pids) + len(self.liked)
+
+
+def draw_dataset(accounts: int, *, posts_per_account: float | None = None,
+                 mean_follows: float | None = None, days: float = 3.0,
+                 upvotes_per_account: float | None = None, rng_seed: int = 42) -> _Dataset:
     if accounts < 2:
         raise ValueError("accounts: at least 2")
     rng = np.random.default_rng(rng_seed)
     n_posts = int(accounts * (DEFAULT_POSTS_PER_ACCOUNT if posts_per_account is None
                               else posts_per_account))
     mean = min(DEFAULT_MEAN_FOLLOWS if mean_follows is None else mean_follows, accounts - 1)
-    tag = LOADTEST_PREFIX + secrets.token_hex(3)
-    t0 = time.perf_counter()
     # ids from fresh entropy (the shape stays reproducible): a second seed adds new accounts
     ids = np.random.default_rng().choice(2**62, size=accounts, replace=False).astype(
         np.int64) + 1
-    conn = await asyncpg.connect(dsn)
-    try:
-        fast = await _without_fk_triggers(conn)
-        now = datetime.now(UTC)
-        async with conn.transaction():
-            await conn.copy_records_to_table(
-                "accounts", columns=["id", "username", "email", "password_hash", "display_name",
-                                     "last_active_at", "loadtest"],
-                records=[(int(a), f"{tag}_{i}", f"{tag}_{i}@loadtest.invalid", "!", f"User {i}",
-                          now, True) for i, a in enumerate(ids)])
-            edges = follow_graph(accounts, mean, rng)
-            await conn.copy_to_table(
-                "follows", columns=["follower_id", "followee_id"], format="binary",
-                source=io.BytesIO(binary_copy(ids[edges[:, 0]], ids[edges[:, 1]])))
-            ms_now = int(time.time() * 1000)
-            times = np.sort(rng.integers(ms_now - int(days * 86400_000), ms_now - 60_000,
-                                         max(n_posts, 1)))[:n_posts]
-            pids = ((times - EPOCH_MS) << RANDOM_BITS) | rng.integers(0, 1 << RANDOM_BITS,
-                                                                      n_posts)
-            w = 1.0 / np.arange(1, accounts + 1) ** 0.5
-            authors = rng.choice(accounts, size=n_posts, p=w / w.sum())
-            tw = 1.0 / np.arange(1, TAGS + 1)
-            tags = rng.choice(TAGS, size=n_posts, p=tw / tw.sum())
-            liked = upvote_pairs(accounts, w[authors], DEFAULT_UPVOTES_PER_ACCOUNT
-                                 if upvotes_per_account is None else upvotes_per_account, rng)
-            upvotes = np.bincount(liked[:, 1], minlength=n_posts)
-            await conn.execute("SELECT freehold_ensure_post_partitions($1, 1)",
-                               int(days // 28) + 2)
-            await conn.copy_records_to_table(
-                "posts", columns=["id", "author_id", "body", "upvotes_count"],
-                records=((int(p), int(ids[a]), f"post {k} of the seed #topic{t}", int(u))
-                         for k, (p, a, t, u) in enumerate(zip(pids, authors, tags, upvotes,
-                                                              strict=True))))
-            await conn.copy_to_table(
-                "upvotes", columns=["account_id", "post_id"], format="binary",
-                source=io.BytesIO(binary_copy(ids[liked[:, 0]], pids[liked[:, 1]])))
-            await conn.copy_records_to_table(
-                "post_tags", columns=["tag", "post_id"],
-                records=((f"topic{t}", int(p)) for p, t in zip(pids, tags, strict=True)))
-        if fast:
-            await conn.execute("SET session_replication_role = origin")
-        batch_ids = ids.tolist()
-        await _counters(conn, batch_ids)
-        await conn.execute("ANALYZE accounts, follows, posts, post_tags, tags, upvotes")
-        seconds = time.perf_counter() - t0
-        max_followers = int(await conn.fetchval(
-            "SELECT coalesce(max(followers_count), 0) FROM accounts WHERE id = ANY($1)",
-            batch_ids))
-    finally:
-        await conn.close()
-    rows = accounts + len(edges) + 2 * n_posts + len(liked)
-    return {"accounts": accounts, "follows": len(edges), "posts": n_posts,
-            "upvotes": len(liked),
-            "batch": tag, "seconds": round(seconds, 2),
-            "rows_per_s": round(rows / seconds) if seconds > 0 else 0,
-            "mean_follows": round(len(edges) / accounts, 1), "max_followers": max_followers,
-            "fk_triggers": "skipped (superuser)" if fast else "checked"}
+    edges = follow_graph(accounts, mean, rng)
+    ms_now = int(time.time() * 1000)
+    times = np.sort(rng.integers(ms_now - int(days * 86400_000), ms_now - 60_000,
+                                 max(n_posts, 1)))[:n_posts]
+    pids = ((times - EPOCH_MS) << RANDOM_BITS) | rng.integers(0, 1 << RANDOM_BITS, n_posts)
+    w = 1.0 / np.arange(1, accounts + 1) ** 0.5
+    authors = rng.choice(accounts, size=n_posts, p=w / w.sum())
+    tw = 1.0 / np.arange(1, TAGS + 1)
+    tags = rng.choice(TAGS, size=n_posts, p=tw / tw.sum())
+    liked = upvote_pairs(accounts, w[authors], DEFAULT_UPVOTES_PER_ACCOUNT
+                         if upvotes_per_account is None else upvotes_per_account, rng)
+    return _Dataset(tag=LOADTEST_PREFIX + secrets.token_hex(3), ids=ids, edges=edges,
+                    pids=pids, authors=authors, tags=tags, liked=liked,
+                    upvotes=np.bincount(liked[:, 1], minlength=n_posts),
+                    partitions=int(days // 28) + 2)
+
+
+async def _written(conn: asyncpg.Connection, d: _Dataset) -> bool:
+    """Whether the batch's transaction committed (its accounts are there)."""
+    n = await conn.fetchval("SELECT count(*) FROM accounts WHERE loadtest"
+                            " AND starts_with(username, $1)", d.tag + "_")
+    return int(n) == len(d.ids)
+
+
+async def _write(conn: asyncpg.Connection, d: _Dataset) -> bool:
+    """The batch's rows in one transaction; whether FK triggers were skipped."""
+    fast = await _without_fk_triggers(conn)
+    now = datetime.now(UTC)
+    ids, pids = d.ids, d.pids
+    async with conn.transaction():
+        await conn.copy_records_to_table(
+            "accounts", columns=["id", "username", "email", "password_hash", "display_name",
+                                 "last_active_at", "loadtest"],
+            records=[(int(a), f"{d.tag}_{i}", f"{d.tag}_{i}@loadtest.invalid", "!", f"User {i}",
+                      now, True) for i, a in enumerate(ids)])
+        await conn.copy_to_table(
+            "follows", columns=["follower_id", "followee_id"], format="binary",
+            source=io.BytesIO(binary_copy(ids[d.edges[:, 0]], ids[d.edges[:, 1]])))
+        await conn.execute("SELECT freehold_ensure_post_partitions($1, 1)", d.partitions)
+        await conn.copy_records_to_table(
+            "posts", columns=["id", "author_id", "body", "upvotes_count"],
+            records=((int(p), int(ids[a]), f"post {k} of the seed #topic{t}", int(u))
+                     for k, (p, a, t, u) in enumerate(zip(pids, d.authors, d.tags, d.upvotes,
+                                                          strict=True))))
+        await conn.copy_to_table(
+            "upvotes", columns=["account_id", "post_id"], format="binary",
+            source=io.BytesIO(binary_copy(ids[d.liked[:, 0]], pids[d.liked[:, 1]])))
+        await conn.copy_records_to_table(
+            "post_tags", columns=["tag", "post_id"],
+            records=((f"topic{t}", int(p)) for p, t in zip(pids, d.tags, strict=True)))
+    if fast:
+        await conn.execute("SET session_replication_role = origin")
+    return fast
+
+
+async def seed_dataset(dsn: str, accounts: int, *, posts_per_account: float | None = None,
+                       mean_follows: float | None = None, days: float = 3.0,
+                       upvotes_per_account: float | None = None,
+                       rng_seed: int = 42, attempts: int = ATTEMPTS,
+                       on_retry: Callable[[str], None] = _quiet) -> dict[str, Any]:
+    """Add `accounts` accounts, their follows, posts and upvotes; return counts, seconds and
+    rows/s. A connection lost on the way is retried (`attempts` in all, `on_retry` told why);
+    the batch is written once."""
+    t0 = time.perf_counter()
+    d = draw_dataset(accounts, posts_per_account=posts_per_account, mean_follows=mean_follows,
+                     days=days, upvotes_per_account=upvotes_per_account, rng_seed=rng_seed)
+    batch_ids = d.ids.tolist()
+    fast, retries = False, 0
+    for attempt in range(1, attempts + 1):
+        conn: asyncpg.Connection | None = None
+        try:
+            conn = await asyncpg.connect(dsn, timeout=30)
+            if attempt == 1 or not await _written(conn, d):
+                fast = await _write(conn, d)
+            await _counters(conn, batch_ids)
+            await conn.execute("ANALYZE accounts, follows, posts, post_tags, tags, upvotes")
+            max_followers = int(await conn.fetchval(
+                "SELECT coalesce(max(followers_count), 0) FROM accounts WHERE id = ANY($1)",
+                batch_ids))
+            break
+        except LOST as exc:
+            if attempt == attempts:
+                raise
+            retries += 1
+            wait = 2.0 * 2 ** (attempt - 1)
+            on_retry(f"the connection to the database was lost ({type(exc).__name__}: "
+                     f"{str(exc).strip()[:120]}); nothing half-written — trying again in "
+                     f"{wait:.0f} s ({attempt + 1}/{attempts})")
+            await asyncio.sleep(wait)
+        finally:
+            if conn is not None and not conn.is_closed():
+                try:
+                    await conn.close(timeout=5)
+                except LOST:
+                    conn.terminate()
+    seconds = time.perf_counter() - t0
+    return {"accounts": accounts, "follows": len(d.edges), "posts": len(d.pids),
+            "upvotes": len(d.liked),
+            "batch": d.tag, "seconds": round(seconds, 2),
+            "rows_per_s": round(d.rows() / seconds) if seconds > 0 else 0,
+            "mean_follows": round(len(d.edges) / accounts, 1), "max_followers": max_followers,
+            "fk_triggers": "skipped (superuser)" if fast else "checked", "retries": retries}
 
 
 async def _counters(conn: asyncpg.Connection, batch: list[int]) -> None:
@@ -204,7 +278,7 @@ async def _counters(conn: asyncpg.Connection, batch: list[int]) -> None:
 
 
 def seed(dsn: str, accounts: int, posts_per_account: float | None = None,
-         seed: int = 42) -> dict[str, Any]:
+         seed: int = 42, on_retry: Callable[[str], None] = _quiet) -> dict[str, Any]:
     """Synchronous entry point (`freehold loadtest seed`)."""
     return asyncio.run(seed_dataset(dsn, accounts, posts_per_account=posts_per_account,
-                                    rng_seed=seed))
+                                    rng_seed=seed, on_retry=on_retry))

@@ -214,7 +214,9 @@ def seed(
         fail(str(exc))
     rep = _on_database(tgt, dsn, secrets, f"seeding {n:,} accounts into {tgt.label}…",
                        lambda url: do_seed(url, tgt.label, n, path, members=members,
-                                           skip_dataset=roster_only))
+                                           skip_dataset=roster_only,
+                                           on_retry=lambda m: err_console.print(
+                                               f"[yellow]{m}[/]", highlight=False)))
     if json_out:
         print_json(rep.to_json())
         return

@@ -25,6 +25,7 @@ import ipaddress
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +44,7 @@ POPULAR_MAX = 20_000
 POSTS_MAX = 20_000
 TAGS_MAX = 500
 CLEAN_BATCH = 2_000
+ROSTER_ATTEMPTS = 4
 NEWCOMER_SUFFIX = ".loadtest.invalid"
 NEWCOMER_DOMAIN = re.compile(r"nc[0-9a-f]{16}\.loadtest\.invalid")  # no LIKE wildcard in it
 
@@ -69,16 +71,22 @@ class SeedReport:
                 "app_seed": self.app_seed}
 
 
+def _quiet(_: str) -> None:
+    return None
+
+
 def run_app_seed(dsn: str, accounts: int, *, posts_per_account: float | None = None,
-                 seed: int = 1) -> dict[str, Any]:
-    """The dataset through app.seed (COPY); what it reports (counts, seconds, rows/s)."""
+                 seed: int = 1, on_retry: Callable[[str], None] = _quiet) -> dict[str, Any]:
+    """The dataset through app.seed (COPY); what it reports (counts, seconds, rows/s). A lost
+    connection is retried there (`on_retry` is told); what still fails is a SeedError."""
     import asyncpg
 
     from freehold.app.seed import seed as app_seed
 
     try:
-        return app_seed(dsn, accounts, posts_per_account=posts_per_account, seed=seed)
-    except (OSError, asyncpg.PostgresError) as exc:
+        return app_seed(dsn, accounts, posts_per_account=posts_per_account, seed=seed,
+                        on_retry=on_retry)
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise SeedError(f"seeding through {dsn.split('@')[-1]} failed: "
                         f"{type(exc).__name__}: {exc}") from exc
 
@@ -137,12 +145,32 @@ def newcomer_domain(roster_path: Path) -> str:
 
 
 def build_roster(dsn: str, target: str, out: Path, *, members: int = MEMBERS_MAX,
-                 session_days: int = 30, rng_seed: int | None = None) -> Roster:
+                 session_days: int = 30, rng_seed: int | None = None,
+                 on_retry: Callable[[str], None] = _quiet) -> Roster:
     """Pick members among the load-test accounts, give them this run's password and sessions,
-    rank what is popular among them."""
+    rank what is popular among them. One transaction: a connection lost on the way wrote
+    nothing and is retried (ROSTER_ATTEMPTS in all, `on_retry` told why)."""
     password = secrets.token_urlsafe(24)
     phash = PasswordHasher().hash(password)
-    with psycopg.connect(dsn, autocommit=False) as conn, conn.cursor() as cur:
+    for attempt in range(1, ROSTER_ATTEMPTS + 1):
+        try:
+            return _write_roster(dsn, target, out, password, phash, members=members,
+                                 session_days=session_days, rng_seed=rng_seed)
+        except psycopg.OperationalError as exc:
+            if attempt == ROSTER_ATTEMPTS:
+                raise
+            wait = 2.0 * 2 ** (attempt - 1)
+            on_retry(f"the connection to the database was lost while writing the roster "
+                     f"({str(exc).strip().splitlines()[0][:120]}); nothing written — trying "
+                     f"again in {wait:.0f} s ({attempt + 1}/{ROSTER_ATTEMPTS})")
+            time.sleep(wait)
+    raise AssertionError("unreachable")
+
+
+def _write_roster(dsn: str, target: str, out: Path, password: str, phash: str, *,
+                  members: int, session_days: int, rng_seed: int | None) -> Roster:
+    with psycopg.connect(dsn, autocommit=False, connect_timeout=30) as conn, \
+            conn.cursor() as cur:
         accounts, _, posts = _counts(cur, LOADTEST_ACCOUNTS)
         if accounts < 2:
             raise SeedError(f"{target}: {accounts} load-test accounts in the database — seed "
@@ -188,18 +216,19 @@ def build_roster(dsn: str, target: str, out: Path, *, members: int = MEMBERS_MAX
 
 def seed(dsn: str, target: str, accounts: int, roster_path: Path, *,
          members: int = MEMBERS_MAX, posts_per_account: float | None = None,
-         skip_dataset: bool = False) -> SeedReport:
+         skip_dataset: bool = False, on_retry: Callable[[str], None] = _quiet) -> SeedReport:
     """Seed the dataset through app.seed (unless `skip_dataset`), then write the roster."""
     t0 = time.monotonic()
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         before = _counts(cur)
     app_report: dict[str, Any] = {}
     if not skip_dataset:
-        app_report = run_app_seed(dsn, accounts, posts_per_account=posts_per_account)
+        app_report = run_app_seed(dsn, accounts, posts_per_account=posts_per_account,
+                                  on_retry=on_retry)
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         after = _counts(cur)
     seeded_s = time.monotonic() - t0
-    roster = build_roster(dsn, target, roster_path, members=members)
+    roster = build_roster(dsn, target, roster_path, members=members, on_retry=on_retry)
     made = sum(after) - sum(before)
     roster.seed = {"accounts": after[0], "follows": after[1], "posts": after[2],
                    "seconds": round(seeded_s, 2)}
