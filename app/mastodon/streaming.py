@@ -221,14 +221,7 @@ class Hub:
         row = await ctx.db.fetchrow(POST_SQL, pid)
         if row is None:
             return
-        users = {c.account_id for c in conns if c.users()}
-        readers: set[int] = set()
-        if users:
-            readers = {r[0] for r in await ctx.db.fetch(
-                "SELECT follower_id FROM follows WHERE followee_id = $1"
-                " AND follower_id = ANY($2::bigint[])", row["author_id"], list(users))}
-            if row["author_id"] in users:
-                readers.add(row["author_id"])
+        readers = await self._readers(conns, row["author_id"])
         tags = set(row["tags"])
         plain = not row["reply"] and not row["echo"]
         groups: dict[tuple[int, str], list[tuple[Conn, list[Sub]]]] = {}
@@ -293,11 +286,38 @@ class Hub:
                                     status)  # type: ignore[arg-type]
         return orjson.dumps(doc).decode()
 
+    async def _readers(self, conns: list[Conn], author: int) -> set[int]:
+        """The accounts connected here whose `user` stream carries `author`'s posts: its
+        followers, and the author."""
+        users = {c.account_id for c in conns if c.users()}
+        if not users:
+            return set()
+        readers = {r[0] for r in await self.ctx.db.fetch(
+            "SELECT follower_id FROM follows WHERE followee_id = $1"
+            " AND follower_id = ANY($2::bigint[])", author, list(users))}
+        if author in users:
+            readers.add(author)
+        return readers
+
     async def _delete(self, fields: dict[str, str]) -> None:
+        """A deleted post's id, to the streams its post went to (as Mastodon does: the
+        author's followers' and the author's `user`, `public`, its hashtags'), not to all."""
+        conns = list(self.conns)
+        if not conns:
+            return
         pid = fields["post"]
-        for c in list(self.conns):
+        if "author" not in fields:  # an entry written before deletes said where: to all
+            for c in conns:
+                for s in c.subs:
+                    if s[0] != "user:notification":
+                        c.push(s, "delete", pid)
+            return
+        readers = await self._readers(conns, int(fields["author"]))
+        plain = fields.get("reply") != "1" and fields.get("echo") != "1"
+        media, tags = fields.get("media") == "1", set(fields.get("tags", "").split())
+        for c in conns:
             for s in c.subs:
-                if s[0] != "user:notification":
+                if _matches(s, c.account_id in readers, plain, media, tags):
                     c.push(s, "delete", pid)
 
 

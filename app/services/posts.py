@@ -310,7 +310,9 @@ async def delete_post(ctx: Ctx, actor_id: int, post_id: int) -> None:
     """Delete a post for real (its author, or an admin): rows, images, counters."""
     async with ctx.db.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            "SELECT author_id, reply_to_id, echo_of_id FROM posts WHERE id = $1", post_id)
+            "SELECT author_id, reply_to_id, echo_of_id, media <> '[]'::jsonb AS media,"
+            " ARRAY(SELECT tag FROM post_tags WHERE post_id = p.id) AS tags"
+            " FROM posts p WHERE id = $1", post_id)
         if row is None:
             raise NotFound("no such post")
         if row["author_id"] != actor_id:
@@ -335,7 +337,13 @@ async def delete_post(ctx: Ctx, actor_id: int, post_id: int) -> None:
                 row["echo_of_id"])
     pipe = ctx.redis.pipeline(transaction=False)
     pipe.lrem(author_key(row["author_id"]), 0, str(post_id))
-    pipe.xadd(STREAM_DELETES, {"post": str(post_id)}, maxlen=10_000, approximate=True)
+    # where the post was streamed (app.mastodon.streaming sends the delete to the same
+    # streams only: its author's followers, public, its hashtags)
+    pipe.xadd(STREAM_DELETES, {
+        "post": str(post_id), "author": str(row["author_id"]),
+        "reply": "1" if row["reply_to_id"] else "0", "echo": "1" if row["echo_of_id"] else "0",
+        "media": "1" if row["media"] else "0", "tags": " ".join(row["tags"])},
+        maxlen=10_000, approximate=True)
     await pipe.execute()
     ctx.big_heads.drop(row["author_id"])
     if ctx.media is not None:

@@ -120,3 +120,16 @@ def main_lab(lab_ready: None) -> Iterator[Lab]:
 def lab_secrets(main_lab: Lab) -> LabSecrets:
     """The secrets every module deploying the main lab uses (tests/lab/cli.py)."""
     return LabSecrets.of(main_lab)
+
+
+def lab_named_by(variable: str, spec_path: Path, request: pytest.FixtureRequest) -> Lab:
+    """The session's main lab, or — when the environment variable `variable` names another spec
+    (development: a small lab already up) — that lab; one that is not up fails, never skips."""
+    if not os.environ.get(variable):
+        return request.getfixturevalue("main_lab")
+    lab = Lab.from_spec(spec_path)
+    if not lab.is_up():
+        pytest.fail(f"{variable}={spec_path}: that lab is not up — "
+                    f"`freehold lab up --spec {spec_path}`, or unset the variable",
+                    pytrace=False)
+    return lab

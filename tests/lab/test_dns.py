@@ -31,6 +31,7 @@ from freehold.deploy.spec import ClusterSpec, Server, load_spec
 from freehold.roles.dns.config import dnssec, names, ttl, zone, zone_serial
 from freehold.roles.lb.config import site_lbs, vips
 from tests.lab.cli import LAB_SPEC, LabSecrets, freehold, freehold_up
+from tests.lab.conftest import lab_named_by
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.lab
@@ -46,16 +47,7 @@ def spec_path() -> Path:
 
 @pytest.fixture(scope="module")
 def lab(spec_path: Path, request: pytest.FixtureRequest) -> Any:
-    if os.environ.get("FREEHOLD_DNS_LAB_SPEC"):
-        from freehold.deploy.lab import Lab
-
-        lab = Lab.from_spec(spec_path)
-        if not lab.is_up():  # named on purpose: a lab that is not there fails, never skips
-            pytest.fail(f"FREEHOLD_DNS_LAB_SPEC={spec_path}: that lab is not up — "
-                        f"`freehold lab up --spec {spec_path}`, or unset the variable",
-                        pytrace=False)
-        return lab
-    return request.getfixturevalue("main_lab")
+    return lab_named_by("FREEHOLD_DNS_LAB_SPEC", spec_path, request)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mastodon import StreamListener
 from playwright import sync_api  # required: a missing Playwright fails, never skips
 
 from freehold.deploy.spec import ClusterSpec, load_spec
@@ -151,6 +152,60 @@ def test_sign_up_post_follow_read_the_feed_through_the_vip(first_up: dict[str, A
 
         wait_for("the post in the follower's home feed (fan-out worker)", in_feed, 30)
         assert site_a.get("/").status_code < 500            # the web UI (app/web) answers
+
+
+def test_a_mastodon_app_over_https_through_both_sites(first_up: dict[str, Any],
+                                                     spec: ClusterSpec, ca: str,
+                                                     tmp_path: Path) -> None:
+    """Issue 23 on the lab: Mastodon.py, as a phone app would, over HTTPS through the sites'
+    virtual IPs (the lab CA verified, nothing trusted blindly): each user registers an app and
+    authorizes it by code on their own site; bob (site b) follows alice (site a) and streams
+    his home timeline (server-sent events through HAProxy); alice's post with an image reaches
+    his stream and his home, its image is served over HTTPS; his favourite notifies her; her
+    delete reaches his stream."""
+    import random
+
+    from freehold.loadgen.payloads import tiny_png
+    from tests.mastoclient import client_for, signup
+
+    site_a, site_b = f"https://{vip(spec, 'a')}", f"https://{vip(spec, 'b')}"
+    alice, bob = signup(site_a, "lm", ca), signup(site_b, "lm", ca)
+    a, b = client_for(site_a, alice, ca), client_for(site_b, bob, ca)
+    assert a.account_verify_credentials().username == alice["name"]
+    assert b.instance_v2()["configuration"]["urls"]["streaming"] == f"wss://{vip(spec, 'b')}"
+    b.account_follow(alice["account"]["id"])
+
+    updates: dict[str, Any] = {}
+    deleted: list[str] = []
+
+    class Listener(StreamListener):  # type: ignore[misc]
+        def on_update(self, status: Any) -> None:
+            updates[str(status["id"])] = status
+
+        def on_delete(self, status_id: Any) -> None:
+            deleted.append(str(status_id))
+
+    handle = b.stream_user(Listener(), run_async=True, reconnect_async=False)
+    try:
+        wait_for("bob's stream open through site b", handle.is_receiving, 30)
+        image = tmp_path / "dot.png"
+        image.write_bytes(tiny_png(random.Random(23)))
+        media = a.media_post(str(image), mime_type="image/png", description="a dot")
+        post = a.status_post("over https, from site a", media_ids=[media])
+        sid = str(post["id"])
+        got = wait_for("alice's post on bob's stream", lambda: updates.get(sid), 15)
+        assert got["media_attachments"][0]["url"].startswith("https://")
+        assert sid in [str(s["id"]) for s in b.timeline_home(limit=5)]
+        with client(site_b, ca) as web:
+            pic = web.get(got["media_attachments"][0]["url"])
+            assert pic.status_code == 200 and pic.content == image.read_bytes()
+        b.status_favourite(post["id"])
+        wait_for("bob's favourite in alice's notifications",
+                 lambda: any(n["type"] == "favourite" for n in a.notifications()), 30)
+        a.status_delete(post["id"])
+        wait_for("the delete on bob's stream", lambda: sid in deleted, 15)
+    finally:
+        handle.close()
 
 
 def test_web_ui_loads_in_headless_chromium_through_the_vip(first_up: dict[str, Any],

@@ -22,6 +22,7 @@ from freehold.roles.backup.config import FULL_UNIT, drill_host, repo_host
 from freehold.roles.monitoring.config import PROMETHEUS_PORT, scrape_jobs
 from freehold.roles.registry import ROLE_ORDER
 from tests.lab.cli import LAB_SPEC, LabSecrets, freehold
+from tests.lab.conftest import lab_named_by
 from tests.waiting import wait_for as shared_wait_for
 
 VICTIM = "c3"  # backup drill server, worker, loadgen: no quorum depends on it
@@ -34,16 +35,7 @@ def spec_path() -> Path:
 
 @pytest.fixture(scope="module")
 def lab(spec_path: Path, request: pytest.FixtureRequest) -> Any:
-    if os.environ.get("FREEHOLD_OPS_LAB_SPEC"):
-        from freehold.deploy.lab import Lab
-
-        lab = Lab.from_spec(spec_path)
-        if not lab.is_up():  # named on purpose: a lab that is not there fails, never skips
-            pytest.fail(f"FREEHOLD_OPS_LAB_SPEC={spec_path}: that lab is not up — "
-                        f"`freehold lab up --spec {spec_path}`, or unset the variable",
-                        pytrace=False)
-        return lab
-    return request.getfixturevalue("main_lab")
+    return lab_named_by("FREEHOLD_OPS_LAB_SPEC", spec_path, request)
 
 
 @pytest.fixture(scope="module")

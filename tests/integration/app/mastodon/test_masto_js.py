@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.app.mastodon.test_mastodon_py import base, signup  # noqa: F401
+from tests.integration.app.mastodon.test_mastodon_py import base  # noqa: F401
+from tests.mastoclient import signup
 
 JS = Path(__file__).parent / "js"
 

@@ -5,67 +5,24 @@ with fetch_next / fetch_previous, notifications, search, report."""
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
-from mastodon import Mastodon
 
 from freehold.app.settings import Settings
 from tests.integration.app.conftest import streams_idle, wait_for
 from tests.integration.app.mastodon.test_api import PNG
 from tests.integration.app.test_web_browser import serving
-
-SCOPES = ["read", "write", "follow", "push"]
-REDIRECT = "freeholdtest://oauth"
+from tests.mastoclient import client_for, signup
 
 
 @pytest.fixture(scope="module")
 def base(app_settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with serving(app_settings, tmp_path_factory.mktemp("mastodon-py")) as url:
         yield url
-
-
-def signup(base: str, prefix: str) -> dict[str, Any]:
-    name = f"{prefix}_{secrets.token_hex(4)}"
-    r = httpx.post(f"{base}/api/v1/accounts", json={
-        "username": name, "email": f"{name}@example.org", "password": "correct horse battery"},
-        timeout=120)
-    assert r.status_code == 201, r.text
-    return {"name": name, **r.json()}
-
-
-def consent_code(auth_url: str, session_token: str) -> str:
-    """Drive the consent page as a logged-in browser would: the code from the redirect."""
-    with httpx.Client(cookies={"fh_session": session_token}, timeout=120) as web:
-        page = web.get(auth_url)
-        assert page.status_code == 200, page.text
-        form = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"',
-                               page.text))
-        assert form.get("csrf"), page.text
-        r = web.post(page.url.copy_with(query=None), data={**form, "decision": "approve"},
-                     follow_redirects=False)
-    assert r.status_code == 302, r.text
-    loc = urlsplit(r.headers["location"])
-    assert loc.scheme == "freeholdtest"
-    return parse_qs(loc.query)["code"][0]
-
-
-def client_for(base: str, user: dict[str, Any]) -> Mastodon:
-    cid, secret = Mastodon.create_app("Freehold test", scopes=SCOPES, redirect_uris=REDIRECT,
-                                      api_base_url=base)
-    # a 429 fails the test at once (the default waits and retries)
-    api = Mastodon(client_id=cid, client_secret=secret, api_base_url=base,
-                   ratelimit_method="throw")
-    url = api.auth_request_url(redirect_uris=REDIRECT, scopes=SCOPES, allow_http=True)
-    code = consent_code(url, user["token"])
-    api.log_in(code=code, redirect_uri=REDIRECT, scopes=SCOPES, allow_http=True)
-    return api
 
 
 def test_mastodon_py_scenario(base: str, workers: Any, rds: Any, tmp_path: Path) -> None:

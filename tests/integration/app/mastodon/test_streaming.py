@@ -1,6 +1,7 @@
 """The streaming API against uvicorn on loopback: Mastodon.py's stream_user (server-sent
 events) receives a followed account's new posts within 2 s (p99 over the posts), a
-notification and a delete; a WebSocket subscribed to a hashtag receives its posts; the
+notification and a delete (not another account's deletes); a WebSocket subscribed to a hashtag
+receives its posts and their deletes, no other's; the
 instance advertises the stream; connections per account are bounded (429 past it)."""
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ from websockets.sync.client import connect
 
 from freehold.app.settings import Settings
 from tests.integration.app.conftest import wait_for
-from tests.integration.app.mastodon.test_mastodon_py import client_for, signup
 from tests.integration.app.test_web_browser import serving
+from tests.mastoclient import client_for, signup
 
 POSTS = 6
 BOUND = 8  # app.settings: masto_stream_per_account
@@ -88,9 +89,14 @@ def test_stream_user_gets_followed_posts_within_2_s(base: str, workers: Any) -> 
         assert note["id"] in [n["id"] for n in a.notifications()]
         gone = b.status_post("to be deleted")
         wait_for(lambda: listener.updates.get(str(gone["id"])), timeout=10)
+        # a delete goes where the post went: the stranger's (deleted first) never reaches
+        # alice's user stream; deletes are handed on in order, so once bob's has come, the
+        # stranger's would have
+        stranger.status_delete(other["id"])
         b.status_delete(gone["id"])
         wait_for(lambda: str(gone["id"]) in listener.deleted, timeout=10)
         assert str(other["id"]) not in listener.updates
+        assert str(other["id"]) not in listener.deleted, listener.deleted
     finally:
         handle.close()
 
@@ -116,6 +122,19 @@ def test_websocket_hashtag_and_public(base: str) -> None:
             seen.setdefault(tuple(msg["stream"]), []).append(orjson.loads(msg["payload"])["id"])
         assert seen[("hashtag", tag)] == [str(st["id"])]
         assert {str(plain["id"]), str(st["id"])} <= set(seen[("public",)])
+        # deletes: both on public, only the tagged post's on the hashtag stream
+        b.status_delete(plain["id"])
+        b.status_delete(st["id"])
+        gone: dict[tuple[str, ...], list[str]] = {}
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (  # bounded as above
+                str(st["id"]) in gone.get(("hashtag", tag), []) and
+                str(st["id"]) in gone.get(("public",), [])):
+            msg = orjson.loads(ws.recv(timeout=20))
+            if msg["event"] == "delete":
+                gone.setdefault(tuple(msg["stream"]), []).append(msg["payload"])
+        assert gone[("hashtag", tag)] == [str(st["id"])], gone
+        assert gone[("public",)] == [str(plain["id"]), str(st["id"])], gone
     # the token may come as the subprotocol (browsers cannot set headers)
     with connect(f"{url}?stream=user", open_timeout=60,
                  subprotocols=[a.access_token]) as ws:  # type: ignore[list-item]
