@@ -7,7 +7,8 @@ list (servers added or removed) is applied by `systemctl reload wg-quick@wg0`, w
 ExecReload is `wg syncconf wg0 <(wg-quick strip wg0)`: peers are added and removed in place and
 the tunnels already up keep flowing (tests/lab/test_mesh_scale.py shows no ping lost). Only a
 change of implementation (the wireguard-go drop-in) restarts the interface. The mesh network's
-route covers every peer, so syncconf needs no route change."""
+route (the interface address's prefix) covers every peer, so wg-quick adds no route per peer
+(`Table = off`) and syncconf needs no route change."""
 
 from __future__ import annotations
 
