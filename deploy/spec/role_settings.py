@@ -169,6 +169,8 @@ class MediaSettings(_Settings):
 
 class MonitoringSettings(_Settings):
     webhook_url: WebhookUrl | None = None
+    # seconds between scrapes; at most 60: the alert rules' 5-minute rates need several samples
+    scrape_interval_s: Annotated[int, Field(ge=5, le=60)] | None = None
     replication_lag_bytes: Annotated[float, Field(ge=0)] | None = None
     error_ratio: Annotated[float, Field(ge=0, le=1)] | None = None
     p99_seconds: Annotated[float, Field(gt=0)] | None = None

@@ -23,7 +23,7 @@ from freehold.roles.ports import NODE_EXPORTER_PORT as NODE_PORT
 from freehold.roles.ports import PATRONI_REST_PORT as PATRONI_PORT
 from freehold.roles.registry import ROLE_ORDER
 
-SCRAPE_INTERVAL = "10s"
+SCRAPE_INTERVAL_S = 10  # roles.monitoring.scrape_interval_s (5-60) changes it
 EVALUATION_INTERVAL = "10s"
 RETENTION = "15d"
 RULES_FILE = "/etc/prometheus/rules/freehold.yml"
@@ -94,9 +94,13 @@ def scrape_jobs(spec: ClusterSpec) -> dict[str, dict[str, Any]]:
             if job["servers"] and needs.get(name, "base") in ROLE_ORDER}
 
 
+def scrape_interval_s(spec: ClusterSpec) -> int:
+    return int(spec.role_settings("monitoring").get("scrape_interval_s") or SCRAPE_INTERVAL_S)
+
+
 def prometheus_config(spec: ClusterSpec) -> dict[str, Any]:
     return {
-        "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": "5s",
+        "global": {"scrape_interval": f"{scrape_interval_s(spec)}s", "scrape_timeout": "5s",
                    "evaluation_interval": EVALUATION_INTERVAL,
                    "external_labels": {"cluster": spec.name}},
         "rule_files": [RULES_FILE],

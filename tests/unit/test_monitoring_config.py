@@ -14,7 +14,7 @@ import yaml
 from cryptography.fernet import Fernet
 
 from freehold.deploy.secrets import Secrets, SecretStore
-from freehold.deploy.spec import ClusterSpec, load_spec
+from freehold.deploy.spec import ClusterSpec, SpecError, load_spec
 from freehold.roles.backup import hosts as backup_hosts
 from freehold.roles.backup.config import (
     ARCHIVE_COMMAND,
@@ -157,6 +157,24 @@ def test_thresholds_come_from_the_spec(spec: ClusterSpec) -> None:
     rules = {r["alert"]: r for r in _rules(_spec_with(spec, roles=roles))}
     assert "> 0.25" in rules["AppLatencyP99"]["expr"]
     assert "> 0.01" in rules["AppErrorRate"]["expr"]
+
+
+def test_scrape_interval_from_the_spec_and_bounded(spec: ClusterSpec, tmp_path: Path) -> None:
+    assert prometheus_config(spec)["global"]["scrape_interval"] == "10s"
+    roles = {**spec.roles, "monitoring": {"scrape_interval_s": 60}}
+    assert prometheus_config(_spec_with(spec, roles=roles))["global"]["scrape_interval"] == "60s"
+    doc = yaml.safe_load((ROOT / "inventories" / "lab.yaml").read_text())
+    doc.setdefault("roles", {})["monitoring"] = {"scrape_interval_s": 600}
+    path = tmp_path / "lab.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(SpecError, match="scrape_interval_s") as bad:
+        load_spec(path)
+    assert "\n" not in str(bad.value).strip()
+    # the 300-server lab scrapes every 60 s (its header says why)
+    lab300 = (ROOT / "inventories" / "lab-300.yaml").read_text()
+    assert "every 60 s here" in lab300
+    assert prometheus_config(load_spec(ROOT / "inventories" / "lab-300.yaml"))["global"][
+        "scrape_interval"] == "60s"
 
 
 # ---- exporters and the firewall -----------------------------------------------------------
