@@ -62,6 +62,8 @@ def objects(
                                         "at once, in the whole process (memory: this × part size)"),
     retries: int = typer.Option(6, min=1, max=20, help="attempts per object (after botocore's "
                                 "own, jittered backoff)"),
+    fast: bool = typer.Option(True, "--fast-small/--boto3-small", help="small objects through "
+                              "the lean SigV4 client (boto3 when a store needs it) or boto3"),
     final: bool = typer.Option(False, "--final", help="the last pass before the database "
                                "cutover: recorded as runbook step objects-final"),
     verify: bool = typer.Option(False, "--verify", help="copy nothing: list source and target "
@@ -86,7 +88,8 @@ def objects(
             legacy = None if checkpoint else base / f"objects-{src.bucket}.checkpoint.json"
             copier = ObjectCopier(src, dst, cp, workers=workers, retries=retries,
                                   listers=listers, part_size=part_size_mib * 1024 * 1024,
-                                  parts_in_flight=parts_in_flight, legacy_checkpoint=legacy)
+                                  parts_in_flight=parts_in_flight, legacy_checkpoint=legacy,
+                                  fast=fast)
             copier.check_access()
             if verify:
                 _verify_objects(copier, json_out)

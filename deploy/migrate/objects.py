@@ -118,12 +118,14 @@ class CopyReport:
     seconds: float = 0.0
     sample: list[str] = field(default_factory=list)  # dry run: keys that would be copied
     checkpoint_rows: int = 0
+    fallbacks: list[str] = field(default_factory=list)  # stores the lean client gave up on
 
     def as_dict(self) -> dict[str, Any]:
         return {"listed": self.listed, "copied": self.copied, "skipped": self.skipped,
                 "vanished": self.vanished, "failed": self.failed, "failures": self.failures,
                 "bytes_copied": self.bytes_copied, "retries": self.retries,
                 "ranges": self.ranges, "checkpoint_rows": self.checkpoint_rows,
+                "fallbacks": self.fallbacks,
                 "seconds": round(self.seconds, 3)}
 
 
@@ -163,11 +165,11 @@ class ObjectCopier:
     def __init__(self, source: S3Location, target: S3Location, checkpoint: Path,
                  workers: int = 16, retries: int = 6, backoff: float = 0.5, listers: int = 4,
                  part_size: int = PART_MIN, parts_in_flight: int = 8,
-                 legacy_checkpoint: Path | None = None) -> None:
+                 legacy_checkpoint: Path | None = None, fast: bool = True) -> None:
         self.source, self.target, self.checkpoint = source, target, checkpoint
         self.workers, self.retries, self.backoff = workers, retries, backoff
         self.listers, self.part_size, self.parts_in_flight = listers, part_size, parts_in_flight
-        self.legacy_checkpoint = legacy_checkpoint
+        self.legacy_checkpoint, self.fast = legacy_checkpoint, fast
         pool = workers + listers + parts_in_flight + 4
         self.src = client(source, max_pool=pool, attempts=5, mode="adaptive")
         self.dst = client(target, max_pool=pool, attempts=5, mode="adaptive")
@@ -242,7 +244,8 @@ class ObjectCopier:
         work: queue.Queue[SourceObject | None] = queue.Queue(maxsize=self.workers * 16)
         writer = CheckpointWriter(self.checkpoint)
         transfer = Transfer(self.src, self.dst, self.source, self.target, self.part_size,
-                            self.parts_in_flight, stopped=self._stop.is_set)
+                            self.parts_in_flight, stopped=self._stop.is_set, fast=self.fast,
+                            pool=self.workers + 4)
         errors: list[BaseException] = []
         listers = [threading.Thread(target=self._list_ranges, name=f"lister-{i}", daemon=True,
                                     args=(cp, range_q, work, report, dry_run, errors))
@@ -257,7 +260,7 @@ class ObjectCopier:
                 t.start()
             _join(listers)
             for _ in copiers:
-                _put(work, None, None)
+                _put(work, None, self._stop)
             _join(copiers)
         except BaseException:
             self._stop.set()
@@ -268,6 +271,7 @@ class ObjectCopier:
             transfer.close()
             writer.close()
             report.retries = self.retry_count.n
+            report.fallbacks = transfer.fallbacks
             report.checkpoint_rows = cp.count()
             report.seconds = time.monotonic() - t0
             report.sample.sort()
@@ -433,13 +437,14 @@ def _before(key: str) -> str | None:
     """A string just below `key` in S3 order (the StartAfter that lists `key` first)."""
     if not key:
         return None
-    c = ord(key[-1])
-    return key[:-1] + (chr(c - 1) + "\U0010ffff" if c > 0 else "") or None
+    c = ord(key[-1]) - 1
+    c = 0xD7FF if 0xD800 <= c <= 0xDFFF else c  # no surrogates: they have no UTF-8
+    return key[:-1] + (chr(c) + "\U0010ffff" if c >= 0 else "") or None
 
 
-def _put(q: queue.Queue[T], item: T, stop: threading.Event | None) -> bool:
+def _put(q: queue.Queue[T], item: T, stop: threading.Event) -> bool:
     """Put on a bounded queue, giving up when `stop` is set; True when put."""
-    while stop is None or not stop.is_set():  # bounded by the consumers or by `stop`
+    while not stop.is_set():  # bounded by the consumers or by `stop`
         with contextlib.suppress(queue.Full):
             q.put(item, timeout=0.2)
             return True

@@ -20,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from freehold.deploy.migrate.fasts3 import FastS3, Unsupported
 from freehold.deploy.migrate.listing import SourceObject
 from freehold.deploy.migrate.s3client import S3Location
 
@@ -108,8 +109,13 @@ class Transfer:
 
     def __init__(self, src: Any, dst: Any, source: S3Location, target: S3Location,
                  part_size: int = PART_MIN, part_slots: int = 8,
-                 stopped: Callable[[], bool] = lambda: False) -> None:
+                 stopped: Callable[[], bool] = lambda: False, fast: bool = True,
+                 pool: int = 32) -> None:
         self.src, self.dst, self.source, self.target = src, dst, source, target
+        # small objects: the lean client (fasts3) until a store answers what only boto3 handles
+        self.fast_src = FastS3(src, pool) if fast else None
+        self.fast_dst = FastS3(dst, pool) if fast else None
+        self.fallbacks: list[str] = []
         self.part_size = max(PART_MIN, part_size)
         self.slots = threading.BoundedSemaphore(part_slots)
         self.pool = ThreadPoolExecutor(max_workers=part_slots, thread_name_prefix="part")
@@ -133,13 +139,35 @@ class Transfer:
         return self._large(o)
 
     # -- small: one GET, one PUT -------------------------------------------------------
-    def _small(self, o: SourceObject) -> Copied:
-        r = self.src.get_object(Bucket=self.source.bucket, Key=o.key)
-        etag = r["ETag"].strip('"')  # the version read (it may be newer than the listing's)
+    def _get(self, key: str) -> tuple[bytes, str, int]:
+        fast = self.fast_src
+        if fast is not None:
+            try:
+                return fast.get(self.source.bucket, key)
+            except Unsupported as e:
+                self.fast_src = None
+                self.fallbacks.append(f"source: {e}")
+        r = self.src.get_object(Bucket=self.source.bucket, Key=key)
         with r["Body"] as body:
-            data = body.read()
-        if len(data) != int(r["ContentLength"]):
-            raise OSError(f"read {len(data)} bytes of {r['ContentLength']}")
+            return body.read(), r["ETag"].strip('"'), int(r["ContentLength"])
+
+    def _put(self, key: str, data: bytes, md5: Any, meta: dict[str, str]) -> str:
+        fast = self.fast_dst
+        if fast is not None:
+            try:
+                return fast.put(self.target.bucket, key, data, b64(md5.digest()), meta)
+            except Unsupported as e:
+                self.fast_dst = None
+                self.fallbacks.append(f"target: {e}")
+        put = self.dst.put_object(Bucket=self.target.bucket, Key=key, Body=data,
+                                  ContentMD5=b64(md5.digest()), Metadata=meta)
+        return put.get("ETag", "").strip('"')
+
+    def _small(self, o: SourceObject) -> Copied:
+        # the version read may be newer than the listing's: its own ETag is the reference
+        data, etag, length = self._get(o.key)
+        if len(data) != length:
+            raise OSError(f"read {len(data)} bytes of {length}")
         md5 = hashlib.md5(data)
         if "-" in etag:
             psize = self._source_part_size(o.key, etag, len(data))
@@ -150,10 +178,7 @@ class Transfer:
             raise OSError(f"checksum mismatch reading source (ETag {etag}, got "
                           f"{md5.hexdigest()})")
         tkey = target_key(o.key, self.source, self.target)
-        put = self.dst.put_object(Bucket=self.target.bucket, Key=tkey, Body=data,
-                                  ContentMD5=b64(md5.digest()),
-                                  Metadata={MD5_META: md5.hexdigest(), ETAG_META: etag})
-        got = put.get("ETag", "").strip('"')
+        got = self._put(tkey, data, md5, {MD5_META: md5.hexdigest(), ETAG_META: etag})
         if is_md5(got) and got != md5.hexdigest():
             raise OSError(f"target stored ETag {got}, source MD5 {md5.hexdigest()}")
         return Copied(etag, len(data))
