@@ -159,7 +159,9 @@ def run_rclone(src: SeaweedS3, dst: SeaweedS3, bucket: str, tmp: Path, log: Path
     exe = shutil.which("rclone")
     if not exe:
         raise RuntimeError("rclone missing: apt-get install rclone (scripts/install-deps.sh)")
-    env = {**os.environ, "RCLONE_CONFIG": str(tmp / "no-rclone.conf")}
+    # rclone's AWS SDK refuses a custom CA bundle with its own transport: loopback is plain HTTP
+    env = {k: v for k, v in os.environ.items() if k != "AWS_CA_BUNDLE"}
+    env["RCLONE_CONFIG"] = str(tmp / "no-rclone.conf")
     for name, sw in (("SRC", src), ("DST", dst)):
         env.update({f"RCLONE_CONFIG_{name}_TYPE": "s3", f"RCLONE_CONFIG_{name}_PROVIDER": "Other",
                     f"RCLONE_CONFIG_{name}_ENDPOINT": sw.endpoint,
