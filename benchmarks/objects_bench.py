@@ -12,8 +12,9 @@ log-uniform like social images, under Mastodon's media_attachments/files/NNN/NNN
 keys) and bucket `large` (`--large-count` objects of `--large-gib` GiB, multipart at the source
 with 8 MiB parts). Target: a second SeaweedFS, wiped and restarted before every run. The tools
 run one after the other (their order turns each round), each as its own process: wall time,
-CPU-seconds (user + system of the process and its children, wait4) and peak RSS come from the
-kernel. Every run's target is listed after it: all objects, all bytes, or the run is marked.
+CPU-seconds (user + system of the process and its children) and peak RSS come from the kernel
+through GNU time. Every run's target is listed after it: all objects, all bytes, or the run is
+marked.
 
 Flags: ours `--workers 32 --listers 4 --parts-in-flight 8` (16 MiB parts); rclone `--transfers 32
 --checkers 16 --s3-upload-concurrency 4 --s3-chunk-size 16M --fast-list --s3-no-check-bucket`
@@ -30,12 +31,10 @@ import math
 import os
 import random
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -112,22 +111,29 @@ def seed_large(c: Any, count: int, gib: float) -> tuple[int, int]:
 
 # -- running a tool ------------------------------------------------------------------------
 def measured(cmds: list[list[str]], env: dict[str, str], log: Path) -> dict[str, Any]:
-    """Run the commands one after the other; wall time, CPU-seconds and peak RSS (kernel)."""
+    """Run the commands one after the other; wall time, CPU-seconds and peak RSS.
+
+    Each runs under GNU time (/usr/bin/time), which reports its child's rusage: a child forked
+    straight from this process would inherit this process's resident size as its peak
+    (ru_maxrss survives fork and exec), so the kernel's figure must come from a small parent."""
+    gnu_time = shutil.which("time") or "/usr/bin/time"
     cpu, rss, t0 = 0.0, 0, time.monotonic()
-    for cmd in cmds:
+    for i, cmd in enumerate(cmds):
+        usage = log.with_name(f"{log.name}.time{i}")
         with log.open("ab") as out:
-            p = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT)
-            timer = threading.Timer(TIMEOUT, lambda pid=p.pid: os.kill(pid, signal.SIGKILL))
-            timer.start()
+            p = subprocess.Popen([gnu_time, "-f", "%U %S %M", "-o", str(usage), *cmd], env=env,
+                                 stdout=out, stderr=subprocess.STDOUT)
             try:
-                _, status, ru = os.wait4(p.pid, 0)
-            finally:
-                timer.cancel()
-            p.returncode = os.waitstatus_to_exitcode(status)
-        cpu += ru.ru_utime + ru.ru_stime
-        rss = max(rss, ru.ru_maxrss)
-        if p.returncode != 0:
-            raise RuntimeError(f"{cmd[0]} exited {p.returncode}: see {log}")
+                rc = p.wait(timeout=TIMEOUT)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(timeout=30)
+                raise RuntimeError(f"{cmd[0]} ran over {TIMEOUT} s") from None
+        if rc != 0:
+            raise RuntimeError(f"{cmd[0]} exited {rc}: see {log}")
+        user, system, maxrss = usage.read_text().split()[-3:]
+        cpu += float(user) + float(system)
+        rss = max(rss, int(maxrss))
     return {"seconds": time.monotonic() - t0, "cpu_s": round(cpu, 1),
             "peak_rss_MB": round(rss / 1024, 1)}
 
@@ -219,8 +225,11 @@ def bench_copy(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
     try:
         c = s3(src)
         t0 = time.monotonic()
-        sets = {"small": seed_small(c, args.objects),
-                "large": seed_large(c, args.large_count, args.large_gib)}
+        sets = {}
+        if "small" in args.sets:
+            sets["small"] = seed_small(c, args.objects)
+        if "large" in args.sets:
+            sets["large"] = seed_large(c, args.large_count, args.large_gib)
         print(f"seeded {sets} in {time.monotonic() - t0:.0f} s", flush=True)
         for rnd in range(args.rounds):
             order = TOOLS[rnd % 3:] + TOOLS[:rnd % 3]
@@ -337,17 +346,21 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=32,
                     help="objects in flight: ours --workers, rclone --transfers")
     ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
-    ap.add_argument("--checkpoint-keys", type=int, default=1_000_000)
+    ap.add_argument("--sets", nargs="+", default=["small", "large"], choices=("small", "large"))
+    ap.add_argument("--checkpoint-keys", type=int, default=1_000_000, help="0: not measured")
+    ap.add_argument("--out", default="objects_bench.json", help="file in benchmarks/results")
     ap.add_argument("--skip-copy", action="store_true", help="the checkpoint figures only")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="objects-bench-") as d:
         tmp = Path(d)
         os.chmod(tmp, 0o755)
-        out: dict[str, Any] = {"checkpoint": bench_checkpoint(tmp, args.checkpoint_keys)}
+        out: dict[str, Any] = {}
+        if args.checkpoint_keys:
+            out["checkpoint"] = bench_checkpoint(tmp, args.checkpoint_keys)
         if not args.skip_copy:
             out["copy"] = bench_copy(tmp, args)
     print(json.dumps(out, indent=1))
-    write_results(Path(__file__).parent / "results" / "objects_bench.json", out,
+    write_results(Path(__file__).parent / "results" / args.out, out,
                   script=__file__, settings=vars(args), indent=1)
 
 

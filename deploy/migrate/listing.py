@@ -58,20 +58,33 @@ def s3_lister(s3: object, bucket: str) -> Lister:
     return page
 
 
-def split_prefix(lister: Lister, prefix: str) -> str:
-    """The deepest prefix holding every key under `prefix`: descend while a delimited listing
-    shows one common prefix and no object (at most MAX_DEPTH levels)."""
+def descend(lister: Lister, prefix: str) -> tuple[str, list[str]]:
+    """The deepest prefix holding every key under `prefix` (descend while a delimited listing
+    shows one common prefix and no object, at most MAX_DEPTH levels), and the common prefixes
+    the first page of its delimited listing shows."""
     for _ in range(MAX_DEPTH):
         p = lister(prefix, "", "/", PAGE)
         if p.objects or p.truncated or len(p.prefixes) != 1 or p.prefixes[0] == prefix:
-            break
+            return prefix, p.prefixes
         prefix = p.prefixes[0]
-    return prefix
+    return prefix, []
 
 
-def boundaries(lister: Lister, prefix: str, alphabet: str = ALPHABET) -> list[str]:
-    base = split_prefix(lister, prefix)
-    return sorted({base + c for c in alphabet})
+def split_prefix(lister: Lister, prefix: str) -> str:
+    return descend(lister, prefix)[0]
+
+
+def boundaries(lister: Lister, prefix: str, alphabet: str = ALPHABET,
+               fan_out: int = 16) -> list[str]:
+    """The descended prefix plus each character of the alphabet; when that level holds only a
+    few folders (`fan_out` or fewer: 110/, 111/ of Mastodon's media_attachments/files/), each
+    folder plus each character too, so their keys are not listed by one lister. Any sorted set
+    of boundaries is an exact partition: more of them only means more, smaller ranges."""
+    base, folders = descend(lister, prefix)
+    bounds = {base + c for c in alphabet}
+    if len(folders) <= fan_out:
+        bounds |= {f + c for f in folders for c in alphabet}
+    return sorted(bounds)
 
 
 def ranges(bounds: list[str]) -> list[Range]:

@@ -92,6 +92,18 @@ def test_single_huge_prefix_is_descended() -> None:
     assert len(busy) >= 16
 
 
+def test_few_folders_are_split_below() -> None:
+    rnd = random.Random(8)
+    keys = [f"media_attachments/files/{rnd.choice((110, 111))}/{rnd.randrange(16**10):010x}"
+            for _ in range(3000)]
+    store = FakeStore(keys)
+    seen = listed(store, "", page_size=50)
+    assert set(seen) == set(store.keys) and set(seen.values()) == {1}
+    busy = [r for r in ranges(boundaries(store, ""))
+            if any(True for _ in range_pages(store, "", r, page_size=100))]
+    assert len(busy) >= 30  # 2 folders × 16 hex digits, not 1 range
+
+
 def test_descent_stops_at_objects_beside_the_prefix() -> None:
     store = FakeStore(["a/b/c/1", "a/b/c/2", "a/b/x"])
     assert split_prefix(store, "") == "a/b/"
