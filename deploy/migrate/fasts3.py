@@ -2,8 +2,8 @@
 
 botocore spends about a millisecond of CPU on every call (events, validation, serialisation,
 parsing), under the GIL: for 50 KB images that, not the network, caps a copy at a few hundred
-objects a second. This signs and sends the two requests the small-object path needs directly
-(path-style, the payload as UNSIGNED-PAYLOAD with Content-MD5, which the store checks). It takes
+objects a second. This sends the two requests the small-object path needs directly (path-style, with
+Content-MD5, which the store checks), signed by botocore's S3 SigV4 signer. It takes
 its endpoint, region and credentials (refreshed ones included) from a boto3 client; answers it
 does not expect (a redirect, a refused signature, a malformed request) raise `Unsupported`, and
 the transfer then uses boto3 for that store from then on (which handles them or reports them).
@@ -11,18 +11,15 @@ the transfer then uses boto3 for that store from then on (which handles them or 
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import hmac
 import re
-import threading
 from typing import Any
 from urllib.parse import quote, urlparse
 
 import urllib3
+from botocore.auth import S3SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.exceptions import ClientError
 
-UNSIGNED = "UNSIGNED-PAYLOAD"
 ERR_CODE = re.compile(rb"<Code>([^<]*)</Code>")
 ERR_MSG = re.compile(rb"<Message>([^<]*)</Message>")
 # answers that mean "this store wants something this client does not do"
@@ -31,10 +28,6 @@ UNSUPPORTED = {301, 307, 400, 403, 501}
 
 class Unsupported(Exception):
     """The store answered in a way only boto3 handles (region redirect, other auth)."""
-
-
-def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode(), hashlib.sha256).digest()
 
 
 class FastS3:
@@ -50,38 +43,16 @@ class FastS3:
         cls = urllib3.HTTPSConnectionPool if self.scheme == "https" else urllib3.HTTPConnectionPool
         self.http = cls(u.hostname, u.port, maxsize=pool, block=True, timeout=timeout,
                         retries=False)
-        self._keys: dict[str, bytes] = {}
-        self._lock = threading.Lock()
-
-    def _signing_key(self, secret: str, day: str) -> bytes:
-        with self._lock:
-            k = self._keys.get(day + secret)
-            if k is None:
-                k = _hmac(_hmac(_hmac(_hmac(("AWS4" + secret).encode(), day), self.region),
-                                "s3"), "aws4_request")
-                self._keys = {day + secret: k}
-            return k
 
     def _request(self, method: str, bucket: str, key: str, body: bytes | None = None,
                  headers: dict[str, str] | None = None) -> urllib3.BaseHTTPResponse:
-        creds = self._creds.get_frozen_credentials()
-        now = datetime.datetime.now(datetime.UTC)
-        amz, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        # signed by botocore's own S3 SigV4 signer (the one boto3 uses), only the transport is
+        # ours; without TLS it signs the payload's SHA-256 as well
         path = f"{self.base}/{quote(bucket, safe='')}/{quote(key, safe='/~')}"
-        h = {"host": self.host, "x-amz-date": amz, "x-amz-content-sha256": UNSIGNED,
-             **{k.lower(): v for k, v in (headers or {}).items()}}
-        if creds.token:
-            h["x-amz-security-token"] = creds.token
-        signed = sorted(h)
-        canonical = "\n".join([method, path, "", *(f"{k}:{str(h[k]).strip()}" for k in signed),
-                               "", ";".join(signed), UNSIGNED])
-        scope = f"{day}/{self.region}/s3/aws4_request"
-        to_sign = "\n".join(["AWS4-HMAC-SHA256", amz, scope,
-                             hashlib.sha256(canonical.encode()).hexdigest()])
-        sig = hmac.new(self._signing_key(creds.secret_key, day), to_sign.encode(),
-                       hashlib.sha256).hexdigest()
-        h["authorization"] = (f"AWS4-HMAC-SHA256 Credential={creds.access_key}/{scope}, "
-                              f"SignedHeaders={';'.join(signed)}, Signature={sig}")
+        req = AWSRequest(method=method, url=f"{self.scheme}://{self.host}{path}", data=body,
+                         headers=headers or {})
+        S3SigV4Auth(self._creds.get_frozen_credentials(), "s3", self.region).add_auth(req)
+        h = dict(req.headers.items())
         try:
             r = self.http.urlopen(method, path, body=body, headers=h, preload_content=True,
                                   assert_same_host=False)
