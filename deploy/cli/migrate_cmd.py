@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -11,15 +12,16 @@ from rich.progress import (
     DownloadColumn,
     Progress,
     TextColumn,
-    TimeRemainingColumn,
     TransferSpeedColumn,
 )
 from rich.table import Table
 
 from freehold.deploy.cli.common import console, fail, print_json
 from freehold.deploy.migrate import MigrateError
-from freehold.deploy.migrate.s3client import S3Location
 from freehold.deploy.migrate.state import set_step, state_dir_for
+
+if TYPE_CHECKING:
+    from freehold.deploy.migrate.objects import ObjectCopier
 
 app = typer.Typer(help="Move a running deployment off a cloud provider.", no_args_is_help=True)
 
@@ -50,16 +52,28 @@ def objects(
     to_secret_key: str = typer.Option(
         None, envvar="FREEHOLD_S3_SECRET_KEY", help="target secret (default: the spec's)"),
     secrets: Path = SecretsOpt,
-    checkpoint: Path = typer.Option(None, help="checkpoint file (default beside the manifest)"),
-    workers: int = typer.Option(8, min=1, max=64),
-    retries: int = typer.Option(4, min=1, max=20),
+    checkpoint: Path = typer.Option(None, help="checkpoint file, SQLite (default beside the "
+                                    "manifest; an old JSON checkpoint is converted)"),
+    workers: int = typer.Option(16, min=1, max=256, help="objects copied at once"),
+    listers: int = typer.Option(4, min=1, max=64, help="key ranges listed at once"),
+    part_size_mib: int = typer.Option(16, min=16, max=5120, help="multipart part size "
+                                      "(objects over 16 MiB)"),
+    parts_in_flight: int = typer.Option(8, min=1, max=64, help="multipart parts held and sent "
+                                        "at once, in the whole process (memory: this × part size)"),
+    retries: int = typer.Option(6, min=1, max=20, help="attempts per object (after botocore's "
+                                "own, jittered backoff)"),
+    fast: bool = typer.Option(True, "--fast-small/--boto3-small", help="small objects through "
+                              "the lean SigV4 client (boto3 when a store needs it) or boto3"),
     final: bool = typer.Option(False, "--final", help="the last pass before the database "
                                "cutover: recorded as runbook step objects-final"),
+    verify: bool = typer.Option(False, "--verify", help="copy nothing: list source and target "
+                                "range by range and compare sizes and checksums"),
     dry_run: bool = typer.Option(False, "--dry-run", help="list what would be copied"),
     json_out: bool = typer.Option(False, "--json"),
     manifest: Path = ManifestOpt,
 ) -> None:
-    """Copy a bucket in parallel, resumably, verified by size and checksum."""
+    """Copy a bucket in parallel while listing it, resumably, verified by size and checksum."""
+    from freehold.deploy.migrate.objects import ObjectCopier
     from freehold.deploy.migrate.s3client import parse_location
     from freehold.deploy.migrate.targets import media_target
 
@@ -68,56 +82,102 @@ def objects(
         src = parse_location(from_, endpoint=from_endpoint)
         src.profile = profile
         with media_target(to, to_endpoint, to_access_key, to_secret_key, secrets) as dst:
-            _copy_objects(src, dst, from_, to, step, checkpoint, workers, retries, dry_run,
-                          json_out, _state(manifest))
+            sd = _state(manifest)
+            base = sd or Path(".")
+            cp = checkpoint or base / f"objects-{src.bucket}.checkpoint.sqlite"
+            legacy = None if checkpoint else base / f"objects-{src.bucket}.checkpoint.json"
+            copier = ObjectCopier(src, dst, cp, workers=workers, retries=retries,
+                                  listers=listers, part_size=part_size_mib * 1024 * 1024,
+                                  parts_in_flight=parts_in_flight, legacy_checkpoint=legacy,
+                                  fast=fast)
+            copier.check_access()
+            if verify:
+                _verify_objects(copier, json_out)
+            else:
+                _copy_objects(copier, from_, to, step, dry_run, json_out, sd)
     except MigrateError as e:
         _fail(e)
 
 
-def _copy_objects(src: S3Location, dst: S3Location, from_: str, to: str, step: str,
-                  checkpoint: Path | None, workers: int, retries: int, dry_run: bool,
-                  json_out: bool, sd: Path | None) -> None:
-    from freehold.deploy.migrate.objects import ObjectCopier
+def _progress(json_out: bool) -> Progress:
+    return Progress(TextColumn("copying"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TextColumn("{task.fields[objects]} objects"), console=console,
+                    disable=json_out)
 
-    cp = checkpoint or (sd or Path(".")) / f"objects-{src.bucket}.checkpoint.json"
-    copier = ObjectCopier(src, dst, cp, workers=workers, retries=retries)
-    copier.check_access()
-    todo, skip = copier.plan()
-    total = sum(o.size for o in todo)
+
+def _copy_objects(copier: ObjectCopier, from_: str, to: str, step: str, dry_run: bool,
+                  json_out: bool, sd: Path | None) -> None:
+    import threading
+
+    src, dst = copier.source, copier.target
     if dry_run:
+        report = copier.run(dry_run=True)
         if json_out:
-            print_json({"to_copy": [o.key for o in todo], "bytes": total,
-                        "skipped": len(skip), "target": dst.describe()})
+            print_json({"to_copy": report.sample, "objects": report.to_copy,
+                        "bytes": report.bytes_to_copy, "skipped": report.skipped,
+                        "target": dst.describe()})
             return
-        t = Table(title=f"would copy {len(todo)} objects ({total} bytes) to {dst.describe()}, "
-                        f"skip {len(skip)}")
+        t = Table(title=f"would copy {report.to_copy} objects ({report.bytes_to_copy} bytes) to "
+                        f"{dst.describe()}, skip {report.skipped}")
         t.add_column("key")
-        t.add_column("bytes", justify="right")
-        for o in todo[:50]:
-            t.add_row(o.key, str(o.size))
-        if len(todo) > 50:
-            t.add_row(f"… {len(todo) - 50} more", "")
+        for key in report.sample[:50]:
+            t.add_row(key)
+        if report.to_copy > 50:
+            t.add_row(f"… {report.to_copy - 50} more")
         console.print(t)
         return
     set_step(sd, step, "running", source=from_, target=to)
-    with Progress(TextColumn("copying"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                  TimeRemainingColumn(), console=console, disable=json_out) as bar:
-        task = bar.add_task("copy", total=total)
-        report = copier.run(todo, skip, progress=lambda n: bar.advance(task, n))
-    set_step(sd, step, "failed" if report.failed else "done", **{
-        k: v for k, v in report.as_dict().items() if k != "failures"})
+    lock, count = threading.Lock(), [0]
+    with _progress(json_out) as bar:
+        task = bar.add_task("copy", total=None, objects=0)
+
+        def advance(n: int) -> None:
+            with lock:
+                count[0] += 1
+                bar.update(task, advance=n, objects=count[0])
+
+        try:
+            report = copier.run(progress=advance)
+        except KeyboardInterrupt:
+            set_step(sd, step, "failed", error="interrupted (Ctrl-C): rerun to resume")
+            raise
+        except MigrateError as e:
+            set_step(sd, step, "failed", error=str(e)[:200])
+            raise
+    detail = {k: v for k, v in report.as_dict().items() if k != "failures"}
+    if step == "objects-final":
+        detail["cutover_copy_seconds"] = detail["seconds"]
+    set_step(sd, step, "failed" if report.failed else "done", **detail)
     if json_out:
         print_json(report.as_dict())
     else:
         t = Table(title=f"{src.describe()} → {dst.describe()}")
-        for c in ("copied", "skipped", "failed", "bytes", "seconds"):
+        for c in ("listed", "copied", "skipped", "failed", "retries", "bytes", "seconds"):
             t.add_column(c, justify="right")
-        t.add_row(str(len(report.copied)), str(len(report.skipped)), str(len(report.failed)),
-                  str(report.bytes_copied), f"{report.seconds:.1f}")
+        t.add_row(str(report.listed), str(report.copied), str(report.skipped),
+                  str(report.failed), str(report.retries), str(report.bytes_copied),
+                  f"{report.seconds:.1f}")
         console.print(t)
-        for key, why in list(report.failed.items())[:20]:
-            console.print(f"[red]failed[/red] {key}: {why}", highlight=False)
+        if step == "objects-final":
+            console.print(f"cut-over copy took {report.seconds:.1f} s "
+                          f"({report.copied} objects new or changed since the last pass)")
+        for key, why in list(report.failures.items())[:20]:
+            console.print(f"[red]failed[/red] {escape(key)}: {escape(why)}", highlight=False)
     if report.failed:
+        raise typer.Exit(1)
+
+
+def _verify_objects(copier: ObjectCopier, json_out: bool) -> None:
+    rep = copier.verify()
+    if json_out:
+        print_json({"ok": rep.ok, **rep.as_dict()})
+    else:
+        colour = "green" if rep.ok else "red"
+        console.print(f"[{colour}]verified {rep.checked} objects: {rep.missing} missing, "
+                      f"{rep.mismatched} mismatched[/] ({rep.seconds:.1f} s)")
+        for line in rep.problems[:20]:
+            console.print(escape(line), highlight=False)
+    if not rep.ok:
         raise typer.Exit(1)
 
 

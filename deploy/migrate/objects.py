@@ -1,54 +1,71 @@
-"""Parallel, resumable, verified S3 → S3 object copy with a checkpoint file."""
+"""Parallel, resumable, verified S3 → S3 object copy that holds at 100 M keys.
+
+Listers take key ranges (listing.py) and put what the checkpoint (checkpoint.py) does not hold
+verified with the same ETag and size on a bounded queue; copiers take from it and copy
+(transfer.py) while the listing goes on. Every verified object goes to the checkpoint, committed
+in batches. The target is not listed before copying: `verify()` is the separate final pass that
+lists both sides range by range and compares size and checksum.
+
+Throttling (503 SlowDown), 5xx answers and connection resets are retried, not failed: botocore's
+adaptive mode (a throttled client slows down, jittered backoff) and then the copier's own
+bounded retry with full jitter; every retry is counted in the report.
+"""
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
+import contextlib
+import queue
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from freehold.deploy.atomic import write_json as atomic_write_json
 from freehold.deploy.migrate import MigrateError
+from freehold.deploy.migrate.checkpoint import (
+    Checkpoint,
+    CheckpointReader,
+    CheckpointWriter,
+    etag_entry,
+)
+from freehold.deploy.migrate.listing import (
+    Lister,
+    Page,
+    Range,
+    SourceObject,
+    boundaries,
+    range_pages,
+    ranges,
+    s3_lister,
+)
 from freehold.deploy.migrate.s3client import S3Location, client
-from freehold.deploy.migrate.state import read_json
+from freehold.deploy.migrate.transfer import (
+    ETAG_META,
+    MD5_META,
+    PART_MIN,
+    Interrupted,
+    Transfer,
+    is_md5,
+    target_key,
+)
 
-SINGLE_PUT_MAX = 16 * 1024 * 1024
-SPOOL_MAX = 8 * 1024 * 1024
-READ_CHUNK = 1024 * 1024
-MD5_META = "freehold-md5"
+__all__ = ["CopyReport", "ObjectCopier", "SourceObject", "VerifyReport", "explain",
+           "target_key"]
 
-
-@dataclass
-class SourceObject:
-    key: str
-    size: int
-    etag: str
-
-
-@dataclass
-class CopyReport:
-    copied: list[str] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    bytes_copied: int = 0
-    seconds: float = 0.0
-    planned_bytes: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"copied": len(self.copied), "skipped": len(self.skipped),
-                "failed": len(self.failed), "failures": self.failed,
-                "bytes_copied": self.bytes_copied, "seconds": round(self.seconds, 3)}
+T = TypeVar("T")
+KEEP_FAILURES = 1000  # failures kept by key in the report (all are counted)
+SAMPLE = 1000  # keys a dry run shows
+RETRY_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout",
+               "RequestTimeoutException", "InternalError", "ServiceUnavailable", "BadDigest",
+               "SlowDownRead", "SlowDownWrite", "OperationAborted", "500", "502", "503", "504"}
+GONE_CODES = {"NoSuchKey", "404", "NotFound"}
 
 
-def explain(e: Exception, loc: S3Location) -> str:
+def explain(e: BaseException, loc: S3Location) -> str:
     """One line for an S3 error: what went wrong where and what to do."""
     if isinstance(e, EndpointConnectionError):
         return f"{loc.describe()}: cannot connect — check the endpoint address and that it runs"
@@ -72,204 +89,378 @@ def explain(e: Exception, loc: S3Location) -> str:
 S3_ERRORS = (BotoCoreError, ClientError)  # what `explain` turns into one line
 
 
-def _listed(s3: Any, loc: S3Location) -> list[SourceObject]:
-    """Every object under the location's prefix; MigrateError naming the location on an S3
-    error (a bug is raised as itself)."""
-    try:
-        return list(list_objects(s3, loc))
-    except S3_ERRORS as e:
-        raise MigrateError(explain(e, loc)) from None
+def retryable(e: BaseException) -> bool:
+    """Throttling, a 5xx, a reset or timeout, a short or corrupt read: worth another try."""
+    if isinstance(e, ClientError):
+        code = e.response.get("Error", {}).get("Code", "")
+        status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return code in RETRY_CODES or status >= 500
+    return isinstance(e, BotoCoreError | OSError) and not isinstance(e, Interrupted)
 
 
-def list_objects(s3: Any, loc: S3Location) -> Iterator[SourceObject]:
-    """Every object under the prefix, page by page (1,000 keys a page)."""
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=loc.prefix)
-    for page in pages:
-        for o in page.get("Contents", []):
-            yield SourceObject(o["Key"], int(o["Size"]), o["ETag"].strip('"'))
+def gone(e: BaseException) -> bool:
+    return isinstance(e, ClientError) and e.response.get("Error", {}).get("Code") in GONE_CODES
 
 
-def multipart_etag(part_md5s: list[bytes]) -> str:
-    return hashlib.md5(b"".join(part_md5s)).hexdigest() + f"-{len(part_md5s)}"
+@dataclass
+class CopyReport:
+    listed: int = 0
+    copied: int = 0
+    skipped: int = 0
+    vanished: int = 0  # deleted at the source between listing and copy
+    failed: int = 0
+    failures: dict[str, str] = field(default_factory=dict)
+    bytes_copied: int = 0
+    to_copy: int = 0  # dry run: the objects a copy would move
+    bytes_to_copy: int = 0  # dry run: their bytes
+    retries: int = 0
+    ranges: int = 0
+    seconds: float = 0.0
+    sample: list[str] = field(default_factory=list)  # dry run: keys that would be copied
+    checkpoint_rows: int = 0
+    fallbacks: list[str] = field(default_factory=list)  # stores the lean client gave up on
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"listed": self.listed, "copied": self.copied, "skipped": self.skipped,
+                "vanished": self.vanished, "failed": self.failed, "failures": self.failures,
+                "bytes_copied": self.bytes_copied, "retries": self.retries,
+                "ranges": self.ranges, "checkpoint_rows": self.checkpoint_rows,
+                "fallbacks": self.fallbacks,
+                "seconds": round(self.seconds, 3)}
 
 
-class _Hasher:
-    """MD5 of the whole body and of each part (for a multipart ETag) while streaming."""
+@dataclass
+class VerifyReport:
+    checked: int = 0
+    missing: int = 0
+    mismatched: int = 0
+    problems: list[str] = field(default_factory=list)
+    retries: int = 0
+    seconds: float = 0.0
 
-    def __init__(self, part_size: int | None) -> None:
-        self.whole = hashlib.md5()
-        self.part_size = part_size
-        self.parts: list[bytes] = []
-        self._part = hashlib.md5()
-        self._in_part = 0
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.mismatched)
 
-    def update(self, data: bytes) -> None:
-        self.whole.update(data)
-        if not self.part_size:
-            return
-        view = memoryview(data)
-        while len(view):
-            room = self.part_size - self._in_part
-            chunk = view[:room]
-            self._part.update(chunk)
-            self._in_part += len(chunk)
-            view = view[len(chunk):]
-            if self._in_part == self.part_size:
-                self.parts.append(self._part.digest())
-                self._part, self._in_part = hashlib.md5(), 0
-
-    def finish(self) -> None:
-        if self.part_size and self._in_part:
-            self.parts.append(self._part.digest())
+    def as_dict(self) -> dict[str, Any]:
+        return {"checked": self.checked, "missing": self.missing,
+                "mismatched": self.mismatched, "problems": self.problems[:100],
+                "retries": self.retries, "seconds": round(self.seconds, 3)}
 
 
-def target_key(src_key: str, source: S3Location, target: S3Location) -> str:
-    rel = src_key[len(source.prefix):].lstrip("/") if source.prefix else src_key
-    return f"{target.prefix.rstrip('/')}/{rel}" if target.prefix else rel
+class _Counter:
+    def __init__(self) -> None:
+        self.n = 0
+        self._lock = threading.Lock()
+
+    def add(self, k: int) -> None:
+        if k:
+            with self._lock:
+                self.n += k
 
 
 class ObjectCopier:
-    """Copies `source` to `target`; `checkpoint` records each verified object."""
+    """Copies `source` to `target`; `checkpoint` (a SQLite file) records each verified object."""
 
     def __init__(self, source: S3Location, target: S3Location, checkpoint: Path,
-                 workers: int = 8, retries: int = 4, backoff: float = 0.2) -> None:
+                 workers: int = 16, retries: int = 6, backoff: float = 0.5, listers: int = 4,
+                 part_size: int = PART_MIN, parts_in_flight: int = 8,
+                 legacy_checkpoint: Path | None = None, fast: bool = True) -> None:
         self.source, self.target, self.checkpoint = source, target, checkpoint
         self.workers, self.retries, self.backoff = workers, retries, backoff
-        self.src = client(source, max_pool=workers * 2)
-        self.dst = client(target, max_pool=workers * 2)
-        doc = read_json(checkpoint, None) or {}
-        self.done: dict[str, dict[str, Any]] = doc.get("done", {})
-        self._lock = threading.Lock()
-        self._last_flush = 0.0
+        self.listers, self.part_size, self.parts_in_flight = listers, part_size, parts_in_flight
+        self.legacy_checkpoint, self.fast = legacy_checkpoint, fast
+        pool = workers + listers + parts_in_flight + 4
+        self.src = client(source, max_pool=pool, attempts=5, mode="adaptive")
+        self.dst = client(target, max_pool=pool, attempts=5, mode="adaptive")
+        self.retry_count = _Counter()
+        for c in (self.src, self.dst):
+            c.meta.events.register("after-call.s3", self._count_retries)
         self.after_object: Callable[[str], None] | None = None  # hook: tests interrupt here
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
 
-    # -- checkpoint -------------------------------------------------------------------
-    def flush(self, force: bool = False) -> None:
-        with self._lock:
-            now = time.monotonic()
-            if not force and now - self._last_flush < 0.5:
-                return
-            self._last_flush = now
-            doc = {"source": self.source.describe(), "target": self.target.describe(),
-                   "done": dict(self.done)}
-        atomic_write_json(self.checkpoint, doc)
+    def _count_retries(self, parsed: dict[str, Any] | None = None, **_: Any) -> None:
+        self.retry_count.add(int((parsed or {}).get("ResponseMetadata", {})
+                                 .get("RetryAttempts", 0)))
 
-    # -- planning ---------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop taking work: listers and copiers end after their current page / object."""
+        self._stop.set()
+
+    # -- checks -----------------------------------------------------------------------
     def check_access(self) -> None:
-        for s3, loc in ((self.src, self.source), (self.dst, self.target)):
+        for loc in (self.source, self.target):
             try:
-                s3.head_bucket(Bucket=loc.bucket)
+                client(loc, max_pool=2, attempts=2).head_bucket(Bucket=loc.bucket)
             except S3_ERRORS as e:
                 raise MigrateError(explain(e, loc)) from None
 
-    def plan(self) -> tuple[list[SourceObject], list[SourceObject]]:
-        """(to copy, to skip): skip what the checkpoint and the target both hold unchanged."""
-        sources = _listed(self.src, self.source)
-        present = {o.key: o.size for o in _listed(self.dst, self.target)}
-        todo, skip = [], []
-        for o in sources:
-            rec = self.done.get(o.key)
-            tkey = target_key(o.key, self.source, self.target)
-            if (rec and rec.get("etag") == o.etag and rec.get("size") == o.size
-                    and present.get(tkey) == o.size):
-                skip.append(o)
-            else:
-                todo.append(o)
-        return todo, skip
+    def open_checkpoint(self) -> Checkpoint:
+        return Checkpoint(self.checkpoint, f"s3://{self.source.bucket}/{self.source.prefix}",
+                          f"s3://{self.target.bucket}/{self.target.prefix}",
+                          legacy=self.legacy_checkpoint)
 
-    # -- one object -------------------------------------------------------------------
-    def _source_part_size(self, o: SourceObject) -> int | None:
-        if "-" not in o.etag:
-            return None
-        head = self.src.head_object(Bucket=self.source.bucket, Key=o.key, PartNumber=1)
-        return int(head["ContentLength"])
-
-    def copy_one(self, o: SourceObject, progress: Callable[[int], None]) -> None:
-        part_size = self._source_part_size(o)
-        hasher = _Hasher(part_size)
-        with tempfile.SpooledTemporaryFile(max_size=SPOOL_MAX) as buf:
-            body = self.src.get_object(Bucket=self.source.bucket, Key=o.key)["Body"]
-            got = 0
-            for chunk in iter(lambda: body.read(READ_CHUNK), b""):
-                hasher.update(chunk)
-                buf.write(chunk)
-                got += len(chunk)
-            hasher.finish()
-            md5 = hasher.whole.hexdigest()
-            if got != o.size:
-                raise OSError(f"read {got} bytes of {o.size}")
-            expect = multipart_etag(hasher.parts) if part_size else md5
-            if expect != o.etag:
-                raise OSError(f"checksum mismatch reading source (ETag {o.etag}, got {expect})")
-            buf.seek(0)
-            tkey = target_key(o.key, self.source, self.target)
-            meta = {MD5_META: md5}
-            if o.size <= SINGLE_PUT_MAX:
-                self.dst.put_object(Bucket=self.target.bucket, Key=tkey, Body=buf.read(),
-                                    Metadata=meta)
-            else:
-                cfg = TransferConfig(multipart_threshold=SINGLE_PUT_MAX,
-                                     multipart_chunksize=SINGLE_PUT_MAX, use_threads=False)
-                self.dst.upload_fileobj(buf, self.target.bucket, tkey, Config=cfg,
-                                        ExtraArgs={"Metadata": meta})
-        head = self.dst.head_object(Bucket=self.target.bucket, Key=tkey)
-        if int(head["ContentLength"]) != o.size:
-            raise OSError(f"target holds {head['ContentLength']} bytes, source {o.size}")
-        stored = head.get("Metadata", {}).get(MD5_META)
-        etag = head["ETag"].strip('"')
-        if stored != md5 or ("-" not in etag and etag != md5):
-            raise OSError(f"target checksum {etag}/{stored} differs from source md5 {md5}")
-        progress(o.size)
-        with self._lock:
-            self.done[o.key] = {"etag": o.etag, "size": o.size, "md5": md5}
-
-    def _with_retries(self, o: SourceObject, progress: Callable[[int], None]) -> None:
+    # -- retries ----------------------------------------------------------------------
+    def _retrying(self, what: Callable[[], T]) -> T:
         for attempt in range(self.retries):
             try:
-                self.copy_one(o, progress)
-                return
-            except ClientError as e:
-                code = e.response.get("Error", {}).get("Code", "")
-                if code in ("NoSuchKey", "InvalidObjectState", "AccessDenied") \
-                        or attempt == self.retries - 1:
+                return what()
+            except Exception as e:
+                if not retryable(e) or attempt == self.retries - 1 or self._stop.is_set():
                     raise
-            except (OSError, BotoCoreError):
-                if attempt == self.retries - 1:
-                    raise
-            time.sleep(min(self.backoff * 2 ** attempt, 5.0))
+            self.retry_count.add(1)
+            # full jitter, capped: many workers backing off do not come back in step
+            time.sleep(random.uniform(0, min(self.backoff * 2 ** attempt, 15.0)))
+        raise AssertionError("unreachable")
 
-    # -- all --------------------------------------------------------------------------
-    def run(self, todo: list[SourceObject], skip: list[SourceObject],
-            progress: Callable[[int], None] = lambda n: None) -> CopyReport:
-        report = CopyReport(skipped=[o.key for o in skip],
-                            planned_bytes=sum(o.size for o in todo))
-        t0 = time.monotonic()
+    def _lister(self, s3: Any, loc: S3Location) -> Lister:
+        raw = s3_lister(s3, loc.bucket)
+
+        def page(prefix: str, start: str, delimiter: str, max_keys: int) -> Page:
+            return self._retrying(lambda: raw(prefix, start, delimiter, max_keys))
+
+        return page
+
+    def partition(self, s3: Any, loc: S3Location) -> list[Range]:
         try:
-            with ThreadPoolExecutor(max_workers=self.workers) as pool:
-                pending: dict[Future[None], SourceObject] = {}
-                queue = iter(todo)
-                for o in queue:  # keep at most 2×workers in flight: bounded memory
-                    pending[pool.submit(self._with_retries, o, progress)] = o
-                    if len(pending) >= self.workers * 2:
-                        self._collect(pending, report, block=True)
-                while pending:
-                    self._collect(pending, report, block=True)
+            return ranges(boundaries(self._lister(s3, loc), loc.prefix))
+        except S3_ERRORS as e:
+            raise MigrateError(explain(e, loc)) from None
+
+    # -- the copy ---------------------------------------------------------------------
+    def run(self, progress: Callable[[int], None] = lambda n: None,
+            dry_run: bool = False) -> CopyReport:
+        """List and copy everything the checkpoint does not hold verified; `dry_run`: count
+        what would be copied (report.sample: some of its keys), copy nothing."""
+        report = CopyReport()
+        t0 = time.monotonic()
+        cp = self.open_checkpoint()
+        todo = self.partition(self.src, self.source)
+        report.ranges = len(todo)
+        range_q: queue.Queue[Range] = queue.Queue()
+        for r in todo:
+            range_q.put(r)
+        work: queue.Queue[SourceObject | None] = queue.Queue(maxsize=self.workers * 16)
+        writer = CheckpointWriter(self.checkpoint)
+        transfer = Transfer(self.src, self.dst, self.source, self.target, self.part_size,
+                            self.parts_in_flight, stopped=self._stop.is_set, fast=self.fast,
+                            pool=self.workers + 4)
+        errors: list[BaseException] = []
+        listers = [threading.Thread(target=self._list_ranges, name=f"lister-{i}", daemon=True,
+                                    args=(cp, range_q, work, report, dry_run, errors))
+                   for i in range(min(self.listers, len(todo)))]
+        copiers = [] if dry_run else [
+            threading.Thread(target=self._copy_loop, name=f"copier-{i}", daemon=True,
+                             args=(transfer, work, writer, report, progress, errors))
+            for i in range(self.workers)]
+        writer.start()
+        try:
+            for t in listers + copiers:
+                t.start()
+            _join(listers)
+            for _ in copiers:
+                _put(work, None, self._stop)
+            _join(copiers)
+        except BaseException:
+            self._stop.set()
+            for t in listers + copiers:
+                t.join(timeout=120)
+            raise
         finally:
-            self.flush(force=True)
+            transfer.close()
+            writer.close()
+            report.retries = self.retry_count.n
+            report.fallbacks = transfer.fallbacks
+            report.checkpoint_rows = cp.count()
             report.seconds = time.monotonic() - t0
+            report.sample.sort()
+        if errors:
+            raise errors[0]
         return report
 
-    def _collect(self, pending: dict[Future[None], SourceObject], report: CopyReport,
-                 block: bool) -> None:
-        finished, _ = wait(list(pending), return_when=FIRST_COMPLETED)
-        for fut in finished:
-            o = pending.pop(fut)
-            err = fut.exception()
-            if err is None:
-                report.copied.append(o.key)
-                report.bytes_copied += o.size
-                self.flush()
+    def _list_ranges(self, cp: Checkpoint, range_q: queue.Queue[Range],
+                     work: queue.Queue[SourceObject | None], report: CopyReport, dry_run: bool,
+                     errors: list[BaseException]) -> None:
+        reader = cp.reader()
+        lister = self._lister(self.src, self.source)
+        try:
+            while not self._stop.is_set():
+                try:
+                    rng = range_q.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    self._list_range(reader, lister, rng, work, report, dry_run)
+                except Exception as e:  # noqa: BLE001 - one range's failure is reported
+                    self._fail(report, f"(listing keys after {rng[0]!r})", e)
+        except BaseException as e:
+            errors.append(e)
+            self._stop.set()
+        finally:
+            reader.close()
+
+    def _list_range(self, reader: CheckpointReader, lister: Lister, rng: Range,
+                    work: queue.Queue[SourceObject | None], report: CopyReport,
+                    dry_run: bool) -> None:
+        for page in range_pages(lister, self.source.prefix, rng):
+            known = reader.between(page[0].key, page[-1].key)
+            new = [o for o in page if known.get(o.key) != etag_entry(o.etag, o.size)]
+            with self._lock:
+                report.listed += len(page)
+                report.skipped += len(page) - len(new)
+                if dry_run:
+                    report.to_copy += len(new)
+                    report.bytes_to_copy += sum(o.size for o in new)
+                    report.sample.extend(o.key for o in new[:max(0, SAMPLE - len(report.sample))])
+            if dry_run:
+                continue
+            for o in new:
+                if not _put(work, o, self._stop):
+                    return
+            if self._stop.is_set():
+                return
+
+    def _copy_loop(self, transfer: Transfer, work: queue.Queue[SourceObject | None],
+                   writer: CheckpointWriter, report: CopyReport,
+                   progress: Callable[[int], None], errors: list[BaseException]) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    o = work.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if o is None:
+                    return
+                try:
+                    done = self._retrying(lambda o=o: transfer.copy(o))  # type: ignore[misc]
+                except Interrupted:
+                    return
+                except Exception as e:  # noqa: BLE001 - one object's failure is reported
+                    if gone(e):
+                        with self._lock:
+                            report.vanished += 1
+                    else:
+                        self._fail(report, o.key, e)
+                    continue
+                writer.add(o.key, done.etag, done.size)
+                with self._lock:
+                    report.copied += 1
+                    report.bytes_copied += done.size
+                progress(done.size)
                 if self.after_object:
                     self.after_object(o.key)
-            else:
-                report.failed[o.key] = explain(err, self.source)  # type: ignore[arg-type]
+        except BaseException as e:  # an interrupt from the hook, or a bug: stop everything
+            errors.append(e)
+            self._stop.set()
+
+    def _fail(self, report: CopyReport, key: str, e: BaseException) -> None:
+        with self._lock:
+            report.failed += 1
+            if len(report.failures) < KEEP_FAILURES:
+                report.failures[key] = explain(e, self.source if not isinstance(
+                    e, ClientError) or e.operation_name not in (
+                    "PutObject", "UploadPart", "CreateMultipartUpload",
+                    "CompleteMultipartUpload") else self.target)
+
+    # -- the final verify pass ----------------------------------------------------------
+    def verify(self, progress: Callable[[int], None] = lambda n: None) -> VerifyReport:
+        """List the source range by range and the target beside it; every source object must
+        be on the target with its size and its checksum (the ETag when it is the same MD5,
+        else the freehold-md5 / freehold-source-etag metadata the copy wrote)."""
+        rep = VerifyReport()
+        t0 = time.monotonic()
+        todo: queue.Queue[Range] = queue.Queue()
+        for r in self.partition(self.src, self.source):
+            todo.put(r)
+        errors: list[BaseException] = []
+
+        def work() -> None:
+            src, dst = self._lister(self.src, self.source), self._lister(self.dst, self.target)
+            try:
+                while not self._stop.is_set():
+                    try:
+                        rng = todo.get_nowait()
+                    except queue.Empty:
+                        return
+                    for page in range_pages(src, self.source.prefix, rng):
+                        self._verify_page(dst, page, rep)
+                        progress(len(page))
+            except BaseException as e:
+                errors.append(e)
+                self._stop.set()
+
+        threads = [threading.Thread(target=work, daemon=True) for _ in range(self.listers)]
+        for t in threads:
+            t.start()
+        _join(threads)
+        rep.retries = self.retry_count.n
+        rep.seconds = time.monotonic() - t0
+        if errors:
+            e = errors[0]
+            if isinstance(e, S3_ERRORS):
+                raise MigrateError(explain(e, self.target)) from None
+            raise e
+        return rep
+
+    def _verify_page(self, dst: Lister, page: list[SourceObject], rep: VerifyReport) -> None:
+        want = {target_key(o.key, self.source, self.target): o for o in page}
+        first, last = min(want), max(want)
+        seen: dict[str, SourceObject] = {}
+        for tpage in range_pages(dst, self.target.prefix, (_before(first), last)):
+            seen.update((o.key, o) for o in tpage if o.key in want)
+        problems = []
+        for tkey, o in want.items():
+            t = seen.get(tkey)
+            if t is None:
+                problems.append(("missing", f"{o.key}: missing on the target ({tkey})"))
+            elif t.size != o.size:
+                problems.append(("mismatched", f"{o.key}: target holds {t.size} bytes, source "
+                                               f"{o.size}"))
+            elif t.etag != o.etag:
+                head = self._retrying(lambda k=tkey: self.dst.head_object(  # type: ignore[misc]
+                    Bucket=self.target.bucket, Key=k))
+                meta = head.get("Metadata", {})
+                md5_ok = not is_md5(t.etag) or meta.get(MD5_META) in (None, t.etag)
+                if meta.get(ETAG_META) != o.etag or not md5_ok:
+                    problems.append(("mismatched", f"{o.key}: target checksum {t.etag} "
+                                     f"({meta}) does not match source ETag {o.etag}"))
+        with self._lock:
+            rep.checked += len(want)
+            for kind, line in problems:
+                setattr(rep, kind, getattr(rep, kind) + 1)
+                if len(rep.problems) < KEEP_FAILURES:
+                    rep.problems.append(line)
+
+
+def _before(key: str) -> str | None:
+    """A string just below `key` in S3 order (the StartAfter that lists `key` first)."""
+    if not key:
+        return None
+    c = ord(key[-1]) - 1
+    c = 0xD7FF if 0xD800 <= c <= 0xDFFF else c  # no surrogates: they have no UTF-8
+    return key[:-1] + (chr(c) + "\U0010ffff" if c >= 0 else "") or None
+
+
+def _put(q: queue.Queue[T], item: T, stop: threading.Event) -> bool:
+    """Put on a bounded queue, giving up when `stop` is set; True when put."""
+    while not stop.is_set():  # bounded by the consumers or by `stop`
+        with contextlib.suppress(queue.Full):
+            q.put(item, timeout=0.2)
+            return True
+    return False
+
+
+def _join(threads: list[threading.Thread]) -> None:
+    """Wait for the threads (in short slices, so Ctrl-C reaches the main thread)."""
+    for t in threads:
+        while t.is_alive():
+            t.join(0.2)
+
+
+def iter_keys(copier: ObjectCopier) -> Iterator[SourceObject]:
+    """Every source object, range by range (tests and benchmarks)."""
+    lister = copier._lister(copier.src, copier.source)
+    for rng in copier.partition(copier.src, copier.source):
+        for page in range_pages(lister, copier.source.prefix, rng):
+            yield from page

@@ -48,12 +48,15 @@ def parse_location(text: str, endpoint: str | None = None) -> S3Location:
     )
 
 
-def client(loc: S3Location, max_pool: int = 32) -> Any:
-    """An S3 client; checksums only when required (self-hosted stores reject the defaults)."""
+def client(loc: S3Location, max_pool: int = 32, attempts: int = 3,
+           mode: str = "standard") -> Any:
+    """An S3 client; checksums only when required (self-hosted stores reject the defaults).
+    `attempts` and `mode` are botocore's retries (the copier uses "adaptive": a throttled
+    client slows itself down, then retries with jittered backoff)."""
     cfg = Config(
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
-        retries={"max_attempts": 3, "mode": "standard"},
+        retries={"max_attempts": attempts, "mode": mode},
         max_pool_connections=max_pool,
         connect_timeout=5,
         read_timeout=60,

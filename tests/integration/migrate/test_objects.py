@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -63,13 +64,18 @@ def _target_bytes(s3_server, bucket: str) -> dict[str, bytes]:  # noqa: ANN001
     return out
 
 
+def checkpoint_keys(path: Path) -> set[str]:
+    with sqlite3.connect(path) as c:
+        return {k for (k,) in c.execute("SELECT key FROM done")}
+
+
 def test_copy_interrupt_resume_and_change(moto_endpoint, s3_server, tmp_path: Path) -> None:
     bucket, objs = _seed(moto_endpoint)
     assert s3(moto_endpoint).head_object(Bucket=bucket, Key="media/big.bin")["ETag"].endswith(
         '-3"')
     src = S3Location(bucket=bucket, endpoint=moto_endpoint)
     dst = _target(s3_server, f"dst-{uuid.uuid4().hex[:8]}")
-    cp = tmp_path / "objects.checkpoint.json"
+    cp = tmp_path / "objects.checkpoint.sqlite"
 
     # first run: interrupted after 20 objects
     first = ObjectCopier(src, dst, cp, workers=2)
@@ -81,32 +87,42 @@ def test_copy_interrupt_resume_and_change(moto_endpoint, s3_server, tmp_path: Pa
             raise KeyboardInterrupt
 
     first.after_object = stop_after_20
-    todo, skip = first.plan()
-    assert len(todo) == len(objs) and not skip
     with pytest.raises(KeyboardInterrupt):
-        first.run(todo, skip)
-    done_after_crash = set(json.loads(cp.read_text())["done"])
+        first.run()
+    done_after_crash = checkpoint_keys(cp)
     assert 20 <= len(done_after_crash) < len(objs)
 
     # resume: copies only what is missing
     second = ObjectCopier(src, dst, cp, workers=4)
-    todo, skip = second.plan()
-    assert {o.key for o in skip} == done_after_crash
-    report = second.run(todo, skip)
-    assert not report.failed
-    assert set(report.copied) == set(objs) - done_after_crash
+    copied: list[str] = []
+    second.after_object = copied.append
+    report = second.run()
+    assert not report.failed, report.failures
+    assert report.skipped == len(done_after_crash) and report.listed == len(objs)
+    assert set(copied) == set(objs) - done_after_crash and len(copied) == report.copied
     assert _target_bytes(s3_server, dst.bucket) == objs
+    assert checkpoint_keys(cp) == set(objs)
+    assert second.verify().ok
 
-    # a changed source object is copied again, nothing else
+    # a changed and a new source object are copied, nothing else
     changed = b"changed " * 1000
     s3(moto_endpoint).put_object(Bucket=bucket, Key="media/0003.bin", Body=changed)
+    s3(moto_endpoint).put_object(Bucket=bucket, Key="media/new.bin", Body=b"new")
     third = ObjectCopier(src, dst, cp)
-    todo, skip = third.plan()
-    assert [o.key for o in todo] == ["media/0003.bin"]
-    report = third.run(todo, skip)
-    assert report.copied == ["media/0003.bin"]
+    copied.clear()
+    third.after_object = copied.append
+    report = third.run()
+    assert sorted(copied) == ["media/0003.bin", "media/new.bin"] and report.copied == 2
     got = _target_bytes(s3_server, dst.bucket)
     assert hashlib.md5(got["media/0003.bin"]).digest() == hashlib.md5(changed).digest()
+
+    # the verify pass finds a missing and a damaged object
+    t = s3(s3_server.endpoint, s3_server.access_key, s3_server.secret_key)
+    t.delete_object(Bucket=dst.bucket, Key="media/0001.bin")
+    t.put_object(Bucket=dst.bucket, Key="media/0002.bin", Body=b"damaged")
+    rep = third.verify()
+    assert (rep.ok, rep.checked, rep.missing, rep.mismatched) == (False, len(objs) + 1, 1, 1)
+    assert any("media/0001.bin: missing" in p for p in rep.problems)
 
 
 def test_cli_bad_input_one_line_exit_2(moto_endpoint, s3_server, tmp_path: Path) -> None:

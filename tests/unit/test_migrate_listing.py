@@ -1,0 +1,121 @@
+"""The listing partition (issue 25): every key listed exactly once, whatever the keys look like.
+
+A fake lister with S3's ListObjectsV2 semantics (UTF-8 binary order, Prefix, StartAfter,
+Delimiter, MaxKeys, IsTruncated) stands in for the store.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import pytest
+
+from freehold.deploy.migrate.listing import (
+    ALPHABET,
+    Page,
+    SourceObject,
+    boundaries,
+    range_pages,
+    ranges,
+    split_prefix,
+)
+
+
+class FakeStore:
+    def __init__(self, keys: list[str]) -> None:
+        self.keys = sorted(set(keys), key=lambda k: k.encode())
+        self.calls = 0
+
+    def __call__(self, prefix: str, start_after: str, delimiter: str, max_keys: int) -> Page:
+        self.calls += 1
+        out, prefixes, n = [], [], 0
+        for k in self.keys:
+            if not k.startswith(prefix) or (start_after and k.encode() <= start_after.encode()):
+                continue
+            if delimiter and delimiter in k[len(prefix):]:
+                cp = k[:len(prefix) + k[len(prefix):].index(delimiter) + 1]
+                if prefixes and prefixes[-1] == cp:
+                    continue
+                if n == max_keys:
+                    return Page(out, prefixes, True)
+                prefixes.append(cp)
+            else:
+                if n == max_keys:
+                    return Page(out, prefixes, True)
+                out.append(SourceObject(k, 1, "0" * 32))
+            n += 1
+        return Page(out, prefixes, False)
+
+
+def listed(store: FakeStore, prefix: str, page_size: int = 7) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    for rng in ranges(boundaries(store, prefix)):
+        for page in range_pages(store, prefix, rng, page_size=page_size):
+            for o in page:
+                assert (rng[0] is None or o.key > rng[0]) and (rng[1] is None or o.key <= rng[1])
+                seen[o.key] += 1
+    return seen
+
+
+AWKWARD = [
+    "a", "b", "media/a", "media/", "media", "media/é", "media/日本/猫.jpg", "media/\U0001f600.png",
+    "media/~tilde", "media/ space", "media/!bang", "media/zz" * 30, "media/Z", "media/_",
+    "media//double", "media/-", "media/.", "media/\x7f", "media/\u00ff", "media/0",
+]
+
+
+@pytest.mark.parametrize("prefix", ["", "media/", "media"])
+def test_awkward_keys_each_listed_once(prefix: str) -> None:
+    # keys equal to every boundary, and keys just around them
+    bounds_like = ["media/" + c for c in ALPHABET]
+    keys = AWKWARD + bounds_like + [b + "x" for b in bounds_like] + [b + "\x00" for b in
+                                                                      bounds_like]
+    store = FakeStore(keys)
+    seen = listed(store, prefix)
+    want = {k for k in store.keys if k.startswith(prefix)}
+    assert set(seen) == want
+    assert set(seen.values()) == {1}
+
+
+def test_single_huge_prefix_is_descended() -> None:
+    rnd = random.Random(25)
+    keys = [f"accounts/media_attachments/files/{rnd.randrange(16**12):012x}/orig.jpg"
+            for _ in range(3000)]
+    store = FakeStore(keys)
+    assert split_prefix(store, "") == "accounts/media_attachments/files/"
+    seen = listed(store, "", page_size=100)
+    assert set(seen) == set(store.keys) and set(seen.values()) == {1}
+    # the hex keys are spread over 16 ranges, not one: parallel listers all get work
+    busy = [r for r in ranges(boundaries(store, ""))
+            if any(True for _ in range_pages(store, "", r, page_size=100))]
+    assert len(busy) >= 16
+
+
+def test_few_folders_are_split_below() -> None:
+    rnd = random.Random(8)
+    keys = [f"media_attachments/files/{rnd.choice((110, 111))}/{rnd.randrange(16**10):010x}"
+            for _ in range(3000)]
+    store = FakeStore(keys)
+    seen = listed(store, "", page_size=50)
+    assert set(seen) == set(store.keys) and set(seen.values()) == {1}
+    busy = [r for r in ranges(boundaries(store, ""))
+            if any(True for _ in range_pages(store, "", r, page_size=100))]
+    assert len(busy) >= 30  # 2 folders × 16 hex digits, not 1 range
+
+
+def test_descent_stops_at_objects_beside_the_prefix() -> None:
+    store = FakeStore(["a/b/c/1", "a/b/c/2", "a/b/x"])
+    assert split_prefix(store, "") == "a/b/"
+    store = FakeStore(["a/b/c/1", "a/top"])
+    assert split_prefix(store, "") == "a/"
+
+
+def test_a_store_that_ignores_start_after_is_an_error_not_a_loop() -> None:
+    store = FakeStore([f"k{i:03d}" for i in range(20)])
+
+    def broken(prefix: str, start_after: str, delimiter: str, max_keys: int) -> Page:
+        return store(prefix, "", delimiter, max_keys)
+
+    with pytest.raises(RuntimeError, match="ignores StartAfter"):
+        list(range_pages(broken, "", (None, None), page_size=5))
