@@ -44,6 +44,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from resultsfile import write_results  # noqa: E402
 
+# what both stores ran with: app.devstack.SeaweedS3, the same `weed server` as the media role's
+# single-copy setting (one volume server, replication 000), which acknowledges a PUT once the
+# volume server has written it (no fsync per object)
+DURABILITY = {"seaweedfs": "weed server, one volume server, replication 000, no fsync per write",
+              "checkpoint": "SQLite WAL, synchronous=NORMAL, committed every 0.5 s"}
+
 from freehold.app.devstack import SeaweedS3  # noqa: E402
 from freehold.deploy.migrate.s3client import S3Location, client  # noqa: E402
 
@@ -361,7 +367,7 @@ def main() -> None:
             out["copy"] = bench_copy(tmp, args)
     print(json.dumps(out, indent=1))
     write_results(Path(__file__).parent / "results" / args.out, out,
-                  script=__file__, settings=vars(args), indent=1)
+                  script=__file__, settings=vars(args), durability=DURABILITY, indent=1)
 
 
 if __name__ == "__main__":
