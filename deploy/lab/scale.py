@@ -49,6 +49,7 @@ CORE: tuple[tuple[tuple[str, ...], ...], ...] = (
      ("lb", "app"), ("backup", "loadgen")),
 )
 LAB_SCRAPE_INTERVAL_S = 60
+SLOW_SCRAPE_FROM = 100  # servers; smaller scaled labs (CI's 30) keep the 10 s default
 CORE_SIZE = sum(len(site) for site in CORE)
 MAX_SERVERS = CORE_SIZE + SITE_COUNT * (NODE_LAST_HOST - NODE_FIRST_HOST + 1)
 
@@ -149,7 +150,8 @@ def scaled_doc(req: ScaleRequest, like: ClusterSpec) -> dict[str, Any]:
     }
     # every server's node exporter scraped by each Prometheus: at 300 servers every 10 s that
     # took more than this machine's 2 cores (each server has its own in production)
-    doc["roles"] = {"monitoring": {"scrape_interval_s": LAB_SCRAPE_INTERVAL_S}}
+    doc["roles"] = ({"monitoring": {"scrape_interval_s": LAB_SCRAPE_INTERVAL_S}}
+                    if req.servers >= SLOW_SCRAPE_FROM else {})
     if req.core:
         doc["roles"].update({"etcd": {}, "postgres": {"primary_site": names[0],
                                                       "standby_site": names[1]},
@@ -196,11 +198,12 @@ def header(req: ScaleRequest, out: str, like: ClusterSpec) -> str:
         "monitoring exporters",
         "  (the node exporter, deployed by roles/monitoring on every server of the spec; "
         "Prometheus",
-        f"  scrapes all {req.servers}, every {LAB_SCRAPE_INTERVAL_S} s here: "
-        "roles.monitoring.scrape_interval_s,",
-        "  10 s by default; at 300 servers, 2 Prometheus scraping every 10 s took more "
-        "than this",
-        "  machine's 2 cores, which every lab server shares).",
+        *((f"  scrapes all {req.servers}, every {LAB_SCRAPE_INTERVAL_S} s here: "
+           "roles.monitoring.scrape_interval_s,",
+           "  10 s by default; at 300 servers, 2 Prometheus scraping every 10 s took more "
+           "than this",
+           "  machine's 2 cores, which every lab server shares).")
+          if req.servers >= SLOW_SCRAPE_FROM else (f"  scrapes all {req.servers}).",)),
         "  No light role on the nodes: the deployable roles left (app, worker, pgbouncer) "
         "are listed",
         "  by every app and load balancer, so one on every node is not light; the nodes' "
