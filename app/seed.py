@@ -119,7 +119,8 @@ LOST = (OSError, asyncio.TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresC
         asyncpg.ReadOnlySQLTransactionError)
 
 
-def _quiet(_: str) -> None:
+def quiet(_: str) -> None:
+    """An `on_retry` that tells no one."""
     return None
 
 
@@ -213,7 +214,7 @@ async def seed_dataset(dsn: str, accounts: int, *, posts_per_account: float | No
                        mean_follows: float | None = None, days: float = 3.0,
                        upvotes_per_account: float | None = None,
                        rng_seed: int = 42, attempts: int = ATTEMPTS,
-                       on_retry: Callable[[str], None] = _quiet) -> dict[str, Any]:
+                       on_retry: Callable[[str], None] = quiet) -> dict[str, Any]:
     """Add `accounts` accounts, their follows, posts and upvotes; return counts, seconds and
     rows/s. A connection lost on the way is retried (`attempts` in all, `on_retry` told why);
     the batch is written once."""
@@ -278,7 +279,7 @@ async def _counters(conn: asyncpg.Connection, batch: list[int]) -> None:
 
 
 def seed(dsn: str, accounts: int, posts_per_account: float | None = None,
-         seed: int = 42, on_retry: Callable[[str], None] = _quiet) -> dict[str, Any]:
+         seed: int = 42, on_retry: Callable[[str], None] = quiet) -> dict[str, Any]:
     """Synchronous entry point (`freehold loadtest seed`)."""
     return asyncio.run(seed_dataset(dsn, accounts, posts_per_account=posts_per_account,
                                     rng_seed=seed, on_retry=on_retry))

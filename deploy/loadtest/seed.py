@@ -35,7 +35,7 @@ import psycopg
 from argon2 import PasswordHasher
 from psycopg.conninfo import conninfo_to_dict
 
-from freehold.app.seed import LOADTEST_ACCOUNTS
+from freehold.app.seed import LOADTEST_ACCOUNTS, quiet
 from freehold.deploy.loadtest.target import Target
 from freehold.loadgen.roster import Roster, RosterError
 
@@ -71,12 +71,8 @@ class SeedReport:
                 "app_seed": self.app_seed}
 
 
-def _quiet(_: str) -> None:
-    return None
-
-
 def run_app_seed(dsn: str, accounts: int, *, posts_per_account: float | None = None,
-                 seed: int = 1, on_retry: Callable[[str], None] = _quiet) -> dict[str, Any]:
+                 seed: int = 1, on_retry: Callable[[str], None] = quiet) -> dict[str, Any]:
     """The dataset through app.seed (COPY); what it reports (counts, seconds, rows/s). A lost
     connection is retried there (`on_retry` is told); what still fails is a SeedError."""
     import asyncpg
@@ -146,7 +142,7 @@ def newcomer_domain(roster_path: Path) -> str:
 
 def build_roster(dsn: str, target: str, out: Path, *, members: int = MEMBERS_MAX,
                  session_days: int = 30, rng_seed: int | None = None,
-                 on_retry: Callable[[str], None] = _quiet) -> Roster:
+                 on_retry: Callable[[str], None] = quiet) -> Roster:
     """Pick members among the load-test accounts, give them this run's password and sessions,
     rank what is popular among them. One transaction: a connection lost on the way wrote
     nothing and is retried (ROSTER_ATTEMPTS in all, `on_retry` told why)."""
@@ -216,7 +212,7 @@ def _write_roster(dsn: str, target: str, out: Path, password: str, phash: str, *
 
 def seed(dsn: str, target: str, accounts: int, roster_path: Path, *,
          members: int = MEMBERS_MAX, posts_per_account: float | None = None,
-         skip_dataset: bool = False, on_retry: Callable[[str], None] = _quiet) -> SeedReport:
+         skip_dataset: bool = False, on_retry: Callable[[str], None] = quiet) -> SeedReport:
     """Seed the dataset through app.seed (unless `skip_dataset`), then write the roster."""
     t0 = time.monotonic()
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:

@@ -279,17 +279,22 @@ class ObjectCopier:
             raise errors[0]
         return report
 
+    def _ranges(self, q: queue.Queue[Range]) -> Iterator[Range]:
+        """The ranges left in `q`, one at a time, until it is empty or the copy stops (each
+        worker thread drains the shared queue this way)."""
+        while not self._stop.is_set():
+            try:
+                yield q.get_nowait()
+            except queue.Empty:
+                return
+
     def _list_ranges(self, cp: Checkpoint, range_q: queue.Queue[Range],
                      work: queue.Queue[SourceObject | None], report: CopyReport, dry_run: bool,
                      errors: list[BaseException]) -> None:
         reader = cp.reader()
         lister = self._lister(self.src, self.source)
         try:
-            while not self._stop.is_set():
-                try:
-                    rng = range_q.get_nowait()
-                except queue.Empty:
-                    return
+            for rng in self._ranges(range_q):
                 try:
                     self._list_range(reader, lister, rng, work, report, dry_run)
                 except Exception as e:  # noqa: BLE001 - one range's failure is reported
@@ -378,11 +383,7 @@ class ObjectCopier:
         def work() -> None:
             src, dst = self._lister(self.src, self.source), self._lister(self.dst, self.target)
             try:
-                while not self._stop.is_set():
-                    try:
-                        rng = todo.get_nowait()
-                    except queue.Empty:
-                        return
+                for rng in self._ranges(todo):
                     for page in range_pages(src, self.source.prefix, rng):
                         self._verify_page(dst, page, rep)
                         progress(len(page))
