@@ -9,7 +9,9 @@ does not answer after that is a broken deploy: the test fails, it never skips.
 The load is sized to pass: a calibration first measures what one lab app server carries within
 the SLO on this machine (the lab's servers share its cores, so 2 nominal app cores say little),
 then the surge's 10M step asks app_headroom (the capacity plan's utilisation, 60%) of that, the
-4M step 40% of it. The verdict asserted is PASS (exit 0), every step within its gates. Bounded:
+4M step 40% of it. The verdict asserted is PASS (exit 0), every step within its gates: the
+surge is judged by tests/lab/slo-lab-surge.yaml, which keeps every error and load gate of
+production and sets p99 limits above the CI host's own stalls (measured, in that file). Bounded:
 about 4 minutes of load.
 """
 
@@ -29,7 +31,8 @@ import pytest
 from tests.lab.cli import LabSecrets, freehold_up
 
 REPO = Path(__file__).resolve().parents[2]
-LAB_SLO = Path(__file__).with_name("slo-lab.yaml")
+LAB_SLO = Path(__file__).with_name("slo-lab.yaml")  # the calibration's gates: find the knee
+SURGE_SLO = Path(__file__).with_name("slo-lab-surge.yaml")  # the surge's: was the load carried
 VIP_SHARE = 0.5  # of a directly calibrated app server, through the VIP (see the test)
 SPEC = REPO / "inventories" / "lab.yaml"
 
@@ -173,7 +176,7 @@ def test_surge_on_the_lab(deployed_lab: str, tmp_path: Path, lab_secrets: LabSec
     cores = cal["rps_per_server"] * VIP_SHARE / per_core
     out = tmp_path / "surge"
     r = freehold("loadtest", "run", str(SPEC), "--shape", "surge", "--duration", "2m",
-                 "--steps", "4", "--max-users", "300", "--workers", "1", "--slo", str(LAB_SLO),
+                 "--steps", "4", "--max-users", "300", "--workers", "1", "--slo", str(SURGE_SLO),
                  "--roster",
                  str(roster), "--app-cores", f"{cores:.6f}", "--out", str(out))
     assert (out / "summary.json").exists(), r.stderr
@@ -184,12 +187,14 @@ def test_surge_on_the_lab(deployed_lab: str, tmp_path: Path, lab_secrets: LabSec
     assert "SLO: PASS" in r.stdout
     assert doc["passed"] is True and doc["first_failed_step"] is None
     assert doc["run_breaches"] == [] and doc["steps_run"] == doc["steps_planned"] == 4
-    slo = load_slo(LAB_SLO)
-    assert doc["slo"] == slo.to_json()  # judged by the lab's gates (tests/lab/slo-lab.yaml)
-    production = load_slo()  # ...which keep every error and load gate, and raise only p99s
-    lab_doc, prod_doc = slo.to_json(), production.to_json()
-    for key in ("error_rate_max", "endpoint_error_rate_max", "min_requests", "load_reached_min"):
-        assert lab_doc[key] == prod_doc[key], key
+    slo = load_slo(SURGE_SLO)
+    assert doc["slo"] == slo.to_json()  # judged by the surge's gates (slo-lab-surge.yaml)
+    production = load_slo()  # both lab files keep every error and load gate, raise only p99s
+    prod_doc = production.to_json()
+    for lab_doc in (slo.to_json(), load_slo(LAB_SLO).to_json()):
+        for key in ("error_rate_max", "endpoint_error_rate_max", "min_requests",
+                    "load_reached_min"):
+            assert lab_doc[key] == prod_doc[key], key
     steps = doc["steps"]
     for step in steps:
         assert_step_within_gates(step, slo)
