@@ -20,7 +20,10 @@ and nodes; plus one admin; own name and network, never the main lab):
      server (all up), the WireGuard peers a server holds (N - 1) and random cross-site pings;
   7. side by side with Ansible (ansible-core from PyPI in the benchmark's own virtualenv): a
      playbook doing what roles/base does (benchmarks/ansible/base.yml) in check mode, alternated
-     `--pairs` times with Freehold's no-op of base, each pair's ratio and their median.
+     `--pairs` times with Freehold's no-op of base, each pair's ratio and their median;
+  8. `--grow G` servers appended to the spec, booted and deployed while a node pings a node of
+     another site over the mesh: every peer list re-rendered and applied without restarting a
+     tunnel (a sample of 20 checked) and without losing a ping; the time it took.
 Figures are set against the issue's targets (for 300 servers: first deploy <= 15 min, no-op
 <= 3 min, status <= 20 s, controller memory <= 1.5 GiB, Freehold >= 3x faster than Ansible).
 The lab is taken down at the end. Prints the figures and writes benchmarks/results/scale_bench.json
@@ -99,6 +102,8 @@ def main() -> None:
     ap.add_argument("--pairs", type=int, default=3, help="Ansible/Freehold pairs (0: none)")
     ap.add_argument("--forks", type=int, default=50, help="Ansible forks (Freehold's default "
                     "parallelism is 50 SSH sessions)")
+    ap.add_argument("--grow", type=int, default=10, help="servers added at the end (0: none): "
+                    "booted and deployed while a ping runs over an existing tunnel")
     ap.add_argument("--host-timeout", type=int, default=60,
                     help="seconds for the paused-server run (needs deploy --host-timeout)")
     ap.add_argument("--no-per-role", action="store_true", help="skip the per-role no-ops")
@@ -286,6 +291,64 @@ def rehearse(args: argparse.Namespace, spec_path: Path, hosts: list[str], lab: A
     if args.pairs > 0:
         ansible(args, spec_path, lab, deploy, checks, doc, tmp)
     figures["targets"] = targets(doc, n)
+
+    # 8. the mesh grows: servers added, no tunnel restarted, no ping lost
+    if args.grow > 0:
+        grow(args, spec_path, lab, deploy, roles, checks, doc)
+
+
+def grow(args: argparse.Namespace, spec_path: Path, lab: Any, deploy: Any, roles: list[str],
+         checks: Checks, doc: dict[str, Any]) -> None:
+    """`--grow` servers appended to the spec, booted and deployed (every peer list re-rendered
+    and applied by `wg syncconf`) while a node pings a node of another site over the mesh."""
+    from freehold.deploy.lab import Lab
+
+    spec = load_spec(spec_path)
+    n = len(spec.servers)
+    node_names = rh.nodes(spec)
+    pinger_host = node_names[1]
+    far = next(s for s in spec.servers if s.name in node_names
+               and s.site != spec.server(pinger_host).site)
+    sample = rh.pick_victims(node_names, 20)
+    before = {h: rh.wg_identity(lab, h) for h in sample}
+    pinger = rh.Pinger(lab, pinger_host, far.mesh_address, max_s=3 * 3600)
+    pinger.start()
+    try:
+        rh.grow_spec(spec_path, args.name, n + args.grow, args.network, args.mesh,
+                     core=not args.no_core)
+        grown = load_spec(spec_path)
+        added = [s.name for s in grown.servers if s.name not in {x.name for x in spec.servers}]
+        log(f"grow: {len(added)} servers added to the spec ({', '.join(added)}), booting them")
+        t = time.monotonic()
+        Lab.from_spec(spec_path).up(timeout=600)
+        boot_s = time.monotonic() - t
+        run = deploy("grown", roles)
+    finally:
+        ping_log = pinger.stop()
+    grown_lab = Lab.from_spec(spec_path)
+    after = {h: rh.wg_identity(grown_lab, h) for h in sample}
+    new_peers = {h: rh.wg_identity(grown_lab, h)[2] for h in added}
+    answered, lost = rh.ping_replies(ping_log), rh.lost_pings(ping_log)
+    restarted = [h for h in sample if after[h][:2] != before[h][:2]]
+    wrong = {h: p for h, p in {**{h: after[h][2] for h in sample}, **new_peers}.items()
+             if p != len(grown.servers) - 1}
+    checks.add("grow: exit 0", run.code == 0, run.failed() or run.code)
+    checks.add(f"grow: the {len(added)} new servers and {len(sample)} existing ones hold "
+               f"{len(grown.servers) - 1} peers", not wrong and len(added) == args.grow, wrong)
+    checks.add("grow: no tunnel restarted (wg-quick@wg0 and wireguard-go unchanged)",
+               not restarted, restarted)
+    checks.add(f"grow: no ping lost over the existing tunnel {pinger_host} -> {far.name}",
+               bool(answered) and not lost, {"answered": len(answered), "lost": lost[:20]})
+    doc["figures"]["grow"] = {
+        "servers_before": n, "added": len(added), "boot_s": round(boot_s, 1),
+        "deploy_s": runs_wall(doc, "grown"), "changed_hosts": len(run.changed_hosts()),
+        "pinger": pinger_host, "ping_target": far.name, "pings_answered": len(answered),
+        "pings_lost": len(lost), "tunnels_checked": len(sample), "tunnels_restarted":
+        len(restarted)}
+
+
+def runs_wall(doc: dict[str, Any], label: str) -> float:
+    return float(doc["runs"][label]["wall_s"])
 
 
 def ansible(args: argparse.Namespace, spec_path: Path, lab: Any, deploy: Any, checks: Checks,

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -73,6 +74,22 @@ def scaled_spec(path: Path, name: str, servers: int, network: str, mesh: str,
     doc.setdefault("roles", {})["base"] = {
         "admins": [{"name": "ops", "ssh_keys": [admin_key("ops@rehearsal")]}]}
     return write_spec(path, doc, header + "# + roles.base.admins: one admin (deploy/rehearsal.py)")
+
+
+def grow_spec(spec_path: Path, name: str, servers: int, network: str, mesh: str,
+              core: bool = True) -> Path:
+    """`spec_path` rewritten for `servers` servers (scaled_spec appends the new ones per site:
+    every existing server keeps its name and addresses), keeping the file's roles.base as it
+    was edited since (e.g. add_admin_key), so the grown spec changes nothing else."""
+    base = (yaml.safe_load(spec_path.read_text()).get("roles") or {}).get("base")
+    scaled_spec(spec_path, name, servers, network, mesh, core=core)
+    text = spec_path.read_text()
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    doc = yaml.safe_load(text)
+    if base is not None:
+        doc.setdefault("roles", {})["base"] = base
+    spec_path.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=100))
+    return spec_path
 
 
 def nodes(spec: Any) -> list[str]:
@@ -490,3 +507,61 @@ def observe(spec_path: Path, lab: Any, key: bytes, log: Log = _print, pairs: int
     log(f"mesh: {len(tried) - len(lost)}/{len(tried)} random cross-site pairs answer")
     seen.checks.append(("mesh: random cross-site pairs answer", bool(tried) and not lost, lost))
     return seen
+
+
+# ---- the mesh while it grows ---------------------------------------------------------------
+
+PING_LOG = "/run/freehold-rehearsal-ping.log"
+
+
+def wg_identity(lab: Any, host: str) -> tuple[str, str, int]:
+    """(the wg-quick@wg0 unit's invocation id, wireguard-go's pid, number of peers): a restart
+    of the tunnel changes the first two."""
+    out = lab.run(host, "systemctl show -p InvocationID --value wg-quick@wg0; "
+                        "pgrep -x wireguard-go || echo none; "
+                        "wg show wg0 peers | wc -l", check=True).stdout.split()
+    return out[0], out[1], int(out[2])
+
+
+def ping_replies(text: str) -> list[int]:
+    """The icmp_seq numbers answered in a `ping -n` log."""
+    return [int(m) for m in re.findall(r"icmp_seq=(\d+) ttl=", text)]
+
+
+class Pinger:
+    """A continuous ping (5 a second, bounded to `max_s`) from one lab server to a mesh
+    address, run on the server itself, its log read back at the end."""
+
+    def __init__(self, lab: Any, host: str, address: str, max_s: int = 3600) -> None:
+        self.lab, self.host, self.address, self.max_s = lab, host, address, max_s
+        self.pid: str | None = None
+
+    def start(self, first_replies: int = 5, timeout: float = 30.0) -> None:
+        self.pid = self.lab.run(
+            self.host, f"setsid ping -n -i 0.2 -w {int(self.max_s)} {self.address} "
+                       f"> {PING_LOG} 2>&1 < /dev/null & echo $!", check=True).stdout.strip()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if len(ping_replies(self.lab.run(self.host, f"cat {PING_LOG}").stdout)) >= \
+                    first_replies:
+                return
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"{self.host}: no ping answer from {self.address} over the mesh "
+                           f"in {timeout:.0f} s")
+
+    def stop(self) -> str:
+        """Stop it (its last answers waited for) and return its log."""
+        if self.pid is None:
+            return ""
+        time.sleep(1.5)
+        self.lab.run(self.host, f"kill -INT {self.pid}")
+        self.pid = None
+        time.sleep(0.5)
+        return str(self.lab.run(self.host, f"cat {PING_LOG}").stdout)
+
+
+def lost_pings(text: str) -> list[int]:
+    """icmp_seq numbers sent but never answered (up to the last answered one)."""
+    got = ping_replies(text)
+    return sorted(set(range(1, max(got) + 1)) - set(got)) if got else []

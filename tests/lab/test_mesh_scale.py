@@ -13,7 +13,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
-import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +23,7 @@ import pytest
 from freehold.deploy.lab import Lab
 from freehold.deploy.lab.scale import ScaleRequest, render_spec
 from freehold.deploy.provision.drill import deploy_subprocess
+from freehold.deploy.rehearsal import Pinger, lost_pings, ping_replies, wg_identity
 from freehold.deploy.spec import load_spec
 from tests.lab.cli import LabSecrets
 
@@ -32,7 +32,6 @@ NAME = os.environ.get("FREEHOLD_MESH_TEST_NAME", "meshscale")
 NET = ipaddress.IPv4Network(os.environ.get("FREEHOLD_MESH_TEST_NET", "10.210.64.0/21"))
 FIRST, ADDED = 6, 2
 ROLES = ["--roles", "base,mesh"]
-PING_LOG = "/run/freehold-meshtest-ping.log"
 
 
 def write_spec(path: Path, servers: int) -> Path:
@@ -50,8 +49,7 @@ def grown(lab_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     write_spec(spec_path, FIRST)
     lab = Lab.from_spec(spec_path)
     seen: dict[str, Any] = {"lab": lab}
-    ping_pid: str | None = None
-    pinger = "ash-n001"
+    pinger: Pinger | None = None
     try:
         lab.up(timeout=120)
         secrets = LabSecrets.of(lab)
@@ -63,10 +61,8 @@ def grown(lab_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         seen["first"] = spec6
         seen["before"] = {s.name: wg_identity(lab, s.name) for s in spec6.servers}
         target = spec6.server("pdx-n001")        # 62 ms away: through the router's delay line
-        ping_pid = lab.run(pinger, f"setsid ping -n -i 0.2 -w 300 {target.mesh_address} "
-                                   f"> {PING_LOG} 2>&1 < /dev/null & echo $!",
-                           check=True).stdout.strip()
-        wait_replies(lab, pinger, 5)
+        pinger = Pinger(lab, "ash-n001", target.mesh_address, max_s=300)
+        pinger.start()
 
         write_spec(spec_path, FIRST + ADDED)     # 2 more servers, appended per site
         lab = Lab.from_spec(spec_path)
@@ -78,40 +74,14 @@ def grown(lab_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         code, doc = deploy_subprocess(spec_path, secrets.path, secrets.key, ROLES, timeout=600)
         seen["redeploy_s"] = time.monotonic() - started
         seen["redeploy"] = (code, doc)
-        time.sleep(1.5)                          # the last pings' answers
-        lab.run(pinger, f"kill -INT {ping_pid}", check=True)
-        ping_pid = None
-        time.sleep(0.5)
-        seen["ping"] = lab.run(pinger, f"cat {PING_LOG}", check=True).stdout
+        seen["ping"] = pinger.stop()             # after the last pings' answers
         seen["spec"] = load_spec(spec_path)
         seen["after"] = {s.name: wg_identity(lab, s.name) for s in seen["spec"].servers}
         yield seen
     finally:
-        if ping_pid:
-            lab.run(pinger, f"kill -INT {ping_pid}")
+        if pinger is not None:
+            pinger.stop()
         lab.down()
-
-
-def wg_identity(lab: Lab, host: str) -> tuple[str, str, int]:
-    """(the unit's invocation id, wireguard-go's pid, number of peers): a restart changes the
-    first two."""
-    out = lab.run(host, "systemctl show -p InvocationID --value wg-quick@wg0; "
-                        "pgrep -x wireguard-go || echo none; "
-                        "wg show wg0 peers | wc -l", check=True).stdout.split()
-    return out[0], out[1], int(out[2])
-
-
-def wait_replies(lab: Lab, host: str, n: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if len(replies(lab.run(host, f"cat {PING_LOG}").stdout)) >= n:
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"{host}: no ping answer over the mesh in {timeout:.0f} s")
-
-
-def replies(text: str) -> list[int]:
-    return [int(m) for m in re.findall(r"icmp_seq=(\d+) ttl=", text)]
 
 
 @pytest.mark.timeout(600)
@@ -132,9 +102,9 @@ def test_no_tunnel_restarted_and_no_ping_lost(grown: dict[str, Any]) -> None:
     for name, (invocation, pid, _) in grown["before"].items():
         now_inv, now_pid, _ = grown["after"][name]
         assert (now_inv, now_pid) == (invocation, pid), f"{name}: wg-quick@wg0 restarted"
-    got = replies(grown["ping"])
+    got = ping_replies(grown["ping"])
     assert len(got) >= 5 * grown["redeploy_s"] * 0.8, grown["ping"][-400:]
-    lost = sorted(set(range(1, max(got) + 1)) - set(got))
+    lost = lost_pings(grown["ping"])
     assert lost == [], f"icmp_seq lost over the existing tunnel: {lost[:20]}"
     print(f"continuous ping: {max(got)} sent at 5/s across the change, 0 lost")
 
