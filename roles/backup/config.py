@@ -1,6 +1,8 @@
-"""Pure config for roles/backup: pgBackRest with a repository on a backup server in a site
-other than the PostgreSQL primary's (an SSH repository host), WAL archiving through Patroni's
-dynamic config, a daily full backup, and the scratch place restore drills use."""
+"""Pure config for roles/backup: pgBackRest with two repositories, each on a backup server of
+its own site (SSH repository hosts; the first outside the PostgreSQL primary's site, the second
+in yet another site, of another provider when there is one), WAL archiving to both through
+Patroni's dynamic config (asynchronous, so one unreachable repository does not hold the other
+back), a daily full backup into each, and the scratch place restore drills use."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from freehold.roles.postgres.config import DATA_DIR, PG_PORT
 
 STANZA = "freehold"
 REPO_PATH = "/var/lib/pgbackrest"
+SPOOL_PATH = "/var/spool/pgbackrest"  # archive-async's queue on the PostgreSQL servers
 CONFIG = "/etc/pgbackrest/pgbackrest.conf"
 DRILL_CONFIG = "/etc/pgbackrest/drill.conf"
 DRILL_DIR = "/var/lib/freehold-drill"
@@ -66,6 +69,31 @@ def repo_host(spec: ClusterSpec) -> Server:
     return (away or servers)[0]
 
 
+def repo_hosts(spec: ClusterSpec) -> list[Server]:
+    """The repository hosts, in pgBackRest's order (repo1, repo2): repo_host, then — unless
+    `roles.backup.repositories` is 1 — the backup server that survives what repo1 does not:
+    another site (one site's loss never stops archiving), of another provider when there is
+    one, outside the primary's site when it can be. A spec whose backup servers are all in one
+    site gets one repository."""
+    first = repo_host(spec)
+    if int(spec.role_settings("backup").get("repositories") or 2) < 2:
+        return [first]
+    primary_site = postgres_primary_site(spec)
+    others = [s for s in backup_servers(spec) if s.site != first.site]
+    if not others:
+        return [first]
+    others.sort(key=lambda s: (s.provider == first.provider, s.site == primary_site))
+    return [first, others[0]]
+
+
+def repo_index(spec: ClusterSpec, me: Server) -> int | None:
+    """1 or 2 when `me` holds that repository, else None."""
+    for i, s in enumerate(repo_hosts(spec), start=1):
+        if s.name == me.name:
+            return i
+    return None
+
+
 def drill_host(spec: ClusterSpec) -> Server:
     """Where restore drills run: another backup server than the repository's when there is
     one (a restore across the network, as after losing a site), else the repository host."""
@@ -95,8 +123,22 @@ def _common(spec: ClusterSpec) -> dict[str, Any]:
 
 
 def _remote_repo(spec: ClusterSpec) -> dict[str, Any]:
+    """repo1 only: where restore drills read from."""
     repo = repo_host(spec)
     return {"repo1-host": repo.mesh_address, "repo1-host-user": OS_USER}
+
+
+def _remote_repos(spec: ClusterSpec) -> dict[str, Any]:
+    """Every repository, as a PostgreSQL server pushes WAL to them (archive-push always pushes
+    to all; with archive-async a repository that cannot be reached does not hold the others
+    back: without it they get at most one segment ahead, pgBackRest's user guide, "Multiple
+    Repositories"). WAL no repository took stays in pg_wal (no archive-push-queue-max: a gap
+    in the archive would break point-in-time recovery silently)."""
+    out: dict[str, Any] = {}
+    for i, repo in enumerate(repo_hosts(spec), start=1):
+        out.update({f"repo{i}-host": repo.mesh_address, f"repo{i}-host-user": OS_USER})
+    out.update({"archive-async": "y", "spool-path": SPOOL_PATH})
+    return out
 
 
 def _local_repo(spec: ClusterSpec) -> dict[str, Any]:
@@ -105,9 +147,10 @@ def _local_repo(spec: ClusterSpec) -> dict[str, Any]:
 
 
 def pgbackrest_conf(spec: ClusterSpec, me: Server) -> str | None:
-    """The main config: on the repository host every PostgreSQL server as pgN-host; on a
-    PostgreSQL server its data directory and the repository host. None elsewhere."""
-    if me.name == repo_host(spec).name:
+    """The main config: on a repository host every PostgreSQL server as pgN-host and its own
+    repository as repo1 (each host backs up into its own); on a PostgreSQL server its data
+    directory and every repository host. None elsewhere."""
+    if repo_index(spec, me) is not None:
         stanza: dict[str, Any] = {}
         for i, pg in enumerate(pg_servers(spec), start=1):
             stanza.update({f"pg{i}-host": pg.mesh_address, f"pg{i}-host-user": OS_USER,
@@ -115,14 +158,15 @@ def pgbackrest_conf(spec: ClusterSpec, me: Server) -> str | None:
         return _ini({"global": {**_common(spec), **_local_repo(spec)}, STANZA: stanza},
                     "repository host")
     if me.has("postgres"):
-        return _ini({"global": {**_common(spec), **_remote_repo(spec)},
+        return _ini({"global": {**_common(spec), **_remote_repos(spec)},
                      STANZA: {"pg1-path": DATA_DIR, "pg1-port": PG_PORT}},
-                    "PostgreSQL server archiving to the repository host")
+                    "PostgreSQL server archiving to every repository host")
     return None
 
 
 def drill_conf(spec: ClusterSpec, me: Server) -> str | None:
-    """On backup servers: restore into the scratch data directory (`--config` of drills)."""
+    """On backup servers: restore into the scratch data directory (`--config` of drills), from
+    repo1 (local on its host, over SSH elsewhere)."""
     if not me.has("backup"):
         return None
     repo = _local_repo(spec) if me.name == repo_host(spec).name else _remote_repo(spec)
