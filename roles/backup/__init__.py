@@ -31,6 +31,7 @@ from freehold.roles.backup.config import (
     STANZA,
     authorized_keys,
     drill_conf,
+    first_backup_command,
     pgbackrest_conf,
     repo_index,
     ssh_client_config,
@@ -147,9 +148,10 @@ def _has_backup() -> bool:
 @deploy("backup: daily full backup")
 def schedule(ctx) -> None:
     srv = this_server(ctx)
-    if repo_index(ctx.spec, srv) is None:
+    index = repo_index(ctx.spec, srv)
+    if index is None:
         return
-    tv = timer_vars(ctx.spec)
+    tv = timer_vars(ctx.spec, index)
     unit = config_file(f"/etc/systemd/system/{FULL_UNIT}.service",
                        render(_t("backup-full.service.j2"), **tv))
     timer = config_file(f"/etc/systemd/system/{FULL_UNIT}.timer",
@@ -158,7 +160,7 @@ def schedule(ctx) -> None:
             daemon_reload=unit.will_change or timer.will_change)
     if not _has_backup():
         server.shell(name="First full backup",
-                     commands=[f"{AS_PG} pgbackrest --stanza={STANZA} --type=full backup"])
+                     commands=[first_backup_command(index, AS_PG)])
 
 
 ROLE = Role("backup", steps=(install, archiving, schedule), ports=PORTS, hosts=hosts)

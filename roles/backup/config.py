@@ -106,6 +106,9 @@ def settings(spec: ClusterSpec) -> dict[str, Any]:
     s = spec.role_settings("backup")
     return {"retention_full": int(s.get("retention_full", 2)),
             "full_at": str(s.get("full_at", "*-*-* 02:30:00")),
+            # the second repository's full backup, 12 h apart: two backups of one cluster at
+            # once conflict on the database host's pgBackRest lock
+            "full_at_second": str(s.get("full_at_second", "*-*-* 14:30:00")),
             "compress": str(s.get("compress", "zst"))}
 
 
@@ -199,5 +202,17 @@ def ssh_client_config(spec: ClusterSpec) -> str:
             "    StrictHostKeyChecking accept-new\n    ServerAliveInterval 15\n")
 
 
-def timer_vars(spec: ClusterSpec) -> dict[str, Any]:
-    return {"stanza": STANZA, "full_at": settings(spec)["full_at"], "unit": FULL_UNIT}
+def timer_vars(spec: ClusterSpec, index: int = 1) -> dict[str, Any]:
+    """The daily full backup's unit and timer on repository `index`'s host."""
+    at = settings(spec)["full_at" if index == 1 else "full_at_second"]
+    return {"stanza": STANZA, "full_at": at, "unit": FULL_UNIT}
+
+
+def first_backup_command(index: int, as_pg: str, tries: int = 20) -> str:
+    """The first full backup into repository `index`, retried (bounded) while the other
+    repository's first backup holds the database host's lock: both are taken in the same
+    deploy step. The two wait different times between tries, so they do not collide again."""
+    pause = 5 + 10 * index
+    return (f"for i in $(seq 1 {tries}); do {as_pg} pgbackrest --stanza={STANZA} --type=full "
+            f"backup && exit 0; echo \"full backup try $i failed; again in {pause} s\" >&2; "
+            f"sleep {pause}; done; exit 1")

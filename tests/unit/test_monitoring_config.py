@@ -22,11 +22,13 @@ from freehold.roles.backup.config import (
     authorized_keys,
     drill_conf,
     drill_host,
+    first_backup_command,
     pgbackrest_conf,
     repo_host,
     repo_hosts,
     repo_index,
     ssh_keypair,
+    timer_vars,
 )
 from freehold.roles.base.config import firewall_vars
 from freehold.roles.common import render, template_path
@@ -230,6 +232,14 @@ def test_two_repositories_in_two_sites_unless_told_one(spec: ClusterSpec) -> Non
         s.model_copy(update={"roles": [r for r in s.roles if r != "backup"]})
         if s.name == "c3" else s for s in spec.servers])
     assert [s.name for s in repo_hosts(same_site)] == ["b3"]
+
+
+def test_the_two_repositories_back_up_at_different_times(spec: ClusterSpec) -> None:
+    assert timer_vars(spec, 1)["full_at"] == "*-*-* 02:30:00"
+    assert timer_vars(spec, 2)["full_at"] == "*-*-* 14:30:00"
+    one, two = first_backup_command(1, "AS_PG"), first_backup_command(2, "AS_PG")
+    assert "seq 1 20" in one and "sleep 15" in one and "sleep 25" in two  # bounded, apart
+    assert "AS_PG pgbackrest --stanza=freehold --type=full backup && exit 0" in one
 
 
 def test_pgbackrest_configs(spec: ClusterSpec) -> None:
