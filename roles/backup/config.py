@@ -144,21 +144,24 @@ def _remote_repos(spec: ClusterSpec) -> dict[str, Any]:
     return out
 
 
-def _local_repo(spec: ClusterSpec) -> dict[str, Any]:
-    return {"repo1-path": REPO_PATH,
-            "repo1-retention-full": settings(spec)["retention_full"], "start-fast": "y"}
+def _local_repo(spec: ClusterSpec, index: int = 1) -> dict[str, Any]:
+    """The repository on this host, under the index the PostgreSQL servers know it by: their
+    archive-push starts its remote with --repo=<index>, which must be defined here."""
+    return {f"repo{index}-path": REPO_PATH,
+            f"repo{index}-retention-full": settings(spec)["retention_full"], "start-fast": "y"}
 
 
 def pgbackrest_conf(spec: ClusterSpec, me: Server) -> str | None:
     """The main config: on a repository host every PostgreSQL server as pgN-host and its own
-    repository as repo1 (each host backs up into its own); on a PostgreSQL server its data
+    repository under its index (each host backs up into its own); on a PostgreSQL server its data
     directory and every repository host. None elsewhere."""
-    if repo_index(spec, me) is not None:
+    index = repo_index(spec, me)
+    if index is not None:
         stanza: dict[str, Any] = {}
         for i, pg in enumerate(pg_servers(spec), start=1):
             stanza.update({f"pg{i}-host": pg.mesh_address, f"pg{i}-host-user": OS_USER,
                            f"pg{i}-path": DATA_DIR, f"pg{i}-port": PG_PORT})
-        return _ini({"global": {**_common(spec), **_local_repo(spec)}, STANZA: stanza},
+        return _ini({"global": {**_common(spec), **_local_repo(spec, index)}, STANZA: stanza},
                     "repository host")
     if me.has("postgres"):
         return _ini({"global": {**_common(spec), **_remote_repos(spec)},
@@ -205,7 +208,7 @@ def ssh_client_config(spec: ClusterSpec) -> str:
 def timer_vars(spec: ClusterSpec, index: int = 1) -> dict[str, Any]:
     """The daily full backup's unit and timer on repository `index`'s host."""
     at = settings(spec)["full_at" if index == 1 else "full_at_second"]
-    return {"stanza": STANZA, "full_at": at, "unit": FULL_UNIT}
+    return {"stanza": STANZA, "full_at": at, "unit": FULL_UNIT, "repo": index}
 
 
 def first_backup_command(index: int, as_pg: str, tries: int = 20) -> str:
@@ -213,6 +216,7 @@ def first_backup_command(index: int, as_pg: str, tries: int = 20) -> str:
     repository's first backup holds the database host's lock: both are taken in the same
     deploy step. The two wait different times between tries, so they do not collide again."""
     pause = 5 + 10 * index
-    return (f"for i in $(seq 1 {tries}); do {as_pg} pgbackrest --stanza={STANZA} --type=full "
-            f"backup && exit 0; echo \"full backup try $i failed; again in {pause} s\" >&2; "
+    return (f"for i in $(seq 1 {tries}); do {as_pg} pgbackrest --stanza={STANZA} --repo={index} "
+            f"--type=full backup && exit 0; "
+            f"echo \"full backup try $i failed; again in {pause} s\" >&2; "
             f"sleep {pause}; done; exit 1")

@@ -239,7 +239,8 @@ def test_the_two_repositories_back_up_at_different_times(spec: ClusterSpec) -> N
     assert timer_vars(spec, 2)["full_at"] == "*-*-* 14:30:00"
     one, two = first_backup_command(1, "AS_PG"), first_backup_command(2, "AS_PG")
     assert "seq 1 20" in one and "sleep 15" in one and "sleep 25" in two  # bounded, apart
-    assert "AS_PG pgbackrest --stanza=freehold --type=full backup && exit 0" in one
+    assert "AS_PG pgbackrest --stanza=freehold --repo=1 --type=full backup && exit 0" in one
+    assert "--repo=2 --type=full backup" in two
 
 
 def test_pgbackrest_configs(spec: ClusterSpec) -> None:
@@ -255,8 +256,9 @@ def test_pgbackrest_configs(spec: ClusterSpec) -> None:
     assert f"repo2-host={c3.mesh_address}" in pg and "repo2-host-user=postgres" in pg
     assert "archive-async=y" in pg and "spool-path=/var/spool/pgbackrest" in pg
     second = pgbackrest_conf(spec, c3)
-    assert second is not None and "repo1-path=/var/lib/pgbackrest" in second
-    assert f"pg1-host={spec.server('a1').mesh_address}" in second and "repo2" not in second
+    # its repository under the index the PostgreSQL servers' archive-push asks for (--repo=2)
+    assert second is not None and "repo2-path=/var/lib/pgbackrest" in second
+    assert f"pg1-host={spec.server('a1').mesh_address}" in second and "repo1" not in second
     assert pgbackrest_conf(spec, spec.server("c2")) is None
     drill = drill_conf(spec, c3)
     assert drill is not None and f"repo1-host={b3.mesh_address}" in drill
