@@ -15,7 +15,7 @@ from freehold.roles.backup.config import (
     STANZA,
     BackupConfigError,
     backup_servers,
-    repo_host,
+    repo_hosts,
 )
 from freehold.roles.dns.config import DnsConfigError
 from freehold.roles.dns.config import zone as dns_zone
@@ -48,7 +48,7 @@ def units_for(spec: ClusterSpec, server: Server) -> dict[str, list[str]]:
         units = list(this.units if this is not None else UNDEPLOYED_UNITS.get(role, ()))
         if role == "media" and server.name in {m.name for m in media_masters(spec)}:
             units.append("freehold-weed-master.service")
-        if role == "backup" and server.name == _probed_repo(spec):
+        if role == "backup" and server.name in _probed_repos(spec):
             units.append(f"{FULL_UNIT}.timer")
         out[role] = units
     if deployed("monitoring") is not None:
@@ -56,21 +56,21 @@ def units_for(spec: ClusterSpec, server: Server) -> dict[str, list[str]]:
     return out
 
 
-def repo_name(spec: ClusterSpec) -> str | None:
-    """The backup repository's server; None when no server has the role backup. A spec that
-    names no backup server as the repository (roles.backup.repo_host) raises
+def repo_names(spec: ClusterSpec) -> list[str]:
+    """The backup repositories' servers (repo1 first); [] when no server has the role backup.
+    A spec that names no backup server as the repository (roles.backup.repo_host) raises
     BackupConfigError: `freehold status` reports it as the backup's error."""
     if not backup_servers(spec):
-        return None
-    return repo_host(spec).name
+        return []
+    return [s.name for s in repo_hosts(spec)]
 
 
-def _probed_repo(spec: ClusterSpec) -> str | None:
-    """The repository to probe: none when the spec's is wrong (classify reports that)."""
+def _probed_repos(spec: ClusterSpec) -> list[str]:
+    """The repositories to probe: none when the spec's are wrong (classify reports that)."""
     try:
-        return repo_name(spec)
+        return repo_names(spec)
     except BackupConfigError:
-        return None
+        return []
 
 
 def _is_pattern(unit: str) -> bool:
@@ -132,7 +132,7 @@ def probe_script(spec: ClusterSpec, server: Server) -> str:
             name = None  # classify reports it
         if name:
             parts.append(_section("dns", dns_probe(name, server.public_address), timeout=8))
-    if server.name == _probed_repo(spec):
+    if server.name in _probed_repos(spec):
         parts.append(_section("backup", f"cd / && runuser -u {OS_USER} -- pgbackrest "
                                         f"--stanza={STANZA} --output=json info", timeout=8))
     return "\n".join(parts) + "\n"

@@ -26,7 +26,7 @@ from freehold.deploy.ops.probes import (
     match_units,
     parse_sections,
     parse_unit_states,
-    repo_name,
+    repo_names,
     units_for,
 )
 from freehold.deploy.ops.remote import Outcome, run_many
@@ -412,6 +412,22 @@ def classify_backup(info: str | None, now: float | None = None,
     return comp
 
 
+def backups_of(repos: list[tuple[str, Component]]) -> Component:
+    """One `backup` component of every repository's: each row and problem names its
+    repository; down only when no repository is fine (one still holds the backups and the
+    WAL), degraded when some is not."""
+    comp = Component("backup")
+    for label, one in repos:
+        comp.rows += [{"repository": label, **row} for row in one.rows]
+        comp.problems += [f"{label}: {p}" for p in one.problems]
+    states = [one.state for _, one in repos]
+    if states and all(s == DOWN for s in states):
+        comp.state = DOWN
+    elif any(s != OK for s in states):
+        comp.state = DEGRADED
+    return comp
+
+
 def parse_dns(text: str) -> tuple[int | None, list[str]]:
     """(SOA serial, A answers) from the dns probe's `dig +short` output."""
     soa, _, answers = text.partition("\n#")
@@ -517,14 +533,16 @@ def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
         comps["dns"] = _checked("dns", classify_dns, texts("dns", "dns"), names("dns"),
                                 _dns_serial(spec))
     try:
-        repo = repo_name(spec)
+        repos = repo_names(spec)
     except BackupConfigError as exc:  # the backup is not checked at all: say so
         comps["backup"] = Component("backup")
         comps["backup"].bad(f"cannot tell which server holds the backups: {exc}", DOWN)
     else:
-        if repo and deployed("backup"):
-            comps["backup"] = _checked("backup", classify_backup,
-                                       _texts(sections, [repo], "backup")[repo])
+        if repos and deployed("backup"):
+            answers = _texts(sections, repos, "backup")
+            comps["backup"] = backups_of([
+                (f"repo{i} {name}", _checked("backup", classify_backup, answers[name]))
+                for i, name in enumerate(repos, start=1)])
     return StatusReport(spec.name, unhealthy_first(servers), comps)
 
 

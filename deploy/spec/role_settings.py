@@ -109,7 +109,9 @@ class BaseSettings(_Settings):
 
 class BackupSettings(_Settings):
     repo_host: HostName | None = None
+    repositories: Literal[1, 2] | None = None  # 2 (default): a second repository host
     full_at: OnCalendar | None = None
+    full_at_second: OnCalendar | None = None  # the second repository's daily full backup
     compress: Literal["none", "gz", "bz2", "lz4", "zst"] | None = None
     retention_full: Count | None = None
 

@@ -1,9 +1,11 @@
-"""roles/backup: pgBackRest (Debian 2.45). The repository lives on a backup server in a site
-other than the PostgreSQL primary's; the PostgreSQL servers push WAL to it over SSH (on the mesh)
-through `archive_command`, set in Patroni's dynamic config so every member, and whichever one
-is primary after a failover, archives the same way. The repository host takes a full backup
-daily (systemd timer) from whichever member is primary. Backup servers also get PostgreSQL 15
-binaries and a scratch folder for `freehold backup restore-drill`.
+"""roles/backup: pgBackRest (Debian 2.45). Two repositories, each on a backup server in its own
+site (roles/backup/config.py: repo_hosts); the PostgreSQL servers push WAL to both over SSH (on
+the mesh) through `archive_command`, set in Patroni's dynamic config so every member, and
+whichever one is primary after a failover, archives the same way, asynchronously so a lost
+site's repository does not stop archiving to the other. Each repository host takes a full
+backup daily (systemd timer) from whichever member is primary into its own repository. Backup
+servers also get PostgreSQL 15 binaries and a scratch folder for `freehold backup
+restore-drill`.
 
 The role runs on the backup servers and on the PostgreSQL servers (`hosts`)."""
 
@@ -24,12 +26,14 @@ from freehold.roles.backup.config import (
     FULL_UNIT,
     OS_USER,
     REPO_PATH,
+    SPOOL_PATH,
     SSH_DIR,
     STANZA,
     authorized_keys,
     drill_conf,
+    first_backup_command,
     pgbackrest_conf,
-    repo_host,
+    repo_index,
     ssh_client_config,
     ssh_keypair,
     timer_vars,
@@ -94,8 +98,11 @@ def install(ctx) -> None:
     main = pgbackrest_conf(ctx.spec, srv)
     if main is not None:
         config_file(CONFIG, main, mode="640", user="root", group=OS_USER)
-    if srv.name == repo_host(ctx.spec).name:
+    if repo_index(ctx.spec, srv) is not None:
         files.directory(name="pgBackRest repository", path=REPO_PATH, user=OS_USER,
+                        group=OS_USER, mode="750")
+    if srv.has("postgres"):
+        files.directory(name="pgBackRest archive-async spool", path=SPOOL_PATH, user=OS_USER,
                         group=OS_USER, mode="750")
     drill = drill_conf(ctx.spec, srv)
     if drill is not None:
@@ -117,7 +124,7 @@ def _archive_command_set() -> bool:
 @deploy("backup: stanza and WAL archiving")
 def archiving(ctx) -> None:
     srv = this_server(ctx)
-    if srv.name == repo_host(ctx.spec).name and not _stanza_exists():
+    if repo_index(ctx.spec, srv) is not None and not _stanza_exists():
         server.shell(name=f"pgBackRest stanza-create {STANZA}",
                      commands=[f"{AS_PG} pgbackrest --stanza={STANZA} stanza-create"])
     if srv.has("postgres") and patroni_role(srv.mesh_address) == "leader" \
@@ -141,9 +148,10 @@ def _has_backup() -> bool:
 @deploy("backup: daily full backup")
 def schedule(ctx) -> None:
     srv = this_server(ctx)
-    if srv.name != repo_host(ctx.spec).name:
+    index = repo_index(ctx.spec, srv)
+    if index is None:
         return
-    tv = timer_vars(ctx.spec)
+    tv = timer_vars(ctx.spec, index)
     unit = config_file(f"/etc/systemd/system/{FULL_UNIT}.service",
                        render(_t("backup-full.service.j2"), **tv))
     timer = config_file(f"/etc/systemd/system/{FULL_UNIT}.timer",
@@ -152,7 +160,7 @@ def schedule(ctx) -> None:
             daemon_reload=unit.will_change or timer.will_change)
     if not _has_backup():
         server.shell(name="First full backup",
-                     commands=[f"{AS_PG} pgbackrest --stanza={STANZA} --type=full backup"])
+                     commands=[first_backup_command(index, AS_PG)])
 
 
 ROLE = Role("backup", steps=(install, archiving, schedule), ports=PORTS, hosts=hosts)

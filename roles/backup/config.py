@@ -1,6 +1,8 @@
-"""Pure config for roles/backup: pgBackRest with a repository on a backup server in a site
-other than the PostgreSQL primary's (an SSH repository host), WAL archiving through Patroni's
-dynamic config, a daily full backup, and the scratch place restore drills use."""
+"""Pure config for roles/backup: pgBackRest with two repositories, each on a backup server of
+its own site (SSH repository hosts; the first outside the PostgreSQL primary's site, the second
+in yet another site, of another provider when there is one), WAL archiving to both through
+Patroni's dynamic config (asynchronous, so one unreachable repository does not hold the other
+back), a daily full backup into each, and the scratch place restore drills use."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from freehold.roles.postgres.config import DATA_DIR, PG_PORT
 
 STANZA = "freehold"
 REPO_PATH = "/var/lib/pgbackrest"
+SPOOL_PATH = "/var/spool/pgbackrest"  # archive-async's queue on the PostgreSQL servers
 CONFIG = "/etc/pgbackrest/pgbackrest.conf"
 DRILL_CONFIG = "/etc/pgbackrest/drill.conf"
 DRILL_DIR = "/var/lib/freehold-drill"
@@ -66,6 +69,31 @@ def repo_host(spec: ClusterSpec) -> Server:
     return (away or servers)[0]
 
 
+def repo_hosts(spec: ClusterSpec) -> list[Server]:
+    """The repository hosts, in pgBackRest's order (repo1, repo2): repo_host, then — unless
+    `roles.backup.repositories` is 1 — the backup server that survives what repo1 does not:
+    another site (one site's loss never stops archiving), of another provider when there is
+    one, outside the primary's site when it can be. A spec whose backup servers are all in one
+    site gets one repository."""
+    first = repo_host(spec)
+    if int(spec.role_settings("backup").get("repositories") or 2) < 2:
+        return [first]
+    primary_site = postgres_primary_site(spec)
+    others = [s for s in backup_servers(spec) if s.site != first.site]
+    if not others:
+        return [first]
+    others.sort(key=lambda s: (s.provider == first.provider, s.site == primary_site))
+    return [first, others[0]]
+
+
+def repo_index(spec: ClusterSpec, me: Server) -> int | None:
+    """1 or 2 when `me` holds that repository, else None."""
+    for i, s in enumerate(repo_hosts(spec), start=1):
+        if s.name == me.name:
+            return i
+    return None
+
+
 def drill_host(spec: ClusterSpec) -> Server:
     """Where restore drills run: another backup server than the repository's when there is
     one (a restore across the network, as after losing a site), else the repository host."""
@@ -78,6 +106,9 @@ def settings(spec: ClusterSpec) -> dict[str, Any]:
     s = spec.role_settings("backup")
     return {"retention_full": int(s.get("retention_full", 2)),
             "full_at": str(s.get("full_at", "*-*-* 02:30:00")),
+            # the second repository's full backup, 12 h apart: two backups of one cluster at
+            # once conflict on the database host's pgBackRest lock
+            "full_at_second": str(s.get("full_at_second", "*-*-* 14:30:00")),
             "compress": str(s.get("compress", "zst"))}
 
 
@@ -95,34 +126,53 @@ def _common(spec: ClusterSpec) -> dict[str, Any]:
 
 
 def _remote_repo(spec: ClusterSpec) -> dict[str, Any]:
+    """repo1 only: where restore drills read from."""
     repo = repo_host(spec)
     return {"repo1-host": repo.mesh_address, "repo1-host-user": OS_USER}
 
 
-def _local_repo(spec: ClusterSpec) -> dict[str, Any]:
-    return {"repo1-path": REPO_PATH,
-            "repo1-retention-full": settings(spec)["retention_full"], "start-fast": "y"}
+def _remote_repos(spec: ClusterSpec) -> dict[str, Any]:
+    """Every repository, as a PostgreSQL server pushes WAL to them (archive-push always pushes
+    to all; with archive-async a repository that cannot be reached does not hold the others
+    back: without it they get at most one segment ahead, pgBackRest's user guide, "Multiple
+    Repositories"). WAL no repository took stays in pg_wal (no archive-push-queue-max: a gap
+    in the archive would break point-in-time recovery silently)."""
+    out: dict[str, Any] = {}
+    for i, repo in enumerate(repo_hosts(spec), start=1):
+        out.update({f"repo{i}-host": repo.mesh_address, f"repo{i}-host-user": OS_USER})
+    out.update({"archive-async": "y", "spool-path": SPOOL_PATH})
+    return out
+
+
+def _local_repo(spec: ClusterSpec, index: int = 1) -> dict[str, Any]:
+    """The repository on this host, under the index the PostgreSQL servers know it by: their
+    archive-push starts its remote with --repo=<index>, which must be defined here."""
+    return {f"repo{index}-path": REPO_PATH,
+            f"repo{index}-retention-full": settings(spec)["retention_full"], "start-fast": "y"}
 
 
 def pgbackrest_conf(spec: ClusterSpec, me: Server) -> str | None:
-    """The main config: on the repository host every PostgreSQL server as pgN-host; on a
-    PostgreSQL server its data directory and the repository host. None elsewhere."""
-    if me.name == repo_host(spec).name:
+    """The main config: on a repository host every PostgreSQL server as pgN-host and its own
+    repository under its index (each host backs up into its own); on a PostgreSQL server its data
+    directory and every repository host. None elsewhere."""
+    index = repo_index(spec, me)
+    if index is not None:
         stanza: dict[str, Any] = {}
         for i, pg in enumerate(pg_servers(spec), start=1):
             stanza.update({f"pg{i}-host": pg.mesh_address, f"pg{i}-host-user": OS_USER,
                            f"pg{i}-path": DATA_DIR, f"pg{i}-port": PG_PORT})
-        return _ini({"global": {**_common(spec), **_local_repo(spec)}, STANZA: stanza},
+        return _ini({"global": {**_common(spec), **_local_repo(spec, index)}, STANZA: stanza},
                     "repository host")
     if me.has("postgres"):
-        return _ini({"global": {**_common(spec), **_remote_repo(spec)},
+        return _ini({"global": {**_common(spec), **_remote_repos(spec)},
                      STANZA: {"pg1-path": DATA_DIR, "pg1-port": PG_PORT}},
-                    "PostgreSQL server archiving to the repository host")
+                    "PostgreSQL server archiving to every repository host")
     return None
 
 
 def drill_conf(spec: ClusterSpec, me: Server) -> str | None:
-    """On backup servers: restore into the scratch data directory (`--config` of drills)."""
+    """On backup servers: restore into the scratch data directory (`--config` of drills), from
+    repo1 (local on its host, over SSH elsewhere)."""
     if not me.has("backup"):
         return None
     repo = _local_repo(spec) if me.name == repo_host(spec).name else _remote_repo(spec)
@@ -155,5 +205,18 @@ def ssh_client_config(spec: ClusterSpec) -> str:
             "    StrictHostKeyChecking accept-new\n    ServerAliveInterval 15\n")
 
 
-def timer_vars(spec: ClusterSpec) -> dict[str, Any]:
-    return {"stanza": STANZA, "full_at": settings(spec)["full_at"], "unit": FULL_UNIT}
+def timer_vars(spec: ClusterSpec, index: int = 1) -> dict[str, Any]:
+    """The daily full backup's unit and timer on repository `index`'s host."""
+    at = settings(spec)["full_at" if index == 1 else "full_at_second"]
+    return {"stanza": STANZA, "full_at": at, "unit": FULL_UNIT, "repo": index}
+
+
+def first_backup_command(index: int, as_pg: str, tries: int = 20) -> str:
+    """The first full backup into repository `index`, retried (bounded) while the other
+    repository's first backup holds the database host's lock: both are taken in the same
+    deploy step. The two wait different times between tries, so they do not collide again."""
+    pause = 5 + 10 * index
+    return (f"for i in $(seq 1 {tries}); do {as_pg} pgbackrest --stanza={STANZA} --repo={index} "
+            f"--type=full backup && exit 0; "
+            f"echo \"full backup try $i failed; again in {pause} s\" >&2; "
+            f"sleep {pause}; done; exit 1")

@@ -18,14 +18,14 @@ from urllib.parse import quote
 import pytest
 
 from freehold.deploy.spec import ClusterSpec, load_spec
-from freehold.roles.backup.config import FULL_UNIT, drill_host, repo_host
+from freehold.roles.backup.config import FULL_UNIT, drill_host, repo_host, repo_hosts
 from freehold.roles.monitoring.config import PROMETHEUS_PORT, scrape_jobs
 from freehold.roles.registry import ROLE_ORDER
 from tests.lab.cli import LAB_SPEC, LabSecrets, freehold
 from tests.lab.conftest import lab_named_by
 from tests.waiting import wait_for as shared_wait_for
 
-VICTIM = "c3"  # backup drill server, worker, loadgen: no quorum depends on it
+VICTIM = "c3"  # second backup repository, drill server, worker, loadgen: no quorum needs it
 
 
 @pytest.fixture(scope="module")
@@ -126,13 +126,21 @@ def test_rules_and_config_pass_promtool_on_the_servers(deployed: dict[str, Any],
         assert {"PostgresPrimaryLost", "EtcdUnhealthy", "RedisClusterNotOk"} <= names
 
 
+def backup_info(lab: Any, repo: str) -> dict[str, Any]:
+    """`pgbackrest info` of the stanza in the repository on `repo`."""
+    return dict(json.loads(run(lab, repo, "cd / && runuser -u postgres -- pgbackrest "
+                                          "--stanza=freehold --output=json info"))[0])
+
+
 def test_backup_archiving_and_timer(deployed: dict[str, Any], lab: Any,
                                     spec: ClusterSpec) -> None:
-    repo = repo_host(spec)
-    assert run(lab, repo.name, f"systemctl is-enabled {FULL_UNIT}.timer").strip() == "enabled"
-    info = json.loads(run(lab, repo.name, "cd / && runuser -u postgres -- pgbackrest "
-                                          "--stanza=freehold --output=json info"))
-    assert info[0]["status"]["code"] == 0 and info[0]["backup"], info
+    repos = repo_hosts(spec)
+    assert [r.name for r in repos] == ["b3", "c3"]  # two sites: losing one keeps a repository
+    for repo in repos:
+        assert run(lab, repo.name, f"systemctl is-enabled {FULL_UNIT}.timer").strip() == \
+            "enabled", repo.name
+        info = backup_info(lab, repo.name)
+        assert info["status"]["code"] == 0 and info["backup"], (repo.name, info)
     pg = spec.servers_with_role("postgres")[0].name
     conf = run(lab, pg, "cd / && runuser -u postgres -- patronictl -c /etc/patroni/config.yml "
                         "show-config")
@@ -187,6 +195,33 @@ def test_dead_server_alert_and_status(deployed: dict[str, Any], lab: Any, spec: 
 
     code, hit = wait_for("ServerDown alert in freehold status", alert, timeout=300, every=5)
     assert code == 1 and hit[0]["severity"] == "critical"
+    backup = status(spec_path)[1]["components"]["backup"]  # repo2's host is the dead one
+    assert backup["state"] == "degraded" and backup["problems"] == [
+        f"repo2 {victim_killed}: repository host does not answer"], backup
+
+
+def test_archiving_goes_on_without_the_second_repository(deployed: dict[str, Any], lab: Any,
+                                                         spec: ClusterSpec,
+                                                         victim_killed: str) -> None:
+    """The second repository's host (site c) dead: a WAL segment switched on the primary still
+    reaches the first repository (site b) — archive-async pushes to the repositories it can
+    reach."""
+    first = repo_host(spec).name
+    assert victim_killed == repo_hosts(spec)[1].name != first
+    leader = primary(lab, spec)
+    psql = "cd / && runuser -u postgres -- psql -XAtq -d freehold -c"
+    wal = run(lab, leader, f"{psql} \"SELECT pg_walfile_name(pg_current_wal_lsn())\"").strip()
+    run(lab, leader, f"{psql} 'CREATE TABLE IF NOT EXISTS ops_archive_check (x int); "
+                     "INSERT INTO ops_archive_check VALUES (1); DROP TABLE ops_archive_check'")
+    run(lab, leader, f"{psql} 'SELECT pg_switch_wal()'")
+
+    def archived() -> Any:
+        archive = (backup_info(lab, first).get("archive") or [{}])[-1]
+        top = archive.get("max") or ""
+        return top if top[8:] >= wal[8:] else None
+
+    top = wait_for(f"WAL {wal} in {first}'s repository", archived, timeout=120, every=2)
+    print(f"with {victim_killed} dead, WAL up to {top} archived into {first}'s repository")
 
 
 def test_status_ok_again_after_recovery(deployed: dict[str, Any], lab: Any, spec: ClusterSpec,
@@ -200,19 +235,22 @@ def test_status_ok_again_after_recovery(deployed: dict[str, Any], lab: Any, spec
     assert all(s["up"] for s in doc["servers"])
 
 
+def primary(lab: Any, spec: ClusterSpec) -> str:
+    """The PostgreSQL member whose Patroni says it is primary."""
+    for s in spec.servers_with_role("postgres"):
+        out = lab.run(s.name, f"curl -s -o /dev/null -w '%{{http_code}}' "
+                              f"http://{s.mesh_address}:8008/primary", timeout=30).stdout
+        if out.strip() == "200":
+            return str(s.name)
+    raise AssertionError("no primary")
+
+
 @pytest.fixture
 def sample_table(lab: Any, spec: ClusterSpec) -> Iterator[int]:
     """A table with a known number of rows in the app database, dropped afterwards."""
     from freehold.deploy.ops.probes import parse_sections  # noqa: F401 - ops package importable
 
-    pg = spec.servers_with_role("postgres")
-    leader = None
-    for s in pg:
-        out = lab.run(s.name, f"curl -s -o /dev/null -w '%{{http_code}}' "
-                              f"http://{s.mesh_address}:8008/primary", timeout=30).stdout
-        if out.strip() == "200":
-            leader = s.name
-    assert leader, "no primary"
+    leader = primary(lab, spec)
     psql = "cd / && runuser -u postgres -- psql -X -q -d freehold -v ON_ERROR_STOP=1 -c"
     run(lab, leader, f"{psql} 'DROP TABLE IF EXISTS ops_drill_check; CREATE TABLE "
                      "ops_drill_check AS SELECT g AS id FROM generate_series(1, 4321) g'")

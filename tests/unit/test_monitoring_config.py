@@ -22,9 +22,13 @@ from freehold.roles.backup.config import (
     authorized_keys,
     drill_conf,
     drill_host,
+    first_backup_command,
     pgbackrest_conf,
     repo_host,
+    repo_hosts,
+    repo_index,
     ssh_keypair,
+    timer_vars,
 )
 from freehold.roles.base.config import firewall_vars
 from freehold.roles.common import render, template_path
@@ -216,6 +220,29 @@ def test_repository_outside_the_primary_site_and_drill_elsewhere(spec: ClusterSp
         repo_host(_spec_with(spec, roles=roles))
 
 
+def test_two_repositories_in_two_sites_unless_told_one(spec: ClusterSpec) -> None:
+    assert [s.name for s in repo_hosts(spec)] == ["b3", "c3"]
+    assert [repo_index(spec, spec.server(n)) for n in ("b3", "c3", "a1")] == [1, 2, None]
+    one = _spec_with(spec, roles={**spec.roles, "backup": {"repositories": 1}})
+    assert [s.name for s in repo_hosts(one)] == ["b3"]
+    pg = pgbackrest_conf(one, one.server("a1"))
+    assert pg is not None and "repo2" not in pg and pgbackrest_conf(one, one.server("c3")) is None
+    # backup servers all in one site: a second repository there would not outlive the site
+    same_site = _spec_with(spec, servers=[
+        s.model_copy(update={"roles": [r for r in s.roles if r != "backup"]})
+        if s.name == "c3" else s for s in spec.servers])
+    assert [s.name for s in repo_hosts(same_site)] == ["b3"]
+
+
+def test_the_two_repositories_back_up_at_different_times(spec: ClusterSpec) -> None:
+    assert timer_vars(spec, 1)["full_at"] == "*-*-* 02:30:00"
+    assert timer_vars(spec, 2)["full_at"] == "*-*-* 14:30:00"
+    one, two = first_backup_command(1, "AS_PG"), first_backup_command(2, "AS_PG")
+    assert "seq 1 20" in one and "sleep 15" in one and "sleep 25" in two  # bounded, apart
+    assert "AS_PG pgbackrest --stanza=freehold --repo=1 --type=full backup && exit 0" in one
+    assert "--repo=2 --type=full backup" in two
+
+
 def test_pgbackrest_configs(spec: ClusterSpec) -> None:
     b3, c3 = spec.server("b3"), spec.server("c3")
     repo = pgbackrest_conf(spec, b3)
@@ -225,7 +252,14 @@ def test_pgbackrest_configs(spec: ClusterSpec) -> None:
     assert "repo1-path=/var/lib/pgbackrest" in repo and "repo1-retention-full=2" in repo
     pg = pgbackrest_conf(spec, spec.server("a1"))
     assert pg is not None and f"repo1-host={b3.mesh_address}" in pg and "pg1-host" not in pg
-    assert pgbackrest_conf(spec, c3) is None
+    # the second repository: c3 backs up into its own, every PostgreSQL server pushes to both
+    assert f"repo2-host={c3.mesh_address}" in pg and "repo2-host-user=postgres" in pg
+    assert "archive-async=y" in pg and "spool-path=/var/spool/pgbackrest" in pg
+    second = pgbackrest_conf(spec, c3)
+    # its repository under the index the PostgreSQL servers' archive-push asks for (--repo=2)
+    assert second is not None and "repo2-path=/var/lib/pgbackrest" in second
+    assert f"pg1-host={spec.server('a1').mesh_address}" in second and "repo1" not in second
+    assert pgbackrest_conf(spec, spec.server("c2")) is None
     drill = drill_conf(spec, c3)
     assert drill is not None and f"repo1-host={b3.mesh_address}" in drill
     assert "pg1-path=/var/lib/freehold-drill/data" in drill

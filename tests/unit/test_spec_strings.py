@@ -54,6 +54,7 @@ BAD = [
     ("backup", "full_at", "daily\nExecStartPre=/bin/sh -c id", "OnCalendar expression"),
     ("backup", "repo_host", "b1 && id", "a server name"),
     ("backup", "compress", "xz", "'zst'"),
+    ("backup", "repositories", 3, "1 or 2"),
     ("monitoring", "webhook_url", "http://h/$(id)", "http:// or https:// URL"),
     ("monitoring", "webhook_url", "file:///etc/shadow", "http:// or https:// URL"),
     ("pgbouncer", "replica_max_lag", "16MB\nhttp-check send", "a size in bytes"),

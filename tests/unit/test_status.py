@@ -206,7 +206,12 @@ def test_probe_script_per_role(spec: ClusterSpec) -> None:
     assert "pgbackrest --stanza=freehold --output=json info" in b3
     assert "unit-patterns" in b3 and "freehold-app*.service" in b3
     assert "freehold-backup-full.timer" in units_for(spec, spec.server("b3"))["backup"]
-    assert units_for(spec, spec.server("c3"))["backup"] == []
+    # the second repository's host (another site) is probed the same way
+    c3 = probe_script(spec, spec.server("c3"))
+    assert "pgbackrest --stanza=freehold --output=json info" in c3
+    assert "freehold-backup-full.timer" in units_for(spec, spec.server("c3"))["backup"]
+    one = spec.model_copy(update={"roles": {**spec.roles, "backup": {"repositories": 1}}})
+    assert units_for(one, one.server("c3"))["backup"] == []
 
 
 def test_sections_and_units() -> None:
@@ -274,7 +279,10 @@ def test_classify_whole_cluster(spec: ClusterSpec) -> None:
     assert comps["etcd health"].state == OK
     assert comps["role etcd"].state == OK and comps["redis cluster"].state == OK
     assert comps["patroni"].problems == ["no synchronous standby"]
-    assert comps["backup"].state == OK
+    # repo1 (b3) holds a day-old backup; repo2's host (c3) is dead: degraded, not down
+    assert comps["backup"].state == DEGRADED
+    assert comps["backup"].problems == ["repo2 c3: repository host does not answer"]
+    assert [r["repository"] for r in comps["backup"].rows] == ["repo1 b3"]
     c3 = next(s for s in report.servers if s["server"] == "c3")
     assert c3["up"] is False and set(c3["roles"].values()) == {DOWN}
     assert not report.ok
@@ -290,10 +298,11 @@ def test_a_probe_answer_that_cannot_be_parsed_is_down_not_skipped(spec: ClusterS
     down, saying why in one line, and the rest of the cluster is still classified."""
     report = classify(spec, cluster_outcomes(spec, backup="[1]", alerts='["firing"]'))
     comps = report.components
-    for name in ("backup", "alerts"):
-        assert comps[name].state == DOWN, comps[name]
+    for name, prefix in (("backup", "repo1 b3: "), ("alerts", "")):
+        assert comps[name].state == DOWN, comps[name]  # backup: repo2's host is dead too
         assert comps[name].problems[0].startswith(
-            "its probe's answer could not be read (AttributeError: "), comps[name].problems
+            f"{prefix}its probe's answer could not be read (AttributeError: "), \
+            comps[name].problems
     assert comps["etcd health"].state == OK and not report.ok
 
 
