@@ -339,6 +339,8 @@ def grow(args: argparse.Namespace, spec_path: Path, lab: Any, deploy: Any, roles
                not restarted, restarted)
     checks.add(f"grow: no ping lost over the existing tunnel {pinger_host} -> {far.name}",
                bool(answered) and not lost, {"answered": len(answered), "lost": lost[:20]})
+    if not args.keep:  # the lab's own teardown knows only the servers it booted with
+        grown_lab.down()
     doc["figures"]["grow"] = {
         "servers_before": n, "added": len(added), "boot_s": round(boot_s, 1),
         "deploy_s": runs_wall(doc, "grown"), "changed_hosts": len(run.changed_hosts()),
