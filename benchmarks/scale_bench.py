@@ -317,7 +317,8 @@ def grow(args: argparse.Namespace, spec_path: Path, lab: Any, deploy: Any, roles
         rh.grow_spec(spec_path, args.name, n + args.grow, args.network, args.mesh,
                      core=not args.no_core)
         grown = load_spec(spec_path)
-        added = [s.name for s in grown.servers if s.name not in {x.name for x in spec.servers}]
+        known = {x.name for x in spec.servers}
+        added = [s.name for s in grown.servers if s.name not in known]
         log(f"grow: {len(added)} servers added to the spec ({', '.join(added)}), booting them")
         t = time.monotonic()
         Lab.from_spec(spec_path).up(timeout=600)
@@ -343,14 +344,10 @@ def grow(args: argparse.Namespace, spec_path: Path, lab: Any, deploy: Any, roles
         grown_lab.down()
     doc["figures"]["grow"] = {
         "servers_before": n, "added": len(added), "boot_s": round(boot_s, 1),
-        "deploy_s": runs_wall(doc, "grown"), "changed_hosts": len(run.changed_hosts()),
+        "deploy_s": round(run.wall_s, 1), "changed_hosts": len(run.changed_hosts()),
         "pinger": pinger_host, "ping_target": far.name, "pings_answered": len(answered),
         "pings_lost": len(lost), "tunnels_checked": len(sample), "tunnels_restarted":
         len(restarted)}
-
-
-def runs_wall(doc: dict[str, Any], label: str) -> float:
-    return float(doc["runs"][label]["wall_s"])
 
 
 def ansible(args: argparse.Namespace, spec_path: Path, lab: Any, deploy: Any, checks: Checks,

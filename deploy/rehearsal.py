@@ -69,8 +69,7 @@ def scaled_spec(path: Path, name: str, servers: int, network: str, mesh: str,
     req = ScaleRequest(servers=servers, name=name, net=ipaddress.IPv4Network(network),
                        mesh=ipaddress.IPv4Network(mesh), core=core)
     text = render_spec(req, load_spec(Path(__file__).resolve().parents[1] / LIKE), str(path))
-    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
-    doc = yaml.safe_load(text)
+    header, doc = split_spec(text)
     doc.setdefault("roles", {})["base"] = {
         "admins": [{"name": "ops", "ssh_keys": [admin_key("ops@rehearsal")]}]}
     return write_spec(path, doc, header + "# + roles.base.admins: one admin (deploy/rehearsal.py)")
@@ -82,19 +81,22 @@ def grow_spec(spec_path: Path, name: str, servers: int, network: str, mesh: str,
     every existing server keeps its name and addresses), keeping the file's roles.base as it
     was edited since (e.g. add_admin_key), so the grown spec changes nothing else."""
     base = (yaml.safe_load(spec_path.read_text()).get("roles") or {}).get("base")
-    scaled_spec(spec_path, name, servers, network, mesh, core=core)
-    text = spec_path.read_text()
-    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
-    doc = yaml.safe_load(text)
+    header, doc = split_spec(scaled_spec(spec_path, name, servers, network, mesh,
+                                         core=core).read_text())
     if base is not None:
         doc.setdefault("roles", {})["base"] = base
-    spec_path.write_text(header + yaml.safe_dump(doc, sort_keys=False, width=100))
-    return spec_path
+    return write_spec(spec_path, doc, header)
 
 
 def nodes(spec: Any) -> list[str]:
     """The servers carrying only what every server carries (no data or serving role)."""
     return [s.name for s in spec.servers if set(s.roles) <= {"base", "mesh"}]
+
+
+def split_spec(text: str) -> tuple[str, dict[str, Any]]:
+    """A spec file's comment header (its `#` lines) and its document."""
+    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
+    return header, yaml.safe_load(text)
 
 
 def write_spec(path: Path, doc: dict[str, Any], header: str = "") -> Path:
@@ -109,9 +111,7 @@ def write_spec(path: Path, doc: dict[str, Any], header: str = "") -> Path:
 def add_admin_key(spec_path: Path, comment: str = "ops-rotated@rehearsal") -> str:
     """The fleet-wide change: a second key for the spec's first admin (a key rotation begins):
     every server's authorized_keys for that admin changes, nothing else. Returns the key."""
-    text = spec_path.read_text()
-    header = "".join(line + "\n" for line in text.splitlines() if line.startswith("#"))
-    doc = yaml.safe_load(text)
+    header, doc = split_spec(spec_path.read_text())
     admins = doc.setdefault("roles", {}).setdefault("base", {}).setdefault("admins", [])
     if not admins:
         admins.append({"name": "ops", "ssh_keys": []})

@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 import pytest
 
+from freehold.deploy.provision.drill import leader, patroni_cluster
 from freehold.deploy.spec import ClusterSpec, load_spec
 from freehold.roles.backup.config import FULL_UNIT, drill_host, repo_host, repo_hosts
 from freehold.roles.monitoring.config import PROMETHEUS_PORT, scrape_jobs
@@ -236,13 +237,10 @@ def test_status_ok_again_after_recovery(deployed: dict[str, Any], lab: Any, spec
 
 
 def primary(lab: Any, spec: ClusterSpec) -> str:
-    """The PostgreSQL member whose Patroni says it is primary."""
-    for s in spec.servers_with_role("postgres"):
-        out = lab.run(s.name, f"curl -s -o /dev/null -w '%{{http_code}}' "
-                              f"http://{s.mesh_address}:8008/primary", timeout=30).stdout
-        if out.strip() == "200":
-            return str(s.name)
-    raise AssertionError("no primary")
+    """The PostgreSQL member Patroni's cluster names leader."""
+    name = leader(patroni_cluster(lab, spec))
+    assert name, "no primary"
+    return name
 
 
 @pytest.fixture
