@@ -50,6 +50,8 @@ capacity:
   redis_utilisation: {value: 0.5, source: s}
   redis_memory_fraction: {value: 0.25, source: s}
   redis_replicas: {value: 1, source: s}
+  redis_cores_per_node: {value: 2, source: s}
+  redis_net_bytes_per_request: {value: 1000, source: s}
   pg_cpu_ms_per_request: {value: 1, source: s}
   pg_utilisation: {value: 0.5, source: s}
   pg_bytes_per_post: {value: 1000, source: s}
