@@ -16,6 +16,7 @@ router already sends the database traffic beside HAProxy); etcd members on the l
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -57,34 +58,77 @@ def _spec_doc(lay: Layout, per_site: dict[str, int], masters: int, replicas: int
             "servers": servers}
 
 
+@functools.lru_cache(maxsize=4096)
+def _layout(lay_key: tuple[Any, ...], per_site: tuple[tuple[str, int], ...], masters: int,
+            replicas: int, k: int) -> tuple[list[str], dict[frozenset[str], list[str]]]:
+    """The Redis layout the placement rules make (deploy/spec/placement.redis_layout) for these
+    servers: (its errors, {lost sites: why that loss is not survived}) for every site and
+    every provider. Cached: a --min-servers search asks for the same layouts again."""
+    from freehold.deploy.spec import parse_spec
+    from freehold.deploy.spec.placement import redis_layout
+
+    lay = _LAYOUTS[lay_key]
+    spec = parse_spec(_spec_doc(lay, dict(per_site), masters, replicas, k))
+    shards = redis_layout(spec)
+    errors = []
+    if len(shards) < 3:
+        errors.append(f"redis: {len(shards)} master(s), Redis Cluster needs 3")
+    for sh in shards:
+        if len(sh.replicas) < replicas:
+            errors.append(f"redis: shard {sh.index} has {len(sh.replicas)} of {replicas} "
+                          "replica(s)")
+        for r in sh.replicas:
+            if r.name == sh.master.name or (r.site == sh.master.site and len(lay.sites) > 1):
+                errors.append(f"redis: shard {sh.index} replica {r.label} is on its master "
+                              f"{sh.master.label}'s " + ("server" if r.name == sh.master.name
+                                                         else "site"))
+    losses: dict[frozenset[str], list[str]] = {}
+    for lost in [{s.name} for s in lay.sites] + [
+            {s.name for s in lay.sites if s.provider == p} for p, _ in lay.providers]:
+        why = []
+        left = sum(1 for sh in shards if sh.master.site not in lost)
+        if left * 2 <= len(shards):
+            why.append(f"redis loses its master majority ({left}/{len(shards)} masters left, "
+                       "no failover vote)")
+        why += [f"redis shard {sh.index} loses every copy" for sh in shards
+                if all(n.site in lost for n in sh.nodes)]
+        losses[frozenset(lost)] = why
+    return errors, losses
+
+
+_LAYOUTS: dict[tuple[Any, ...], Layout] = {}
+
+
+def _key(lay: Layout) -> tuple[Any, ...]:
+    key = (tuple(lay.providers), tuple((s.name, s.provider, str(s.network)) for s in lay.sites))
+    _LAYOUTS.setdefault(key, lay)
+    return key
+
+
 def redis_layout_problems(lay: Layout, per_site: dict[str, int], masters: int, replicas: int,
                           k: int) -> list[str]:
     """What the placement rules say against this Redis layout: its errors, and each site or
-    provider whose loss it does not survive ([] = a valid layout)."""
-    from freehold.deploy.spec import parse_spec
-    from freehold.deploy.spec.placement import check_placement, lost_reasons
-
-    spec = parse_spec(_spec_doc(lay, per_site, masters, replicas, k))
-    found = [e for e in check_placement(spec)[0] if e.startswith("redis")]
-    if len(lay.sites) < 2:
-        return found
-    for kind in ("site", "provider"):
-        for name in {getattr(s, kind) for s in spec.servers}:
-            lost = {s.name for s in spec.servers if getattr(s, kind) == name}
-            found += [f"losing {kind} {name}: {r}" for r in lost_reasons(spec, lost)
-                      if r.startswith("redis")]
+    provider whose loss it does not survive ([] = a valid layout). With fewer than 3 sites
+    (providers) one of them holds half the masters whatever the layout: such a loss cannot
+    be survived, and the plan's notes say so — not counted here."""
+    errors, losses = _layout(_key(lay), tuple(sorted(per_site.items())), masters, replicas, k)
+    found = list(errors)
+    for kind, n in (("site", len(lay.sites)), ("provider", len(lay.providers))):
+        if n < 3:
+            continue
+        names = [s.name for s in lay.sites] if kind == "site" else [p for p, _ in lay.providers]
+        for name in names:
+            lost = {name} if kind == "site" else \
+                {s.name for s in lay.sites if s.provider == name}
+            found += [f"losing {kind} {name}: {r}" for r in losses[frozenset(lost)]]
     return found
 
 
 def redis_lost_reasons(lay: Layout, per_site: dict[str, int], masters: int, replicas: int,
                        k: int, lost_sites: set[str]) -> list[str]:
     """Why this Redis layout does not survive losing `lost_sites` ([] = it does)."""
-    from freehold.deploy.spec import parse_spec
-    from freehold.deploy.spec.placement import lost_reasons
-
-    spec = parse_spec(_spec_doc(lay, per_site, masters, replicas, k))
-    lost = {s.name for s in spec.servers if s.site in lost_sites}
-    return [r for r in lost_reasons(spec, lost) if r.startswith("redis")]
+    _, losses = _layout(_key(lay), tuple(sorted(per_site.items())), masters, replicas, k)
+    return losses[frozenset(lost_sites)]
 
 
 def pack_redis(lay: Layout, cls: ServerClass, masters_needed: int, replicas: int,
@@ -96,8 +140,10 @@ def pack_redis(lay: Layout, cls: ServerClass, masters_needed: int, replicas: int
     nodes = masters_needed * (1 + replicas)
     order = lay.interleaved()
     why: list[str] = []
+    fallback: RedisPack | None = None
     first = max(2 if len(lay.sites) > 1 else 1, math.ceil(nodes / by_cores))
-    for servers in range(first, MAX_REDIS_SERVERS + 1):
+    # one node per server (the most servers worth trying) plus a round of sites to spread them
+    for servers in range(first, min(MAX_REDIS_SERVERS, nodes + len(lay.sites)) + 1):
         k = math.ceil(nodes / servers)
         masters = max(masters_needed, servers * k // (1 + replicas))
         node_bytes = redis_bytes / masters
@@ -116,13 +162,23 @@ def pack_redis(lay: Layout, cls: ServerClass, masters_needed: int, replicas: int
                        + ", ".join(n for n, lim in limits.items() if k > lim))
             continue
         problems = redis_layout_problems(lay, per_site, masters, replicas, k)
-        if problems:
-            why.append(f"{servers} servers x {k} nodes: {problems[0]}")
-            continue
-        return RedisPack(masters, replicas, servers, k, per_site, node_bytes / GIB, limits,
+        pack = RedisPack(masters, replicas, servers, k, per_site, node_bytes / GIB, limits,
                          net_after, "; ".join(why[-2:]))
-    raise ValueError(f"redis: no layout of {masters_needed} shards within "
-                     f"{MAX_REDIS_SERVERS} servers ({why[-1] if why else 'none tried'})")
+        if not problems:
+            return pack
+        why.append(f"{servers} servers x {k} nodes: {problems[0]}")
+        if fallback is None and not [p for p in problems if not p.startswith("losing ")]:
+            fallback = pack
+    if fallback is not None:  # valid, but no layout survives every loss: said in the losses
+        return RedisPack(fallback.masters, replicas, fallback.servers,
+                         fallback.nodes_per_server, fallback.per_site, fallback.node_gib,
+                         fallback.limits, fallback.net_gbit_after_loss,
+                         f"NO layout up to here survives every site and provider loss "
+                         f"({why[-1]}); the fewest valid servers kept")
+    raise ValueError(f"redis: no layout of {masters_needed} shards on up to "
+                     f"{min(MAX_REDIS_SERVERS, nodes + len(lay.sites))} servers "
+                     f"({why[-1] if why else 'none tried'}) — add sites or providers, or "
+                     "bigger servers")
 
 
 @dataclass(frozen=True)
