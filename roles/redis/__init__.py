@@ -27,7 +27,6 @@ from freehold.roles.common import (
 from freehold.roles.ports import Ports
 from freehold.roles.redis.config import (
     BUS_PORT,
-    DATA,
     PORT,
     coordinator,
     layout_doc,
@@ -79,7 +78,7 @@ def configure(ctx) -> None:
     if not extra:
         return
     unit = config_file("/etc/systemd/system/redis@.service",
-                       render(_t("redis@.service.j2"), data=DATA))
+                       render(_t("redis@.service.j2")))
     for slot in extra:
         files.directory(name=f"Redis node {node_port(slot)} data folder", path=node_dir(slot),
                         user="redis", group="redis", mode="750")

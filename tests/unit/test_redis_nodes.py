@@ -107,7 +107,7 @@ def test_each_node_has_its_port_folder_unit_and_memory_share() -> None:
                  "cluster-config-file /var/lib/redis/nodes-6380.conf",
                  f"maxmemory {int(1024 * 0.4 / 2)}mb"):
         assert line in conf, line
-    unit = render(template_path(redis_role.__file__, "redis@.service.j2"), data="/var/lib/redis")
+    unit = render(template_path(redis_role.__file__, "redis@.service.j2"))
     assert "ExecStart=/usr/bin/redis-server /etc/redis/redis-%i.conf" in unit
     assert "User=redis" in unit and "ReadWritePaths=-/var/lib/redis" in unit
     # the firewall opens the extra node's client and bus ports on redis servers only
