@@ -13,6 +13,7 @@ the servers left and a verdict (does it still carry the planned peak, does it ke
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -43,9 +44,12 @@ def _left(r: RoleNeed, lost: set[str]) -> int:
 
 def _cores(prof: Profile, r: RoleNeed, left: int, need: float, what: str = ""
            ) -> tuple[bool, str]:
-    have = left * prof.cls(r.role).cores
+    cores = prof.cls(r.role).cores
+    have = left * cores
     ok = have + 1e-9 >= need
-    share = f"{have / need:.0%} of the peak" if need and not ok else "carries the peak"
+    more = math.ceil(need / cores - 1e-9) - left
+    share = (f"{have / need:.0%} of the peak, {more} more server{'s' if more > 1 else ''} "
+             "there would carry it" if need and not ok else "carries the peak")
     return ok, f"{have} of {need:,.1f} cores{what}: {share}"
 
 
