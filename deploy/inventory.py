@@ -92,7 +92,8 @@ def build_inventory(spec: ClusterSpec, roles: Iterable[str] | None = None,
     shard_of: dict[str, tuple[int, str]] = {}
     for shard in redis_layout(spec):
         for node in shard.nodes:
-            shard_of[node.name] = (shard.index, shard.master.name)
+            if node.slot == 0:  # a server's first node (roles.redis.nodes_per_server > 1)
+                shard_of[node.name] = (shard.index, shard.master.name)
     seaweed_masters = {s.name for s in media_masters(spec)}
     domain = media_failure_domain(spec)
 

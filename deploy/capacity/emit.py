@@ -21,15 +21,23 @@ def _num(x: float) -> float | int:
     return int(x) if float(x).is_integer() else x
 
 
-def _blocks(n: int) -> list[int]:
-    out = []
-    while n > 0:
-        out.append(min(n, MAX_BLOCK))
-        n -= out[-1]
-    return out
+def _segments(plan: CapacityPlan, host: str, site: str, n: int) -> list[tuple[int, list[str]]]:
+    """The `n` servers of `host` in `site` as (count, roles) runs: the first k of them also
+    carry a co-located role that runs on k of them there."""
+    guests = [(r.role, r.on[host].get(site, 0)) for r in plan.roles.values() if host in r.on]
+    runs: list[tuple[int, list[str]]] = []
+    for i in range(n):
+        roles = [host] + [g for g, k in guests if i < k]
+        if runs and runs[-1][1] == roles and runs[-1][0] < MAX_BLOCK:
+            runs[-1] = (runs[-1][0] + 1, roles)
+        else:
+            runs.append((1, roles))
+    return runs
 
 
 def spec_doc(plan: CapacityPlan, name: str = "production") -> dict[str, Any]:
+    """The plan's production servers (roles with servers of their own; co-located roles ride on
+    their hosts' entries; load generators are not production and not written)."""
     lay = plan.layout
     servers: list[dict[str, Any]] = []
     for site in lay.sites:
@@ -37,28 +45,28 @@ def spec_doc(plan: CapacityPlan, name: str = "production") -> dict[str, Any]:
         base = site.network.network_address
         for role in ROLE_ORDER:
             need = plan.roles.get(role)
-            n = need.per_site.get(site.name, 0) if need else 0
+            n = need.per_site.get(site.name, 0) if need and need.own else 0
             if not need or n == 0:
                 continue
             cls = plan.classes[need.server_class]
             first = 1
-            for count in _blocks(n):
+            width = max(2, len(str(n)))
+            for count, roles in _segments(plan, role, site.name, n):
                 block += 1
                 if (block + 1) * 256 > site.network.num_addresses:
                     raise ValueError(f"site {site.name}: network {site.network} is too small "
                                      "for the plan — give a larger network in the layout")
                 start = ipaddress.IPv4Address(int(base) + block * 256 + 10)
-                width = max(2, len(str(n)))
                 last = first + count - 1
                 prefix = ".".join(str(start).split(".")[:3])
-                one = count == 1 and n == 1
+                one = count == 1
                 servers.append({
                     "name": f"{site.name}-{role}-" + (f"{first:0{width}d}" if one else
                                                       f"[{first:0{width}d}:{last:0{width}d}]"),
                     "site": site.name,
                     "address": str(start) if count == 1 else f"{prefix}.[10:{9 + count}]",
                     "cores": cls.cores, "ram_gib": _num(cls.ram_gib),
-                    "disk_gib": _num(cls.disk_gib), "roles": [role],
+                    "disk_gib": _num(cls.disk_gib), "roles": roles,
                 })
                 first = last + 1
     redis = plan.roles["redis"]
@@ -79,7 +87,10 @@ def spec_doc(plan: CapacityPlan, name: str = "production") -> dict[str, Any]:
         "roles": {
             "etcd": {"members": plan.roles["etcd"].servers},
             "postgres": {"primary_site": lay.primary_site, "standby_site": lay.standby_site},
-            "redis": {"replicas": replicas, "masters": redis.servers // (1 + replicas)},
+            "redis": {"replicas": replicas,
+                      "masters": redis.masters or redis.servers // (1 + replicas),
+                      **({"nodes_per_server": redis.nodes_per_server}
+                         if redis.nodes_per_server > 1 else {})},
             "media": {"masters": 3, "copies": media_copies},
             # the platform's domain: a placeholder the operator replaces with theirs
             "dns": {"zone": "example.social"},
@@ -99,7 +110,7 @@ def spec_header(plan: CapacityPlan, base: CapacityPlan, command: str) -> str:
         f"plan carries {plan.planned_rps:,.0f} req/s (x{plan.planned_rps / plan.peak_rps:.3g}"
         " = surge margin x headroom).",
         f"  The plan itself (headroom x{base.headroom:g}) needs {base.total_servers} servers: "
-        + ", ".join(f"{k} {v}" for k, v in base.servers_per_role().items()) + ".",
+        + _own(base) + ".",
     ]
     if plan.headroom != base.headroom:
         per_core = next((i for i in plan.inputs if i.name == "app_rps_per_core"), None)
@@ -112,7 +123,18 @@ def spec_header(plan: CapacityPlan, base: CapacityPlan, command: str) -> str:
             "  (the figure the plan assumes, divided by the headroom).",
         ]
     lines += ["  Stateless roles and PostgreSQL readers are N+1 by site (they carry the load "
-              "after losing the biggest site);",
+              "after losing the biggest site);"]
+    lines += [f"  {r.role} CO-LOCATED on " + " + ".join(r.on) + f": {r.why};"
+              for r in plan.roles.values() if r.on]
+    redis = plan.roles.get("redis")
+    if redis and redis.nodes_per_server > 1:
+        lines.append(f"  redis: {redis.nodes_per_server} nodes per server "
+                     f"(roles.redis.nodes_per_server), {redis.masters} masters;")
+    gen = [r for r in plan.roles.values() if not r.production]
+    lines += [f"  {r.role}: {r.servers} {r.server_class} servers for a load test, not "
+              "production: not in this spec;" for r in gen]
+    lines += [
+
               "  Redis shards keep a replica outside the master's site; PostgreSQL's "
               "synchronous standby is in another provider.",
               "  Inputs measured: " + (", ".join(
@@ -120,14 +142,20 @@ def spec_header(plan: CapacityPlan, base: CapacityPlan, command: str) -> str:
                   or "none yet") + ";",
               "  every other input is a cited figure (see `freehold capacity` for the sources)."]
     lines += [f"Note: {n}" for n in plan.notes]
-    lines += ["Servers per role: " + ", ".join(f"{k} {v}" for k, v in
-                                                 plan.servers_per_role().items()),
+    lines += [f"Servers per role ({plan.total_servers}): " + _own(plan),
               "Check: freehold inventory check THIS_FILE --json (no errors; survives any one "
               "site and any one provider)."]
     out = []
     for line in lines:
         out += _wrap(line)
     return "".join(f"# {x}\n" for x in out) + "\n"
+
+
+def _own(plan: CapacityPlan) -> str:
+    """`app 10, lb 8, …` (roles with servers of their own), then the co-located ones."""
+    own = ", ".join(f"{r.role} {r.own}" for r in plan.roles.values() if r.own)
+    colo = ", ".join(f"{r.role} on {'+'.join(r.on)}" for r in plan.roles.values() if r.on)
+    return own + (f" ({colo})" if colo else "")
 
 
 def _wrap(line: str, width: int = 96) -> list[str]:

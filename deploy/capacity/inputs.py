@@ -40,6 +40,8 @@ CAPACITY_FIELDS: dict[str, tuple[str, str]] = {
     "redis_utilisation": ("", "target Redis node utilisation"),
     "redis_memory_fraction": ("", "maxmemory as a share of RAM"),
     "redis_replicas": ("", "replicas per Redis shard"),
+    "redis_cores_per_node": ("cores", "cores a Redis node is given (single-threaded + its fork)"),
+    "redis_net_bytes_per_request": ("bytes", "Redis network bytes per app request"),
     "pg_cpu_ms_per_request": ("ms", "PostgreSQL CPU per app request"),
     "pg_utilisation": ("", "target PostgreSQL CPU utilisation"),
     "pg_bytes_per_post": ("bytes", "database bytes per post"),
@@ -77,8 +79,8 @@ SIZED_BY: dict[str, tuple[str, ...]] = {
     "PostgreSQL": ("pg_cpu_ms_per_request",),
     "Redis": ("redis_cpu_ms_per_request", "redis_cpu_us_per_fanout_insert"),
 }
-WHOLE = {"redis_replicas", "pgbouncer_per_site", "etcd_members", "monitoring_servers",
-         "dns_servers", "backup_copies", "media_copies"}
+WHOLE = {"redis_replicas", "redis_cores_per_node", "pgbouncer_per_site", "etcd_members",
+         "monitoring_servers", "dns_servers", "backup_copies", "media_copies"}
 FRACTIONS = {"worker_utilisation", "timeline_cached_ratio", "redis_utilisation",
              "redis_memory_fraction", "pg_utilisation", "pg_disk_fraction",
              "media_disk_fraction", "lb_utilisation", "app_headroom"}
@@ -118,6 +120,7 @@ class ServerClass:
     price: float | None = None
     currency: str = ""
     price_source: str = ""
+    network_gbit: float | None = None  # the server's uplink; None: network not checked
 
 
 def read_doc(path: Path) -> dict[str, Any]:
@@ -332,8 +335,13 @@ def server_classes(doc: Mapping[str, Any], profile: Path
             pin = read_input(p, "price_per_month", f"{where}.price_per_month", profile)
             price, psrc = pin.value, pin.source
             currency = str(p.get("currency") or "") if isinstance(p, Mapping) else ""
+        net = c.get("network_gbit")
+        if net is not None and (_number(net) is None or net <= 0):
+            raise CapacityProfileError(f"{profile}: {where}.network_gbit: expected a number > 0"
+                                       f" (the uplink in Gbit/s), got {net!r}")
         classes[str(name)] = ServerClass(str(name), int(nums["cores"]), nums["ram_gib"],
-                                         nums["disk_gib"], price, currency, psrc)
+                                         nums["disk_gib"], price, currency, psrc,
+                                         _number(net) if net is not None else None)
     role_class = section.get("role_class") or {}
     if not isinstance(role_class, Mapping):
         raise CapacityProfileError(f"{profile}: capacity.role_class: expected role: class")

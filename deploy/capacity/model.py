@@ -39,6 +39,8 @@ from freehold.deploy.capacity.inputs import (
     server_classes,
 )
 from freehold.deploy.capacity.layout import Layout, distribute, n_plus_one, read_layout
+from freehold.deploy.capacity.losses import loss_lines, losses
+from freehold.deploy.capacity.packing import etcd_hosts, pack_redis
 from freehold.deploy.spec.placement import DNS_MIN_SERVERS
 from freehold.loadgen.traffic import ACTION_REQUESTS, SECONDS_PER_DAY, ProfileError, load_model
 
@@ -52,14 +54,33 @@ ROLE_ORDER = ("app", "worker", "lb", "pgbouncer", "redis", "postgres", "etcd", "
 @dataclass
 class RoleNeed:
     role: str
-    servers: int
+    servers: int  # servers carrying the role (its own, or its hosts' when co-located)
     server_class: str
     per_site: dict[str, int]
     basis: str  # how the count was reached, one line
+    on: dict[str, dict[str, int]] = field(default_factory=dict)  # host role -> per site
+    why: str = ""  # the co-location's reason
+    production: bool = True  # False: not part of production (the load generators)
+    cores: float | None = None  # cores it needs at the planned peak (roles sized by load)
+    nodes_per_server: int = 1  # Redis nodes on each of its servers
+    masters: int = 0  # Redis masters (shards)
+
+    @property
+    def own(self) -> int:
+        """Servers of its own in production (0 when co-located or not production)."""
+        return self.servers if self.production and not self.on else 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"servers": self.servers, "class": self.server_class,
-                "per_site": self.per_site, "basis": self.basis}
+        doc: dict[str, Any] = {"servers": self.servers, "own_servers": self.own,
+                               "class": self.server_class, "per_site": self.per_site,
+                               "basis": self.basis}
+        if self.on:
+            doc |= {"on": self.on, "why": self.why}
+        if not self.production:
+            doc["production"] = False
+        if self.nodes_per_server != 1:
+            doc["nodes_per_server"] = self.nodes_per_server
+        return doc
 
 
 @dataclass
@@ -80,10 +101,12 @@ class CapacityPlan:
     layout: Layout
     cost: dict[str, Any] | None
     notes: list[str] = field(default_factory=list)
+    losses: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def total_servers(self) -> int:
-        return sum(r.servers for r in self.roles.values())
+        """Production servers: each role's own (co-located roles and load generators add 0)."""
+        return sum(r.own for r in self.roles.values())
 
     def servers_per_role(self) -> dict[str, int]:
         return {k: r.servers for k, r in self.roles.items()}
@@ -106,6 +129,7 @@ class CapacityPlan:
             "roles": {k: r.to_json() for k, r in self.roles.items()},
             "sites": [{"name": s.name, "provider": s.provider} for s in self.layout.sites],
             "cost": self.cost,
+            "losses": self.losses,
             "inputs": [i.to_json() for i in self.inputs],
             "notes": self.notes,
         }
@@ -222,34 +246,55 @@ def serving_need(prof: Profile, role: str, cores: float, what: str, min_per_site
     total = max(n_plus_one(base, sites), min_per_site * sites)
     return RoleNeed(role, total, cls.name, distribute(total, lay.interleaved()),
                     f"{what} = {cores:,.1f} cores -> {base} x {cls.cores}-core; "
-                    f"N+1 by site over {sites} sites -> {total}")
+                    f"N+1 by site over {sites} sites -> {total}", cores=cores)
 
 
 def serving_needs(prof: Profile, load: Load) -> dict[str, RoleNeed]:
+    """app, worker, lb and pgbouncer. The worker runs on the app servers when its measured
+    CPU adds no server to them; pgbouncer on the load balancers when each site has enough."""
     v, planned, fanout = prof.v, load.planned_rps, load.fanout_per_s
     lay = prof.layout
+    app_c = planned / (v("app_rps_per_core") * v("app_headroom"))
+    app_what = (f"{planned:,.0f} req/s / ({v('app_rps_per_core'):,.0f} x "
+                f"{v('app_headroom'):.0%})")
+    worker_c = fanout / (v("fanout_inserts_per_core") * v("worker_utilisation"))
+    worker_what = (f"{fanout:,.0f} fan-out inserts/s / ({v('fanout_inserts_per_core'):,.0f} x "
+                   f"{v('worker_utilisation'):.0%})")
+    app = serving_need(prof, "app", app_c, app_what)
+    both = serving_need(prof, "app", app_c + worker_c, f"{app_what} + worker {worker_c:,.2f}")
+    if both.servers == app.servers and prof.cls("worker") == prof.cls("app"):
+        app, worker = both, RoleNeed(
+            "worker", both.servers, both.server_class, dict(both.per_site),
+            f"{worker_what} = {worker_c:,.2f} cores, on every app server",
+            on={"app": dict(both.per_site)}, cores=worker_c,
+            why=(f"its CPU ({worker_c:,.2f} cores at the planned peak, from the measured "
+                 f"{v('fanout_inserts_per_core'):,.0f} inserts per core) fits the app servers' "
+                 f"spare: app {app_c:,.1f} + worker {worker_c:,.2f} cores still need "
+                 f"{both.servers} servers"))
+    else:
+        worker = serving_need(prof, "worker", worker_c, worker_what)
+    lb = serving_need(prof, "lb", planned / (v("lb_rps_per_core") * v("lb_utilisation")),
+                      f"{planned:,.0f} req/s / ({v('lb_rps_per_core'):,.0f} x "
+                      f"{v('lb_utilisation'):.0%})", min_per_site=2)
     pgb = int(v("pgbouncer_per_site"))
-    return {
-        "app": serving_need(prof, "app", planned / (v("app_rps_per_core") * v("app_headroom")),
-                            f"{planned:,.0f} req/s / ({v('app_rps_per_core'):,.0f} x "
-                            f"{v('app_headroom'):.0%})"),
-        "worker": serving_need(prof, "worker",
-                               fanout / (v("fanout_inserts_per_core") * v("worker_utilisation")),
-                               f"{fanout:,.0f} fan-out inserts/s / "
-                               f"({v('fanout_inserts_per_core'):,.0f} x "
-                               f"{v('worker_utilisation'):.0%})"),
-        "lb": serving_need(prof, "lb", planned / (v("lb_rps_per_core") * v("lb_utilisation")),
-                           f"{planned:,.0f} req/s / ({v('lb_rps_per_core'):,.0f} x "
-                           f"{v('lb_utilisation'):.0%})", min_per_site=2),
-        "pgbouncer": RoleNeed("pgbouncer", pgb * len(lay.sites), prof.cls("pgbouncer").name,
-                              {s: pgb for s in lay.site_names},
-                              f"{pgb} per serving site x {len(lay.sites)} sites"),
-    }
+    per_site = {s: pgb for s in lay.site_names}
+    pgbouncer = RoleNeed("pgbouncer", pgb * len(lay.sites), prof.cls("pgbouncer").name,
+                         per_site, f"{pgb} per serving site x {len(lay.sites)} sites")
+    if prof.cls("pgbouncer") == prof.cls("lb") and \
+            all(lb.per_site.get(site, 0) >= n for site, n in per_site.items()):
+        lb_cores = lb.servers * prof.cls("lb").cores
+        pgbouncer.on = {"lb": dict(per_site)}
+        pgbouncer.why = (f"its HAProxy router (Patroni's primary and replicas) already sits "
+                         f"beside HAProxy; the load balancers need {lb.cores or 0:,.1f} of "
+                         f"their {lb_cores} cores at the planned peak (pgbouncer's own CPU is "
+                         "not measured)")
+    return {"app": app, "worker": worker, "lb": lb, "pgbouncer": pgbouncer}
 
 
 def redis_need(prof: Profile, load: Load, accounts: int) -> tuple[RoleNeed, float, float]:
     """Memory and CPU decide the masters (one core each: single-threaded), spread so that no
-    provider holds half of them; each has its replicas. Also (bytes, cached timelines)."""
+    provider holds half of them; each has its replicas; several nodes share a server
+    (packing.pack_redis). Also (bytes, cached timelines)."""
     v, lay, cls = prof.v, prof.layout, prof.cls("redis")
     timelines = accounts * v("timeline_cached_ratio")
     redis_bytes = timelines * v("timeline_bytes") + load.daily_actives * v("redis_bytes_per_dau")
@@ -264,8 +309,21 @@ def redis_need(prof: Profile, load: Load, accounts: int) -> tuple[RoleNeed, floa
     spread = (f" -> {masters} so that no provider holds half of them" if masters != needed
               else "")
     replicas = int(v("redis_replicas"))
-    total = masters * (1 + replicas)
-    need = RoleNeed("redis", total, cls.name, distribute(total, lay.interleaved()),
+    net = load.planned_rps * v("redis_net_bytes_per_request")
+    try:
+        pack = pack_redis(lay, cls, masters, replicas, redis_bytes, net, v)
+    except ValueError as exc:
+        raise CapacityProfileError(str(exc)) from None
+    limits = ", ".join(f"{k} {n}" for k, n in pack.limits.items())
+    net_note = (f"; network after losing the biggest site {pack.net_gbit_after_loss:.2f} "
+                f"Gbit/s per server ({net * 8 / 1e9:.2f} Gbit/s: "
+                f"{v('redis_net_bytes_per_request'):,.0f} B per request) of "
+                f"{cls.network_gbit:g} Gbit/s x {v('redis_utilisation'):.0%}"
+                if cls.network_gbit and pack.net_gbit_after_loss is not None else
+                "; network not checked (no network_gbit in the server class)")
+    more = (f" -> {pack.masters} masters to fill {pack.servers} x {pack.nodes_per_server} "
+            "nodes" if pack.masters != masters else "")
+    need = RoleNeed("redis", pack.servers, cls.name, pack.per_site,
                     f"load: ({load.planned_rps:,.0f} req/s x "
                     f"{v('redis_cpu_ms_per_request'):.3g} ms + {load.fanout_per_s:,.0f} fan-out "
                     f"inserts/s x {v('redis_cpu_us_per_fanout_insert'):.3g} µs) CPU / "
@@ -274,7 +332,13 @@ def redis_need(prof: Profile, load: Load, accounts: int) -> tuple[RoleNeed, floa
                     f"masters (single-threaded: a core each); memory "
                     f"{redis_bytes / GIB:,.1f} GiB / {usable / GIB:,.0f} GiB usable -> "
                     f"{by_mem}; masters = max(3, memory {by_mem}, load {by_load}) = "
-                    f"{needed}{spread}, x (1 + {replicas} replica)")
+                    f"{needed}{spread}, x (1 + {replicas} replica){more}; packed "
+                    f"{pack.nodes_per_server} nodes per server ({pack.node_gib:,.1f} GiB each; "
+                    f"nodes a server allows by {limits}{net_note}) on {pack.servers} servers, "
+                    "the fewest whose layout keeps every shard and a master majority after "
+                    "losing any site or provider"
+                    + (f" (fewer: {pack.why})" if pack.why else ""),
+                    nodes_per_server=pack.nodes_per_server, masters=pack.masters)
     return need, redis_bytes, timelines
 
 
@@ -288,7 +352,8 @@ def postgres_need(prof: Profile, load: Load) -> RoleNeed:
     members = max(3, 1 + max(read_servers, 2))
     order = [lay.primary_site, lay.standby_site]
     order += [s for s in lay.interleaved() if s not in order]
-    return RoleNeed("postgres", members, cls.name, distribute(members, order),
+    return RoleNeed("postgres", members, cls.name, distribute(members, order), cores=read_c,
+                    basis=
                     f"primary + reads: {load.planned_rps:,.0f} req/s x "
                     f"{v('pg_cpu_ms_per_request'):.3g} ms CPU / "
                     f"{v('pg_utilisation'):.0%} = {read_c:,.1f} cores -> "
@@ -358,25 +423,45 @@ def storage_needs(prof: Profile, st: Storage) -> dict[str, RoleNeed]:
 
 def fixed_needs(prof: Profile, load: Load) -> dict[str, RoleNeed]:
     """Roles sized by count (etcd, monitoring, DNS: to survive a site or provider) and the
-    load generators that drive the planned peak."""
+    load generators that drive the planned peak (not production: not counted). etcd members
+    run on the light servers (dns, monitoring) when those keep its quorum spread."""
     v, lay = prof.v, prof.layout
     order, sites = lay.interleaved(), len(lay.sites)
     out: dict[str, RoleNeed] = {}
-    for role, key in (("etcd", "etcd_members"), ("monitoring", "monitoring_servers"),
-                      ("dns", "dns_servers")):
+    for role, key in (("dns", "dns_servers"), ("monitoring", "monitoring_servers"),
+                      ("etcd", "etcd_members")):
         given = int(v(key))
         n = _quorum_size(given, lay, order) if role == "etcd" else \
             max(given, 2 if sites > 1 else 1)  # one left after losing a site or provider
         if role == "dns":  # the placement rule's minimum (deploy/spec/placement.py)
             n = max(n, DNS_MIN_SERVERS)
-        out[role] = RoleNeed(role, n, prof.cls(role).name, distribute(n, order),
+        # monitoring starts where dns ends, so that the light servers cover more sites
+        start = out["dns"].servers % sites if role == "monitoring" else 0
+        out[role] = RoleNeed(role, n, prof.cls(role).name, distribute(n, order, start=start),
                              f"{key} {given}" + (f" -> {n} to survive a site or provider"
                                                  if n != given else ""))
+    etcd = out["etcd"]
+    light = {r: out[r].per_site for r in ("dns", "monitoring")
+             if prof.cls(r) == prof.cls("etcd")}
+    hosts = etcd_hosts(etcd.servers, lay, light) if light else None
+    if hosts is not None:
+        per_site: dict[str, int] = {}
+        for counts in hosts.values():
+            for site, k in counts.items():
+                per_site[site] = per_site.get(site, 0) + k
+        etcd.per_site = {s: per_site.get(s, 0) for s in order}
+        etcd.on = hosts
+        etcd.why = ("a light member (Raft: a small disk and CPU) on the dns and monitoring "
+                    "servers, spread over sites so that no site or provider holds half of the "
+                    f"{etcd.servers} members; the kit has no PostgreSQL witness servers to "
+                    "carry them")
     gcls = prof.cls("loadgen")
     gen_c = load.planned_rps / 1000 * v("generator_cores_per_1000_rps")
     n_gen = max(2, _servers(gen_c, gcls))
     out["loadgen"] = RoleNeed("loadgen", n_gen, gcls.name, distribute(n_gen, order),
-                              f"drive the planned peak: {gen_c:,.1f} generator cores, >= 2")
+                              f"drive the planned peak: {gen_c:,.1f} generator cores, >= 2; "
+                              "not production (rented for a load test): not counted",
+                              production=False, cores=gen_c)
     return out
 
 
@@ -394,7 +479,7 @@ def plan_notes(prof: Profile, roles: Mapping[str, RoleNeed], st: Storage) -> lis
     if len(lay.providers) == 2:
         notes.append("redis: with two providers one of them holds at least half the masters; "
                      "losing it loses the cluster's majority — add a site at a third provider")
-    return notes + _provider_loss_notes(roles, lay, ("app", "worker", "lb"))
+    return notes
 
 
 def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> CapacityPlan:
@@ -424,12 +509,14 @@ def plan_capacity(accounts: int, prof: Profile, headroom: float = 1.0) -> Capaci
         "accounts_at_horizon": st.accounts_then,
     }
     notes = plan_notes(prof, roles, st)
+    lost = losses(prof, roles)
+    notes += loss_lines(lost)
     cost = _cost(roles, prof.classes)
     if cost is None:
         notes.append("cost: not every server class has a price_per_month in the profile")
     return CapacityPlan(accounts, prof.path, headroom, load.daily_actives, load.average_rps,
                         load.peak_rps, load.planned_rps, load.endpoints, load.rates(), storage,
-                        roles, prof.inputs(), prof.classes, prof.layout, cost, notes)
+                        roles, prof.inputs(), prof.classes, prof.layout, cost, notes, lost)
 
 
 def _quorum_size(n: int, lay: Layout, order: list[str]) -> int:
@@ -448,37 +535,20 @@ def _quorum_size(n: int, lay: Layout, order: list[str]) -> int:
     return n
 
 
-def _provider_loss_notes(roles: Mapping[str, RoleNeed], lay: Layout, which: tuple[str, ...]
-                         ) -> list[str]:
-    """Share of each serving role's servers left after losing each provider (the plan is N+1
-    by site; a provider holding several sites takes more)."""
-    out = []
-    for prov, _ in lay.providers:
-        sites = {s.name for s in lay.sites if s.provider == prov}
-        if len(sites) < 2:
-            continue
-        left = []
-        for role in which:
-            r = roles[role]
-            kept = r.servers - sum(n for s, n in r.per_site.items() if s in sites)
-            left.append(f"{role} {kept}/{r.servers}")
-        out.append(f"losing provider {prov} ({len(sites)} sites) leaves " + ", ".join(left) +
-                   " of the planned servers (sized N+1 by site)")
-    return out
-
-
 def _cost(roles: Mapping[str, RoleNeed], classes: Mapping[str, ServerClass]
           ) -> dict[str, Any] | None:
-    used = {r.server_class for r in roles.values()}
+    used = {r.server_class for r in roles.values() if r.own}
     if any(classes[c].price is None for c in used):
         return None
     currencies = {classes[c].currency for c in used}
     by_class: dict[str, dict[str, Any]] = {}
     for r in roles.values():
+        if not r.own:
+            continue
         c = classes[r.server_class]
         e = by_class.setdefault(c.name, {"servers": 0, "price_per_month": c.price,
                                          "source": c.price_source})
-        e["servers"] += r.servers
+        e["servers"] += r.own
     for e in by_class.values():
         e["per_month"] = e["servers"] * e["price_per_month"]
     return {"currency": "/".join(sorted(currencies)),

@@ -50,15 +50,45 @@ def load_table(plan: CapacityPlan) -> Table:
 
 
 def roles_table(plan: CapacityPlan) -> Table:
-    t = Table(title=f"servers per role: {plan.total_servers}", title_justify="left")
+    t = Table(title=f"servers per role: {plan.total_servers} production servers "
+                    "(co-located roles and load generators add none)", title_justify="left")
     t.add_column("role")
     t.add_column("servers", justify="right")
+    t.add_column("own", justify="right")
     t.add_column("class")
     t.add_column("per site")
     t.add_column("how", overflow="fold")
     for r in plan.roles.values():
         sites = " ".join(f"{s}:{n}" for s, n in r.per_site.items() if n)
-        t.add_row(r.role, str(r.servers), r.server_class, sites, r.basis)
+        how = r.basis
+        if r.on:
+            hosts = " + ".join(f"{role} ({' '.join(f'{s}:{n}' for s, n in c.items() if n)})"
+                               for role, c in r.on.items())
+            how += f". CO-LOCATED on {hosts}: {r.why}"
+        own = str(r.own) if r.production else "—"
+        count = str(r.servers) + (f" x {r.nodes_per_server} nodes" if r.nodes_per_server > 1
+                                  else "")
+        t.add_row(r.role, count, own, r.server_class, sites, how)
+    return t
+
+
+def losses_table(plan: CapacityPlan) -> Table | None:
+    """Servers left per role after each loss, with the verdict."""
+    if not plan.losses:
+        return None
+    t = Table(title="what is left after a loss (servers left / planned; ✗ = short)",
+              title_justify="left")
+    t.add_column("role")
+    for d in plan.losses:
+        t.add_column(f"lose {d['lost']}", justify="right")
+    for role in plan.losses[0]["roles"]:
+        cells = []
+        for d in plan.losses:
+            row = d["roles"][role]
+            cells.append(f"{row['left']}/{row['of']}" + ("" if row["ok"] else " ✗"))
+        t.add_row(role, *cells)
+    t.add_row("[bold]verdict[/bold]", *("carries the peak" if d["ok"] else "[red]short[/red]"
+                                        for d in plan.losses))
     return t
 
 
@@ -119,6 +149,9 @@ def print_plan(console: Console, plan: CapacityPlan, *, with_inputs: bool = True
             console.print(line, highlight=False)
     console.print(load_table(plan))
     console.print(roles_table(plan))
+    losses = losses_table(plan)
+    if losses is not None:
+        console.print(losses)
     console.print(storage_table(plan))
     cost = cost_table(plan)
     if cost is not None:

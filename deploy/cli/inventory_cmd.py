@@ -52,8 +52,8 @@ def report(spec: ClusterSpec) -> dict[str, Any]:
         "roles_by_provider": {r: _count(spec, r, "provider") for r in roles},
         "postgres": {"primary_site": postgres_primary_site(spec),
                      "standby_site": postgres_standby_site(spec)},
-        "redis_shards": [{"index": sh.index, "master": sh.master.name,
-                          "replicas": [r.name for r in sh.replicas]}
+        "redis_shards": [{"index": sh.index, "master": sh.master.label,
+                          "replicas": [r.label for r in sh.replicas]}
                          for sh in redis_layout(spec)],
         "media_masters": [s.name for s in media_masters(spec)],
         "survives": survival(spec),
@@ -112,7 +112,7 @@ def _print_report(doc: dict[str, Any]) -> None:
     console.print(_role_table(doc, "roles_by_provider", providers,
                               "servers per role per provider"))
     if doc["redis_shards"]:
-        shards = ", ".join(f"{s['master']}→{'+'.join(s['replicas']) or '∅'}"
+        shards = ", ".join(f"{s['master']}→{','.join(s['replicas']) or '∅'}"
                            for s in doc["redis_shards"])
         console.print(f"redis shards (master→replicas): {shards}", highlight=False)
     pg = doc["postgres"]

@@ -8,7 +8,7 @@ import fnmatch
 import shlex
 
 from freehold.deploy.spec import ClusterSpec, Server
-from freehold.deploy.spec.placement import media_masters
+from freehold.deploy.spec.placement import media_masters, redis_nodes_per_server
 from freehold.roles.backup.config import (
     FULL_UNIT,
     OS_USER,
@@ -23,6 +23,7 @@ from freehold.roles.etcd.config import CLIENT_PORT as ETCD_PORT
 from freehold.roles.monitoring.config import ALERTMANAGER_PORT, app_port, exporters_on
 from freehold.roles.postgres.config import REST_PORT as PATRONI_PORT
 from freehold.roles.redis.config import PORT as REDIS_PORT
+from freehold.roles.redis.config import node_unit
 from freehold.roles.registry import deployed
 
 MARK = "@@ "
@@ -50,6 +51,8 @@ def units_for(spec: ClusterSpec, server: Server) -> dict[str, list[str]]:
             units.append("freehold-weed-master.service")
         if role == "backup" and server.name in _probed_repos(spec):
             units.append(f"{FULL_UNIT}.timer")
+        if role == "redis":  # the server's extra nodes (roles.redis.nodes_per_server)
+            units += [f"{node_unit(k)}.service" for k in range(1, redis_nodes_per_server(spec))]
         out[role] = units
     if deployed("monitoring") is not None:
         out[EXPORTERS] = [f"{package}.service" for package, _ in exporters_on(server)]

@@ -40,14 +40,57 @@ DNS_MIN_PROVIDERS = 2
 CORE_ROLES = ("etcd", "postgres", "redis", "lb", "app", "worker", "media")
 
 
+@dataclass(frozen=True, eq=False)
+class RedisNode:
+    """One Redis node: the `slot`-th (0, 1, …) of the `roles.redis.nodes_per_server` nodes on
+    its server (roles/redis runs slot k on port 6379 + k). Reads like its Server (name, site,
+    provider, mesh_address, … are the server's), so rules about servers apply to its nodes."""
+
+    server: Server
+    slot: int = 0
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, RedisNode) and other.server.name == self.server.name
+                and other.slot == self.slot)
+
+    def __hash__(self) -> int:
+        return hash((self.server.name, self.slot))
+
+    @property
+    def name(self) -> str:
+        return self.server.name
+
+    @property
+    def site(self) -> str:
+        return self.server.site
+
+    @property
+    def provider(self) -> str:
+        return self.server.provider
+
+    @property
+    def mesh_address(self) -> str:
+        return self.server.mesh_address
+
+    @property
+    def label(self) -> str:
+        """The server's name for its first node, `NAME+k` for the k-th extra one."""
+        return self.server.name if self.slot == 0 else f"{self.server.name}+{self.slot}"
+
+    def __getattr__(self, attr: str) -> Any:  # any other Server attribute: the server's
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        return getattr(self.server, attr)
+
+
 @dataclass
 class RedisShard:
     index: int
-    master: Server
-    replicas: list[Server] = field(default_factory=list)
+    master: RedisNode
+    replicas: list[RedisNode] = field(default_factory=list)
 
     @property
-    def nodes(self) -> list[Server]:
+    def nodes(self) -> list[RedisNode]:
         return [self.master, *self.replicas]
 
 
@@ -55,20 +98,20 @@ def _site_order(spec: ClusterSpec) -> dict[str, int]:
     return {s.name: i for i, s in enumerate(spec.sites)}
 
 
-def spread(spec: ClusterSpec, servers: list[Server], n: int) -> list[Server]:
+def spread(spec: ClusterSpec, servers: list[Any], n: int) -> list[Any]:
     """Pick `n` of `servers` spread as evenly as possible: round-robin over providers, and
     within a provider round-robin over its sites (spec order throughout), so that no provider
     and no site holds more than its share."""
     order = _site_order(spec)
-    by_provider: dict[str, dict[str, list[Server]]] = {}
+    by_provider: dict[str, dict[str, list[Any]]] = {}
     for s in sorted(servers, key=lambda s: order.get(s.site, 0)):
         by_provider.setdefault(s.provider, {}).setdefault(s.site, []).append(s)
     queues = [_round_robin(list(sites.values())) for sites in by_provider.values()]
     return _round_robin(queues)[:n]
 
 
-def _round_robin(queues: list[list[Server]]) -> list[Server]:
-    out: list[Server] = []
+def _round_robin(queues: list[list[Any]]) -> list[Any]:
+    out: list[Any] = []
     depth = 0
     while any(depth < len(q) for q in queues):
         out.extend(q[depth] for q in queues if depth < len(q))
@@ -76,43 +119,46 @@ def _round_robin(queues: list[list[Server]]) -> list[Server]:
     return out
 
 
-def _match(shards: list[RedisShard], pool: list[Server], order: dict[str, int]
-           ) -> dict[int, Server]:
+def _match(shards: list[RedisShard], pool: list[RedisNode], order: dict[str, int]
+           ) -> dict[int, RedisNode]:
     """Give each shard one more node from `pool`, as a maximum matching (Kuhn's augmenting
     paths) run level by level: at level 2 a node fits a shard when neither its provider nor its
     site holds a node of the shard yet, at level 1 when its site does not, at level 0 when it
-    is outside the master's site. A shard matched at a stricter level stays matched when the
-    next level's augmenting paths reroute it, so every shard that can get a node in a new site
-    does, and as many as possible get one at a new provider. Candidates are tried in a fixed
-    order (other provider first, then the next site after the master's), so the result is
-    deterministic."""
+    is outside the master's site, at level -1 when no server of the shard holds it. A shard
+    matched at a stricter level stays matched when the next level's augmenting paths reroute
+    it, so every shard that can get a node in a new site does, and as many as possible get
+    one at a new provider. Candidates are tried in a fixed order (other provider first, then
+    the next site after the master's), so the result is deterministic."""
     n_sites = max(len(order), 1)
 
-    def fits(shard: RedisShard, s: Server, level: int) -> bool:
+    def fits(shard: RedisShard, s: RedisNode, level: int) -> bool:
         if level >= 2 and s.provider in {n.provider for n in shard.nodes}:
             return False
         if level >= 1:
             return s.site not in {n.site for n in shard.nodes}
-        return s.site != shard.master.site
+        if level >= 0:
+            return s.site != shard.master.site
+        return s.name not in {n.name for n in shard.nodes}
 
-    def rank(shard: RedisShard, s: Server) -> tuple[bool, int]:
+    def rank(shard: RedisShard, s: RedisNode) -> tuple[bool, int]:
         start = order.get(shard.master.site, 0)
         return (s.provider in {n.provider for n in shard.nodes},
                 (order.get(s.site, 0) - start) % n_sites)
 
-    owner: dict[str, int] = {}  # node name -> shard index
+    owner: dict[RedisNode, int] = {}  # node -> shard index
     by_index = {sh.index: sh for sh in shards}
-    for level in (2, 1, 0):
+    for level in (2, 1, 0, -1):
         cands = {sh.index: sorted((s for s in pool if fits(sh, s, level)),
                                   key=lambda s, sh=sh: rank(sh, s)) for sh in shards}
 
-        def augment(idx: int, seen: set[str], cands: dict[int, list[Server]] = cands) -> bool:
+        def augment(idx: int, seen: set[RedisNode],
+                    cands: dict[int, list[RedisNode]] = cands) -> bool:
             for node in cands[idx]:
-                if node.name in seen:
+                if node in seen:
                     continue
-                seen.add(node.name)
-                if node.name not in owner or augment(owner[node.name], seen):
-                    owner[node.name] = idx
+                seen.add(node)
+                if node not in owner or augment(owner[node], seen):
+                    owner[node] = idx
                     return True
             return False
 
@@ -120,13 +166,23 @@ def _match(shards: list[RedisShard], pool: list[Server], order: dict[str, int]
         for idx in by_index:
             if idx not in matched:
                 augment(idx, set())
-    by_name = {s.name: s for s in pool}
-    return {idx: by_name[name] for name, idx in owner.items()}
+    return {idx: node for node, idx in owner.items()}
+
+
+def redis_nodes_per_server(spec: ClusterSpec) -> int:
+    """`roles.redis.nodes_per_server` (default 1)."""
+    return int(spec.role_settings("redis").get("nodes_per_server") or 1)
+
+
+def redis_nodes(spec: ClusterSpec) -> list[RedisNode]:
+    """Every Redis node of the spec: each server's first node, then each one's second, …"""
+    servers = spec.servers_with_role("redis")
+    return [RedisNode(s, k) for k in range(redis_nodes_per_server(spec)) for s in servers]
 
 
 def redis_settings(spec: ClusterSpec) -> tuple[int, int]:
     """(masters, replicas per master) for the spec's redis nodes."""
-    nodes = spec.servers_with_role("redis")
+    nodes = redis_nodes(spec)
     settings = spec.role_settings("redis")
     replicas = int(settings.get("replicas", 1))
     masters = int(settings.get("masters") or max(1, len(nodes) // (1 + replicas)))
@@ -134,12 +190,14 @@ def redis_settings(spec: ClusterSpec) -> tuple[int, int]:
 
 
 def redis_layout(spec: ClusterSpec) -> list[RedisShard]:
-    """Redis Cluster shards: masters spread over providers and sites; each replica goes, by a
-    maximum matching (so a valid layout is found whenever one exists), preferably to a provider
-    and site its shard has no node in yet, else to a new site, else outside the master's site,
-    else anywhere (the placement rules flag that); nodes beyond masters × (1 + replicas) become
-    extra replicas. Deterministic."""
-    nodes = spec.servers_with_role("redis")
+    """Redis Cluster shards over the nodes (`roles.redis.nodes_per_server` per server):
+    masters spread over providers and sites (and a site's servers before a second node of
+    one); each replica goes, by a maximum matching (so a valid layout is found whenever one
+    exists), preferably to a provider and site its shard has no node in yet, else to a new
+    site, else outside the master's site, else to a server of its own (the placement rules
+    flag those), else anywhere; nodes beyond masters × (1 + replicas) become extra replicas.
+    Deterministic."""
+    nodes = redis_nodes(spec)
     if not nodes:
         return []
     n_masters, replicas = redis_settings(spec)
@@ -152,13 +210,15 @@ def redis_layout(spec: ClusterSpec) -> list[RedisShard]:
         for idx, node in got.items():
             shards[idx].replicas.append(node)
             pool.remove(node)
-        # no node outside the master's site left: any node (the placement rules flag it)
+        # no node off the shard's servers left: any node (the placement rules flag it)
         for sh in shards:
             if len(sh.replicas) <= r and pool:
                 sh.replicas.append(pool.pop(0))
     while pool:  # extra nodes: to the shard with fewest replicas, outside its master's site
         node = pool.pop(0)
-        fits = [sh for sh in shards if sh.master.site != node.site] or shards
+        fits = ([sh for sh in shards if sh.master.site != node.site]
+                or [sh for sh in shards if node.name not in {n.name for n in sh.nodes}]
+                or shards)
         min(fits, key=lambda sh: (len(sh.replicas), sh.index)).replicas.append(node)
     return shards
 
@@ -264,6 +324,13 @@ def check_placement(spec: ClusterSpec) -> tuple[list[str], list[str]]:
                           "there or change roles.postgres.standby_site")
 
     _check_redis(spec, errors, spread_problem)
+    k = redis_nodes_per_server(spec)
+    crowded = [s.name for s in spec.servers_with_role("redis") if k * 2 > s.cores]
+    if k > 1 and crowded:
+        warnings.append(f"redis: {k} nodes per server on {len(crowded)} server(s) with fewer "
+                        f"than {2 * k} cores ({', '.join(crowded[:3])}"
+                        f"{', …' if len(crowded) > 3 else ''}) — a single-threaded node wants a "
+                        "core pair: lower roles.redis.nodes_per_server")
     _check_lb(spec, errors)
     _check_media(spec, errors, spread_problem)
     _check_dns(spec, errors)
@@ -289,12 +356,16 @@ def _check_redis(spec: ClusterSpec, errors: list[str], spread_problem: list[str]
                       "(give 3 × (1 + replicas) servers the redis role)")
     for sh in shards:
         if len(sh.replicas) < replicas:
-            errors.append(f"redis: shard {sh.index} (master {sh.master.name}) has "
+            errors.append(f"redis: shard {sh.index} (master {sh.master.label}) has "
                           f"{len(sh.replicas)} of {replicas} replica(s) — add redis servers")
         for r in sh.replicas:
-            if r.site == sh.master.site:
-                spread_problem.append(f"redis: shard {sh.index} replica {r.name} is in its "
-                                      f"master {sh.master.name}'s site {r.site} — add redis "
+            if r.name == sh.master.name:
+                errors.append(f"redis: shard {sh.index} replica {r.label} is on its master "
+                              f"{sh.master.label}'s server — add redis servers or lower "
+                              "roles.redis.nodes_per_server")
+            elif r.site == sh.master.site:
+                spread_problem.append(f"redis: shard {sh.index} replica {r.label} is in its "
+                                      f"master {sh.master.label}'s site {r.site} — add redis "
                                       "servers in other sites")
 
 

@@ -197,8 +197,13 @@ class PostgresSettings(_Settings):
     max_connections: Count | None = None
 
 
+REDIS_MAX_NODES_PER_SERVER = 32  # ports 6379 + k stay below PgBouncer's 6432
+
+
 class RedisSettings(_Settings):
-    maxmemory_mb: Count | None = None
+    maxmemory_mb: Count | None = None  # per node
+    # Redis nodes per server (single-threaded: one per core pair), ports 6379, 6380, …
+    nodes_per_server: Annotated[int, Field(ge=1, le=REDIS_MAX_NODES_PER_SERVER)] | None = None
     node_timeout_ms: Annotated[int, Field(ge=100)] | None = None
 
 

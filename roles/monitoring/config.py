@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from freehold.deploy.spec import ClusterSpec, Server
+from freehold.deploy.spec.placement import redis_nodes_per_server
 from freehold.roles.app.config import app_port
 from freehold.roles.common.envfile import environment_file
 from freehold.roles.ports import (
@@ -108,8 +109,28 @@ def prometheus_config(spec: ClusterSpec) -> dict[str, Any]:
             f"{m.mesh_address}:{ALERTMANAGER_PORT}" for m in monitors(spec)]}]}]},
         "scrape_configs": [{"job_name": name, "metrics_path": job["path"],
                             "static_configs": _targets(job["servers"], job["port"])}
-                           for name, job in scrape_jobs(spec).items()],
+                           for name, job in scrape_jobs(spec).items()] + redis_node_jobs(spec),
     }
+
+
+def redis_node_jobs(spec: ClusterSpec) -> list[dict[str, Any]]:
+    """The extra Redis nodes of servers that run several (roles.redis.nodes_per_server): each
+    scraped through its server's redis exporter (`/scrape?target=redis://ADDR:PORT`, the
+    exporter's multi-target endpoint, with the password it has)."""
+    extra = range(1, redis_nodes_per_server(spec))
+    servers = spec.servers_with_role("redis")
+    if not extra or not servers:
+        return []
+    return [{"job_name": "redis_nodes", "metrics_path": "/scrape",
+             "static_configs": [{
+                 "targets": [f"redis://{s.mesh_address}:{REDIS_PORT + k}" for k in extra],
+                 "labels": {"server": s.name, "site": s.site, "provider": s.provider,
+                            "exporter": f"{s.mesh_address}:{REDIS_EXPORTER_PORT}"}}
+                 for s in servers],
+             "relabel_configs": [
+                 {"source_labels": ["__address__"], "target_label": "__param_target"},
+                 {"source_labels": ["__param_target"], "target_label": "instance"},
+                 {"source_labels": ["exporter"], "target_label": "__address__"}]}]
 
 
 def alertmanager_config(spec: ClusterSpec) -> dict[str, Any]:

@@ -1,6 +1,8 @@
 """roles/redis: a Redis 7 Cluster over the mesh; shards from the spec's layout with each
-replica outside its master's site; AOF + RDB persistence suited to a cache carrying queues;
-password; runs as the unprivileged `redis` user of the Debian package."""
+replica outside its master's site (and never on its master's server); AOF + RDB persistence
+suited to a cache carrying queues; password; runs as the unprivileged `redis` user of the
+Debian package. A server runs `roles.redis.nodes_per_server` nodes (config.py: ports, units,
+folders, memory split)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
+from freehold.deploy.spec.placement import redis_nodes_per_server as nodes_per_server
 from freehold.roles.common import (
     config_file,
     ensure_packages,
@@ -22,11 +25,30 @@ from freehold.roles.common import (
     this_server,
 )
 from freehold.roles.ports import Ports
-from freehold.roles.redis.config import BUS_PORT, PORT, coordinator, layout_doc, redis_vars
+from freehold.roles.redis.config import (
+    BUS_PORT,
+    PORT,
+    coordinator,
+    layout_doc,
+    node_conf,
+    node_dir,
+    node_port,
+    node_unit,
+    redis_vars,
+)
 from freehold.roles.redis.facts import ClusterState
 from freehold.roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PORT, BUS_PORT))
+
+
+def ports_for(spec, srv) -> Ports:
+    """The extra nodes' ports (client and bus) on a redis server of a spec with several nodes
+    per server (node 0's are PORTS)."""
+    if "redis" not in srv.roles:
+        return Ports()
+    extra = [node_port(k) for k in range(1, nodes_per_server(spec))]
+    return Ports(mesh_tcp=tuple(sorted([*extra, *(p + BUS_PORT - PORT for p in extra)])))
 SCRIPT = "/usr/local/lib/freehold/redis_cluster.py"
 LAYOUT = "/etc/redis/freehold-layout.json"
 
@@ -45,13 +67,26 @@ def configure(ctx) -> None:
     auth = config_file("/etc/redis/freehold-auth.conf",
                        render(_t("auth.conf.j2"), password=ctx.secrets["redis"]),
                        mode="640", user="redis", group="redis")
-    conf = config_file("/etc/redis/redis.conf",
+    conf = config_file(node_conf(0),
                        render(_t("redis.conf.j2"), **redis_vars(ctx.spec, srv)),
                        mode="640", user="redis", group="redis")
     dropin = mesh_dropin("redis-server")
     changed = auth.will_change or conf.will_change or dropin.will_change
     # a restart loses nothing (AOF) but one at a time keeps every shard served
     service("redis-server", restart=changed, daemon_reload=dropin.will_change, serial=changed)
+    extra = range(1, nodes_per_server(ctx.spec))
+    if not extra:
+        return
+    unit = config_file("/etc/systemd/system/redis@.service",
+                       render(_t("redis@.service.j2")))
+    for slot in extra:
+        files.directory(name=f"Redis node {node_port(slot)} data folder", path=node_dir(slot),
+                        user="redis", group="redis", mode="750")
+        node = config_file(node_conf(slot),
+                           render(_t("redis.conf.j2"), **redis_vars(ctx.spec, srv, slot)),
+                           mode="640", user="redis", group="redis")
+        service(node_unit(slot), restart=auth.will_change or node.will_change or unit.will_change,
+                daemon_reload=unit.will_change, serial=True)
 
 
 @deploy("redis: cluster")
@@ -77,4 +112,5 @@ ROLE = Role("redis",
             steps=(configure, cluster),
             ports=PORTS,
             units=("redis-server.service",),
-            packages=packages)
+            packages=packages,
+            ports_for=ports_for)

@@ -8,6 +8,8 @@ Uploaded by roles/redis; stdlib only (the servers have python3 and redis-cli). T
 read from /etc/redis/freehold-auth.conf and handed to redis-cli in REDISCLI_AUTH, never argv.
 A shard is right when exactly one of its nodes is a master with slots and every other node of
 the shard replicates it (after a failover the roles inside a shard may be swapped: that is fine).
+A node is `{name, address, port}` (port: the layout's `port` when absent); a server may carry
+several nodes on several ports, so nodes are told apart by address:port.
 """
 
 from __future__ import annotations
@@ -43,14 +45,25 @@ def cli(addr: str, port: int, *args: str, timeout: float = 15) -> str:
 
 
 def cluster_nodes(addr: str, port: int) -> list[dict]:
+    """CLUSTER NODES as seen from addr:port; each node's "address" is its ip:port."""
     out = []
     for line in cli(addr, port, "CLUSTER", "NODES").splitlines():
         f = line.split()
         if len(f) < 8:
             continue
-        out.append({"id": f[0], "address": f[1].split("@")[0].rsplit(":", 1)[0],
+        out.append({"id": f[0], "address": f[1].split("@")[0],
                     "flags": f[2].split(","), "master": f[3], "slots": f[8:]})
     return out
+
+
+def key(layout: dict, node: dict) -> str:
+    """A layout node's ip:port."""
+    return f"{node['address']}:{node.get('port', layout['port'])}"
+
+
+def split(ipport: str) -> tuple[str, int]:
+    addr, _, port = ipport.rpartition(":")
+    return addr, int(port)
 
 
 def info(addr: str, port: int) -> dict[str, str]:
@@ -63,27 +76,27 @@ def info(addr: str, port: int) -> dict[str, str]:
 
 
 def all_nodes(layout: dict) -> list[str]:
-    return [n["address"] for sh in layout["shards"] for n in [sh["master"], *sh["replicas"]]]
+    """Every node's ip:port."""
+    return [key(layout, n) for sh in layout["shards"] for n in [sh["master"], *sh["replicas"]]]
 
 
 def problems(layout: dict) -> list[str]:
-    port = layout["port"]
     found: list[str] = []
     view: list[dict] | None = None
-    for addr in all_nodes(layout):
+    for node in all_nodes(layout):
         try:
-            state = info(addr, port).get("cluster_state")
+            state = info(*split(node)).get("cluster_state")
             if state != "ok":
-                found.append(f"{addr}: cluster_state {state}")
+                found.append(f"{node}: cluster_state {state}")
             if view is None:
-                view = cluster_nodes(addr, port)
+                view = cluster_nodes(*split(node))
         except (RuntimeError, subprocess.TimeoutExpired) as e:
-            found.append(f"{addr}: unreachable ({e})")
+            found.append(f"{node}: unreachable ({e})")
     if view is None:
         return found or ["no node reachable"]
     by_addr = {n["address"]: n for n in view if "fail" not in n["flags"]}
     for sh in layout["shards"]:
-        addrs = [n["address"] for n in [sh["master"], *sh["replicas"]]]
+        addrs = [key(layout, n) for n in [sh["master"], *sh["replicas"]]]
         known = [by_addr[a] for a in addrs if a in by_addr]
         for a in addrs:
             if a not in by_addr:
@@ -114,22 +127,21 @@ def wait(what: str, ok, timeout: float) -> None:
 
 
 def apply(layout: dict) -> None:
-    port = layout["port"]
     nodes = all_nodes(layout)
-    for addr in nodes:
-        wait(f"{addr} to answer", lambda a=addr: cli(a, port, "PING").strip() == "PONG", 90)
-    masters = [sh["master"]["address"] for sh in layout["shards"]]
-    has_slots = any(n["slots"] for a in nodes for n in cluster_nodes(a, port)
+    for node in nodes:
+        wait(f"{node} to answer", lambda n=node: cli(*split(n), "PING").strip() == "PONG", 90)
+    masters = [key(layout, sh["master"]) for sh in layout["shards"]]
+    has_slots = any(n["slots"] for a in nodes for n in cluster_nodes(*split(a))
                     if "myself" in n["flags"])
     if not has_slots:
-        subprocess.run(["redis-cli", "--cluster", "create", *[f"{a}:{port}" for a in masters],
+        subprocess.run(["redis-cli", "--cluster", "create", *masters,
                         "--cluster-replicas", "0", "--cluster-yes"], env=ENV, check=True,
                        capture_output=True, text=True, timeout=120)
-    first = masters[0]
-    wait("cluster_state ok", lambda: info(first, port).get("cluster_state") == "ok", 90)
+    first = split(masters[0])
+    wait("cluster_state ok", lambda: info(*first).get("cluster_state") == "ok", 90)
     for sh in layout["shards"]:
-        addrs = [sh["master"]["address"], *[r["address"] for r in sh["replicas"]]]
-        view = {n["address"]: n for n in cluster_nodes(first, port)}
+        addrs = [key(layout, n) for n in [sh["master"], *sh["replicas"]]]
+        view = {n["address"]: n for n in cluster_nodes(*first)}
         current = [view[a] for a in addrs if a in view and "master" in view[a]["flags"]
                    and view[a]["slots"]]
         if not current:
@@ -139,14 +151,14 @@ def apply(layout: dict) -> None:
             if addr == master["address"]:
                 continue
             if addr not in view:
-                cli(addr, port, "CLUSTER", "MEET", master["address"], str(port))
+                cli(*split(addr), "CLUSTER", "MEET", *map(str, split(master["address"])))
                 wait(f"{addr} to join", lambda a=addr: a in {
-                    n["address"] for n in cluster_nodes(first, port)}, 60)
+                    n["address"] for n in cluster_nodes(*first)}, 60)
                 wait(f"{addr} to learn the master", lambda a=addr, m=master["id"]: m in {
-                    n["id"] for n in cluster_nodes(a, port)}, 60)
-            mine = [n for n in cluster_nodes(addr, port) if "myself" in n["flags"]][0]
+                    n["id"] for n in cluster_nodes(*split(a))}, 60)
+            mine = [n for n in cluster_nodes(*split(addr)) if "myself" in n["flags"]][0]
             if mine["master"] != master["id"]:
-                cli(addr, port, "CLUSTER", "REPLICATE", master["id"])
+                cli(*split(addr), "CLUSTER", "REPLICATE", master["id"])
     wait("every shard in place", lambda: not problems(layout), 120)
 
 

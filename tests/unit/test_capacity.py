@@ -21,7 +21,8 @@ from freehold.deploy.capacity.inputs import CAPACITY_FIELDS, Input
 from freehold.deploy.capacity.layout import n_plus_one
 from freehold.deploy.capacity.model import CapacityPlan, plan_capacity
 from freehold.deploy.spec import load_spec, parse_spec
-from freehold.deploy.spec.placement import check_placement, survival
+from freehold.deploy.spec.models import ClusterSpec, Server
+from freehold.deploy.spec.placement import check_placement, redis_layout, survival
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,6 +51,8 @@ capacity:
   redis_utilisation: {value: 0.5, source: s}
   redis_memory_fraction: {value: 0.25, source: s}
   redis_replicas: {value: 1, source: s}
+  redis_cores_per_node: {value: 2, source: s}
+  redis_net_bytes_per_request: {value: 1000, source: s}
   pg_cpu_ms_per_request: {value: 1, source: s}
   pg_utilisation: {value: 0.5, source: s}
   pg_bytes_per_post: {value: 1000, source: s}
@@ -111,13 +114,23 @@ def test_model_against_a_hand_calculation(hand: Path) -> None:
     n = plan.servers_per_role()
     # app: 2100 / (100 x 0.5) = 42 cores -> 6 x 8-core; N+1 over 3 sites -> 9 (3 a site)
     assert n["app"] == 9 and plan.roles["app"].per_site == {"a": 3, "b": 3, "c": 3}
-    # worker: 5000 / (1000 x 0.5) = 10 cores -> 2 -> N+1 -> 3
-    assert n["worker"] == 3
+    # worker: 5000 / (1000 x 0.5) = 10 cores -> 2 -> N+1 -> 3; on the app servers it would
+    # make them 42 + 10 = 52 cores -> 7 -> N+1 -> 11 (> 9): it keeps servers of its own
+    assert n["worker"] == 3 and plan.roles["worker"].on == {} and plan.roles["worker"].own == 3
     # lb: 4.2 cores -> 1 -> N+1 -> 2, but a keepalived pair in each of 3 sites -> 6
     assert n["lb"] == 6 and n["pgbouncer"] == 3
+    # pgbouncer (1 a site) on the load balancers (2 a site), said with its reason
+    assert plan.roles["pgbouncer"].on == {"lb": {"a": 1, "b": 1, "c": 1}}
+    assert plan.roles["pgbouncer"].own == 0 and "HAProxy" in plan.roles["pgbouncer"].why
     # redis: 7.776e9 bytes / 4 GiB usable -> 2; 0.92 cores / 50% -> 2; at least 3 masters
     assert plan.storage["redis_gib"] == pytest.approx((864_000 * 8000 + 864_000 * 1000) / 2**30)
-    assert n["redis"] == 6
+    # 3 masters x 2 nodes = 6 nodes; a node gets 2 of the 8 cores (4 a server). 2 servers x 3
+    # nodes or 3 x 2 hold 7.24 GiB / 3 = 2.4 GiB a node: 1 fits the 4 GiB usable -> no;
+    # 4 servers x 2 nodes (4 masters, 1.8 GiB each): site a holds 2 of the 4 masters -> its loss
+    # leaves no majority; 5 servers x 2 nodes: 5 masters (a 2, b 2, c 1), 1.45 GiB each -> 5
+    assert n["redis"] == 5 and plan.roles["redis"].nodes_per_server == 2
+    assert plan.roles["redis"].masters == 5
+    assert plan.roles["redis"].per_site == {"a": 2, "b": 2, "c": 1}
     # postgres: 2,100 req/s x 1 ms / 50% = 4.2 cores -> 1 reader -> N+1 -> 2 readers + primary
     assert n["postgres"] == 3
     assert plan.roles["postgres"].per_site == {"a": 1, "b": 1, "c": 1}
@@ -130,8 +143,13 @@ def test_model_against_a_hand_calculation(hand: Path) -> None:
     assert n["media"] == 6 and n["backup"] == 2
     # one DNS server asked for, three planned: the placement rule's minimum (3 in 2 providers)
     assert (n["etcd"], n["monitoring"], n["dns"], n["loadgen"]) == (3, 2, 3, 2)
-    assert plan.total_servers == 48
-    assert plan.cost is not None and plan.cost["per_month"] == 40 * 100 + 8 * 300
+    # etcd's 3 members on the 3 dns servers (one a site, one a provider); loadgen not counted
+    assert plan.roles["etcd"].on == {"dns": {"a": 1, "b": 1, "c": 1}}
+    assert not plan.roles["loadgen"].production and plan.roles["loadgen"].own == 0
+    # own: app 9, worker 3, lb 6, redis 5, postgres 3, monitoring 2, dns 3 (general: 31);
+    # media 6, backup 2 (storage: 8)
+    assert plan.total_servers == 39
+    assert plan.cost is not None and plan.cost["per_month"] == 31 * 100 + 8 * 300
     assert plan.cost["currency"] == "EUR"
 
 
@@ -174,7 +192,9 @@ def test_every_input_has_a_source() -> None:
             assert "measured by" not in i.source
     doc = plan.to_json()
     assert all(x["source"] for x in doc["inputs"])
-    assert doc["servers"] == sum(doc["servers_per_role"].values())
+    # production servers: each role's own (co-located roles and load generators add none)
+    assert doc["servers"] == sum(r["own_servers"] for r in doc["roles"].values())
+    assert doc["servers"] < sum(doc["servers_per_role"].values())
 
 
 @pytest.mark.parametrize(("old", "new", "needle"), [
@@ -334,6 +354,14 @@ def test_measured_pg_cpu_per_request_wins_over_the_cited_value(tmp_path: Path) -
     assert "calibration.postgres_cpu_ms_per_request" in i.source
 
 
+def shards(plan: CapacityPlan) -> tuple[int, int, int, int]:
+    """(masters needed, masters packed, redis servers, nodes per server); the masters needed
+    read from the plan's own account of them ("masters = max(...) = N")."""
+    r = plan.roles["redis"]
+    needed = r.basis.split("masters = max(")[1].split(") = ")[1].split(",")[0].split(" ")[0]
+    return int(needed), r.masters, r.servers, r.nodes_per_server
+
+
 def test_redis_masters_follow_its_measured_cpu(tmp_path: Path) -> None:
     def plan(ms: float, us: float = 100) -> CapacityPlan:
         p = tmp_path / f"redis-{ms:g}-{us:g}.yaml"
@@ -354,12 +382,14 @@ def test_redis_masters_follow_its_measured_cpu(tmp_path: Path) -> None:
         in one.roles["redis"].basis
     assert "masters = max(3, memory 2, load 6) = 6" in one.roles["redis"].basis
     assert "= 9.4 cores -> 10 masters" in two.roles["redis"].basis
-    assert [x.roles["redis"].servers for x in (low, one, two)] == [6, 12, 20]
+    # the shards needed (3, 6, 10) packed (see packing.py): the fewest servers whose nodes fit
+    # and survive; masters then fill the nodes (3 -> 5 on 5 x 2, 6 on 4 x 3, 10 on 5 x 4)
+    assert [shards(x) for x in (low, one, two)] == [(3, 5, 5, 2), (6, 6, 4, 3), (10, 10, 5, 4)]
     assert low.storage["redis_gib"] == one.storage["redis_gib"] == two.storage["redis_gib"]
     # the fan-out term counts too: 0.42 + 5,000 x 1,000 µs = 5.42 cores / 50% -> 11 masters
     fan = plan(0.2, 1000)
     assert fan.rates["redis_cpu_cores"] == pytest.approx(5.42)
-    assert fan.roles["redis"].servers == 22
+    assert shards(fan) == (11, 12, 6, 4)
     # nothing else depends on it
     for role in ("app", "worker", "lb", "postgres", "media", "backup"):
         assert low.roles[role].servers == two.roles[role].servers == fan.roles[role].servers
@@ -374,7 +404,7 @@ def test_redis_masters_stay_spread_over_providers(tmp_path: Path) -> None:
     plan = plan_for(A, p)
     assert "masters = max(3, memory 2, load 4) = 4 -> 5 so that no provider holds half of " \
         "them, x (1 + 1 replica)" in plan.roles["redis"].basis
-    assert plan.roles["redis"].servers == 10
+    assert shards(plan) == (4, 6, 4, 3)  # 4, spread to 5, packed 6 on 4 x 3
 
 
 def test_measured_redis_cpu_wins_over_the_cited_values(tmp_path: Path) -> None:
@@ -397,7 +427,7 @@ def test_measured_redis_cpu_wins_over_the_cited_values(tmp_path: Path) -> None:
     assert ms.kind == us.kind == "cited" and (ms.value, us.value) == (0.2, 100)
     assert ms.unit == "ms" and us.unit == "µs"
     assert "locust_bench.json absent" in ms.source and "app_hotpaths.json absent" in ms.source
-    assert plan.roles["redis"].servers == 6
+    assert shards(plan)[0] == 3
     # the benchmark's home feed and its single-Redis fan-out
     bench.write_text(json.dumps({"home_feed": {"cpu_ms_per_request": {"redis": 1.0}},
                                  "redis_cpu_us_per_insert": 200.0,
@@ -408,7 +438,7 @@ def test_measured_redis_cpu_wins_over_the_cited_values(tmp_path: Path) -> None:
     assert "measured by single" in us.source
     # 2.1 + 1.0 cores / 50% = 6.2 -> 7 masters
     assert plan.rates["redis_cpu_cores"] == pytest.approx(3.1)
-    assert plan.roles["redis"].servers == 14
+    assert shards(plan)[0] == 7
     # the cluster's fan-out figure first when the file holds it
     bench.write_text(json.dumps({"home_feed": {"cpu_ms_per_request": {"redis": 1.0}},
                                  "redis_cpu_us_per_insert": 200.0,
@@ -422,7 +452,7 @@ def test_measured_redis_cpu_wins_over_the_cited_values(tmp_path: Path) -> None:
     assert ms.kind == "measured" and ms.value == 2.0
     assert ms.source.startswith("measured by calibrate on 2026-12-01")
     assert plan.rates["redis_cpu_cores"] == pytest.approx(6.2)
-    assert plan.roles["redis"].servers == 2 * 13  # 12.4 cores -> 13 masters
+    assert shards(plan)[0] == 13  # 12.4 cores -> 13 masters
 
 
 def check(doc: dict) -> tuple[list[str], dict]:
@@ -438,32 +468,91 @@ def test_emitted_spec_passes_the_placement_rules(accounts: int) -> None:
     spec = parse_spec(doc)
     assert len(spec.servers) == plan.total_servers
     for role, need in plan.roles.items():
-        assert len(spec.servers_with_role(role)) == need.servers, role
+        want = need.servers if need.production else 0  # load generators: not production
+        assert len(spec.servers_with_role(role)) == want, role
     errors, surv = check(doc)
     assert errors == []
     assert surv["any_site"] and surv["any_provider"], surv["line"]
     assert len(spec.providers) >= 3 and len(spec.sites) >= 4
+    check_packing(plan, spec)
+
+
+def check_packing(plan: CapacityPlan, spec: ClusterSpec) -> None:
+    """The packing rules on a plan and the spec emitted from it."""
+    redis = plan.roles["redis"]
+    k = redis.nodes_per_server
+    assert spec.role_settings("redis").get("nodes_per_server", 1) == k
+    shards = redis_layout(spec)
+    assert len(shards) == redis.masters == spec.role_settings("redis")["masters"]
+    assert sum(len(sh.nodes) for sh in shards) == redis.servers * k  # every node in a shard
+    for sh in shards:  # no master with its replica on one server, nor in one site
+        for r in sh.replicas:
+            assert r.name != sh.master.name and r.site != sh.master.site, sh
+    node_gib = plan.storage["redis_gib"] / redis.masters
+    fraction = next(i.value for i in plan.inputs if i.name == "redis_memory_fraction")
+    per_node = next(i.value for i in plan.inputs if i.name == "redis_cores_per_node")
+    for s in spec.servers_with_role("redis"):
+        assert k * per_node <= s.cores and k <= s.cores / 2  # a core pair per node
+        assert k * node_gib <= s.ram_gib * fraction  # memory fits
+    # each co-location stated, with its reason, and matching the spec
+    def planned(server: Server) -> list[str]:  # its roles but the implicit base and mesh
+        return [r for r in server.roles if r in plan.roles]
+
+    for s in spec.servers:
+        for guest in planned(s)[1:]:
+            need = plan.roles[guest]
+            assert planned(s)[0] in need.on and need.why, (s.name, guest)
+            assert need.own == 0
+    for need in plan.roles.values():
+        for host, per_site in need.on.items():
+            for site, n in per_site.items():
+                carry = [x for x in spec.servers_with_role(need.role)
+                         if x.site == site and planned(x)[0] == host]
+                assert len(carry) == n, (need.role, host, site)
+    # what is left after losing the biggest site and each provider, with a verdict
+    lost = [d["lost"] for d in plan.losses]
+    assert lost[0].startswith("site ") and "biggest" in lost[0]
+    assert [x.split(" ")[1] for x in lost[1:]] == [p.name for p in spec.providers]
+    assert plan.losses[0]["ok"], plan.losses[0]["verdict"]  # N+1 by site: carries the peak
+    for d in plan.losses:
+        line = next(n for n in plan.notes if n.startswith(f"losing {d['lost']} leaves "))
+        assert line.endswith(d["verdict"]) and ("does NOT" in line) != d["ok"]
+        assert set(d["roles"]) == {r for r, n in plan.roles.items() if n.production}
 
 
 def test_hand_layout_spec_on_three_sites(hand: Path) -> None:
-    errors, surv = check(spec_doc(plan_for(A, hand), "hand"))
+    plan = plan_for(A, hand)
+    doc = spec_doc(plan, "hand")
+    errors, surv = check(doc)
     assert errors == [] and surv["any_site"] and surv["any_provider"], surv["line"]
+    check_packing(plan, parse_spec(doc))
 
 
-def test_production_example_expands_and_validates() -> None:
+def test_production_example_is_the_packed_plan() -> None:
+    """inventories/production-example.yaml: the 10 M plan (<= 50 servers, N+1 by site),
+    packed; inventories/production-300.yaml: the same sized for headroom (>= 300 servers)."""
     path = ROOT / "inventories" / "production-example.yaml"
     spec = load_spec(path)
-    assert len(spec.servers) >= 300
+    assert len(spec.servers) <= 50
     assert len(spec.providers) >= 3 and len(spec.sites) >= 4
-    errors, _ = check_placement(spec)
-    assert errors == []
+    assert check_placement(spec)[0] == []
     surv = survival(spec)
     assert surv["any_site"] and surv["any_provider"], surv["line"]
     head = path.read_text().split("\nname:")[0]
-    assert "GENERATED by: freehold capacity --accounts 10M" in head
-    assert "needs" in head and "headroom" in head  # says how it was sized
-    raw = yaml.safe_load(path.read_text())
-    assert len(raw["servers"]) < 60  # written with ranges
+    assert "GENERATED by: freehold capacity --accounts 10M --name production-example" in head
+    for said in ("worker CO-LOCATED on app", "pgbouncer CO-LOCATED on lb",
+                 "etcd CO-LOCATED on dns + monitoring", "nodes per server",
+                 "Note: losing site", "Note: losing provider"):
+        assert said in " ".join(head.replace("#", " ").split()), said
+    assert spec.role_settings("redis")["nodes_per_server"] > 1
+    assert not spec.servers_with_role("loadgen")  # not production
+    big = ROOT / "inventories" / "production-300.yaml"
+    spec = load_spec(big)
+    assert len(spec.servers) >= 300
+    assert check_placement(spec)[0] == [] and survival(spec)["any_provider"]
+    assert "--min-servers 300" in big.read_text().split("\n")[0]
+    raw = yaml.safe_load(big.read_text())
+    assert len(raw["servers"]) < 80  # written with ranges
 
 
 def test_parse_accounts() -> None:

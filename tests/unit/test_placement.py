@@ -138,10 +138,11 @@ def test_redis_replica_in_its_masters_site() -> None:
     roles(doc, "a3", ["lb", "app", "worker", "redis"])
     doc["servers"].append({"name": "a4", "site": "a", "address": "10.0.1.13",
                            "roles": ["redis"]})
-    # redis: a1 a2 a3 a4 b1 b2 -> masters a1 b1 a2; only b2 is outside site a
+    # redis: a1 a2 a3 a4 b1 b2 -> masters a1 b1 a2; only b2 is outside site a (it goes to a2,
+    # a4 to b1; a3, on a server of its own, to a1 but in a1's site)
     errors = errors_of(doc)
     assert len(errors) == 1
-    assert errors[0].startswith("redis: shard 2 replica a4 is in its master a2's site a")
+    assert errors[0].startswith("redis: shard 0 replica a3 is in its master a1's site a")
 
 
 def test_redis_too_few_masters_and_replicas() -> None:
