@@ -14,7 +14,6 @@ from freehold.deploy.drills.scenarios import (
     DrillError,
     Scenario,
     current_leader,
-    primary_site_member,
 )
 from freehold.deploy.drills.traffic import Account, Traffic, TrafficError, login, verify
 from freehold.deploy.drills.watch import (
@@ -29,7 +28,7 @@ from freehold.deploy.drills.watch import (
 from freehold.deploy.spec import ClusterSpec
 from freehold.deploy.spec.placement import postgres_primary_site
 from freehold.roles.lb.config import vips as site_vips
-from freehold.roles.postgres.config import PATRONICTL
+from freehold.roles.postgres.config import PATRONICTL, primary_site_member
 
 WARMUP_S = 5.0  # traffic before the fault: the baseline on the timeline
 TAIL_S = 10.0  # traffic after the restore: what the restore itself costs users

@@ -20,7 +20,6 @@ from freehold.deploy.drills.watch import (
     redis_nodes,
 )
 from freehold.deploy.spec import ClusterSpec
-from freehold.deploy.spec.placement import postgres_primary_site
 from freehold.roles.app.config import APP_UNIT
 from freehold.roles.lb.config import site_lbs, vips
 from freehold.roles.postgres.config import PATRONICTL
@@ -221,8 +220,3 @@ def current_leader(spec: ClusterSpec, hosts: Hosts) -> str:
     if got is None:
         raise DrillError("the cluster has no PostgreSQL leader now: nothing to drill")
     return got
-
-
-def primary_site_member(spec: ClusterSpec) -> str | None:
-    site = postgres_primary_site(spec)
-    return next((s.name for s in spec.servers_with_role("postgres") if s.site == site), None)
