@@ -112,6 +112,11 @@ def patroni_config(spec: ClusterSpec, me: Server, secrets: Secrets) -> dict[str,
         "log_min_duration_statement": 1000,
         "log_checkpoints": "on",
         "log_lock_waits": "on",
+        # a synchronous standby that lost power holds every commit until its walsender gives
+        # up: 60 s by default. Patroni picks another standby only once pg_stat_replication no
+        # longer shows it streaming (the `sync-standby-kill` drill). The standby answers the
+        # walsender's keepalives within half of this, even across a slow link.
+        "wal_sender_timeout": "10s",
     })
     return {
         "scope": spec.name,
