@@ -263,7 +263,7 @@ def _wait_role(spec: ClusterSpec, hosts: Hosts, member: str, roles: tuple[str, .
     return False
 
 
-def switch_back(spec: ClusterSpec, hosts: Hosts, limit_s: float = 120.0
+def switch_back(spec: ClusterSpec, hosts: Hosts, limit_s: float = 240.0
                 ) -> dict[str, Any] | None:
     """The leader moved back into roles.postgres.primary_site by a planned switchover (None when
     it is there already). In synchronous mode Patroni only switches over to a synchronous
