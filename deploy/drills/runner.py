@@ -21,6 +21,7 @@ from freehold.deploy.drills.watch import (
     Protection,
     RoleSampler,
     leader,
+    nudge_wal,
     patroni_members,
     ready,
     wait_protected,
@@ -255,10 +256,13 @@ def _wait_role(spec: ClusterSpec, hosts: Hosts, member: str, roles: tuple[str, .
                limit_s: float) -> bool:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        rows = {m.get("name"): m for m in patroni_members(spec, hosts)}
+        members = patroni_members(spec, hosts)
+        rows = {m.get("name"): m for m in members}
         if rows.get(member, {}).get("role") in roles and \
                 rows[member].get("state") in ("running", "streaming"):
             return True
+        if (now := leader(members)) is not None:
+            nudge_wal(hosts, now)  # a member back from pg_rewind waits for WAL (watch.nudge_wal)
         time.sleep(2)
     return False
 
