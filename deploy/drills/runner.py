@@ -179,8 +179,8 @@ def hold(scn: Scenario, ctx: Ctx, traffic: Traffic, start: float, down: set[str]
         if not all(flowing(evs, s, now) for s in sites):
             continue
         if scn.leader_moves:
-            got = leader(patroni_members(ctx.spec, ctx.hosts,
-                                         exclude=set(ctx.state.get("down", []))))
+            gone = set(ctx.state.get("down", [])) | set(ctx.state.get("cut", []))
+            got = leader(patroni_members(ctx.spec, ctx.hosts, exclude=gone))
             if got is None or got == ctx.leader:
                 continue
         return

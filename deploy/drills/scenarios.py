@@ -132,6 +132,7 @@ def _site_kill(ctx: Ctx) -> None:
 
 
 def _partition(ctx: Ctx) -> None:
+    ctx.state["cut"] = site_servers(ctx, ctx.leader_site)  # their view of the cluster is stale
     ctx.need_lab().partition(ctx.leader_site)
 
 
