@@ -33,7 +33,10 @@ def dynamic_settings() -> dict[str, int]:
     """The DCS settings deploys keep (bootstrap.dcs applies only when a cluster is created: a
     running cluster gets them through `patronictl edit-config`, see roles.postgres)."""
     return {"ttl": TTL, "loop_wait": LOOP_WAIT, "retry_timeout": RETRY_TIMEOUT,
-            "maximum_lag_on_failover": MAX_LAG_ON_FAILOVER}
+            "maximum_lag_on_failover": MAX_LAG_ON_FAILOVER,
+            # 2 only for the moment of a switch back (drills.runner.switch_back): a deploy
+            # puts back what an interrupted one left
+            "synchronous_node_count": 1}
 
 
 def members(spec: ClusterSpec) -> list[Server]:
@@ -133,7 +136,6 @@ def patroni_config(spec: ClusterSpec, me: Server, secrets: Secrets) -> dict[str,
                 **dynamic_settings(),
                 "synchronous_mode": True,
                 "synchronous_mode_strict": False,
-                "synchronous_node_count": 1,
                 "postgresql": {
                     "use_pg_rewind": True,
                     "use_slots": True,
