@@ -80,7 +80,7 @@ def test_with_no_primary_it_starts_anyway_after_its_bound() -> None:
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0
     assert "no primary after 3 s — starting anyway" in r.stderr
-    assert 3.0 <= time.monotonic() - t0 < 30
+    assert 2.0 <= time.monotonic() - t0 < 30  # the bound counts whole seconds (date +%s)
 
 
 def test_dcs_settings_keep_patronis_rule_and_detect_within_the_target() -> None:
