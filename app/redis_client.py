@@ -38,11 +38,14 @@ def author_key(account_id: int) -> str:
 
 
 def make_redis(settings: Settings) -> AnyRedis:
+    timeouts = {"socket_connect_timeout": settings.redis_connect_timeout_s,
+                "socket_timeout": settings.redis_socket_timeout_s}
     if settings.redis_cluster:
         return RedisCluster.from_url(settings.redis_url, decode_responses=True,
-                                     max_connections=settings.redis_pool_max)
+                                     max_connections=settings.redis_pool_max, **timeouts)
     pool = BlockingConnectionPool.from_url(settings.redis_url, decode_responses=True,
-                                           max_connections=settings.redis_pool_max, timeout=10)
+                                           max_connections=settings.redis_pool_max, timeout=10,
+                                           **timeouts)
     return Redis(connection_pool=pool)
 
 

@@ -47,6 +47,12 @@ class Settings(BaseSettings):
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_cluster: bool = False
     redis_pool_max: int = 64
+    # A Redis master whose server lost power answers nothing: without these a command or a
+    # connection to it waits for the kernel (minutes) and holds the request, until the
+    # cluster's failover (cluster-node-timeout + election) and a slot-map refresh move the
+    # client on. Blocking reads (XREAD/XREADGROUP) block at most 1 s, inside the 3 s.
+    redis_connect_timeout_s: float = 1.0
+    redis_socket_timeout_s: float = 3.0
     # object storage (S3-compatible)
     s3_endpoint: str = ""
     s3_bucket: str = "freehold-media"
@@ -156,7 +162,13 @@ class Settings(BaseSettings):
                                 ) from None
 
     def check_startup(self) -> None:
-        """Refuse to serve with settings that are only safe on a developer's machine."""
+        """Refuse to serve with settings that are only safe on a developer's machine, or that
+        contradict each other."""
+        if self.worker_block_ms / 1000 + 1 > self.redis_socket_timeout_s:
+            raise SettingsError(
+                f"{env_name('redis_socket_timeout_s')}={self.redis_socket_timeout_s}: must exceed "
+                f"{env_name('worker_block_ms')} ({self.worker_block_ms} ms) by 1 s or more — "
+                "a blocking read would time out")
         if not self.development and self.secret_key in ("", DEV_SECRET_KEY):
             raise SettingsError(
                 "FREEHOLD_SECRET_KEY is not set, so sessions and CSRF tokens would be signed "

@@ -35,11 +35,12 @@ def members_table(title: str, rows: list[dict[str, Any]]) -> Table:
 def primary_member(cluster: Any) -> str:
     """The first postgres member of roles.postgres.primary_site (where the leader belongs)."""
     from freehold.deploy.spec.placement import postgres_primary_site
+    from freehold.roles.postgres.config import primary_site_member
 
+    found = primary_site_member(cluster)
+    if found is not None:
+        return found
     site = postgres_primary_site(cluster)
-    for s in cluster.servers_with_role("postgres"):
-        if s.site == site:
-            return str(s.name)
     fail(f"roles.postgres.primary_site {site}: no postgres member there — set it to a site "
          "with one")
 

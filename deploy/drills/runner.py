@@ -14,7 +14,6 @@ from freehold.deploy.drills.scenarios import (
     DrillError,
     Scenario,
     current_leader,
-    primary_site_member,
 )
 from freehold.deploy.drills.traffic import Account, Traffic, TrafficError, login, verify
 from freehold.deploy.drills.watch import (
@@ -22,6 +21,7 @@ from freehold.deploy.drills.watch import (
     Protection,
     RoleSampler,
     leader,
+    nudge_wal,
     patroni_members,
     ready,
     wait_protected,
@@ -29,7 +29,7 @@ from freehold.deploy.drills.watch import (
 from freehold.deploy.spec import ClusterSpec
 from freehold.deploy.spec.placement import postgres_primary_site
 from freehold.roles.lb.config import vips as site_vips
-from freehold.roles.postgres.config import PATRONICTL
+from freehold.roles.postgres.config import PATRONICTL, primary_site_member
 
 WARMUP_S = 5.0  # traffic before the fault: the baseline on the timeline
 TAIL_S = 10.0  # traffic after the restore: what the restore itself costs users
@@ -179,8 +179,8 @@ def hold(scn: Scenario, ctx: Ctx, traffic: Traffic, start: float, down: set[str]
         if not all(flowing(evs, s, now) for s in sites):
             continue
         if scn.leader_moves:
-            got = leader(patroni_members(ctx.spec, ctx.hosts,
-                                         exclude=set(ctx.state.get("down", []))))
+            gone = set(ctx.state.get("down", [])) | set(ctx.state.get("cut", []))
+            got = leader(patroni_members(ctx.spec, ctx.hosts, exclude=gone))
             if got is None or got == ctx.leader:
                 continue
         return
@@ -256,15 +256,18 @@ def _wait_role(spec: ClusterSpec, hosts: Hosts, member: str, roles: tuple[str, .
                limit_s: float) -> bool:
     deadline = time.monotonic() + limit_s
     while time.monotonic() < deadline:
-        rows = {m.get("name"): m for m in patroni_members(spec, hosts)}
+        members = patroni_members(spec, hosts)
+        rows = {m.get("name"): m for m in members}
         if rows.get(member, {}).get("role") in roles and \
                 rows[member].get("state") in ("running", "streaming"):
             return True
+        if (now := leader(members)) is not None:
+            nudge_wal(hosts, now)  # a member back from pg_rewind waits for WAL (watch.nudge_wal)
         time.sleep(2)
     return False
 
 
-def switch_back(spec: ClusterSpec, hosts: Hosts, limit_s: float = 120.0
+def switch_back(spec: ClusterSpec, hosts: Hosts, limit_s: float = 240.0
                 ) -> dict[str, Any] | None:
     """The leader moved back into roles.postgres.primary_site by a planned switchover (None when
     it is there already). In synchronous mode Patroni only switches over to a synchronous

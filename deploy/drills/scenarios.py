@@ -20,10 +20,10 @@ from freehold.deploy.drills.watch import (
     redis_nodes,
 )
 from freehold.deploy.spec import ClusterSpec
-from freehold.deploy.spec.placement import postgres_primary_site
 from freehold.roles.app.config import APP_UNIT
 from freehold.roles.lb.config import site_lbs, vips
 from freehold.roles.postgres.config import PATRONICTL
+from freehold.roles.registry import role
 
 BLIP_S = 2.0
 # Targets (issue 21): writes back within 15 s of a server's power loss, 30 s of a site's.
@@ -132,6 +132,7 @@ def _site_kill(ctx: Ctx) -> None:
 
 
 def _partition(ctx: Ctx) -> None:
+    ctx.state["cut"] = site_servers(ctx, ctx.leader_site)  # their view of the cluster is stale
     ctx.need_lab().partition(ctx.leader_site)
 
 
@@ -186,6 +187,139 @@ def _switchover(ctx: Ctx) -> None:
         raise DrillError(f"patronictl switchover failed: {out.strip()[-200:]}")
 
 
+def _sync_standby(ctx: Ctx) -> str:
+    members = patroni_members(ctx.spec, ctx.hosts)
+    sync = [m["name"] for m in members if m.get("role") == "sync_standby"]
+    if not sync:
+        raise DrillError("no synchronous standby to lose")
+    return str(sync[0])
+
+
+def _sync_standby_kill(ctx: Ctx) -> None:
+    kill(ctx, [_sync_standby(ctx)])
+
+
+def _standby_site_kill(ctx: Ctx) -> None:
+    kill(ctx, site_servers(ctx, ctx.spec.server(_sync_standby(ctx)).site))
+
+
+def _third_site(ctx: Ctx) -> str:
+    """The site holding neither the leader nor the synchronous standby."""
+    taken = {ctx.leader_site, ctx.spec.server(_sync_standby(ctx)).site}
+    rest = [s.name for s in ctx.spec.sites if s.name not in taken and site_servers(ctx, s.name)]
+    if not rest:
+        raise DrillError("no third site: the leader's and the standby's are all there is")
+    return rest[0]
+
+
+def _third_site_kill(ctx: Ctx) -> None:
+    kill(ctx, site_servers(ctx, _third_site(ctx)))
+
+
+def _units(role_name: str) -> str:
+    return " ".join(role(role_name).units)
+
+
+def _stop_role(ctx: Ctx, role_name: str, servers: list[str]) -> None:
+    """Stop a role's units (SIGKILL, no clean shutdown) on `servers`; they stay down (stopped,
+    so systemd's Restart= does not bring them back) until the restore starts them."""
+    ctx.state["stopped"] = (role_name, servers)
+    for h in servers:
+        code, out = ctx.hosts.run(h, f"systemctl kill -s KILL {_units(role_name)}; "
+                                     f"systemctl stop {_units(role_name)}", timeout=30)
+        if code != 0:
+            raise DrillError(f"{h}: stopping {role_name} failed: {out.strip()[-200:]}")
+
+
+def _start_role(ctx: Ctx) -> None:
+    role_name, servers = ctx.state.get("stopped", ("", []))
+    for h in servers:
+        ctx.hosts.run(h, f"systemctl start {_units(role_name)}", timeout=120)
+
+
+def _etcd_quorum_loss(ctx: Ctx) -> None:
+    """Two etcd members of three stopped (those off the leader's server when there is a
+    choice): etcd has no quorum, Patroni cannot renew the leader key."""
+    members = [s.name for s in ctx.spec.servers_with_role("etcd")]
+    if len(members) < 2:
+        raise DrillError("etcd has fewer than 2 members: no quorum to lose")
+    need = len(members) - len(members) // 2  # a majority stopped: no quorum left
+    victims = sorted(members, key=lambda n: (n == ctx.leader, n))[:need]
+    _stop_role(ctx, "etcd", victims)
+
+
+def _redis_site_loss(ctx: Ctx) -> None:
+    """Every Redis node of a site holding a Redis master (not the leader's site when there is
+    a choice) killed at once."""
+    victim = redis_victim(ctx)
+    site = ctx.spec.server(victim).site
+    _stop_role(ctx, "redis", [s.name for s in ctx.spec.servers_with_role("redis")
+                              if s.site == site])
+
+
+def _worker_kill(ctx: Ctx) -> None:
+    workers = [s.name for s in ctx.spec.servers_with_role("worker")]
+    if not workers:
+        raise DrillError("no worker server")
+    ctx.state["victim"] = workers[0]
+    code, out = ctx.hosts.run(workers[0], f"systemctl kill -s KILL {_units('worker')}",
+                              timeout=20)
+    if code != 0:
+        raise DrillError(f"{workers[0]}: killing the workers failed: {out.strip()[-200:]}")
+
+
+def _worker_start(ctx: Ctx) -> None:
+    ctx.hosts.run(ctx.state["victim"], f"systemctl start {_units('worker')}", timeout=60)
+
+
+def _media_kill(ctx: Ctx) -> None:
+    media = [s.name for s in ctx.spec.servers_with_role("media") if s.name != ctx.leader]
+    if not media:
+        raise DrillError("no media server outside the PostgreSQL leader's")
+    kill(ctx, [media[0]])
+
+
+SLOW_MS, SLOW_LOSS_PCT, SLOW_HOLD_S = 200.0, 5.0, 30.0
+
+
+def _slow_link(ctx: Ctx) -> None:
+    """The link between the leader's site and the standby's: 200 ms and 5 % loss each way."""
+    lab = ctx.need_lab()
+    other = ctx.spec.server(_sync_standby(ctx)).site
+    lab.slow(f"{ctx.leader_site}-{other}", SLOW_MS, SLOW_LOSS_PCT)
+
+
+def _heal_links(ctx: Ctx) -> None:
+    ctx.need_lab().heal(links=True)
+
+
+def _rolling_restart(ctx: Ctx) -> None:
+    """Every member restarted in turn for maintenance (replicas first, each waited for), the
+    leader last by a switchover to the synchronous standby then a restart: planned."""
+    members = patroni_members(ctx.spec, ctx.hosts)
+    order = sorted((m["name"] for m in members if m.get("role") != "leader"),
+                   key=lambda n: n) + [ctx.leader]
+    for name in order:
+        if name == ctx.leader:
+            _switchover(ctx)
+        code, out = ctx.hosts.run(name, f"{PATRONICTL} restart {ctx.spec.name} {name} --force",
+                                  timeout=180)
+        if code != 0:
+            raise DrillError(f"patronictl restart {name} failed: {out.strip()[-200:]}")
+        if not _wait_running(ctx, name, 120.0):
+            raise DrillError(f"{name} did not run again within 120 s of its restart")
+
+
+def _wait_running(ctx: Ctx, name: str, limit_s: float) -> bool:
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        rows = {m.get("name"): m for m in patroni_members(ctx.spec, ctx.hosts)}
+        if rows.get(name, {}).get("state") in ("running", "streaming"):
+            return True
+        time.sleep(1)
+    return False
+
+
 def _nothing(ctx: Ctx) -> None:
     return None
 
@@ -213,6 +347,29 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              _blip, _nothing, SERVER_TARGET_S, False, min_hold_s=25, max_hold_s=30),
     Scenario("switchover", "planned switchover to the synchronous standby", _switchover,
              _nothing, SERVER_TARGET_S, True, planned=True, min_hold_s=5, max_hold_s=60),
+    Scenario("sync-standby-kill", "power loss of the synchronous standby's server (writes go "
+             "on)", _sync_standby_kill, start_again, SERVER_TARGET_S, False, min_hold_s=20),
+    Scenario("standby-site-kill", "power loss of the whole site holding the synchronous "
+             "standby", _standby_site_kill, start_again, SITE_TARGET_S, False, min_hold_s=20,
+             down_sites=lambda ctx: {ctx.spec.server(_sync_standby(ctx)).site}),
+    Scenario("third-site-kill", "power loss of the site holding neither the leader nor the "
+             "standby", _third_site_kill, start_again, SITE_TARGET_S, False, min_hold_s=20,
+             down_sites=lambda ctx: {_third_site(ctx)}),
+    Scenario("etcd-quorum-loss", "etcd loses its quorum (a majority of members stopped)",
+             _etcd_quorum_loss, _start_role, SERVER_TARGET_S, False, min_hold_s=30,
+             max_hold_s=60),
+    Scenario("redis-site-loss", "every Redis node of one site killed", _redis_site_loss,
+             _start_role, SERVER_TARGET_S, False, min_hold_s=15),
+    Scenario("worker-kill", "the workers of a server killed mid-batch", _worker_kill,
+             _worker_start, SERVER_TARGET_S, False, min_hold_s=10, max_hold_s=30),
+    Scenario("media-kill", "power loss of a media (SeaweedFS) server", _media_kill,
+             start_again, SERVER_TARGET_S, False, min_hold_s=15),
+    Scenario("slow-link", f"{SLOW_MS:.0f} ms and {SLOW_LOSS_PCT:.0f} % loss between the "
+             "leader's and the standby's sites", _slow_link, _heal_links, SERVER_TARGET_S, False,
+             min_hold_s=SLOW_HOLD_S, max_hold_s=SLOW_HOLD_S + 5),
+    Scenario("rolling-restart", "every PostgreSQL member restarted in turn (maintenance)",
+             _rolling_restart, _nothing, SERVER_TARGET_S, None, planned=True, min_hold_s=5,
+             max_hold_s=60),
 )}
 
 
@@ -221,8 +378,3 @@ def current_leader(spec: ClusterSpec, hosts: Hosts) -> str:
     if got is None:
         raise DrillError("the cluster has no PostgreSQL leader now: nothing to drill")
     return got
-
-
-def primary_site_member(spec: ClusterSpec) -> str | None:
-    site = postgres_primary_site(spec)
-    return next((s.name for s in spec.servers_with_role("postgres") if s.site == site), None)

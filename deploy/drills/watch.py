@@ -198,6 +198,15 @@ def switch_wal(hosts: Hosts, host: str) -> None:
     hosts.run(host, f"{PSQL} -c 'select pg_switch_wal()'", timeout=10)
 
 
+def nudge_wal(hosts: Hosts, host: str) -> None:
+    """A few bytes of WAL on the primary. A member that rejoins after pg_rewind may only serve
+    once the primary has written WAL past the point the rewind recorded (its minimum recovery
+    point); a primary with no traffic writes none, and the member stays "starting" (seen on
+    the lab after a switch back with the drill's traffic stopped)."""
+    hosts.run(host, f"{PSQL} -c \"select pg_logical_emit_message(false, 'freehold-drill', "
+                    f"'rejoin')\"", timeout=10)
+
+
 @dataclass
 class Protection:
     """Seconds after the restore until each part was protected again (None: not within the
@@ -235,6 +244,8 @@ def wait_protected(spec: ClusterSpec, hosts: Hosts, since: float, limit_s: float
             if protected(members):
                 p.sync_standby_s = now - since
                 p.leader = leader(members)
+            elif (current := leader(members)) is not None:
+                nudge_wal(hosts, current)
         if p.redis_replicas_s is None and spec.servers_with_role("redis"):
             got = redis_nodes(spec, hosts)
             if got is not None and redis_protected(*got):

@@ -1,7 +1,7 @@
 """Pure config for the app servers and workers: paths, the environment file from the spec and
 the secrets, the unit settings. Settings under `roles.app` in the spec:
 
-    port: 8000              # the app's port on the mesh address (HAProxy checks /readyz there)
+    port: 8000              # the app's port on the mesh address (HAProxy checks /healthz there)
     workers: <cores>        # uvicorn worker processes (default: one per core)
     keep_releases: 3        # releases kept side by side on each server
     db_pool_max: 10         # asyncpg pool size per process

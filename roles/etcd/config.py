@@ -58,6 +58,11 @@ def etcd_env(spec: ClusterSpec, me: Server) -> dict[str, Any]:
         "ETCD_INITIAL_CLUSTER_TOKEN": f"freehold-{spec.name}",
         "ETCD_HEARTBEAT_INTERVAL": heartbeat,
         "ETCD_ELECTION_TIMEOUT": election,
+        # a member back from a power loss must not depose a working leader: without pre-vote
+        # (etcd 3.4's default) its campaigns at ever higher terms did, and Patroni's new
+        # primary, cut off from etcd for longer than retry_timeout, demoted itself (the
+        # leader-kill drill on the lab: writes failed again 25 s after they had come back)
+        "ETCD_PRE_VOTE": "true",
         "ETCD_SNAPSHOT_COUNT": 10000,
         "ETCD_AUTO_COMPACTION_MODE": "periodic",
         "ETCD_AUTO_COMPACTION_RETENTION": "1h",

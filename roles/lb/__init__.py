@@ -1,4 +1,4 @@
-"""roles/lb: HAProxy 2.6 (TLS with HTTP/2, /readyz health checks of the app servers, retries
+"""roles/lb: HAProxy 2.6 (TLS with HTTP/2, /healthz health checks of the app servers, retries
 and redispatch, per-IP connection limits, stats page and runtime API on the mesh only) and
 keepalived holding the site's virtual IP (VRRP between the site's load balancers)."""
 

@@ -1,4 +1,4 @@
-"""Pure config for the load balancers: HAProxy (TLS, HTTP/2, /readyz checks, retries and
+"""Pure config for the load balancers: HAProxy (TLS, HTTP/2, /healthz checks, retries and
 redispatch, per-IP connection limits, stats and runtime API on the mesh) and keepalived (one
 virtual IP per site, VRRP between the site's load balancers over unicast, so it works where
 multicast does not: provider networks, the lab's bridges). Settings under `roles.lb`:

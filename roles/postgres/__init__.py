@@ -4,11 +4,14 @@ tuned from the server's RAM and cores; then the app's role, database and extensi
 
 from __future__ import annotations
 
+import shlex
+
 import yaml
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, server
 
+from freehold.deploy.spec import ClusterSpec
 from freehold.roles.common import (
     config_file,
     ensure_packages,
@@ -21,12 +24,16 @@ from freehold.roles.ports import Ports
 from freehold.roles.postgres.config import (
     APP_DATABASE,
     CONFIG,
+    PATRONICTL,
     PG_PORT,
     REST_PORT,
     app_sql,
+    dynamic_settings,
+    members,
     patroni_config,
+    primary_site_member,
 )
-from freehold.roles.postgres.facts import DatabaseExists, PatroniRole
+from freehold.roles.postgres.facts import DatabaseExists, PatroniDynamic, PatroniRole
 from freehold.roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PG_PORT, REST_PORT))
@@ -61,11 +68,40 @@ def configure(ctx) -> None:
     files.directory(name="patroni drop-in folder", path="/etc/systemd/system/patroni.service.d")
     unit = config_file("/etc/systemd/system/patroni.service.d/freehold.conf",
                        render(_t("patroni-override.conf.j2")))
-    # Patroni re-reads its config on SIGHUP; members start together, one bootstraps
-    service("patroni", reload=conf.will_change, daemon_reload=unit.will_change)
+    # Patroni re-reads its config on SIGHUP. A new cluster's leader is whichever member takes
+    # etcd's initialize key first: the primary site's member starts alone (op A), the others
+    # wait for a primary (op B) and start after it (op C), so the leader begins in
+    # roles.postgres.primary_site. pyinfra runs each operation on every host before the next,
+    # in the order of these lines, so the three calls must stay on separate lines in this order.
+    first = primary_site_member(ctx.spec)
+    new = patroni_role(srv.mesh_address) == "none"
+    if srv.name == first:
+        service("patroni", reload=conf.will_change, daemon_reload=unit.will_change)  # op A
+    elif first is not None and new:
+        server.shell(name="Wait for a primary before joining",  # op B
+                     commands=[wait_primary_command(primary_urls(ctx.spec))])
+    if srv.name != first:
+        service("patroni", reload=conf.will_change, daemon_reload=unit.will_change)  # op C
 
 
 BOOTSTRAP_WAIT_S = 300  # initdb on the leader, then a base backup per replica
+JOIN_WAIT_S = 180  # how long a new member waits for a primary before starting anyway
+
+
+def primary_urls(spec: ClusterSpec) -> list[str]:
+    return [f"http://{m.mesh_address}:{REST_PORT}/primary" for m in members(spec)]
+
+
+def wait_primary_command(urls: list[str], timeout_s: int = JOIN_WAIT_S) -> str:
+    """Waits (bounded) until one of `urls` (members' Patroni /primary) answers 200; after
+    timeout_s it starts anyway (the primary site's member may be dead: the leader then begins
+    elsewhere and `freehold status` notes it) rather than failing the deploy."""
+    quoted = " ".join(shlex.quote(u) for u in urls)
+    return (f"end=$(( $(date +%s) + {timeout_s} )); "
+            f"while [ $(date +%s) -lt $end ]; do for u in {quoted}; do "
+            "[ \"$(curl -s -o /dev/null -m 2 -w '%{http_code}' \"$u\")\" = 200 ] && exit 0; "
+            "done; sleep 1; done; "
+            f"echo 'patroni: no primary after {timeout_s} s — starting anyway' >&2")
 
 
 def patroni_role(mesh_address: str) -> str:
@@ -93,6 +129,23 @@ def wait_patroni(ctx) -> None:
                      commands=[wait_patroni_command(srv.mesh_address)])
 
 
+@deploy("postgres: cluster settings")
+def cluster_settings(ctx) -> None:
+    """ttl, loop_wait, retry_timeout and maximum_lag_on_failover live in etcd once the cluster
+    exists (bootstrap.dcs is read only at its creation): the leader sets those that differ."""
+    srv = this_server(ctx)
+    if patroni_role(srv.mesh_address) != "leader":
+        return
+    have = host.get_fact(PatroniDynamic, mesh_address=srv.mesh_address)
+    if not have:
+        return
+    change = {k: v for k, v in dynamic_settings().items() if have.get(k) != v}
+    if change:
+        sets = " ".join(f"-s {k}={int(v)}" for k, v in sorted(change.items()))
+        server.shell(name=f"Set Patroni's {', '.join(sorted(change))}",
+                     commands=[f"{PATRONICTL} edit-config --force --quiet {sets}"])
+
+
 @deploy("postgres: app database")
 def app_database(ctx) -> None:
     srv = this_server(ctx)
@@ -108,7 +161,7 @@ def app_database(ctx) -> None:
 
 
 ROLE = Role("postgres",
-            steps=(configure, wait_patroni, app_database),
+            steps=(configure, wait_patroni, cluster_settings, app_database),
             ports=PORTS,
             units=("patroni.service",),
             packages=packages,

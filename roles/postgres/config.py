@@ -19,14 +19,35 @@ PATRONICTL = f"cd / && runuser -u postgres -- patronictl -c {CONFIG}"
 APP_DATABASE = "freehold"
 APP_USER = "freehold"
 EXTENSIONS = ("pg_trgm", "citext", "pg_stat_statements")
-# Patroni's failure detection: leader key TTL, loop and retry (loop_wait + 2 × retry ≤ ttl);
-# short enough that a dead primary is replaced well within 45 s
-TTL, LOOP_WAIT, RETRY_TIMEOUT = 20, 5, 5
+# Patroni's failure detection (issue 21: writes back within 15 s of the leader's power loss).
+# A dead leader's key expires `ttl` after its last update, which came at most `loop_wait`
+# before the loss: the standby (watching the key in etcd) promotes 8-10 s after it. A leader
+# cut off from etcd demotes itself after loop_wait + retry_timeout; Patroni requires
+# loop_wait + 2 × retry_timeout ≤ ttl (2 + 6 ≤ 10). A 2 s network blip stays inside
+# retry_timeout: no failover (the `blip` drill).
+TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 2, 3
 MAX_LAG_ON_FAILOVER = 1024 * 1024  # bytes
+
+
+def dynamic_settings() -> dict[str, int]:
+    """The DCS settings deploys keep (bootstrap.dcs applies only when a cluster is created: a
+    running cluster gets them through `patronictl edit-config`, see roles.postgres)."""
+    return {"ttl": TTL, "loop_wait": LOOP_WAIT, "retry_timeout": RETRY_TIMEOUT,
+            "maximum_lag_on_failover": MAX_LAG_ON_FAILOVER,
+            # 2 only for the moment of a switch back (drills.runner.switch_back): a deploy
+            # puts back what an interrupted one left
+            "synchronous_node_count": 1}
 
 
 def members(spec: ClusterSpec) -> list[Server]:
     return spec.servers_with_role("postgres")
+
+
+def primary_site_member(spec: ClusterSpec) -> str | None:
+    """The member the leader belongs on: the first in roles.postgres.primary_site. It starts
+    first in a new cluster, and `freehold failover --back` moves the leader to it."""
+    site = postgres_primary_site(spec)
+    return next((s.name for s in members(spec) if s.site == site), None)
 
 
 def _mb(value_mb: float) -> str:
@@ -94,6 +115,11 @@ def patroni_config(spec: ClusterSpec, me: Server, secrets: Secrets) -> dict[str,
         "log_min_duration_statement": 1000,
         "log_checkpoints": "on",
         "log_lock_waits": "on",
+        # a synchronous standby that lost power holds every commit until its walsender gives
+        # up: 60 s by default. Patroni picks another standby only once pg_stat_replication no
+        # longer shows it streaming (the `sync-standby-kill` drill). The standby answers the
+        # walsender's keepalives within half of this, even across a slow link.
+        "wal_sender_timeout": "10s",
     })
     return {
         "scope": spec.name,
@@ -107,13 +133,9 @@ def patroni_config(spec: ClusterSpec, me: Server, secrets: Secrets) -> dict[str,
         "etcd3": {"hosts": [f"{m.mesh_address}:{ETCD_PORT}" for m in etcd_members(spec)]},
         "bootstrap": {
             "dcs": {
-                "ttl": TTL,
-                "loop_wait": LOOP_WAIT,
-                "retry_timeout": RETRY_TIMEOUT,
-                "maximum_lag_on_failover": MAX_LAG_ON_FAILOVER,
+                **dynamic_settings(),
                 "synchronous_mode": True,
                 "synchronous_mode_strict": False,
-                "synchronous_node_count": 1,
                 "postgresql": {
                     "use_pg_rewind": True,
                     "use_slots": True,

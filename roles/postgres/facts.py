@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from pyinfra.api import FactBase
 
 from freehold.roles.ports import PATRONI_REST_PORT
@@ -58,3 +61,23 @@ class RoleExists(FactBase[bool]):
 
     def process(self, output: list[str]) -> bool:
         return _is_one(output)
+
+
+class PatroniDynamic(FactBase[dict[str, Any]]):
+    """The cluster's dynamic configuration as Patroni holds it in etcd (GET /config: no
+    authentication for reads); {} when Patroni does not answer."""
+
+    @staticmethod
+    def default() -> dict[str, Any]:
+        return {}
+
+    def command(self, mesh_address: str) -> str:
+        return (f"curl -fs --max-time 3 http://{mesh_address}:{PATRONI_REST_PORT}/config "
+                "|| true")
+
+    def process(self, output: list[str]) -> dict[str, Any]:
+        try:
+            doc = json.loads("\n".join(output))
+        except ValueError:
+            return {}
+        return doc if isinstance(doc, dict) else {}

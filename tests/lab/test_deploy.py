@@ -160,6 +160,12 @@ def test_patroni_leader_and_synchronous_standby_in_another_site(
     assert len(members) == 3
     for m in sync:
         assert spec.server(m["name"]).site != spec.server(leader["name"]).site
+    # a cluster that has never failed over (timeline 1: bootstrapped by this first deploy on a
+    # fresh lab) has its leader in roles.postgres.primary_site: that member starts first
+    if leader.get("timeline") == 1:
+        from freehold.deploy.spec.placement import postgres_primary_site
+
+        assert spec.server(leader["name"]).site == postgres_primary_site(spec), leader
 
 
 def redis_nodes(lab: Any, host: str) -> list[dict[str, Any]]:

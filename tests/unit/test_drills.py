@@ -3,6 +3,7 @@ the report's files, and the CLI's refusals (no lab needed)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,47 @@ def test_status_notes_a_leader_outside_the_primary_site_without_failing() -> Non
     doc = report.to_doc()
     assert report.ok and doc["ok"] and doc["problems"] == []
     assert doc["notes"] == [f"patroni: {away.notes[0]}"]
+
+
+class FakeHosts:
+    """Patroni's /cluster as the lab shows it (a1 leader, b1 synchronous standby), and every
+    other command recorded."""
+
+    def __init__(self) -> None:
+        self.commands: list[tuple[str, str]] = []
+
+    def run(self, host: str, cmd: str, timeout: float = 20.0) -> tuple[int | None, str]:
+        if "/cluster" in cmd:
+            return 0, json.dumps({"members": [
+                {"name": "a1", "role": "leader", "state": "running"},
+                {"name": "b1", "role": "sync_standby", "state": "streaming"},
+                {"name": "c1", "role": "replica", "state": "streaming"}]})
+        self.commands.append((host, cmd))
+        return 0, ""
+
+    def argv(self, host: str) -> list[str]:
+        return []
+
+
+def test_new_scenarios_pick_their_victims_from_the_cluster() -> None:
+    from freehold.deploy.drills import scenarios as sc
+    from freehold.deploy.spec import load_spec
+
+    spec = load_spec(Path(__file__).resolve().parents[2] / "inventories" / "lab.yaml")
+    hosts = FakeHosts()
+    ctx = sc.Ctx(spec, hosts, None, "a1")
+    assert sc._sync_standby(ctx) == "b1"
+    assert sc._third_site(ctx) == "c"
+    assert sc.SCENARIOS["standby-site-kill"].down_sites(ctx) == {"b"}
+    assert sc.SCENARIOS["third-site-kill"].down_sites(ctx) == {"c"}
+    # etcd: a majority stopped (2 of 3), the leader's server spared when there is a choice
+    sc._etcd_quorum_loss(ctx)
+    stopped = sorted(h for h, cmd in hosts.commands if "systemctl kill -s KILL etcd" in cmd)
+    assert stopped == ["b1", "c1"]
+    assert ctx.state["stopped"] == ("etcd", ["b1", "c1"])
+    sc._start_role(ctx)
+    assert sorted(h for h, cmd in hosts.commands if cmd.startswith("systemctl start etcd")) \
+        == ["b1", "c1"]
+    # power and links are lab-only
+    with pytest.raises(sc.DrillError, match="lab only"):
+        sc._slow_link(ctx)

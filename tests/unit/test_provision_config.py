@@ -60,6 +60,7 @@ def test_etcd_env(spec: ClusterSpec) -> None:
     assert env["ETCD_LISTEN_PEER_URLS"] == f"http://{members[0].mesh_address}:2380"
     text = render(t("etcd", "etcd.env.j2"), server=members[0], env=env)
     assert 'ETCD_HEARTBEAT_INTERVAL="100"' in text
+    assert 'ETCD_PRE_VOTE="true"' in text  # a returning member does not depose the leader
 
 
 def test_patroni_config(spec: ClusterSpec, secrets: Secrets) -> None:

@@ -29,14 +29,14 @@ def secrets(spec: ClusterSpec) -> Secrets:
     return s
 
 
-def test_haproxy_config_checks_readyz_and_drains_over_the_mesh(spec: ClusterSpec) -> None:
+def test_haproxy_config_checks_healthz_and_drains_over_the_mesh(spec: ClusterSpec) -> None:
     import freehold.roles.lb as lb
     from freehold.roles.lb.config import haproxy_vars
 
     a2 = spec.server("a2")
     text = render(template_path(lb.__file__, "haproxy.cfg.j2"), **haproxy_vars(spec, a2))
     assert "alpn h2,http/1.1" in text and "ssl crt /etc/haproxy/certs/freehold.pem" in text
-    assert "option httpchk GET /readyz" in text and "option redispatch" in text
+    assert "option httpchk GET /healthz" in text and "option redispatch" in text
     assert "retry-on conn-failure" in text and "sc0_conn_cur gt 200" in text
     # the per-address limit spares the cluster's own load generator (c3: one address for
     # hundreds of simulated users; the CI surge run's 301 users were cut off at 200), and only it

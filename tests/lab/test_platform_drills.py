@@ -1,0 +1,51 @@
+"""Failover drills on the main lab (issue 21), run as an on-call engineer runs them:
+`freehold drill inventories/lab.yaml SCENARIO --json` in its own process, steady writes and
+reads through every site's virtual IP while the fault happens.
+
+The representative set CI runs (the whole `--all` suite is a rehearsal, see
+docs/failover-drills.md): the PostgreSQL leader's power loss (writes back within 15 s), the
+whole site holding the leader powered off and cut off (30 s), a Redis master's power loss.
+Each asserts every check of the drill: outage within target, no acknowledged post lost, no HTTP
+500, never two writable primaries, protected again afterwards, the leader moved (or stayed).
+
+Runs after tests/lab/test_platform.py (file order) has stood the platform up; alone, it stands
+it up first (`freehold up`, idempotent: a no-op after test_platform.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.lab.cli import LAB_SPEC, LabSecrets, freehold, freehold_up
+
+REPRESENTATIVE = ("leader-kill", "site-kill", "site-partition", "redis-master-kill")
+
+
+@pytest.fixture(scope="module")
+def platform(main_lab: Any, lab_secrets: LabSecrets) -> LabSecrets:
+    code, doc = freehold_up(lab_secrets)  # a no-op after test_platform.py's up
+    assert code == 0, doc
+    return lab_secrets
+
+
+@pytest.mark.parametrize("scenario", REPRESENTATIVE)
+def test_drill(scenario: str, platform: LabSecrets, tmp_path: Path) -> None:
+    code, doc, took = freehold(["drill", str(LAB_SPEC), scenario, "--out", str(tmp_path),
+                                "--json"], platform.env(), timeout=1200)
+    (d,) = doc["drills"]
+    sites = ", ".join(f"{s['site']}{'*' if s['down_by_design'] else ''}: write "
+                      f"{s['write_outage']['seconds']} s, read {s['read_outage']['seconds']} s"
+                      for s in d["sites"])
+    print(f"\n{scenario}: {d['leader_before']}→{d['leader_after']}, worst write outage "
+          f"{d['worst_write_outage_s']} s (target {d['target_write_s']:.0f}); {sites}; "
+          f"{d['acknowledged_writes']} acknowledged, {len(d['lost_writes'])} lost; statuses "
+          f"{d['server_errors']}; protected {d['protection']}; {took:.0f} s")
+    failed = [k for k, ok in d["checks"].items() if not ok]
+    assert code == 0 and d["ok"], f"{scenario}: failed {failed}"
+    assert (tmp_path / f"{scenario}.png").stat().st_size > 0
+    assert (tmp_path / "index.html").read_text().count(scenario) >= 1
+    assert d["acknowledged_writes"] > 0 and not d["lost_writes"]
+    if d["switched_back"] is not None:
+        assert d["switched_back"]["ok"], d["switched_back"]
