@@ -32,6 +32,7 @@ from freehold.deploy.migrate.checkpoint import (
     CheckpointWriter,
     etag_entry,
 )
+from freehold.deploy.migrate.fasts3 import FastS3, Unsupported
 from freehold.deploy.migrate.listing import (
     Lister,
     Page,
@@ -42,7 +43,7 @@ from freehold.deploy.migrate.listing import (
     ranges,
     s3_lister,
 )
-from freehold.deploy.migrate.s3client import S3Location, client
+from freehold.deploy.migrate.s3client import S3Location, client, session
 from freehold.deploy.migrate.transfer import (
     ETAG_META,
     MD5_META,
@@ -171,8 +172,16 @@ class ObjectCopier:
         self.listers, self.part_size, self.parts_in_flight = listers, part_size, parts_in_flight
         self.legacy_checkpoint, self.fast = legacy_checkpoint, fast
         pool = workers + listers + parts_in_flight + 4
-        self.src = client(source, max_pool=pool, attempts=5, mode="adaptive")
-        self.dst = client(target, max_pool=pool, attempts=5, mode="adaptive")
+        # every body goes with Content-MD5, which the store checks: no SHA-256 of it to sign
+        self.src = client(source, max_pool=pool, attempts=5, mode="adaptive", sign_payload=False)
+        self.dst = client(target, max_pool=pool, attempts=5, mode="adaptive", sign_payload=False)
+        # the lean client for the hot requests, per side, until a store needs boto3
+        self.lean: dict[str, FastS3 | None] = {"source": None, "target": None}
+        if fast:
+            for side, c, loc in (("source", self.src, source), ("target", self.dst, target)):
+                creds = session(loc).get_credentials()
+                self.lean[side] = FastS3(c, creds, pool) if creds is not None else None
+        self.fallbacks: list[str] = []
         self.retry_count = _Counter()
         for c in (self.src, self.dst):
             c.meta.events.register("after-call.s3", self._count_retries)
@@ -216,9 +225,21 @@ class ObjectCopier:
 
     def _lister(self, s3: Any, loc: S3Location) -> Lister:
         raw = s3_lister(s3, loc.bucket)
+        side = "source" if s3 is self.src else "target"
+
+        def once(prefix: str, start: str, delimiter: str, max_keys: int) -> Page:
+            fast = self.lean.get(side)
+            if fast is not None:
+                try:
+                    return fast.list(loc.bucket, prefix, start, delimiter, max_keys)
+                except Unsupported as e:
+                    with self._lock:
+                        self.lean[side] = None
+                        self.fallbacks.append(f"{side}: {e}")
+            return raw(prefix, start, delimiter, max_keys)
 
         def page(prefix: str, start: str, delimiter: str, max_keys: int) -> Page:
-            return self._retrying(lambda: raw(prefix, start, delimiter, max_keys))
+            return self._retrying(lambda: once(prefix, start, delimiter, max_keys))
 
         return page
 
@@ -244,8 +265,8 @@ class ObjectCopier:
         work: queue.Queue[SourceObject | None] = queue.Queue(maxsize=self.workers * 16)
         writer = CheckpointWriter(self.checkpoint)
         transfer = Transfer(self.src, self.dst, self.source, self.target, self.part_size,
-                            self.parts_in_flight, stopped=self._stop.is_set, fast=self.fast,
-                            pool=self.workers + 4)
+                            self.parts_in_flight, stopped=self._stop.is_set,
+                            fast_src=self.lean["source"], fast_dst=self.lean["target"])
         errors: list[BaseException] = []
         listers = [threading.Thread(target=self._list_ranges, name=f"lister-{i}", daemon=True,
                                     args=(cp, range_q, work, report, dry_run, errors))
@@ -271,7 +292,7 @@ class ObjectCopier:
             transfer.close()
             writer.close()
             report.retries = self.retry_count.n
-            report.fallbacks = transfer.fallbacks
+            report.fallbacks = self.fallbacks + transfer.fallbacks
             report.checkpoint_rows = cp.count()
             report.seconds = time.monotonic() - t0
             report.sample.sort()
