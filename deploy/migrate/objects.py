@@ -37,8 +37,10 @@ from freehold.deploy.migrate.listing import (
     Lister,
     Page,
     Range,
+    RangeQueue,
     SourceObject,
     boundaries,
+    claimed_pages,
     range_pages,
     ranges,
     s3_lister,
@@ -259,9 +261,7 @@ class ObjectCopier:
         cp = self.open_checkpoint()
         todo = self.partition(self.src, self.source)
         report.ranges = len(todo)
-        range_q: queue.Queue[Range] = queue.Queue()
-        for r in todo:
-            range_q.put(r)
+        range_q = RangeQueue(todo)
         work: queue.Queue[SourceObject | None] = queue.Queue(maxsize=self.workers * 16)
         writer = CheckpointWriter(self.checkpoint)
         transfer = Transfer(self.src, self.dst, self.source, self.target, self.part_size,
@@ -300,36 +300,28 @@ class ObjectCopier:
             raise errors[0]
         return report
 
-    def _ranges(self, q: queue.Queue[Range]) -> Iterator[Range]:
-        """The ranges left in `q`, one at a time, until it is empty or the copy stops (each
-        worker thread drains the shared queue this way)."""
-        while not self._stop.is_set():
-            try:
-                yield q.get_nowait()
-            except queue.Empty:
-                return
-
-    def _list_ranges(self, cp: Checkpoint, range_q: queue.Queue[Range],
+    def _list_ranges(self, cp: Checkpoint, range_q: RangeQueue,
                      work: queue.Queue[SourceObject | None], report: CopyReport, dry_run: bool,
                      errors: list[BaseException]) -> None:
         reader = cp.reader()
         lister = self._lister(self.src, self.source)
+
+        def failed(rng: Range, e: Exception) -> None:  # one range's failure is reported
+            self._fail(report, f"(listing keys after {rng[0]!r})", e)
+
         try:
-            for rng in self._ranges(range_q):
-                try:
-                    self._list_range(reader, lister, rng, work, report, dry_run)
-                except Exception as e:  # noqa: BLE001 - one range's failure is reported
-                    self._fail(report, f"(listing keys after {rng[0]!r})", e)
+            pages = claimed_pages(lister, self.source.prefix, range_q, failed, self._stop.is_set)
+            self._list_pages(reader, pages, work, report, dry_run)
         except BaseException as e:
             errors.append(e)
             self._stop.set()
         finally:
             reader.close()
 
-    def _list_range(self, reader: CheckpointReader, lister: Lister, rng: Range,
+    def _list_pages(self, reader: CheckpointReader, pages: Iterator[list[SourceObject]],
                     work: queue.Queue[SourceObject | None], report: CopyReport,
                     dry_run: bool) -> None:
-        for page in range_pages(lister, self.source.prefix, rng):
+        for page in pages:
             known = reader.between(page[0].key, page[-1].key)
             new = [o for o in page if known.get(o.key) != etag_entry(o.etag, o.size)]
             with self._lock:
@@ -396,18 +388,19 @@ class ObjectCopier:
         else the freehold-md5 / freehold-source-etag metadata the copy wrote)."""
         rep = VerifyReport()
         t0 = time.monotonic()
-        todo: queue.Queue[Range] = queue.Queue()
-        for r in self.partition(self.src, self.source):
-            todo.put(r)
+        todo = RangeQueue(self.partition(self.src, self.source))
         errors: list[BaseException] = []
+
+        def reraise(_: Range, e: Exception) -> None:
+            raise e
 
         def work() -> None:
             src, dst = self._lister(self.src, self.source), self._lister(self.dst, self.target)
             try:
-                for rng in self._ranges(todo):
-                    for page in range_pages(src, self.source.prefix, rng):
-                        self._verify_page(dst, page, rep)
-                        progress(len(page))
+                for page in claimed_pages(src, self.source.prefix, todo, reraise,
+                                          self._stop.is_set):
+                    self._verify_page(dst, page, rep)
+                    progress(len(page))
             except BaseException as e:
                 errors.append(e)
                 self._stop.set()

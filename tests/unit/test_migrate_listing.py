@@ -7,6 +7,7 @@ Delimiter, MaxKeys, IsTruncated) stands in for the store.
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 
 import pytest
@@ -14,8 +15,10 @@ import pytest
 from freehold.deploy.migrate.listing import (
     ALPHABET,
     Page,
+    RangeQueue,
     SourceObject,
     boundaries,
+    claimed_pages,
     range_pages,
     ranges,
     split_prefix,
@@ -154,3 +157,68 @@ def test_lean_list_page_parsing() -> None:
 
     with pytest.raises(ClientError, match="NoSuchBucket"):
         parse_list(b"<Error><Code>NoSuchBucket</Code><Message>none</Message></Error>")
+
+
+def _walk(store: FakeStore, rq: RangeQueue, listers: int, errors: list | None = None,
+          page_size: int = 100) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def run() -> None:
+        for page in claimed_pages(store, "", rq, lambda r, e: errors.append((r, e)),  # type: ignore[union-attr]
+                                  page_size=page_size):
+            assert [o.key for o in page] == sorted(o.key for o in page)
+            with lock:
+                seen.update(o.key for o in page)
+
+    threads = [threading.Thread(target=run) for _ in range(listers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return seen
+
+
+@pytest.mark.parametrize("listers", [1, 3, 8])
+def test_claimed_ranges_list_every_key_once_without_a_page_past_each_range(listers: int) -> None:
+    rnd = random.Random(listers)
+    keys = [f"media_attachments/files/{rnd.choice((110, 111))}/{rnd.randrange(16**10):010x}"
+            for _ in range(2000)] + ["media_attachments/files/110/", "zz", "media_attachments/"]
+    store = FakeStore(keys)
+    rq = RangeQueue(ranges(boundaries(store, "")))
+    assert len(rq.ranges) > 100
+    store.calls = 0
+    seen = _walk(store, rq, listers)
+    assert set(seen) == set(store.keys) and set(seen.values()) == {1}
+    assert rq.take() is None  # every range was taken
+    # one listing, page after page, plus a fresh start (a page past a range) per jump: not
+    # one page per range (the ranges hold ~15 keys each)
+    assert store.calls <= len(store.keys) // 100 + 1 + 4 * listers
+
+
+def test_range_queue_spreads_listers_then_continues() -> None:
+    rq = RangeQueue([(str(i), str(i + 1)) for i in range(16)])
+    assert [rq.take() for _ in range(3)] == [0, 8, 4]  # the first from the start, then halves
+    assert rq.take(after=0) == 1 and rq.take(after=8) == 9
+    assert rq.take(after=3) == 13  # 4 is taken: the middle of the longest free run, 10-15
+
+
+def test_a_failing_range_is_reported_and_the_rest_listed() -> None:
+    keys = [f"k/{c}{i}" for c in "abc" for i in range(50)]
+    store = FakeStore(keys)
+    calls = {"n": 0}
+
+    def flaky(prefix: str, start: str, delimiter: str, max_keys: int) -> Page:
+        calls["n"] += 1
+        if start.startswith("k/b") and not delimiter:
+            raise OSError("reset")
+        return store(prefix, start, delimiter, max_keys)
+
+    rq = RangeQueue(ranges(boundaries(store, "")))
+    errors: list = []
+    seen: Counter[str] = Counter()
+    for page in claimed_pages(flaky, "", rq, lambda r, e: errors.append((r, e)), page_size=10):
+        seen.update(o.key for o in page)
+    assert errors and all(isinstance(e, OSError) for _, e in errors)
+    assert {k for k in keys if not k.startswith("k/b")} <= set(seen)
+    assert set(seen.values()) == {1}
