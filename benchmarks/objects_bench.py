@@ -13,10 +13,15 @@ keys) and bucket `large` (`--large-count` objects of `--large-gib` GiB, multipar
 with 8 MiB parts). Target: a second SeaweedFS, wiped and restarted before every run. The tools
 run one after the other (their order turns each round), each as its own process: wall time,
 CPU-seconds (user + system of the process and its children) and peak RSS come from the kernel
-through GNU time. Every run's target is listed after it: all objects, all bytes, or the run is
-marked.
+through GNU time; the CPU-seconds each store spent serving the run (store_cpu_s: on 2 cores a
+tool that makes the stores work harder is slower) and the load average before and after are
+recorded too. Every run's target is listed after it: all objects, all bytes, or the run is
+marked. `--aws-prefix`: aws copies only that prefix of the small set (its figures are over
+that subset); `--tools ours_before --ours-before DIR`: ours from another checkout, alternated
+with the rest (before/after).
 
-Flags: ours `--workers 32 --listers 4 --parts-in-flight 8` (16 MiB parts); rclone `--transfers 32
+Flags: ours `--workers 32 --listers 4 --parts-in-flight 8` (the source's 8 MiB parts kept;
+credentials in the environment, not argv); rclone `--transfers 32
 --checkers 16 --s3-upload-concurrency 4 --s3-chunk-size 16M --fast-list --s3-no-check-bucket`
 (same concurrency as ours; --fast-list: one listing, faster at this size, memory per key);
 aws s3 sync cannot copy between endpoints: it downloads to local disk, then uploads (its default
@@ -26,6 +31,7 @@ aws s3 sync cannot copy between endpoints: it downloads to local disk, then uplo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -39,6 +45,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -145,14 +153,17 @@ def measured(cmds: list[list[str]], env: dict[str, str], log: Path) -> dict[str,
 
 
 def run_ours(src: SeaweedS3, dst: SeaweedS3, bucket: str, tmp: Path, log: Path,
-             workers: int) -> dict[str, Any]:
+             workers: int, pythonpath: str | None = None) -> dict[str, Any]:
+    # credentials through the environment, never argv
     env = {**os.environ, "AWS_ACCESS_KEY_ID": src.access_key,
-           "AWS_SECRET_ACCESS_KEY": src.secret_key, "AWS_DEFAULT_REGION": "us-east-1"}
+           "AWS_SECRET_ACCESS_KEY": src.secret_key, "AWS_DEFAULT_REGION": "us-east-1",
+           "FREEHOLD_S3_ACCESS_KEY": dst.access_key, "FREEHOLD_S3_SECRET_KEY": dst.secret_key}
+    if pythonpath:
+        env["PYTHONPATH"] = pythonpath
     cp = tmp / f"cp-{bucket}-{time.monotonic_ns()}.sqlite"
     cmd = [sys.executable, "-m", "freehold.deploy", "migrate", "objects",
            "--from", f"s3://{bucket}", "--from-endpoint", src.endpoint,
-           "--to", f"{dst.endpoint}/{bucket}", "--to-access-key", dst.access_key,
-           "--to-secret-key", dst.secret_key, "--checkpoint", str(cp), "--json",
+           "--to", f"{dst.endpoint}/{bucket}", "--checkpoint", str(cp), "--json",
            "--workers", str(workers), "--listers", "4", "--parts-in-flight", "8"]
     out = measured([cmd], env, log)
     report = json.loads(_last_json(log))
@@ -187,7 +198,7 @@ def run_rclone(src: SeaweedS3, dst: SeaweedS3, bucket: str, tmp: Path, log: Path
 
 
 def run_aws(src: SeaweedS3, dst: SeaweedS3, bucket: str, tmp: Path, log: Path,
-            workers: int) -> dict[str, Any]:
+            workers: int, prefix: str = "") -> dict[str, Any]:
     exe = shutil.which("aws")
     if not exe:
         raise RuntimeError("awscli missing")
@@ -197,8 +208,10 @@ def run_aws(src: SeaweedS3, dst: SeaweedS3, bucket: str, tmp: Path, log: Path,
            "AWS_SECRET_ACCESS_KEY": src.secret_key, "AWS_DEFAULT_REGION": "us-east-1",
            "AWS_CONFIG_FILE": str(tmp / "no-aws-config")}
     try:
+        # a subset by filter (a path would be taken as a folder: prefix + "/")
+        only = ["--exclude", "*", "--include", f"{prefix}*"] if prefix else []
         return measured([[exe, "--endpoint-url", src.endpoint, "s3", "sync", f"s3://{bucket}",
-                          str(local), "--only-show-errors"],
+                          str(local), *only, "--only-show-errors"],
                          [exe, "--endpoint-url", dst.endpoint, "s3", "sync", str(local),
                           f"s3://{bucket}", "--only-show-errors"]], env, log)
     finally:
@@ -208,9 +221,32 @@ def run_aws(src: SeaweedS3, dst: SeaweedS3, bucket: str, tmp: Path, log: Path,
 RUNNERS = {"ours": run_ours, "rclone": run_rclone, "aws": run_aws}
 
 
-def target_holds(dst: SeaweedS3, bucket: str) -> tuple[int, int]:
+def store_cpu(sw: SeaweedS3) -> float:
+    """CPU-seconds the store's processes have used so far."""
+    if sw.proc is None:
+        return 0.0
+    root = psutil.Process(sw.proc.pid)
+    total = 0.0
+    for p in [root, *root.children(recursive=True)]:
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            total += t.user + t.system
+    return total
+
+
+def run_tool(tool: str, src: SeaweedS3, dst: SeaweedS3, name: str, tmp: Path, log: Path,
+             args: argparse.Namespace) -> dict[str, Any]:
+    if tool == "ours_before":
+        return run_ours(src, dst, name, tmp, log, args.workers, pythonpath=args.ours_before)
+    if tool == "aws" and name == "small" and args.aws_prefix:
+        return run_aws(src, dst, name, tmp, log, args.workers, prefix=args.aws_prefix)
+    return RUNNERS[tool](src, dst, name, tmp, log, args.workers)
+
+
+def target_holds(dst: SeaweedS3, bucket: str, prefix: str = "") -> tuple[int, int]:
     n = total = 0
-    for page in s3(dst).get_paginator("list_objects_v2").paginate(Bucket=bucket):
+    for page in s3(dst).get_paginator("list_objects_v2").paginate(Bucket=bucket,
+                                                                   Prefix=prefix):
         for o in page.get("Contents", []):
             n += 1
             total += int(o["Size"])
@@ -237,26 +273,38 @@ def bench_copy(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
         if "large" in args.sets:
             sets["large"] = seed_large(c, args.large_count, args.large_gib)
         print(f"seeded {sets} in {time.monotonic() - t0:.0f} s", flush=True)
+        tools = [t for t in (*TOOLS, "ours_before") if t in args.tools]
+        subset = {}
+        if "small" in sets and args.aws_prefix and "aws" in tools:
+            subset = {"aws": target_holds(src, "small", args.aws_prefix)}
         for rnd in range(args.rounds):
-            order = TOOLS[rnd % 3:] + TOOLS[:rnd % 3]
+            order = tools[rnd % len(tools):] + tools[:rnd % len(tools)]
             for name, (n, nbytes) in sets.items():
                 for tool in order:
-                    if tool not in args.tools:
-                        continue
                     dst = fresh_target(tmp, dst)
                     s3(dst).create_bucket(Bucket=name)
                     time.sleep(2)  # the fresh store settles (volume server registered)
                     log = tmp / f"{tool}-{name}-{rnd}.log"
-                    row: dict[str, Any] = {"round": rnd, "set": name, "tool": tool}
+                    row: dict[str, Any] = {"round": rnd, "set": name, "tool": tool,
+                                           "loadavg_1m_before": round(os.getloadavg()[0], 1)}
+                    want, prefix = (n, nbytes), ""
+                    if name == "small" and tool in subset:
+                        want, prefix = subset[tool], args.aws_prefix
+                        row.update({"subset_prefix": prefix, "subset_objects": want[0],
+                                    "subset_bytes": want[1]})
+                    cpu0 = (store_cpu(src), store_cpu(dst))
                     try:
-                        row.update(RUNNERS[tool](src, dst, name, tmp, log, args.workers))
+                        row.update(run_tool(tool, src, dst, name, tmp, log, args))
                     except RuntimeError as e:
                         row["error"] = f"{e}: {log.read_text()[-400:] if log.exists() else ''}"
-                    held = target_holds(dst, name)
-                    row["complete"] = held == (n, nbytes)
+                    row["store_cpu_s"] = {"source": round(store_cpu(src) - cpu0[0], 1),
+                                          "target": round(store_cpu(dst) - cpu0[1], 1)}
+                    row["loadavg_1m_after"] = round(os.getloadavg()[0], 1)
+                    held = target_holds(dst, name, prefix)
+                    row["complete"] = held == want
                     if "seconds" in row:
-                        row["objects_per_s"] = round(n / row["seconds"], 1)
-                        row["MB_per_s"] = round(nbytes / 1e6 / row["seconds"], 1)
+                        row["objects_per_s"] = round(want[0] / row["seconds"], 1)
+                        row["MB_per_s"] = round(want[1] / 1e6 / row["seconds"], 1)
                         row["seconds"] = round(row["seconds"], 1)
                     runs.append(row)
                     print(row, flush=True)
@@ -279,7 +327,13 @@ def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
             tools[tool] = {k: statistics.median(x[k] for x in rs)
                            for k in ("objects_per_s", "MB_per_s", "cpu_s", "peak_rss_MB",
                                      "seconds")}
+            for side in ("source", "target"):
+                tools[tool][f"store_cpu_s_{side}"] = statistics.median(
+                    x["store_cpu_s"][side] for x in rs)
             tools[tool]["runs"] = len(rs)
+            if "subset_prefix" in rs[0]:
+                tools[tool]["subset"] = {k: rs[0][k] for k in ("subset_prefix",
+                                                               "subset_objects", "subset_bytes")}
     return out
 
 
@@ -351,12 +405,19 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1, help="runs of each tool (order turns)")
     ap.add_argument("--workers", type=int, default=32,
                     help="objects in flight: ours --workers, rclone --transfers")
-    ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=TOOLS)
+    ap.add_argument("--tools", nargs="+", default=list(TOOLS), choices=(*TOOLS, "ours_before"))
+    ap.add_argument("--ours-before", metavar="PYTHONPATH",
+                    help="tool ours_before: `freehold migrate objects` from another checkout (a "
+                    "directory holding freehold/{app,deploy,roles,loadgen})")
+    ap.add_argument("--aws-prefix", default="",
+                    help="aws s3 sync copies only this prefix of the small set (it is slow)")
     ap.add_argument("--sets", nargs="+", default=["small", "large"], choices=("small", "large"))
     ap.add_argument("--checkpoint-keys", type=int, default=1_000_000, help="0: not measured")
     ap.add_argument("--out", default="objects_bench.json", help="file in benchmarks/results")
     ap.add_argument("--skip-copy", action="store_true", help="the checkpoint figures only")
     args = ap.parse_args()
+    if "ours_before" in args.tools and not args.ours_before:
+        ap.error("--tools ours_before needs --ours-before PYTHONPATH")
     with tempfile.TemporaryDirectory(prefix="objects-bench-") as d:
         tmp = Path(d)
         os.chmod(tmp, 0o755)

@@ -12,6 +12,7 @@ further down), plus one character of an alphabet.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -84,7 +85,9 @@ def boundaries(lister: Lister, prefix: str, alphabet: str = ALPHABET,
     bounds = {base + c for c in alphabet}
     if len(folders) <= fan_out:
         bounds |= {f + c for f in folders for c in alphabet}
-    return sorted(bounds)
+    # no boundary ends in "//": SeaweedFS answers StartAfter "dir//" with the keys of dir/
+    # spelled "dir//name" (seen: videos/0000.mp4 listed, and copied, twice)
+    return sorted(b for b in bounds if not b.endswith("//"))
 
 
 def ranges(bounds: list[str]) -> list[Range]:
@@ -109,3 +112,98 @@ def range_pages(lister: Lister, prefix: str, rng: Range,
             raise RuntimeError(f"listing does not advance after {start!r}: the store ignores "
                                "StartAfter")
         start = p.objects[-1].key
+
+
+class RangeQueue:
+    """Hands out the ranges of a partition to parallel listers, each range once.
+
+    A lister that reaches the end of its range goes on into the next one when that is still
+    free: the page that crossed the range's end is then not wasted (with a fixed page of 1,000
+    keys, every range otherwise costs the store a page listed past its end: at 200 keys a range
+    that is 5 times the keys; SeaweedFS spent 15 CPU-s listing 5,000 keys in 195 ranges, 1 s in
+    one). Otherwise it starts in the middle of the longest run of free ranges (at its start when
+    no lister can come into it from before), so the listers spread out and rarely jump."""
+
+    def __init__(self, rs: list[Range]) -> None:
+        self.ranges = rs
+        self._free = [True] * len(rs)
+        self._lock = threading.Lock()
+
+    def take(self, after: int | None = None) -> int | None:
+        """The range to list next: `after + 1` when free, else another free one; None: all
+        taken."""
+        with self._lock:
+            if after is not None and after + 1 < len(self._free) and self._free[after + 1]:
+                self._free[after + 1] = False
+                return after + 1
+            best, best_len, i = None, 0, 0
+            for _ in range(len(self._free) + 1):  # bounded: i grows each turn
+                if i >= len(self._free):
+                    break
+                if not self._free[i]:
+                    i += 1
+                    continue
+                j = i
+                while j < len(self._free) and self._free[j]:
+                    j += 1
+                if j - i > best_len:
+                    best, best_len = (i if i == 0 else i + (j - i) // 2), j - i
+                i = j
+            if best is not None:
+                self._free[best] = False
+            return best
+
+
+def claimed_pages(lister: Lister, prefix: str, rq: RangeQueue,
+                  on_error: Callable[[Range, Exception], None],
+                  stopped: Callable[[], bool] = lambda: False,
+                  page_size: int = PAGE) -> Iterator[list[SourceObject]]:
+    """The keys of the ranges this lister takes from `rq`, a page at a time, going on into the
+    next range with the page already listed when it can (see RangeQueue). A range whose listing
+    fails is handed to `on_error` (its keys not yet listed are left out) and the lister takes
+    another."""
+    i = rq.take()
+    start, objs, more = "", [], True  # objs: keys listed after `start`, not yet handed out
+    fresh = True
+    for _ in range(len(rq.ranges) + 1):  # bounded: each turn takes a range
+        if i is None or stopped():
+            return
+        after, upto = rq.ranges[i]
+        if fresh:
+            start, objs, more = after or "", [], True
+        try:
+            for _ in range(1 << 40):  # bounded by the bucket: `start` grows strictly
+                if not objs and more:
+                    p = lister(prefix, start, "", page_size)
+                    if p.objects and p.objects[-1].key <= start:
+                        raise RuntimeError(f"listing does not advance after {start!r}: the "
+                                           "store ignores StartAfter")
+                    objs = [o for o in p.objects if o.key > start]
+                    more = p.truncated and bool(p.objects)
+                    if p.objects:
+                        start = p.objects[-1].key
+                n = len(objs) if upto is None else _count_upto(objs, upto)
+                if n:
+                    yield objs[:n]
+                objs = objs[n:]
+                if objs or not more or stopped():
+                    break  # a key past the range's end, or the end of the listing
+        except Exception as e:  # noqa: BLE001 - reported, the lister goes on with another
+            on_error(rq.ranges[i], e)
+            i, fresh = rq.take(), True
+            continue
+        nxt = rq.take(after=i)
+        fresh = nxt != i + 1
+        i = nxt
+
+
+def _count_upto(objs: list[SourceObject], upto: str) -> int:
+    """How many of the sorted `objs` are <= upto."""
+    lo, hi = 0, len(objs)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if objs[mid].key <= upto:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo

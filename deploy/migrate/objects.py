@@ -32,17 +32,20 @@ from freehold.deploy.migrate.checkpoint import (
     CheckpointWriter,
     etag_entry,
 )
+from freehold.deploy.migrate.fasts3 import FastS3, Unsupported
 from freehold.deploy.migrate.listing import (
     Lister,
     Page,
     Range,
+    RangeQueue,
     SourceObject,
     boundaries,
+    claimed_pages,
     range_pages,
     ranges,
     s3_lister,
 )
-from freehold.deploy.migrate.s3client import S3Location, client
+from freehold.deploy.migrate.s3client import S3Location, client, session
 from freehold.deploy.migrate.transfer import (
     ETAG_META,
     MD5_META,
@@ -171,8 +174,16 @@ class ObjectCopier:
         self.listers, self.part_size, self.parts_in_flight = listers, part_size, parts_in_flight
         self.legacy_checkpoint, self.fast = legacy_checkpoint, fast
         pool = workers + listers + parts_in_flight + 4
-        self.src = client(source, max_pool=pool, attempts=5, mode="adaptive")
-        self.dst = client(target, max_pool=pool, attempts=5, mode="adaptive")
+        # every body goes with Content-MD5, which the store checks: no SHA-256 of it to sign
+        self.src = client(source, max_pool=pool, attempts=5, mode="adaptive", sign_payload=False)
+        self.dst = client(target, max_pool=pool, attempts=5, mode="adaptive", sign_payload=False)
+        # the lean client for the hot requests, per side, until a store needs boto3
+        self.lean: dict[str, FastS3 | None] = {"source": None, "target": None}
+        if fast:
+            for side, c, loc in (("source", self.src, source), ("target", self.dst, target)):
+                creds = session(loc).get_credentials()
+                self.lean[side] = FastS3(c, creds, pool) if creds is not None else None
+        self.fallbacks: list[str] = []
         self.retry_count = _Counter()
         for c in (self.src, self.dst):
             c.meta.events.register("after-call.s3", self._count_retries)
@@ -216,9 +227,21 @@ class ObjectCopier:
 
     def _lister(self, s3: Any, loc: S3Location) -> Lister:
         raw = s3_lister(s3, loc.bucket)
+        side = "source" if s3 is self.src else "target"
+
+        def once(prefix: str, start: str, delimiter: str, max_keys: int) -> Page:
+            fast = self.lean.get(side)
+            if fast is not None:
+                try:
+                    return fast.list(loc.bucket, prefix, start, delimiter, max_keys)
+                except Unsupported as e:
+                    with self._lock:
+                        self.lean[side] = None
+                        self.fallbacks.append(f"{side}: {e}")
+            return raw(prefix, start, delimiter, max_keys)
 
         def page(prefix: str, start: str, delimiter: str, max_keys: int) -> Page:
-            return self._retrying(lambda: raw(prefix, start, delimiter, max_keys))
+            return self._retrying(lambda: once(prefix, start, delimiter, max_keys))
 
         return page
 
@@ -238,14 +261,12 @@ class ObjectCopier:
         cp = self.open_checkpoint()
         todo = self.partition(self.src, self.source)
         report.ranges = len(todo)
-        range_q: queue.Queue[Range] = queue.Queue()
-        for r in todo:
-            range_q.put(r)
+        range_q = RangeQueue(todo)
         work: queue.Queue[SourceObject | None] = queue.Queue(maxsize=self.workers * 16)
         writer = CheckpointWriter(self.checkpoint)
         transfer = Transfer(self.src, self.dst, self.source, self.target, self.part_size,
-                            self.parts_in_flight, stopped=self._stop.is_set, fast=self.fast,
-                            pool=self.workers + 4)
+                            self.parts_in_flight, stopped=self._stop.is_set,
+                            fast_src=self.lean["source"], fast_dst=self.lean["target"])
         errors: list[BaseException] = []
         listers = [threading.Thread(target=self._list_ranges, name=f"lister-{i}", daemon=True,
                                     args=(cp, range_q, work, report, dry_run, errors))
@@ -271,7 +292,7 @@ class ObjectCopier:
             transfer.close()
             writer.close()
             report.retries = self.retry_count.n
-            report.fallbacks = transfer.fallbacks
+            report.fallbacks = self.fallbacks + transfer.fallbacks
             report.checkpoint_rows = cp.count()
             report.seconds = time.monotonic() - t0
             report.sample.sort()
@@ -279,36 +300,28 @@ class ObjectCopier:
             raise errors[0]
         return report
 
-    def _ranges(self, q: queue.Queue[Range]) -> Iterator[Range]:
-        """The ranges left in `q`, one at a time, until it is empty or the copy stops (each
-        worker thread drains the shared queue this way)."""
-        while not self._stop.is_set():
-            try:
-                yield q.get_nowait()
-            except queue.Empty:
-                return
-
-    def _list_ranges(self, cp: Checkpoint, range_q: queue.Queue[Range],
+    def _list_ranges(self, cp: Checkpoint, range_q: RangeQueue,
                      work: queue.Queue[SourceObject | None], report: CopyReport, dry_run: bool,
                      errors: list[BaseException]) -> None:
         reader = cp.reader()
         lister = self._lister(self.src, self.source)
+
+        def failed(rng: Range, e: Exception) -> None:  # one range's failure is reported
+            self._fail(report, f"(listing keys after {rng[0]!r})", e)
+
         try:
-            for rng in self._ranges(range_q):
-                try:
-                    self._list_range(reader, lister, rng, work, report, dry_run)
-                except Exception as e:  # noqa: BLE001 - one range's failure is reported
-                    self._fail(report, f"(listing keys after {rng[0]!r})", e)
+            pages = claimed_pages(lister, self.source.prefix, range_q, failed, self._stop.is_set)
+            self._list_pages(reader, pages, work, report, dry_run)
         except BaseException as e:
             errors.append(e)
             self._stop.set()
         finally:
             reader.close()
 
-    def _list_range(self, reader: CheckpointReader, lister: Lister, rng: Range,
+    def _list_pages(self, reader: CheckpointReader, pages: Iterator[list[SourceObject]],
                     work: queue.Queue[SourceObject | None], report: CopyReport,
                     dry_run: bool) -> None:
-        for page in range_pages(lister, self.source.prefix, rng):
+        for page in pages:
             known = reader.between(page[0].key, page[-1].key)
             new = [o for o in page if known.get(o.key) != etag_entry(o.etag, o.size)]
             with self._lock:
@@ -375,18 +388,19 @@ class ObjectCopier:
         else the freehold-md5 / freehold-source-etag metadata the copy wrote)."""
         rep = VerifyReport()
         t0 = time.monotonic()
-        todo: queue.Queue[Range] = queue.Queue()
-        for r in self.partition(self.src, self.source):
-            todo.put(r)
+        todo = RangeQueue(self.partition(self.src, self.source))
         errors: list[BaseException] = []
+
+        def reraise(_: Range, e: Exception) -> None:
+            raise e
 
         def work() -> None:
             src, dst = self._lister(self.src, self.source), self._lister(self.dst, self.target)
             try:
-                for rng in self._ranges(todo):
-                    for page in range_pages(src, self.source.prefix, rng):
-                        self._verify_page(dst, page, rep)
-                        progress(len(page))
+                for page in claimed_pages(src, self.source.prefix, todo, reraise,
+                                          self._stop.is_set):
+                    self._verify_page(dst, page, rep)
+                    progress(len(page))
             except BaseException as e:
                 errors.append(e)
                 self._stop.set()

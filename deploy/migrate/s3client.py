@@ -48,11 +48,25 @@ def parse_location(text: str, endpoint: str | None = None) -> S3Location:
     )
 
 
+def session(loc: S3Location) -> Any:
+    """The boto3 session of a location: its profile, or its explicit keys, or the default
+    chain (`session(loc).get_credentials()`: the credentials its clients sign with)."""
+    if loc.access_key:
+        return boto3.session.Session(aws_access_key_id=loc.access_key,
+                                     aws_secret_access_key=loc.secret_key)
+    return boto3.session.Session(profile_name=loc.profile if loc.profile else None)
+
+
 def client(loc: S3Location, max_pool: int = 32, attempts: int = 3,
-           mode: str = "standard") -> Any:
+           mode: str = "standard", sign_payload: bool = True) -> Any:
     """An S3 client; checksums only when required (self-hosted stores reject the defaults).
     `attempts` and `mode` are botocore's retries (the copier uses "adaptive": a throttled
-    client slows itself down, then retries with jittered backoff)."""
+    client slows itself down, then retries with jittered backoff). `sign_payload=False`:
+    bodies are not hashed into the signature (UNSIGNED-PAYLOAD, also over plain HTTP), for
+    callers that send every body with Content-MD5, which the store checks."""
+    s3cfg: dict[str, Any] = {"addressing_style": "path"}
+    if not sign_payload:
+        s3cfg["payload_signing_enabled"] = False
     cfg = Config(
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
@@ -60,14 +74,10 @@ def client(loc: S3Location, max_pool: int = 32, attempts: int = 3,
         max_pool_connections=max_pool,
         connect_timeout=5,
         read_timeout=60,
-        s3={"addressing_style": "path"},
+        s3=s3cfg,
     )
-    session = boto3.session.Session(profile_name=loc.profile if loc.profile else None)
     kwargs: dict[str, Any] = {"config": cfg, "region_name": loc.region}
     endpoint = loc.endpoint or os.environ.get("AWS_ENDPOINT_URL")
     if endpoint:
         kwargs["endpoint_url"] = endpoint
-    if loc.access_key:
-        kwargs["aws_access_key_id"] = loc.access_key
-        kwargs["aws_secret_access_key"] = loc.secret_key
-    return session.client("s3", **kwargs)
+    return session(loc).client("s3", **kwargs)

@@ -1,10 +1,12 @@
 """Copy one object, verified, with bounded memory.
 
 Small objects (≤ 16 MiB) are read into memory and PUT with Content-MD5; the ETag the PUT returns
-is the target's check (no extra HEAD). Large ones are streamed into a multipart upload: parts of
-16 MiB or more, each with its Content-MD5, a few in flight per object and a fixed number in the
-whole process (`part_slots`), so memory is bounded by the parts in flight and no object is held
-whole, in memory or on disk. The source ETag (a plain MD5, or the `-N` of a multipart upload:
+is the target's check (no extra HEAD). Large ones are streamed into a multipart upload, each
+part with its Content-MD5, a fixed number in flight in the whole process (`part_slots`), so
+memory is bounded by the parts in flight and no object is held whole, in memory or on disk.
+Parts are the source's own when it has parts of 5–64 MiB (one MD5 of each part then checks the
+source's ETag and is the part's Content-MD5: one pass over the bytes, and the target's ETag is
+the source's), else 16 MiB or more. The source ETag (a plain MD5, or the `-N` of a multipart upload:
 the MD5 of the parts' MD5s) is checked against what was read. The target keeps the object's MD5
 (when known before the upload starts) and the source ETag as metadata for the verify pass.
 """
@@ -27,6 +29,8 @@ from freehold.deploy.migrate.s3client import S3Location
 MiB = 1024 * 1024
 SMALL_MAX = 16 * MiB
 PART_MIN = 16 * MiB
+PART_FLOOR = 5 * MiB  # S3's smallest part (but the last)
+PART_KEEP_MAX = 64 * MiB  # a source's parts up to this size are kept as they are
 MAX_PARTS = 10_000
 MD5_META = "freehold-md5"
 ETAG_META = "freehold-source-etag"
@@ -109,17 +113,24 @@ class Transfer:
 
     def __init__(self, src: Any, dst: Any, source: S3Location, target: S3Location,
                  part_size: int = PART_MIN, part_slots: int = 8,
-                 stopped: Callable[[], bool] = lambda: False, fast: bool = True,
-                 pool: int = 32) -> None:
+                 stopped: Callable[[], bool] = lambda: False, fast_src: FastS3 | None = None,
+                 fast_dst: FastS3 | None = None) -> None:
         self.src, self.dst, self.source, self.target = src, dst, source, target
-        # small objects: the lean client (fasts3) until a store answers what only boto3 handles
-        self.fast_src = FastS3(src, pool) if fast else None
-        self.fast_dst = FastS3(dst, pool) if fast else None
+        # the lean client (fasts3) until a store answers what only boto3 handles
+        self.fast_src, self.fast_dst = fast_src, fast_dst
         self.fallbacks: list[str] = []
         self.part_size = max(PART_MIN, part_size)
         self.slots = threading.BoundedSemaphore(part_slots)
         self.pool = ThreadPoolExecutor(max_workers=part_slots, thread_name_prefix="part")
         self.stopped = stopped
+
+    def fell_back(self, side: str, e: Exception) -> None:
+        """The lean client is off for `side` ("source" or "target") from now on."""
+        if side == "source":
+            self.fast_src = None
+        else:
+            self.fast_dst = None
+        self.fallbacks.append(f"{side}: {e}")
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -145,8 +156,7 @@ class Transfer:
             try:
                 return fast.get(self.source.bucket, key)
             except Unsupported as e:
-                self.fast_src = None
-                self.fallbacks.append(f"source: {e}")
+                self.fell_back("source", e)
         r = self.src.get_object(Bucket=self.source.bucket, Key=key)
         with r["Body"] as body:
             return body.read(), r["ETag"].strip('"'), int(r["ContentLength"])
@@ -157,8 +167,7 @@ class Transfer:
             try:
                 return fast.put(self.target.bucket, key, data, b64(md5.digest()), meta)
             except Unsupported as e:
-                self.fast_dst = None
-                self.fallbacks.append(f"target: {e}")
+                self.fell_back("target", e)
         put = self.dst.put_object(Bucket=self.target.bucket, Key=key, Body=data,
                                   ContentMD5=b64(md5.digest()), Metadata=meta)
         return put.get("ETag", "").strip('"')
@@ -184,7 +193,13 @@ class Transfer:
         return Copied(etag, len(data))
 
     # -- large: a streamed multipart upload ---------------------------------------------
-    def target_part_size(self, size: int) -> int:
+    def target_part_size(self, size: int, src_psize: int | None = None) -> int:
+        """The source's part size when it has one S3 takes and memory allows (one MD5 of each
+        part then checks the source's ETag and is the target part's Content-MD5, and the
+        target's ETag is the source's), else `part_size` or more (at most MAX_PARTS parts)."""
+        if (src_psize and PART_FLOOR <= src_psize <= max(self.part_size, PART_KEEP_MAX)
+                and size <= src_psize * MAX_PARTS):
+            return src_psize
         per = -(-size // MAX_PARTS)
         return max(self.part_size, -(-per // MiB) * MiB)
 
@@ -198,7 +213,7 @@ class Transfer:
 
     def _stream(self, o: SourceObject, body: Any, etag: str, size: int,
                 src_psize: int | None) -> Copied:
-        psize = self.target_part_size(size)
+        psize = self.target_part_size(size, src_psize)
         whole = hashlib.md5() if "-" not in etag else None
         # the source's parts are ours when sizes agree (their MD5s are computed once)
         src_hash = PartHasher(src_psize) if src_psize and src_psize != psize else None
@@ -265,6 +280,12 @@ class Transfer:
     def _part(self, bucket: str, key: str, uid: str, n: int, data: bytes) -> tuple[bytes, str]:
         try:
             md5 = hashlib.md5(data).digest()
+            fast = self.fast_dst
+            if fast is not None:
+                try:
+                    return md5, fast.put_part(bucket, key, uid, n, data, b64(md5))
+                except Unsupported as e:
+                    self.fell_back("target", e)
             r = self.dst.upload_part(Bucket=bucket, Key=key, UploadId=uid, PartNumber=n,
                                      Body=data, ContentMD5=b64(md5))
             return md5, r["ETag"]

@@ -7,6 +7,7 @@ Delimiter, MaxKeys, IsTruncated) stands in for the store.
 from __future__ import annotations
 
 import random
+import threading
 from collections import Counter
 
 import pytest
@@ -14,8 +15,10 @@ import pytest
 from freehold.deploy.migrate.listing import (
     ALPHABET,
     Page,
+    RangeQueue,
     SourceObject,
     boundaries,
+    claimed_pages,
     range_pages,
     ranges,
     split_prefix,
@@ -119,3 +122,103 @@ def test_a_store_that_ignores_start_after_is_an_error_not_a_loop() -> None:
 
     with pytest.raises(RuntimeError, match="ignores StartAfter"):
         list(range_pages(broken, "", (None, None), page_size=5))
+
+
+def test_no_boundary_ends_in_double_slash() -> None:
+    # SeaweedFS answers StartAfter "videos//" with videos/0000.mp4 spelled "videos//0000.mp4"
+    # (a second, phantom key): no range may start there; keys holding "//" are still listed once
+    keys = ["media/videos/0000.mp4", "media/videos/0001.mp4", "media/videos//odd", "media/v/1"]
+    store = FakeStore(keys)
+    bounds = boundaries(store, "")
+    assert bounds and not [b for b in bounds if b.endswith("//")]
+    seen = listed(store, "")
+    assert set(seen) == set(store.keys) and set(seen.values()) == {1}
+
+
+def test_lean_list_page_parsing() -> None:
+    from freehold.deploy.migrate.fasts3 import parse_list
+
+    ns = 'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"'
+    page = parse_list(f"""<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult {ns}><Name>b</Name><Prefix>a%2F</Prefix><EncodingType>url</EncodingType>
+<IsTruncated>true</IsTruncated><Contents><Key>a/caf%C3%A9+1%2B%26.jpg</Key>
+<LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>&quot;0123&quot;</ETag>
+<Size>42</Size></Contents><Contents><Key>a/b</Key><ETag>"ab-2"</ETag><Size>7</Size></Contents>
+<CommonPrefixes><Prefix>a/d%2F</Prefix></CommonPrefixes></ListBucketResult>""".encode())
+    assert page.objects == [SourceObject("a/café 1+&.jpg", 42, "0123"),
+                            SourceObject("a/b", 7, "ab-2")]
+    assert page.prefixes == ["a/d/"] and page.truncated
+    # not URL-encoded (a store that ignores encoding-type): keys as they are
+    plain = parse_list(b"<ListBucketResult><Contents><Key>a+b%41</Key><Size>1</Size>"
+                       b"<ETag>e</ETag></Contents><IsTruncated>false</IsTruncated>"
+                       b"</ListBucketResult>")
+    assert plain.objects == [SourceObject("a+b%41", 1, "e")] and not plain.truncated
+    from botocore.exceptions import ClientError
+
+    with pytest.raises(ClientError, match="NoSuchBucket"):
+        parse_list(b"<Error><Code>NoSuchBucket</Code><Message>none</Message></Error>")
+
+
+def _walk(store: FakeStore, rq: RangeQueue, listers: int, errors: list | None = None,
+          page_size: int = 100) -> Counter[str]:
+    seen: Counter[str] = Counter()
+    lock = threading.Lock()
+
+    def run() -> None:
+        for page in claimed_pages(store, "", rq, lambda r, e: errors.append((r, e)),  # type: ignore[union-attr]
+                                  page_size=page_size):
+            assert [o.key for o in page] == sorted(o.key for o in page)
+            with lock:
+                seen.update(o.key for o in page)
+
+    threads = [threading.Thread(target=run) for _ in range(listers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return seen
+
+
+@pytest.mark.parametrize("listers", [1, 3, 8])
+def test_claimed_ranges_list_every_key_once_without_a_page_past_each_range(listers: int) -> None:
+    rnd = random.Random(listers)
+    keys = [f"media_attachments/files/{rnd.choice((110, 111))}/{rnd.randrange(16**10):010x}"
+            for _ in range(2000)] + ["media_attachments/files/110/", "zz", "media_attachments/"]
+    store = FakeStore(keys)
+    rq = RangeQueue(ranges(boundaries(store, "")))
+    assert len(rq.ranges) > 100
+    store.calls = 0
+    seen = _walk(store, rq, listers)
+    assert set(seen) == set(store.keys) and set(seen.values()) == {1}
+    assert rq.take() is None  # every range was taken
+    # one listing, page after page, plus a fresh start (a page past a range) per jump: not
+    # one page per range (the ranges hold ~15 keys each)
+    assert store.calls <= len(store.keys) // 100 + 1 + 4 * listers
+
+
+def test_range_queue_spreads_listers_then_continues() -> None:
+    rq = RangeQueue([(str(i), str(i + 1)) for i in range(16)])
+    assert [rq.take() for _ in range(3)] == [0, 8, 4]  # the first from the start, then halves
+    assert rq.take(after=0) == 1 and rq.take(after=8) == 9
+    assert rq.take(after=3) == 13  # 4 is taken: the middle of the longest free run, 10-15
+
+
+def test_a_failing_range_is_reported_and_the_rest_listed() -> None:
+    keys = [f"k/{c}{i}" for c in "abc" for i in range(50)]
+    store = FakeStore(keys)
+    calls = {"n": 0}
+
+    def flaky(prefix: str, start: str, delimiter: str, max_keys: int) -> Page:
+        calls["n"] += 1
+        if start.startswith("k/b") and not delimiter:
+            raise OSError("reset")
+        return store(prefix, start, delimiter, max_keys)
+
+    rq = RangeQueue(ranges(boundaries(store, "")))
+    errors: list = []
+    seen: Counter[str] = Counter()
+    for page in claimed_pages(flaky, "", rq, lambda r, e: errors.append((r, e)), page_size=10):
+        seen.update(o.key for o in page)
+    assert errors and all(isinstance(e, OSError) for _, e in errors)
+    assert {k for k in keys if not k.startswith("k/b")} <= set(seen)
+    assert set(seen.values()) == {1}

@@ -69,3 +69,21 @@ def test_status_marks_a_step_done_outside_migrate(tmp_path: Path) -> None:
         assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1, r.output
         assert "--mark" in r.stderr and "deploy" in r.stderr
     assert (tmp_path / "m.state" / "steps.json").read_bytes() == before
+
+
+def test_a_multipart_source_keeps_its_parts_when_s3_and_memory_allow() -> None:
+    from freehold.deploy.migrate.s3client import S3Location
+    from freehold.deploy.migrate.transfer import MiB, Transfer
+
+    t = Transfer(None, None, S3Location("a"), S3Location("b"))
+    try:
+        gib = 1024 * MiB
+        assert t.target_part_size(gib, 8 * MiB) == 8 * MiB  # the source's: one MD5 pass
+        assert t.target_part_size(gib, None) == 16 * MiB  # not multipart: ours
+        assert t.target_part_size(gib, 4 * MiB) == 16 * MiB  # below S3's 5 MiB
+        assert t.target_part_size(gib, 512 * MiB) == 16 * MiB  # 8 in flight: too much memory
+        # 10,000 parts at most: 100 GiB in 8 MiB parts would be 12,800
+        assert t.target_part_size(100 * gib, 8 * MiB) == 16 * MiB
+        assert t.target_part_size(1024 * gib, 64 * MiB) == 105 * MiB
+    finally:
+        t.close()
