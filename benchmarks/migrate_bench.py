@@ -29,6 +29,7 @@ from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dbseed import source_server  # noqa: E402
 from resultsfile import write_results  # noqa: E402
 
 from freehold.app.devstack import DURABILITY, Postgres, SeaweedS3, durability_of  # noqa: E402
@@ -163,7 +164,22 @@ def main() -> None:
     ap.add_argument("--accounts", type=int, default=20_000, help="app accounts to seed")
     ap.add_argument("--durability", choices=DURABILITY, default="production",
                     help="PostgreSQL durability (default production, as deployed)")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="keep the seeded source here and reuse it on the next run")
+    ap.add_argument("--min-gb", type=float, default=0.0,
+                    help="seed until the source database holds this many GB")
+    ap.add_argument("--seed-batch", type=int, default=100_000, help="accounts per seed batch")
+    ap.add_argument("--seed-only", action="store_true", help="seed --data, measure nothing")
     args = ap.parse_args()
+    if args.seed_only:
+        if args.data is None:
+            ap.error("--seed-only needs --data DIR")
+        args.data.mkdir(parents=True, exist_ok=True)
+        pg, seeded = source_server(args.data, args.durability, int(args.min_gb * 1e9),
+                                   args.seed_batch)
+        pg.stop()
+        print(json.dumps(seeded, indent=1))
+        return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         os.chmod(tmp, 0o755)
