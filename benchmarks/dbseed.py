@@ -39,7 +39,7 @@ def seed_to_size(dsn: str, min_bytes: int, batch: int, max_batches: int = MAX_BA
     totals = {"accounts": 0, "follows": 0, "posts": 0, "upvotes": 0}
     batches, size = [], database_size(dsn)
     for i in range(max_batches):
-        if size >= min_bytes:
+        if i > 0 and size >= min_bytes:  # at least one batch
             break
         tb = time.monotonic()
         rep = run_app_seed(dsn, batch, seed=1 + i)
