@@ -109,6 +109,7 @@ def test_a_row_changed_on_the_target_is_reported(pair) -> None:  # noqa: ANN001
     assert err[-1].startswith("error: verification: 1 table(s) differ (public.follows)"), err
     assert "--rollback" in err[-1] and sum(e.startswith("error:") for e in err) == 1, err
     assert "contents differ" in r.stdout and "1 table(s) differ" in r.stdout, r.stdout
+    assert "write outage (source frozen → target ready)" in r.stdout, r.stdout
     # rolling back lets the source take writes again
     r = run(app, ["migrate", "database", "--from", src.dsn, "--to", dst.dsn, "--rollback"])
     assert r.exit_code == 0, r.output
@@ -117,7 +118,9 @@ def test_a_row_changed_on_the_target_is_reported(pair) -> None:  # noqa: ANN001
 
 def test_interrupted_cutover_then_rerun_picks_up(pair) -> None:  # noqa: ANN001
     src, dst = pair
-    replicate(src, dst)
+    r = run(app, ["migrate", "database", "--from", src.dsn, "--to", dst.dsn, "--watch", "120"])
+    assert r.exit_code == 0, r.output
+    assert "first consistent copy" in r.stdout and "tables ready" in r.stderr, r.output
     r = run(app, ["migrate", "database", "--from", src.dsn, "--to", dst.dsn, "--json"])
     assert r.exit_code == 0 and "already there" in json.loads(r.stdout)["mode"], r.output
     probe = WriteProbe(src.dsn, dst.dsn, author(src.dsn), rate=50).start()
