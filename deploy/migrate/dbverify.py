@@ -132,17 +132,20 @@ def digest(conn: psycopg.Connection[Any], c: Chunk) -> tuple[int, int, int]:
 
 
 def _session(dsn: str, snapshot: str | None, what: str) -> psycopg.Connection[Any]:
+    """A connection inside one REPEATABLE READ transaction (in `snapshot` when given), with the
+    session settings local to it: a transaction-pooling pgbouncer keeps it on one server
+    connection."""
     try:
-        conn = psycopg.connect(dsn, autocommit=True, connect_timeout=10)
+        conn = psycopg.connect(dsn, autocommit=False, connect_timeout=10)
     except psycopg.OperationalError as e:
         raise MigrateError(f"verification: cannot connect to the {what}: "
                            f"{str(e).strip().splitlines()[0]}") from None
-    for s in SESSION:
-        conn.execute(s)
-    if snapshot:
-        conn.autocommit = False
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+    conn.read_only = True
+    if snapshot:  # before any query of the transaction
         conn.execute(sql.SQL("SET TRANSACTION SNAPSHOT {}").format(sql.Literal(snapshot)))
+    for s in SESSION:
+        conn.execute(s.replace("SET ", "SET LOCAL ", 1))
     return conn
 
 
@@ -152,8 +155,6 @@ def exported_snapshot(dsn: str, what: str) -> Iterator[str]:
     (other connections import it until the block ends)."""
     conn = _session(dsn, None, what)
     try:
-        conn.autocommit = False
-        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         yield str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])
     finally:
         conn.close()
