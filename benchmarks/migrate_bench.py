@@ -210,8 +210,21 @@ def bench_database(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
             c.execute(f"DROP DATABASE {dst.database} WITH (FORCE)")  # room for the next copy
         dump = dump_restore_move(src, dst, os.cpu_count() or 2)
         print("dump/restore", dump, flush=True)
-        return {"seed": {k: v for k, v in seeded.items() if k != "per_batch"},
-                "database_bytes": size, "target_bytes_after_logical": target_size,
+        cut = logical["cutover"]
+        summary = {"database_bytes": size, "seed_s": seeded["seed_s"],
+                   "first_consistent_copy_s": logical["first_consistent_copy_s"],
+                   "lag_at_cutover_bytes": cut["lag_at_freeze_bytes"],
+                   "lag_at_cutover_s": cut["replay_lag_at_freeze_s"],
+                   "caught_up_after_freeze_s": cut["drain_s"],
+                   "write_outage_s": logical["write_outage_s"], "write_outage_target_s": 30,
+                   "writes_acknowledged": logical["writes"]["acknowledged"],
+                   "writes_lost": logical["writes"]["lost"],
+                   "rows_verified": logical["rows_verified"],
+                   "verify_after_handover_s": cut["verify_s"],
+                   "dump_restore_s": dump["dump_restore_s"], "dump_restore_jobs": dump["jobs"]}
+        print("summary", json.dumps(summary), flush=True)
+        return {"summary": summary, "seed": seeded, "database_bytes": size,
+                "target_bytes_after_logical": target_size,
                 "logical": logical, "dump_restore": dump,
                 "note": "one run: logical replication (under a steady writer, cut over, verified) "
                         "then pg_dump -Fd -j N | pg_restore -j N of the same frozen source into "
