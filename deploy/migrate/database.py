@@ -183,6 +183,14 @@ def stop_writes(src: psycopg.Connection[Any], timeout: float = 30.0) -> int:
     return int(ended)
 
 
+def frozen(src: psycopg.Connection[Any]) -> bool:
+    """Whether the source database was made read-only by a cut-over (stop_writes)."""
+    row = src.execute("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d "
+                      "ON d.oid = s.setdatabase WHERE d.datname = current_database() "
+                      "AND s.setrole = 0").fetchone()
+    return bool(row and "default_transaction_read_only=on" in (row[0] or []))
+
+
 def unfreeze(src_dsn: str) -> None:
     """Roll back a cut-over: the source takes writes again (the app must point at it)."""
     with connect(src_dsn, "source") as src:
@@ -240,6 +248,11 @@ def cutover(src_dsn: str, dst_dsn: str, timeout: float = 600.0, *, max_lag: int 
         src.execute("SET default_transaction_read_only = off")  # a rerun, after a freeze
         if not dst.execute("SELECT 1 FROM pg_subscription WHERE subname = %s",
                            (NAME,)).fetchone():
+            if frozen(src):
+                raise MigrateError("cut-over already handed over: the source is frozen and "
+                                   "the subscription gone, the target is the primary — "
+                                   "nothing to do (--rollback only if the app still uses the "
+                                   "source)")
             raise MigrateError("the target has no subscription freehold_migrate — run "
                                "freehold migrate database (without --cutover) first")
         before = copy_progress(src, dst)

@@ -142,6 +142,8 @@ def test_interrupted_cutover_then_rerun_picks_up(pair) -> None:  # noqa: ANN001
         probe.stop()
     res = json.loads(r.stdout)
     assert res["tables_differing"] == [] and res["rows_verified"] > 10_000, res
+    r = run(app, ["migrate", "database", "--from", src.dsn, "--to", dst.dsn, "--cutover"])
+    assert r.exit_code != 0 and "already handed over" in r.stderr, r.output
     s = probe.summary()
     assert s["acknowledged_on_source"] > 20 and s["lost"] == 0, s
 
