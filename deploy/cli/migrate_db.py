@@ -71,8 +71,9 @@ def _watch(src: Any, tgt: Any, watch: float, json_out: bool) -> Any:
     with Progress(*cols, console=err_console, transient=False) as bar:
         task = bar.add_task("initial copy", total=max(p.bytes_source, 1), completed=0, state="")
         while True:  # bounded: --watch seconds
-            bar.update(task, total=max(p.bytes_source, 1),
-                       completed=min(p.bytes_target, p.bytes_source),
+            total = max(p.bytes_source, 1)  # the target's tables hold no bloat: may stay below
+            bar.update(task, total=total, completed=total if p.consistent
+                       else min(p.bytes_target, p.bytes_source),
                        state=f"{p.tables_ready}/{p.tables} tables ready, lag {p.lag_bytes} B")
             if p.consistent or time.monotonic() >= end:
                 return p
