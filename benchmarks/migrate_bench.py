@@ -1,14 +1,23 @@
-"""Migration throughput on loopback: object copy (ours vs `aws s3 sync`) and database copy.
+"""Migration throughput on loopback: object copy (ours vs `aws s3 sync`) and the database move.
 
-Run: nice .venv/bin/python benchmarks/migrate_bench.py [--accounts 20000] → prints figures,
-writes benchmarks/results/migrate_bench.json. Source S3 is moto's server, target a real SeaweedFS
-(moto serves ~70 objects/s: the object figures here are the source's; benchmarks/objects_bench.py
-measures the copy against a real S3 source, with rclone and aws s3 sync).
+Run: nice .venv/bin/python benchmarks/migrate_bench.py [--accounts 20000] [--min-gb 10
+--data DIR] → prints figures, writes benchmarks/results/migrate_bench.json. Source S3 is moto's
+server, target a real SeaweedFS (moto serves ~70 objects/s: the object figures here are the
+source's; benchmarks/objects_bench.py measures the copy against a real S3 source).
 The database is the app's own schema (app.db.migrate) seeded by the app's seeder (app.seed, COPY:
-accounts, power-law follows, posts over time), copied by logical replication (schema included)
-and by parallel pg_dump / pg_restore; rows/s counts the rows of every table. Both PostgreSQL
-servers run with production durability unless `--durability fast`; the results file records
-what they reported (run header, benchmarks/resultsfile.py).
+accounts, power-law follows, posts over time, upvotes) in batches of --accounts until it holds
+--min-gb (benchmarks/dbseed.py; with --data the seeded source is kept and reused, its seed
+figures reported as measured when it was seeded). In one run, on the same data:
+1. logical replication (deploy.migrate.database) while a steady writer (deploy.migrate.writeprobe)
+   creates posts the app's way against "the current primary": time to the first consistent copy
+   (subscription created → every table copied, lag under 1 MiB), then the cut-over: lag at the
+   freeze, the write outage as the writer saw it (last acknowledged post on the source → first on
+   the target), the acknowledged posts all found on the target, and the verification of every row
+   (frozen source vs the target's snapshot, in key ranges, after the hand-over);
+2. pg_dump -Fd -j N | pg_restore -j N (N = cores) of the same frozen source into a fresh
+   database, verified the same way.
+Both PostgreSQL servers run with production durability unless `--durability fast`; the results
+file records what they reported (run header, benchmarks/resultsfile.py).
 """
 
 from __future__ import annotations
@@ -29,12 +38,15 @@ from moto.server import ThreadedMotoServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from dbseed import database_size, source_server  # noqa: E402
 from resultsfile import write_results  # noqa: E402
 
 from freehold.app.devstack import DURABILITY, Postgres, SeaweedS3, durability_of  # noqa: E402
 from freehold.deploy.migrate import database as db  # noqa: E402
+from freehold.deploy.migrate.dbverify import verify  # noqa: E402
 from freehold.deploy.migrate.objects import ObjectCopier  # noqa: E402
 from freehold.deploy.migrate.s3client import S3Location, client  # noqa: E402
+from freehold.deploy.migrate.writeprobe import WriteProbe  # noqa: E402
 
 SETS = {"small": (400, 8 * 1024), "large": (6, 12 * 1024 * 1024)}
 
@@ -104,55 +116,122 @@ def bench_objects(tmp: Path) -> dict[str, Any]:
     return results
 
 
-def seed_app_database(dsn: str, accounts: int) -> dict[str, Any]:
-    from freehold.app.db import migrate
-    from freehold.deploy.loadtest.seed import run_app_seed
+def _load() -> float:
+    return round(os.getloadavg()[0], 1)
 
-    migrate(dsn)
+
+def first_copy(src: Postgres, dst: Postgres, timeout: float) -> dict[str, Any]:
+    """Subscription created → every table copied and streaming, lag near zero."""
     t0 = time.monotonic()
-    report = run_app_seed(dsn, accounts)
-    return {"accounts": accounts, "seed_s": round(time.monotonic() - t0, 2),
-            "seed_report": {k: v for k, v in report.items() if isinstance(v, int | float)}}
+    db.start_replication(src.dsn, dst.dsn)
+    with db.connect(src.dsn, "source") as s, db.connect(dst.dsn, "target") as t:
+        last_print = 0.0
+        while True:  # bounded: timeout
+            p = db.copy_progress(s, t)
+            now = time.monotonic() - t0
+            if p.consistent:
+                break
+            if now > timeout:
+                raise RuntimeError(f"no consistent copy after {timeout:.0f} s: {p}")
+            if now - last_print >= 60:
+                last_print = now
+                print(f"copy {now:.0f} s: {p.tables_ready}/{p.tables} tables, "
+                      f"{p.bytes_target / 1e9:.2f}/{p.bytes_source / 1e9:.2f} GB, "
+                      f"load {_load()}", flush=True)
+            time.sleep(1.0)
+    return {"first_consistent_copy_s": round(time.monotonic() - t0, 1),
+            "tables": p.tables, "table_bytes_source": p.bytes_source,
+            "lag_bytes_when_consistent": p.lag_bytes, "load_avg_1m": _load()}
 
 
-def row_counts(dsn: str) -> dict[str, int]:
-    with db.connect(dsn, "source") as c:
-        return {f"{s}.{t}": db.table_digest(c, s, t)[0] for s, t in db.tables(c)}
+def logical_move(src: Postgres, dst: Postgres, args: argparse.Namespace) -> dict[str, Any]:
+    """Logical replication under a steady writer, the cut-over, the verification after it."""
+    with psycopg.connect(src.dsn) as c:
+        author = int(c.execute("SELECT id FROM accounts ORDER BY id LIMIT 1").fetchone()[0])
+    probe = WriteProbe(src.dsn, dst.dsn, author, rate=args.write_rate).start()
+    try:
+        copy = first_copy(src, dst, args.copy_timeout)
+        print("first consistent copy", copy, flush=True)
+        time.sleep(args.steady)  # the app keeps writing to the source, the target follows
+        t0 = time.monotonic()
+        res = db.cutover(src.dsn, dst.dsn, timeout=600, workers=os.cpu_count() or 2,
+                         on_ready=probe.switch_to_target)
+        cut_s = time.monotonic() - t0
+        time.sleep(2.0)  # the app writes to the target
+    finally:
+        probe.stop()
+    writes = probe.summary()
+    print("cut-over", {k: v for k, v in res.items() if k != "tables"}, writes, flush=True)
+    if writes["lost"] or res["tables_differing"]:
+        raise RuntimeError(f"the move lost writes or differs: {writes}, "
+                           f"{res['tables_differing']}")
+    return {**copy, "cutover": {k: v for k, v in res.items() if k != "tables"},
+            "cutover_call_s": round(cut_s, 1), "writes": writes,
+            "write_outage_s": writes["outage_s"], "rows_verified": res["rows_verified"],
+            "largest_tables": dict(sorted(((t["table"], t["rows_source"]) for t in res["tables"]),
+                                          key=lambda kv: -kv[1])[:5]),
+            "load_avg_1m_after": _load()}
 
 
-def bench_database(tmp: Path, accounts: int, durability: str) -> dict[str, Any]:
-    src = Postgres(tmp / "pgs", durability=durability).start()
-    dst = Postgres(tmp / "pgd", durability=durability).start()
+def dump_restore_move(src: Postgres, dst: Postgres, jobs: int, check: bool) -> dict[str, Any]:
+    """pg_dump -Fd -j N | pg_restore -j N of the same (frozen) source into a new database,
+    then the same verification."""
+    with psycopg.connect(dst.dsn_for("postgres"), autocommit=True) as c:
+        c.execute("CREATE DATABASE copy2")
+    load0 = _load()
+    t0 = time.monotonic()
+    db.dump_restore(src.dsn, dst.dsn_for("copy2"), jobs=jobs)
+    secs = time.monotonic() - t0
+    load1 = _load()
+    out = {"jobs": jobs, "dump_restore_s": round(secs, 1), "load_avg_1m_before": load0,
+           "load_avg_1m_after": load1}
+    if check:
+        t1 = time.monotonic()
+        tables = verify(src.dsn, dst.dsn_for("copy2"), workers=jobs)
+        differ = [t["table"] for t in tables if not t["equal"]]
+        if differ:
+            raise RuntimeError(f"dump/restore copy differs: {differ}")
+        out.update(rows_verified=sum(t["rows_source"] for t in tables),
+                   verify_s=round(time.monotonic() - t1, 1))
+    return out
+
+
+def bench_database(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    data = args.data or tmp / "seed"
+    data.mkdir(parents=True, exist_ok=True)
+    src, seeded = source_server(data, args.durability, int(args.min_gb * 1e9), args.accounts)
+    dst = Postgres(tmp / "pgd", durability=args.durability).start()
     try:
         reported = {"source": durability_of(src), "target": durability_of(dst)}
-        seeded = seed_app_database(src.dsn, accounts)
-        counts = row_counts(src.dsn)
-        rows = sum(counts.values())
-        t0 = time.monotonic()
-        db.start_replication(src.dsn, dst.dsn)
-        with db.connect(src.dsn, "s") as s, db.connect(dst.dsn, "t") as t:
-            for _ in range(12000):  # at most ~10 min
-                if db.lag(s, t).zero:
-                    break
-                time.sleep(0.05)
-        repl = time.monotonic() - t0
-        if row_counts(dst.dsn) != counts:
-            raise RuntimeError("logical copy differs from the source")
+        size = database_size(src.dsn)
+        print(f"source database {size / 1e9:.2f} GB (seed reused: {seeded['reused']})",
+              flush=True)
+        logical = logical_move(src, dst, args)
+        target_size = database_size(dst.dsn)
         with psycopg.connect(dst.dsn_for("postgres"), autocommit=True) as c:
-            c.execute("CREATE DATABASE copy2")
-        # dump/restore of the same rows (from the source database)
-        t0 = time.monotonic()
-        db.dump_restore(src.dsn, dst.dsn_for("copy2"), jobs=2)
-        dump = time.monotonic() - t0
-        if row_counts(dst.dsn_for("copy2")) != counts:
-            raise RuntimeError("dump/restore copy differs from the source")
-        with db.connect(dst.dsn, "t") as t:
-            t.execute(f"DROP SUBSCRIPTION {db.NAME}")
-        return {"seed": seeded, "tables": len(counts), "rows": rows,
-                "largest_tables": dict(sorted(counts.items(), key=lambda kv: -kv[1])[:5]),
-                "logical_s": round(repl, 2), "logical_rows_per_s": round(rows / repl),
-                "dump_restore_s": round(dump, 2), "dump_restore_rows_per_s": round(rows / dump),
-                "load_avg_1m": round(os.getloadavg()[0], 1), "durability": reported}
+            c.execute(f"DROP DATABASE {dst.database} WITH (FORCE)")  # room for the next copy
+        dump = dump_restore_move(src, dst, os.cpu_count() or 2, not args.no_verify_dump)
+        print("dump/restore", dump, flush=True)
+        cut = logical["cutover"]
+        summary = {"database_bytes": size, "seed_s": seeded["seed_s"],
+                   "first_consistent_copy_s": logical["first_consistent_copy_s"],
+                   "lag_at_cutover_bytes": cut["lag_at_freeze_bytes"],
+                   "lag_at_cutover_s": cut["replay_lag_at_freeze_s"],
+                   "caught_up_after_freeze_s": cut["drain_s"],
+                   "write_outage_s": logical["write_outage_s"], "write_outage_target_s": 30,
+                   "writes_acknowledged": logical["writes"]["acknowledged"],
+                   "writes_lost": logical["writes"]["lost"],
+                   "rows_verified": logical["rows_verified"],
+                   "verify_after_handover_s": cut["verify_s"],
+                   "dump_restore_s": dump["dump_restore_s"], "dump_restore_jobs": dump["jobs"]}
+        print("summary", json.dumps(summary), flush=True)
+        return {"summary": summary, "seed": seeded, "database_bytes": size,
+                "target_bytes_after_logical": target_size,
+                "logical": logical, "dump_restore": dump,
+                "note": "one run: logical replication (under a steady writer, cut over, verified) "
+                        "then pg_dump -Fd -j N | pg_restore -j N of the same frozen source into "
+                        "a fresh database on the target server, verified the same way",
+                "durability": reported}
     finally:
         dst.stop()
         src.stop()
@@ -160,15 +239,39 @@ def bench_database(tmp: Path, accounts: int, durability: str) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--accounts", type=int, default=20_000, help="app accounts to seed")
+    ap.add_argument("--accounts", type=int, default=20_000,
+                    help="app accounts per seed batch (one batch unless --min-gb asks for more)")
     ap.add_argument("--durability", choices=DURABILITY, default="production",
                     help="PostgreSQL durability (default production, as deployed)")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="keep the seeded source here and reuse it on the next run")
+    ap.add_argument("--min-gb", type=float, default=0.0,
+                    help="seed until the source database holds this many GB")
+    ap.add_argument("--write-rate", type=float, default=20.0,
+                    help="posts per second the steady writer creates through the cut-over")
+    ap.add_argument("--steady", type=float, default=10.0,
+                    help="seconds of streaming between the first consistent copy and cut-over")
+    ap.add_argument("--copy-timeout", type=float, default=4 * 3600,
+                    help="longest wait for the first consistent copy (s)")
+    ap.add_argument("--skip-objects", action="store_true", help="database only (development)")
+    ap.add_argument("--no-verify-dump", action="store_true",
+                    help="leave the dump/restore copy unverified (saves a pass over the data)")
+    ap.add_argument("--seed-only", action="store_true", help="seed --data, measure nothing")
     args = ap.parse_args()
+    if args.seed_only:
+        if args.data is None:
+            ap.error("--seed-only needs --data DIR")
+        args.data.mkdir(parents=True, exist_ok=True)
+        pg, seeded = source_server(args.data, args.durability, int(args.min_gb * 1e9),
+                                   args.accounts)
+        pg.stop()
+        print(json.dumps(seeded, indent=1))
+        return
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         os.chmod(tmp, 0o755)
-        out = {"objects": bench_objects(tmp),
-               "database": bench_database(tmp, args.accounts, args.durability)}
+        out = {"objects": {} if args.skip_objects else bench_objects(tmp),
+               "database": bench_database(tmp, args)}
     print(json.dumps(out, indent=1))
     write_results(Path(__file__).parent / "results" / "migrate_bench.json", out,
                   script=__file__, settings=vars(args),

@@ -396,88 +396,47 @@ def database(
                               "environment, the password stays out of `ps`"),
     to: str = typer.Option(..., "--to", help="cluster spec file (its primary through the "
                            "pgbouncer server's routing, over SSH) or postgresql:// URL"),
-    do_cutover: bool = typer.Option(False, "--cutover", help="stop writes, drain, verify"),
-    dump: bool = typer.Option(False, "--dump", help="force pg_dump / pg_restore"),
+    do_cutover: bool = typer.Option(False, "--cutover", help="freeze the source, wait for the "
+                                    "target to catch up, hand over, then verify"),
+    rollback: bool = typer.Option(False, "--rollback", help="after a cut-over: let the "
+                                  "source take writes again (point the app back at it)"),
+    dump: bool = typer.Option(False, "--dump", help="pg_dump / pg_restore instead of "
+                              "replication (writes must stop for the whole copy)"),
     jobs: int = typer.Option(4, min=1, max=32, help="parallel dump/restore jobs"),
-    watch: float = typer.Option(0.0, min=0, max=86400,
-                                help="show replication lag for this many seconds"),
+    workers: int = typer.Option(2, min=1, max=32, help="cutover: parallel verification "
+                                "connections per side"),
+    watch: float = typer.Option(0.0, min=0, max=86400, help="follow the initial copy for up "
+                                "to this many seconds (ends when the copy is consistent)"),
     timeout: float = typer.Option(600.0, min=1, help="cutover: longest wait for zero lag (s)"),
     secrets: Path = SecretsOpt,
     json_out: bool = typer.Option(False, "--json"),
     manifest: Path = ManifestOpt,
 ) -> None:
-    """Logical replication when the source allows it, else parallel dump/restore; --cutover."""
+    """Logical replication (initial copy, then streaming), --cutover, or --dump."""
+    from freehold.deploy.cli import migrate_db
+    from freehold.deploy.migrate import database as db
     from freehold.deploy.migrate.targets import database_target
 
     if not from_.startswith(("postgresql://", "postgres://")):
         fail(f"--from {from_}: not a PostgreSQL URL — write postgresql://USER:PW@HOST:PORT/DB")
+    if sum((do_cutover, rollback, dump)) > 1:
+        fail("--cutover, --rollback, --dump: give one of them")
     sd = _state(manifest)
-    step = "database-cutover" if do_cutover else "database"
+    step = "database-cutover" if do_cutover or rollback else "database"
     try:
+        if rollback:
+            db.unfreeze(from_)
+            set_step(sd, "database-cutover", "failed", error="rolled back: source writable")
+            console.print("source takes writes again: point the app back at it")
+            return
         with database_target(to, secrets) as dst:
             if do_cutover:
-                _cutover(from_, dst, timeout, json_out, sd)
+                migrate_db.cutover(from_, dst, timeout, workers, json_out, sd)
             else:
-                _copy_database(from_, dst, dump, jobs, watch, json_out, sd)
+                migrate_db.copy_database(from_, dst, dump, jobs, watch, json_out, sd)
     except MigrateError as e:
         set_step(sd, step, "failed", error=str(e)[:200])
         _fail(e)
-
-
-def _cutover(from_: str, dst: str, timeout: float, json_out: bool, sd: Path | None) -> None:
-    from freehold.deploy.migrate import database as db
-
-    set_step(sd, "database-cutover", "running")
-    with console.status("stopping writes, waiting for zero lag, verifying"):
-        result = db.cutover(from_, dst, timeout=timeout)
-    set_step(sd, "database-cutover", "done", sequences=result["sequences_reset"],
-             tables=len(result["tables"]))
-    if json_out:
-        print_json(result)
-        return
-    t = Table(title="cutover verification")
-    for c in ("table", "rows source", "rows target", "checksum equal"):
-        t.add_column(c)
-    for c in result["tables"]:
-        t.add_row(c["table"], str(c["rows_source"]), str(c["rows_target"]),
-                  "yes" if c["equal"] else "[red]NO[/]")
-    console.print(t)
-    console.print(f"sequences reset: {result['sequences_reset']}")
-
-
-def _copy_database(from_: str, dst: str, dump: bool, jobs: int, watch: float, json_out: bool,
-                   sd: Path | None) -> None:
-    import time
-
-    from freehold.deploy.migrate import database as db
-
-    with db.connect(from_, "source") as src, db.connect(dst, "target"):
-        ok, why = db.can_replicate_logically(src)
-    set_step(sd, "database", "running")
-    if dump or not ok:
-        with console.status(f"pg_dump | pg_restore, {jobs} jobs ({why or 'forced'})"):
-            db.dump_restore(from_, dst, jobs=jobs)
-        mode = "dump-restore"
-    else:
-        mode = db.start_replication(from_, dst)
-    lags = []
-    with db.connect(from_, "source") as src, db.connect(dst, "target") as tgt:
-        end = time.monotonic() + watch
-        while True:  # bounded: --watch seconds at most
-            lg = db.lag(src, tgt) if mode != "dump-restore" else db.Lag(0, 0)
-            lags.append({"lag_bytes": lg.bytes, "tables_syncing": lg.tables_syncing})
-            if not json_out:
-                console.print(f"lag {lg.bytes} bytes, {lg.tables_syncing} tables syncing")
-            if time.monotonic() >= end:
-                break
-            time.sleep(1.0)
-    if mode == "dump-restore":
-        set_step(sd, "database", "done", mode=mode)
-    else:  # the subscription keeps replicating after this process ends
-        set_step(sd, "database", "running", mode=mode, pid=None,
-                 lag_bytes=lags[-1]["lag_bytes"], next="--cutover when ready")
-    if json_out:
-        print_json({"mode": mode, "lag": lags[-1]})
 
 
 @app.command("plan")

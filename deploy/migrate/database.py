@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -113,29 +114,45 @@ class Lag:
 
 
 def lag(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) -> Lag:
-    row = src.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint "
-                      "FROM pg_replication_slots WHERE slot_name = %s", (NAME,)).fetchone()
+    row = src.execute("SELECT greatest(pg_wal_lsn_diff(pg_current_wal_lsn(), "
+                      "confirmed_flush_lsn), 0)::bigint FROM pg_replication_slots "
+                      "WHERE slot_name = %s", (NAME,)).fetchone()
     syncing = dst.execute("SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s "
                           "ON s.oid = r.srsubid WHERE s.subname = %s AND r.srsubstate <> 'r'",
                           (NAME,)).fetchone()[0]
     return Lag(int(row[0]) if row and row[0] is not None else None, int(syncing))
 
 
-def table_digest(conn: psycopg.Connection[Any], schema: str, table: str) -> tuple[int, str]:
-    """(row count, md5 over the rows' text in a stable order)."""
-    q = sql.SQL("SELECT count(*), coalesce(md5(string_agg(t::text, E'\\n' ORDER BY t::text)), '')"
-                " FROM {}.{} t").format(sql.Identifier(schema), sql.Identifier(table))
-    n, digest = conn.execute(q).fetchone()
-    return int(n), str(digest)
+@dataclass
+class CopyProgress:
+    tables: int
+    tables_ready: int
+    bytes_source: int
+    bytes_target: int
+    lag_bytes: int | None
+
+    @property
+    def consistent(self) -> bool:
+        """The first consistent copy: every table copied and streaming, (almost) no lag."""
+        return (self.tables_ready == self.tables and self.lag_bytes is not None
+                and self.lag_bytes <= NEAR_ZERO_LAG)
 
 
-def verify(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    out = []
-    for s, t in tables(src):
-        a, b = table_digest(src, s, t), table_digest(dst, s, t)
-        out.append({"table": f"{s}.{t}", "rows_source": a[0], "rows_target": b[0],
-                    "md5_source": a[1], "md5_target": b[1], "equal": a == b})
-    return out
+NEAR_ZERO_LAG = 1 << 20  # bytes: WAL the source writes for itself (checkpoints) keeps it above 0
+
+
+def copy_progress(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) -> CopyProgress:
+    """Tables copied (subscription state 'r') and table bytes on each side (heap and TOAST,
+    indexes left out: the target builds its own)."""
+    q = ("SELECT count(*), coalesce(sum(pg_table_size(c.oid)), 0)::bigint FROM pg_class c "
+         "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
+         "AND n.nspname NOT IN ('pg_catalog', 'information_schema')")
+    n, src_bytes = src.execute(q).fetchone()
+    _, dst_bytes = dst.execute(q).fetchone()
+    ready = dst.execute("SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s "
+                        "ON s.oid = r.srsubid WHERE s.subname = %s AND r.srsubstate = 'r'",
+                        (NAME,)).fetchone()[0]
+    return CopyProgress(int(n), int(ready), int(src_bytes), int(dst_bytes), lag(src, dst).bytes)
 
 
 def reset_sequences(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) -> int:
@@ -147,38 +164,138 @@ def reset_sequences(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) 
     return len(seqs)
 
 
-def stop_writes(src: psycopg.Connection[Any]) -> None:
+def stop_writes(src: psycopg.Connection[Any], timeout: float = 30.0) -> int:
+    """Freeze the source: new sessions read-only, every other client session ended (waited
+    for, so no commit is still on its way); returns how many sessions were ended."""
     db = src.info.dbname
     src.execute(sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(
         sql.Identifier(db)))
-    src.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                "AND pid <> pg_backend_pid() AND backend_type = 'client backend'", (db,))
+    others = ("FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid() "
+              "AND backend_type = 'client backend'")
+    ended = src.execute(f"SELECT count(pg_terminate_backend(pid)) {others}", (db,)).fetchone()[0]
+    deadline = time.monotonic() + timeout
+    while src.execute(f"SELECT count(*) {others}", (db,)).fetchone()[0]:
+        if time.monotonic() > deadline:
+            raise MigrateError(f"source sessions still open {timeout:.0f} s after ending them — "
+                               "check pg_stat_activity on the source, then rerun --cutover")
+        src.execute(f"SELECT pg_terminate_backend(pid) {others}", (db,))
+        time.sleep(0.05)
+    return int(ended)
 
 
-def cutover(src_dsn: str, dst_dsn: str, timeout: float = 600.0) -> dict[str, Any]:
-    """Stop writes, wait for zero lag, verify rows and checksums, reset sequences."""
+def frozen(src: psycopg.Connection[Any]) -> bool:
+    """Whether the source database was made read-only by a cut-over (stop_writes)."""
+    row = src.execute("SELECT s.setconfig FROM pg_db_role_setting s JOIN pg_database d "
+                      "ON d.oid = s.setdatabase WHERE d.datname = current_database() "
+                      "AND s.setrole = 0").fetchone()
+    return bool(row and "default_transaction_read_only=on" in (row[0] or []))
+
+
+def unfreeze(src_dsn: str) -> None:
+    """Roll back a cut-over: the source takes writes again (the app must point at it)."""
+    with connect(src_dsn, "source") as src:
+        src.execute("SET default_transaction_read_only = off")
+        src.execute(sql.SQL("ALTER DATABASE {} RESET default_transaction_read_only").format(
+            sql.Identifier(src.info.dbname)))
+
+
+def _quick_check(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) -> list[str]:
+    """Inside the outage, cheap: each table's largest key (an index look-up) on both sides."""
+    from freehold.deploy.migrate.dbverify import key_column, leaf_tables
+
+    bad = []
+    for s, t in leaf_tables(src):
+        key = key_column(src, s, t)
+        if key is None:
+            continue
+        q = sql.SQL("SELECT {0} FROM {1} ORDER BY {0} DESC LIMIT 1").format(
+            sql.Identifier(key[0]), sql.Identifier(s, t))
+        if src.execute(q).fetchone() != dst.execute(q).fetchone():
+            bad.append(f"{s}.{t}")
+    return bad
+
+
+def _drain(src: psycopg.Connection[Any], freeze_lsn: str, timeout: float) -> float:
+    """Wait until the subscriber confirmed every WAL byte written before the freeze."""
+    t0 = time.monotonic()
+    while True:
+        row = src.execute("SELECT confirmed_flush_lsn >= %s::pg_lsn FROM pg_replication_slots "
+                          "WHERE slot_name = %s", (freeze_lsn, NAME)).fetchone()
+        if row is None:
+            raise MigrateError("the source has no replication slot freehold_migrate — the "
+                               "subscription was dropped; run freehold migrate database again")
+        if row[0]:
+            return time.monotonic() - t0
+        if time.monotonic() - t0 > timeout:
+            raise MigrateError(f"the target did not catch up within {timeout:.0f} s (source "
+                               "frozen) — check the target's log; rerun --cutover, or "
+                               "--rollback to let the source take writes again")
+        time.sleep(0.02)
+
+
+def cutover(src_dsn: str, dst_dsn: str, timeout: float = 600.0, *, max_lag: int = 256 << 20,
+            workers: int = 2, rows_per_chunk: int = 250_000,
+            on_ready: Callable[[dict[str, Any]], None] | None = None,
+            progress: Callable[[int, int, int], None] | None = None) -> dict[str, Any]:
+    """Freeze the source, wait until the target has every write, check the largest keys,
+    reset sequences, drop the subscription, take a snapshot of the target: `on_ready(window)`
+    is told the target may take writes. Then verify the frozen source against that snapshot,
+    chunk by chunk (dbverify), while the app writes to the target. The source stays frozen
+    (read-only) and intact: `unfreeze` rolls back."""
+    from freehold.deploy.migrate import dbverify
+
     with connect(src_dsn, "source") as src, connect(dst_dsn, "target") as dst:
-        stop_writes(src)
-        src.execute("SELECT pg_switch_wal()")
-        deadline = time.monotonic() + timeout
-        while True:
-            lg = lag(src, dst)
-            if lg.zero:
-                break
-            if time.monotonic() > deadline:
-                raise MigrateError(f"replication lag still {lg.bytes} bytes, "
-                                   f"{lg.tables_syncing} tables syncing after {timeout:.0f} s "
-                                   "— check the target's log, then rerun --cutover")
-            time.sleep(0.2)
-        checks = verify(src, dst)
-        if not all(c["equal"] for c in checks):
-            bad = [c["table"] for c in checks if not c["equal"]]
-            raise MigrateError(f"tables differ after zero lag: {', '.join(bad)} — "
-                               "writes still reach the source? investigate before cutover")
+        src.execute("SET default_transaction_read_only = off")  # a rerun, after a freeze
+        if not dst.execute("SELECT 1 FROM pg_subscription WHERE subname = %s",
+                           (NAME,)).fetchone():
+            if frozen(src):
+                raise MigrateError("cut-over already handed over: the source is frozen and "
+                                   "the subscription gone, the target is the primary — "
+                                   "nothing to do (--rollback only if the app still uses the "
+                                   "source)")
+            raise MigrateError("the target has no subscription freehold_migrate — run "
+                               "freehold migrate database (without --cutover) first")
+        before = copy_progress(src, dst)
+        if before.tables_ready < before.tables:
+            raise MigrateError(f"initial copy not finished: {before.tables_ready}/"
+                               f"{before.tables} tables ready — wait for it (freehold migrate "
+                               "database --watch 600), then rerun --cutover; nothing stopped")
+        if before.lag_bytes is None or before.lag_bytes > max_lag:
+            raise MigrateError(f"replication lag {before.lag_bytes} bytes > {max_lag} — wait "
+                               "until the target catches up, then rerun --cutover; nothing "
+                               "stopped")
+        t0 = time.monotonic()
+        ended = stop_writes(src)
+        freeze_lsn, lag_bytes = src.execute(
+            "SELECT pg_current_wal_lsn()::text, greatest(pg_wal_lsn_diff(pg_current_wal_lsn(), "
+            "confirmed_flush_lsn), 0)::bigint FROM pg_replication_slots WHERE slot_name = %s",
+            (NAME,)).fetchone()
+        replay = src.execute("SELECT extract(epoch FROM replay_lag) FROM pg_stat_replication "
+                             "WHERE application_name = %s", (NAME,)).fetchone()
+        drain_s = _drain(src, freeze_lsn, timeout)
+        bad = _quick_check(src, dst)
+        if bad:
+            raise MigrateError(f"largest keys differ after catching up: {', '.join(bad)} — "
+                               "the source stays frozen; investigate, then --rollback or rerun")
         nseq = reset_sequences(src, dst)
         dst.execute(sql.SQL("DROP SUBSCRIPTION IF EXISTS {}").format(sql.Identifier(NAME)))
         src.execute(sql.SQL("DROP PUBLICATION IF EXISTS {}").format(sql.Identifier(NAME)))
-    return {"tables": checks, "sequences_reset": nseq}
+        with dbverify.exported_snapshot(src_dsn, "source") as src_snap, \
+                dbverify.exported_snapshot(dst_dsn, "target") as dst_snap:
+            window = {"frozen_s": round(time.monotonic() - t0, 3), "sessions_ended": ended,
+                      "lag_at_freeze_bytes": int(lag_bytes),
+                      "replay_lag_at_freeze_s": float(replay[0]) if replay and replay[0]
+                      is not None else None, "drain_s": round(drain_s, 3),
+                      "sequences_reset": nseq}
+            if on_ready:
+                on_ready(window)
+            t1 = time.monotonic()
+            tables = dbverify.verify(src_dsn, dst_dsn, src_snapshot=src_snap,
+                                     dst_snapshot=dst_snap, workers=workers,
+                                     rows_per_chunk=rows_per_chunk, progress=progress)
+    return {**window, "verify_s": round(time.monotonic() - t1, 1), "tables": tables,
+            "rows_verified": sum(t["rows_source"] for t in tables),
+            "tables_differing": [t["table"] for t in tables if not t["equal"]]}
 
 
 def dump_restore_commands(src_dsn: str, dst_dsn: str, folder: str, jobs: int = 4

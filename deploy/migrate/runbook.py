@@ -16,9 +16,11 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("dns-lower-ttl", "freehold migrate dns --zone Z --lower-ttl (a TTL ahead of cutover)"),
     ("objects", "freehold migrate objects --from s3://BUCKET --to cluster.yaml --manifest M"),
     ("database", "freehold migrate database --from postgresql://... --to cluster.yaml "
-                 "--manifest M"),
+                 "--manifest M --watch 3600 (until the first consistent copy)"),
     ("objects-final", "freehold migrate objects ... --final (copies only what changed since)"),
-    ("database-cutover", "freehold migrate database ... --cutover (stops writes at source)"),
+    ("database-cutover", "freehold migrate database ... --cutover (freezes the source; at "
+                         "'target ready' point the app at the target; verifies after; "
+                         "--rollback undoes)"),
     ("dns-import", "freehold migrate dns --zone Z --import cluster.yaml (MX, TXT, … kept in "
                    "roles.dns.records), then freehold deploy cluster.yaml --roles dns"),
     ("dns-cutover", "freehold migrate dns --zone Z --cutover --address A ..."),
