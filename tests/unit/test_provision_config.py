@@ -123,6 +123,9 @@ def test_routing_follows_patroni(spec: ClusterSpec, secrets: Secrets) -> None:
     for m in spec.servers_with_role("postgres"):
         assert f"server {m.name} {m.mesh_address}:5432 check port 8008" in cfg
     assert "on-marked-down shutdown-sessions" in cfg
+    # no fresh replica: reads go to the local primary listener (a backup server, last)
+    replicas = cfg[cfg.index("listen replicas"):]
+    assert replicas.rstrip().endswith("server primary-fallback 127.0.0.1:5000 backup")
     ini = render(t("pgbouncer", "pgbouncer.ini.j2"), **pgbouncer_vars(spec, me))
     assert "freehold = host=127.0.0.1 port=5000" in ini
     assert "freehold_ro = host=127.0.0.1 port=5001" in ini
