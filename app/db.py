@@ -57,19 +57,22 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(dsn: str, min_size: int, max_size: int) -> asyncpg.Pool:
+async def create_pool(dsn: str, min_size: int, max_size: int,
+                      connect_timeout: float = 3.0) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_conn,
-                                     command_timeout=30, reset=_keep_session)
+                                     command_timeout=30, reset=_keep_session,
+                                     timeout=connect_timeout)
     assert pool is not None
     return pool
 
 
 async def create_pools(settings: Settings) -> tuple[asyncpg.Pool, asyncpg.Pool]:
     """(write pool, read pool); the read pool is the write pool when no replica DSN is set."""
-    write = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    write = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max,
+                              settings.db_connect_timeout_s)
     if settings.database_read_url and settings.database_read_url != settings.database_url:
         read = await create_pool(settings.database_read_url, settings.db_pool_min,
-                                 settings.db_pool_max)
+                                 settings.db_pool_max, settings.db_connect_timeout_s)
     else:
         read = write
     return write, read

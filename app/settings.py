@@ -44,6 +44,10 @@ class Settings(BaseSettings):
     read_your_writes_ms: int = 2000  # after a write, an account reads the primary this long
     db_pool_min: int = 2
     db_pool_max: int = 20
+    # a new connection's whole budget across the DSN's hosts: asyncpg's default 60 s let one
+    # attempt wait out a dead second host (another site's router) long after the first one
+    # had a primary again (lab site-kill: writes back after 64 s)
+    db_connect_timeout_s: float = 3.0
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_cluster: bool = False
     redis_pool_max: int = 64
