@@ -297,8 +297,7 @@ def _rolling_restart(ctx: Ctx) -> None:
     """Every member restarted in turn for maintenance (replicas first, each waited for), the
     leader last by a switchover to the synchronous standby then a restart: planned."""
     members = patroni_members(ctx.spec, ctx.hosts)
-    order = sorted((m["name"] for m in members if m.get("role") != "leader"),
-                   key=lambda n: n) + [ctx.leader]
+    order = sorted(m["name"] for m in members if m.get("role") != "leader") + [ctx.leader]
     for name in order:
         if name == ctx.leader:
             _switchover(ctx)
