@@ -39,8 +39,7 @@ def summary_table(results: list[DrillResult]) -> Table:
             cells += [(_s(row.write.seconds) + mark) if row else "",
                       (_s(row.read.seconds) + mark) if row else ""]
         p = r.protection
-        prot = None if not p.ok else max(v or 0.0 for v in (
-            p.sync_standby_s, p.redis_replicas_s, p.wal_archiving_s))
+        prot = None if not p.ok else max(v or 0.0 for v in p.seconds)
         cells += [f"{r.target_write_s:.0f}", str(r.acked), str(len(r.lost)),
                   str(sum(r.server_errors.values())), "yes" if r.two_primaries else "no",
                   f"{r.leader_before}→{r.leader_after or '?'}", _s(prot),
@@ -122,7 +121,8 @@ def suite_html(results: list[DrillResult], pngs: dict[str, str], path: Path,
         sections.append(
             f"<h2 id='{esc(r.scenario)}'>{esc(r.scenario)}: {esc(r.title)}</h2><ul>{checks}"
             f"</ul><p>answers by status: {sts}</p><p>protected again after the restore: "
-            f"synchronous standby {p['sync_standby_s']} s, Redis replicas "
+            f"synchronous standby {p['sync_standby_s']} s, every PostgreSQL member "
+            f"{p['members_s']} s, Redis replicas "
             f"{p['redis_replicas_s']} s, WAL archiving {p['wal_archiving_s']} s</p>"
             f"<p>fault held {r.fault_end - r.fault_start:.1f} s; acknowledged writes "
             f"{r.acked}, lost {len(r.lost)}; 503 without Retry-After: {r.bare_503}</p>{img}")

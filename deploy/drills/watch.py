@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from freehold.deploy.drills.events import RoleSample, parse_role_line
 from freehold.deploy.provision.drill import leader
-from freehold.deploy.provision.patroni import protected
+from freehold.deploy.provision.patroni import member_states, protected
 from freehold.deploy.spec import ClusterSpec
 from freehold.roles.postgres.config import REST_PORT
 from freehold.roles.redis.config import PORT as REDIS_PORT
@@ -217,34 +217,55 @@ class Protection:
     wal_archiving_s: float | None = None
     leader: str | None = None
     notes: list[str] = field(default_factory=list)
+    # every PostgreSQL member of the spec running again (the failed part rejoined, not only
+    # the synchronous standby: a third member left "starting" is a cluster one loss from
+    # read-only, and failed the monitoring test after a drill in CI)
+    members_s: float | None = None
 
     @property
     def ok(self) -> bool:
-        return None not in (self.sync_standby_s, self.redis_replicas_s, self.wal_archiving_s)
+        return None not in (self.sync_standby_s, self.members_s, self.redis_replicas_s,
+                            self.wal_archiving_s)
+
+    @property
+    def seconds(self) -> tuple[float | None, ...]:
+        return (self.sync_standby_s, self.members_s, self.redis_replicas_s,
+                self.wal_archiving_s)
 
     def to_doc(self) -> dict[str, Any]:
         r = (lambda v: None if v is None else round(v, 1))  # noqa: E731
-        return {"sync_standby_s": r(self.sync_standby_s),
+        return {"sync_standby_s": r(self.sync_standby_s), "members_s": r(self.members_s),
                 "redis_replicas_s": r(self.redis_replicas_s),
                 "wal_archiving_s": r(self.wal_archiving_s), "leader": self.leader,
                 "ok": self.ok, "notes": self.notes}
 
 
+def all_members_running(spec: ClusterSpec, members: list[dict[str, Any]]) -> bool:
+    """Every PostgreSQL server of the spec is a member that runs (leader) or streams."""
+    states = {name: state for name, _, state in member_states(members)}
+    return all(states.get(s.name) in ("running", "streaming")
+               for s in spec.servers_with_role("postgres"))
+
+
 def wait_protected(spec: ClusterSpec, hosts: Hosts, since: float, limit_s: float = 240.0,
                    every: float = 2.0, clock: Callable[[], float] = time.time) -> Protection:
-    """Polls until a synchronous standby streams, every Redis master has a connected replica
-    and WAL archived after `since` (a segment switched once the primary is known), bounded."""
+    """Polls until a synchronous standby streams, every PostgreSQL member runs again, every
+    Redis master has a connected replica and WAL archived after `since` (a segment switched
+    once the primary is known), bounded. While a member is not running yet the leader writes a
+    few bytes of WAL (`nudge_wal`) every round."""
     p = Protection()
     deadline = time.monotonic() + limit_s
     switched = False
     while time.monotonic() < deadline:
         now = clock()
-        if p.sync_standby_s is None:
+        if p.sync_standby_s is None or p.members_s is None:
             members = patroni_members(spec, hosts)
-            if protected(members):
+            if p.sync_standby_s is None and protected(members):
                 p.sync_standby_s = now - since
                 p.leader = leader(members)
-            elif (current := leader(members)) is not None:
+            if p.members_s is None and all_members_running(spec, members):
+                p.members_s = now - since
+            if p.members_s is None and (current := leader(members)) is not None:
                 nudge_wal(hosts, current)
         if p.redis_replicas_s is None and spec.servers_with_role("redis"):
             got = redis_nodes(spec, hosts)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
@@ -107,13 +108,28 @@ def test_monitoring_targets_up(deployed: dict[str, Any], lab: Any, spec: Cluster
         down = [(t["labels"]["job"], t["labels"]["instance"], t["lastError"])
                 for t in doc["data"]["activeTargets"] if t["health"] != "up"]
         raise AssertionError(f"targets not up: {down}") from None
-    # a metric from each kind of exporter, over the mesh
+    # a metric from each kind of exporter, over the mesh. Bounded wait: a scrape lags the
+    # state by up to its interval (a member that just came back from the drills before this
+    # file reads "starting" until the next scrape).
     for query, minimum in (("count(up{job=\"node\"} == 1)", len(spec.servers)),
                            ("count(pg_up == 1)", 3), ("count(redis_up == 1)", 6),
                            ("count(patroni_postgres_running == 1)", 3)):
+        got = metric_reaches(lab, spec, query, minimum, timeout=60)
+        assert got is not None and got >= minimum, f"{query}: {got}, want >= {minimum}"
+
+
+def metric_reaches(lab: Any, spec: ClusterSpec, query: str, minimum: float,
+                   timeout: float) -> float | None:
+    """The query's first value once it is >= minimum, or the last value seen at the timeout."""
+    last: float | None = None
+    deadline = time.monotonic() + timeout
+    while True:
         doc = prometheus_get(lab, spec, f"/api/v1/query?query={quote(query, safe='')}")
         result = doc["data"]["result"]
-        assert result and float(result[0]["value"][1]) >= minimum, (query, doc)
+        last = float(result[0]["value"][1]) if result else None
+        if (last is not None and last >= minimum) or time.monotonic() > deadline:
+            return last
+        time.sleep(2.0)
 
 
 def test_rules_and_config_pass_promtool_on_the_servers(deployed: dict[str, Any], lab: Any,

@@ -118,7 +118,8 @@ def result(**kw: object) -> DrillResult:
     base = dict(scenario="leader-kill", title="t", target_write_s=15.0, leader_before="a1",
                 leader_after="b1", leader_moves=True, fault_start=4.0, fault_end=8.0,
                 sites=sites, acked=4, lost=[], unchecked=[], server_errors={}, bare_503=0,
-                two_primaries=[], protection=Protection(1.0, 2.0, 3.0, "b1"), events=evs)
+                two_primaries=[], protection=Protection(1.0, 2.0, 3.0, "b1", members_s=1.5),
+                events=evs)
     base.update(kw)
     return DrillResult(**base)  # type: ignore[arg-type]
 
@@ -131,7 +132,8 @@ def test_checks_hold_each_target() -> None:
     assert not result(two_primaries=[(1.0, "a1", "b1")]).ok
     assert not result(leader_after="a1").checks()["leader moved"]
     assert not result(target_write_s=1.0).ok
-    assert not result(protection=Protection(1.0, None, 3.0)).ok
+    assert not result(protection=Protection(1.0, None, 3.0, members_s=1.0)).ok
+    assert not result(protection=Protection(1.0, 2.0, 3.0, "b1")).ok  # a member not back
     assert result(leader_moves=False, leader_after="a1").checks()["leader stayed"]
 
 
@@ -225,3 +227,44 @@ def test_new_scenarios_pick_their_victims_from_the_cluster() -> None:
     # power and links are lab-only
     with pytest.raises(sc.DrillError, match="lab only"):
         sc._slow_link(ctx)
+
+
+class StartingHosts(FakeHosts):
+    """c1 "starting" for the first `starting` answers of /cluster, streaming after; Redis
+    protected; the archiver archives."""
+
+    def __init__(self, starting: int) -> None:
+        super().__init__()
+        self.starting = starting
+
+    def run(self, host: str, cmd: str, timeout: float = 20.0) -> tuple[int | None, str]:
+        if "/cluster" in cmd:
+            self.starting -= 1
+            c1 = "starting" if self.starting >= 0 else "streaming"
+            return 0, json.dumps({"members": [
+                {"name": "a1", "role": "leader", "state": "running"},
+                {"name": "b1", "role": "sync_standby", "state": "streaming"},
+                {"name": "c1", "role": "replica", "state": c1}]})
+        self.commands.append((host, cmd))
+        if "CLUSTER INFO" in cmd:
+            return 0, "cluster_state:ok\n----\n" + NODES.replace(
+                "slave,fail m3 0 0 3 disconnected", "slave m3 0 0 3 connected")
+        if "pg_stat_archiver" in cmd:
+            return 0, "100|0"
+        return 0, ""
+
+
+def test_protected_waits_for_every_member_and_nudges_wal_meanwhile() -> None:
+    from freehold.deploy.drills.watch import wait_protected
+    from freehold.deploy.spec import load_spec
+
+    spec = load_spec(REPO / "inventories" / "lab.yaml")
+    hosts = StartingHosts(starting=3)
+    p = wait_protected(spec, hosts, since=50.0, limit_s=5.0, every=0.0, clock=lambda: 60.0)
+    assert p.ok and p.sync_standby_s == 10.0 and p.members_s == 10.0 and p.leader == "a1"
+    nudges = [h for h, cmd in hosts.commands if "pg_logical_emit_message" in cmd]
+    assert nudges == ["a1"] * 3  # on the leader, once per round while c1 was starting
+    # a member that never comes back: not protected, within the bound
+    p = wait_protected(spec, StartingHosts(starting=10**6), since=50.0, limit_s=0.2,
+                       every=0.01, clock=lambda: 60.0)
+    assert not p.ok and p.sync_standby_s == 10.0 and p.members_s is None
