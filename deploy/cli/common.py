@@ -5,6 +5,7 @@ lab's spec, as `freehold up` does)."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -15,7 +16,13 @@ from rich.console import Console
 if TYPE_CHECKING:
     from freehold.deploy.spec import ClusterSpec
 
+# Written to a file or a pipe (a CI log, `| tee`), rich would fold tables at 80 columns and
+# truncate every cell of the wide ones (the drills' table) to "1…": give them room unless the
+# caller set COLUMNS.
+_WIDTH = None if "COLUMNS" in os.environ else 200
 console = Console()
+if not console.is_terminal and _WIDTH:
+    console = Console(width=_WIDTH)
 err_console = Console(stderr=True)
 
 EXIT_USAGE = 2
