@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -19,7 +20,10 @@ from freehold.app.api import handlers, operations, v1
 from freehold.app.api.deps import JSON
 from freehold.app.api.fastpath import HOME, PULL, FeedApp
 from freehold.app.context import close_ctx, open_ctx
+from freehold.app.services.errors import Unavailable
 from freehold.app.settings import Settings
+
+log = logging.getLogger("freehold.app")
 
 
 def tune_gc() -> None:
@@ -40,7 +44,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         ctx = await open_ctx(settings)
         if ctx.media is not None:
-            await ctx.media.ensure_bucket()
+            try:
+                await ctx.media.ensure_bucket()
+            except Unavailable as exc:  # images answer 503 until a gateway is back
+                log.warning("media store: no S3 gateway answers at startup (%s): serving "
+                            "without images until one does", exc.__cause__ or exc)
         app.state.ctx = ctx
         app.mastodon.state.ctx = ctx
         tune_gc()

@@ -60,7 +60,7 @@ async def prom(request: Request) -> Response:
 @router.get("/media/{kind}/{name}", summary="An uploaded image", response_class=Response,
             responses={200: {"content": {t: {"schema": {"type": "string", "format": "binary"}}
                                          for t in CONTENT_TYPES.values()}},
-                       **errors(404, 422)})
+                       **errors(404, 422, 503)})
 async def media(kind: str, name: str, request: Request) -> Response:
     ctx = get_ctx(request)
     if kind not in MEDIA_KINDS or ctx.media is None or "/" in name or len(name) > 40:

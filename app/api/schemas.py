@@ -74,8 +74,8 @@ ERROR_TEXT = {
     409: "Conflicts with the current state (already done, already taken, already decided)",
     422: "Invalid input (`field` names it)",
     429: "Rate limited: retry after `Retry-After` seconds",
-    503: "PostgreSQL or Redis unavailable for a moment (a failover): retry after `Retry-After`"
-         " seconds",
+    503: "PostgreSQL, Redis or the media store unavailable for a moment (a failover): retry "
+         "after `Retry-After` seconds",
 }
 RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying",
                                "required": True,

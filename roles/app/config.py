@@ -111,7 +111,10 @@ def app_env(spec: ClusterSpec, secrets: Secrets, me: Server) -> dict[str, str]:
         env["FREEHOLD_REDIS_CLUSTER"] = "1"
     media = near_first(spec, me, "media")
     if media:
-        env.update({"FREEHOLD_S3_ENDPOINT": f"http://{media[0].mesh_address}:{S3_PORT}",
+        # every media server's S3 gateway, this site's first: the app goes on to the next
+        # when one is lost (app.services.media)
+        env.update({"FREEHOLD_S3_ENDPOINT": ",".join(
+                        f"http://{m.mesh_address}:{S3_PORT}" for m in media),
                     "FREEHOLD_S3_BUCKET": bucket(spec),
                     "FREEHOLD_S3_ACCESS_KEY": secrets["s3_access_key"],
                     "FREEHOLD_S3_SECRET_KEY": secrets["s3_secret_key"]})

@@ -117,7 +117,11 @@ def test_app_environment_from_spec_and_secrets(spec: ClusterSpec, secrets: Secre
     assert ":5001," in env["FREEHOLD_DATABASE_READ_URL"]
     assert env["FREEHOLD_REDIS_CLUSTER"] == "1" and secrets["redis"] in env["FREEHOLD_REDIS_URL"]
     assert env["FREEHOLD_SECRET_KEY"] == secrets["app_secret_key"]
-    assert env["FREEHOLD_S3_ENDPOINT"] == f"http://{spec.server('b1').mesh_address}:8333"
+    # every media server's gateway, the app's own site's first
+    s3 = env["FREEHOLD_S3_ENDPOINT"].split(",")
+    assert s3[0] == f"http://{spec.server('b1').mesh_address}:8333"
+    assert sorted(s3) == sorted(f"http://{m.mesh_address}:8333"
+                                for m in spec.servers_with_role("media"))
     assert env["FREEHOLD_WEB_WORKERS"] == "1"          # one per core (lab servers: 1 core)
     text = env_file(env)
     assert all("\n" + k + "=" in "\n" + text for k in env)
