@@ -48,8 +48,9 @@ class FollowerCheck:
             return f"{self.followers} followers each had all {self.posts} posts"
         parts = []
         if self.missing:
-            parts.append(f"{len(self.missing)} of {self.followers} followers missed "
-                         f"{sum(self.missing.values())} posts (of {self.posts})")
+            parts.append(f"{len(self.missing)} of {self.followers} followers missed posts "
+                         f"({sum(self.missing.values())} missing of {self.posts} looked for in "
+                         "each feed)")
         if self.unread:
             parts.append(f"{len(self.unread)} followers' feeds could not be read")
         return "; ".join(parts) or "no followers"

@@ -89,7 +89,8 @@ def test_scenario_checks_decide_ok_and_are_named_with_how_many() -> None:
     r = result()
     add_follower_check(r, FollowerCheck(3, 120, 120, missing={"drill_x": 4, "drill_y": 1}))
     assert not r.ok and not r.checks()[FOLLOWER_CHECK]
-    assert failed_checks(r) == [f"{FOLLOWER_CHECK} (2 of 3 followers missed 5 posts (of 120))"]
+    assert failed_checks(r) == [f"{FOLLOWER_CHECK} (2 of 3 followers missed posts (5 missing "
+                                "of 120 looked for in each feed))"]
     assert r.to_doc()["details"]["followers"]["missing"] == {"drill_x": 4, "drill_y": 1}
     # a follower whose feed could not be read proves nothing: not ok either
     r = result()
@@ -132,7 +133,7 @@ def test_latency_reaches_the_table_json_and_html(tmp_path: Path) -> None:
     add_follower_check(r, FollowerCheck(3, 120, 120, missing={"drill_x": 4}))
     page = suite_html([slow, r], {}, tmp_path / "index.html", "drills").read_text()
     assert "2500" in page and "write p50 / p99 (ms)" in page
-    assert "no follower missed a post: NO (1 of 3 followers missed 4 posts" in page
+    assert "no follower missed a post: NO (1 of 3 followers missed posts (4 missing" in page
 
 
 def test_drill_pngs_are_valid_and_all_different() -> None:
