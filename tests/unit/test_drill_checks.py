@@ -253,3 +253,15 @@ def test_protection_wait_does_not_need_the_dead_repository() -> None:
     assert p.wal_archiving_s == 10.0 and "c3" in p.notes[0]
     assert not any("pg_stat_archiver" in c for _, c in hosts.commands)
     assert {h for h, c in hosts.commands if "pgbackrest" in c} == {"c3"}
+
+
+def test_cli_lists_the_backup_site_scenario(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from freehold.deploy.cli import app
+
+    monkeypatch.chdir(REPO)
+    res = CliRunner().invoke(app, ["drill", "inventories/lab.yaml", "--list"])
+    assert res.exit_code == 0, res.output
+    line = next(x for x in res.output.splitlines() if x.startswith("backup-site-kill"))
+    assert "lab only" in line and "≤30 s" in line
