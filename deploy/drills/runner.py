@@ -8,8 +8,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from freehold.deploy.drills import events as ev
-from freehold.deploy.drills.accounts import DrillAccount
+from freehold.deploy.drills.accounts import DrillAccount, signup
 from freehold.deploy.drills.followers import FOLLOWERS, FollowerCheck, Followers, missed
 from freehold.deploy.drills.media import ImageCheck, MediaTraffic, verify_images
 from freehold.deploy.drills.scenarios import (
@@ -93,10 +95,6 @@ class Session:
 
     def drill_accounts(self, n: int) -> list[DrillAccount]:
         """`n` accounts of the drill's own (signed up once per suite through the first site)."""
-        import httpx
-
-        from freehold.deploy.drills.accounts import signup
-
         with httpx.Client(verify=self.traffic_ctx(), timeout=LOGIN_TIMEOUT) as client:
             try:
                 while len(self.made) < n:
