@@ -95,12 +95,14 @@ def drill(
     if json_out:
         print_json(doc)
     else:
-        from freehold.deploy.drills.report import failed_checks, summary_table
+        from freehold.deploy.drills.report import failed_checks, latency_table, summary_table
 
         console.print(summary_table(results))
+        if (lat := latency_table(results)) is not None:
+            console.print(lat)
         for r in results:
             if not r.ok:
-                console.print(f"[red]{r.scenario}[/red]: {', '.join(failed_checks(r))}",
+                console.print(f"[red]{r.scenario}[/red]: {'; '.join(failed_checks(r))}",
                               highlight=False)
         console.print(f"report: {doc['html']}", highlight=False)
     if not all(r.ok for r in results):

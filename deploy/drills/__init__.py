@@ -7,4 +7,7 @@ watch: the PostgreSQL members' roles sampled during the drill (two writable prim
 checks that the cluster is protected again (synchronous standby, Redis replicas, WAL archiving).
 scenarios: the faults, each with its restore and its targets. runner: one drill end to end.
 report: the table, the JSON document, the PNG timeline and the suite's HTML page.
+The scenarios' own checks: accounts (the drill's own, signed up through the public API),
+followers (every acknowledged post in each follower's home feed), media (images uploaded and
+read during the fault, every one read back by checksum).
 """

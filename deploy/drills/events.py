@@ -6,6 +6,7 @@ taken on them (deploy.drills.watch) line up with the requests'.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -84,6 +85,49 @@ def bare_503(events: Iterable[Event]) -> int:
 
 def acknowledged(events: Iterable[Event]) -> list[str]:
     return [e.post_id for e in events if e.kind == "write" and e.ok and e.post_id]
+
+
+def failed_requests(events: Iterable[Event], allowed: frozenset[int] = frozenset()
+                    ) -> dict[str, int]:
+    """Answers that failed the user, by status ("0" for no answer): anything but 2xx, less
+    the statuses a scenario allows."""
+    return {str(k): v for k, v in sorted(Counter(
+        e.status for e in events if not e.ok and e.status not in allowed).items())}
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The nearest-rank q-th percentile (None for no values): the value at or below which q %
+    of them lie, one of the values themselves (no interpolation between two requests)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass(frozen=True)
+class Latency:
+    """One site's requests of one kind sent in a window: p99 and p50 of the time users waited
+    (failed and timed-out requests included: the user waited for them too) and the failures."""
+
+    requests: int
+    p50_ms: float | None
+    p99_ms: float | None
+    errors: int
+
+    def to_doc(self) -> dict[str, object]:
+        r = (lambda v: None if v is None else round(v, 1))  # noqa: E731
+        return {"requests": self.requests, "p50_ms": r(self.p50_ms), "p99_ms": r(self.p99_ms),
+                "errors": self.errors}
+
+
+def latency(events: Iterable[Event], site: str, kind: str, start: float, end: float
+            ) -> Latency:
+    """Latency of `site`'s `kind` requests sent from `start` to `end` (the fault's window)."""
+    mine = [e for e in events if e.site == site and e.kind == kind and start <= e.t0 <= end]
+    waits = [(e.t1 - e.t0) * 1000 for e in mine]
+    return Latency(len(mine), percentile(waits, 50), percentile(waits, 99),
+                   sum(1 for e in mine if not e.ok))
 
 
 def per_second(events: Iterable[Event], start: float, end: float

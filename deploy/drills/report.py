@@ -48,8 +48,35 @@ def summary_table(results: list[DrillResult]) -> Table:
     return t
 
 
+def latency_table(results: list[DrillResult]) -> Table | None:
+    """p50/p99 of what users waited for writes and reads per site while the fault was held,
+    and the requests that failed then: for the drills that report latency (slow-link)."""
+    rows = [r for r in results if r.report_latency]
+    if not rows:
+        return None
+    t = Table(title="latency while the fault was held (ms; failed and timed-out requests "
+              "included)", title_justify="left")
+    for col in ("scenario", "site", "writes", "w p50", "w p99", "w errors", "reads", "r p50",
+                "r p99", "r errors"):
+        t.add_column(col, justify="left" if col in ("scenario", "site") else "right")
+    for r in rows:
+        for s in r.sites:
+            cells = [r.scenario, s.site + ("*" if s.down_by_design else "")]
+            for lat in (s.write_latency, s.read_latency):
+                cells += ["", "", "", ""] if lat is None else [
+                    str(lat.requests), _ms(lat.p50_ms), _ms(lat.p99_ms), str(lat.errors)]
+            t.add_row(*cells)
+    return t
+
+
+def _ms(v: float | None) -> str:
+    return "—" if v is None else f"{v:.0f}"
+
+
 def failed_checks(r: DrillResult) -> list[str]:
-    return [k for k, ok in r.checks().items() if not ok]
+    """The checks that failed, each with its note when it has one."""
+    return [f"{k} ({r.check_notes[k]})" if k in r.check_notes else k
+            for k, ok in r.checks().items() if not ok]
 
 
 def timeline_png(r: DrillResult, path: Path) -> Path:
@@ -89,6 +116,30 @@ def timeline_png(r: DrillResult, path: Path) -> Path:
     return path
 
 
+def _latency_html(r: DrillResult) -> str:
+    """Per site: p50/p99 of writes and reads sent while the fault was held, and failures."""
+    rows = []
+    for s in r.sites:
+        cells = "".join(
+            "<td></td><td></td><td></td>" if lat is None else
+            f"<td>{lat.requests}</td><td>{_ms(lat.p50_ms)} / {_ms(lat.p99_ms)}</td>"
+            f"<td>{lat.errors}</td>" for lat in (s.write_latency, s.read_latency))
+        rows.append(f"<tr><td>{html.escape(s.site)}{'*' if s.down_by_design else ''}</td>"
+                    f"{cells}</tr>")
+    return ("<table><tr><th>site</th><th>writes</th><th>write p50 / p99 (ms)</th>"
+            "<th>write errors</th><th>reads</th><th>read p50 / p99 (ms)</th>"
+            f"<th>read errors</th></tr>{''.join(rows)}</table>")
+
+
+def _details_html(r: DrillResult) -> str:
+    if not r.details:
+        return ""
+    import json
+
+    return (f"<details><summary>the scenario's own figures</summary><pre>"
+            f"{html.escape(json.dumps(r.details, indent=1, default=str))}</pre></details>")
+
+
 def suite_html(results: list[DrillResult], pngs: dict[str, str], path: Path,
                title: str) -> Path:
     """One page: the summary table, then each drill's checks, details and timeline."""
@@ -112,7 +163,9 @@ def suite_html(results: list[DrillResult], pngs: dict[str, str], path: Path,
     sections = []
     for r in results:
         checks = "".join(f"<li class={'ok' if ok else 'bad'}>{esc(k)}: "
-                         f"{'yes' if ok else 'NO'}</li>" for k, ok in r.checks().items())
+                         f"{'yes' if ok else 'NO'}"
+                         + (f" ({esc(r.check_notes[k])})" if k in r.check_notes else "")
+                         + "</li>" for k, ok in r.checks().items())
         sts = "; ".join(f"site {esc(s.site)}: " + ", ".join(
             f"{esc(k)}×{v}" for k, v in s.statuses.items()) for s in r.sites)
         p = r.protection.to_doc()
@@ -125,7 +178,8 @@ def suite_html(results: list[DrillResult], pngs: dict[str, str], path: Path,
             f"{p['members_s']} s, Redis replicas "
             f"{p['redis_replicas_s']} s, WAL archiving {p['wal_archiving_s']} s</p>"
             f"<p>fault held {r.fault_end - r.fault_start:.1f} s; acknowledged writes "
-            f"{r.acked}, lost {len(r.lost)}; 503 without Retry-After: {r.bare_503}</p>{img}")
+            f"{r.acked}, lost {len(r.lost)}; 503 without Retry-After: {r.bare_503}</p>"
+            f"{_latency_html(r)}{_details_html(r)}{img}")
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{esc(title)}</title>"
             "<style>body{font-family:sans-serif;margin:2em}table{border-collapse:collapse}"
             "td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}"

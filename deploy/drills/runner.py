@@ -8,14 +8,26 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from freehold.deploy.drills import events as ev
+from freehold.deploy.drills.accounts import DrillAccount, signup
+from freehold.deploy.drills.followers import FOLLOWERS, FollowerCheck, Followers, missed
+from freehold.deploy.drills.media import ImageCheck, MediaTraffic, verify_images
 from freehold.deploy.drills.scenarios import (
     Ctx,
     DrillError,
     Scenario,
     current_leader,
 )
-from freehold.deploy.drills.traffic import Account, Traffic, TrafficError, login, verify
+from freehold.deploy.drills.traffic import (
+    LOGIN_TIMEOUT,
+    Account,
+    Traffic,
+    TrafficError,
+    login,
+    verify,
+)
 from freehold.deploy.drills.watch import (
     Hosts,
     Protection,
@@ -44,6 +56,8 @@ class Session:
     vips: dict[str, str]
     ca_file: str | None
     tokens: dict[str, list[str]] = field(default_factory=dict)
+    made: list[DrillAccount] = field(default_factory=list)  # the drill's own accounts
+    following: Followers | None = None
 
     @classmethod
     def open(cls, spec: ClusterSpec, ca_file: str | None, accounts: list[Account],
@@ -70,6 +84,37 @@ class Session:
 
         return tls(self.ca_file)
 
+    @property
+    def bases(self) -> dict[str, str]:
+        return {site: f"https://{vip}" for site, vip in self.vips.items()}
+
+    def base(self, down: set[str] | frozenset[str] = frozenset()) -> str:
+        """The first site's URL that is not down by design (the first site's when all are)."""
+        up = [s for s in sorted(self.vips) if s not in down] or sorted(self.vips)
+        return self.bases[up[0]]
+
+    def drill_accounts(self, n: int) -> list[DrillAccount]:
+        """`n` accounts of the drill's own (signed up once per suite through the first site)."""
+        with httpx.Client(verify=self.traffic_ctx(), timeout=LOGIN_TIMEOUT) as client:
+            try:
+                while len(self.made) < n:
+                    self.made.append(signup(client, self.base()))
+            except TrafficError as e:
+                raise DrillError(str(e)) from None
+        return self.made[:n]
+
+    def followers(self) -> Followers:
+        """The drill's followers of every writing account (made once per suite)."""
+        if self.following is None:
+            accounts = self.drill_accounts(FOLLOWERS)
+            try:
+                self.following = Followers.create(
+                    self.base(), self.traffic_ctx(), accounts,
+                    [t for site in sorted(self.tokens) for t in self.tokens[site]])
+            except TrafficError as e:
+                raise DrillError(str(e)) from None
+        return self.following
+
 
 def lab_accounts() -> list[Account]:
     """The lab's demo accounts (app.demo: lab data, one known password)."""
@@ -85,11 +130,16 @@ class SiteResult:
     read: ev.Outage
     statuses: dict[str, int]
     down_by_design: bool
+    # requests sent while the fault was held: p50/p99 of what users waited, failures
+    write_latency: ev.Latency | None = None
+    read_latency: ev.Latency | None = None
 
     def to_doc(self) -> dict[str, Any]:
         return {"site": self.site, "write_outage": self.write.to_doc(),
                 "read_outage": self.read.to_doc(), "statuses": self.statuses,
-                "down_by_design": self.down_by_design}
+                "down_by_design": self.down_by_design,
+                "write_latency": self.write_latency.to_doc() if self.write_latency else None,
+                "read_latency": self.read_latency.to_doc() if self.read_latency else None}
 
 
 @dataclass
@@ -113,6 +163,11 @@ class DrillResult:
     events: list[ev.Event]
     switched_back: dict[str, Any] | None = None
     seconds: float = 0.0
+    # the scenario's own checks (name: passed), a line saying why for each, and their figures
+    scenario_checks: dict[str, bool] = field(default_factory=dict)
+    check_notes: dict[str, str] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+    report_latency: bool = False
 
     @property
     def worst_write_s(self) -> float | None:
@@ -135,6 +190,7 @@ class DrillResult:
             moved = self.leader_after is not None and self.leader_after != self.leader_before
             out["leader moved" if self.leader_moves else "leader stayed"] = \
                 moved == self.leader_moves
+        out.update(self.scenario_checks)
         return out
 
     @property
@@ -154,7 +210,8 @@ class DrillResult:
             "lost_writes": self.lost, "unchecked_writes": len(self.unchecked),
             "server_errors": self.server_errors, "bare_503": self.bare_503,
             "two_primaries": self.two_primaries, "protection": self.protection.to_doc(),
-            "switched_back": self.switched_back, "seconds": round(self.seconds, 1)}
+            "switched_back": self.switched_back, "seconds": round(self.seconds, 1),
+            "check_notes": self.check_notes, "details": self.details}
         if with_events:
             doc["events"] = [e.to_doc() for e in self.events]
         return doc
@@ -214,10 +271,14 @@ def run_drill(scn: Scenario, spec: ClusterSpec, hosts: Hosts, lab: Any | None,
     down = scn.down_sites(ctx)
     members = [s.name for s in spec.servers_with_role("postgres")]
     sampler = RoleSampler(hosts, members, WARMUP_S + scn.max_hold_s + 600 + TAIL_S)
-    traffic = Traffic(session.vips, session.tokens, session.ca_file,
-                      label=f"{scn.name}-{int(time.time())}")
+    label = f"{scn.name}-{int(time.time())}"
+    followers = _warm_followers(session) if scn.followers else None
+    media = _media_traffic(session, label) if scn.media else None
+    traffic = Traffic(session.vips, session.tokens, session.ca_file, label=label)
     sampler.start()
     traffic.start()
+    if media is not None:
+        media.start()
     injected = False
     try:
         baseline(traffic)
@@ -225,31 +286,99 @@ def run_drill(scn: Scenario, spec: ClusterSpec, hosts: Hosts, lab: Any | None,
         injected = True
         scn.inject(ctx)
         hold(scn, ctx, traffic, fault_start, down)
+        if scn.during is not None:
+            scn.during(ctx)
     finally:
         if injected:
             scn.restore(ctx)
         fault_end = time.time()
         time.sleep(TAIL_S)
         events = traffic.stop()
+        media_events = media.stop() if media is not None else []
         samples = sampler.stop()
-    protection = wait_protected(spec, hosts, since=fault_end)
-    healthy = [s for s in sorted(session.vips) if s not in down] or sorted(session.vips)
+    repos = scn.archive_repos(ctx) if scn.archive_repos is not None else None
+    protection = wait_protected(spec, hosts, since=fault_end, repos=repos)
+    base = session.base(down)
     acked = ev.acknowledged(events)
-    lost, unchecked = verify(f"https://{session.vips[healthy[0]]}",
-                             session.tokens[healthy[0]][0], session.ca_file, acked)
+    lost, unchecked = verify(base, session.tokens[_site_of(session, base)][0],
+                             session.ca_file, acked)
     after = leader(patroni_members(spec, hosts))
+    every = sorted([*events, *media_events], key=lambda e: e.t0)
     sites = [SiteResult(s, ev.outage(events, s, "write", fault_start),
                         ev.outage(events, s, "read", fault_start),
-                        ev.statuses([e for e in events if e.site == s]), s in down)
+                        ev.statuses([e for e in every if e.site == s]), s in down,
+                        ev.latency(events, s, "write", fault_start, fault_end),
+                        ev.latency(events, s, "read", fault_start, fault_end))
              for s in sorted(session.vips)]
     result = DrillResult(scn.name, scn.title, scn.target_write_s, ctx.leader, after,
                          scn.leader_moves, fault_start, fault_end, sites, len(acked), lost,
-                         unchecked, ev.server_errors(events), ev.bare_503(events),
-                         ev.two_primaries(samples), protection, events)
+                         unchecked, ev.server_errors(every), ev.bare_503(every),
+                         ev.two_primaries(samples), protection, every,
+                         report_latency=scn.report_latency)
+    result.scenario_checks.update(ctx.state.get("checks", {}))
+    result.check_notes.update(ctx.state.get("notes", {}))
+    result.details.update(ctx.state.get("details", {}))
+    if followers is not None:
+        add_follower_check(result, missed(base, session.traffic_ctx(), followers, acked))
+    if media is not None:
+        add_image_check(result, verify_images(media.uploads, session.traffic_ctx(), fault_start,
+                                              fault_end, media_events, len(media.wrong_reads)))
+    if scn.no_failed_request:
+        add_no_failed_request(result, ev.failed_requests(every, scn.allowed_statuses))
     if back:
         result.switched_back = switch_back(spec, hosts)
     result.seconds = time.monotonic() - started
     return result
+
+
+def _site_of(session: Session, base: str) -> str:
+    return next(s for s, b in session.bases.items() if b == base)
+
+
+def _warm_followers(session: Session) -> Followers:
+    followers = session.followers()
+    try:
+        followers.warm(session.base(), session.traffic_ctx())
+    except TrafficError as e:
+        raise DrillError(str(e)) from None
+    return followers
+
+
+def _media_traffic(session: Session, label: str) -> MediaTraffic:
+    sites = sorted(session.vips)
+    uploaders = dict(zip(sites, session.drill_accounts(len(sites)), strict=True))
+    media = MediaTraffic(session.bases, uploaders, session.traffic_ctx(), label)
+    try:
+        media.seed()
+    except TrafficError as e:
+        raise DrillError(str(e)) from None
+    return media
+
+
+FOLLOWER_CHECK = "no follower missed a post"
+IMAGE_CHECK = "every image still readable"
+NO_FAILED_CHECK = "no failed request"
+
+
+def add_follower_check(result: DrillResult, got: FollowerCheck) -> None:
+    result.scenario_checks[FOLLOWER_CHECK] = got.ok
+    result.check_notes[FOLLOWER_CHECK] = got.summary()
+    result.details["followers"] = got.to_doc()
+
+
+def add_image_check(result: DrillResult, got: ImageCheck) -> None:
+    result.scenario_checks[IMAGE_CHECK] = got.ok
+    result.check_notes[IMAGE_CHECK] = got.summary()
+    result.details["images"] = got.to_doc()
+
+
+def add_no_failed_request(result: DrillResult, failed: dict[str, int]) -> None:
+    result.scenario_checks[NO_FAILED_CHECK] = not failed
+    result.check_notes[NO_FAILED_CHECK] = (
+        "every request answered 2xx" if not failed else
+        f"{sum(failed.values())} failed: " + ", ".join(
+            f"{'no answer' if k == str(ev.NO_ANSWER) else k}×{v}" for k, v in failed.items()))
+    result.details["failed_requests"] = failed
 
 
 def _wait_role(spec: ClusterSpec, hosts: Hosts, member: str, roles: tuple[str, ...],

@@ -18,9 +18,11 @@ from freehold.deploy.drills.watch import (
     patroni_members,
     redis_masters,
     redis_nodes,
+    wal_reaches,
 )
-from freehold.deploy.spec import ClusterSpec
+from freehold.deploy.spec import ClusterSpec, Server
 from freehold.roles.app.config import APP_UNIT
+from freehold.roles.backup.config import BackupConfigError, repo_hosts
 from freehold.roles.lb.config import site_lbs, vips
 from freehold.roles.postgres.config import PATRONICTL
 from freehold.roles.registry import role
@@ -65,6 +67,18 @@ class Scenario:
     min_hold_s: float = 0.0  # hold the fault at least this long...
     max_hold_s: float = 90.0  # ...and at most this long, until writes flow on the other sites
     down_sites: Callable[[Ctx], set[str]] = lambda ctx: set()  # VIPs down by design
+    # the scenario's own checks (deploy.drills.runner runs them):
+    followers: bool = False  # the drill's followers' feeds hold every acknowledged post
+    media: bool = False  # images uploaded and read during the drill, every one read back
+    report_latency: bool = False  # p99 of writes and reads per site in the table
+    no_failed_request: bool = False  # every request answered 2xx, or one of allowed_statuses
+    allowed_statuses: frozenset[int] = frozenset()
+    # run while the fault is held (after the hold, before the restore): records its checks in
+    # ctx.state["checks"] (name: passed), "notes" (name: one line) and "details" (JSON)
+    during: Callable[[Ctx], None] | None = None
+    # repository hosts whose archive tells that WAL is archived again after the restore
+    # (default: PostgreSQL's pg_stat_archiver, which needs every repository)
+    archive_repos: Callable[[Ctx], list[str]] | None = None
 
 
 # ---- helpers ----------------------------------------------------------------------------------
@@ -319,6 +333,51 @@ def _wait_running(ctx: Ctx, name: str, limit_s: float) -> bool:
     return False
 
 
+ARCHIVE_LIMIT_S = 120.0  # a switched segment reaches the other repository within this
+
+
+def _repositories(ctx: Ctx) -> tuple[Server, Server]:
+    """(the first pgBackRest repository's host, the other one's)."""
+    try:
+        repos = repo_hosts(ctx.spec)
+    except BackupConfigError as e:
+        raise DrillError(str(e)) from None
+    if len(repos) < 2:
+        raise DrillError("one pgBackRest repository only: losing its site leaves WAL nowhere "
+                         "to go — give a backup server in a second site (roles.backup)")
+    return repos[0], repos[1]
+
+
+def _backup_site_kill(ctx: Ctx) -> None:
+    first, _ = _repositories(ctx)
+    kill(ctx, site_servers(ctx, first.site))
+
+
+def _archive_goes_on(ctx: Ctx) -> None:
+    """With the first repository's site down: a WAL segment switched on the (current) primary
+    reaches the other repository."""
+    first, other = _repositories(ctx)
+    gone = set(ctx.state.get("down", []))
+    now = leader(patroni_members(ctx.spec, ctx.hosts, exclude=gone))
+    name = "WAL archived to the other repository"
+    if now is None:
+        ctx.state.setdefault("checks", {})[name] = False
+        ctx.state.setdefault("notes", {})[name] = "no PostgreSQL leader to switch a segment on"
+        return
+    got = wal_reaches(ctx.hosts, now, [other.name], limit_s=ARCHIVE_LIMIT_S)
+    ctx.state.setdefault("checks", {})[name] = got.ok
+    ctx.state.setdefault("notes", {})[name] = (
+        f"{got.segment} on {now} reached repo2 {other.name} in {got.seconds:.1f} s"
+        if got.ok else f"{got.segment or 'no segment'} on {now} not in repo2 {other.name}'s "
+        f"archive within {ARCHIVE_LIMIT_S:.0f} s (newest there: {got.archived})")
+    ctx.state.setdefault("details", {})["archive_while_down"] = {
+        **got.to_doc(), "dead_repository": f"repo1 {first.name}", "primary": now}
+
+
+def _surviving_repo(ctx: Ctx) -> list[str]:
+    return [_repositories(ctx)[1].name]
+
+
 def _nothing(ctx: Ctx) -> None:
     return None
 
@@ -359,16 +418,25 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              max_hold_s=60),
     Scenario("redis-site-loss", "every Redis node of one site killed", _redis_site_loss,
              _start_role, SERVER_TARGET_S, False, min_hold_s=15),
-    Scenario("worker-kill", "the workers of a server killed mid-batch", _worker_kill,
-             _worker_start, SERVER_TARGET_S, False, min_hold_s=10, max_hold_s=30),
-    Scenario("media-kill", "power loss of a media (SeaweedFS) server", _media_kill,
-             start_again, SERVER_TARGET_S, False, min_hold_s=15),
+    Scenario("worker-kill", "the workers of a server killed mid-batch (no follower misses a "
+             "post)", _worker_kill, _worker_start, SERVER_TARGET_S, False, min_hold_s=10,
+             max_hold_s=30, followers=True),
+    Scenario("media-kill", "power loss of a media (SeaweedFS) server (every image still "
+             "readable)", _media_kill, start_again, SERVER_TARGET_S, False, min_hold_s=15,
+             media=True),
     Scenario("slow-link", f"{SLOW_MS:.0f} ms and {SLOW_LOSS_PCT:.0f} % loss between the "
              "leader's and the standby's sites", _slow_link, _heal_links, SERVER_TARGET_S, False,
-             min_hold_s=SLOW_HOLD_S, max_hold_s=SLOW_HOLD_S + 5),
+             min_hold_s=SLOW_HOLD_S, max_hold_s=SLOW_HOLD_S + 5, report_latency=True),
+    # no failed request: a planned maintenance is invisible to users or it is not done right;
+    # a 503 with Retry-After is still a request the user's app has to show or redo, so nothing
+    # but 2xx is allowed (the issue: "no failed request")
     Scenario("rolling-restart", "every PostgreSQL member restarted in turn (maintenance)",
              _rolling_restart, _nothing, SERVER_TARGET_S, None, planned=True, min_hold_s=5,
-             max_hold_s=60),
+             max_hold_s=60, no_failed_request=True),
+    Scenario("backup-site-kill", "power loss of the site holding the first backup repository "
+             "(archiving goes on to the other)", _backup_site_kill, start_again, SITE_TARGET_S,
+             None, min_hold_s=20, down_sites=lambda ctx: {_repositories(ctx)[0].site},
+             during=_archive_goes_on, archive_repos=_surviving_repo),
 )}
 
 

@@ -19,6 +19,8 @@ from freehold.deploy.drills.events import RoleSample, parse_role_line
 from freehold.deploy.provision.drill import leader
 from freehold.deploy.provision.patroni import member_states, protected
 from freehold.deploy.spec import ClusterSpec
+from freehold.roles.backup.config import OS_USER as BACKUP_USER
+from freehold.roles.backup.config import STANZA
 from freehold.roles.postgres.config import REST_PORT
 from freehold.roles.redis.config import PORT as REDIS_PORT
 
@@ -193,6 +195,82 @@ def archiver(hosts: Hosts, host: str) -> tuple[float, float] | None:
     return float(parts[0]), float(parts[1])
 
 
+def current_walfile(hosts: Hosts, host: str) -> str | None:
+    """The WAL file the primary writes now (24 hex digits), None without an answer."""
+    code, out = hosts.run(host, f"{PSQL} -c 'select pg_walfile_name(pg_current_wal_lsn())'",
+                          timeout=10)
+    name = out.strip()
+    return name if code == 0 and len(name) == 24 else None
+
+
+PGBACKREST_INFO = (f"cd / && timeout 30 runuser -u {BACKUP_USER} -- pgbackrest "
+                   f"--stanza={STANZA} --output=json info")
+
+
+def archive_max(info_json: str) -> str | None:
+    """The newest WAL file a repository's `pgbackrest info` lists as archived (of every
+    database and timeline), None when it lists none or the answer is not its JSON."""
+    try:
+        doc = json.loads(info_json)
+    except ValueError:
+        return None
+    tops = [str(a["max"]) for st in (doc if isinstance(doc, list) else [])
+            for a in st.get("archive") or [] if isinstance(a, dict) and a.get("max")]
+    return max(tops, key=lambda w: w[8:], default=None)
+
+
+def segment_reached(top: str | None, wal: str) -> bool:
+    """`top` at or past `wal`: the log and segment numbers (the last 16 digits) grow across
+    timelines, the timeline (the first 8) changes at a failover."""
+    return top is not None and top[8:] >= wal[8:]
+
+
+def repo_archive_max(hosts: Hosts, repo: str) -> str | None:
+    """The newest archived WAL file in the repository on `repo` (its host's pgbackrest info)."""
+    code, out = hosts.run(repo, PGBACKREST_INFO, timeout=40)
+    return archive_max(out) if code == 0 else None
+
+
+@dataclass(frozen=True)
+class ArchiveCheck:
+    """A WAL segment switched on the primary, and whether (and when) a repository listed it."""
+
+    repos: tuple[str, ...]
+    segment: str | None
+    archived: str | None = None
+    seconds: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.seconds is not None
+
+    def to_doc(self) -> dict[str, Any]:
+        return {"repositories": list(self.repos), "segment": self.segment,
+                "newest_archived": self.archived, "ok": self.ok,
+                "seconds": None if self.seconds is None else round(self.seconds, 1)}
+
+
+def wal_reaches(hosts: Hosts, primary: str, repos: list[str], limit_s: float = 90.0,
+                every: float = 2.0) -> ArchiveCheck:
+    """Writes a few bytes of WAL on `primary`, switches the segment, and polls (bounded) the
+    repositories on `repos` until one lists it archived."""
+    started = time.monotonic()
+    nudge_wal(hosts, primary)
+    wal = current_walfile(hosts, primary)
+    if wal is None:
+        return ArchiveCheck(tuple(repos), None)
+    switch_wal(hosts, primary)
+    top = None
+    while True:
+        for r in repos:
+            top = repo_archive_max(hosts, r)
+            if segment_reached(top, wal):
+                return ArchiveCheck(tuple(repos), wal, top, time.monotonic() - started)
+        if time.monotonic() - started + every > limit_s:
+            return ArchiveCheck(tuple(repos), wal, top)
+        time.sleep(every)
+
+
 def switch_wal(hosts: Hosts, host: str) -> None:
     """A WAL segment to archive now (else archive_timeout's minute) on the primary."""
     hosts.run(host, f"{PSQL} -c 'select pg_switch_wal()'", timeout=10)
@@ -248,14 +326,23 @@ def all_members_running(spec: ClusterSpec, members: list[dict[str, Any]]) -> boo
 
 
 def wait_protected(spec: ClusterSpec, hosts: Hosts, since: float, limit_s: float = 240.0,
-                   every: float = 2.0, clock: Callable[[], float] = time.time) -> Protection:
+                   every: float = 2.0, clock: Callable[[], float] = time.time,
+                   repos: list[str] | None = None) -> Protection:
     """Polls until a synchronous standby streams, every PostgreSQL member runs again, every
     Redis master has a connected replica and WAL archived after `since` (a segment switched
     once the primary is known), bounded. While a member is not running yet the leader writes a
-    few bytes of WAL (`nudge_wal`) every round."""
+    few bytes of WAL (`nudge_wal`) every round.
+
+    WAL archived: by default PostgreSQL's own view (pg_stat_archiver: archive-push succeeded,
+    i.e. every repository took the segment). With `repos` (repository hosts), the switched
+    segment listed by any of those repositories' `pgbackrest info` instead: a drill that lost
+    one repository's site measures the one that stayed, not the dead one's return."""
     p = Protection()
     deadline = time.monotonic() + limit_s
     switched = False
+    wal: str | None = None
+    if repos:
+        p.notes.append(f"WAL archiving measured on {', '.join(repos)}")
     while time.monotonic() < deadline:
         now = clock()
         if p.sync_standby_s is None or p.members_s is None:
@@ -275,11 +362,19 @@ def wait_protected(spec: ClusterSpec, hosts: Hosts, since: float, limit_s: float
             p.redis_replicas_s = 0.0
         if p.wal_archiving_s is None and p.leader:
             if not switched:
+                if repos:  # a segment with WAL in it: switching an empty one does nothing
+                    nudge_wal(hosts, p.leader)
+                wal = current_walfile(hosts, p.leader) if repos else None
                 switch_wal(hosts, p.leader)
-                switched = True
-            arch = archiver(hosts, p.leader)
-            if arch is not None and arch[0] >= since and arch[0] > arch[1]:
-                p.wal_archiving_s = clock() - since
+                switched = not repos or wal is not None
+            if repos:
+                if wal is not None and any(segment_reached(repo_archive_max(hosts, r), wal)
+                                           for r in repos):
+                    p.wal_archiving_s = clock() - since
+            else:
+                arch = archiver(hosts, p.leader)
+                if arch is not None and arch[0] >= since and arch[0] > arch[1]:
+                    p.wal_archiving_s = clock() - since
         if p.ok:
             break
         time.sleep(every)
