@@ -109,7 +109,7 @@ class CopyProgress:
 
     @property
     def copied(self) -> bool:
-        return self.tables_ready == self.tables
+        return self.tables_ready == self.tables > 0
 
     @property
     def consistent(self) -> bool:

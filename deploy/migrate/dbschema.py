@@ -104,21 +104,34 @@ def source_indexes(src: psycopg.Connection[Any]) -> dict[int, SourceIndex]:
     return {int(r[0]): SourceIndex(r[1], r[2], r[3], r[4], bool(r[5])) for r in rows}
 
 
+def _index_of(e: TocEntry, indexes: dict[int, SourceIndex], by_name: dict[tuple[str, str],
+              SourceIndex], constraint_index: dict[int, int]) -> SourceIndex | None:
+    """The index a TOC entry makes, attaches or comments on (None: not about an index)."""
+    if e.desc == "INDEX" and e.catalog == _PG_CLASS:
+        return indexes.get(e.oid)
+    if e.desc == "CONSTRAINT" and e.catalog == _PG_CONSTRAINT:
+        return indexes.get(constraint_index.get(e.oid, 0))
+    if e.desc == "INDEX ATTACH":
+        return by_name.get((e.schema, e.name))
+    if e.desc == "COMMENT" and e.name.startswith(("INDEX ", "CONSTRAINT ")):
+        # "INDEX name" or "CONSTRAINT name ON table": a unique key's index is named as it
+        return by_name.get((e.schema, e.name.split(" ")[1]))
+    return None
+
+
 def split(entries: list[TocEntry], indexes: dict[int, SourceIndex],
-          constraint_index: dict[int, int]) -> tuple[list[TocEntry], list[TocEntry]]:
-    """(entries to restore before the copy, entries deferred until after it).
+          constraint_index: dict[int, int]
+          ) -> tuple[list[TocEntry], list[tuple[TocEntry, SourceIndex]]]:
+    """(entries to restore before the copy, deferred entries with their index).
     `constraint_index` maps a pg_constraint oid to the oid of the index behind it."""
     by_name = {(ix.schema, ix.name): ix for ix in indexes.values()}
     now, later = [], []
     for e in entries:
-        ix: SourceIndex | None = None
-        if e.desc == "INDEX" and e.catalog == _PG_CLASS:
-            ix = indexes.get(e.oid)
-        elif e.desc == "CONSTRAINT" and e.catalog == _PG_CONSTRAINT:
-            ix = indexes.get(constraint_index.get(e.oid, 0))
-        elif e.desc == "INDEX ATTACH":
-            ix = by_name.get((e.schema, e.name))
-        (later if ix is not None and not ix.kept else now).append(e)
+        ix = _index_of(e, indexes, by_name, constraint_index)
+        if ix is not None and not ix.kept:
+            later.append((e, ix))
+        else:
+            now.append(e)
     return now, later
 
 
@@ -198,15 +211,9 @@ def build_deferred_indexes(src: psycopg.Connection[Any], dst: psycopg.Connection
         indexes, cons = source_indexes(src), _constraint_index(src)
         _, later = split(entries, indexes, cons)
         present, attached = _on_target(dst)
-        todo = []
-        for e in later:
-            if e.desc == "INDEX ATTACH":
-                missing = (e.schema, e.name) not in attached
-            else:
-                ix = indexes[e.oid if e.desc == "INDEX" else cons[e.oid]]
-                missing = (ix.schema, ix.name) not in present
-            if missing:
-                todo.append(e)
+        todo = [e for e, ix in later
+                if ((e.schema, e.name) not in attached if e.desc == "INDEX ATTACH"
+                    else (ix.schema, ix.name) not in present)]
         if todo:
             _restore(dst_dsn, archive, todo, "building the deferred indexes", jobs=jobs,
                      options=f"-c maintenance_work_mem={memory}")
