@@ -67,6 +67,11 @@ def test_indexes_wait_until_the_copy_is_in(pair) -> None:  # noqa: ANN001
         assert built == deferred and dbschema.index_gaps(s, d) == []
         assert dbschema.build_deferred_indexes(s, d, src.dsn, dst.dsn) == 0  # rerun: nothing
     assert indexes(dst.dsn) == indexes(src.dsn)
+    # an index left invalid (as a failed CREATE INDEX CONCURRENTLY leaves it) is a gap too
+    one(dst.dsn, "UPDATE pg_index SET indisvalid = false WHERE indexrelid = "
+        "'follows_followee'::regclass RETURNING 1")
+    with psycopg.connect(src.dsn) as s, psycopg.connect(dst.dsn) as d:
+        assert dbschema.index_gaps(s, d) == ["public.follows_followee (invalid)"]
 
 
 def wait_for(dsn: str, q: str, want: int, seconds: float = 60) -> int:
