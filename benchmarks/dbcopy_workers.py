@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -53,7 +54,7 @@ def main() -> None:
     ap.add_argument("--min-gb", type=float, default=0.0)
     ap.add_argument("--durability", choices=DURABILITY, default="production")
     ap.add_argument("--workers", type=int, nargs="+", default=[2, 4])
-    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--copy-timeout", type=float, default=3600)
     args = ap.parse_args()
     src, seeded = source_server(args.data, args.durability, int(args.min_gb * 1e9), 1)
@@ -79,7 +80,8 @@ def main() -> None:
           for w in args.workers}
     summary = {"database_bytes": size, "cpus": os.cpu_count(),
                "first_consistent_copy_s": {str(w): v for w, v in by.items()},
-               "median_s": {str(w): sorted(v)[len(v) // 2] for w, v in by.items()}}
+               "mean_s": {str(w): round(statistics.mean(v), 1) for w, v in by.items()},
+               "min_s": {str(w): min(v) for w, v in by.items()}}
     print("summary", json.dumps(summary), flush=True)
     write_results(Path(__file__).parent / "results" / "dbcopy_workers.json",
                   {"summary": summary, "runs": runs, "seed": seeded}, script=__file__,
