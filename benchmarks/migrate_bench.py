@@ -8,12 +8,15 @@ The database is the app's own schema (app.db.migrate) seeded by the app's seeder
 accounts, power-law follows, posts over time, upvotes) in batches of --accounts until it holds
 --min-gb (benchmarks/dbseed.py; with --data the seeded source is kept and reused, its seed
 figures reported as measured when it was seeded). In one run, on the same data:
-1. logical replication (deploy.migrate.database) while a steady writer (deploy.migrate.writeprobe)
-   creates posts the app's way against "the current primary": time to the first consistent copy
-   (subscription created → every table copied, lag under 1 MiB), then the cut-over: lag at the
-   freeze, the write outage as the writer saw it (last acknowledged post on the source → first on
-   the target), the acknowledged posts all found on the target, and the verification of every row
-   (frozen source vs the target's snapshot, in key ranges, after the hand-over);
+0. the old logical copy (the whole schema, every index, on the target before the copy) to its
+   first consistent copy, then dropped;
+1. logical replication (deploy.migrate.database: indexes built after the copy, dbschema) while
+   a steady writer (deploy.migrate.writeprobe) creates posts the app's way against "the current
+   primary": time to the first consistent copy (subscription created → every table copied,
+   every index built, lag under 1 MiB), then the cut-over: lag at the freeze, the write outage
+   as the writer saw it (last acknowledged post on the source → first on the target), the
+   acknowledged posts all found on the target, and the verification of every row (frozen
+   source vs the target's snapshot, in key ranges, after the hand-over);
 2. pg_dump -Fd -j N | pg_restore -j N (N = cores) of the same frozen source into a fresh
    database, verified the same way.
 Both PostgreSQL servers run with production durability unless `--durability fast`; the results
@@ -120,15 +123,24 @@ def _load() -> float:
     return round(os.getloadavg()[0], 1)
 
 
-def first_copy(src: Postgres, dst: Postgres, timeout: float) -> dict[str, Any]:
-    """Subscription created → every table copied and streaming, lag near zero."""
+def first_copy(src: Postgres, dst_dsn: str, timeout: float, *, defer_indexes: bool,
+               jobs: int) -> dict[str, Any]:
+    """Subscription created → every table copied and streaming, every index built and valid,
+    lag near zero. With `defer_indexes` the target's tables start with their primary keys only
+    and the other indexes are built (`jobs` at a time) once every table is copied
+    (db.advance, as `freehold migrate database --watch` does); without, as before: the whole
+    schema first, the indexes kept up row by row during the copy."""
     t0 = time.monotonic()
-    db.start_replication(src.dsn, dst.dsn)
-    with db.connect(src.dsn, "source") as s, db.connect(dst.dsn, "target") as t:
+    db.start_replication(src.dsn, dst_dsn, defer_indexes=defer_indexes)
+    schema_s = time.monotonic() - t0
+    copied_s = index_build_s = None
+    with db.connect(src.dsn, "source") as s, db.connect(dst_dsn, "target") as t:
         last_print = 0.0
         while True:  # bounded: timeout
             p = db.copy_progress(s, t)
             now = time.monotonic() - t0
+            if p.copied and copied_s is None:
+                copied_s = now
             if p.consistent:
                 break
             if now > timeout:
@@ -137,20 +149,53 @@ def first_copy(src: Postgres, dst: Postgres, timeout: float) -> dict[str, Any]:
                 last_print = now
                 print(f"copy {now:.0f} s: {p.tables_ready}/{p.tables} tables, "
                       f"{p.bytes_target / 1e9:.2f}/{p.bytes_source / 1e9:.2f} GB, "
-                      f"load {_load()}", flush=True)
+                      f"{p.indexes_missing} indexes missing, load {_load()}", flush=True)
+            ta = time.monotonic()
+            for line in db.advance(s, t, src.dsn, dst_dsn, jobs=jobs):
+                print(line, flush=True)
+                if line.startswith("built "):
+                    index_build_s = time.monotonic() - ta
             time.sleep(1.0)
     return {"first_consistent_copy_s": round(time.monotonic() - t0, 1),
+            "defer_indexes": defer_indexes, "schema_s": round(schema_s, 1),
+            "tables_copied_s": round(copied_s, 1) if copied_s is not None else None,
+            "index_build_s": round(index_build_s, 1) if index_build_s is not None else None,
+            "index_jobs": jobs if defer_indexes else None,
             "tables": p.tables, "table_bytes_source": p.bytes_source,
             "lag_bytes_when_consistent": p.lag_bytes, "load_avg_1m": _load()}
 
 
-def logical_move(src: Postgres, dst: Postgres, args: argparse.Namespace) -> dict[str, Any]:
-    """Logical replication under a steady writer, the cut-over, the verification after it."""
-    with psycopg.connect(src.dsn) as c:
-        author = int(c.execute("SELECT id FROM accounts ORDER BY id LIMIT 1").fetchone()[0])
-    probe = WriteProbe(src.dsn, dst.dsn, author, rate=args.write_rate).start()
+def old_logical_copy(src: Postgres, dst: Postgres, args: argparse.Namespace) -> dict[str, Any]:
+    """The copy as it was: the whole schema (every index) on the target before the copy, into
+    a database of its own, under the same steady writer; dropped once consistent."""
+    with psycopg.connect(dst.dsn_for("postgres"), autocommit=True) as c:
+        c.execute("CREATE DATABASE copy_old")
+    probe = WriteProbe(src.dsn, dst.dsn_for("copy_old"), _author(src), rate=args.write_rate)
+    probe.start()
     try:
-        copy = first_copy(src, dst, args.copy_timeout)
+        copy = first_copy(src, dst.dsn_for("copy_old"), args.copy_timeout, defer_indexes=False,
+                          jobs=os.cpu_count() or 2)
+    finally:
+        probe.stop()
+    with psycopg.connect(dst.dsn_for("copy_old"), autocommit=True) as c:
+        c.execute(f"DROP SUBSCRIPTION {db.NAME}")  # drops the source's slot too
+    with psycopg.connect(dst.dsn_for("postgres"), autocommit=True) as c:
+        c.execute("DROP DATABASE copy_old WITH (FORCE)")
+    return copy
+
+
+def _author(src: Postgres) -> int:
+    with psycopg.connect(src.dsn) as c:
+        return int(c.execute("SELECT id FROM accounts ORDER BY id LIMIT 1").fetchone()[0])
+
+
+def logical_move(src: Postgres, dst: Postgres, args: argparse.Namespace) -> dict[str, Any]:
+    """Logical replication (indexes after the copy) under a steady writer, the cut-over, the
+    verification after it."""
+    probe = WriteProbe(src.dsn, dst.dsn, _author(src), rate=args.write_rate).start()
+    try:
+        copy = first_copy(src, dst.dsn, args.copy_timeout, defer_indexes=True,
+                          jobs=os.cpu_count() or 2)
         print("first consistent copy", copy, flush=True)
         time.sleep(args.steady)  # the app keeps writing to the source, the target follows
         t0 = time.monotonic()
@@ -206,6 +251,12 @@ def bench_database(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
         size = database_size(src.dsn)
         print(f"source database {size / 1e9:.2f} GB (seed reused: {seeded['reused']})",
               flush=True)
+        with psycopg.connect(dst.dsn) as c:
+            workers = {k: c.execute(f"SHOW {k}").fetchone()[0] for k in (
+                "max_sync_workers_per_subscription", "max_logical_replication_workers",
+                "max_parallel_maintenance_workers")}
+        old = old_logical_copy(src, dst, args)
+        print("old logical copy", old, flush=True)
         logical = logical_move(src, dst, args)
         target_size = database_size(dst.dsn)
         with psycopg.connect(dst.dsn_for("postgres"), autocommit=True) as c:
@@ -213,8 +264,14 @@ def bench_database(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
         dump = dump_restore_move(src, dst, os.cpu_count() or 2, not args.no_verify_dump)
         print("dump/restore", dump, flush=True)
         cut = logical["cutover"]
+        new_s, old_s = logical["first_consistent_copy_s"], old["first_consistent_copy_s"]
+        dr_s = dump["dump_restore_s"]
         summary = {"database_bytes": size, "seed_s": seeded["seed_s"],
-                   "first_consistent_copy_s": logical["first_consistent_copy_s"],
+                   "first_consistent_copy_s": new_s,
+                   "old_first_consistent_copy_s": old_s,
+                   "ratio_old_to_dump_restore": round(old_s / dr_s, 2),
+                   "ratio_new_to_dump_restore": round(new_s / dr_s, 2),
+                   "speedup_new_vs_old": round(old_s / new_s, 2),
                    "lag_at_cutover_bytes": cut["lag_at_freeze_bytes"],
                    "lag_at_cutover_s": cut["replay_lag_at_freeze_s"],
                    "caught_up_after_freeze_s": cut["drain_s"],
@@ -227,10 +284,16 @@ def bench_database(tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
         print("summary", json.dumps(summary), flush=True)
         return {"summary": summary, "seed": seeded, "database_bytes": size,
                 "target_bytes_after_logical": target_size,
-                "logical": logical, "dump_restore": dump,
-                "note": "one run: logical replication (under a steady writer, cut over, verified) "
-                        "then pg_dump -Fd -j N | pg_restore -j N of the same frozen source into "
-                        "a fresh database on the target server, verified the same way",
+                "logical_old": old, "logical": logical, "dump_restore": dump,
+                "target_workers": workers,
+                "note": "one run, same seeded source, one after the other: the old logical copy "
+                        "(whole schema first, indexes kept up during the copy; to its first "
+                        "consistent copy, then dropped), the new one (primary keys only during "
+                        "the copy, indexes built after by pg_restore -j N; under a steady "
+                        "writer, cut over, verified), then pg_dump -Fd -j N | pg_restore -j N of "
+                        "the same frozen source into a fresh database on the target server. Both "
+                        "logical copies publish partitions via their root (the new publication "
+                        "setting: posts is copied as one table).",
                 "durability": reported}
     finally:
         dst.stop()

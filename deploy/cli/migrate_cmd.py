@@ -402,7 +402,8 @@ def database(
                                   "source take writes again (point the app back at it)"),
     dump: bool = typer.Option(False, "--dump", help="pg_dump / pg_restore instead of "
                               "replication (writes must stop for the whole copy)"),
-    jobs: int = typer.Option(4, min=1, max=32, help="parallel dump/restore jobs"),
+    jobs: int = typer.Option(4, min=1, max=32, help="parallel dump/restore jobs; "
+                      "with replication, parallel builds of the deferred indexes"),
     workers: int = typer.Option(2, min=1, max=32, help="cutover: parallel verification "
                                 "connections per side"),
     watch: float = typer.Option(0.0, min=0, max=86400, help="follow the initial copy for up "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,14 @@ def copy_database(from_: str, dst: str, dump: bool, jobs: int, watch: float, jso
     if not json_out:
         console.print(mode)
     with db.connect(from_, "source") as src, db.connect(dst, "target") as tgt:
-        p = _watch(src, tgt, watch, json_out)
+        p = _watch(src, tgt, lambda: db.advance(src, tgt, from_, dst, jobs=jobs), watch,
+                   json_out)
     set_step(sd, "database", "running", mode=mode, pid=None, lag_bytes=p.lag_bytes,
              tables_ready=f"{p.tables_ready}/{p.tables}", next="--cutover when ready")
     if json_out:
         print_json({"mode": mode, "consistent": p.consistent, "tables": p.tables,
-                    "tables_ready": p.tables_ready, "bytes_source": p.bytes_source,
+                    "tables_ready": p.tables_ready, "indexes_missing": p.indexes_missing,
+                    "bytes_source": p.bytes_source,
                     "bytes_target": p.bytes_target,
                     "lag": {"lag_bytes": p.lag_bytes,
                             "tables_syncing": p.tables - p.tables_ready}})
@@ -51,34 +54,39 @@ def copy_database(from_: str, dst: str, dump: bool, jobs: int, watch: float, jso
         console.print(f"[green]first consistent copy[/]: {p.tables} tables, lag "
                       f"{p.lag_bytes} bytes — run again with --cutover when ready")
     else:
-        console.print(f"copying: {p.tables_ready}/{p.tables} tables ready, lag "
-                      f"{p.lag_bytes} bytes — replication goes on in the target; rerun with "
-                      "--watch SECONDS to follow it")
+        console.print(f"copying: {p.tables_ready}/{p.tables} tables ready, "
+                      f"{p.indexes_missing} indexes to build, lag {p.lag_bytes} bytes — "
+                      "replication goes on in the target; rerun with --watch SECONDS to "
+                      "follow it (it builds the indexes once every table is copied)")
 
 
-def _watch(src: Any, tgt: Any, watch: float, json_out: bool) -> Any:
+def _watch(src: Any, tgt: Any, advance: Callable[[], list[str]], watch: float,
+           json_out: bool) -> Any:
+    """Poll the copy every second for up to `watch` seconds (at least once), calling `advance`
+    (new partitions, then the deferred indexes once every table is copied) each time."""
     from freehold.deploy.migrate import database as db
 
     end = time.monotonic() + watch
-    p = db.copy_progress(src, tgt)
-    if json_out:
-        while not p.consistent and time.monotonic() < end:  # bounded: --watch seconds
-            time.sleep(1.0)
-            p = db.copy_progress(src, tgt)
-        return p
     cols = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
             TextColumn("{task.fields[state]}"), TimeElapsedColumn())
-    with Progress(*cols, console=err_console, transient=False) as bar:
-        task = bar.add_task("initial copy", total=max(p.bytes_source, 1), completed=0, state="")
+    with Progress(*cols, console=err_console, transient=False, disable=json_out) as bar:
+        task = bar.add_task("initial copy", total=1, completed=0, state="")
         while True:  # bounded: --watch seconds
+            p = db.copy_progress(src, tgt)
+            if p.copied and p.indexes_missing:
+                bar.update(task, state=f"building {p.indexes_missing} deferred indexes")
+            for line in advance():
+                if not json_out:
+                    err_console.print(line)
+            p = db.copy_progress(src, tgt)
             total = max(p.bytes_source, 1)  # the target's tables hold no bloat: may stay below
             bar.update(task, total=total, completed=total if p.consistent
                        else min(p.bytes_target, p.bytes_source),
-                       state=f"{p.tables_ready}/{p.tables} tables ready, lag {p.lag_bytes} B")
+                       state=f"{p.tables_ready}/{p.tables} tables ready, "
+                             f"{p.indexes_missing} indexes to build, lag {p.lag_bytes} B")
             if p.consistent or time.monotonic() >= end:
                 return p
             time.sleep(1.0)
-            p = db.copy_progress(src, tgt)
 
 
 def cutover(from_: str, dst: str, timeout: float, workers: int, json_out: bool,

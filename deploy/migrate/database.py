@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -15,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from freehold.app.pgclient import libpq_target
-from freehold.deploy.migrate import MigrateError
+from freehold.deploy.migrate import MigrateError, dbpartitions, dbschema
 
 NAME = "freehold_migrate"
 
@@ -28,23 +26,6 @@ def connect(dsn: str, what: str) -> psycopg.Connection[Any]:
         u = urlparse(dsn)
         raise MigrateError(f"{what} {u.hostname}:{u.port or 5432}/{u.path.lstrip('/')}: "
                            f"{first} — check the address, user and password") from None
-
-
-def _tool(name: str) -> str:
-    for d in ("/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"):
-        if shutil.which(name, path=d):
-            return f"{d}/{name}"
-    found = shutil.which(name)
-    if not found:
-        raise MigrateError(f"{name} not found — apt-get install postgresql-client-15")
-    return found
-
-
-def _run(cmd: list[str], what: str, env: dict[str, str]) -> None:
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=env)
-    if r.returncode != 0:
-        last = (r.stderr.strip().splitlines() or ["failed"])[-1]
-        raise MigrateError(f"{what}: {last}")
 
 
 def tables(conn: psycopg.Connection[Any]) -> list[tuple[str, str]]:
@@ -62,42 +43,36 @@ def can_replicate_logically(src: psycopg.Connection[Any]) -> tuple[bool, str]:
     return (True, "") if ok else (False, "the source user may not replicate")
 
 
-def schema_commands(src_dsn: str, dst_dsn: str, path: str
-                    ) -> list[tuple[list[str], dict[str, str], str]]:
-    """(argv, environment, what) of dumping the source's schema to `path` and loading it into
-    the target; passwords travel in the environment (app.pgclient), never in argv."""
-    src, src_env = libpq_target(src_dsn)
-    dst, dst_env = libpq_target(dst_dsn)
-    return [([_tool("pg_dump"), "--schema-only", "--no-owner", "--no-privileges",
-              "--no-publications", "--no-subscriptions", "-f", path, src], src_env,
-             "pg_dump --schema-only"),
-            ([_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-f", path, dst], dst_env,
-             "loading the schema into the target")]
+def copy_schema(src_dsn: str, dst_dsn: str, *, defer_indexes: bool = True) -> int:
+    """The source's schema into the empty target, the indexes the initial copy does not need
+    left out with `defer_indexes` (dbschema); returns how many schema entries were deferred."""
+    with connect(src_dsn, "source") as src:
+        return dbschema.load_schema(src, src_dsn, dst_dsn, defer_indexes=defer_indexes)
 
 
-def copy_schema(src_dsn: str, dst_dsn: str) -> None:
-    with tempfile.NamedTemporaryFile(suffix=".sql") as f:
-        for argv, env, what in schema_commands(src_dsn, dst_dsn, f.name):
-            _run(argv, what, env)
-
-
-def start_replication(src_dsn: str, dst_dsn: str) -> str:
-    """Schema, publication and subscription (idempotent: a rerun picks up where it stopped)."""
+def start_replication(src_dsn: str, dst_dsn: str, *, defer_indexes: bool = True) -> str:
+    """Schema, publication and subscription (idempotent: a rerun picks up where it stopped).
+    Partitions publish through their root, so partitions the source adds later need no change
+    to the publication (dbpartitions)."""
     with connect(src_dsn, "source") as src, connect(dst_dsn, "target") as dst:
         have_sub = dst.execute("SELECT 1 FROM pg_subscription WHERE subname = %s",
                                (NAME,)).fetchone()
         if have_sub:
             return "replicating (subscription already there)"
         if not tables(dst):
-            copy_schema(src_dsn, dst_dsn)
+            copy_schema(src_dsn, dst_dsn, defer_indexes=defer_indexes)
         elif any(dst.execute(sql.SQL("SELECT EXISTS (SELECT 1 FROM {}.{})").format(
                 sql.Identifier(s), sql.Identifier(t))).fetchone()[0] for s, t in tables(dst)):
             raise MigrateError("target database already holds rows and no subscription — "
                                "give an empty target database")
         if not src.execute("SELECT 1 FROM pg_publication WHERE pubname = %s",
                            (NAME,)).fetchone():
-            src.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES").format(
+            src.execute(sql.SQL("CREATE PUBLICATION {} FOR ALL TABLES WITH "
+                                "(publish_via_partition_root = true)").format(
                 sql.Identifier(NAME)))
+        else:  # left by a run before partitions published through their root
+            src.execute(sql.SQL("ALTER PUBLICATION {} SET (publish_via_partition_root = true)"
+                                ).format(sql.Identifier(NAME)))
         dst.execute(sql.SQL("CREATE SUBSCRIPTION {} CONNECTION {} PUBLICATION {}").format(
             sql.Identifier(NAME), sql.Literal(src_dsn), sql.Identifier(NAME)))
     return "replicating (subscription created)"
@@ -125,16 +100,22 @@ def lag(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) -> Lag:
 
 @dataclass
 class CopyProgress:
-    tables: int
+    tables: int  # in the subscription (a partitioned table counts once: its root)
     tables_ready: int
     bytes_source: int
     bytes_target: int
     lag_bytes: int | None
+    indexes_missing: int = 0  # the source's indexes the target lacks or holds invalid
+
+    @property
+    def copied(self) -> bool:
+        return self.tables_ready == self.tables > 0
 
     @property
     def consistent(self) -> bool:
-        """The first consistent copy: every table copied and streaming, (almost) no lag."""
-        return (self.tables_ready == self.tables and self.lag_bytes is not None
+        """The first consistent copy: every table copied and streaming, every index built,
+        (almost) no lag."""
+        return (self.copied and self.indexes_missing == 0 and self.lag_bytes is not None
                 and self.lag_bytes <= NEAR_ZERO_LAG)
 
 
@@ -142,17 +123,54 @@ NEAR_ZERO_LAG = 1 << 20  # bytes: WAL the source writes for itself (checkpoints)
 
 
 def copy_progress(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) -> CopyProgress:
-    """Tables copied (subscription state 'r') and table bytes on each side (heap and TOAST,
-    indexes left out: the target builds its own)."""
-    q = ("SELECT count(*), coalesce(sum(pg_table_size(c.oid)), 0)::bigint FROM pg_class c "
+    """Tables copied (subscription state 'r'), table bytes on each side (heap and TOAST,
+    indexes left out: the target builds its own), indexes still to build."""
+    q = ("SELECT coalesce(sum(pg_table_size(c.oid)), 0)::bigint FROM pg_class c "
          "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' "
          "AND n.nspname NOT IN ('pg_catalog', 'information_schema')")
-    n, src_bytes = src.execute(q).fetchone()
-    _, dst_bytes = dst.execute(q).fetchone()
-    ready = dst.execute("SELECT count(*) FROM pg_subscription_rel r JOIN pg_subscription s "
-                        "ON s.oid = r.srsubid WHERE s.subname = %s AND r.srsubstate = 'r'",
-                        (NAME,)).fetchone()[0]
-    return CopyProgress(int(n), int(ready), int(src_bytes), int(dst_bytes), lag(src, dst).bytes)
+    src_bytes, dst_bytes = src.execute(q).fetchone()[0], dst.execute(q).fetchone()[0]
+    n, ready = dst.execute("SELECT count(*), count(*) FILTER (WHERE r.srsubstate = 'r') "
+                           "FROM pg_subscription_rel r JOIN pg_subscription s "
+                           "ON s.oid = r.srsubid WHERE s.subname = %s", (NAME,)).fetchone()
+    return CopyProgress(int(n), int(ready), int(src_bytes), int(dst_bytes), lag(src, dst).bytes,
+                        len(dbschema.index_gaps(src, dst)))
+
+
+def advance(src: psycopg.Connection[Any], dst: psycopg.Connection[Any], src_dsn: str,
+            dst_dsn: str, *, jobs: int = 2, index_memory: str = dbschema.INDEX_MEMORY
+            ) -> list[str]:
+    """One pass of what the target needs while it replicates: the partitions the source added,
+    and once every table is copied, the deferred indexes (`jobs` at a time; blocks until
+    built). Returns what it did, one line each."""
+    done = dbpartitions.sync_partitions(src, dst)
+    if copy_progress(src, dst).copied and dbschema.index_gaps(src, dst):
+        t0 = time.monotonic()
+        n = dbschema.build_deferred_indexes(src, dst, src_dsn, dst_dsn, jobs=jobs,
+                                            memory=index_memory)
+        done.append(f"built {n} deferred index entries in {time.monotonic() - t0:.1f} s")
+    return done
+
+
+def replication_gaps(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) -> list[str]:
+    """What would leave the target short at a cut-over, one line each: tables the source
+    publishes that the subscription lacks, indexes missing or invalid on the target."""
+    published = {tuple(r) for r in src.execute(
+        "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
+        (NAME,)).fetchall()}
+    subscribed = {tuple(r) for r in dst.execute(
+        "SELECT n.nspname, c.relname FROM pg_subscription_rel r JOIN pg_subscription s "
+        "ON s.oid = r.srsubid JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE s.subname = %s", (NAME,)).fetchall()}
+    gaps = [f"table {s}.{t} is not replicated (created on the source after replication "
+            f"started): create it on the target, run ALTER SUBSCRIPTION {NAME} REFRESH "
+            "PUBLICATION there, wait for its copy" for s, t in sorted(published - subscribed)]
+    missing = dbschema.index_gaps(src, dst)
+    if missing:
+        gaps.append(f"{len(missing)} index(es) missing or invalid on the target "
+                    f"({', '.join(missing[:3])}{', …' if len(missing) > 3 else ''}): run "
+                    "freehold migrate database --watch SECONDS until the copy is consistent "
+                    "(it builds them)")
+    return gaps
 
 
 def reset_sequences(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) -> int:
@@ -255,11 +273,15 @@ def cutover(src_dsn: str, dst_dsn: str, timeout: float = 600.0, *, max_lag: int 
                                    "source)")
             raise MigrateError("the target has no subscription freehold_migrate — run "
                                "freehold migrate database (without --cutover) first")
+        dbpartitions.sync_partitions(src, dst)
         before = copy_progress(src, dst)
         if before.tables_ready < before.tables:
             raise MigrateError(f"initial copy not finished: {before.tables_ready}/"
                                f"{before.tables} tables ready — wait for it (freehold migrate "
                                "database --watch 600), then rerun --cutover; nothing stopped")
+        gaps = replication_gaps(src, dst)
+        if gaps:
+            raise MigrateError(f"{gaps[0]} — then rerun --cutover; nothing stopped")
         if before.lag_bytes is None or before.lag_bytes > max_lag:
             raise MigrateError(f"replication lag {before.lag_bytes} bytes > {max_lag} — wait "
                                "until the target catches up, then rerun --cutover; nothing "
@@ -273,6 +295,8 @@ def cutover(src_dsn: str, dst_dsn: str, timeout: float = 600.0, *, max_lag: int 
         replay = src.execute("SELECT extract(epoch FROM replay_lag) FROM pg_stat_replication "
                              "WHERE application_name = %s", (NAME,)).fetchone()
         drain_s = _drain(src, freeze_lsn, timeout)
+        # a partition added since the check above: created now, its rows moved in (outage)
+        late = dbpartitions.sync_partitions(src, dst)
         bad = _quick_check(src, dst)
         if bad:
             raise MigrateError(f"largest keys differ after catching up: {', '.join(bad)} — "
@@ -286,7 +310,7 @@ def cutover(src_dsn: str, dst_dsn: str, timeout: float = 600.0, *, max_lag: int 
                       "lag_at_freeze_bytes": int(lag_bytes),
                       "replay_lag_at_freeze_s": float(replay[0]) if replay and replay[0]
                       is not None else None, "drain_s": round(drain_s, 3),
-                      "sequences_reset": nseq}
+                      "sequences_reset": nseq, "partitions_created_in_outage": late}
             if on_ready:
                 on_ready(window)
             t1 = time.monotonic()
@@ -304,9 +328,9 @@ def dump_restore_commands(src_dsn: str, dst_dsn: str, folder: str, jobs: int = 4
     from it; passwords travel in the environment, never in argv."""
     src, src_env = libpq_target(src_dsn)
     dst, dst_env = libpq_target(dst_dsn)
-    return [([_tool("pg_dump"), "-Fd", "-j", str(jobs), "--no-owner", "--no-privileges",
+    return [([dbschema.tool("pg_dump"), "-Fd", "-j", str(jobs), "--no-owner", "--no-privileges",
               "-f", f"{folder}/dump", src], src_env, "pg_dump"),
-            ([_tool("pg_restore"), "-j", str(jobs), "--no-owner", "--no-privileges",
+            ([dbschema.tool("pg_restore"), "-j", str(jobs), "--no-owner", "--no-privileges",
               "--exit-on-error", "-d", dst, f"{folder}/dump"], dst_env, "pg_restore")]
 
 
@@ -314,4 +338,4 @@ def dump_restore(src_dsn: str, dst_dsn: str, jobs: int = 4) -> None:
     """When logical replication is impossible: parallel pg_dump -Fd / pg_restore -j."""
     with tempfile.TemporaryDirectory() as d:
         for argv, env, what in dump_restore_commands(src_dsn, dst_dsn, d, jobs):
-            _run(argv, what, env)
+            dbschema.run_tool(argv, what, env)

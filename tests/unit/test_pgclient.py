@@ -37,13 +37,18 @@ def test_no_password_leaves_the_environment_as_given() -> None:
 
 
 def test_migration_tool_commands_carry_no_password(tmp_path: Path) -> None:
-    from freehold.deploy.migrate.database import dump_restore_commands, schema_commands
+    from freehold.deploy.migrate.database import dump_restore_commands
+    from freehold.deploy.migrate.dbschema import dump_schema_command, restore_command
 
     other = URL.replace("10.0.0.5", "10.0.0.6")
-    calls = [*schema_commands(URL, other, str(tmp_path / "schema.sql")),
+    archive = str(tmp_path / "schema.dump")
+    calls = [dump_schema_command(URL, archive),
+             restore_command(other, archive, str(tmp_path / "l"), jobs=2,
+                             options="-c maintenance_work_mem=1GB"),
              *dump_restore_commands(URL, other, str(tmp_path), jobs=2)]
-    assert [Path(argv[0]).name for argv, _, _ in calls] == ["pg_dump", "psql", "pg_dump",
+    assert [Path(argv[0]).name for argv, _, _ in calls] == ["pg_dump", "pg_restore", "pg_dump",
                                                               "pg_restore"]
+    assert calls[1][1]["PGOPTIONS"] == "-c maintenance_work_mem=1GB"
     for argv, env, _ in calls:
         assert_no_password(argv)
         assert env["PGPASSWORD"] == PASSWORD

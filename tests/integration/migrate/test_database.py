@@ -60,9 +60,24 @@ def test_logical_replication_then_cutover(two_pg, tmp_path: Path) -> None:  # no
                   "FROM generate_series(1, 500) g")
         c.execute("UPDATE accounts SET handle = handle || '_x' WHERE id <= 10")
         c.execute("DELETE FROM posts WHERE id <= 5")
-    # rerun is idempotent
-    r = run(app, ["migrate", "database", "--from", src.dsn, "--to", dst.dsn, "--json"])
+    # rerun is idempotent; it builds the deferred indexes once every table is copied
+    r = run(app, ["migrate", "database", "--from", src.dsn, "--to", dst.dsn, "--json",
+                  "--watch", "120"])
     assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["consistent"], r.stdout
+    # a deferred index missing on the target: the cut-over refuses in one line, stops nothing
+    with psycopg.connect(dst.dsn, autocommit=True) as c:
+        c.execute("ALTER TABLE accounts DROP CONSTRAINT accounts_handle_key")
+    r = run(app, ["migrate", "database", "--from", src.dsn, "--to", dst.dsn, "--cutover",
+                  "--timeout", "120"])
+    assert r.exit_code != 0 and "nothing stopped" in r.stderr, r.output
+    assert "public.accounts_handle_key (missing)" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    with psycopg.connect(src.dsn) as c:  # the refusal left the source writable
+        assert c.execute("SHOW default_transaction_read_only").fetchone()[0] == "off"
+    r = run(app, ["migrate", "database", "--from", src.dsn, "--to", dst.dsn, "--json",
+                  "--watch", "120"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["indexes_missing"] == 0, r.output
     r = run(app, ["migrate", "database", "--from", src.dsn, "--to", dst.dsn, "--cutover",
                   "--timeout", "120", "--json", "--manifest", str(manifest)])
     assert r.exit_code == 0, r.output
@@ -143,6 +158,6 @@ def test_client_tools_get_the_password_from_the_environment(tmp_path: Path,
         pg.stop()
     assert counts == ["0", "500"]          # the schema alone, then schema and rows
     tools = [Path(argv[0]).name for argv in started]
-    assert {"pg_dump", "psql", "pg_restore"} <= set(tools), tools
+    assert {"pg_dump", "pg_restore"} <= set(tools), tools
     for argv in started:
         assert not any(password in arg for arg in argv), argv
