@@ -110,9 +110,9 @@ class Tree:
         assert self.settings is not None
         return {**os.environ, **self.settings.to_env(), "PYTHONPATH": str(self.pypath)}
 
-    def python(self, code: str, *args: str) -> None:
-        subprocess.run([sys.executable, "-c", code, *args], env=self.env(), cwd=self.root,
-                       check=True, timeout=1800)
+    def python(self, code: str, *args: str, env: dict[str, str] | None = None) -> None:
+        subprocess.run([sys.executable, "-c", code, *args], env={**self.env(), **(env or {})},
+                       cwd=self.root, check=True, timeout=1800)
 
 
 def own_pypath() -> Path:
@@ -130,6 +130,16 @@ def parse_trees(compare: list[str]) -> list[Tree]:
                              "exists (a PYTHONPATH entry with the code to compare)")
         trees.append(Tree(label, p, i))
     return trees
+
+
+MEMBERS_PASSWORD = """
+import os, sys, psycopg
+from freehold.app.services.passwords import hasher
+with psycopg.connect(sys.argv[1]) as conn:
+    ids = [int(i) for i in sys.argv[2].split(",")]
+    conn.execute("UPDATE accounts SET password_hash = %s WHERE id = ANY(%s)",
+                 (hasher.hash(os.environ["MIX_PASSWORD"]), ids))
+"""
 
 
 # ---- dataset ------------------------------------------------------------------------------
@@ -506,6 +516,11 @@ def main() -> int:
                 secret_key=secrets.token_urlsafe(32))
             t.python("import sys; from freehold.app.db import migrate; print(migrate(sys.argv[1]))",
                      t.settings.database_url)
+            # the members' password hashed as this tree's code hashes it: its log-ins cost
+            # what they cost once every account has logged in with it (no rehash in the window)
+            t.python(MEMBERS_PASSWORD, t.settings.database_url,
+                     ",".join(str(m[0]) for m in roster.members),
+                     env={"MIX_PASSWORD": roster.password})
             pg.psql("ANALYZE", t.db)  # type: ignore[attr-defined]
             asyncio.run(compute_trends(t.settings))
             t.state = {"commit": commit_state(t.root), "pypath": str(t.pypath),

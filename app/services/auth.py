@@ -40,7 +40,7 @@ async def login(ctx: Ctx, login: str, password: str, *, ip: str = "") -> tuple[s
         login.strip().lstrip("@").lower()[:254] if isinstance(login, str) else "-")
     await ratelimit.hit(ctx.redis, "login_account", who, s.rl_login_per_account,
                         s.rl_login_window)
-    row = await accounts.match_password(row, password)
+    row = await accounts.match_password(ctx, row, password)
     return await create_session(ctx, row["id"]), row["id"]
 
 
