@@ -64,22 +64,28 @@ async def home(request: Request, cred: Credentials, limit: Limit = 40, cursor: C
 @router.get("/accounts/{account_id}/posts", summary="An account's posts, newest first",
             response_model=PostPage, responses=errors(401, 403, 404, 422))
 async def account_posts(account_id: str, request: Request, me: Viewer, limit: Limit = 40,
-                        cursor: Cursor = None) -> JSON:
-    return page(*await feed.account_posts(get_ctx(request), me, path_id(account_id, "account"),
-                                          limit=limit, cursor=cursor))
+                        cursor: Cursor = None) -> Response:
+    ctx = get_ctx(request)
+    return JSONBytes(await feed.page_bytes(ctx, me, await feed.account_post_ids(
+        ctx, me, path_id(account_id, "account"), limit=limit, cursor=cursor)))
 
 
 @router.get("/tags/{tag}/posts", summary="Posts with a hashtag, newest first",
             response_model=PostPage, responses=errors(401, 404, 422))
 async def tag_posts(tag: Tag, request: Request, me: Viewer, limit: Limit = 40,
-                    cursor: Cursor = None) -> JSON:
-    return page(*await feed.tag_posts(get_ctx(request), me, tag, limit=limit, cursor=cursor))
+                    cursor: Cursor = None) -> Response:
+    ctx = get_ctx(request)
+    return JSONBytes(await feed.page_bytes(ctx, me, await feed.tag_post_ids(
+        ctx, tag, limit=limit, cursor=cursor)))
 
 
 @router.get("/discover/latest", summary="Newest public posts", response_model=PostPage,
             responses=errors(401, 422))
-async def latest(request: Request, me: Viewer, limit: Limit = 40, cursor: Cursor = None) -> JSON:
-    return page(*await feed.latest(get_ctx(request), me, limit=limit, cursor=cursor))
+async def latest(request: Request, me: Viewer, limit: Limit = 40,
+                 cursor: Cursor = None) -> Response:
+    ctx = get_ctx(request)
+    return JSONBytes(await feed.page_bytes(ctx, me, await feed.latest_ids(
+        ctx, limit=limit, cursor=cursor)))
 
 
 @router.get("/discover/tags", summary="Trending hashtags (recent hours)",
