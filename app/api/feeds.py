@@ -17,7 +17,6 @@ from freehold.app.api.deps import (
     Writer,
     bearer,
     get_ctx,
-    page,
     path_id,
 )
 from freehold.app.api.models import MarkReadIn
@@ -117,8 +116,10 @@ async def search_tags(q: Annotated[str, Query(min_length=1, max_length=50)], req
 
 @router.get("/notifications", summary="Notifications, newest first",
             response_model=NotificationPage, responses=errors(401, 422))
-async def notes(request: Request, me: Viewer, limit: Limit = 40, cursor: Cursor = None) -> JSON:
-    return page(*await notifications.listing(get_ctx(request), me, limit=limit, cursor=cursor))
+async def notes(request: Request, me: Viewer, limit: Limit = 40,
+                cursor: Cursor = None) -> Response:
+    return JSONBytes(await notifications.listing_json(get_ctx(request), me, limit=limit,
+                                                      cursor=cursor))
 
 
 @router.get("/notifications/unread_count", summary="Number of unread notifications",
