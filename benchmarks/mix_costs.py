@@ -22,7 +22,12 @@ password and sessions, popular accounts, posts and tags ranked), notifications f
 makes none) and the trends the trends worker computes. The app's workers (fan-out, notify,
 moderation, trends) do not run: their CPU is planned from their own measurements
 (benchmarks/app_hotpaths.py's fan-out), so the writes' table rows are the web requests alone.
-`--members` members act; their home feeds are built in Redis by a warm-up before measuring.
+`--members` members act; their home feeds are built in Redis by a warm-up before measuring,
+and again (unmeasured) before each window that reads them (home_feed, mix): the follow window
+invalidates most members' feeds, whose rebuilds the next window would otherwise pay for. The
+seeded tables are vacuumed first (their first vacuum is not left to autovacuum inside a window),
+and each tree stores the members' password hashed by its own code (log-ins as they cost once
+every account has logged in since that code was deployed).
 The app runs with its default settings (rate limits on: every simulated user has its own
 client address, as in the load tests), one connection pool of 4-16.
 
