@@ -22,7 +22,13 @@ password and sessions, popular accounts, posts and tags ranked), notifications f
 makes none) and the trends the trends worker computes. The app's workers (fan-out, notify,
 moderation, trends) do not run: their CPU is planned from their own measurements
 (benchmarks/app_hotpaths.py's fan-out), so the writes' table rows are the web requests alone.
-`--members` members act; their home feeds are built in Redis by a warm-up before measuring.
+`--members` members act; their home feeds are built in Redis by a warm-up before measuring,
+and again (unmeasured) before each window that reads them (home_feed, mix): the follow window
+invalidates most members' feeds, whose rebuilds the next window would otherwise pay for. The
+seeded tables are vacuumed first (their first vacuum is not left to autovacuum inside a window)
+and a CHECKPOINT ends the setup (its dirty pages are not written during the first windows),
+and each tree stores the members' password hashed by its own code (log-ins as they cost once
+every account has logged in since that code was deployed).
 The app runs with its default settings (rate limits on: every simulated user has its own
 client address, as in the load tests), one connection pool of 4-16.
 
@@ -83,6 +89,7 @@ from freehold.loadgen.traffic import ACTION_REQUESTS, load_model  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "mix_costs.json"
 API = "/api/v1"
 NOTIFICATIONS_PER_MEMBER = 40
+FEED_READERS = ("home_feed", "mix")  # the windows that read home feeds
 MAX_PHASE_ACTIONS = 200_000  # a bound on one window's actions, whatever the clock says
 
 
@@ -110,9 +117,9 @@ class Tree:
         assert self.settings is not None
         return {**os.environ, **self.settings.to_env(), "PYTHONPATH": str(self.pypath)}
 
-    def python(self, code: str, *args: str) -> None:
-        subprocess.run([sys.executable, "-c", code, *args], env=self.env(), cwd=self.root,
-                       check=True, timeout=1800)
+    def python(self, code: str, *args: str, env: dict[str, str] | None = None) -> None:
+        subprocess.run([sys.executable, "-c", code, *args], env={**self.env(), **(env or {})},
+                       cwd=self.root, check=True, timeout=1800)
 
 
 def own_pypath() -> Path:
@@ -130,6 +137,16 @@ def parse_trees(compare: list[str]) -> list[Tree]:
                              "exists (a PYTHONPATH entry with the code to compare)")
         trees.append(Tree(label, p, i))
     return trees
+
+
+MEMBERS_PASSWORD = """
+import os, sys, psycopg
+from freehold.app.services.passwords import hasher
+with psycopg.connect(sys.argv[1]) as conn:
+    ids = [int(i) for i in sys.argv[2].split(",")]
+    conn.execute("UPDATE accounts SET password_hash = %s WHERE id = ANY(%s)",
+                 (hasher.hash(os.environ["MIX_PASSWORD"]), ids))
+"""
 
 
 # ---- dataset ------------------------------------------------------------------------------
@@ -493,6 +510,10 @@ def main() -> int:
         with console.status(f"seeding {args.accounts} accounts…"):
             seeded = seed_template(pg.dsn, args, base / "roster.json")  # type: ignore[attr-defined]
         console.print(f"seeded: {seeded}")
+        # the seeded tables' first (anti-wraparound, insert-triggered) vacuum now, not by
+        # autovacuum inside a measured window, where its CPU would count as PostgreSQL's
+        with console.status("vacuuming the seeded tables…"):
+            pg.psql("VACUUM (FREEZE, ANALYZE)")  # type: ignore[attr-defined]
         roster = Roster.load(base / "roster.json")
         for t in trees:
             t.db = f"mix_{t.index}"
@@ -506,10 +527,18 @@ def main() -> int:
                 secret_key=secrets.token_urlsafe(32))
             t.python("import sys; from freehold.app.db import migrate; print(migrate(sys.argv[1]))",
                      t.settings.database_url)
+            # the members' password hashed as this tree's code hashes it: its log-ins cost
+            # what they cost once every account has logged in with it (no rehash in the window)
+            t.python(MEMBERS_PASSWORD, t.settings.database_url,
+                     ",".join(str(m[0]) for m in roster.members),
+                     env={"MIX_PASSWORD": roster.password})
             pg.psql("ANALYZE", t.db)  # type: ignore[attr-defined]
             asyncio.run(compute_trends(t.settings))
             t.state = {"commit": commit_state(t.root), "pypath": str(t.pypath),
                        "migrations": sorted(t.migrations())}
+        # the setup's dirty pages (seed, vacuum, database copies: WAL-logged in PostgreSQL 15)
+        # written now, not by a checkpoint running through the first windows
+        pg.psql("CHECKPOINT")  # type: ignore[attr-defined]
         actors = {t.label: Actor(roster, model.zipf_s.value, random.Random(t.index))
                   for t in trees}
         results: dict[str, Any] = {t.label: {"tree": t.state, "actions": {}, "mix": []}
@@ -529,6 +558,13 @@ def main() -> int:
                 order = trees if rnd % 2 == 0 else trees[::-1]
                 for kind in [*kinds, "mix"]:
                     for t in order:
+                        if kind in FEED_READERS:
+                            # feeds a window before invalidated (the follow window follows
+                            # hundreds of times) rebuilt unmeasured: a window pays for the
+                            # rebuilds its own follows cause, not for another window's
+                            with console.status(f"round {rnd + 1}: warming feeds on {t.label}…"):
+                                asyncio.run(_warm_feeds(f"http://127.0.0.1:{t.port}", roster,
+                                                        actors[t.label], args.concurrency))
                         meter = CpuMeter(exited=True, app=t.proc.pid,  # type: ignore[union-attr]
                                          postgres=pg.proc.pid,  # type: ignore[attr-defined]
                                          redis=rd.proc.pid)  # type: ignore[attr-defined]

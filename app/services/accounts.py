@@ -14,7 +14,7 @@ from freehold.app.redis_client import author_key, feed_big_key, feed_key
 from freehold.app.services import audit, ratelimit, signup_proof
 from freehold.app.services.errors import Conflict, Forbidden, Invalid, NotFound, Unauthorized
 from freehold.app.services.media import new_media_key, sniff_image
-from freehold.app.services.passwords import hash_password, password_matches
+from freehold.app.services.passwords import hash_password, needs_rehash, password_matches
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_]{3,30}$")
 EMAIL_RE = re.compile(r"^[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]+\.[^@\s\x00-\x1f]{2,}$")
@@ -125,17 +125,23 @@ async def find_login(ctx: Ctx, login: str) -> asyncpg.Record | None:
 
 async def verify_password(ctx: Ctx, login: str, password: str) -> asyncpg.Record:
     """The account for a username or e-mail and password; Unauthorized when they do not match."""
-    return await match_password(await find_login(ctx, login), password)
+    return await match_password(ctx, await find_login(ctx, login), password)
 
 
-async def match_password(row: asyncpg.Record | None, password: str) -> asyncpg.Record:
-    """`row` (from find_login) when `password` is its; Unauthorized otherwise."""
+async def match_password(ctx: Ctx, row: asyncpg.Record | None, password: str) -> asyncpg.Record:
+    """`row` (from find_login) when `password` is its; Unauthorized otherwise. A hash made
+    with older parameters is replaced by one with today's (passwords.PARAMETERS)."""
     if not isinstance(password, str):
         raise Unauthorized("wrong username or password")
     # no such account: a check of the same cost all the same (no probing by timing)
     if not await password_matches(row["password_hash"] if row else None, password[:256]):
         raise Unauthorized("wrong username or password")
     assert row is not None
+    if needs_rehash(row["password_hash"]):
+        # only if unchanged since it was read: a password change meanwhile wins
+        await ctx.db.execute(
+            "UPDATE accounts SET password_hash = $2 WHERE id = $1 AND password_hash = $3",
+            row["id"], await hash_password(password[:256]), row["password_hash"])
     return row
 
 

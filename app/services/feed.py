@@ -405,8 +405,30 @@ async def pull_json(ctx: Ctx, account_id: int, limit: int) -> bytes:
                      str(ids[-1]) if len(ids) == limit else None)
 
 
-async def account_posts(ctx: Ctx, viewer_id: int, account_id: int, *, limit: int = 40,
-                        cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+Page = tuple[list[int], str | None]  # a page's post ids, newest first, and the next cursor
+
+
+def _paged(ids: list[int], limit: int) -> Page:
+    return ids, (str(ids[-1]) if len(ids) == limit else None)
+
+
+async def documents(ctx: Ctx, viewer_id: int, page: Page
+                    ) -> tuple[list[dict[str, Any]], str | None]:
+    """A page's post documents (posts.hydrate), for the web UI and other dict users."""
+    ids, nxt = page
+    return await hydrate(ctx, viewer_id, ids), nxt
+
+
+async def page_bytes(ctx: Ctx, viewer_id: int, page: Page) -> bytes:
+    """A page as the API sends it, `{"items": [...], "next_cursor": ...}`: the same documents
+    rendered by app.services.postjson (items kept per process, concurrent pages in one query)
+    instead of built as dicts and dumped on every request."""
+    ids, nxt = page
+    return page_json(await hydrate_json(ctx, viewer_id, ids), nxt)
+
+
+async def account_post_ids(ctx: Ctx, viewer_id: int, account_id: int, *, limit: int = 40,
+                           cursor: str | None = None) -> Page:
     """An account's posts and echoes, newest first; refused when either blocked the other."""
     limit = check_limit(ctx, limit)
     max_id, _ = parse_cursor(cursor)
@@ -421,32 +443,45 @@ async def account_posts(ctx: Ctx, viewer_id: int, account_id: int, *, limit: int
         raise NotFound("no such account")
     if r["blocked"]:
         raise Forbidden("you cannot see posts of this account: one of you blocked the other")
-    ids = list(r["ids"])
-    return await hydrate(ctx, viewer_id, ids), (str(ids[-1]) if len(ids) == limit else None)
+    return _paged(list(r["ids"]), limit)
+
+
+async def account_posts(ctx: Ctx, viewer_id: int, account_id: int, *, limit: int = 40,
+                        cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    return await documents(ctx, viewer_id, await account_post_ids(
+        ctx, viewer_id, account_id, limit=limit, cursor=cursor))
+
+
+async def tag_post_ids(ctx: Ctx, tag: str, *, limit: int = 40, cursor: str | None = None
+                       ) -> Page:
+    limit = check_limit(ctx, limit)
+    max_id, _ = parse_cursor(cursor)
+    tag = tag.lstrip("#").lower()[:64]
+    return _paged([x["post_id"] for x in await ctx.ro.fetch(
+        "SELECT post_id FROM post_tags WHERE tag = $1"
+        f" AND post_id < coalesce($2::bigint, {MAX_ID})"
+        " ORDER BY post_id DESC LIMIT $3", tag, max_id, limit)], limit)
 
 
 async def tag_posts(ctx: Ctx, viewer_id: int, tag: str, *, limit: int = 40,
                     cursor: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    return await documents(ctx, viewer_id, await tag_post_ids(ctx, tag, limit=limit,
+                                                              cursor=cursor))
+
+
+async def latest_ids(ctx: Ctx, *, limit: int = 40, cursor: str | None = None) -> Page:
+    """The newest public posts (not replies) of the whole network."""
     limit = check_limit(ctx, limit)
     max_id, _ = parse_cursor(cursor)
-    tag = tag.lstrip("#").lower()[:64]
-    ids = [x["post_id"] for x in await ctx.ro.fetch(
-        "SELECT post_id FROM post_tags WHERE tag = $1"
-        f" AND post_id < coalesce($2::bigint, {MAX_ID})"
-        " ORDER BY post_id DESC LIMIT $3", tag, max_id, limit)]
-    return await hydrate(ctx, viewer_id, ids), (str(ids[-1]) if len(ids) == limit else None)
+    return _paged([x["id"] for x in await ctx.ro.fetch(
+        "SELECT id FROM posts WHERE NOT hidden AND reply_to_id IS NULL"
+        f" AND id < coalesce($1::bigint, {MAX_ID}) ORDER BY id DESC LIMIT $2",
+        max_id, limit)], limit)
 
 
 async def latest(ctx: Ctx, viewer_id: int, *, limit: int = 40, cursor: str | None = None
                  ) -> tuple[list[dict[str, Any]], str | None]:
-    """The newest public posts (not replies) of the whole network."""
-    limit = check_limit(ctx, limit)
-    max_id, _ = parse_cursor(cursor)
-    ids = [x["id"] for x in await ctx.ro.fetch(
-        "SELECT id FROM posts WHERE NOT hidden AND reply_to_id IS NULL"
-        f" AND id < coalesce($1::bigint, {MAX_ID}) ORDER BY id DESC LIMIT $2",
-        max_id, limit)]
-    return await hydrate(ctx, viewer_id, ids), (str(ids[-1]) if len(ids) == limit else None)
+    return await documents(ctx, viewer_id, await latest_ids(ctx, limit=limit, cursor=cursor))
 
 
 async def pull_ids(ctx: Ctx, account_id: int, limit: int, max_id: int | None = None

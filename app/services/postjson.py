@@ -84,13 +84,14 @@ class PartsLost(Exception):
     """A post's text was neither sent by the query nor held by this process."""
 
 
-async def _pages(ctx: Ctx, asks: list[Ask]) -> list[list[bytes]]:
+async def _pages(ctx: Ctx, asks: list[Ask], primary: bool = False) -> list[list[bytes]]:
     """The items of the requests `asks`, in order: keys for all, then the rows of the items
-    not held, whole; one connection, one query each for the whole batch."""
+    not held, whole; one connection (the primary's with `primary`), one query each for the
+    whole batch."""
     counts = [len(ids) for _, ids in asks]
     pids = [i for _, ids in asks for i in ids]
     keys_of: list[list[str]] = [[] for _ in asks]
-    async with ctx.ro.acquire() as con:
+    async with (ctx.db if primary else ctx.ro).acquire() as con:
         for req, keys in await con.fetch(KEYS_SQL, [v for v, _ in asks],
                                          [0, *accumulate(counts[:-1])], counts, pids):
             keys_of[req - 1] = keys
@@ -145,10 +146,11 @@ async def _make(ctx: Ctx, con: asyncpg.Connection, pairs: set[tuple[int, int]]
         return {(r[0], r[1]): _keep(ctx, r, known) for r in rows}
 
 
-def _pages_batcher(ctx: Ctx) -> Batcher[Ask, list[bytes]]:
-    b = ctx.batchers.get("post_rows")
+def _pages_batcher(ctx: Ctx, primary: bool = False) -> Batcher[Ask, list[bytes]]:
+    name = "post_rows_primary" if primary else "post_rows"
+    b = ctx.batchers.get(name)
     if b is None:
-        b = ctx.batchers["post_rows"] = Batcher("post_rows", lambda asks: _pages(ctx, asks))
+        b = ctx.batchers[name] = Batcher(name, lambda asks: _pages(ctx, asks, primary))
     return b
 
 
@@ -195,12 +197,20 @@ _TAIL = b',"hidden":%b,"echo_of":%b}'
 _ECHO = b'{%b,%b,"upvotes_count":%d,"replies_count":%d,"echoes_count":%d}'
 
 
-async def hydrate_json(ctx: Ctx, viewer_id: int, ids: list[int]) -> list[bytes]:
-    """JSON of the post documents for `ids` in that order (see `posts.hydrate`)."""
+async def hydrate_json(ctx: Ctx, viewer_id: int, ids: list[int], *, primary: bool = False
+                       ) -> list[bytes]:
+    """JSON of the post documents for `ids` in that order (see `posts.hydrate`), read from
+    the primary with `primary` (else from `ctx.ro`)."""
     if not ids:
         return []
     ctx.items.expire()
-    return await _pages_batcher(ctx)((viewer_id, ids))
+    return await _pages_batcher(ctx, primary)((viewer_id, ids))
+
+
+def item_id(item: bytes) -> int:
+    """The post id of a rendered item: every item begins `{"id":"<id>",` (_render_parts
+    puts "id" first, _HEAD puts the parts first)."""
+    return int(item[7:item.index(b'"', 7)])
 
 
 def _keep(ctx: Ctx, r: asyncpg.Record, known: dict[int, tuple[bytes, bool]]) -> bytes:

@@ -418,50 +418,48 @@ async def thread(ctx: Ctx, viewer_id: int, post_id: int, limit: int = 50,
             "replies_next_cursor": str(replies[-1]) if more else None}
 
 
-# whether account $1 may upvote post $2: the account (suspended?), the post (hidden?) and a
-# block between them, in one query
-UPVOTE_CHECK_SQL = """
-SELECT a.suspended_at, p.author_id, p.hidden,
-       EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = $1 AND blocked_id = p.author_id)
-               OR (blocker_id = p.author_id AND blocked_id = $1)) AS blocked
-FROM accounts a LEFT JOIN posts p ON p.id = $2 WHERE a.id = $1
-"""
-# the upvote and the post's counter in one statement (atomic on its own); the count as it is
-# after it. An upvote already there changes nothing (no row version written for it).
+# account $1 upvotes post $2 in one statement: the checks (account suspended? post hidden? a
+# block between them?), the upvote when they pass, and the post's counter, all in one snapshot;
+# the count as it is after it. An upvote already there changes nothing (no row version).
 UPVOTE_SQL = """
-WITH ins AS (INSERT INTO upvotes (account_id, post_id) VALUES ($1, $2)
+WITH chk AS (
+  SELECT a.suspended_at, p.author_id, p.hidden,
+         EXISTS (SELECT 1 FROM blocks WHERE (blocker_id = $1 AND blocked_id = p.author_id)
+                 OR (blocker_id = p.author_id AND blocked_id = $1)) AS blocked
+  FROM accounts a LEFT JOIN posts p ON p.id = $2 WHERE a.id = $1),
+     ins AS (INSERT INTO upvotes (account_id, post_id)
+             SELECT $1, $2 FROM chk WHERE suspended_at IS NULL AND author_id IS NOT NULL
+                                      AND NOT hidden AND NOT blocked
              ON CONFLICT DO NOTHING RETURNING post_id),
      upd AS (UPDATE posts SET upvotes_count = upvotes_count + 1
              WHERE id IN (SELECT post_id FROM ins) RETURNING upvotes_count)
-SELECT EXISTS (SELECT 1 FROM ins) AS added,
+SELECT chk.suspended_at, chk.author_id, chk.hidden, chk.blocked,
+       EXISTS (SELECT 1 FROM ins) AS added,
        coalesce((SELECT upvotes_count FROM upd),
                 (SELECT upvotes_count FROM posts WHERE id = $2)) AS count
+FROM chk
 """
 
 
 async def upvote(ctx: Ctx, account_id: int, post_id: int) -> int:
-    """Upvote (once: again is no change); the post's upvote count. Two statements, no
-    transaction: the checks, then the write (was seven round trips in a transaction)."""
-    row = await ctx.db.fetchrow(UPVOTE_CHECK_SQL, account_id, post_id)
+    """Upvote (once: again is no change); the post's upvote count. One statement, checks
+    included (were two round trips: the checks, then the write; before them seven in a
+    transaction)."""
+    try:
+        row = await ctx.db.fetchrow(UPVOTE_SQL, account_id, post_id)
+    except asyncpg.ForeignKeyViolationError:  # deleted while the statement ran
+        raise NotFound("no such post") from None
     if row is None:
         raise NotFound("no such account")
     if row["suspended_at"] is not None:
         raise Suspended("your account is suspended: you can appeal the decisions against it")
-    if row["author_id"] is None or row["hidden"]:
+    if row["author_id"] is None or row["hidden"] or row["count"] is None:
         raise NotFound("no such post")
     if row["blocked"]:
         raise Forbidden("you cannot upvote this account")
-    post = row
-    try:
-        r = await ctx.db.fetchrow(UPVOTE_SQL, account_id, post_id)
-    except asyncpg.ForeignKeyViolationError:  # deleted between the two statements
-        raise NotFound("no such post") from None
-    added, count = r["added"], r["count"]
-    if count is None:
-        raise NotFound("no such post")
-    if added:
-        await emit_events(ctx, [("upvote", account_id, post["author_id"], post_id)])
-    return int(count)
+    if row["added"]:
+        await emit_events(ctx, [("upvote", account_id, row["author_id"], post_id)])
+    return int(row["count"])
 
 
 async def remove_upvote(ctx: Ctx, account_id: int, post_id: int) -> int:

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from argon2 import PasswordHasher
 from psycopg.conninfo import conninfo_to_dict
 
 from freehold.app.seed import LOADTEST_ACCOUNTS, quiet
@@ -146,8 +145,10 @@ def build_roster(dsn: str, target: str, out: Path, *, members: int = MEMBERS_MAX
     """Pick members among the load-test accounts, give them this run's password and sessions,
     rank what is popular among them. One transaction: a connection lost on the way wrote
     nothing and is retried (ROSTER_ATTEMPTS in all, `on_retry` told why)."""
+    from freehold.app.services.passwords import hasher  # the app's parameters: no rehash at log-in
+
     password = secrets.token_urlsafe(24)
-    phash = PasswordHasher().hash(password)
+    phash = hasher.hash(password)
     for attempt in range(1, ROSTER_ATTEMPTS + 1):
         try:
             return _write_roster(dsn, target, out, password, phash, members=members,

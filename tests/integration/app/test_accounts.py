@@ -6,8 +6,13 @@ import io
 import struct
 import zlib
 
+import psycopg
+from argon2 import PasswordHasher
+from argon2.profiles import RFC_9106_LOW_MEMORY
 from starlette.testclient import TestClient
 
+from freehold.app.services import passwords
+from freehold.app.settings import Settings
 from tests.integration.app.conftest import make_admin, new_user
 
 
@@ -55,6 +60,36 @@ def test_login_logout_and_wrong_password(client: TestClient) -> None:
     # the sign-up token still works: logout ends one session only
     assert client.get("/api/v1/accounts/me", headers=u.h).status_code == 200
     assert client.get("/api/v1/accounts/me").status_code == 401
+
+
+def test_old_password_hash_logs_in_and_is_rehashed(client: TestClient,
+                                                   app_settings: Settings) -> None:
+    """A hash made with argon2-cffi's default parameters (the app's before OWASP's) still logs
+    in, and the successful log-in stores a hash with today's parameters."""
+    u = new_user(client, "rehash")
+    old = PasswordHasher.from_parameters(RFC_9106_LOW_MEMORY).hash(u.password)
+    assert passwords.needs_rehash(old)
+
+    def stored() -> str:
+        with psycopg.connect(app_settings.database_url) as conn:
+            row = conn.execute("SELECT password_hash FROM accounts WHERE id = %s",
+                               (int(u.id),)).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    with psycopg.connect(app_settings.database_url) as conn:
+        conn.execute("UPDATE accounts SET password_hash = %s WHERE id = %s", (old, int(u.id)))
+    r = client.post("/api/v1/auth/login", json={"login": u.username, "password": "wrong pass"})
+    assert r.status_code == 401
+    assert stored() == old  # a failed log-in changes nothing
+    r = client.post("/api/v1/auth/login", json={"login": u.username, "password": u.password})
+    assert r.status_code == 200, r.text
+    new = stored()
+    assert new != old and not passwords.needs_rehash(new)
+    assert new.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
+    assert passwords.hasher.verify(new, u.password)
+    r = client.post("/api/v1/auth/login", json={"login": u.username, "password": u.password})
+    assert r.status_code == 200 and stored() == new  # a current hash is kept
 
 
 def test_profile_and_avatar(client: TestClient) -> None:

@@ -497,3 +497,39 @@ def test_the_page_maximum_follows_the_setting(client: TestClient) -> None:
     for path in routes:
         r = client.get(path, params={"limit": 101}, headers=u.h)
         assert r.status_code == 422 and "limit" in r.text, (path, r.text)
+
+
+def test_api_pages_match_the_documents(client: TestClient) -> None:
+    """The API's profile, tag and latest pages (rendered by app.services.postjson) are the
+    documents and cursors the web UI's dict pages give (posts.hydrate)."""
+    reader, author = new_user(client, "pj"), new_user(client, "pj")
+    tag = f"pj{author.id[-6:]}"
+    made = [client.post("/api/v1/posts", headers=author.h,
+                        json={"body": f"post {i} #{tag}"}).json() for i in range(3)]
+    r = client.post(f"/api/v1/posts/{made[0]['id']}/echo", headers=author.h, json={"body": ""})
+    assert r.status_code == 201, r.text
+    assert client.post(f"/api/v1/posts/{made[1]['id']}/upvote",
+                       headers=reader.h).status_code == 200
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    me, aid = int(reader.id), int(author.id)
+    for path, docs in (
+            (f"/api/v1/accounts/{author.id}/posts", lambda c: feed.account_posts(
+                ctx, me, aid, limit=2, cursor=c)),
+            (f"/api/v1/tags/{tag}/posts", lambda c: feed.tag_posts(ctx, me, tag, limit=2,
+                                                                   cursor=c)),
+            ("/api/v1/discover/latest", lambda c: feed.latest(ctx, me, limit=2, cursor=c))):
+        cursor, pages = None, 0
+        for _ in range(3 if "latest" in path else 5):
+            params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+            got = client.get(path, params=params, headers=reader.h)
+            assert got.status_code == 200, (path, got.text)
+            items, nxt = client.portal.call(docs, cursor)  # type: ignore[union-attr]
+            assert got.json() == {"items": items, "next_cursor": nxt}, path
+            pages += 1
+            cursor = nxt
+            if not cursor:
+                break
+        assert pages >= 2, path
+    page = client.get(f"/api/v1/accounts/{author.id}/posts", headers=reader.h).json()["items"]
+    assert len(page) == 4 and page[0]["echo_of"]["id"] == made[0]["id"]
+    assert next(p for p in page if p["id"] == made[1]["id"])["upvoted"] is True

@@ -6,9 +6,11 @@ from __future__ import annotations
 import io
 import re
 
+import psycopg
 from starlette.testclient import TestClient
 
-from tests.integration.app.conftest import new_user
+from freehold.app.settings import Settings
+from tests.integration.app.conftest import User, new_user
 from tests.integration.app.test_accounts import tiny_png
 from tests.integration.app.test_web import Browser
 
@@ -93,6 +95,37 @@ def test_echo_and_upvote(client: TestClient) -> None:
     assert got["upvoted"] is True and got["echoes_count"] == 2
     assert client.delete(f"/api/v1/posts/{p['id']}/upvote", headers=b.h).json()[
         "upvotes_count"] == 0
+
+
+def test_upvote_refusals_change_nothing(client: TestClient, app_settings: Settings) -> None:
+    """The checks of the one-statement upvote: no such post, a block either way, a hidden
+    post, a suspended account; each refused with its status, no upvote and no count made."""
+    a, b, c = (new_user(client, "uv") for _ in range(3))
+    p = client.post("/api/v1/posts", headers=a.h, json={"body": "upvote me"}).json()
+
+    def up(who: User, pid: str = p["id"]) -> int:
+        return client.post(f"/api/v1/posts/{pid}/upvote", headers=who.h).status_code
+
+    def count() -> int:
+        return int(client.get(f"/api/v1/posts/{p['id']}", headers=a.h).json()["upvotes_count"])
+
+    assert up(b, "1") == 404
+    assert client.post(f"/api/v1/accounts/{b.id}/block", headers=a.h).status_code == 200
+    assert up(b) == 403  # the author blocked the upvoter
+    assert client.post(f"/api/v1/accounts/{a.id}/block", headers=c.h).status_code == 200
+    assert up(c) == 403  # the upvoter blocked the author
+    with psycopg.connect(app_settings.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE posts SET hidden = true WHERE id = %s", (int(p["id"]),))
+        assert up(a) == 404
+        assert count() == 0
+        conn.execute("UPDATE posts SET hidden = false WHERE id = %s", (int(p["id"]),))
+        conn.execute("UPDATE accounts SET suspended_at = now() WHERE id = %s", (int(a.id),))
+        assert up(a) == 403
+        conn.execute("UPDATE accounts SET suspended_at = NULL WHERE id = %s", (int(a.id),))
+        assert conn.execute("SELECT count(*) FROM upvotes WHERE post_id = %s",
+                            (int(p["id"]),)).fetchone() == (0,)
+    assert count() == 0
+    assert up(a) == 200 and count() == 1
 
 
 def test_images_up_to_four(client: TestClient) -> None:

@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from freehold.app.devstack import free_port
 from freehold.app.main import create_app
 from freehold.app.redis_client import FANOUT_LAG
-from freehold.app.services import trends
+from freehold.app.services import notifications, trends
 from tests.integration.app.conftest import (
     home_ids,
     make_admin,
@@ -40,6 +40,14 @@ def test_notifications_and_unread_count(client: TestClient, workers: Any) -> Non
     assert sorted(n["kind"] for n in items) == ["echo", "follow", "mention", "reply", "upvote"]
     assert all(n["actor"]["id"] == b.id for n in items)
     assert [n["id"] for n in items] == sorted((n["id"] for n in items), key=int, reverse=True)
+    # the API's JSON (posts rendered by app.services.postjson) is the web UI's documents
+    ctx = client.app.state.ctx  # type: ignore[attr-defined]
+    for limit in (2, 40):
+        docs, nxt = client.portal.call(  # type: ignore[union-attr]
+            lambda n=limit: notifications.listing(ctx, int(a.id), limit=n))
+        got = client.get("/api/v1/notifications", params={"limit": limit}, headers=a.h).json()
+        assert got == {"items": docs, "next_cursor": nxt}
+    assert sum(n["post"] is not None for n in items) == 4  # all but the follow
     assert client.post("/api/v1/notifications/read", headers=a.h, json={}).json()["marked"] == 5
     assert client.get("/api/v1/notifications/unread_count", headers=a.h).json()["unread"] == 0
     assert client.get("/api/v1/notifications/unread_count", headers=b.h).json()["unread"] == 0
