@@ -95,7 +95,10 @@ def test_discover_trending_and_latest(client: TestClient) -> None:
     client.portal.call(trends.compute, ctx)  # type: ignore[union-attr]  # the worker's job
     tags = client.get("/api/v1/discover/tags", headers=users[0].h).json()["items"]
     names = [t["tag"] for t in tags]
-    assert "zebracrossing" in names and names.index("zebracrossing") < names.index("lonelytag")
+    # the list is the top tags of the whole (session-shared) database: a tag used once may be
+    # crowded out by other tests' tags; when it is listed it ranks below the upvoted one
+    assert "zebracrossing" in names, names
+    assert "lonelytag" not in names or names.index("zebracrossing") < names.index("lonelytag")
     hot = client.get("/api/v1/discover/posts", headers=users[0].h).json()["items"]
     assert posts[0]["id"] in [p["id"] for p in hot]
     latest = client.get("/api/v1/discover/latest", params={"limit": 5},
