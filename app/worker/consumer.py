@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from redis.exceptions import ResponseError
 
 from freehold.app.context import Ctx
+from freehold.app.unavailable import store_of
 
 log = logging.getLogger("freehold.worker")
 
@@ -95,8 +96,15 @@ class StreamWorker:
             rounds += 1
             try:
                 await self.step()
-            except (ConnectionError, OSError, ResponseError) as exc:
-                log.warning("%s: %s; retrying in 1 s", self.stream, exc)
+            except Exception as exc:  # noqa: BLE001 - only a store's unavailability is retried
+                # PostgreSQL or Redis unavailable for a moment (a failover, a member restarted:
+                # asyncpg's "connection was closed in the middle of operation" ended the fan-out
+                # worker in the rolling-restart drill); the batch is not acknowledged, so this
+                # worker or another redoes it. Anything else (a bug) still ends the worker.
+                if not isinstance(exc, (ConnectionError, OSError, ResponseError)) and \
+                        store_of(exc) is None:
+                    raise
+                log.warning("%s: %s: %s; retrying in 1 s", self.stream, type(exc).__name__, exc)
                 await asyncio.sleep(1)
 
     async def drain(self, max_rounds: int = 1000) -> int:
