@@ -378,7 +378,14 @@ async def home_ids(ctx: Ctx, account_id: int, limit: int, cursor: str | None, *,
     if not merged:
         return [], None
     last = merged[-1]
-    next_hint = max((p + 1 for i, p in zip(own, at, strict=True) if i >= last), default=hint)
+    # The next page reads on from the first entry this one read but did not return (an id
+    # older than its last). Entries are mostly newest first, but not always: a fan-out redone
+    # after a worker died mid-batch, or two workers pushing at once, puts an older id above
+    # newer ones; reading on after the page's last entry skipped it for good (the worker-kill
+    # drill's followers each missed the one post whose fan-out was redone).
+    left = [p for i, p in zip(own, at, strict=True) if i < last]
+    next_hint = min(left) if left else max(
+        (p + 1 for i, p in zip(own, at, strict=True) if i >= last), default=hint)
     more = len(merged) == limit
     return merged, (f"{last}.{next_hint}" if more else None)
 

@@ -113,6 +113,36 @@ def test_cursor_pagination_strictly_newest_first(client: TestClient, workers: An
     assert bad.status_code == 422
 
 
+def test_pagination_finds_a_post_pushed_late_out_of_order(client: TestClient, workers: Any,
+                                                          rds: Any) -> None:
+    """A fan-out redone after a worker was killed mid-batch (the worker-kill drill), or two
+    workers pushing concurrently, puts an older post id at the head of a feed, above newer
+    ones. Every page must still be newest first and no post skipped (the drill's followers
+    each missed the one post whose fan-out was redone)."""
+    reader, a = new_user(client, "pl"), new_user(client, "pl")
+    follow(client, reader, a)
+    home_ids(client, reader)
+    made = [post(client, a, f"late{i}") for i in range(14)]
+    streams_idle(rds)
+    key = feed_key(int(reader.id))
+    wait_for(lambda: set(made) <= set(rds.lrange(key, 0, -1)), 20)  # every post fanned out
+    for old in (made[2], made[6]):  # never pushed in order, then pushed after the newer ones
+        rds.lrem(key, 0, old)
+        rds.lpushx(key, old)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(20):
+        params: dict[str, Any] = {"limit": 5}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/api/v1/timelines/home", params=params, headers=reader.h).json()
+        seen += [p["id"] for p in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert seen == sorted(made, key=int, reverse=True)
+
+
 def test_block_and_mute(client: TestClient, workers: Any, rds: Any) -> None:
     reader, loud, rude = new_user(client, "bk"), new_user(client, "bk"), new_user(client, "bk")
     for a in (loud, rude):
