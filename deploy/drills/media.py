@@ -20,7 +20,7 @@ import httpx
 
 from freehold.deploy.drills.accounts import DrillAccount, write
 from freehold.deploy.drills.events import NO_ANSWER, Event
-from freehold.deploy.drills.traffic import MAX_RUN_S, TIMEOUT
+from freehold.deploy.drills.traffic import MAX_RUN_S, TIMEOUT, RequestThreads
 
 # One upload per site every this many seconds: the drill's writers already send ~545 writes a
 # minute from this address and the app allows 600 (rl_write_per_ip): 3 sites add 30
@@ -88,7 +88,7 @@ def fetch(client: httpx.Client, url: str) -> tuple[int, str | None]:
     return r.status_code, sha256(r.content) if r.status_code == 200 else None
 
 
-class MediaTraffic:
+class MediaTraffic(RequestThreads):
     """Per site one thread uploading an image every UPLOAD_EVERY_S and reading one already
     acknowledged every READ_EVERY_S (the newest and older ones in turn), one Event each; a read
     answering other bytes than were sent is counted in `wrong_reads` (its Event keeps 200)."""
@@ -97,14 +97,11 @@ class MediaTraffic:
                  verify: ssl.SSLContext | bool, label: str,
                  upload_every: float = UPLOAD_EVERY_S, read_every: float = READ_EVERY_S
                  ) -> None:
+        super().__init__()
         self.bases, self.uploaders, self.verify, self.label = bases, uploaders, verify, label
         self.upload_every, self.read_every = upload_every, read_every
-        self.events: list[Event] = []
         self.uploads: list[Upload] = []
         self.wrong_reads: list[tuple[float, str]] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads: list[threading.Thread] = []
 
     def seed(self) -> None:
         """One image per site acknowledged before the traffic starts (retried, bounded): the
@@ -125,13 +122,6 @@ class MediaTraffic:
                                  name=f"drill-media-{site}")
             self._threads.append(t)
             t.start()
-
-    def stop(self) -> list[Event]:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=15)
-        with self._lock:
-            return sorted(self.events, key=lambda e: e.t0)
 
     def _loop(self, site: str, deadline: float) -> None:
         base = self.bases[site]

@@ -65,18 +65,33 @@ def login(base: str, account: Account, ctx: ssl.SSLContext, limit_s: float = 330
     raise TrafficError(f"{base}: logging in as {account.username} {last}")
 
 
-class Traffic:
-    """Writers and readers on every site's virtual IP, recording one Event per request."""
+class RequestThreads:
+    """Threads that each record one Event per request until `stop` (which joins them and
+    returns every Event, oldest first)."""
 
-    def __init__(self, vips: dict[str, str], tokens: dict[str, list[str]], ca_file: str | None,
-                 label: str, write_every: float = 0.66, read_every: float = 0.33) -> None:
-        self.vips, self.tokens, self.label = vips, tokens, label
-        self.ctx = tls(ca_file)
-        self.write_every, self.read_every = write_every, read_every
+    def __init__(self) -> None:
         self.events: list[Event] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+
+    def stop(self) -> list[Event]:
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=15)
+        with self._lock:
+            return sorted(self.events, key=lambda e: e.t0)
+
+
+class Traffic(RequestThreads):
+    """Writers and readers on every site's virtual IP, recording one Event per request."""
+
+    def __init__(self, vips: dict[str, str], tokens: dict[str, list[str]], ca_file: str | None,
+                 label: str, write_every: float = 0.66, read_every: float = 0.33) -> None:
+        super().__init__()
+        self.vips, self.tokens, self.label = vips, tokens, label
+        self.ctx = tls(ca_file)
+        self.write_every, self.read_every = write_every, read_every
         self._n = 0
 
     def start(self) -> None:
@@ -91,13 +106,6 @@ class Traffic:
                                          deadline), daemon=True, name=f"drill-read-{site}"))
         for t in self._threads:
             t.start()
-
-    def stop(self) -> list[Event]:
-        self._stop.set()
-        for t in self._threads:
-            t.join(timeout=15)
-        with self._lock:
-            return sorted(self.events, key=lambda e: e.t0)
 
     def snapshot(self) -> list[Event]:
         with self._lock:

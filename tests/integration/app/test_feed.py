@@ -3,6 +3,7 @@ rebuild from PostgreSQL, pagination, blocks and mutes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.testclient import TestClient
@@ -86,6 +87,26 @@ def test_big_account_merge_and_rebuild_match_fanout(client: TestClient, workers:
     assert home_ids(client, reader) == [late, *want]
 
 
+def paged_ids(client: TestClient, u: User, pages: int,
+              before_page: Callable[[list[str]], None] | None = None) -> list[str]:
+    """The home feed's post ids, 5 a page by its cursor, at most `pages` pages;
+    `before_page(ids so far)` runs before each page is read."""
+    seen: list[str] = []
+    cursor = None
+    for _ in range(pages):
+        params: dict[str, Any] = {"limit": 5}
+        if cursor:
+            params["cursor"] = cursor
+        if before_page:
+            before_page(seen)
+        page = client.get("/api/v1/timelines/home", params=params, headers=u.h).json()
+        seen += [p["id"] for p in page["items"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    return seen
+
+
 def test_cursor_pagination_strictly_newest_first(client: TestClient, workers: Any,
                                                  rds: Any) -> None:
     reader, a, b = new_user(client, "pg"), new_user(client, "pg"), new_user(client, "pg")
@@ -94,20 +115,12 @@ def test_cursor_pagination_strictly_newest_first(client: TestClient, workers: An
     home_ids(client, reader)
     made = [post(client, a if i % 2 else b, f"p{i}") for i in range(23)]
     streams_idle(rds)
-    seen: list[str] = []
-    cursor = None
-    for _ in range(10):
-        params: dict[str, Any] = {"limit": 5}
-        if cursor:
-            params["cursor"] = cursor
+    def interleave(seen: list[str]) -> None:
         if len(seen) == 10:  # new posts arrive while paging: the next page is unaffected
             post(client, a, "interleaved")
             streams_idle(rds)
-        page = client.get("/api/v1/timelines/home", params=params, headers=reader.h).json()
-        seen += [p["id"] for p in page["items"]]
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
+
+    seen = paged_ids(client, reader, pages=10, before_page=interleave)
     assert seen == sorted(made, key=int, reverse=True)
     bad = client.get("/api/v1/timelines/home", params={"cursor": "nope"}, headers=reader.h)
     assert bad.status_code == 422
@@ -129,18 +142,7 @@ def test_pagination_finds_a_post_pushed_late_out_of_order(client: TestClient, wo
     for old in (made[2], made[6]):  # never pushed in order, then pushed after the newer ones
         rds.lrem(key, 0, old)
         rds.lpushx(key, old)
-    seen: list[str] = []
-    cursor = None
-    for _ in range(20):
-        params: dict[str, Any] = {"limit": 5}
-        if cursor:
-            params["cursor"] = cursor
-        page = client.get("/api/v1/timelines/home", params=params, headers=reader.h).json()
-        seen += [p["id"] for p in page["items"]]
-        cursor = page["next_cursor"]
-        if not cursor:
-            break
-    assert seen == sorted(made, key=int, reverse=True)
+    assert paged_ids(client, reader, pages=20) == sorted(made, key=int, reverse=True)
 
 
 def test_block_and_mute(client: TestClient, workers: Any, rds: Any) -> None:

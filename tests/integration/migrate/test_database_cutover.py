@@ -4,6 +4,7 @@ and its faults: a target row changed behind replication's back, a target that st
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
@@ -32,18 +33,25 @@ def seeded(pg: Postgres, accounts: int = 600) -> None:
     run_app_seed(pg.dsn, accounts)
 
 
-@pytest.fixture
-def pair(tmp_path: Path) -> Iterator[tuple[Postgres, Postgres]]:
+@contextlib.contextmanager
+def seeded_pair(tmp_path: Path, accounts: int = 600) -> Iterator[tuple[Postgres, Postgres]]:
+    """A seeded source and an empty target, each a PostgreSQL server of its own, stopped after."""
     src = Postgres(tmp_path / "src").start()
     try:
         dst = Postgres(tmp_path / "dst").start()
         try:
-            seeded(src)
+            seeded(src, accounts)
             yield src, dst
         finally:
             dst.stop()
     finally:
         src.stop()
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[Postgres, Postgres]]:
+    with seeded_pair(tmp_path) as both:
+        yield both
 
 
 def replicate(src: Postgres, dst: Postgres) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from freehold.app.devstack import Postgres
 from freehold.deploy.cli import app
 from freehold.deploy.migrate import database, dbschema
 
-from .test_database_cutover import seeded
+from .test_database_cutover import seeded_pair
 
 pytestmark = pytest.mark.integration
 run = CliRunner().invoke
@@ -26,16 +26,8 @@ run = CliRunner().invoke
 
 @pytest.fixture
 def pair(tmp_path: Path) -> Iterator[tuple[Postgres, Postgres]]:
-    src = Postgres(tmp_path / "src").start()
-    try:
-        dst = Postgres(tmp_path / "dst").start()
-        try:
-            seeded(src, accounts=300)
-            yield src, dst
-        finally:
-            dst.stop()
-    finally:
-        src.stop()
+    with seeded_pair(tmp_path, accounts=300) as both:
+        yield both
 
 
 def one(dsn: str, q: str, *args: Any) -> Any:
