@@ -19,10 +19,9 @@ if TYPE_CHECKING:
 # Written to a file or a pipe (a CI log, `| tee`), rich would fold tables at 80 columns and
 # truncate every cell of the wide ones (the drills' table) to "1…": give them room unless the
 # caller set COLUMNS.
-_WIDTH = None if "COLUMNS" in os.environ else 200
 console = Console()
-if not console.is_terminal and _WIDTH:
-    console = Console(width=_WIDTH)
+if not console.is_terminal and "COLUMNS" not in os.environ:
+    console.width = 200
 err_console = Console(stderr=True)
 
 EXIT_USAGE = 2
