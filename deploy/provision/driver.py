@@ -104,8 +104,8 @@ def run_phase(ctx: DeployContext, role: str, step: Callable[..., Any], hosts: li
                 res.status = "unreachable"
                 res.error = conns.error(h.name)
         bound_commands(inventory, opts.host_timeout)
-        with facts_read_once(inventory):
-            prepared = prepare_hosts(state, step, ctx, tracker)
+        with facts_read_once(inventory) as facts:
+            prepared = prepare_hosts(state, step, ctx, tracker, facts)
         for h, e in prepared:
             errors[h.name] = one_line(f"{type(e).__name__}: {e}")  # broken facts: that host
             failed.add(h.name)

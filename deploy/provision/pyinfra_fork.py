@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from freehold.deploy.provision.context import DeployContext
+from freehold.deploy.provision.factbatch import FactCache
 from freehold.deploy.provision.progress import PhaseTracker
 
 # sha256[:16] of the pyinfra source each piece follows, as reviewed (pyinfra 3.x)
@@ -23,7 +24,12 @@ MIRRORED = {
     "pyinfra.api.operations._run_host_op_with_context": "969292f0a264284f",
     "pyinfra.api.connect.connect_all": "1b583ac2ff6ac44d",
     "pyinfra.api.operations._run_host_op": "699174f70828f914",
+    "pyinfra.api.facts._get_fact": "4bae739f846172aa",  # followed by factbatch.py
 }
+
+
+# how long the other hosts of a phase wait for the scout's plan (prepare_hosts)
+SCOUT_WAIT_S = 20.0
 
 
 class HostTimedOut(Exception):
@@ -219,21 +225,26 @@ def connect_with_retries(state: Any, attempts: int = 3, pause: float = 2.0,
 
 
 def prepare_hosts(state: Any, step: Callable[..., Any], ctx: DeployContext,
-                  tracker: PhaseTracker | None = None) -> list[tuple[Any, Exception]]:
+                  tracker: PhaseTracker | None = None,
+                  facts: FactCache | None = None) -> list[tuple[Any, Exception]]:
     """Run `step`'s deploy code for every active host, each in a greenlet of the state's pool,
     as pyinfra's CLI loads a deploy file: the code reads facts over SSH, one round trip at a
     time, so one host after the other a phase took the sum of every host's round trips (and
-    grew with the number of servers). Returns the hosts whose code raised (a fact read that got
-    no answer in time among them: HostTimedOut), with the error."""
+    grew with the number of servers). With `facts` (from `facts_read_once`), one host plans
+    first and every other host reads the facts it asked for in one command before planning
+    (factbatch.py). Returns the hosts whose code raised (a fact read that got no answer in time
+    among them: HostTimedOut), with the error."""
     import gevent
     from pyinfra.api.deploy import add_deploy
     from pyinfra.context import ctx_state
 
-    def one(h: Any) -> Exception | None:
+    def one(h: Any, prefetch: bool = False) -> Exception | None:
         if tracker:
             tracker.begin(h.name)
         error: Exception | None = None
         try:
+            if prefetch and facts is not None:
+                facts.prefetch(state, h)
             add_deploy(state, step, ctx, host=h)  # (the host context is per greenlet)
         except Exception as e:  # noqa: BLE001 - reported for that host
             error = e
@@ -242,8 +253,15 @@ def prepare_hosts(state: Any, step: Callable[..., Any], ctx: DeployContext,
                 tracker.end(h.name, ok=error is None)
         return error
 
+    hosts = [h for h in state.inventory if h in state.active_hosts]  # the first scouts
+    jobs: list[tuple[Any, Any]] = []
     with ctx_state.use(state):  # set here, once: a greenlet leaving must not unset it
-        jobs = [(h, state.pool.spawn(one, h)) for h in list(state.active_hosts)]
+        if facts is not None and len(hosts) > 1:
+            scout, hosts = hosts[0], hosts[1:]
+            with facts.scouting(scout.name):
+                jobs.append((scout, state.pool.spawn(one, scout)))
+                jobs[0][1].join(SCOUT_WAIT_S)  # a scout that hangs holds no one up
+        jobs += [(h, state.pool.spawn(one, h, facts is not None)) for h in hosts]
         gevent.joinall([g for _, g in jobs])
     out: list[tuple[Any, Exception]] = []
     for h, g in jobs:
@@ -254,24 +272,21 @@ def prepare_hosts(state: Any, step: Callable[..., Any], ctx: DeployContext,
 
 
 @contextlib.contextmanager
-def facts_read_once(inventory: Any) -> Iterator[None]:
+def facts_read_once(inventory: Any) -> Iterator[FactCache]:
     """While the deploy code runs (pyinfra's prepare stage, when nothing changes on the
     servers), a fact asked for again with the same arguments is answered from what was read
-    (pyinfra 3 keeps no fact cache: base read KernelWireguard 3 times, the package list twice).
-    Each host's own `get_fact` is wrapped, nothing global; execution reads afresh."""
+    (pyinfra 3 keeps no fact cache: base read KernelWireguard 3 times, the package list twice),
+    or from the batch `FactCache.prefetch` read in one command (see factbatch.py). Each host's
+    own `get_fact` is wrapped, nothing global; execution reads afresh."""
+    facts = FactCache()
     for h in inventory:
-        cache: dict[tuple[Any, str, str], Any] = {}
-
-        def cached(cls: Any, *args: Any, _inner: Any = h.get_fact,
-                   _cache: dict[tuple[Any, str, str], Any] = cache, **kwargs: Any) -> Any:
-            key = (cls, repr(args), repr(sorted(kwargs.items())))
-            if key not in _cache:
-                _cache[key] = _inner(cls, *args, **kwargs)
-            return _cache[key]
+        def cached(cls: Any, *args: Any, _inner: Any = h.get_fact, _h: Any = h,
+                   **kwargs: Any) -> Any:
+            return facts.lookup(_h, _inner, cls, args, kwargs)
 
         h.get_fact = cached
     try:
-        yield
+        yield facts
     finally:
         for h in inventory:
             vars(h).pop("get_fact", None)
