@@ -199,7 +199,8 @@ def rehearse(args: argparse.Namespace, spec_path: Path, hosts: list[str], lab: A
     first = deploy("first deploy", roles, during=killer)
     killer.join()
     figures["first_deploy"] = {k: runs["first deploy"][k] for k in (
-        "wall_s", "controller_cpu_s", "controller_peak_rss_mib", "ssh_connections")}
+        "wall_s", "controller_cpu_s", "servers_cpu_s", "controller_peak_rss_mib",
+        "ssh_connections")}
     figures["first_deploy"]["killed_mid_run"] = len(victims)
     if victims:
         failed = first.failed()
@@ -235,7 +236,8 @@ def rehearse(args: argparse.Namespace, spec_path: Path, hosts: list[str], lab: A
                {"exit": noop.code, "changed": noop.changes(),
                 "ops": list(noop.change_names())[:5]})
     figures["noop"] = {k: runs["no-op"][k] for k in (
-        "wall_s", "controller_cpu_s", "controller_peak_rss_mib", "ssh_connections")}
+        "wall_s", "controller_cpu_s", "servers_cpu_s", "controller_peak_rss_mib",
+        "ssh_connections")}
     figures["noop"]["controller_cpu_ms_per_host"] = round(1000 * noop.cpu_s / n, 1)
     # the deploy's own accounting of its CPU per role (its process, not the tree), per host
     figures["noop"]["controller_cpu_ms_per_host_per_role"] = {

@@ -179,6 +179,7 @@ class DeployRun:
     peak_rss_mib: float
     ssh_counted: int | None
     stderr_tail: str = ""
+    machine_cpu_s: float | None = None   # every process of this machine (servers included)
     events: list[str] = field(default_factory=list)
 
     @property
@@ -219,6 +220,10 @@ class DeployRun:
         return {"exit_code": self.code, "ok": self.doc.get("ok"), "wall_s": round(self.wall_s, 1),
                 "report_seconds": self.doc.get("seconds"),
                 "controller_cpu_s": round(self.cpu_s, 1),
+                "machine_cpu_s": None if self.machine_cpu_s is None
+                else round(self.machine_cpu_s, 1),
+                "servers_cpu_s": None if self.machine_cpu_s is None
+                else round(max(0.0, self.machine_cpu_s - self.cpu_s), 1),
                 "controller_peak_rss_mib": round(self.peak_rss_mib, 1),
                 "ssh_connections": self.ssh_connections, "ssh_connections_counted":
                 self.ssh_counted, "ssh_connections_reported": self.doc.get("ssh_connections"),
@@ -284,6 +289,7 @@ def deploy_measured(label: str, spec: Path, secrets: Path, key: bytes, roles: li
     before = counter.count() if counter else None
     out_path = secrets.with_name(f"{secrets.stem}.{label.replace(' ', '_')}.out")
     err_path = out_path.with_suffix(".err")
+    busy_before = machine_busy_s()
     started = time.monotonic()
     with out_path.open("w") as out, err_path.open("w") as err:
         proc = subprocess.Popen(args, stdout=out, stderr=err, env=secrets_env(key),
@@ -317,6 +323,7 @@ def deploy_measured(label: str, spec: Path, secrets: Path, key: bytes, roles: li
                 proc.kill()
                 proc.wait(30)
     wall = time.monotonic() - started
+    machine = machine_busy_s() - busy_before
     after = counter.count() if counter else None
     stdout = out_path.read_text()
     stderr = err_path.read_text()
@@ -330,7 +337,15 @@ def deploy_measured(label: str, spec: Path, secrets: Path, key: bytes, roles: li
     return DeployRun(label=label, args=args[3:], code=proc.returncode, doc=doc, wall_s=wall,
                      cpu_s=max(meter.cpu_s, usage), peak_rss_mib=meter.peak_rss / MIB,
                      ssh_counted=(after - before) if before is not None and after is not None
-                     else None, stderr_tail=stderr.strip()[-2000:])
+                     else None, stderr_tail=stderr.strip()[-2000:], machine_cpu_s=machine)
+
+
+def machine_busy_s() -> float:
+    """CPU-seconds this machine has spent busy since boot (every process: the lab's servers
+    share its cores), from /proc/stat: user, nice, system, irq, softirq (guest time is inside
+    user already)."""
+    t = psutil.cpu_times()
+    return float(sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq")))
 
 
 # ---- faults mid-run ----------------------------------------------------------------------
