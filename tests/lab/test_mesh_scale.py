@@ -1,7 +1,8 @@
 """The mesh grows without dropping a tunnel (issue 20): a bare 6-server lab over the 4 sites of
 `freehold lab scale --no-core` gets base and mesh; a ping runs over an existing cross-site tunnel
 while 2 servers are added to the spec, booted and the mesh redeployed (every peer list
-re-rendered and applied by `wg syncconf`); no ping may be lost, no interface restarted, and
+re-rendered and applied in place by the unit's reload, roles/mesh/files/wg_sync.py); no ping
+may be lost, no interface restarted, and
 pings between random pairs of servers in different sites all answer.
 
 Its own lab: FREEHOLD_MESH_TEST_NAME (default meshscale) on FREEHOLD_MESH_TEST_NET (default
@@ -77,6 +78,8 @@ def grown(lab_ready: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         seen["ping"] = pinger.stop()             # after the last pings' answers
         seen["spec"] = load_spec(spec_path)
         seen["after"] = {s.name: wg_identity(lab, s.name) for s in seen["spec"].servers}
+        seen["reload_log"] = lab.run("ash-n001", "journalctl -q --no-pager -o cat "
+                                                 "-u wg-quick@wg0 | grep '^wg0: ' | tail -1").stdout
         yield seen
     finally:
         if pinger is not None:
@@ -107,6 +110,12 @@ def test_no_tunnel_restarted_and_no_ping_lost(grown: dict[str, Any]) -> None:
     lost = lost_pings(grown["ping"])
     assert lost == [], f"icmp_seq lost over the existing tunnel: {lost[:20]}"
     print(f"continuous ping: {max(got)} sent at 5/s across the change, 0 lost")
+
+
+def test_the_reload_touched_only_the_new_peers(grown: dict[str, Any]) -> None:
+    """wg_sync.py, the unit's reload, set the 2 new peers and left the 5 others alone."""
+    assert grown["reload_log"].strip() == \
+        f"wg0: {ADDED} added, 0 changed, 0 removed, {FIRST - 1} kept", grown["reload_log"]
 
 
 @pytest.mark.timeout(600)
