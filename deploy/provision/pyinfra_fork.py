@@ -182,6 +182,34 @@ def _complete_unchanged(state: Any, host: Any, op_hash: str) -> bool:
     return True
 
 
+# a server that dies (powered off, its network gone) answers nothing, not even a reset: TCP
+# would retransmit for ~15 minutes before giving up, and a command in flight waited for
+# --host-timeout. SSH keepalives every KEEPALIVE_S on an otherwise idle connection, and a
+# connection whose sent data stays unacknowledged DEAD_PEER_S is dropped (TCP_USER_TIMEOUT),
+# as OpenSSH's ServerAliveInterval/ServerAliveCountMax do: the deploy learns in seconds.
+KEEPALIVE_S = 10
+DEAD_PEER_S = 30
+
+
+def notice_dead_peer(h: Any, keepalive_s: int = KEEPALIVE_S,
+                     dead_after_s: int = DEAD_PEER_S) -> bool:
+    """Keepalives and a bound on unacknowledged data on this host's SSH connection."""
+    import socket
+
+    client = getattr(getattr(h, "connector", None), "client", None)
+    transport = client.get_transport() if client is not None else None
+    if transport is None:
+        return False
+    transport.set_keepalive(keepalive_s)
+    sock = getattr(transport, "sock", None)
+    if sock is None or not hasattr(socket, "TCP_USER_TIMEOUT"):
+        return False
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, dead_after_s * 1000)
+        return True
+    return False
+
+
 def connect_with_retries(state: Any, attempts: int = 3, pause: float = 2.0,
                          backoff: float = 2.0, host_timeout: float | None = None,
                          tracker: PhaseTracker | None = None) -> None:
@@ -201,6 +229,8 @@ def connect_with_retries(state: Any, attempts: int = 3, pause: float = 2.0,
         try:
             with gevent.Timeout(host_timeout or None, False):
                 h.connect(show_errors=False)
+                if h.connected:
+                    notice_dead_peer(h)
                 return
             # cut short by the timeout: close the half-open client, say why
             _close_client(h)

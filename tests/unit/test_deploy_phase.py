@@ -242,3 +242,31 @@ def test_a_fact_asked_again_while_preparing_is_read_once() -> None:
     assert len(commands) == 2
     a.get_fact(File, path="/etc/hostname")              # after the prepare stage: read afresh
     assert len(commands) == 3
+
+
+def test_a_dead_server_is_noticed_by_keepalives_and_a_bound_on_unacknowledged_data() -> None:
+    """A powered-off server sends no reset: the SSH connection gets keepalives and
+    TCP_USER_TIMEOUT, so a command in flight fails in ~30 s instead of --host-timeout."""
+    import socket
+    from types import SimpleNamespace
+
+    import paramiko
+
+    from freehold.deploy.provision.pyinfra_fork import DEAD_PEER_S, KEEPALIVE_S, notice_dead_peer
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    sock = socket.create_connection(listener.getsockname())
+    peer, _ = listener.accept()
+    transport = paramiko.Transport(sock)   # not started: only its socket and settings matter
+    h = SimpleNamespace(connector=SimpleNamespace(client=SimpleNamespace(
+        get_transport=lambda: transport)))
+    try:
+        assert notice_dead_peer(h)
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == DEAD_PEER_S * 1000
+        assert transport.packetizer._Packetizer__keepalive_interval == KEEPALIVE_S
+        none = SimpleNamespace(connector=SimpleNamespace(client=None))
+        assert not notice_dead_peer(none)
+    finally:
+        transport.close()
+        peer.close()
+        listener.close()
