@@ -44,15 +44,20 @@ def status(
     all_servers: bool | None = typer.Option(None, "--all/--unhealthy",
                                             help="List every server, or only the unhealthy "
                                                  "ones (default: every one up to 40)."),
+    deep: bool = typer.Option(False, "--deep", "--ssh-all",
+                              help="Probe every server over SSH (its units), also the plain "
+                                   "ones (base, mesh, exporters) otherwise judged from "
+                                   "Prometheus."),
 ) -> None:
     """Show what is up per site and role, unhealthy servers first; exit 1 when anything is
-    degraded."""
+    degraded. Servers carrying only base, mesh and the exporters are judged from the
+    monitoring servers' Prometheus (scraped over the mesh), the others over SSH."""
     from freehold.deploy.ops.status import gather
 
     cluster = load_cluster(spec)
     ssh = ssh_options(spec, cluster, ssh_key, known_hosts, connect_timeout, parallel)
     ssh.command_timeout = min(ssh.command_timeout, deadline)
-    report = gather(cluster, ssh, deadline)
+    report = gather(cluster, ssh, deadline, deep=deep)
     if json_out:
         print_json(report.to_doc())
     else:
