@@ -566,11 +566,11 @@ def classify_prometheus(view: FleetView, rows: list[dict[str, Any]]) -> Componen
     for name, seen in view.sightings.items():
         by_verdict.setdefault(seen.verdict, []).append(name)
     if absent := by_verdict.get(fleet.ABSENT):
-        comp.bad(f"{len(absent)} servers are no node target of the Prometheus that answered "
-                 f"({_some(absent)}): `freehold deploy --roles monitoring` adds them")
+        comp.bad(f"not a node target of the Prometheus that answered: {_some(absent)} "
+                 "(`freehold deploy --roles monitoring` adds them)")
     if stale := by_verdict.get(fleet.STALE):
-        comp.bad(f"{len(stale)} servers last scraped more than {fleet.STALE_AFTER_INTERVALS} "
-                 f"scrape intervals ago ({_some(stale)}): Prometheus is behind")
+        comp.bad(f"last scraped more than {fleet.STALE_AFTER_INTERVALS} scrape intervals ago "
+                 f"(Prometheus is behind): {_some(stale)}")
     failed = set(by_verdict.get(fleet.DOWN, []))
     for row in rows:
         if row["server"] in failed and row["up"] and row.get("error"):
@@ -578,16 +578,22 @@ def classify_prometheus(view: FleetView, rows: list[dict[str, Any]]) -> Componen
     known = [t.age_s for n in by_verdict.get(fleet.UP, [])
              if (t := view.sightings[n].target) is not None and t.age_s is not None]
     if known:
-        comp.notes.append(f"{len(known)} servers judged by Prometheus over the mesh (scrapes "
-                          f"{max(min(known), 0):.0f}-{max(known):.0f} s old), not over SSH: "
-                          "`--deep` reads their units")
+        low, high = f"{max(min(known), 0):.0f}", f"{max(known):.0f}"
+        comp.notes.append(f"{_servers(len(known))} judged by Prometheus over the mesh (last "
+                          f"scrapes {low if low == high else f'{low}-{high}'} s old), not over "
+                          "SSH: `--deep` reads their units")
     return comp
 
 
+def _servers(n: int) -> str:
+    return f"{n} server" if n == 1 else f"{n} servers"
+
+
 def _some(names: list[str], shown: int = 5) -> str:
+    """`3 servers (a, b, c)`, the first `shown` named."""
     names = sorted(names)
-    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more"
-                                       if len(names) > shown else "")
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{_servers(len(names))} ({', '.join(names[:shown])}{more})"
 
 
 def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
