@@ -7,74 +7,40 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import yaml
 
-from freehold.app.devstack import free_port, stop_process, wait_port
+from freehold.app.devstack import free_port
 from freehold.deploy.ops import fleet
+from freehold.deploy.ops.localprom import LocalPrometheus, MetricsEndpoint, node_job
 from freehold.deploy.ops.probes import _section, parse_sections
 from tests.waiting import wait_for
-
-METRICS = b"# TYPE node_load1 gauge\nnode_load1 0.5\n"
-
-
-class Exporter(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
-        self.send_response(200)
-        self.send_header("Content-Type", "text/plain; version=0.0.4")
-        self.send_header("Content-Length", str(len(METRICS)))
-        self.end_headers()
-        self.wfile.write(METRICS)
-
-    def log_message(self, *_args: object) -> None:
-        pass
 
 
 @dataclass
 class Lab:
-    port: int                      # Prometheus's
-    exporter: ThreadingHTTPServer  # n-live's node exporter
+    port: int                 # Prometheus's
+    exporter: MetricsEndpoint  # n-live's node exporter
 
 
 @pytest.fixture()
 def prometheus(tmp_path: Path) -> Iterator[Lab]:
-    binary = shutil.which("prometheus")
-    if binary is None:
+    if shutil.which("prometheus") is None:
         pytest.skip("no prometheus binary: apt-get install prometheus (scripts/install-deps.sh)")
-    exporter = ThreadingHTTPServer(("127.0.0.1", 0), Exporter)
-    serving = threading.Thread(target=exporter.serve_forever, daemon=True)
-    serving.start()
-    live = f"127.0.0.1:{exporter.server_address[1]}"
-    dead = f"127.0.0.1:{free_port()}"
-    port = free_port()
-    config = {
-        "global": {"scrape_interval": "1s", "scrape_timeout": "1s"},
-        "scrape_configs": [
-            {"job_name": "node", "static_configs": [
-                {"targets": [live], "labels": {"instance": "n-live", "site": "a"}},
-                {"targets": [dead], "labels": {"instance": "n-dead", "site": "a"}}]},
-            # another job scraping the same server: not the node job, left out
-            {"job_name": "other", "static_configs": [
-                {"targets": [live], "labels": {"instance": "n-other"}}]}]}
-    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
-    proc = subprocess.Popen([binary, f"--config.file={tmp_path / 'prometheus.yml'}",
-                             f"--storage.tsdb.path={tmp_path / 'data'}",
-                             f"--web.listen-address=127.0.0.1:{port}"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    exporter = MetricsEndpoint()
+    # n-dead: a port nobody listens on; job other scrapes n-live too and is left out
+    prom = LocalPrometheus(tmp_path, [
+        node_job({"n-live": exporter.address, "n-dead": f"127.0.0.1:{free_port()}"}),
+        node_job({"n-other": exporter.address}, job="other")])
     try:
-        wait_port(port, timeout=30)
-        yield Lab(port, exporter)
+        prom.start()
+        yield Lab(prom.port, exporter)
     finally:
-        stop_process(proc)
-        exporter.shutdown()
-        exporter.server_close()
-        serving.join(timeout=5)
+        prom.stop()
+        exporter.stop()
 
 
 def section(port: int) -> tuple[int | None, str]:
@@ -109,8 +75,7 @@ def test_the_probe_section_reads_a_real_prometheus(prometheus: Lab) -> None:
     assert view.sightings["n-live"].says().startswith("seen by Prometheus on m1 over the mesh")
 
     # its node exporter stops: the next scrape fails, and the verdict follows
-    prometheus.exporter.shutdown()
-    prometheus.exporter.server_close()
+    prometheus.exporter.stop()
 
     def failed() -> fleet.Sighting | None:
         seen = fleet.fleet_view({"m1": section(prometheus.port)}, ["n-live"], 10).sightings
