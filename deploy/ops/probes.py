@@ -130,7 +130,7 @@ def probe_script(spec: ClusterSpec, server: Server) -> str:
                                         "/api/v2/alerts?active=true&silenced=false"
                                         "&inhibited=false'"))
         # its Prometheus's view of every node exporter: the plain servers are judged from it
-        parts.append(_section("targets", targets_command(mesh), timeout=6))
+        parts.append(_section("targets", targets_command(mesh), timeout=8))
     if server.has("dns"):
         try:
             name = dns_zone(spec)
