@@ -568,9 +568,15 @@ def classify_prometheus(view: FleetView, rows: list[dict[str, Any]]) -> Componen
     if absent := by_verdict.get(fleet.ABSENT):
         comp.bad(f"not a node target of the Prometheus that answered: {_some(absent)} "
                  "(`freehold deploy --roles monitoring` adds them)")
-    if stale := by_verdict.get(fleet.STALE):
+    stale = by_verdict.get(fleet.STALE, [])
+    # never scraped: a Prometheus started or given the target less than an interval ago
+    never = [n for n in stale if (t := view.sightings[n].target) is None or t.age_s is None]
+    if late := [n for n in stale if n not in never]:
         comp.bad(f"last scraped more than {fleet.STALE_AFTER_INTERVALS} scrape intervals ago "
-                 f"(Prometheus is behind): {_some(stale)}")
+                 f"(Prometheus is behind): {_some(late)}")
+    if never:
+        comp.notes.append(f"not scraped yet (Prometheus started or reloaded within a scrape "
+                          f"interval), probed over SSH: {_some(never)}")
     failed = set(by_verdict.get(fleet.DOWN, []))
     for row in rows:
         if row["server"] in failed and row["up"] and row.get("error"):

@@ -205,6 +205,8 @@ DEAD = "dal-n007"          # powered off: Prometheus fails to scrape it, SSH can
 UNSEEN = "chi-n001"        # SSH answers, units active, Prometheus fails to scrape it: mesh path
 BEHIND = "pdx-n070"        # last scraped long ago: Prometheus behind
 MISSING = "ash-n005"       # no Prometheus has it as a target (spec grew, monitoring not redeployed)
+NEW = "dal-n072"           # a target not scraped yet (Prometheus just reloaded)
+OFF_PROMETHEUS = (DEAD, UNSEEN, BEHIND, MISSING, NEW)   # probed over SSH
 
 
 def cluster(spec: ClusterSpec, monitors_answer: bool = True):  # noqa: ANN201 - a closure
@@ -222,6 +224,8 @@ def cluster(spec: ClusterSpec, monitors_answer: bool = True):  # noqa: ANN201 - 
                 out[name] = ("down", age, "context deadline exceeded")
             elif name == BEHIND:
                 out[name] = ("up", 400.0, "")
+            elif name == NEW:
+                out[name] = ("unknown", None, "")
             else:
                 out[name] = ("up", age, "")
         return out
@@ -250,11 +254,11 @@ def test_plain_servers_seen_up_are_not_probed_over_ssh(spec: ClusterSpec,
     first, second = rounds.rounds
     core = [s.name for s in spec.servers if not fleet.is_plain(s)]
     assert first == (core, 18.0)                       # the 12 core servers, monitoring too
-    assert sorted(second[0]) == sorted([DEAD, UNSEEN, BEHIND, MISSING])
+    assert sorted(second[0]) == sorted(OFF_PROMETHEUS)
     assert second[1] is not None and 16 < second[1] <= 18.0   # what is left of the deadline
     assert report.mode == "prometheus"
     summary = summarize(report.servers)
-    assert summary["via"] == {"prometheus": 284, "ssh": 16} and summary["up"] == 299
+    assert summary["via"] == {"prometheus": 283, "ssh": 17} and summary["up"] == 299
     rows = {r["server"]: r for r in report.servers}
     n1 = rows["ash-n001"]
     assert n1["via"] == "prometheus" and n1["up"] and healthy(n1)
@@ -270,8 +274,9 @@ def test_plain_servers_seen_up_are_not_probed_over_ssh(spec: ClusterSpec,
     assert rows[UNSEEN]["error"] == ("answers over SSH, but Prometheus on pdx-2 failed to "
                                      "scrape its node exporter 4 s ago: context deadline "
                                      "exceeded")
-    # behind and missing: the servers are fine over SSH; the monitoring is what is wrong
-    assert healthy(rows[BEHIND]) and healthy(rows[MISSING])
+    # behind, missing, new: the servers are fine over SSH; the monitoring is what is wrong
+    assert healthy(rows[BEHIND]) and healthy(rows[MISSING]) and healthy(rows[NEW])
+    assert rows[NEW]["prometheus"].startswith("never scraped by Prometheus on ")
     assert [r["server"] for r in report.servers[:2]] == [DEAD, UNSEEN]   # unhealthy first
     prom = report.components["prometheus"]
     assert prom.state == "degraded"
@@ -281,8 +286,11 @@ def test_plain_servers_seen_up_are_not_probed_over_ssh(spec: ClusterSpec,
         f"last scraped more than 3 scrape intervals ago (Prometheus is behind): 1 server "
         f"({BEHIND})",
         f"{UNSEEN}: {rows[UNSEEN]['error']}"]
-    assert prom.notes == ["284 servers judged by Prometheus over the mesh (last scrapes 4 s "
-                          "old), not over SSH: `--deep` reads their units"]
+    assert prom.notes == [    # not scraped yet is no fault: Prometheus just got the target
+        f"not scraped yet (Prometheus started or reloaded within a scrape interval), probed "
+        f"over SSH: 1 server ({NEW})",
+        "283 servers judged by Prometheus over the mesh (last scrapes 4 s old), not over SSH: "
+        "`--deep` reads their units"]
     assert [r["monitor"] for r in prom.rows] == ["ash-2", "pdx-2"]
     doc = report.to_doc()
     assert json.loads(json.dumps(doc)) == doc and doc["mode"] == "prometheus"
@@ -350,7 +358,7 @@ def test_the_screen_says_how_servers_were_judged(spec: ClusterSpec,
     console = Console(record=True, width=200)
     show(report, console, all_servers=True)
     text = console.export_text()
-    assert "judged by Prometheus over the mesh: 284 servers; probed over SSH: 16" in text
+    assert "judged by Prometheus over the mesh: 283 servers; probed over SSH: 17" in text
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("ash-n001 "))
     assert "prometheus (pdx-2, 4 s)" in line
     dead = next(ln for ln in text.splitlines() if ln.strip().startswith(f"{DEAD} "))
@@ -361,7 +369,7 @@ def test_the_screen_says_how_servers_were_judged(spec: ClusterSpec,
 def test_classify_at_300_from_prometheus_is_quick(spec: ClusterSpec) -> None:
     answer = cluster(spec)
     outcomes = {s.name: answer(s) for s in spec.servers
-                if not fleet.is_plain(s) or s.name in (DEAD, UNSEEN, BEHIND, MISSING)}
+                if not fleet.is_plain(s) or s.name in OFF_PROMETHEUS}
     started = time.monotonic()
     report = classify(spec, outcomes)
     assert time.monotonic() - started < 5
