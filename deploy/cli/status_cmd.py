@@ -39,8 +39,9 @@ def status(
     parallel: int = typer.Option(64, "--parallel", min=1, max=512,
                                  help="SSH connections at a time (one per server)."),
     deadline: float = typer.Option(18.0, "--deadline", min=1, max=600,
-                                   help="Seconds for the whole round: a server not done by "
-                                        "then counts as down."),
+                                   help="Seconds for all the probing (the plain servers "
+                                        "Prometheus does not see up go last): a server not "
+                                        "done by then counts as down."),
     all_servers: bool | None = typer.Option(None, "--all/--unhealthy",
                                             help="List every server, or only the unhealthy "
                                                  "ones (default: every one up to 40)."),

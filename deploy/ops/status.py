@@ -123,9 +123,10 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             count = roles.setdefault(role, {"servers": 0, OK: 0, DOWN: 0, NOT_DEPLOYED: 0})
             count["servers"] += 1
             count[state] = count.get(state, 0) + 1
-    via: dict[str, int] = {}
+    via: dict[str, int] = {}   # how the servers were judged: ssh / prometheus
     for r in rows:
-        via[r.get("via", "ssh")] = via.get(r.get("via", "ssh"), 0) + 1
+        how = r.get("via", "ssh")
+        via[how] = via.get(how, 0) + 1
     return {"servers": len(rows), "up": sum(1 for r in rows if r["up"]),
             "unhealthy": [r["server"] for r in rows if not healthy(r)],
             "via": via, "sites": sites, "roles": roles}
