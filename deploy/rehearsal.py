@@ -470,8 +470,12 @@ def observe(spec_path: Path, lab: Any, key: bytes, log: Log = _print, pairs: int
     up = sum(1 for r in report.get("servers", []) if r.get("up"))
     seen.figures["status"] = {"wall_s": round(wall, 1), "probe_round_s": report.get("seconds"),
                               "servers_up": up, "servers": n,
-                              "sites": len(report.get("summary", {}).get("sites", {}))}
-    log(f"status: {wall:.1f} s for the whole command, {up}/{n} servers up")
+                              "sites": len(report.get("summary", {}).get("sites", {})),
+                              # how the servers were judged: {"ssh": n, "prometheus": n}
+                              "mode": report.get("mode"),
+                              "via": report.get("summary", {}).get("via")}
+    log(f"status: {wall:.1f} s for the whole command, {up}/{n} servers up "
+        f"(judged via {report.get('summary', {}).get('via')})")
     seen.checks.append(("status: every server answered", up == n,
                         {"up": up, "stderr": proc.stderr[-300:]}))
     seen.checks.append((f"status: within {STATUS_TARGET_S:.0f} s", wall <= STATUS_TARGET_S,

@@ -16,7 +16,7 @@ if [ -n "$missing" ]; then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends $missing >/dev/null
     # the lab and the tests start their own servers; the packaged ones stay off
-    for svc in postgresql redis-server; do
+    for svc in postgresql redis-server prometheus; do
       systemctl disable --now "$svc" >/dev/null 2>&1 || true
     done
   else

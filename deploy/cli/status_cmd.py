@@ -39,20 +39,26 @@ def status(
     parallel: int = typer.Option(64, "--parallel", min=1, max=512,
                                  help="SSH connections at a time (one per server)."),
     deadline: float = typer.Option(18.0, "--deadline", min=1, max=600,
-                                   help="Seconds for the whole round: a server not done by "
-                                        "then counts as down."),
+                                   help="Seconds for all the probing (the plain servers "
+                                        "Prometheus does not see up go last): a server not "
+                                        "done by then counts as down."),
     all_servers: bool | None = typer.Option(None, "--all/--unhealthy",
                                             help="List every server, or only the unhealthy "
                                                  "ones (default: every one up to 40)."),
+    deep: bool = typer.Option(False, "--deep", "--ssh-all",
+                              help="Probe every server over SSH (its units), also the plain "
+                                   "ones (base, mesh, exporters) otherwise judged from "
+                                   "Prometheus."),
 ) -> None:
     """Show what is up per site and role, unhealthy servers first; exit 1 when anything is
-    degraded."""
+    degraded. Servers carrying only base, mesh and the exporters are judged from the
+    monitoring servers' Prometheus (scraped over the mesh), the others over SSH."""
     from freehold.deploy.ops.status import gather
 
     cluster = load_cluster(spec)
     ssh = ssh_options(spec, cluster, ssh_key, known_hosts, connect_timeout, parallel)
     ssh.command_timeout = min(ssh.command_timeout, deadline)
-    report = gather(cluster, ssh, deadline)
+    report = gather(cluster, ssh, deadline, deep=deep)
     if json_out:
         print_json(report.to_doc())
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fnmatch
 import shlex
 
+from freehold.deploy.ops.fleet import targets_command
 from freehold.deploy.spec import ClusterSpec, Server
 from freehold.deploy.spec.placement import media_masters, redis_nodes_per_server
 from freehold.roles.backup.config import (
@@ -128,6 +129,8 @@ def probe_script(spec: ClusterSpec, server: Server) -> str:
         parts.append(_section("alerts", f"curl -s -m 3 'http://{mesh}:{ALERTMANAGER_PORT}"
                                         "/api/v2/alerts?active=true&silenced=false"
                                         "&inhibited=false'"))
+        # its Prometheus's view of every node exporter: the plain servers are judged from it
+        parts.append(_section("targets", targets_command(mesh), timeout=8))
     if server.has("dns"):
         try:
             name = dns_zone(spec)

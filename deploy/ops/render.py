@@ -45,6 +45,22 @@ def _cell(value: Any) -> str:
 ALL_SERVERS_UP_TO = 40     # past this many servers, only the unhealthy ones are listed
 
 
+def _via(row: dict[str, Any]) -> str:
+    """`ssh`, or `prometheus (a2, 4 s)`: who saw the server up, how long ago."""
+    if row.get("via") != "prometheus":
+        return row.get("via") or "ssh"
+    age = row.get("seen_s")
+    return f"prometheus ({row.get('seen_by')}, {'?' if age is None else f'{age:.0f}'} s)"
+
+
+def _why(row: dict[str, Any]) -> str:
+    """The row's error, and for a server down over SSH what Prometheus last saw of it."""
+    error = row.get("error") or ""
+    if not row["up"] and row.get("prometheus"):
+        return f"{error}; {row['prometheus']}" if error else row["prometheus"]
+    return error
+
+
 def show(report: StatusReport, console: Console, all_servers: bool | None = None) -> None:
     """Verdict, counts per site and per role, the servers (unhealthy first; at scale only
     those unless `all_servers`), components and their details."""
@@ -52,6 +68,10 @@ def show(report: StatusReport, console: Console, all_servers: bool | None = None
     verdict = _state(OK) if report.ok else "[red]DEGRADED[/]"
     console.print(f"[bold]{report.spec}[/]: {verdict}  {summary['up']}/{summary['servers']} "
                   f"servers up, {len(summary['unhealthy'])} unhealthy  ({report.seconds:.1f} s)")
+    via = summary["via"]
+    if via.get("prometheus"):
+        console.print(f"judged by Prometheus over the mesh: {via['prometheus']} servers; "
+                      f"probed over SSH: {via.get('ssh', 0)} (--deep probes every server)")
     t = Table(title="per site", title_justify="left", show_edge=False)
     for col in ("site", "servers", "up", "down", "unhealthy"):
         t.add_column(col, justify="left" if col == "site" else "right")
@@ -75,13 +95,13 @@ def show(report: StatusReport, console: Console, all_servers: bool | None = None
                  "server)")
         t = Table(title=f"{title} (role names coloured by state; dim = not deployed)",
                   title_justify="left", show_edge=False)
-        for col in ("server", "site", "up", "roles", "error"):
+        for col in ("server", "site", "up", "via", "roles", "error"):
             t.add_column(col)
         for s in rows:
             roles = " ".join(f"[{STYLE.get(state, 'white')}]{role}[/]"
                              for role, state in s["roles"].items())
-            t.add_row(s["server"], s["site"], _state(OK) if s["up"] else _state(DOWN), roles,
-                      s.get("error") or "")
+            t.add_row(s["server"], s["site"], _state(OK) if s["up"] else _state(DOWN),
+                      _via(s), roles, _why(s))
         console.print(t)
     t = Table(title="components", title_justify="left", show_edge=False)
     t.add_column("component")
@@ -103,6 +123,7 @@ def show(report: StatusReport, console: Console, all_servers: bool | None = None
         "alerts": ["alert", "severity", "instance", "since", "summary"],
         "backup": ["last", "type", "age_hours", "backups", "wal_max"],
         "dns": ["server", "serial", "healthy", "answers"],
+        "prometheus": ["monitor", "answered", "node_targets", "error"],
     }
     for name, cols in details.items():
         c = report.components.get(name)

@@ -5,10 +5,14 @@ without servers.
 States: `ok`, `degraded` (works, but something is down or behind), `down` (not working),
 `not deployed` (the spec has the role but nothing is installed: not a fault).
 
-At scale (hundreds of servers): one SSH connection per server, `parallel` at a time, each bounded
-by its connect and command timeouts, the whole by a deadline (a server not done by then is
-down, "no answer within N s"); the report counts servers per site and per role, and lists the
-unhealthy servers first.
+At scale (hundreds of servers): the plain servers (only base, mesh and the exporters) are judged
+from the monitoring servers' Prometheus (deploy/ops/fleet.py), the others probed over SSH, one
+connection per server, `parallel` at a time, each bounded by its connect and command timeouts,
+the whole by a deadline (a server not done by then is down, "no answer within N s"). A plain
+server Prometheus does not see up, and every plain server when no Prometheus answers, is
+probed over SSH too, within the same deadline; `deep` probes every server over SSH. Each
+server row says how it was judged (`via`: ssh or prometheus); the report counts servers per
+site and per role, and lists the unhealthy servers first.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from freehold.deploy.ops import fleet
+from freehold.deploy.ops.fleet import FleetView
 from freehold.deploy.ops.probes import (
     match_units,
     parse_sections,
@@ -30,10 +36,11 @@ from freehold.deploy.ops.probes import (
     units_for,
 )
 from freehold.deploy.ops.remote import Outcome, run_many
-from freehold.deploy.spec import ClusterSpec
+from freehold.deploy.spec import ClusterSpec, Server
 from freehold.deploy.spec.placement import postgres_primary_site
 from freehold.deploy.ssh import SSHSettings
 from freehold.roles.backup.config import BackupConfigError
+from freehold.roles.monitoring.config import scrape_interval_s
 
 log = logging.getLogger("freehold.status")
 
@@ -67,6 +74,9 @@ class StatusReport:
     servers: list[dict[str, Any]]
     components: dict[str, Component]
     seconds: float = 0.0
+    # how the servers were judged: "prometheus" (the plain ones; the rest over SSH), "ssh"
+    # (every server: `deep`, no plain server, or no monitoring server answered)
+    mode: str = "ssh"
 
     @property
     def problems(self) -> list[str]:
@@ -87,15 +97,16 @@ class StatusReport:
 
     def to_doc(self) -> dict[str, Any]:
         return {"spec": self.spec, "ok": self.ok, "seconds": round(self.seconds, 2),
-                "problems": self.problems, "notes": self.notes,
+                "mode": self.mode, "problems": self.problems, "notes": self.notes,
                 "summary": summarize(self.servers),
                 "servers": self.servers,
                 "components": {k: c.to_doc() for k, c in self.components.items()}}
 
 
 def healthy(row: dict[str, Any]) -> bool:
-    """A server row is healthy when it answered and none of its roles is down."""
-    return bool(row["up"]) and DOWN not in row["roles"].values()
+    """A server row is healthy when it answered, none of its roles is down and nothing else is
+    wrong with it (`error`: e.g. Prometheus cannot scrape it while SSH says its units run)."""
+    return bool(row["up"]) and DOWN not in row["roles"].values() and not row.get("error")
 
 
 def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -112,9 +123,13 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
             count = roles.setdefault(role, {"servers": 0, OK: 0, DOWN: 0, NOT_DEPLOYED: 0})
             count["servers"] += 1
             count[state] = count.get(state, 0) + 1
+    via: dict[str, int] = {}   # how the servers were judged: ssh / prometheus
+    for r in rows:
+        how = r.get("via", "ssh")
+        via[how] = via.get(how, 0) + 1
     return {"servers": len(rows), "up": sum(1 for r in rows if r["up"]),
             "unhealthy": [r["server"] for r in rows if not healthy(r)],
-            "sites": sites, "roles": roles}
+            "via": via, "sites": sites, "roles": roles}
 
 
 def unhealthy_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -135,15 +150,29 @@ def _json(text: str) -> Any:
 
 
 def classify_servers(spec: ClusterSpec, outcomes: dict[str, Outcome],
-                     sections: dict[str, dict[str, tuple[int | None, str]]]
+                     sections: dict[str, dict[str, tuple[int | None, str]]],
+                     view: FleetView | None = None
                      ) -> tuple[list[dict[str, Any]], dict[str, Component]]:
     """Per server: reachable, and per role its units' states. Per role: a Component (a role
-    with nothing installed anywhere is `not deployed`)."""
+    with nothing installed anywhere is `not deployed`). A plain server with no SSH outcome
+    that `view` sees up is up with every role ok, `via` prometheus; a plain server probed over
+    SSH that Prometheus failed to scrape while it answers is unhealthy, saying so in `error`."""
     rows: list[dict[str, Any]] = []
     per_role: dict[str, list[tuple[str, str, dict[str, str]]]] = {}
     dead: set[str] = set()
     for srv in spec.servers:
         out = outcomes.get(srv.name)
+        seen = view.sightings.get(srv.name) if view is not None else None
+        if out is None and seen is not None and seen.verdict == fleet.UP:
+            roles = {role: OK for role in units_for(spec, srv)}
+            for role in roles:
+                per_role.setdefault(role, []).append((srv.name, OK, {}))
+            rows.append({"server": srv.name, "site": srv.site, "provider": srv.provider,
+                         "up": True, "error": "", "seconds": None, "roles": roles,
+                         "via": "prometheus", "prometheus": seen.says(),
+                         "seen_by": seen.target.monitor if seen.target else None,
+                         "seen_s": seen.target.age_s if seen.target else None})
+            continue
         up = bool(out and out.reachable and out.code is not None)
         found = parse_unit_states(sections.get(srv.name, {})) if up else {}
         roles = {}
@@ -164,10 +193,16 @@ def classify_servers(spec: ClusterSpec, outcomes: dict[str, Outcome],
             per_role.setdefault(role, []).append((srv.name, state, unit_states))
         if not up:
             dead.add(srv.name)
-        rows.append({"server": srv.name, "site": srv.site, "provider": srv.provider,
-                     "up": up, "error": "" if up else (out.error if out else "not asked"),
-                     "seconds": round(out.seconds, 2) if out else None,
-                     "roles": roles})
+        error = "" if up else (out.error if out else "not asked")
+        if up and seen is not None and seen.verdict == fleet.DOWN:
+            error = f"answers over SSH, but {seen.says()}"
+        row = {"server": srv.name, "site": srv.site, "provider": srv.provider,
+               "up": up, "error": error,
+               "seconds": round(out.seconds, 2) if out else None,
+               "roles": roles, "via": "ssh"}
+        if seen is not None:
+            row["prometheus"] = seen.says()
+        rows.append(row)
     comps: dict[str, Component] = {}
     for role, entries in per_role.items():
         comp = Component(f"role {role}")
@@ -494,10 +529,86 @@ def _checked(name: str, classifier: Callable[..., Component], *args: Any) -> Com
         return comp
 
 
+def prometheus_view(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> FleetView | None:
+    """The plain servers as the monitoring servers' Prometheus see them, from those servers'
+    `targets` sections; None when the spec has no plain server or no monitoring server."""
+    monitors = [s.name for s in spec.servers_with_role("monitoring")]
+    plain = [s.name for s in fleet.plain_servers(spec)]
+    if not monitors or not plain:
+        return None
+    answers: dict[str, tuple[int | None, str]] = {}
+    for name in monitors:
+        out = outcomes.get(name)
+        if out is None or not out.reachable or out.code is None:
+            answers[name] = (None, out.error if out else "not probed")
+        else:
+            answers[name] = parse_sections(out.stdout).get(
+                "targets", (1, "its probe printed no targets section"))
+    return fleet.fleet_view(answers, plain, scrape_interval_s(spec))
+
+
+def classify_prometheus(view: FleetView, rows: list[dict[str, Any]]) -> Component:
+    """The Prometheus status read the plain servers from: a row per monitoring server (did it
+    answer, how many node targets it has). Degraded when one does not answer (none: every
+    server was probed over SSH), when plain servers are not its targets or scraped late, or
+    when one answers over SSH while Prometheus fails to scrape it."""
+    comp = Component("prometheus")
+    for name, targets in view.answered.items():
+        comp.rows.append({"monitor": name, "answered": True, "node_targets": targets,
+                          "error": ""})
+    for name, why in view.failed.items():
+        comp.rows.append({"monitor": name, "answered": False, "node_targets": None,
+                          "error": why})
+        comp.bad(f"{name}: Prometheus does not answer ({why})")
+    if not view.answered:
+        comp.bad("monitoring unreachable: every server probed over SSH")
+        return comp
+    by_verdict: dict[str, list[str]] = {}
+    for name, seen in view.sightings.items():
+        by_verdict.setdefault(seen.verdict, []).append(name)
+    if absent := by_verdict.get(fleet.ABSENT):
+        comp.bad(f"not a node target of the Prometheus that answered: {_some(absent)} "
+                 "(`freehold deploy --roles monitoring` adds them)")
+    stale = by_verdict.get(fleet.STALE, [])
+    # never scraped: a Prometheus started or given the target less than an interval ago
+    never = [n for n in stale if (t := view.sightings[n].target) is None or t.age_s is None]
+    if late := [n for n in stale if n not in never]:
+        comp.bad(f"last scraped more than {fleet.STALE_AFTER_INTERVALS} scrape intervals ago "
+                 f"(Prometheus is behind): {_some(late)}")
+    if never:
+        comp.notes.append(f"not scraped yet (Prometheus started or reloaded within a scrape "
+                          f"interval), probed over SSH: {_some(never)}")
+    failed = set(by_verdict.get(fleet.DOWN, []))
+    for row in rows:
+        if row["server"] in failed and row["up"] and row.get("error"):
+            comp.bad(f"{row['server']}: {row['error']}")
+    known = [t.age_s for n in by_verdict.get(fleet.UP, [])
+             if (t := view.sightings[n].target) is not None and t.age_s is not None]
+    if known:
+        low, high = f"{max(min(known), 0):.0f}", f"{max(known):.0f}"
+        comp.notes.append(f"{_servers(len(known))} judged by Prometheus over the mesh (last "
+                          f"scrapes {low if low == high else f'{low}-{high}'} s old), not over "
+                          "SSH: `--deep` reads their units")
+    return comp
+
+
+def _servers(n: int) -> str:
+    return f"{n} server" if n == 1 else f"{n} servers"
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    """`3 servers (a, b, c)`, the first `shown` named."""
+    names = sorted(names)
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return f"{_servers(len(names))} ({', '.join(names[:shown])}{more})"
+
+
 def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
-    """Everything from the probes' raw outcomes (pure: no network)."""
+    """Everything from the probes' raw outcomes (pure: no network). A plain server without an
+    outcome is judged from the monitoring servers' `targets` sections (prometheus_view)."""
     sections = {n: parse_sections(o.stdout) for n, o in outcomes.items() if o.reachable}
-    servers, comps = classify_servers(spec, outcomes, sections)
+    view = prometheus_view(spec, outcomes)
+    servers, comps = classify_servers(spec, outcomes, sections, view)
 
     def names(role: str) -> list[str]:
         return [s.name for s in spec.servers_with_role(role)]
@@ -529,6 +640,8 @@ def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
     if deployed("monitoring"):
         comps["alerts"] = _checked("alerts", classify_alerts, texts("monitoring", "alerts"),
                                    names("monitoring"))
+    if view is not None and deployed("monitoring"):
+        comps["prometheus"] = classify_prometheus(view, servers)
     if deployed("dns"):
         comps["dns"] = _checked("dns", classify_dns, texts("dns", "dns"), names("dns"),
                                 _dns_serial(spec))
@@ -543,7 +656,9 @@ def classify(spec: ClusterSpec, outcomes: dict[str, Outcome]) -> StatusReport:
             comps["backup"] = backups_of([
                 (f"repo{i} {name}", _checked("backup", classify_backup, answers[name]))
                 for i, name in enumerate(repos, start=1)])
-    return StatusReport(spec.name, unhealthy_first(servers), comps)
+    via_prometheus = any(r["via"] == "prometheus" for r in servers)
+    return StatusReport(spec.name, unhealthy_first(servers), comps,
+                        mode="prometheus" if via_prometheus else "ssh")
 
 
 def _dns_serial(spec: ClusterSpec) -> int | None:
@@ -559,13 +674,36 @@ def _dns_serial(spec: ClusterSpec) -> int | None:
 DEADLINE_S = 18.0
 
 
-def gather(spec: ClusterSpec, ssh: SSHSettings, deadline: float | None = DEADLINE_S
-           ) -> StatusReport:
-    """Probe every server (bounded: see the module's docstring) and classify."""
+MIN_ROUND_S = 1.0  # less left of the deadline than this: the rest is not probed at all
+
+
+def gather(spec: ClusterSpec, ssh: SSHSettings, deadline: float | None = DEADLINE_S,
+           deep: bool = False) -> StatusReport:
+    """Probe the servers (bounded: see the module's docstring) and classify. First every
+    server but the plain ones, over SSH (the monitoring servers' probes ask their Prometheus);
+    then, within what is left of `deadline`, the plain servers Prometheus does not see up.
+    `deep`, or no monitoring server in the spec: every server over SSH in one round."""
     from freehold.deploy.ops.probes import probe_script
 
+    def probe(server: Server) -> str:
+        return probe_script(spec, server)
+
     started = time.monotonic()
-    outcomes = run_many(spec.servers, lambda s: probe_script(spec, s), ssh, deadline=deadline)
+    plain = [] if deep or not spec.servers_with_role("monitoring") else \
+        fleet.plain_servers(spec)
+    later = {s.name for s in plain}
+    outcomes = run_many([s for s in spec.servers if s.name not in later], probe, ssh,
+                        deadline=deadline)
+    view = prometheus_view(spec, outcomes) if plain else None
+    rest = [s for s in plain if view is None or not view.seen_up(s.name)]
+    if rest:
+        left = None if deadline is None else round(deadline - (time.monotonic() - started), 1)
+        if left is not None and left < MIN_ROUND_S:
+            outcomes.update({s.name: Outcome(s.name, False, error="not probed: the "
+                                             f"{deadline:g} s deadline was spent")
+                             for s in rest})
+        else:
+            outcomes.update(run_many(rest, probe, ssh, deadline=left))
     report = classify(spec, outcomes)
     report.seconds = time.monotonic() - started
     return report

@@ -368,11 +368,18 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path: Path) -> None:
 def test_status_exit_code_follows_the_report(spec: ClusterSpec, monkeypatch) -> None:
     from freehold.deploy.ops import status as status_mod
 
-    for healthy, code in ((True, 0), (False, 1)):
+    for healthy, code, flags in ((True, 0, []), (False, 1, ["--deep"]), (True, 0, ["--ssh-all"])):
         comps = {"etcd": status_mod.Component("etcd", OK if healthy else DEGRADED)}
         report = status_mod.StatusReport(spec.name, [], comps)
-        monkeypatch.setattr(status_mod, "gather", lambda *_a, r=report: r)
+        asked: dict = {}
+
+        def gather(*_a, r=report, asked=asked, **kw):
+            asked.update(kw)
+            return r
+
+        monkeypatch.setattr(status_mod, "gather", gather)
         res = CliRunner().invoke(cli_app, ["status", str(ROOT / "inventories/lab.yaml"),
-                                           "--json"])
+                                           "--json", *flags])
         assert res.exit_code == code, res.output
         assert json.loads(res.output)["ok"] is healthy
+        assert asked["deep"] is bool(flags), (flags, asked)   # --deep, --ssh-all: every server

@@ -15,12 +15,13 @@ from typer.testing import CliRunner
 
 from freehold.deploy.cli import app as cli_app
 from freehold.deploy.ops import status as status_mod
-from freehold.deploy.ops.probes import MARK, units_for
+from freehold.deploy.ops.fleet import is_plain
 from freehold.deploy.ops.remote import Outcome, run_many
 from freehold.deploy.ops.render import show
 from freehold.deploy.ops.status import DOWN, OK, classify, summarize
 from freehold.deploy.spec import ClusterSpec, load_spec
 from freehold.deploy.ssh import SSHSettings
+from tests.unit.status_samples import targets_section, units_section
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_300 = ROOT / "inventories" / "lab-300.yaml"
@@ -36,21 +37,21 @@ def spec() -> ClusterSpec:
 
 
 def recorded(spec: ClusterSpec) -> dict[str, Outcome]:
-    """Every node answers with the recorded probe output; the core servers with all their
-    units active; DEAD do not answer; on WG_FAILED wg-quick@wg0 has failed."""
+    """Every server probed over SSH (as with --deep): every node answers with the recorded
+    probe output; the core servers with all their units active; DEAD do not answer; on
+    WG_FAILED wg-quick@wg0 has failed. pdx-2's Prometheus (ash-2's is dead) scraped every
+    node 5 s ago, failing the dead ones and WG_FAILED (its mesh tunnel is down)."""
+    failing = {*DEAD, *WG_FAILED}
+    seen = {s.name: ("down", 5.0, "context deadline exceeded") if s.name in failing
+            else ("up", 5.0, "") for s in spec.servers}
     out: dict[str, Outcome] = {}
     for srv in spec.servers:
         if srv.name in DEAD:
             out[srv.name] = Outcome(srv.name, False, error="TimeoutError: timed out")
             continue
-        if len(srv.roles) == 2:
-            text = NODE_PROBE
-        else:
-            units = sorted({u for us in units_for(spec, srv).values() for u in us
-                            if "*" not in u})
-            text = f"{MARK}units\n" + "\n\n".join(
-                f"Id={u}\nLoadState=loaded\nActiveState=active\nSubState=running"
-                for u in units) + f"\n{MARK}rc 0\n"
+        text = NODE_PROBE if is_plain(srv) else units_section(spec, srv)
+        if srv.name == "pdx-2":
+            text += targets_section(seen, interval_s=60.0)
         if srv.name in WG_FAILED:
             text = text.replace("Id=wg-quick@wg0.service\nLoadState=loaded\nActiveState=active",
                                 "Id=wg-quick@wg0.service\nLoadState=loaded\nActiveState=failed")
@@ -85,6 +86,14 @@ def test_300_servers_counted_per_site_and_role_unhealthy_first(spec: ClusterSpec
     assert all(r["up"] and DOWN not in r["roles"].values() for r in report.servers[4:])
     assert sorted(summary["unhealthy"]) == sorted([*DEAD, *WG_FAILED])
     assert "role mesh: chi-n001: wg-quick@wg0.service not running" in report.problems
+    # every server went over SSH; Prometheus's view is said beside it
+    assert summary["via"] == {"ssh": 300} and report.mode == "ssh"
+    rows = {r["server"]: r for r in report.servers}
+    assert rows["dal-n007"]["prometheus"].startswith("Prometheus on pdx-2 failed to scrape")
+    assert rows["ash-n001"]["prometheus"] == "seen by Prometheus on pdx-2 over the mesh 5 s ago"
+    assert rows["chi-n001"]["error"].startswith("answers over SSH, but Prometheus on pdx-2")
+    assert "prometheus: ash-2: Prometheus does not answer (TimeoutError: timed out)" \
+        in report.problems
 
 
 def test_json_is_the_same_data(spec: ClusterSpec, monkeypatch: pytest.MonkeyPatch) -> None:
