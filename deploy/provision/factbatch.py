@@ -48,6 +48,7 @@ class FactCache:
     token: str = field(default_factory=lambda: "@@freehold-fact-" + secrets.token_hex(8))
     prefetched: dict[str, int] = field(default_factory=dict)   # host -> facts answered
     reads: dict[str, int] = field(default_factory=dict)        # host -> single reads
+    slow: set[str] = field(default_factory=set)   # hosts whose batch exceeded --host-timeout
 
     def lookup(self, h: Any, inner: Any, cls: Any, args: tuple[Any, ...],
                kwargs: dict[str, Any]) -> Any:

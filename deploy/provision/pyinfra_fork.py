@@ -274,7 +274,12 @@ def prepare_hosts(state: Any, step: Callable[..., Any], ctx: DeployContext,
         error: Exception | None = None
         try:
             if prefetch and facts is not None:
-                facts.prefetch(state, h)
+                try:
+                    facts.prefetch(state, h)
+                except HostTimedOut:
+                    # the whole batch took longer than one command may (an overloaded server):
+                    # read them one by one; a server that hangs fails on its first single read
+                    facts.slow.add(h.name)
             add_deploy(state, step, ctx, host=h)  # (the host context is per greenlet)
         except Exception as e:  # noqa: BLE001 - reported for that host
             error = e

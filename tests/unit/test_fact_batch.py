@@ -143,3 +143,33 @@ def test_markers_split_output_exactly() -> None:
     lines = ["x", "", f"{t} 0 0", "", f"{t} 1 0", "y", f"{t} 2 1", "z", "", "", f"{t} 3 0"]
     assert split_output(lines, t) == {0: (0, ["x"]), 1: (0, []), 2: (1, ["y"]),
                                       3: (0, ["z", ""])}
+
+
+def test_a_batch_slower_than_the_host_timeout_falls_back_to_single_reads(tmp_path: Path) -> None:
+    """An overloaded server whose one batch command exceeds --host-timeout (each single read
+    would not) plans from single reads; a server that hangs on every command still fails."""
+    import gevent
+
+    from freehold.deploy.provision.pyinfra_fork import HostTimedOut, bound_commands
+
+    SEEN.clear()
+    state, commands = fleet(tmp_path)
+    hosts = {h.name: h for h in state.inventory}
+    for name, hang_all in (("b", False), ("c", True)):
+        inner = hosts[name].connector.run_shell_command
+
+        def slow(command: Any, *args: Any, _inner: Any = inner, _all: bool = hang_all,
+                 **kwargs: Any) -> Any:
+            text = getattr(command, "get_raw_value", lambda: command)()
+            if _all or "@@freehold-fact-" in str(text):
+                gevent.sleep(5)
+            return _inner(command, *args, **kwargs)
+
+        hosts[name].connector.run_shell_command = slow
+    bound_commands(state.inventory, 0.5)
+    with facts_read_once(state.inventory) as facts:
+        failed = prepare_hosts(state, step, None, None, facts)  # type: ignore[arg-type]
+    assert [(h.name, type(e)) for h, e in failed] == [("c", HostTimedOut)]
+    assert facts.slow == {"b", "c"}
+    assert without_atime({"b": SEEN["b"]})["b"][0]["size"] == len("server b\n")
+    assert len(SEEN["b"]) == len(SEEN["a"]) + 1      # b planned in full (and its own file)
