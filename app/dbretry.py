@@ -54,10 +54,12 @@ REFUSED: tuple[type[BaseException], ...] = (asyncpg.ReadOnlySQLTransactionError,
                                             asyncpg.CannotConnectNowError)
 # a statement that only reads: SELECT/WITH/VALUES/TABLE/SHOW with no writing keyword anywhere
 # (a data-modifying CTE, SELECT ... FOR UPDATE, a procedure call count as writes: kept from
-# retrying when in doubt)
+# retrying when in doubt), nor a call of the app's own functions but the pure freehold_id_floor
+# (freehold_ensure_post_partitions creates tables: app/migrations)
 _READ_START = re.compile(r"\s*(?:select|with|values|table|show)\b", re.IGNORECASE)
 _WRITE_WORD = re.compile(r"\b(?:insert|update|delete|merge|truncate|copy|call|do|lock|"
-                         r"nextval|setval|pg_advisory\w*)\b", re.IGNORECASE)
+                         r"nextval|setval|pg_advisory\w*|freehold_(?!id_floor\b)\w+)\b",
+                         re.IGNORECASE)
 # the deadline of the current request's retries (an asyncio task's context: one request)
 _DEADLINE: ContextVar[float | None] = ContextVar("freehold_db_retry_deadline", default=None)
 

@@ -315,7 +315,8 @@ async def emit_events(ctx: Ctx, events: list[tuple[str, int, int, int | None]]) 
 
 async def delete_post(ctx: Ctx, actor_id: int, post_id: int) -> None:
     """Delete a post for real (its author, or an admin): rows, images, counters."""
-    async with ctx.db.acquire() as conn, conn.transaction():
+
+    async def write(conn: Any) -> tuple[Any, list[str]]:
         row = await conn.fetchrow(
             "SELECT author_id, reply_to_id, echo_of_id, media <> '[]'::jsonb AS media,"
             " ARRAY(SELECT tag FROM post_tags WHERE post_id = p.id) AS tags"
@@ -342,6 +343,9 @@ async def delete_post(ctx: Ctx, actor_id: int, post_id: int) -> None:
             await conn.execute(
                 "UPDATE posts SET echoes_count = echoes_count - 1 WHERE id = $1",
                 row["echo_of_id"])
+        return row, keys
+
+    row, keys = await ctx.db.transaction(write)
     pipe = ctx.redis.pipeline(transaction=False)
     pipe.lrem(author_key(row["author_id"]), 0, str(post_id))
     # where the post was streamed (app.mastodon.streaming sends the delete to the same
@@ -470,13 +474,16 @@ async def upvote(ctx: Ctx, account_id: int, post_id: int) -> int:
 
 
 async def remove_upvote(ctx: Ctx, account_id: int, post_id: int) -> int:
-    async with ctx.db.acquire() as conn, conn.transaction():
+    async def write(conn: Any) -> Any:
         gone = await conn.fetchval(
             "DELETE FROM upvotes WHERE account_id = $1 AND post_id = $2 RETURNING true",
             account_id, post_id)
         count = await conn.fetchval(
             "UPDATE posts SET upvotes_count = upvotes_count - $2 WHERE id = $1"
             " RETURNING upvotes_count", post_id, 1 if gone else 0)
+        return count
+
+    count = await ctx.db.transaction(write)
     if count is None:
         raise NotFound("no such post")
     return int(count)

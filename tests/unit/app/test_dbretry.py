@@ -67,6 +67,8 @@ def test_slow_statements_and_bugs_are_not_retried() -> None:
     ("WITH d AS (DELETE FROM mutes RETURNING *) SELECT count(*) FROM d", False),
     ("SELECT id FROM posts WHERE id = $1 FOR UPDATE", False),
     ("SELECT nextval('ids')", False), ("SELECT pg_advisory_lock(1)", False),
+    ("SELECT freehold_ensure_post_partitions(1, 3)", False),
+    ("SELECT id FROM posts WHERE id >= freehold_id_floor($1)", True),
 ])
 def test_is_read_says_true_only_for_certain_reads(sql: str, reads: bool) -> None:
     assert is_read(sql) is reads
