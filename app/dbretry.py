@@ -212,4 +212,3 @@ class RetryingPool:
         async def reading(con: asyncpg.Connection, attempt: Attempt) -> T:
             return await work(con)
         return await self._run(reading, getattr(work, "__qualname__", "reads"))
-
