@@ -7,10 +7,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-import asyncpg
-
 from freehold.app.batching import Batcher, RedisReads
 from freehold.app.db import create_pools
+from freehold.app.dbretry import RetryingPool
 from freehold.app.readwrite import PRIMARY_READS
 from freehold.app.redis_client import AnyRedis, RedisCluster, close_redis, make_redis
 from freehold.app.services.media import MediaStore
@@ -65,8 +64,8 @@ class LocalCache(Generic[K, V]):
 @dataclass
 class Ctx:
     settings: Settings
-    db: asyncpg.Pool  # primary: writes and reads that must see them
-    replica: asyncpg.Pool  # replica DSN (the primary's pool when none is set): see `ro`
+    db: RetryingPool  # primary: writes and reads that must see them
+    replica: RetryingPool  # replica DSN (the primary's pool when none is set): see `ro`
     redis: AnyRedis
     media: MediaStore | None = None
     scripts: dict[str, Any] = field(default_factory=dict)  # registered Lua scripts
@@ -97,7 +96,7 @@ class Ctx:
         self.reads = RedisReads(self.redis)
 
     @property
-    def ro(self) -> asyncpg.Pool:
+    def ro(self) -> RetryingPool:
         """The pool for reads that tolerate lag: the replica, but the primary for a request of
         an account that has just written (app.readwrite)."""
         return self.db if PRIMARY_READS.get() else self.replica
@@ -108,7 +107,9 @@ class Ctx:
 
 
 async def open_ctx(settings: Settings) -> Ctx:
-    db, ro = await create_pools(settings)
+    write, read = await create_pools(settings)
+    db = RetryingPool(write, settings.db_retry_s)
+    ro = db if read is write else RetryingPool(read, settings.db_retry_s)
     media = MediaStore.from_settings(settings) if settings.s3_endpoint else None
     redis = make_redis(settings)
     if isinstance(redis, RedisCluster):

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -12,6 +12,10 @@ import orjson
 
 from freehold.app.settings import Settings
 
+if TYPE_CHECKING:
+    from freehold.app.dbretry import RetryingPool
+
+T = TypeVar("T")
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -31,19 +35,21 @@ async def _init_conn(conn: asyncpg.Connection) -> None:
 # cost more than running: a post's document 1.45 -> 0.25 ms of PostgreSQL CPU, a thread's ids
 # 0.55 -> 0.15 ms (dev stack). Generic plans prune partitions when they run. A query whose plan
 # depends on its parameter's value (LIKE 'prefix%' through an index) asks for a custom plan
-# itself (custom_plans). Set per connection, not on the database: a
+# itself (custom_planned). Set per connection, not on the database: a
 # database's settings do not travel with pg_dump or logical replication (freehold migrate).
 GENERIC_PLANS = "SET plan_cache_mode = force_generic_plan"
 
 
-@asynccontextmanager
-async def custom_plans(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
-    """A connection whose queries are planned for their parameters' values, in a read-only
-    transaction: `LIKE $1` uses a prefix index only in a plan made for the pattern (a generic
-    plan of it reads the whole table)."""
-    async with pool.acquire() as con, con.transaction(readonly=True):
+async def custom_planned(pool: RetryingPool, work: Callable[[asyncpg.Connection], Awaitable[T]]
+                         ) -> T:
+    """`work(con)` on a connection whose queries are planned for their parameters' values, in a
+    read-only transaction (retried when the database was unavailable, app.dbretry): `LIKE $1`
+    uses a prefix index only in a plan made for the pattern (a generic plan of it reads the
+    whole table)."""
+    async def planned(con: asyncpg.Connection) -> T:
         await con.execute("SET LOCAL plan_cache_mode = force_custom_plan")
-        yield con
+        return await work(con)
+    return await pool.transaction(planned, readonly=True)
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:

@@ -123,7 +123,8 @@ async def render(ctx: Ctx) -> tuple[bytes, str]:
     lag = await _reading(ok, "fanout_lag", _fanout_lag(ctx))
     Gauge("freehold_fanout_lag_seconds_last", "last fan-out batch: post age when pushed",
           registry=live).set(NAN if lag is None else lag)
-    n, age = await _reading(ok, "moderation_queue", queue_depth(ctx.db)) or (NAN, NAN)
+    # the bare pool: a scrape reads the moment, it does not wait out an outage (app.dbretry)
+    n, age = await _reading(ok, "moderation_queue", queue_depth(ctx.db.pool)) or (NAN, NAN)
     Gauge("freehold_moderation_queue_size", "open moderation cases", registry=live).set(n)
     Gauge("freehold_moderation_oldest_seconds", "age of the oldest open case",
           registry=live).set(age)

@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 DEV_SECRET_KEY = "dev-secret-change-me"
@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     # attempt wait out a dead second host (another site's router) long after the first one
     # had a primary again (lab site-kill: writes back after 64 s)
     db_connect_timeout_s: float = 3.0
+    # a request's database work that failed while the primary moved (a switchover's ~4 s),
+    # having committed nothing, is retried for this long before a 503 (app.dbretry); 0: never
+    db_retry_s: float = Field(8.0, ge=0)
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_cluster: bool = False
     redis_pool_max: int = 64

@@ -210,9 +210,12 @@ async def delete_account(ctx: Ctx, account_id: int, password: str) -> None:
 
 
 async def purge_account(ctx: Ctx, account_id: int, *, actor_id: int | None) -> None:
-    async with ctx.db.acquire() as conn, conn.transaction():
-        keys, tokens = await purge_rows(conn, [account_id])
+    async def write(conn: asyncpg.Connection) -> tuple[list[str], list[bytes]]:
+        purged = await purge_rows(conn, [account_id])
         await audit.log(conn, actor_id, "account.delete", "account", account_id, {})
+        return purged
+
+    keys, tokens = await ctx.db.transaction(write)
     pipe = ctx.redis.pipeline(transaction=False)
     for key in (feed_key(account_id), feed_big_key(account_id), author_key(account_id)):
         pipe.delete(key)
@@ -285,7 +288,7 @@ async def set_flag(ctx: Ctx, admin_id: int, target_id: int, flag: str, value: bo
     if column is None:
         raise Invalid("flag: one of verified, juror, admin", field="flag")
     await require_admin(ctx, admin_id)
-    async with ctx.db.acquire() as conn, conn.transaction():
+    async def write(conn: asyncpg.Connection) -> asyncpg.Record:
         row = await conn.fetchrow(
             f"UPDATE accounts SET {column} = $2 WHERE id = $1 RETURNING {ACCOUNT_COLS}",
             target_id, value)
@@ -293,7 +296,9 @@ async def set_flag(ctx: Ctx, admin_id: int, target_id: int, flag: str, value: bo
             raise NotFound("no such account")
         await audit.log(conn, admin_id, f"account.{flag}", "account", target_id,
                         {"value": value})
-    return row
+        return row
+
+    return await ctx.db.transaction(write)
 
 
 def created_at(id_: int) -> str:

@@ -64,7 +64,8 @@ async def report(ctx: Ctx, reporter_id: int, reason: str, *, post_id: int | None
         raise Invalid("report either a post or an account", field="post_id")
     if not isinstance(note, str) or len(note) > 1000 or "\x00" in note:
         raise Invalid("note: at most 1000 characters, no NUL", field="note")
-    async with ctx.db.acquire() as conn, conn.transaction():
+
+    async def write(conn: Any) -> int:
         if post_id is not None:
             target = await conn.fetchval("SELECT author_id FROM posts WHERE id = $1", post_id)
             if target is None:
@@ -87,6 +88,9 @@ async def report(ctx: Ctx, reporter_id: int, reason: str, *, post_id: int | None
                            case_id)
         await audit.log(conn, reporter_id, "report.create", kind, post_id or target,
                         {"case_id": str(case_id), "reason": reason})
+        return case_id
+
+    case_id = await ctx.db.transaction(write)
     return await get_case(ctx, case_id)
 
 
@@ -119,10 +123,13 @@ async def preflag(ctx: Ctx, post_id: int) -> str | None:
     rule = preflag_match(row["body"])
     if rule is None:
         return None
-    async with ctx.db.acquire() as conn, conn.transaction():
+
+    async def write(conn: Any) -> None:
         cid = await _open_case(conn, "post", post_id, row["author_id"], "incitement", "preflag")
         await audit.log(conn, None, "preflag", "post", post_id,
                         {"case_id": str(cid), "rule": rule})
+
+    await ctx.db.transaction(write)
     return rule
 
 
@@ -171,7 +178,8 @@ async def vote(ctx: Ctx, juror_id: int, case_id: int, decision: str) -> dict[str
         raise Invalid("decision: remove or keep", field="decision")
     await require_juror(ctx, juror_id)
     s = ctx.settings
-    async with ctx.db.acquire() as conn, conn.transaction():
+
+    async def write(conn: Any) -> None:
         case = await conn.fetchrow("SELECT * FROM cases WHERE id = $1 FOR UPDATE", case_id)
         if case is None:
             raise NotFound("no such case")
@@ -189,6 +197,8 @@ async def vote(ctx: Ctx, juror_id: int, case_id: int, decision: str) -> dict[str
             "SELECT count(*) FROM votes WHERE case_id = $1 AND decision = $2", case_id, decision)
         if agreeing >= s.jury_votes:
             await _decide(conn, s.strikes_to_suspend, case, decision)
+
+    await ctx.db.transaction(write)
     return await get_case(ctx, case_id)
 
 
@@ -228,7 +238,8 @@ async def appeal(ctx: Ctx, account_id: int, case_id: int, body: str) -> dict[str
     """The author appeals a removal (allowed while suspended); one appeal per case."""
     if not isinstance(body, str) or not 1 <= len(body.strip()) <= 2000 or "\x00" in body:
         raise Invalid("appeal text: 1 to 2000 characters, no NUL", field="body")
-    async with ctx.db.acquire() as conn, conn.transaction():
+
+    async def write(conn: Any) -> int:
         case = await conn.fetchrow("SELECT account_id, status FROM cases WHERE id = $1", case_id)
         if case is None or case["account_id"] != account_id:
             raise NotFound("no such case against your account")
@@ -242,6 +253,9 @@ async def appeal(ctx: Ctx, account_id: int, case_id: int, body: str) -> dict[str
             raise Conflict("this case was already appealed")
         await audit.log(conn, account_id, "appeal.create", "case", case_id,
                         {"appeal_id": str(aid)})
+        return aid
+
+    aid = await ctx.db.transaction(write)
     return {"id": str(aid), "case_id": str(case_id), "status": "open"}
 
 
@@ -273,7 +287,8 @@ async def appeals(ctx: Ctx, admin_id: int, status: str = "open") -> list[dict[st
 async def decide_appeal(ctx: Ctx, admin_id: int, appeal_id: int, grant: bool
                         ) -> dict[str, Any]:
     await require_admin(ctx, admin_id)
-    async with ctx.db.acquire() as conn, conn.transaction():
+
+    async def write(conn: Any) -> str:
         ap = await conn.fetchrow("SELECT * FROM appeals WHERE id = $1 FOR UPDATE", appeal_id)
         if ap is None:
             raise NotFound("no such appeal")
@@ -302,6 +317,9 @@ async def decide_appeal(ctx: Ctx, admin_id: int, appeal_id: int, grant: bool
                 if lifted:
                     await audit.log(conn, admin_id, "account.unsuspend", "account",
                                     case["account_id"], {"strikes": strikes})
+        return status
+
+    status = await ctx.db.transaction(write)
     return {"id": str(appeal_id), "status": status}
 
 

@@ -90,8 +90,11 @@ async def _pages(ctx: Ctx, asks: list[Ask], primary: bool = False) -> list[list[
     whole batch."""
     counts = [len(ids) for _, ids in asks]
     pids = [i for _, ids in asks for i in ids]
-    keys_of: list[list[str]] = [[] for _ in asks]
-    async with (ctx.db if primary else ctx.ro).acquire() as con:
+
+    async def read(con: asyncpg.Connection) -> tuple[list[list[str]], list[list[bytes]],
+                                                     list[tuple[int, int, Ask]]]:
+        # reads only (and this process's item memory): run again when the primary moved
+        keys_of: list[list[str]] = [[] for _ in asks]
         for req, keys in await con.fetch(KEYS_SQL, [v for v, _ in asks],
                                          [0, *accumulate(counts[:-1])], counts, pids):
             keys_of[req - 1] = keys
@@ -105,6 +108,9 @@ async def _pages(ctx: Ctx, asks: list[Ask], primary: bool = False) -> list[list[
             for n, k, pair in missing:
                 # (not there: deleted or hidden since the keys were read, left out)
                 pages[n][k] = made.get(pair, b"")
+        return keys_of, pages, missing
+
+    keys_of, pages, missing = await (ctx.db if primary else ctx.ro).reads(read)
     _MADE.inc(len(missing))
     _KEPT.inc(sum(map(len, keys_of)) - len(missing))
     return [page if b"" not in page else [x for x in page if x] for page in pages]

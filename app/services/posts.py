@@ -205,8 +205,12 @@ async def create_post(ctx: Ctx, author_id: int, body: str, *, reply_to: int | st
     if parent_id and echo_id:
         raise Invalid("a post is either a reply or an echo, not both", field="reply_to_id")
     pid = new_id()
-    notify: list[tuple[str, int]] = []
-    async with ctx.db.acquire() as conn, conn.transaction():
+
+    async def write(conn: asyncpg.Connection) -> list[tuple[str, int]]:
+        """The post's rows (a database unit: run again when the primary moved before COMMIT);
+        returns whom to notify."""
+        notify: list[tuple[str, int]] = []
+        echo = echo_id
         await check_can_post(conn, author_id)
         root_id = None
         if parent_id:
@@ -218,22 +222,22 @@ async def create_post(ctx: Ctx, author_id: int, body: str, *, reply_to: int | st
                 raise Forbidden("you cannot reply to this account")
             root_id = parent["root_id"] or parent_id
             notify.append(("reply", parent["author_id"]))
-        if echo_id:
+        if echo:
             target = await conn.fetchrow(
-                "SELECT author_id, echo_of_id, body, hidden FROM posts WHERE id = $1", echo_id)
+                "SELECT author_id, echo_of_id, body, hidden FROM posts WHERE id = $1", echo)
             if target is None or target["hidden"]:
                 raise NotFound("the post you echo does not exist")
             if target["echo_of_id"] and not target["body"]:
-                echo_id = target["echo_of_id"]  # echo of a plain echo: echo the original
+                echo = target["echo_of_id"]  # echo of a plain echo: echo the original
                 target = await conn.fetchrow(
-                    "SELECT author_id, hidden FROM posts WHERE id = $1", echo_id)
+                    "SELECT author_id, hidden FROM posts WHERE id = $1", echo)
                 if target is None or target["hidden"]:
                     raise NotFound("the post you echo does not exist")
             if await _blocked_between(conn, author_id, target["author_id"]):
                 raise Forbidden("you cannot echo this account")
             if not body and await conn.fetchval(
                     "SELECT EXISTS (SELECT 1 FROM posts WHERE author_id = $1 AND echo_of_id = $2"
-                    " AND body = '')", author_id, echo_id):
+                    " AND body = '')", author_id, echo):
                 raise Conflict("you already echoed this post")
             notify.append(("echo", target["author_id"]))
         media: list[dict[str, Any]] = []
@@ -252,15 +256,15 @@ async def create_post(ctx: Ctx, author_id: int, body: str, *, reply_to: int | st
         await conn.execute(
             "INSERT INTO posts (id, author_id, body, reply_to_id, root_id, echo_of_id, media)"
             " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            pid, author_id, body, parent_id, root_id, echo_id, media)
+            pid, author_id, body, parent_id, root_id, echo, media)
         await conn.execute("UPDATE accounts SET posts_count = posts_count + 1 WHERE id = $1",
                            author_id)
         if parent_id:
             await conn.execute(
                 "UPDATE posts SET replies_count = replies_count + 1 WHERE id = $1", parent_id)
-        if echo_id:
+        if echo:
             await conn.execute(
-                "UPDATE posts SET echoes_count = echoes_count + 1 WHERE id = $1", echo_id)
+                "UPDATE posts SET echoes_count = echoes_count + 1 WHERE id = $1", echo)
         tags = hashtags(body)
         if tags:
             await conn.executemany(
@@ -275,6 +279,9 @@ async def create_post(ctx: Ctx, author_id: int, body: str, *, reply_to: int | st
                 " WHERE username = ANY($2::text[]) AND id <> $3 RETURNING account_id",
                 pid, names, author_id)
             notify += [("mention", r["account_id"]) for r in rows]
+        return notify
+
+    notify = await ctx.db.transaction(write)
     await announce_post(ctx, pid, author_id)
     await emit_events(ctx, [(kind, author_id, target, pid) for kind, target in notify])
     docs = await hydrate(ctx, author_id, [pid], pool=ctx.db)
@@ -308,7 +315,8 @@ async def emit_events(ctx: Ctx, events: list[tuple[str, int, int, int | None]]) 
 
 async def delete_post(ctx: Ctx, actor_id: int, post_id: int) -> None:
     """Delete a post for real (its author, or an admin): rows, images, counters."""
-    async with ctx.db.acquire() as conn, conn.transaction():
+
+    async def write(conn: Any) -> tuple[Any, list[str]]:
         row = await conn.fetchrow(
             "SELECT author_id, reply_to_id, echo_of_id, media <> '[]'::jsonb AS media,"
             " ARRAY(SELECT tag FROM post_tags WHERE post_id = p.id) AS tags"
@@ -335,6 +343,9 @@ async def delete_post(ctx: Ctx, actor_id: int, post_id: int) -> None:
             await conn.execute(
                 "UPDATE posts SET echoes_count = echoes_count - 1 WHERE id = $1",
                 row["echo_of_id"])
+        return row, keys
+
+    row, keys = await ctx.db.transaction(write)
     pipe = ctx.redis.pipeline(transaction=False)
     pipe.lrem(author_key(row["author_id"]), 0, str(post_id))
     # where the post was streamed (app.mastodon.streaming sends the delete to the same
@@ -463,13 +474,16 @@ async def upvote(ctx: Ctx, account_id: int, post_id: int) -> int:
 
 
 async def remove_upvote(ctx: Ctx, account_id: int, post_id: int) -> int:
-    async with ctx.db.acquire() as conn, conn.transaction():
+    async def write(conn: Any) -> Any:
         gone = await conn.fetchval(
             "DELETE FROM upvotes WHERE account_id = $1 AND post_id = $2 RETURNING true",
             account_id, post_id)
         count = await conn.fetchval(
             "UPDATE posts SET upvotes_count = upvotes_count - $2 WHERE id = $1"
             " RETURNING upvotes_count", post_id, 1 if gone else 0)
+        return count
+
+    count = await ctx.db.transaction(write)
     if count is None:
         raise NotFound("no such post")
     return int(count)

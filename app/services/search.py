@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from freehold.app.context import Ctx
-from freehold.app.db import custom_plans
+from freehold.app.db import custom_planned
 from freehold.app.services.accounts import ACCOUNT_COLS, account_json
 from freehold.app.services.errors import Invalid
 
@@ -38,16 +38,15 @@ def _prefix(q: str) -> str:
 async def accounts(ctx: Ctx, viewer_id: int, q: str, limit: int = 20) -> list[dict[str, Any]]:
     pat = _prefix(q)
     limit = max(1, min(limit, 50))
-    async with custom_plans(ctx.ro) as con:
-        rows = await con.fetch(SEARCH_ACCOUNTS_SQL, pat, viewer_id, limit)
+    rows = await custom_planned(ctx.ro, lambda con: con.fetch(SEARCH_ACCOUNTS_SQL, pat,
+                                                              viewer_id, limit))
     return [account_json(ctx, r) for r in rows]
 
 
 async def tags(ctx: Ctx, q: str, limit: int = 20) -> list[dict[str, Any]]:
     pat = _prefix(q)
     limit = max(1, min(limit, 50))
-    async with custom_plans(ctx.ro) as con:
-        rows = await con.fetch(
-            "SELECT tag, uses FROM tags WHERE tag LIKE $1 ORDER BY uses DESC, tag LIMIT $2",
-            pat, limit)
+    rows = await custom_planned(ctx.ro, lambda con: con.fetch(
+        "SELECT tag, uses FROM tags WHERE tag LIKE $1 ORDER BY uses DESC, tag LIMIT $2",
+        pat, limit))
     return [{"tag": r["tag"], "uses": r["uses"]} for r in rows]

@@ -49,7 +49,9 @@ async def follow(ctx: Ctx, follower_id: int, followee_id: int) -> bool:
     """True when a new follow was made (False: it already existed)."""
     if follower_id == followee_id:
         raise Invalid("you cannot follow yourself", field="account_id")
-    async with ctx.db.acquire() as conn, conn.transaction():
+
+    async def write(conn: Any) -> tuple[bool, int, int]:
+        """(made, followers before, after): a database unit (app.dbretry)."""
         await check_can_post(conn, follower_id)
         exists = await conn.fetchval("SELECT true FROM accounts WHERE id = $1", followee_id)
         if not exists:
@@ -61,25 +63,26 @@ async def follow(ctx: Ctx, follower_id: int, followee_id: int) -> bool:
         made = await conn.fetchval(
             "INSERT INTO follows (follower_id, followee_id) VALUES ($1, $2)"
             " ON CONFLICT DO NOTHING RETURNING true", follower_id, followee_id)
-        after = before = 0
-        if made:
-            after = await conn.fetchval(
-                "UPDATE accounts SET followers_count = followers_count + 1 WHERE id = $1"
-                " RETURNING followers_count", followee_id)
-            before = after - 1
-            await conn.execute(
-                "UPDATE accounts SET following_count = following_count + 1 WHERE id = $1",
-                follower_id)
+        if not made:
+            return False, 0, 0
+        after = await conn.fetchval(
+            "UPDATE accounts SET followers_count = followers_count + 1 WHERE id = $1"
+            " RETURNING followers_count", followee_id)
+        await conn.execute(
+            "UPDATE accounts SET following_count = following_count + 1 WHERE id = $1",
+            follower_id)
+        return True, after - 1, after
+
+    made, before, after = await ctx.db.transaction(write)
     if made:
         await _invalidate_feed(ctx, follower_id)
         await _crossed(ctx, followee_id, before, after)
         await emit_events(ctx, [("follow", follower_id, followee_id, None)])
-    return bool(made)
+    return made
 
 
 async def unfollow(ctx: Ctx, follower_id: int, followee_id: int) -> bool:
-    async with ctx.db.acquire() as conn, conn.transaction():
-        gone = await _unfollow_tx(conn, follower_id, followee_id)
+    gone = await ctx.db.transaction(lambda conn: _unfollow_tx(conn, follower_id, followee_id))
     if gone is not None:
         await _invalidate_feed(ctx, follower_id)
         await _crossed(ctx, followee_id, gone + 1, gone)
@@ -104,16 +107,21 @@ async def block(ctx: Ctx, blocker_id: int, blocked_id: int) -> None:
     """Block: both follows between the two accounts go, neither sees the other's posts."""
     if blocker_id == blocked_id:
         raise Invalid("you cannot block yourself", field="account_id")
-    crossed: list[tuple[int, int]] = []
-    async with ctx.db.acquire() as conn, conn.transaction():
+
+    async def write(conn: Any) -> list[tuple[int, int]]:
+        """(followee, followers left) of each follow removed: a database unit (app.dbretry)."""
         if not await conn.fetchval("SELECT true FROM accounts WHERE id = $1", blocked_id):
             raise NotFound("no such account")
         await conn.execute("INSERT INTO blocks (blocker_id, blocked_id) VALUES ($1, $2)"
                            " ON CONFLICT DO NOTHING", blocker_id, blocked_id)
+        crossed = []
         for a, b in ((blocker_id, blocked_id), (blocked_id, blocker_id)):
             n = await _unfollow_tx(conn, a, b)
             if n is not None:
                 crossed.append((b, n))
+        return crossed
+
+    crossed = await ctx.db.transaction(write)
     await _invalidate_feed(ctx, blocker_id)
     await _invalidate_feed(ctx, blocked_id)
     for followee, n in crossed:

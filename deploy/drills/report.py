@@ -21,10 +21,12 @@ def _s(v: float | None) -> str:
 
 def summary_table(results: list[DrillResult]) -> Table:
     sites = sorted({s.site for r in results for s in r.sites})
-    t = Table(title="failover drills (wX/rX: write/read outage through site X's VIP, *: down by "
-              "design; 500: 5xx other than 503; 2×P: two writable primaries; prot: protected "
-              "again after the restore)", title_justify="left")
+    t = Table(title="failover drills (on: what the fault acted on; wX/rX: write/read outage "
+              "through site X's VIP, *: down by design; 500: 5xx other than 503; 2×P: two "
+              "writable primaries; prot: protected again after the restore)",
+              title_justify="left")
     t.add_column("scenario", no_wrap=True)
+    t.add_column("on")
     for s in sites:
         t.add_column(f"w{s}", justify="right")
         t.add_column(f"r{s}", justify="right")
@@ -32,7 +34,7 @@ def summary_table(results: list[DrillResult]) -> Table:
         t.add_column(col, justify="right")
     for r in results:
         by = {s.site: s for s in r.sites}
-        cells = [r.scenario]
+        cells = [r.scenario, victims(r)]
         for s in sites:
             row = by.get(s)
             mark = "*" if row and row.down_by_design else ""
@@ -71,6 +73,11 @@ def latency_table(results: list[DrillResult]) -> Table | None:
 
 def _ms(v: float | None) -> str:
     return "—" if v is None else f"{v:.0f}"
+
+
+def victims(r: DrillResult) -> str:
+    """`a1, b1` (what the fault acted on), `—` when nothing is recorded."""
+    return ", ".join(r.victims) or "—"
 
 
 def failed_checks(r: DrillResult) -> list[str]:
@@ -155,7 +162,8 @@ def suite_html(results: list[DrillResult], pngs: dict[str, str], path: Path,
             if s in by else "<td></td><td></td>" for s in sites)
         rows.append(
             f"<tr class={'ok' if r.ok else 'bad'}><td><a href='#{esc(r.scenario)}'>"
-            f"{esc(r.scenario)}</a></td>{cells}<td>≤{r.target_write_s:.0f}</td>"
+            f"{esc(r.scenario)}</a></td><td>{esc(victims(r))}</td>{cells}"
+            f"<td>≤{r.target_write_s:.0f}</td>"
             f"<td>{r.acked}</td><td>{len(r.lost)}</td><td>{sum(r.server_errors.values())}</td>"
             f"<td>{'yes' if r.two_primaries else 'no'}</td>"
             f"<td>{esc(r.leader_before)}→{esc(r.leader_after or '?')}</td>"
@@ -172,7 +180,8 @@ def suite_html(results: list[DrillResult], pngs: dict[str, str], path: Path,
         img = f"<img src='{esc(pngs[r.scenario])}' alt='timeline'>" if r.scenario in pngs \
             else ""
         sections.append(
-            f"<h2 id='{esc(r.scenario)}'>{esc(r.scenario)}: {esc(r.title)}</h2><ul>{checks}"
+            f"<h2 id='{esc(r.scenario)}'>{esc(r.scenario)}: {esc(r.title)}</h2>"
+            f"<p>acted on: {esc(victims(r))}</p><ul>{checks}"
             f"</ul><p>answers by status: {sts}</p><p>protected again after the restore: "
             f"synchronous standby {p['sync_standby_s']} s, every PostgreSQL member "
             f"{p['members_s']} s, Redis replicas "
@@ -186,8 +195,9 @@ def suite_html(results: list[DrillResult], pngs: dict[str, str], path: Path,
             ".ok{color:#2e7d32}.bad{color:#c62828}img{max-width:100%}</style></head><body>"
             f"<h1>{esc(title)}</h1><p>* the site's virtual IP is down by design in that "
             "drill (its users go to another site); its outage is not held to the target."
-            f"</p><table><tr><th>scenario</th>{head}<th>target (s)</th><th>acked</th>"
-            "<th>lost</th><th>5xx≠503</th><th>2 primaries</th><th>leader</th><th>ok</th>"
+            f"</p><table><tr><th>scenario</th><th>acted on</th>{head}<th>target (s)</th>"
+            "<th>acked</th><th>lost</th><th>5xx≠503</th><th>2 primaries</th><th>leader</th>"
+            "<th>ok</th>"
             f"</tr>{''.join(rows)}</table>{''.join(sections)}</body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)

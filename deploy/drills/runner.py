@@ -168,6 +168,8 @@ class DrillResult:
     check_notes: dict[str, str] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
     report_latency: bool = False
+    # what the fault acted on (scenarios.Ctx.victims): servers, or a link
+    victims: list[str] = field(default_factory=list)
 
     @property
     def worst_write_s(self) -> float | None:
@@ -200,7 +202,8 @@ class DrillResult:
     def to_doc(self, with_events: bool = False) -> dict[str, Any]:
         doc: dict[str, Any] = {
             "scenario": self.scenario, "title": self.title, "ok": self.ok,
-            "checks": self.checks(), "target_write_s": self.target_write_s,
+            "victims": self.victims, "checks": self.checks(),
+            "target_write_s": self.target_write_s,
             "worst_write_outage_s": None if self.worst_write_s is None
             else round(self.worst_write_s, 2),
             "leader_before": self.leader_before, "leader_after": self.leader_after,
@@ -314,7 +317,7 @@ def run_drill(scn: Scenario, spec: ClusterSpec, hosts: Hosts, lab: Any | None,
                          scn.leader_moves, fault_start, fault_end, sites, len(acked), lost,
                          unchecked, ev.server_errors(every), ev.bare_503(every),
                          ev.two_primaries(samples), protection, every,
-                         report_latency=scn.report_latency)
+                         report_latency=scn.report_latency, victims=list(ctx.victims))
     result.scenario_checks.update(ctx.state.get("checks", {}))
     result.check_notes.update(ctx.state.get("notes", {}))
     result.details.update(ctx.state.get("details", {}))

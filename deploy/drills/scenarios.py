@@ -44,6 +44,12 @@ class Ctx:
     lab: Any | None  # None on real servers
     leader: str
     state: dict[str, Any] = field(default_factory=dict)
+    # what the fault acted on, in order: servers killed, stopped, cut off, restarted or switched
+    # over from and to (a link: "link a-b"); the drill's result names them
+    victims: list[str] = field(default_factory=list)
+
+    def hit(self, *names: str) -> None:
+        self.victims += [n for n in names if n not in self.victims]
 
     @property
     def leader_site(self) -> str:
@@ -117,6 +123,7 @@ def redis_victim(ctx: Ctx) -> str:
 def kill(ctx: Ctx, hosts: list[str]) -> None:
     lab = ctx.need_lab()
     ctx.state["down"] = hosts
+    ctx.hit(*hosts)
     for h in hosts:
         lab.kill(h)
 
@@ -138,6 +145,7 @@ def _leader_kill(ctx: Ctx) -> None:
 def _leader_stop(ctx: Ctx) -> None:
     lab = ctx.need_lab()
     ctx.state["down"] = [ctx.leader]
+    ctx.hit(ctx.leader)
     lab.stop(ctx.leader)
 
 
@@ -147,6 +155,7 @@ def _site_kill(ctx: Ctx) -> None:
 
 def _partition(ctx: Ctx) -> None:
     ctx.state["cut"] = site_servers(ctx, ctx.leader_site)  # their view of the cluster is stale
+    ctx.hit(*ctx.state["cut"])
     ctx.need_lab().partition(ctx.leader_site)
 
 
@@ -156,6 +165,7 @@ def _heal(ctx: Ctx) -> None:
 
 def _blip(ctx: Ctx) -> None:
     lab = ctx.need_lab()
+    ctx.hit(ctx.leader)
     lab.partition(ctx.leader)
     time.sleep(BLIP_S)
     lab.heal(links=False)
@@ -173,6 +183,7 @@ def _app_kill(ctx: Ctx) -> None:
     if not apps:
         raise DrillError("no app server to kill")
     ctx.state["victim"] = apps[0]
+    ctx.hit(apps[0])
     code, _ = ctx.hosts.run(apps[0], f"systemctl kill -s KILL {APP_UNIT}", timeout=20)
     if code != 0:
         raise DrillError(f"{apps[0]}: systemctl kill {APP_UNIT} failed")
@@ -195,6 +206,7 @@ def _switchover(ctx: Ctx) -> None:
             and m.get("state") in ("streaming", "running")]
     if not sync:
         raise DrillError("no streaming synchronous standby to switch over to")
+    ctx.hit(ctx.leader, sync[0])
     code, out = ctx.hosts.run(ctx.leader, f"{PATRONICTL} switchover --leader {ctx.leader} "
                                           f"--candidate {sync[0]} --force", timeout=120)
     if code != 0:
@@ -238,6 +250,7 @@ def _stop_role(ctx: Ctx, role_name: str, servers: list[str]) -> None:
     """Stop a role's units (SIGKILL, no clean shutdown) on `servers`; they stay down (stopped,
     so systemd's Restart= does not bring them back) until the restore starts them."""
     ctx.state["stopped"] = (role_name, servers)
+    ctx.hit(*servers)
     for h in servers:
         code, out = ctx.hosts.run(h, f"systemctl kill -s KILL {_units(role_name)}; "
                                      f"systemctl stop {_units(role_name)}", timeout=30)
@@ -276,6 +289,7 @@ def _worker_kill(ctx: Ctx) -> None:
     if not workers:
         raise DrillError("no worker server")
     ctx.state["victim"] = workers[0]
+    ctx.hit(workers[0])
     code, out = ctx.hosts.run(workers[0], f"systemctl kill -s KILL {_units('worker')}",
                               timeout=20)
     if code != 0:
@@ -300,6 +314,7 @@ def _slow_link(ctx: Ctx) -> None:
     """The link between the leader's site and the standby's: 200 ms and 5 % loss each way."""
     lab = ctx.need_lab()
     other = ctx.spec.server(_sync_standby(ctx)).site
+    ctx.hit(f"link {ctx.leader_site}-{other}")
     lab.slow(f"{ctx.leader_site}-{other}", SLOW_MS, SLOW_LOSS_PCT)
 
 
@@ -311,15 +326,25 @@ def _rolling_restart(ctx: Ctx) -> None:
     """Every member restarted in turn for maintenance (replicas first, each waited for), the
     leader last by a switchover to the synchronous standby then a restart: planned."""
     members = patroni_members(ctx.spec, ctx.hosts)
+    roles = {m["name"]: str(m.get("role", "")) for m in members}
     order = sorted(m["name"] for m in members if m.get("role") != "leader") + [ctx.leader]
+    # when each member was down, to tell which requests a failure belongs to (epoch seconds,
+    # as the drill's events)
+    restarts: list[dict[str, Any]] = []
+    ctx.state.setdefault("details", {})["restarts"] = restarts
     for name in order:
         if name == ctx.leader:
             _switchover(ctx)
+        ctx.hit(name)
+        started = time.time()
         code, out = ctx.hosts.run(name, f"{PATRONICTL} restart {ctx.spec.name} {name} --force",
                                   timeout=180)
         if code != 0:
             raise DrillError(f"patronictl restart {name} failed: {out.strip()[-200:]}")
-        if not _wait_running(ctx, name, 120.0):
+        running = _wait_running(ctx, name, 120.0)
+        restarts.append({"member": name, "was": roles.get(name, ""), "started": round(started, 3),
+                         "running_after_s": round(time.time() - started, 1) if running else None})
+        if not running:
             raise DrillError(f"{name} did not run again within 120 s of its restart")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from freehold.app.db import custom_plans
+from freehold.app.db import custom_planned
 
 PREPARE = "PREPARE {} (text) AS SELECT id FROM accounts WHERE username LIKE $1"
 
@@ -29,9 +29,11 @@ def test_generic_plans_by_default_custom_for_prefix_search(client: TestClient) -
         async with ctx.ro.acquire() as con:
             mode = await con.fetchval("SHOW plan_cache_mode")
             generic = await plan_of(con, "plan_generic")
-        async with custom_plans(ctx.ro) as con:
-            inside = await con.fetchval("SHOW plan_cache_mode")
-            custom = await plan_of(con, "plan_custom")
+
+        async def planned(con: Any) -> tuple[str, str]:
+            return await con.fetchval("SHOW plan_cache_mode"), await plan_of(con, "plan_custom")
+
+        inside, custom = await custom_planned(ctx.ro, planned)
         return mode, generic, inside, custom
 
     mode, generic, inside, custom = client.portal.call(plans)  # type: ignore[union-attr]

@@ -51,7 +51,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             db_pool_max=8, redis_pool_max=16, rl_signup_per_ip=1_000_000,
             rl_login_per_ip=1_000_000, rl_login_per_account=1_000_000,
             rl_write_per_account=1_000_000, rl_write_per_ip=1_000_000,
-            signup_pow_max_bits=0, secret_key=secrets.token_urlsafe(32))
+            signup_pow_max_bits=0, secret_key=secrets.token_urlsafe(32),
+            # a dead server outlasts any retry: each request waits 1 s (app.dbretry), then 503
+            db_retry_s=1.0)
         # a 500 comes back as an answer (as a user sees it), not as the test's exception
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
             yield Stack(pg, rd, client)
