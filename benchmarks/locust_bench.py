@@ -7,8 +7,10 @@
    window, rusage for wrk), so "requests/s per generator core" holds even when the app is the
    bottleneck. That says how much of a machine the load generator needs.
 2. Calibration (with --calibrate): `freehold loadtest calibrate` against the app pinned to one
-   core, seeded by app.seed; writes loadgen/measurements/calibration.json (the per-core figure
-   `freehold capacity` reads), then asks `freehold capacity --accounts 10M --json`. Over the
+   core, seeded by app.seed, told the pids of the app's web server, its workers, PostgreSQL and
+   Redis (their CPU is accounted per step); writes loadgen/measurements/calibration.json (the
+   per-core figure `freehold capacity` reads: requests per app CPU-second), then asks
+   `freehold capacity --accounts 10M --json`. Over the
    calibrate run alone (not the seeding) the CPU of the local PostgreSQL (postmaster and
    backends, those that exit included) and of Redis is measured and divided by the requests the
    run made: `calibration.postgres_cpu_ms_per_request` and
@@ -186,6 +188,18 @@ def server_cpu_per_request(cal: dict[str, Any], used: dict[str, float]) -> dict[
     return out
 
 
+def accounting_args(app: LocalApp, pg_pid: int, redis_pid: int) -> list[str]:
+    """The calibrate options that name the processes whose CPU it accounts per step: the
+    app's web server (the figure's denominator), its background workers, PostgreSQL, Redis."""
+    pids = app.pids()
+    args = ["--app-pid", str(pids["web"]), "--watch", f"postgres={pg_pid}", "--watch",
+            f"redis={redis_pid}"]
+    for name, pid in pids.items():
+        if name.startswith("worker-"):
+            args += ["--watch", f"worker={pid}"]
+    return args
+
+
 def calibrate(app: LocalApp, dsn: str, accounts: str, seconds: str, pg_pid: int,
               redis_pid: int, write_to: Path) -> dict[str, Any]:
     fh = [sys.executable, "-m", "freehold.deploy", "loadtest"]
@@ -199,7 +213,7 @@ def calibrate(app: LocalApp, dsn: str, accounts: str, seconds: str, pg_pid: int,
     loads = [os.getloadavg()[0]]
     r = subprocess.run([*pin(GEN_CPU), *fh, "calibrate", app.url, "--app-cores", "1",
                         "--duration", seconds, "--workers", "1", "--json",
-                        "--write", str(write_to)],
+                        "--write", str(write_to), *accounting_args(app, pg_pid, redis_pid)],
                        cwd=ROOT, capture_output=True, text=True, timeout=3600)
     used = meter.stop()
     loads.append(os.getloadavg()[0])
@@ -301,8 +315,10 @@ def main() -> int:
               f"{doc['generator_cores_per_1000_rps']} generator cores per 1,000 req/s")
     if cal and "calibration" in cal:
         c = cal["calibration"]
-        print(f"calibrated: {c['rps_per_server']} req/s per app server (1 core) = "
-              f"{c['rps_per_core']} per core; {c['limited_by']}")
+        print(f"calibrated: {c['rps_per_server']} req/s per app server (1 core pinned): "
+              f"{c['rps_per_core']} req per app CPU-second, {c['rps_per_nominal_core']} per "
+              f"nominal core; {c['limited_by']}")
+        print(f"  per core = {c['rps_per_core_basis']}")
         print(f"calibration file: {cal.get('calibration_file')}")
     if cal and "postgres_cpu_ms_per_request" in cal:
         print(f"server CPU over the calibration: PostgreSQL {cal['postgres_cpu_s']} s, Redis "
