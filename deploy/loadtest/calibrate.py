@@ -57,14 +57,14 @@ def per_core_figure(best: StepResult | None, best_cpu: Mapping[str, Any] | None,
     highest step within the SLO when the app's CPU was read there, else per nominal core."""
     if best is None:
         return 0.0, "no step passed the SLO: no figure"
-    per_cpu = (best_cpu or {}).get("rps_per_app_cpu")
+    at_best = best_cpu or {}
+    per_cpu, app_cpu = at_best.get("rps_per_app_cpu"), at_best.get("app_cpu_s")
     if per_cpu:
         return float(per_cpu), (
             f"requests per app CPU-second at {best.name}, the highest step within the SLO "
-            f"({best.requests:,} requests / {best_cpu['app_cpu_s']} app CPU-seconds; the app "
-            f"was {best_cpu['app_cores_busy']} cores busy), by the app's own CPU accounting: "
+            f"({best.requests:,} requests / {app_cpu} app CPU-seconds; the app was "
+            f"{at_best.get('app_cores_busy')} cores busy), by the app's own CPU accounting: "
             f"{cpu.method}")
-    app_cpu = (best_cpu or {}).get("app_cpu_s")
     if app_cpu is not None:
         why = (f"its {app_cpu} CPU-seconds there are too few to divide by (under "
                f"{MIN_APP_CPU_S} s: lengthen the steps)")
