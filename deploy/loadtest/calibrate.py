@@ -29,13 +29,20 @@ from pathlib import Path
 from typing import Any
 
 from freehold.deploy.loadtest.analysis import StepResult, highest_passing, run_requests
-from freehold.deploy.loadtest.cpuaccount import APP, MIN_APP_CPU_S, CpuSeries, steps_cpu
+from freehold.deploy.loadtest.cpuaccount import (
+    APP,
+    MACHINE,
+    MIN_APP_CPU_S,
+    CpuSeries,
+    steps_cpu,
+)
 from freehold.deploy.loadtest.cpusample import (
     CpuRecorder,
     LocalSampler,
     Sampler,
     ServerSampler,
     local_app_pid,
+    local_peers,
 )
 from freehold.deploy.loadtest.execute import Outcome, execute
 from freehold.deploy.loadtest.runner import MARGIN_S
@@ -146,8 +153,9 @@ def cpu_sampler(target: Target, server: int, *, app_pid: int | None = None,
                 ) -> tuple[Sampler | None, str]:
     """What reads the app server's CPU: for a spec, its app server's units over SSH (and the
     units of the other roles it carries); for a URL on this machine, the process tree of
-    `app_pid` (else of the process listening on the URL's port) plus the `watch` groups
-    (e.g. postgres, redis: root pids). (None, why) when nothing can read it."""
+    `app_pid` (else of the process listening on the URL's port), the local servers it is
+    connected to (its PostgreSQL, Redis) and the `watch` groups (name: root pids, which win
+    over a found one of the same name). (None, why) when nothing can read it."""
     if target.spec is not None:
         from freehold.roles.registry import deployed
 
@@ -163,10 +171,15 @@ def cpu_sampler(target: Target, server: int, *, app_pid: int | None = None,
         if app_pid is None:
             return None, f"not measured: {why} (give --app-pid)"
         how = f"pid {app_pid}, listening for {url}"
-    groups: dict[str, Sequence[int]] = {APP: [app_pid], **(watch or {})}
+    # the servers the app talks to on this machine, unless named with --watch
+    found = {g: p for g, p in local_peers(app_pid).items() if g not in (APP, MACHINE)}
+    others = {**found, **(watch or {})}
+    groups: dict[str, Sequence[int]] = {APP: [app_pid], **others}
     what = {APP: f"process tree of {how}",
             **{g: f"process trees of pids {', '.join(map(str, p))}"
-               for g, p in (watch or {}).items()}}
+                  + (" (given with --watch)" if g in (watch or {}) else
+                     " (a local server the app is connected to)")
+               for g, p in others.items()}}
     return LocalSampler(groups, what, "psutil over the app's process tree on this machine "
                         "(user + system CPU, exited children included)"), ""
 

@@ -95,14 +95,17 @@ class LocalSampler:
         return None
 
 
-def listening_pids(port: int) -> list[int]:
-    """Processes of this machine listening on TCP `port` (only this user's are visible)."""
+def listeners() -> dict[int, list[int]]:
+    """{TCP port: pids listening on it} on this machine (only this user's, unless root)."""
     try:
         conns = psutil.net_connections(kind="tcp")
     except psutil.Error:
-        return []
-    return sorted({c.pid for c in conns if c.pid and c.status == psutil.CONN_LISTEN
-                   and c.laddr and c.laddr.port == port})
+        return {}
+    found: dict[int, set[int]] = {}
+    for c in conns:
+        if c.pid and c.status == psutil.CONN_LISTEN and c.laddr:
+            found.setdefault(c.laddr.port, set()).add(c.pid)
+    return {port: sorted(pids) for port, pids in found.items()}
 
 
 def tree_root(pids: Sequence[int]) -> int | None:
@@ -126,13 +129,47 @@ def local_app_pid(url: str) -> tuple[int | None, str]:
     if parts.hostname not in LOOPBACK:
         return None, f"{parts.hostname} is not this machine's loopback"
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    pids = listening_pids(port)
+    pids = listeners().get(port, [])
     if not pids:
         return None, f"no process of this user listens on port {port}"
     root = tree_root(pids)
     if root is None:
         return None, f"port {port} is held by unrelated processes {pids}"
     return root, ""
+
+
+def local_peers(pid: int) -> dict[str, list[int]]:
+    """The servers on this machine the process tree of `pid` is connected to over loopback
+    TCP (the app's PostgreSQL, Redis, ...), by the name of their root process (redis-server
+    as redis): {name: [root pid]}. The app's own clients connect from ports nobody listens
+    on, so they are not among them."""
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return {}
+    ports: set[int] = set()
+    for proc in tree:
+        try:
+            conns = proc.net_connections(kind="tcp")
+        except psutil.Error:
+            continue
+        ports |= {c.raddr.port for c in conns if c.raddr and c.raddr.ip in LOOPBACK
+                  and c.status == psutil.CONN_ESTABLISHED}
+    mine = {p.pid for p in tree}
+    listening = listeners()
+    found: dict[str, list[int]] = {}
+    for port in sorted(ports):
+        server = tree_root(listening.get(port, []))
+        if server is None or server in mine:
+            continue
+        try:
+            name = psutil.Process(server).name().removesuffix("-server") or "server"
+        except psutil.Error:
+            continue
+        if server not in found.setdefault(name, []):
+            found[name].append(server)
+    return found
 
 
 # ---- an app server over SSH ------------------------------------------------------------

@@ -333,6 +333,44 @@ def test_the_local_app_is_found_by_its_listening_port() -> None:
     assert sampler is None and "not this machine's loopback" in why and "--app-pid" in why
 
 
+SERVER = ("import socket, time\ns = socket.socket()\ns.bind(('127.0.0.1', 0)); s.listen()\n"
+          "print(s.getsockname()[1], flush=True)\nc, _ = s.accept()\ntime.sleep(30)\n")
+CLIENT = ("import socket, sys, time\nc = socket.create_connection(('127.0.0.1', "
+          "int(sys.argv[1])))\nprint('connected', flush=True)\ntime.sleep(30)\n")
+
+
+def test_the_servers_an_app_is_connected_to_are_found() -> None:
+    """A local app's PostgreSQL and Redis are found by its loopback connections (here: a
+    process listening, and a process connected to it); the server's own clients are not."""
+    from freehold.deploy.loadtest.cpusample import local_peers
+
+    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE,
+                              text=True)
+    client = None
+    try:
+        assert server.stdout is not None
+        port = server.stdout.readline().strip()
+        client = subprocess.Popen([sys.executable, "-c", CLIENT, port], stdout=subprocess.PIPE,
+                                  text=True)
+        assert client.stdout is not None and client.stdout.readline().strip() == "connected"
+        found = local_peers(client.pid)
+        assert list(found.values()) == [[server.pid]], found
+        assert local_peers(server.pid) == {}  # it is connected to only by its client
+        tgt = Target(label="t", url=f"http://127.0.0.1:{port}", app_cores=1,
+                     app_urls=[f"http://127.0.0.1:{port}"])
+        sampler, _ = cpu_sampler(tgt, 0, app_pid=client.pid)
+        assert sampler is not None
+        (name,) = found
+        assert "a local server the app is connected to" in sampler.series.groups[name]
+        sampler, _ = cpu_sampler(tgt, 0, app_pid=client.pid, watch={name: [client.pid]})
+        assert sampler is not None and "given with --watch" in sampler.series.groups[name]
+    finally:
+        for proc in (client, server):
+            if proc is not None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
 @pytest.mark.parametrize("item", ["postgres", "postgres=x", "=12", "app=12", "machine=3"])
 def test_a_bad_watch_is_refused_in_one_line(item: str, capsys: pytest.CaptureFixture[str]
                                             ) -> None:
