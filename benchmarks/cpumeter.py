@@ -4,14 +4,15 @@
     meter.start(); ...; used = meter.stop()  # {"wall_s": ..., "app": ..., "postgres": ...}
 
 Used by benchmarks/app_hotpaths.py (which re-exports it: `from app_hotpaths import CpuMeter`
-keeps working) and benchmarks/locust_bench.py.
+keeps working) and benchmarks/locust_bench.py. A group's processes are read by
+freehold.deploy.loadtest.cpusample.tree_cpu_s, as a calibration reads the app's.
 """
 
 from __future__ import annotations
 
 import time
 
-import psutil
+from freehold.deploy.loadtest.cpusample import tree_cpu_s
 
 
 class CpuMeter:
@@ -32,24 +33,7 @@ class CpuMeter:
         self._c0: dict[str, dict[int, float]] = {}
 
     def _sample(self) -> dict[str, dict[int, float]]:
-        out: dict[str, dict[int, float]] = {}
-        for name, pids in self.roots.items():
-            got: dict[int, float] = {}
-            for pid in pids:
-                try:
-                    root = psutil.Process(pid)
-                    for p in [root, *root.children(recursive=True)]:
-                        try:
-                            t = p.cpu_times()
-                            got[p.pid] = t.user + t.system
-                            if self.exited:
-                                got[p.pid] += t.children_user + t.children_system
-                        except psutil.Error:
-                            continue
-                except psutil.Error:
-                    pass
-            out[name] = got
-        return out
+        return {name: tree_cpu_s(pids, exited=self.exited) for name, pids in self.roots.items()}
 
     def start(self) -> None:
         self._c0, self._t0 = self._sample(), time.perf_counter()

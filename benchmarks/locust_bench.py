@@ -7,8 +7,10 @@
    window, rusage for wrk), so "requests/s per generator core" holds even when the app is the
    bottleneck. That says how much of a machine the load generator needs.
 2. Calibration (with --calibrate): `freehold loadtest calibrate` against the app pinned to one
-   core, seeded by app.seed; writes loadgen/measurements/calibration.json (the per-core figure
-   `freehold capacity` reads), then asks `freehold capacity --accounts 10M --json`. Over the
+   core, seeded by app.seed, told the pids of the app's web server, its workers, PostgreSQL and
+   Redis (their CPU is accounted per step); writes loadgen/measurements/calibration.json (the
+   per-core figure `freehold capacity` reads: requests per app CPU-second), then asks
+   `freehold capacity --accounts 10M --json`. Over the
    calibrate run alone (not the seeding) the CPU of the local PostgreSQL (postmaster and
    backends, those that exit included) and of Redis is measured and divided by the requests the
    run made: `calibration.postgres_cpu_ms_per_request` and
@@ -186,6 +188,18 @@ def server_cpu_per_request(cal: dict[str, Any], used: dict[str, float]) -> dict[
     return out
 
 
+def accounting_args(app: LocalApp, pg_pid: int, redis_pid: int) -> list[str]:
+    """The calibrate options that name the processes whose CPU it accounts per step: the
+    app's web server (the figure's denominator), its background workers, PostgreSQL, Redis."""
+    pids = app.pids()
+    args = ["--app-pid", str(pids["web"]), "--watch", f"postgres={pg_pid}", "--watch",
+            f"redis={redis_pid}"]
+    for name, pid in pids.items():
+        if name.startswith("worker-"):
+            args += ["--watch", f"worker={pid}"]
+    return args
+
+
 def calibrate(app: LocalApp, dsn: str, accounts: str, seconds: str, pg_pid: int,
               redis_pid: int, write_to: Path) -> dict[str, Any]:
     fh = [sys.executable, "-m", "freehold.deploy", "loadtest"]
@@ -199,7 +213,7 @@ def calibrate(app: LocalApp, dsn: str, accounts: str, seconds: str, pg_pid: int,
     loads = [os.getloadavg()[0]]
     r = subprocess.run([*pin(GEN_CPU), *fh, "calibrate", app.url, "--app-cores", "1",
                         "--duration", seconds, "--workers", "1", "--json",
-                        "--write", str(write_to)],
+                        "--write", str(write_to), *accounting_args(app, pg_pid, redis_pid)],
                        cwd=ROOT, capture_output=True, text=True, timeout=3600)
     used = meter.stop()
     loads.append(os.getloadavg()[0])
@@ -210,8 +224,13 @@ def calibrate(app: LocalApp, dsn: str, accounts: str, seconds: str, pg_pid: int,
             **server_cpu_per_request(cal, used)}
 
 
+def shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def install_calibration(written: Path, cal: dict[str, Any], settings: dict[str, Any],
-                        durability: dict[str, object], force: bool) -> str:
+                        durability: dict[str, object], force: bool,
+                        dest: Path = CALIBRATION) -> str:
     """Put the calibration `freehold loadtest calibrate` wrote at `written` in place of
     loadgen/measurements/calibration.json under this benchmark's header (it started the
     servers, so it knows their durability; the calibrate run's own settings are kept) — unless
@@ -220,16 +239,16 @@ def install_calibration(written: Path, cal: dict[str, Any], settings: dict[str, 
     before = (cal.get("load_avg_1m") or [0.0])[0]
     cpus = os.cpu_count() or 1
     if before > BUSY_LOAD_PER_CPU * cpus and not force:
-        return (f"NOT installed as {CALIBRATION.relative_to(ROOT)}: load average {before} on "
+        return (f"NOT installed as {shown(dest)}: load average {before} on "
                 f"{cpus} CPUs when the run started (> {BUSY_LOAD_PER_CPU:g} per CPU), so the "
                 "app was starved of CPU; run again on a quiet machine (or --force-calibration)")
     doc = json.loads(written.read_text())
     own = (doc.get("run") or {}).get("settings") or {}
-    tmp = CALIBRATION.with_name(CALIBRATION.name + ".tmp")
+    tmp = dest.with_name(dest.name + ".tmp")
     tmp.write_text(json.dumps(with_header(doc, __file__, {**settings, "calibrate": own},
                                           durability), indent=1) + "\n")
-    tmp.replace(CALIBRATION)
-    return f"installed as {CALIBRATION.relative_to(ROOT)}"
+    tmp.replace(dest)
+    return f"installed as {shown(dest)}"
 
 
 def main() -> int:
@@ -240,6 +259,11 @@ def main() -> int:
     ap.add_argument("--calibrate-duration", default="4m")
     ap.add_argument("--force-calibration", action="store_true",
                     help="install the calibration even when the machine was busy")
+    ap.add_argument("--calibration-file", type=Path, default=CALIBRATION,
+                    help="where the calibration goes (default the one `freehold capacity` "
+                         "reads; a smoke run writes elsewhere)")
+    ap.add_argument("--results", type=Path, default=RESULTS,
+                    help="results file (default benchmarks/results/locust_bench.json)")
     ap.add_argument("--durability", choices=DURABILITY, default="production",
                     help="PostgreSQL and Redis durability (default production, as deployed)")
     args = ap.parse_args()
@@ -267,7 +291,8 @@ def main() -> int:
                             written) if args.calibrate else None
             if cal is not None and "calibration" in cal:
                 cal["calibration_file"] = install_calibration(
-                    written, cal, vars(args), durability, args.force_calibration)
+                    written, cal, vars(args), durability, args.force_calibration,
+                    args.calibration_file)
         finally:
             app.stop()
     doc: dict[str, Any] = {
@@ -289,7 +314,7 @@ def main() -> int:
         doc["calibration"] = cal
         # `freehold capacity` reads this file (generator cores, PostgreSQL CPU per request):
         # write the new figures before asking it
-        write_results(RESULTS, doc, script=__file__, settings=vars(args),
+        write_results(args.results, doc, script=__file__, settings=vars(args),
                       durability=durability, indent=1)
         doc["capacity_10M"] = capacity_says("10M")
     print(f"{'generator':40} {'req/s':>8} {'gen cores':>10} {'req/s per gen core':>20}")
@@ -301,8 +326,10 @@ def main() -> int:
               f"{doc['generator_cores_per_1000_rps']} generator cores per 1,000 req/s")
     if cal and "calibration" in cal:
         c = cal["calibration"]
-        print(f"calibrated: {c['rps_per_server']} req/s per app server (1 core) = "
-              f"{c['rps_per_core']} per core; {c['limited_by']}")
+        print(f"calibrated: {c['rps_per_server']} req/s per app server (1 core pinned): "
+              f"{c['rps_per_core']} req per app CPU-second, {c['rps_per_nominal_core']} per "
+              f"nominal core; {c['limited_by']}")
+        print(f"  per core = {c['rps_per_core_basis']}")
         print(f"calibration file: {cal.get('calibration_file')}")
     if cal and "postgres_cpu_ms_per_request" in cal:
         print(f"server CPU over the calibration: PostgreSQL {cal['postgres_cpu_s']} s, Redis "
@@ -311,9 +338,9 @@ def main() -> int:
               f"{cal['redis_cpu_ms_per_request']} ms (Redis) of CPU per request")
     if cal is not None:
         print("capacity --accounts 10M:", json.dumps(doc["capacity_10M"])[:600])
-    write_results(RESULTS, doc, script=__file__, settings=vars(args), durability=durability,
+    write_results(args.results, doc, script=__file__, settings=vars(args), durability=durability,
                   indent=1)
-    print(f"wrote {RESULTS.relative_to(ROOT)}")
+    print(f"wrote {shown(args.results)}")
     return 0
 
 

@@ -63,7 +63,7 @@ CAPACITY_FIELDS: dict[str, tuple[str, str]] = {
     "generator_cores_per_1000_rps": ("cores", "Locust cores per 1,000 req/s"),
 }
 TOP_FIELDS: dict[str, tuple[str, str]] = {
-    "app_rps_per_core": ("req/s", "app requests/s one core serves within the SLO"),
+    "app_rps_per_core": ("req/s", "app requests/s one busy core serves within the SLO"),
     "app_headroom": ("", "target app CPU utilisation at the peak"),
 }
 # inputs a profile may still name from an older model -> the role they sized; SIZED_BY says
@@ -153,8 +153,10 @@ def resolve_file(text: str, profile: Path) -> Path:
 
 def measurement(spec: Any, where: str, profile: Path) -> tuple[Input | None, str]:
     """(the measured figure, '') or (None, why not) for a `measured:` entry: one
-    `{file, field, by?, per?, note?}` or a list of them, tried in order. `per` names a field
-    of the same file to divide by (e.g. requests/s per app core); `note` qualifies it."""
+    `{file, field, by?, per?, note?, basis?}` or a list of them, tried in order. `per` names a
+    field of the same file to divide by (e.g. requests/s per app core); `note` qualifies it;
+    `basis` names a field of the same file whose text says what the figure is (a calibration's
+    rps_per_core_basis: per app CPU-second or per nominal core), quoted in the source."""
     specs = spec if isinstance(spec, list) else [spec]
     whys = []
     for k, one in enumerate(specs):
@@ -195,6 +197,11 @@ def _one_measurement(spec: Any, where: str, profile: Path) -> tuple[Input | None
         when = datetime.fromtimestamp(path.stat().st_mtime, UTC).isoformat(timespec="seconds")
     by = str(spec.get("by") or "a measurement")
     note = f" — {spec['note']}" if spec.get("note") else ""
+    if isinstance(spec.get("basis"), str):
+        basis = _dig(doc, spec["basis"])
+        note += (f" — {basis}" if isinstance(basis, str) and basis else
+                 f" — the file does not say what {spec['field']} is per (no {spec['basis']}: "
+                 "measured before calibrations recorded it)")
     source = f"measured by {by} on {when[:10]}, file {shown} ({field}){note}"
     return Input(name="", value=value, source=source, kind="measured", file=shown,
                  measured_at=when), ""

@@ -325,6 +325,37 @@ def run(
         raise typer.Exit(EXIT_BREACH)
 
 
+def _watch_groups(items: list[str]) -> dict[str, list[int]]:
+    """--watch NAME=PID (repeatable) -> {name: [pids]}; a bad item fails in one line."""
+    groups: dict[str, list[int]] = {}
+    for item in items:
+        name, _, pid = item.partition("=")
+        if not name.strip() or not pid.strip().isdigit() or name.strip() in ("app", "machine"):
+            fail(f"--watch {item}: give NAME=PID (e.g. postgres=1234; NAME not app or machine)")
+        groups.setdefault(name.strip(), []).append(int(pid))
+    return groups
+
+
+def _print_cpu(doc: dict[str, Any]) -> None:
+    """The per-step CPU accounting of a calibration: app cores and what else was busy."""
+    table = Table(title="CPU over each step's measured window (cores busy)",
+                  title_justify="left")
+    groups = sorted({g for s in doc["steps"] for g in (s.get("cores_busy") or {})})
+    for col in ("step", "req/s", "req per app CPU-s", *groups, "load 1m"):
+        table.add_column(col, justify="left" if col == "step" else "right")
+    for s in doc["steps"]:
+        busy = s.get("cores_busy") or {}
+        table.add_row(s["name"] + ("" if s["passed"] else " FAIL"), f"{s['rps']:,.1f}",
+                      f"{s['rps_per_app_cpu']:,.1f}" if s.get("rps_per_app_cpu") else "-",
+                      *(f"{busy[g]:.2f}" if g in busy else "-" for g in groups),
+                      f"{s['load_avg_1m']:.2f}" if s.get("load_avg_1m") is not None else "-")
+    console.print(table)
+    acc = doc.get("cpu_accounting") or {}
+    if acc.get("error_count"):
+        console.print(f"  CPU reads that failed: {acc['error_count']} "
+                      f"({'; '.join(acc.get('errors') or [])})", highlight=False)
+
+
 @app.command("calibrate")
 def calibrate(
     target: TargetArg = str(DEFAULT_SPEC),
@@ -345,9 +376,17 @@ def calibrate(
                                       help="Measurements file (default "
                                            "loadgen/measurements/calibration.json)."),
     out: Path | None = typer.Option(None, "--out", help="Folder for the reports."),
+    app_pid: int | None = typer.Option(None, "--app-pid", min=1,
+                                       help="URL targets: root pid of the local app server "
+                                            "whose CPU is accounted (default: the process "
+                                            "listening on the URL's port)."),
+    watch: list[str] = typer.Option([], "--watch",
+                                    help="URL targets: NAME=PID of another local server whose "
+                                         "CPU is recorded too (postgres=123); repeatable."),
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Raise load on one app server until the SLO breaks; write requests/s per server and core."""
+    """Raise load on one app server until the SLO breaks; write requests/s per server and per
+    app CPU-second (the app's own CPU accounting)."""
     from freehold.deploy.loadtest.calibrate import CALIBRATION
     from freehold.deploy.loadtest.calibrate import calibrate as do_calibrate
     from freehold.deploy.loadtest.execute import run_dir
@@ -358,6 +397,7 @@ def calibrate(
         secs = parse_duration(duration)
     except ValueError as exc:
         fail(f"--duration: {exc}")
+    watched = _watch_groups(watch)
     tgt, model, gates = _inputs(target, profile, slo, None, app_cores)
     if server >= len(tgt.app_urls):
         fail(f"--server {server}: the target has {len(tgt.app_urls)} app server(s)")
@@ -370,7 +410,8 @@ def calibrate(
                                         workers=workers, server=server,
                                         start_users=start_users, factor=factor, steps=steps,
                                         think_scale=think_scale, write_to=dest, on_tick=tick,
-                                        remote=bool(tgt.loadgen) and workers > 0)
+                                        remote=bool(tgt.loadgen) and workers > 0,
+                                        app_pid=app_pid, watch=watched)
     except RunError as exc:
         fail(str(exc))
     if json_out:
@@ -380,6 +421,9 @@ def calibrate(
         console.print(f"  calibration: [bold]{doc['rps_per_server']:,.0f} req/s per server, "
                       f"{doc['rps_per_core']:,.0f} per core[/bold] ({doc['limited_by']})",
                       highlight=False)
+        console.print(f"  per core = {doc['rps_per_core_basis']}; per nominal core "
+                      f"{doc['rps_per_nominal_core']:,.0f}", highlight=False)
+        _print_cpu(doc)
         console.print(f"  written to {os.path.relpath(dest)} (read by `freehold capacity`)",
                       highlight=False)
     if doc["rps_per_server"] <= 0:

@@ -6,5 +6,7 @@
 - `plan`: target, scale factor and the shape's steps from the capacity profile;
 - `runner`: Locust master and workers as child processes (never imported here);
 - `analysis`: per-step tables and SLO gates from the recorder's steps.json;
-- `calibrate`: the highest passing requests/s of one app server into calibration.json.
+- `calibrate`: the highest passing requests/s of one app server into calibration.json, per
+  app CPU-second (`cpuaccount`: the arithmetic; `cpusample`: the app's CPU, locally or over
+  SSH).
 """

@@ -42,6 +42,7 @@ class StepResult:
     mark: str = ""
     t_start: float = 0.0
     t_end: float = 0.0
+    t_measure: float = 0.0  # end of the warm-up: the measured window is t_measure..t_end
     errors: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -56,7 +57,8 @@ class StepResult:
                 "failures": self.failures, "error_rate": round(self.error_rate, 5),
                 "rps": round(self.rps, 2), "p50_ms": self.p50_ms, "p95_ms": self.p95_ms,
                 "p99_ms": self.p99_ms, "passed": self.passed, "breaches": self.breaches,
-                "mark": self.mark, "t_start": self.t_start, "t_end": self.t_end,
+                "mark": self.mark, "t_start": self.t_start, "t_measure": self.t_measure,
+                "t_end": self.t_end,
                 "errors": self.errors, "endpoints": [e.to_json() for e in self.endpoints]}
 
 
@@ -120,7 +122,9 @@ def analyse(plan: LoadPlan, steps_doc: dict[str, Any], slo: Slo) -> RunResult:
             endpoints=sorted((s for k, s in stats.items() if k != AGGREGATED),
                              key=lambda s: -s.requests),
             mark=ps.mark, t_start=float(rec.get("t_start") or 0),
-            t_end=float(rec.get("t_end") or 0), errors=dict(rec.get("errors") or {})))
+            t_end=float(rec.get("t_end") or 0),
+            t_measure=float(rec.get("t_measure") or float(rec.get("t_end") or 0) - secs),
+            errors=dict(rec.get("errors") or {})))
     if plan.shape == "soak" and len(res.steps) >= 2:
         first, last = res.steps[0].p99_ms, res.steps[-1].p99_ms
         if first > 0 and last / first > slo.soak_p99_drift_max:

@@ -30,14 +30,6 @@ MODULES = ("__init__", "users", "locustfile", "recorder", "shapes", "slo", "pick
 MASTER_PORT = LOCUST_MASTER_PORT
 
 
-def _ssh(target: Target) -> Any:
-    from freehold.deploy.ssh import SSHSettings, settings_for
-
-    if target.spec_path is not None and target.spec is not None:
-        return settings_for(target.spec_path, target.spec)
-    return SSHSettings()
-
-
 def _cpu_busy(conn: Any) -> tuple[float, float]:
     """(busy, total) jiffies from /proc/stat."""
     out = conn.run("head -1 /proc/stat", hide=True, warn=True, timeout=10).stdout.split()
@@ -129,7 +121,7 @@ def run_remote(plan: LoadPlan, plan_path: Path, out: Path, target: Target, *,
     servers = target.loadgen
     if not servers:
         raise RunError(f"{target.label}: no loadgen server in the spec")
-    ssh = _ssh(target)
+    ssh = target.ssh_settings()
     stamp = time.strftime("%Y%m%dT%H%M%S")
     run = f"{BASE}/run-{stamp}"
     master = servers[0]

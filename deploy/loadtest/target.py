@@ -59,6 +59,14 @@ class Target:
 
         return default_key_path(self.slug).parent / "loadtest" / f"roster-{self.slug}.json"
 
+    def ssh_settings(self) -> Any:
+        """How to reach the spec's servers (deploy.ssh.SSHSettings; defaults for a URL)."""
+        from freehold.deploy.ssh import SSHSettings, settings_for
+
+        if self.spec_path is not None and self.spec is not None:
+            return settings_for(self.spec_path, self.spec)
+        return SSHSettings()
+
     @property
     def is_lab(self) -> bool:
         """A spec of the local lab: it has a `lab:` section (the spec loader then keeps every

@@ -78,6 +78,34 @@ def test_with_the_calibration_the_plan_uses_it_and_no_pessimism(tmp_path: Path,
     assert not any(n.startswith("PESSIMISTIC") for n in doc["notes"])
 
 
+def test_the_plan_says_what_the_calibrated_figure_is_per(tmp_path: Path,
+                                                         no_calibration: Path) -> None:
+    """Issue 24 part 3: the plan quotes the calibration's rps_per_core_basis (per app
+    CPU-second by the app's own accounting), or says an older file does not say."""
+    cal = tmp_path / "absent" / "calibration.json"
+    cal.parent.mkdir()
+    basis = ("requests per app CPU-second at ramp 5, the highest step within the SLO (9,000 "
+             "requests / 20.0 app CPU-seconds; the app was 0.9 cores busy), by the app's own "
+             "CPU accounting: psutil over the app's process tree on this machine")
+    cal.write_text(json.dumps({"rps_per_core": 450.0, "rps_per_nominal_core": 380.0,
+                               "rps_per_core_basis": basis,
+                               "measured_at": "2026-12-07T15:00:00"}))
+    r = runner.invoke(app, ["capacity", "--accounts", "10M", "--profile", str(no_calibration),
+                            "--json"])
+    assert r.exit_code == 0, r.output
+    app_in = next(i for i in json.loads(r.stdout)["inputs"] if i["name"] == "app_rps_per_core")
+    assert app_in["value"] == 450.0 and app_in["source"].endswith(f"(rps_per_core) — {basis}")
+    text = runner.invoke(app, ["capacity", "--accounts", "10M", "--profile",
+                               str(no_calibration)])
+    assert text.exit_code == 0 and "per app CPU-second" in " ".join(text.output.split())
+    cal.write_text(json.dumps({"rps_per_core": 569.4, "measured_at": "2026-12-06T13:33:32"}))
+    r = runner.invoke(app, ["capacity", "--accounts", "10M", "--profile", str(no_calibration),
+                            "--json"])
+    app_in = next(i for i in json.loads(r.stdout)["inputs"] if i["name"] == "app_rps_per_core")
+    assert app_in["value"] == 569.4
+    assert "does not say what rps_per_core is per (no rps_per_core_basis" in app_in["source"]
+
+
 def test_the_profile_names_no_single_endpoint_figure_for_the_whole_mix() -> None:
     raw = yaml.safe_load(DEFAULT_PROFILE.read_text())["app_rps_per_core"]
     measured = raw["measured"] if isinstance(raw["measured"], list) else [raw["measured"]]

@@ -127,6 +127,17 @@ def test_app_environment_from_spec_and_secrets(spec: ClusterSpec, secrets: Secre
     assert all("\n" + k + "=" in "\n" + text for k in env)
 
 
+def test_app_unit_has_cpu_accounting_for_the_calibration(spec: ClusterSpec) -> None:
+    """`freehold loadtest calibrate` reads the unit's CPUUsageNSec (issue 24 part 3)."""
+    from freehold.roles import app
+    from freehold.roles.app.config import unit_vars
+
+    text = render(template_path(app.__file__, "freehold-app.service.j2"),
+                  **unit_vars(spec, spec.server("a3")))
+    service = text.split("[Service]", 1)[1].split("[Install]", 1)[0]
+    assert "\nCPUAccounting=yes\n" in service
+
+
 def test_workers_per_server_from_the_spec(spec: ClusterSpec) -> None:
     from freehold.roles.worker.config import counts, instances
 

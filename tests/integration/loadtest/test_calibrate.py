@@ -1,5 +1,5 @@
 """`freehold loadtest calibrate`: rising load on one app server, stop at the first breach,
-the highest passing requests/s written as per-server and per-core figures."""
+the highest passing requests/s written per server, per nominal core and per app CPU-second."""
 
 from __future__ import annotations
 
@@ -36,8 +36,21 @@ def test_calibrate_stops_at_the_first_breach_and_writes_measurements(
     assert [s["users"] for s in steps] == sorted(s["users"] for s in steps)
     best = max(s["rps"] for s in steps if s["passed"])
     assert doc["rps_per_server"] == round(best, 1)
-    # per core from the unrounded figure: within rounding of the rounded one halved
-    assert doc["rps_per_core"] == pytest.approx(best / 2, abs=0.051)
+    # per nominal core from the unrounded figure: within rounding of the rounded one halved
+    assert doc["rps_per_nominal_core"] == pytest.approx(best / 2, abs=0.051)
+    # the app's own CPU, found by the port it listens on (psutil over its process tree),
+    # accounted over every step's measured window, with what else was busy
+    best_step = doc["best_step"]
+    assert all(s["app_cpu_s"] is not None and "machine" in s["cores_busy"] for s in steps)
+    assert "process tree of pid" in doc["cpu_accounting"]["groups"]["app"]
+    assert doc["cpu_accounting"]["error_count"] == 0
+    if best_step["rps_per_app_cpu"]:  # enough app CPU in the best step to divide by
+        assert doc["rps_per_core"] == pytest.approx(
+            best_step["requests"] / best_step["app_cpu_s"], rel=0.01)
+        assert doc["rps_per_core_basis"].startswith("requests per app CPU-second")
+    else:
+        assert doc["rps_per_core"] == doc["rps_per_nominal_core"]
+        assert "too few to divide by" in doc["rps_per_core_basis"]
     assert doc["target"]["server_url"] == lt_env.url and doc["target"]["server_cores"] == 2
     assert doc["measured_at"] and doc["slo"]["min_requests"] == 40
     # the run header (issue 18, item 11): the code measured, the settings, the durability
