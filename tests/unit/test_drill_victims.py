@@ -5,12 +5,12 @@ runner and a fake lab: what they would do is recorded, nothing is run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
 from freehold.deploy.spec import ClusterSpec, load_spec
+from tests.unit.test_drills import FakeHosts
 
 pytestmark = pytest.mark.unit
 
@@ -43,26 +43,6 @@ class FakeLab:
         self.done.append(("slow", pair))
 
 
-class ClusterRecorder:
-    """Patroni's /cluster as the lab shows it (a1 leader, b1 sync standby, c1 replica); every
-    other command recorded and answered with success."""
-
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-
-    def run(self, host: str, cmd: str, timeout: float = 20.0) -> tuple[int | None, str]:
-        if "/cluster" in cmd:
-            return 0, json.dumps({"members": [
-                {"name": "a1", "role": "leader", "state": "running"},
-                {"name": "b1", "role": "sync_standby", "state": "streaming"},
-                {"name": "c1", "role": "replica", "state": "streaming"}]})
-        self.calls.append((host, cmd))
-        return 0, ""
-
-    def argv(self, host: str) -> list[str]:
-        return []
-
-
 @pytest.mark.parametrize(("scenario", "victims"), [
     ("leader-kill", ["a1"]),
     ("leader-shutdown", ["a1"]),
@@ -85,7 +65,7 @@ def test_each_drill_names_what_it_acted_on(spec: ClusterSpec, scenario: str,
     from freehold.deploy.drills import scenarios as sc
 
     monkeypatch.setattr(sc, "BLIP_S", 0.0)
-    ctx = sc.Ctx(spec, ClusterRecorder(), FakeLab(), "a1")
+    ctx = sc.Ctx(spec, FakeHosts(), FakeLab(), "a1")
     sc.SCENARIOS[scenario].inject(ctx)
     assert ctx.victims == victims
 
@@ -93,7 +73,7 @@ def test_each_drill_names_what_it_acted_on(spec: ClusterSpec, scenario: str,
 def test_rolling_restart_records_each_restart(spec: ClusterSpec) -> None:
     from freehold.deploy.drills import scenarios as sc
 
-    hosts = ClusterRecorder()
+    hosts = FakeHosts()
     ctx = sc.Ctx(spec, hosts, None, "a1")  # planned: no lab needed
     sc.SCENARIOS["rolling-restart"].inject(ctx)
     restarts = ctx.state["details"]["restarts"]
@@ -101,8 +81,9 @@ def test_rolling_restart_records_each_restart(spec: ClusterSpec) -> None:
         ("b1", "sync_standby"), ("c1", "replica"), ("a1", "leader")]
     assert all(r["running_after_s"] is not None and r["started"] > 0 for r in restarts)
     # the leader is restarted after its switchover to the synchronous standby
-    switch = next(i for i, (_, cmd) in enumerate(hosts.calls) if "switchover" in cmd)
-    assert "a1 --force" in hosts.calls[switch + 1][1] and "restart" in hosts.calls[switch + 1][1]
+    switch = next(i for i, (_, cmd) in enumerate(hosts.commands) if "switchover" in cmd)
+    after = hosts.commands[switch + 1][1]
+    assert "a1 --force" in after and "restart" in after
 
 
 def test_victims_in_the_json_table_and_page(tmp_path: Path) -> None:
