@@ -47,7 +47,6 @@ class FactCache:
     recording: str | None = None           # the scout's name while it plans
     token: str = field(default_factory=lambda: "@@freehold-fact-" + secrets.token_hex(8))
     prefetched: dict[str, int] = field(default_factory=dict)   # host -> facts answered
-    reads: dict[str, int] = field(default_factory=dict)        # host -> single reads
     slow: set[str] = field(default_factory=set)   # hosts whose batch exceeded --host-timeout
 
     def lookup(self, h: Any, inner: Any, cls: Any, args: tuple[Any, ...],
@@ -57,7 +56,6 @@ class FactCache:
         if key not in cache:
             if self.recording == h.name:
                 self.wanted.setdefault(key, Wanted(cls, args, dict(kwargs)))
-            self.reads[h.name] = self.reads.get(h.name, 0) + 1
             cache[key] = inner(cls, *args, **kwargs)
         return cache[key]
 
