@@ -22,7 +22,7 @@ import shlex
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import psutil
@@ -173,17 +173,36 @@ def local_peers(pid: int) -> dict[str, list[int]]:
 
 
 # ---- an app server over SSH ------------------------------------------------------------
+# CPU clock ticks of the processes listed in the cgroup.procs file $1: utime + stime + cutime +
+# cstime (fields 14-17 of /proc/PID/stat; after the last ") " the 3rd field is $1, so these are
+# $12-$15). A process that exits is reaped by its parent, whose cutime/cstime then hold it.
+PROCS_TICKS = (
+    'procs_ticks() { t=0; for p in $(cat "$1" 2>/dev/null); do '
+    's=$(cat /proc/$p/stat 2>/dev/null) || continue; s=${s##*") "}; set -- $s; '
+    't=$((t + ${12} + ${13} + ${14} + ${15})); done; echo $t; }; ')
+# where a unit's cgroup lists its processes: cgroup v2, or hybrid (systemd's v1 hierarchy and
+# the controller-less v2 one) as in containers on a cgroup v1 host
+PROCS_ROOTS = ("/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/systemd")
+
+
 def server_script(patterns: Sequence[str]) -> str:
     """One read of the counters on a server: its clock around the reads, the clock tick, its
-    CPUs, load, the first /proc/stat line, `systemctl show` of the units matching `patterns`
-    and each of their cgroups' cpu.stat usage_usec."""
+    CPUs, load, the first /proc/stat line, `systemctl show` of the units matching `patterns`,
+    each of their cgroups' cpu.stat usage_usec and, where there is none (no cpu controller: a
+    container on a cgroup v1 host), the CPU ticks of the processes the cgroup lists."""
     pats = " ".join(shlex.quote(p) for p in patterns)
+    roots = " ".join(PROCS_ROOTS)
     return (
-        "echo t0 $(date +%s.%N); echo tick $(getconf CLK_TCK); echo cpus $(nproc); "
+        PROCS_TICKS
+        + "echo t0 $(date +%s.%N); echo tick $(getconf CLK_TCK); echo cpus $(nproc); "
         "echo load $(cut -d' ' -f1 /proc/loadavg); head -1 /proc/stat; "
         f"systemctl show -p Id -p CPUUsageNSec -p ControlGroup -- {pats}; "
         f"for cg in $(systemctl show -p ControlGroup --value -- {pats}); do "
-        "echo cg $cg $(sed -n 's/^usage_usec //p' /sys/fs/cgroup$cg/cpu.stat 2>/dev/null); "
+        "u=$(sed -n 's/^usage_usec //p' /sys/fs/cgroup$cg/cpu.stat 2>/dev/null); "
+        "echo cg $cg $u; "
+        f'if [ -z "$u" ]; then for r in {roots}; do '
+        'if [ -r "$r$cg/cgroup.procs" ]; then echo procs $cg $(procs_ticks "$r$cg/cgroup.procs"); '
+        "break; fi; done; fi; "
         "done; echo t1 $(date +%s.%N)")
 
 
@@ -194,17 +213,25 @@ def _number(text: str) -> float | None:
         return None
 
 
-def parse_server(text: str, groups: Mapping[str, Sequence[str]]
-                 ) -> tuple[float, dict[str, float], float | None, int | None, list[str]]:
-    """(server time, CPU-seconds per group and `machine`, load, CPUs, problems) from the
-    output of `server_script`. A group whose units are all missing, or one of whose units has
-    no CPU figure either way, is left out and named in the problems."""
+class ServerRead(NamedTuple):
+    t: float  # the server's clock, midway through the read
+    cpu: dict[str, float]  # CPU-seconds per group and `machine`
+    load: float | None
+    cpus: int | None
+    problems: list[str]
+    how: dict[str, str]  # group -> how its figure was read, when not by systemd's accounting
+
+
+def parse_server(text: str, groups: Mapping[str, Sequence[str]]) -> ServerRead:
+    """What the output of `server_script` says. A group whose units are all missing, or one of
+    whose units has no CPU figure any way, is left out and named in the problems."""
     kv: dict[str, str] = {}
     units: list[dict[str, str]] = []
     cgroups: dict[str, str] = {}
+    procs: dict[str, str] = {}  # cgroup -> CPU ticks of its processes
     current: dict[str, str] = {}
     for line in text.splitlines():
-        if "=" in line and not line.startswith(("cg ", "cpu ")):
+        if "=" in line and not line.startswith(("cg ", "cpu ", "procs ")):
             k, _, v = line.partition("=")
             if k == "Id" and "Id" in current:
                 units.append(current)
@@ -220,11 +247,15 @@ def parse_server(text: str, groups: Mapping[str, Sequence[str]]
         if head == "cg":
             path, _, usec = rest.partition(" ")
             cgroups[path] = usec.strip()
+        elif head == "procs":
+            path, _, ticks = rest.partition(" ")
+            procs[path] = ticks.strip()
         else:
             kv[head] = rest.strip()
     if current:
         units.append(current)
     problems: list[str] = []
+    how: dict[str, str] = {}
     t0, t1 = _number(kv.get("t0", "")), _number(kv.get("t1", ""))
     if t0 is None:
         raise SampleError(f"no clock in the server's answer: {text[:120]!r}")
@@ -246,21 +277,27 @@ def parse_server(text: str, groups: Mapping[str, Sequence[str]]
         for u in mine:
             ns = _number(u.get("CPUUsageNSec", ""))
             usec = _number(cgroups.get(u.get("ControlGroup", ""), ""))
+            ticks = _number(procs.get(u.get("ControlGroup", ""), ""))
             if ns is not None:
                 total += ns / 1e9
             elif usec is not None:
                 total += usec / 1e6
+            elif ticks is not None:
+                total += ticks / tick
+                how.setdefault(group, "the CPU ticks of the processes in its cgroup "
+                                      "(/proc/PID/stat: no cpu controller there)")
             else:
                 missing.append(u["Id"])
         if missing:
             problems.append(f"{group}: no CPU figure for {', '.join(missing)} (CPUUsageNSec "
-                            "not set and no cgroup v2 cpu.stat): set CPUAccounting=yes")
+                            "not set, no cgroup v2 cpu.stat, no cgroup.procs): set "
+                            "CPUAccounting=yes")
             continue
         cpu[group] = total
     load = _number(kv.get("load", ""))
     cpus = _number(kv.get("cpus", ""))
-    return ((t0 + t1) / 2 if t1 is not None else t0), cpu, load, \
-        (int(cpus) if cpus else None), problems
+    return ServerRead((t0 + t1) / 2 if t1 is not None else t0, cpu, load,
+                      int(cpus) if cpus else None, problems, how)
 
 
 class ServerSampler:
@@ -295,7 +332,10 @@ class ServerSampler:
             self.close()
             raise SampleError(f"{self.server.name}: {type(exc).__name__}: {exc}"[:200]) from None
         after = time.time()
-        t, cpu, load, cpus, problems = parse_server(res.stdout, self.groups)
+        t, cpu, load, cpus, problems, how = parse_server(res.stdout, self.groups)
+        for group, text in how.items():  # said once in the calibration file
+            if text not in self.series.groups.get(group, ""):
+                self.series.groups[group] = f"{self.series.groups.get(group, group)}: {text}"
         if cpus:
             self.series.cpus = cpus
         self.offsets.append(t - (before + after) / 2)

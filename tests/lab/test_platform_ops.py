@@ -170,11 +170,17 @@ def status(spec_path: Path) -> tuple[int, dict[str, Any], float]:
 
 def test_status_ok_on_a_healthy_cluster(deployed: dict[str, Any], spec_path: Path,
                                         spec: ClusterSpec) -> None:
+    seen: list[Any] = []
+
     def healthy() -> Any:
         code, doc, _ = status(spec_path)
+        seen[:] = [doc.get("problems") if isinstance(doc, dict) else doc]
         return (code, doc) if code == 0 else None
 
-    code, doc = wait_for("status ok", healthy, timeout=120, every=5)
+    try:
+        code, doc = wait_for("status ok", healthy, timeout=120, every=5)
+    except AssertionError as e:  # say what status found wrong, not just "None"
+        raise AssertionError(f"{e}; status's last problems: {seen}") from None
     assert doc["ok"] and not doc["problems"]
     comps = doc["components"]
     for name in ("patroni", "etcd health", "redis cluster", "alerts", "backup"):
@@ -244,11 +250,17 @@ def test_archiving_goes_on_without_the_second_repository(deployed: dict[str, Any
 def test_status_ok_again_after_recovery(deployed: dict[str, Any], lab: Any, spec: ClusterSpec,
                                         spec_path: Path) -> None:
     """After the previous test's server came back: the alert resolves, status exits 0."""
+    seen: list[Any] = []
+
     def healthy() -> Any:
         code, doc, _ = status(spec_path)
+        seen[:] = [doc.get("problems") if isinstance(doc, dict) else doc]
         return doc if code == 0 else None
 
-    doc = wait_for("status ok after recovery", healthy, timeout=300, every=5)
+    try:
+        doc = wait_for("status ok after recovery", healthy, timeout=300, every=5)
+    except AssertionError as e:
+        raise AssertionError(f"{e}; status's last problems: {seen}") from None
     assert all(s["up"] for s in doc["servers"])
 
 
@@ -278,7 +290,7 @@ def test_restore_drill_passes(deployed: dict[str, Any], spec: ClusterSpec, spec_
                               sample_table: int) -> None:
     code, doc, seconds = freehold(["backup", "restore-drill", str(spec_path), "--json"],
                                   timeout=1200)
-    assert code == 0 and doc["ok"], doc
+    assert code == 0 and doc["ok"], (doc.get("error"), doc.get("mismatches"), doc)
     assert doc["drill_server"] == drill_host(spec).name
     row = next(t for t in doc["tables"] if t["table"] == "public.ops_drill_check")
     assert row["primary"] == row["restored"] == sample_table

@@ -5,6 +5,7 @@ capacity plan reads, what else ran; the samplers (a real local process tree; a s
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -199,10 +200,12 @@ def test_server_script_and_answer() -> None:
     script = server_script(["freehold-app*.service", "redis-server.service"])
     assert "systemctl show -p Id -p CPUUsageNSec -p ControlGroup -- " \
            "'freehold-app*.service' redis-server.service;" in script
-    assert script.startswith("echo t0 $(date +%s.%N);") and "/proc/stat" in script
+    assert "echo t0 $(date +%s.%N);" in script and "/proc/stat" in script
+    for shell in ("bash", "dash"):  # the whole script parses in either login shell
+        subprocess.run([shell, "-n", "-c", script], check=True, timeout=10)
     groups = {"app": ["freehold-app*.service"], "redis": ["redis-server.service"],
               "postgres": ["patroni.service"]}
-    t, cpu, load, cpus, problems = parse_server(SERVER_ANSWER, groups)
+    t, cpu, load, cpus, problems, _ = parse_server(SERVER_ANSWER, groups)
     assert t == pytest.approx(1765112000.26)
     assert cpu["app"] == pytest.approx(12.5)  # systemd's CPUUsageNSec
     assert cpu["redis"] == pytest.approx(2.25)  # [not set]: the cgroup's cpu.stat
@@ -212,8 +215,48 @@ def test_server_script_and_answer() -> None:
     assert cpu["machine"] == pytest.approx((40000 + 500 + 9000 + 0 + 300 + 100) / 100)
     assert load == pytest.approx(1.37) and cpus == 2
     blind = SERVER_ANSWER.replace("cg /system.slice/redis-server.service 2250000\n", "")
-    _, cpu, _, _, problems = parse_server(blind, {"redis": ["redis-server.service"]})
-    assert "redis" not in cpu and "set CPUAccounting=yes" in problems[0]
+    got = parse_server(blind, {"redis": ["redis-server.service"]})
+    assert "redis" not in got.cpu and "set CPUAccounting=yes" in got.problems[0]
+    # no cpu controller (a container on a cgroup v1 host): its processes' ticks
+    v1 = blind.replace("t1 ", "procs /system.slice/redis-server.service 437\nt1 ")
+    got = parse_server(v1, {"redis": ["redis-server.service"]})
+    assert got.cpu["redis"] == pytest.approx(4.37) and not got.problems
+    assert "CPU ticks of the processes in its cgroup" in got.how["redis"]
+
+
+@pytest.mark.parametrize("shell", ["bash", "dash"])
+def test_procs_ticks_sums_the_listed_processes_cpu(shell: str, tmp_path: Path) -> None:
+    """The script's shell function on real processes: this one and a busy child whose name
+    holds ") " (the /proc/PID/stat parse), against psutil's reading of the same processes."""
+    import shutil
+
+    import psutil
+
+    from freehold.deploy.loadtest.cpusample import PROCS_TICKS
+
+    if not shutil.which(shell):
+        pytest.fail(f"{shell} is not installed (scripts/debian-packages.txt)")
+    busy = tmp_path / "bu) sy 1 2"
+    busy.write_text("import time\nt = time.process_time()\n"
+                    "while time.process_time() - t < 0.5: pass\ntime.sleep(30)\n")
+    child = subprocess.Popen([sys.executable, str(busy)])
+    try:
+        deadline = time.monotonic() + 20
+        while psutil.Process(child.pid).cpu_times().user + \
+                psutil.Process(child.pid).cpu_times().system < 0.45:
+            assert time.monotonic() < deadline, "the child never got busy"
+            time.sleep(0.1)
+        procs = tmp_path / "cgroup.procs"
+        procs.write_text(f"{os.getpid()}\n{child.pid}\n999999999\n")  # the last one is gone
+        out = subprocess.run([shell, "-c", PROCS_TICKS + f'procs_ticks "{procs}"'],
+                             capture_output=True, text=True, timeout=30, check=True).stdout
+        tick = os.sysconf("SC_CLK_TCK")
+        want = sum(sum(psutil.Process(p).cpu_times()[:4]) for p in (os.getpid(), child.pid))
+        assert int(out) / tick == pytest.approx(want, abs=0.2)
+        assert int(out) / tick >= 0.45
+    finally:
+        child.kill()
+        child.wait(timeout=10)
 
 
 class RecordedConnection:
