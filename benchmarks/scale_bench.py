@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -58,6 +59,12 @@ from freehold.deploy.spec import load_spec  # noqa: E402
 TARGETS = {"servers": 300, "first_deploy_s": 15 * 60, "noop_s": 3 * 60,
            "controller_memory_mib": 1.5 * 1024, "ansible_ratio": 3.0, "status_s": 20.0}
 STARTED = time.monotonic()
+
+
+def stop_on_signal(signum: int, _frame: Any) -> None:
+    """SIGTERM, SIGHUP and SIGINT (which a shell's background job ignores unless re-armed)
+    stop the rehearsal as Ctrl-C does: the results so far are written, the lab taken down."""
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
 
 def log(line: str) -> None:
@@ -149,6 +156,30 @@ def main() -> None:
         "deploy_options_used": sorted(o for o in ("--host-timeout", "--parallel", "--batch",
                                                   "--max-fail") if o in options)}
     counter = rh.SshCounter(lab.name, args.network)
+    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, stop_on_signal)
+    if args.keep:  # the kept lab can be deployed again by hand with this key
+        key_file = tmp / f"{args.name}.key"
+        key_file.touch(mode=0o600)
+        key_file.write_bytes(key)
+        doc["secrets_key_file"] = str(key_file)
+
+    partial_path = out_path.with_name(out_path.stem + ".partial.json")
+
+    def save(partial: bool = True) -> Path:
+        """The results so far: to NAME.partial.json while running or when stopped early (a
+        finished run's file is never overwritten by half a run), to NAME.json at the end."""
+        doc["partial"] = partial
+        doc["checks"] = checks.items
+        doc["all_checks_ok"] = checks.ok and not partial
+        doc["total_s"] = round(time.monotonic() - STARTED, 1)
+        path = write_results(partial_path if partial else out_path, doc, script=__file__,
+                             settings={**vars(args), "out": str(out_path)},
+                             durability="not applicable (no database: base, mesh, exporters)")
+        if not partial:
+            partial_path.unlink(missing_ok=True)
+        return path
+
     log(f"scale rehearsal: {args.servers} servers, roles {','.join(roles)}, lab {lab.name} "
         f"({args.network}), work folder {tmp}")
     try:
@@ -156,17 +187,16 @@ def main() -> None:
             doc["lab_boot_s"] = round(boot_s, 1)
             counter.open()
             rehearse(args, spec_path, hosts, lab, secrets, key, roles, options, counter,
-                     checks, doc, tmp)
+                     checks, doc, tmp, save)
+    except KeyboardInterrupt as stop:
+        doc["interrupted"] = str(stop) or "stopped by SIGINT"
+        checks.add("the rehearsal ran to its end", False, doc["interrupted"])
+        log(f"{doc['interrupted']}: writing what was measured, taking the lab down")
     finally:
         counter.close()
         doc["load_average_at_end"] = [round(x, 1) for x in os.getloadavg()]
-        doc["checks"] = checks.items
-        doc["all_checks_ok"] = checks.ok
-        doc["total_s"] = round(time.monotonic() - STARTED, 1)
-        write_results(out_path, doc, script=__file__, settings={
-            **vars(args), "out": str(out_path)},
-            durability="not applicable (no database: base, mesh, exporters)")
-        log(f"written {out_path.relative_to(ROOT) if out_path.is_relative_to(ROOT) else out_path}")
+        written = save(partial="interrupted" in doc or sys.exc_info()[0] is not None)
+        log(f"written {written.relative_to(ROOT) if written.is_relative_to(ROOT) else written}")
     print(json.dumps(doc.get("figures", {}), indent=2))
     if not checks.ok:
         sys.exit(1)
@@ -174,7 +204,10 @@ def main() -> None:
 
 def rehearse(args: argparse.Namespace, spec_path: Path, hosts: list[str], lab: Any,
              secrets: Path, key: bytes, roles: list[str], options: set[str],
-             counter: rh.SshCounter, checks: Checks, doc: dict[str, Any], tmp: Path) -> None:
+             counter: rh.SshCounter, checks: Checks, doc: dict[str, Any], tmp: Path,
+             save: Any) -> None:
+    """The steps of the module's docstring; `save()` writes the results so far (marked
+    partial) after each deploy, so a rehearsal killed outright still leaves its figures."""
     n = len(hosts)
     figures: dict[str, Any] = doc.setdefault("figures", {})
     runs: dict[str, Any] = doc.setdefault("runs", {})
@@ -191,6 +224,7 @@ def rehearse(args: argparse.Namespace, spec_path: Path, hosts: list[str], lab: A
             f"peak {run.peak_rss_mib:.0f} MiB, {run.ssh_connections} SSH connections, "
             f"{run.changes()} operations changed on {len(run.changed_hosts())} hosts, "
             f"{len(run.failed())} hosts failed")
+        save()
         return run
 
     # 1. first deploy, K servers killed mid-run
