@@ -413,7 +413,11 @@ def database(
     json_out: bool = typer.Option(False, "--json"),
     manifest: Path = ManifestOpt,
 ) -> None:
-    """Logical replication (initial copy, then streaming), --cutover, or --dump."""
+    """Logical replication (initial copy, then streaming), --cutover, or --dump.
+
+    Each run (and each second of --watch) also brings over what logical replication does not
+    carry: the partitions and the tables the source created since, and the deferred indexes
+    once the copy is in."""
     from freehold.deploy.cli import migrate_db
     from freehold.deploy.migrate import database as db
     from freehold.deploy.migrate.targets import database_target

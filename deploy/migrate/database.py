@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from freehold.app.pgclient import libpq_target
-from freehold.deploy.migrate import MigrateError, dbpartitions, dbschema
+from freehold.deploy.migrate import MigrateError, dbnewtables, dbpartitions, dbschema
 
 NAME = "freehold_migrate"
 
@@ -139,10 +139,12 @@ def copy_progress(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) ->
 def advance(src: psycopg.Connection[Any], dst: psycopg.Connection[Any], src_dsn: str,
             dst_dsn: str, *, jobs: int = 2, index_memory: str = dbschema.INDEX_MEMORY
             ) -> list[str]:
-    """One pass of what the target needs while it replicates: the partitions the source added,
-    and once every table is copied, the deferred indexes (`jobs` at a time; blocks until
+    """One pass of what the target needs while it replicates: the partitions and the tables the
+    source added (dbnewtables: created, then copied by the subscription), and once every table
+    is copied, the deferred indexes (`jobs` at a time; blocks until
     built). Returns what it did, one line each."""
     done = dbpartitions.sync_partitions(src, dst)
+    done += dbnewtables.sync_tables(src, dst, src_dsn, dst_dsn)
     if copy_progress(src, dst).copied and dbschema.index_gaps(src, dst):
         t0 = time.monotonic()
         n = dbschema.build_deferred_indexes(src, dst, src_dsn, dst_dsn, jobs=jobs,
@@ -154,16 +156,9 @@ def advance(src: psycopg.Connection[Any], dst: psycopg.Connection[Any], src_dsn:
 def replication_gaps(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) -> list[str]:
     """What would leave the target short at a cut-over, one line each: tables the source
     publishes that the subscription lacks, indexes missing or invalid on the target."""
-    published = {tuple(r) for r in src.execute(
-        "SELECT schemaname, tablename FROM pg_publication_tables WHERE pubname = %s",
-        (NAME,)).fetchall()}
-    subscribed = {tuple(r) for r in dst.execute(
-        "SELECT n.nspname, c.relname FROM pg_subscription_rel r JOIN pg_subscription s "
-        "ON s.oid = r.srsubid JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n "
-        "ON n.oid = c.relnamespace WHERE s.subname = %s", (NAME,)).fetchall()}
     gaps = [f"table {s}.{t} is not replicated (created on the source after replication "
-            f"started): create it on the target, run ALTER SUBSCRIPTION {NAME} REFRESH "
-            "PUBLICATION there, wait for its copy" for s, t in sorted(published - subscribed)]
+            "started): run freehold migrate database --watch SECONDS (it creates the table on "
+            "the target and copies it)" for s, t in dbnewtables.unsubscribed(src, dst)]
     missing = dbschema.index_gaps(src, dst)
     if missing:
         gaps.append(f"{len(missing)} index(es) missing or invalid on the target "
@@ -274,10 +269,13 @@ def cutover(src_dsn: str, dst_dsn: str, timeout: float = 600.0, *, max_lag: int 
             raise MigrateError("the target has no subscription freehold_migrate — run "
                                "freehold migrate database (without --cutover) first")
         dbpartitions.sync_partitions(src, dst)
+        created = dbnewtables.sync_tables(src, dst, src_dsn, dst_dsn)
         before = copy_progress(src, dst)
         if before.tables_ready < before.tables:
             raise MigrateError(f"initial copy not finished: {before.tables_ready}/"
-                               f"{before.tables} tables ready — wait for it (freehold migrate "
+                               f"{before.tables} tables ready"
+                               f"{' (' + '; '.join(created) + ')' if created else ''}"
+                               " — wait for it (freehold migrate "
                                "database --watch 600), then rerun --cutover; nothing stopped")
         gaps = replication_gaps(src, dst)
         if gaps:
@@ -297,6 +295,13 @@ def cutover(src_dsn: str, dst_dsn: str, timeout: float = 600.0, *, max_lag: int 
         drain_s = _drain(src, freeze_lsn, timeout)
         # a partition added since the check above: created now, its rows moved in (outage)
         late = dbpartitions.sync_partitions(src, dst)
+        # a table created between the checks above and the freeze was never copied: stop here
+        new = dbnewtables.unsubscribed(src, dst)
+        if new:
+            raise MigrateError(f"table {new[0][0]}.{new[0][1]} was created on the source just "
+                               "before the freeze and is not on the target — the source stays "
+                               "frozen: --rollback, then rerun --cutover (it copies the table "
+                               "first)")
         bad = _quick_check(src, dst)
         if bad:
             raise MigrateError(f"largest keys differ after catching up: {', '.join(bad)} — "

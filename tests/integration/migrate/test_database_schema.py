@@ -110,3 +110,46 @@ def test_month_partitions_added_during_replication_reach_the_target(pair) -> Non
     assert by["public.posts_2031_01"] == 40 and by["public.posts_2031_02"] == 25, by
     assert by["public.posts_default"] == 0
     assert one(dst.dsn, "SELECT count(*) FROM post_tags WHERE tag = 'feb'") == 25
+
+
+NEW_TABLE = """
+CREATE TABLE "book marks" (id bigserial PRIMARY KEY,
+  account_id bigint NOT NULL REFERENCES accounts(id), note text,
+  created timestamptz NOT NULL DEFAULT now());
+CREATE INDEX book_marks_account ON "book marks" (account_id);
+INSERT INTO "book marks" (account_id, note) SELECT id, 'early ' || id FROM accounts
+  ORDER BY id LIMIT 50;
+"""
+
+
+def test_a_table_created_during_replication_is_created_on_the_target_and_copied(
+        pair) -> None:  # noqa: ANN001
+    src, dst = pair
+    r = run(app, ["migrate", "database", "--from", src.dsn, "--to", dst.dsn, "--watch", "120",
+                  "--json"])
+    assert r.exit_code == 0 and json.loads(r.stdout)["consistent"], r.output
+    # a new feature's table, written to before the tool runs again (its name needs quoting)
+    with psycopg.connect(src.dsn, autocommit=True) as c:
+        c.execute(NEW_TABLE)
+    with psycopg.connect(src.dsn) as s, psycopg.connect(dst.dsn) as d:
+        assert any("book marks" in g for g in database.replication_gaps(s, d))
+    r = run(app, ["migrate", "database", "--from", src.dsn, "--to", dst.dsn, "--watch", "60"])
+    assert r.exit_code == 0, r.output
+    assert 'created table public.book marks on the target' in r.stderr, r.stderr
+    assert "subscription refreshed" in r.stderr, r.stderr
+    assert one(dst.dsn, 'SELECT count(*) FROM "book marks"') == 50  # copied before it returned
+    assert "book_marks_account" in indexes(dst.dsn)  # its index came with it
+    with psycopg.connect(src.dsn, autocommit=True) as c:  # then it streams like the others
+        c.execute("""INSERT INTO "book marks" (account_id, note) SELECT id, 'late' """
+                  "FROM accounts ORDER BY id DESC LIMIT 7")
+    assert wait_for(dst.dsn, 'SELECT count(*) FROM "book marks"', 57) == 57
+    with psycopg.connect(src.dsn) as s, psycopg.connect(dst.dsn) as d:
+        assert database.replication_gaps(s, d) == []
+    r = run(app, ["migrate", "database", "--from", src.dsn, "--to", dst.dsn, "--cutover",
+                  "--timeout", "60", "--json"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.stdout)
+    assert res["tables_differing"] == [], res["tables"]
+    assert {t["table"]: t["rows_target"] for t in res["tables"]}["public.book marks"] == 57
+    seq = """SELECT last_value FROM "book marks_id_seq\""""
+    assert one(dst.dsn, seq) == one(src.dsn, seq)  # the cut-over set the sequence too
