@@ -144,7 +144,7 @@ def advance(src: psycopg.Connection[Any], dst: psycopg.Connection[Any], src_dsn:
     is copied, the deferred indexes (`jobs` at a time; blocks until
     built). Returns what it did, one line each."""
     done = dbpartitions.sync_partitions(src, dst)
-    done += dbnewtables.sync_tables(src, dst, src_dsn, dst_dsn)
+    done += dbnewtables.sync_tables(src, dst, src_dsn, dst_dsn, NAME)
     if copy_progress(src, dst).copied and dbschema.index_gaps(src, dst):
         t0 = time.monotonic()
         n = dbschema.build_deferred_indexes(src, dst, src_dsn, dst_dsn, jobs=jobs,
@@ -158,7 +158,7 @@ def replication_gaps(src: psycopg.Connection[Any], dst: psycopg.Connection[Any])
     publishes that the subscription lacks, indexes missing or invalid on the target."""
     gaps = [f"table {s}.{t} is not replicated (created on the source after replication "
             "started): run freehold migrate database --watch SECONDS (it creates the table on "
-            "the target and copies it)" for s, t in dbnewtables.unsubscribed(src, dst)]
+            "the target and copies it)" for s, t in dbnewtables.unsubscribed(src, dst, NAME)]
     missing = dbschema.index_gaps(src, dst)
     if missing:
         gaps.append(f"{len(missing)} index(es) missing or invalid on the target "
@@ -269,7 +269,7 @@ def cutover(src_dsn: str, dst_dsn: str, timeout: float = 600.0, *, max_lag: int 
             raise MigrateError("the target has no subscription freehold_migrate — run "
                                "freehold migrate database (without --cutover) first")
         dbpartitions.sync_partitions(src, dst)
-        created = dbnewtables.sync_tables(src, dst, src_dsn, dst_dsn)
+        created = dbnewtables.sync_tables(src, dst, src_dsn, dst_dsn, NAME)
         before = copy_progress(src, dst)
         if before.tables_ready < before.tables:
             raise MigrateError(f"initial copy not finished: {before.tables_ready}/"
@@ -296,7 +296,7 @@ def cutover(src_dsn: str, dst_dsn: str, timeout: float = 600.0, *, max_lag: int 
         # a partition added since the check above: created now, its rows moved in (outage)
         late = dbpartitions.sync_partitions(src, dst)
         # a table created between the checks above and the freeze was never copied: stop here
-        new = dbnewtables.unsubscribed(src, dst)
+        new = dbnewtables.unsubscribed(src, dst, NAME)
         if new:
             raise MigrateError(f"table {new[0][0]}.{new[0][1]} was created on the source just "
                                "before the freeze and is not on the target — the source stays "

@@ -3,7 +3,8 @@ created on the target and added to the subscription so their rows follow.
 
 Logical replication copies no DDL. The publication is FOR ALL TABLES, so a new table is
 published at once, but the subscription only learns of it on `ALTER SUBSCRIPTION ... REFRESH
-PUBLICATION`, and the target must hold the table first. `sync_tables` does both whenever the
+PUBLICATION`, and the target must hold the table first. `name` is the publication's and the
+subscription's (database.NAME). `sync_tables` does both whenever the
 tool runs (at the start, on every --watch poll, before a cut-over): the tables' definitions come
 from `pg_dump --schema-only --table` of the source (columns, defaults, owned sequences and
 identities, keys, indexes, constraints, triggers) restored into the target in one transaction;
@@ -35,28 +36,25 @@ def _quoted(schema: str, table: str) -> str:
     return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, table))
 
 
-def missing(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]) -> list[tuple[str, str]]:
+def missing(src: psycopg.Connection[Any], dst: psycopg.Connection[Any], name: str
+            ) -> list[tuple[str, str]]:
     """The tables the source publishes that the target does not have at all."""
-    from freehold.deploy.migrate.database import NAME
-
     out = []
-    for schema, table in src.execute(_PUBLISHED, (NAME,)).fetchall():
-        name = sql.Identifier(schema, table).as_string(dst)
-        if dst.execute("SELECT to_regclass(%s)", (name,)).fetchone()[0] is None:
+    for schema, table in src.execute(_PUBLISHED, (name,)).fetchall():
+        qualified = sql.Identifier(schema, table).as_string(dst)
+        if dst.execute("SELECT to_regclass(%s)", (qualified,)).fetchone()[0] is None:
             out.append((schema, table))
     return sorted(out)
 
 
-def unsubscribed(src: psycopg.Connection[Any], dst: psycopg.Connection[Any]
+def unsubscribed(src: psycopg.Connection[Any], dst: psycopg.Connection[Any], name: str
                  ) -> list[tuple[str, str]]:
     """The tables the source publishes that the subscription does not copy (yet)."""
-    from freehold.deploy.migrate.database import NAME
-
-    published = {tuple(r) for r in src.execute(_PUBLISHED, (NAME,)).fetchall()}
+    published = {tuple(r) for r in src.execute(_PUBLISHED, (name,)).fetchall()}
     subscribed = {tuple(r) for r in dst.execute(
         "SELECT n.nspname, c.relname FROM pg_subscription_rel r JOIN pg_subscription s "
         "ON s.oid = r.srsubid JOIN pg_class c ON c.oid = r.srrelid JOIN pg_namespace n "
-        "ON n.oid = c.relnamespace WHERE s.subname = %s", (NAME,)).fetchall()}
+        "ON n.oid = c.relnamespace WHERE s.subname = %s", (name,)).fetchall()}
     return sorted(published - subscribed)  # type: ignore[arg-type]
 
 
@@ -82,13 +80,11 @@ def create_on_target(src_dsn: str, dst_dsn: str, tables: Sequence[tuple[str, str
 
 
 def sync_tables(src: psycopg.Connection[Any], dst: psycopg.Connection[Any], src_dsn: str,
-                dst_dsn: str) -> list[str]:
+                dst_dsn: str, name: str) -> list[str]:
     """Create on the target the published tables it lacks, then refresh the subscription so
     it copies them (and any published table it does not copy yet); what was done, one line
     each. A MigrateError (one line) names the table and the fix when it cannot."""
-    from freehold.deploy.migrate.database import NAME
-
-    new = missing(src, dst)
+    new = missing(src, dst, name)
     done = []
     if new:
         names = ", ".join(f"{s}.{t}" for s, t in new)
@@ -99,11 +95,11 @@ def sync_tables(src: psycopg.Connection[Any], dst: psycopg.Connection[Any], src_
                                "hand (pg_dump --schema-only --table of the source), then "
                                "rerun") from None
         done.append(f"created table{'s' if len(new) > 1 else ''} {names} on the target")
-    if not dst.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (NAME,)).fetchone():
+    if not dst.execute("SELECT 1 FROM pg_subscription WHERE subname = %s", (name,)).fetchone():
         return done  # cut over already, or not replicating: nothing to refresh
-    todo = unsubscribed(src, dst)
+    todo = unsubscribed(src, dst, name)
     if todo:
         dst.execute(sql.SQL("ALTER SUBSCRIPTION {} REFRESH PUBLICATION").format(
-            sql.Identifier(NAME)))
+            sql.Identifier(name)))
         done.append(f"subscription refreshed: copying {', '.join(f'{s}.{t}' for s, t in todo)}")
     return done
