@@ -8,8 +8,10 @@ the playbook holds the servers to the same bytes as `freehold deploy --roles bas
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -124,7 +126,8 @@ def run_check(bin_dir: Path, cfg: Path, playbook: Path = PLAYBOOK,
     started = time.monotonic()
     with log.open("w") as out:
         proc = subprocess.Popen([str(bin_dir / "ansible-playbook"), "--check", str(playbook)],
-                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cfg.parent)
+                                stdout=out, stderr=subprocess.STDOUT, env=env, cwd=cfg.parent,
+                                start_new_session=True)  # its forks die with it (killpg)
         code, cpu = None, 0.0
         try:
             while code is None:
@@ -139,8 +142,9 @@ def run_check(bin_dir: Path, cfg: Path, playbook: Path = PLAYBOOK,
                 else:
                     time.sleep(0.2)
         finally:
-            if proc.returncode is None:
-                proc.kill()
+            if proc.returncode is None:  # the playbook and its forks: a timeout left the forks
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait(30)
     wall = time.monotonic() - started
     text = log.read_text()
