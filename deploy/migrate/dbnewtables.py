@@ -39,12 +39,12 @@ def _quoted(schema: str, table: str) -> str:
 def missing(src: psycopg.Connection[Any], dst: psycopg.Connection[Any], name: str
             ) -> list[tuple[str, str]]:
     """The tables the source publishes that the target does not have at all."""
-    out = []
-    for schema, table in src.execute(_PUBLISHED, (name,)).fetchall():
-        qualified = sql.Identifier(schema, table).as_string(dst)
-        if dst.execute("SELECT to_regclass(%s)", (qualified,)).fetchone()[0] is None:
-            out.append((schema, table))
-    return sorted(out)
+    published = src.execute(_PUBLISHED, (name,)).fetchall()
+    qualified = [sql.Identifier(s, t).as_string(dst) for s, t in published]
+    absent = {r[0] for r in dst.execute(  # one query per poll, however many tables
+        "SELECT q FROM unnest(%s::text[]) q WHERE to_regclass(q) IS NULL",
+        (qualified,)).fetchall()}
+    return sorted((s, t) for (s, t), q in zip(published, qualified, strict=True) if q in absent)
 
 
 def unsubscribed(src: psycopg.Connection[Any], dst: psycopg.Connection[Any], name: str
