@@ -168,8 +168,8 @@ def status(spec_path: Path) -> tuple[int, dict[str, Any], float]:
     return freehold(["status", str(spec_path), "--json"], timeout=120)
 
 
-def test_status_ok_on_a_healthy_cluster(deployed: dict[str, Any], spec_path: Path,
-                                        spec: ClusterSpec) -> None:
+def wait_status_ok(spec_path: Path, what: str, timeout: float) -> tuple[int, dict[str, Any]]:
+    """`freehold status` until it exits 0; a timeout says status's last problems."""
     seen: list[Any] = []
 
     def healthy() -> Any:
@@ -178,9 +178,14 @@ def test_status_ok_on_a_healthy_cluster(deployed: dict[str, Any], spec_path: Pat
         return (code, doc) if code == 0 else None
 
     try:
-        code, doc = wait_for("status ok", healthy, timeout=120, every=5)
-    except AssertionError as e:  # say what status found wrong, not just "None"
+        return wait_for(what, healthy, timeout=timeout, every=5)
+    except AssertionError as e:  # what status found wrong, not just "last: None"
         raise AssertionError(f"{e}; status's last problems: {seen}") from None
+
+
+def test_status_ok_on_a_healthy_cluster(deployed: dict[str, Any], spec_path: Path,
+                                        spec: ClusterSpec) -> None:
+    code, doc = wait_status_ok(spec_path, "status ok", timeout=120)
     assert doc["ok"] and not doc["problems"]
     comps = doc["components"]
     for name in ("patroni", "etcd health", "redis cluster", "alerts", "backup"):
@@ -250,17 +255,7 @@ def test_archiving_goes_on_without_the_second_repository(deployed: dict[str, Any
 def test_status_ok_again_after_recovery(deployed: dict[str, Any], lab: Any, spec: ClusterSpec,
                                         spec_path: Path) -> None:
     """After the previous test's server came back: the alert resolves, status exits 0."""
-    seen: list[Any] = []
-
-    def healthy() -> Any:
-        code, doc, _ = status(spec_path)
-        seen[:] = [doc.get("problems") if isinstance(doc, dict) else doc]
-        return doc if code == 0 else None
-
-    try:
-        doc = wait_for("status ok after recovery", healthy, timeout=300, every=5)
-    except AssertionError as e:
-        raise AssertionError(f"{e}; status's last problems: {seen}") from None
+    _, doc = wait_status_ok(spec_path, "status ok after recovery", timeout=300)
     assert all(s["up"] for s in doc["servers"])
 
 
