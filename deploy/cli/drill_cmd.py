@@ -138,6 +138,7 @@ def _run(spec: Path, cluster: Any, is_lab: bool, chosen: list[Any], acc: list[An
         hosts = SshHosts(cluster, ssh_settings(spec, cluster, ssh_key, known_hosts))
     status = err_console if json_out else console
     results = []
+    stopped: str | None = None
     try:
         session = Session.open(cluster, ca_file_for(cluster), acc)
         for scn in chosen:
@@ -147,7 +148,11 @@ def _run(spec: Path, cluster: Any, is_lab: bool, chosen: list[Any], acc: list[An
             status.print(f"{scn.name}: {'ok' if r.ok else 'FAILED'} (worst write outage "
                          f"{r.worst_write_s} s, lost {len(r.lost)})", highlight=False)
     except DrillError as e:
-        fail(str(e), code=EXIT_FAILED)
+        stopped = str(e)
+    except KeyboardInterrupt:
+        stopped = "interrupted"
+    if stopped is not None and not results:
+        fail(stopped, code=EXIT_FAILED)
     folder.mkdir(parents=True, exist_ok=True)
     pngs = {r.scenario: timeline_png(r, folder / f"{r.scenario}.png").name for r in results}
     page = suite_html(results, pngs, folder / "index.html", f"Failover drills on {cluster.name}")
@@ -155,4 +160,8 @@ def _run(spec: Path, cluster: Any, is_lab: bool, chosen: list[Any], acc: list[An
            "drills": [r.to_doc() for r in results]}
     (folder / "drills.json").write_text(json.dumps(
         {**doc, "drills": [r.to_doc(with_events=True) for r in results]}, indent=1))
+    if stopped is not None:
+        # the drills run before the stop keep their report: a long --all run is not lost
+        fail(f"{stopped} (after {len(results)} of {len(chosen)} drills; their report: {page})",
+             code=EXIT_FAILED)
     return results, doc

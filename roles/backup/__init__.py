@@ -2,7 +2,8 @@
 site (roles/backup/config.py: repo_hosts); the PostgreSQL servers push WAL to both over SSH (on
 the mesh) through `archive_command`, set in Patroni's dynamic config so every member, and
 whichever one is primary after a failover, archives the same way, asynchronously so a lost
-site's repository does not stop archiving to the other. Each repository host takes a full
+site's repository does not stop archiving to the other; standbys read the archive through
+`restore_command` (config.RESTORE_COMMAND says why). Each repository host takes a full
 backup daily (systemd timer) from whichever member is primary into its own repository. Backup
 servers also get PostgreSQL 15 binaries and a scratch folder for `freehold backup
 restore-drill`.
@@ -10,6 +11,8 @@ restore-drill`.
 The role runs on the backup servers and on the PostgreSQL servers (`hosts`)."""
 
 from __future__ import annotations
+
+import shlex
 
 from pyinfra import host
 from pyinfra.api import deploy
@@ -30,7 +33,9 @@ from freehold.roles.backup.config import (
     SSH_DIR,
     STANZA,
     authorized_keys,
+    dotted,
     drill_conf,
+    dynamic_archiving,
     first_backup_command,
     pgbackrest_conf,
     repo_index,
@@ -115,10 +120,10 @@ def _stanza_exists() -> bool:
     return bool(host.get_fact(File, path=f"{REPO_PATH}/backup/{STANZA}/backup.info"))
 
 
-def _archive_command_set() -> bool:
+def _archiving_unset() -> dict[str, str]:
+    """The dynamic-config entries of dynamic_archiving() that Patroni does not hold yet."""
     doc = host.get_fact(PatroniDynamicConfig, patronictl=PATRONICTL)
-    params = ((doc.get("postgresql") or {}).get("parameters") or {})
-    return params.get("archive_command") == ARCHIVE_COMMAND
+    return {k: v for k, v in dynamic_archiving().items() if dotted(doc, k) != v}
 
 
 @deploy("backup: stanza and WAL archiving")
@@ -127,17 +132,19 @@ def archiving(ctx) -> None:
     if repo_index(ctx.spec, srv) is not None and not _stanza_exists():
         server.shell(name=f"pgBackRest stanza-create {STANZA}",
                      commands=[f"{AS_PG} pgbackrest --stanza={STANZA} stanza-create"])
-    if srv.has("postgres") and patroni_role(srv.mesh_address) == "leader" \
-            and not _archive_command_set():
-        server.shell(name="archive_command through Patroni's dynamic config",
-                     commands=[f"{PATRONICTL} edit-config --force --quiet "
-                               f"-s 'postgresql.parameters.archive_command={ARCHIVE_COMMAND}'",
-                               # Patroni applies it on its next loop: wait (bounded) for it
-                               "for i in $(seq 1 60); do "
-                               f"[ \"$({AS_PG} psql -XAtq -c 'SHOW archive_command')\" = "
-                               f"'{ARCHIVE_COMMAND}' ] && exit 0; sleep 1; done; "
-                               "echo 'archive_command not applied by Patroni in 60 s' >&2; "
-                               "exit 1"])
+    if srv.has("postgres") and patroni_role(srv.mesh_address) == "leader":
+        unset = _archiving_unset()
+        if unset:
+            sets = " ".join(f"-s {shlex.quote(f'{k}={v}')}" for k, v in unset.items())
+            server.shell(name="archive_command and restore_command through Patroni's dynamic "
+                              "config",
+                         commands=[f"{PATRONICTL} edit-config --force --quiet {sets}",
+                                   # Patroni applies it on its next loop: wait (bounded) for it
+                                   "for i in $(seq 1 60); do "
+                                   f"[ \"$({AS_PG} psql -XAtq -c 'SHOW archive_command')\" = "
+                                   f"'{ARCHIVE_COMMAND}' ] && exit 0; sleep 1; done; "
+                                   "echo 'archive_command not applied by Patroni in 60 s' >&2; "
+                                   "exit 1"])
 
 
 def _has_backup() -> bool:

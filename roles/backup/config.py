@@ -35,6 +35,32 @@ OS_USER = "postgres"          # runs pgBackRest everywhere, owns the repository
 SSH_DIR = "/var/lib/postgresql/.ssh"
 FULL_UNIT = "freehold-backup-full"
 ARCHIVE_COMMAND = f"pgbackrest --stanza={STANZA} archive-push %p"
+# A promoted standby takes as its new timeline one past the newest timeline history it can
+# find. Without a restore_command it looks only in its own pg_wal, so a member that never
+# streamed an earlier promotion's history reuses that timeline's id, and its WAL then collides
+# in the archive: pgBackRest `ERROR: [045] ... already exists ... with a different checksum`,
+# archiving stopped (Patroni issue #890; seen in the lab's back-to-back drills). With
+# archive-get as restore_command PostgreSQL also looks in the archive, and a standby that fell
+# behind its replication slot, or pg_rewind (--restore-target-wal), can read WAL from there.
+RESTORE_COMMAND = f"pgbackrest --stanza={STANZA} archive-get %f %p"
+
+
+def dynamic_archiving() -> dict[str, str]:
+    """What the backup role keeps in Patroni's dynamic config, by dotted path (as
+    `patronictl edit-config -s` takes it): every member archives and restores the same way,
+    whichever is primary. Patroni writes recovery_conf on standbys only (PostgreSQL 15 reloads
+    restore_command, no restart)."""
+    return {"postgresql.parameters.archive_command": ARCHIVE_COMMAND,
+            "postgresql.recovery_conf.restore_command": RESTORE_COMMAND}
+
+
+def dotted(doc: dict[str, Any], path: str) -> Any:
+    """`doc`'s value at a dotted path, None when any part is missing."""
+    for part in path.split("."):
+        if not isinstance(doc, dict):
+            return None
+        doc = doc.get(part)  # type: ignore[assignment]
+    return doc
 
 
 class BackupConfigError(Exception):

@@ -20,7 +20,13 @@ import pytest
 
 from freehold.deploy.provision.drill import leader, patroni_cluster
 from freehold.deploy.spec import ClusterSpec, load_spec
-from freehold.roles.backup.config import FULL_UNIT, drill_host, repo_host, repo_hosts
+from freehold.roles.backup.config import (
+    FULL_UNIT,
+    RESTORE_COMMAND,
+    drill_host,
+    repo_host,
+    repo_hosts,
+)
 from freehold.roles.monitoring.config import PROMETHEUS_PORT, scrape_jobs
 from freehold.roles.registry import ROLE_ORDER
 from tests.lab.cli import LAB_SPEC, LabSecrets, freehold
@@ -162,6 +168,16 @@ def test_backup_archiving_and_timer(deployed: dict[str, Any], lab: Any,
     conf = run(lab, pg, "cd / && runuser -u postgres -- patronictl -c /etc/patroni/config.yml "
                         "show-config")
     assert "pgbackrest --stanza=freehold archive-push %p" in conf
+    # standbys read the archive: a promotion sees every timeline's history (Patroni #890)
+    assert RESTORE_COMMAND in conf
+    leader = primary(lab, spec)
+    show = "cd / && runuser -u postgres -- psql -XAtq -c 'SHOW restore_command'"
+    for member in spec.servers_with_role("postgres"):
+        want = "" if member.name == leader else RESTORE_COMMAND
+        # Patroni reloads a standby with it on its next loop (loop_wait 2 s)
+        wait_for(f"restore_command on {member.name}",
+                 lambda m=member.name, w=want: run(lab, m, show).strip() == w or None,
+                 timeout=30, every=2)
 
 
 def status(spec_path: Path) -> tuple[int, dict[str, Any], float]:

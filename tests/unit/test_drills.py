@@ -268,3 +268,39 @@ def test_protected_waits_for_every_member_and_nudges_wal_meanwhile() -> None:
     p = wait_protected(spec, StartingHosts(starting=10**6), since=50.0, limit_s=0.2,
                        every=0.01, clock=lambda: 60.0)
     assert not p.ok and p.sync_standby_s == 10.0 and p.members_s is None
+
+
+def test_a_run_stopped_midway_keeps_the_report_of_the_drills_it_ran(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--all` takes most of an hour: an error in its 2nd drill must not lose the 1st's report."""
+    import typer
+
+    from freehold.deploy.cli import deploy_cmd, drill_cmd
+    from freehold.deploy.drills import runner, watch
+    from freehold.deploy.drills import scenarios as sc
+    from freehold.deploy.provision import up
+    from freehold.deploy.spec import load_spec
+
+    outcomes: list[DrillResult | Exception] = [
+        result(), sc.DrillError("b1: ssh: connect timed out — is the lab up?")]
+
+    def fake_drill(*_a: object, **_k: object) -> DrillResult:
+        got = outcomes.pop(0)
+        if isinstance(got, Exception):
+            raise got
+        return got
+
+    monkeypatch.setattr(runner, "run_drill", fake_drill)
+    monkeypatch.setattr(runner.Session, "open", classmethod(lambda cls, *a: object()))
+    monkeypatch.setattr(watch, "SshHosts", lambda *a: object())
+    monkeypatch.setattr(deploy_cmd, "ssh_settings", lambda *a: None)
+    monkeypatch.setattr(up, "ca_file_for", lambda c: None)
+    spec = REPO / "inventories/production-example.yaml"
+    chosen = list(sc.SCENARIOS.values())[:3]
+    with pytest.raises(typer.Exit) as stop:
+        drill_cmd._run(spec, load_spec(spec), False, chosen, [], tmp_path, True, None, None,
+                       True)
+    assert stop.value.exit_code == drill_cmd.EXIT_FAILED and not outcomes
+    doc = json.loads((tmp_path / "drills.json").read_text())
+    assert [d["scenario"] for d in doc["drills"]] == ["leader-kill"]
+    assert (tmp_path / "leader-kill.png").exists() and (tmp_path / "index.html").exists()

@@ -20,8 +20,10 @@ from freehold.roles.backup.config import (
     ARCHIVE_COMMAND,
     BackupConfigError,
     authorized_keys,
+    dotted,
     drill_conf,
     drill_host,
+    dynamic_archiving,
     first_backup_command,
     pgbackrest_conf,
     repo_host,
@@ -265,6 +267,22 @@ def test_pgbackrest_configs(spec: ClusterSpec) -> None:
     assert "pg1-path=/var/lib/freehold-drill/data" in drill
     assert drill_conf(spec, spec.server("a1")) is None
     assert ARCHIVE_COMMAND == "pgbackrest --stanza=freehold archive-push %p"
+
+
+def test_standbys_restore_from_the_archive_through_patronis_dynamic_config() -> None:
+    """A promoted standby must see every timeline history in the archive (Patroni #890):
+    restore_command goes in recovery_conf, which Patroni copies from the DCS to every member."""
+    wanted = dynamic_archiving()
+    assert wanted == {"postgresql.parameters.archive_command": ARCHIVE_COMMAND,
+                      "postgresql.recovery_conf.restore_command":
+                          "pgbackrest --stanza=freehold archive-get %f %p"}
+    doc = {"ttl": 10, "postgresql": {"parameters": {"archive_command": ARCHIVE_COMMAND},
+                                     "use_slots": True}}
+    assert dotted(doc, "postgresql.parameters.archive_command") == ARCHIVE_COMMAND
+    assert dotted(doc, "postgresql.recovery_conf.restore_command") is None
+    assert dotted(doc, "ttl.anything") is None
+    assert [k for k, v in wanted.items() if dotted(doc, k) != v] == \
+        ["postgresql.recovery_conf.restore_command"]
 
 
 def test_backup_key_is_stable_and_mesh_only(spec: ClusterSpec, secrets: Secrets) -> None:
