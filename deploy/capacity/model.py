@@ -348,8 +348,10 @@ def postgres_need(prof: Profile, load: Load) -> RoleNeed:
     sites = len(lay.sites)
     read_c = load.pg_cores / v("pg_utilisation")
     read_base = _servers(read_c, cls)
-    read_servers = n_plus_one(read_base, sites)
-    members = max(3, 1 + max(read_servers, 2))
+    # after losing the biggest site, one member left is the primary and reads nothing: the
+    # members are N+1 by site for the readers *and* the primary
+    members = max(3, n_plus_one(read_base + 1, sites))
+    read_servers = members - 1
     order = [lay.primary_site, lay.standby_site]
     order += [s for s in lay.interleaved() if s not in order]
     return RoleNeed("postgres", members, cls.name, distribute(members, order), cores=read_c,
@@ -357,7 +359,8 @@ def postgres_need(prof: Profile, load: Load) -> RoleNeed:
                     f"primary + reads: {load.planned_rps:,.0f} req/s x "
                     f"{v('pg_cpu_ms_per_request'):.3g} ms CPU / "
                     f"{v('pg_utilisation'):.0%} = {read_c:,.1f} cores -> "
-                    f"{read_base} x {cls.cores}-core; N+1 by site over {sites} sites "
+                    f"{read_base} x {cls.cores}-core; N+1 by site over {sites} sites (a "
+                    f"primary and {read_base} readers left after losing the biggest) "
                     f"-> {read_servers} readers (the standby reads too)")
 
 

@@ -298,8 +298,12 @@ def test_postgres_follows_its_cpu_per_request(tmp_path: Path) -> None:
     assert "2,100 req/s x 1 ms CPU / 50% = 4.2 cores -> 1 x 8-core" in one.roles["postgres"].basis
     assert "x 2 ms CPU / 50% = 8.4 cores -> 2 x 8-core" in two.roles["postgres"].basis
     assert "x 4 ms CPU / 50% = 16.8 cores -> 3 x 8-core" in four.roles["postgres"].basis
-    # readers N+1 over 3 sites (1 -> 2, 2 -> 3, 3 -> 5), plus the primary
-    assert [x.roles["postgres"].servers for x in (one, two, four)] == [3, 4, 6]
+    # readers plus the primary, N+1 over 3 sites (1 + 1 -> 3, 2 + 1 -> 5, 3 + 1 -> 6): after
+    # losing the biggest site the primary and the readers needed are left (4 members spread
+    # 2/1/1 would leave 1 reader of the 2 needed)
+    assert [x.roles["postgres"].servers for x in (one, two, four)] == [3, 5, 6]
+    for x in (one, two, four):
+        assert x.losses[0]["roles"]["postgres"]["ok"], x.losses[0]["roles"]["postgres"]
     # nothing else depends on it
     for role in ("app", "worker", "lb", "redis", "media", "backup"):
         assert one.roles[role].servers == two.roles[role].servers == four.roles[role].servers
@@ -340,7 +344,7 @@ def test_measured_pg_cpu_per_request_wins_over_the_cited_value(tmp_path: Path) -
                                                                       "postgres": 2.0}},
                                  "measured_at": "2026-11-30T22:00:00+00:00"}))
     i, servers = pg()
-    assert i.kind == "measured" and i.value == 2.0 and servers == 4
+    assert i.kind == "measured" and i.value == 2.0 and servers == 5
     assert "(home_feed.cpu_ms_per_request.postgres) — the home feed alone" in i.source
     # a calibration without the field yet (an older run): still the benchmark's figure
     cal.write_text(json.dumps({"calibration": {"rps_per_core": 331.0}}))
