@@ -6,7 +6,6 @@ servers); every one is bounded in time."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import subprocess
 import threading
@@ -17,11 +16,10 @@ from typing import Any, Protocol
 
 from freehold.deploy.drills.events import RoleSample, parse_role_line
 from freehold.deploy.provision.drill import leader
-from freehold.deploy.provision.patroni import member_states, protected
+from freehold.deploy.provision.patroni import cluster_members, member_states, protected
 from freehold.deploy.spec import ClusterSpec
 from freehold.roles.backup.config import OS_USER as BACKUP_USER
 from freehold.roles.backup.config import STANZA
-from freehold.roles.postgres.config import REST_PORT
 from freehold.roles.redis.config import PORT as REDIS_PORT
 
 SAMPLE_EVERY_S = 0.5
@@ -135,15 +133,7 @@ class RoleSampler:
 def patroni_members(spec: ClusterSpec, hosts: Hosts, exclude: set[str] | frozenset[str] = (
         frozenset())) -> list[dict[str, Any]]:
     """Patroni's /cluster members, asked of the first member (not excluded) that answers."""
-    for m in spec.servers_with_role("postgres"):
-        if m.name in exclude:
-            continue
-        code, out = hosts.run(m.name, f"curl -fsS --max-time 3 "
-                                      f"http://{m.mesh_address}:{REST_PORT}/cluster", timeout=10)
-        if code == 0:
-            with contextlib.suppress(ValueError):
-                return list(json.loads(out).get("members", []))
-    return []
+    return cluster_members(spec, lambda host, cmd: hosts.run(host, cmd, timeout=10), exclude)
 
 
 def redis_nodes(spec: ClusterSpec, hosts: Hosts, exclude: set[str] | frozenset[str] = (

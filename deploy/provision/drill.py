@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from freehold.app.devstack import free_port
-from freehold.deploy.provision.patroni import protected, summary
+from freehold.deploy.provision.patroni import cluster_members, protected, summary
 from freehold.deploy.secrets import Secrets
 from freehold.deploy.spec import ClusterSpec
 from freehold.deploy.spec.placement import redis_layout
 from freehold.roles.pgbouncer.config import PGBOUNCER_PORT
-from freehold.roles.postgres.config import APP_DATABASE, APP_USER, REST_PORT
+from freehold.roles.postgres.config import APP_DATABASE, APP_USER
 from freehold.roles.redis.config import PORT as REDIS_PORT
 
 
@@ -87,14 +87,11 @@ class Tunnel:
 def patroni_cluster(lab: Any, spec: ClusterSpec, exclude: set[str] | None = None
                     ) -> list[dict[str, Any]]:
     """Patroni's /cluster members, asked of the first member (not excluded) that answers."""
-    for m in spec.servers_with_role("postgres"):
-        if exclude and m.name in exclude:
-            continue
-        r = lab.run(m.name, f"curl -fsS --max-time 3 http://{m.mesh_address}:{REST_PORT}/cluster",
-                    timeout=15)
-        if r.returncode == 0:
-            return list(json.loads(r.stdout).get("members", []))
-    return []
+    def run(host: str, cmd: str) -> tuple[int, str]:
+        r = lab.run(host, cmd, timeout=15)
+        return r.returncode, r.stdout
+
+    return cluster_members(spec, run, exclude or frozenset())
 
 
 def leader(members: list[dict[str, Any]]) -> str | None:

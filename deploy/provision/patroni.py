@@ -7,13 +7,15 @@ no password crosses a command line.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from freehold.deploy.spec import ClusterSpec, Server
 from freehold.deploy.ssh import HostKeyError, SSHSettings, connection
-from freehold.roles.postgres.config import PATRONICTL
+from freehold.roles.postgres.config import PATRONICTL, REST_PORT
 
 
 class PatroniError(Exception):
@@ -36,6 +38,21 @@ def members_list(spec: ClusterSpec, ssh: SSHSettings) -> tuple[Server, list[dict
             return server, json.loads(out.stdout or "[]")
         errors.append(f"{server.name}: {out.stderr.strip()[-200:]}")
     raise PatroniError("no PostgreSQL member answered: " + "; ".join(errors))
+
+
+def cluster_members(spec: ClusterSpec, run: Callable[[str, str], tuple[int, str]],
+                    exclude: set[str] | frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """Patroni's /cluster members (REST API), asked of the first member not excluded that
+    answers; `run(server, command)` gives (exit code, stdout) on that server. [] when none."""
+    for m in spec.servers_with_role("postgres"):
+        if m.name in exclude:
+            continue
+        code, out = run(m.name, f"curl -fsS --max-time 3 "
+                                f"http://{m.mesh_address}:{REST_PORT}/cluster")
+        if code == 0:
+            with contextlib.suppress(ValueError):
+                return list(json.loads(out).get("members", []))
+    return []
 
 
 def leader_of(rows: list[dict[str, Any]]) -> str | None:

@@ -304,3 +304,24 @@ def test_a_run_stopped_midway_keeps_the_report_of_the_drills_it_ran(
     doc = json.loads((tmp_path / "drills.json").read_text())
     assert [d["scenario"] for d in doc["drills"]] == ["leader-kill"]
     assert (tmp_path / "leader-kill.png").exists() and (tmp_path / "index.html").exists()
+
+
+def test_patroni_members_come_from_the_first_member_that_answers() -> None:
+    """The drills' and the lab tests' one way to read Patroni's /cluster."""
+    from freehold.deploy.provision.patroni import cluster_members
+    from freehold.deploy.spec import load_spec
+
+    spec = load_spec(REPO / "inventories/lab.yaml")
+    asked: list[str] = []
+    body = json.dumps({"members": [{"name": "b1", "role": "leader"}]})
+    answers = {"a1": (7, ""), "b1": (0, "<html>proxy error</html>"), "c1": (0, body)}
+
+    def run(host: str, cmd: str) -> tuple[int, str]:
+        asked.append(host)
+        assert f"http://{spec.server(host).mesh_address}:" in cmd and "--max-time" in cmd
+        return answers[host]
+
+    assert cluster_members(spec, run) == [{"name": "b1", "role": "leader"}]
+    assert asked == ["a1", "b1", "c1"]  # refused, then not JSON, then the answer
+    asked.clear()
+    assert cluster_members(spec, run, exclude={"a1", "c1"}) == [] and asked == ["b1"]
