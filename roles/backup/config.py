@@ -39,10 +39,15 @@ ARCHIVE_COMMAND = f"pgbackrest --stanza={STANZA} archive-push %p"
 # find. Without a restore_command it looks only in its own pg_wal, so a member that never
 # streamed an earlier promotion's history reuses that timeline's id, and its WAL then collides
 # in the archive: pgBackRest `ERROR: [045] ... already exists ... with a different checksum`,
-# archiving stopped (Patroni issue #890; seen in the lab's back-to-back drills). With
-# archive-get as restore_command PostgreSQL also looks in the archive, and a standby that fell
-# behind its replication slot, or pg_rewind (--restore-target-wal), can read WAL from there.
-RESTORE_COMMAND = f"pgbackrest --stanza={STANZA} archive-get %f %p"
+# archiving stopped (Patroni issue #890; seen in the lab's back-to-back drills). So standbys ask
+# the archive for timeline history files, and for nothing else: each archive-get over SSH to
+# both repositories takes 1.3-2 s on the lab, and while its stream is broken a standby asks for
+# the next segment every cycle, which held promotions back (leader-kill: 20 s write outage with
+# segments fetched too, against a 15 s target). Segments come by streaming: Patroni keeps a
+# replication slot per member on the primary. Checked without the async queue (history files
+# never go through it).
+RESTORE_COMMAND = (f"case %f in *.history) pgbackrest --stanza={STANZA} --no-archive-async "
+                   "archive-get %f %p ;; *) exit 1 ;; esac")
 
 
 def dynamic_archiving() -> dict[str, str]:

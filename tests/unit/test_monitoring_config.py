@@ -18,6 +18,7 @@ from freehold.deploy.spec import ClusterSpec, SpecError, load_spec
 from freehold.roles.backup import hosts as backup_hosts
 from freehold.roles.backup.config import (
     ARCHIVE_COMMAND,
+    RESTORE_COMMAND,
     BackupConfigError,
     authorized_keys,
     dotted,
@@ -269,13 +270,44 @@ def test_pgbackrest_configs(spec: ClusterSpec) -> None:
     assert ARCHIVE_COMMAND == "pgbackrest --stanza=freehold archive-push %p"
 
 
+@pytest.mark.parametrize("shell", ["sh", "bash", "dash"])
+def test_restore_command_asks_the_archive_for_timeline_histories_only(
+        tmp_path: Path, shell: str) -> None:
+    """PostgreSQL runs restore_command through a shell with %f and %p replaced: a history file
+    goes to pgBackRest (its exit code is the answer), a WAL segment is refused at once."""
+    if shutil.which(shell) is None:
+        pytest.skip(f"{shell} not installed")
+    fake = tmp_path / "bin" / "pgbackrest"
+    fake.parent.mkdir()
+    log = tmp_path / "calls"
+    fake.write_text(f"#!/bin/sh\necho \"$*\" >> {log}\n"
+                    '[ "$4" = 00000007.history ] && echo 7 > "$5" && exit 0; exit 1\n')
+    fake.chmod(0o755)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin"}
+
+    def restore(name: str) -> int:
+        cmd = RESTORE_COMMAND.replace("%f", name).replace("%p", "pg_wal/RECOVERYXLOG")
+        (tmp_path / "pg_wal").mkdir(exist_ok=True)
+        return subprocess.run([shell, "-c", cmd], cwd=tmp_path, env=env, timeout=10).returncode
+
+    assert restore("00000007.history") == 0
+    assert (tmp_path / "pg_wal/RECOVERYXLOG").read_text() == "7\n"
+    assert restore("00000008.history") == 1  # not in the archive: a fresh timeline id
+    assert restore("000000070000000000000012") == 1
+    assert restore("000000070000000000000012.partial") == 1
+    assert log.read_text().splitlines() == [
+        "--stanza=freehold --no-archive-async archive-get 00000007.history pg_wal/RECOVERYXLOG",
+        "--stanza=freehold --no-archive-async archive-get 00000008.history pg_wal/RECOVERYXLOG"]
+
+
 def test_standbys_restore_from_the_archive_through_patronis_dynamic_config() -> None:
     """A promoted standby must see every timeline history in the archive (Patroni #890):
     restore_command goes in recovery_conf, which Patroni copies from the DCS to every member."""
     wanted = dynamic_archiving()
     assert wanted == {"postgresql.parameters.archive_command": ARCHIVE_COMMAND,
-                      "postgresql.recovery_conf.restore_command":
-                          "pgbackrest --stanza=freehold archive-get %f %p"}
+                      "postgresql.recovery_conf.restore_command": RESTORE_COMMAND}
+    # `patronictl edit-config -s key=value` reads each value as YAML: both stay strings
+    assert all(yaml.safe_load(v) == v for v in wanted.values())
     doc = {"ttl": 10, "postgresql": {"parameters": {"archive_command": ARCHIVE_COMMAND},
                                      "use_slots": True}}
     assert dotted(doc, "postgresql.parameters.archive_command") == ARCHIVE_COMMAND
