@@ -4,6 +4,7 @@ tuned from the server's RAM and cores; then the app's role, database and extensi
 
 from __future__ import annotations
 
+import json
 import shlex
 
 import yaml
@@ -131,8 +132,9 @@ def wait_patroni(ctx) -> None:
 
 @deploy("postgres: cluster settings")
 def cluster_settings(ctx) -> None:
-    """ttl, loop_wait, retry_timeout and maximum_lag_on_failover live in etcd once the cluster
-    exists (bootstrap.dcs is read only at its creation): the leader sets those that differ."""
+    """ttl, loop_wait, retry_timeout, failsafe_mode... (config.dynamic_settings) live in etcd
+    once the cluster exists (bootstrap.dcs is read only at its creation): the leader sets those
+    that differ."""
     srv = this_server(ctx)
     if patroni_role(srv.mesh_address) != "leader":
         return
@@ -141,7 +143,7 @@ def cluster_settings(ctx) -> None:
         return
     change = {k: v for k, v in dynamic_settings().items() if have.get(k) != v}
     if change:
-        sets = " ".join(f"-s {k}={int(v)}" for k, v in sorted(change.items()))
+        sets = " ".join(f"-s {k}={json.dumps(v)}" for k, v in sorted(change.items()))
         server.shell(name=f"Set Patroni's {', '.join(sorted(change))}",
                      commands=[f"{PATRONICTL} edit-config --force --quiet {sets}"])
 

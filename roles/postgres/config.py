@@ -29,11 +29,17 @@ TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 2, 3
 MAX_LAG_ON_FAILOVER = 1024 * 1024  # bytes
 
 
-def dynamic_settings() -> dict[str, int]:
+def dynamic_settings() -> dict[str, int | bool]:
     """The DCS settings deploys keep (bootstrap.dcs applies only when a cluster is created: a
     running cluster gets them through `patronictl edit-config`, see roles.postgres)."""
     return {"ttl": TTL, "loop_wait": LOOP_WAIT, "retry_timeout": RETRY_TIMEOUT,
             "maximum_lag_on_failover": MAX_LAG_ON_FAILOVER,
+            # etcd without quorum must not stop writes (the `etcd-quorum-loss` drill: 66 s of
+            # failed writes without it, the whole time etcd was down): Patroni 3's failsafe
+            # mode keeps the leader primary while it cannot update its key as long as every
+            # member it knew answers its POST /failsafe; a member that does not demotes it as
+            # before. A replica never promotes without etcd, so no split brain either way.
+            "failsafe_mode": True,
             # 2 only for the moment of a switch back (drills.runner.switch_back): a deploy
             # puts back what an interrupted one left
             "synchronous_node_count": 1}

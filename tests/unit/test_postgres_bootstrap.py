@@ -91,3 +91,12 @@ def test_dcs_settings_keep_patronis_rule_and_detect_within_the_target() -> None:
     assert d["ttl"] <= 10
     # a 2 s blip stays inside retry_timeout (no failover)
     assert d["retry_timeout"] > 2
+    # etcd losing its quorum leaves the leader primary while every member answers it
+    assert d["failsafe_mode"] is True
+    # the role sets them with `patronictl edit-config -s k=<JSON>`, which reads the value as
+    # YAML: each keeps its type (failsafe_mode true, not 1)
+    import json
+
+    import yaml
+
+    assert all(type(yaml.safe_load(json.dumps(v))) is type(v) for v in d.values())
