@@ -42,6 +42,9 @@ from freehold.deploy.spec import ClusterSpec
 from freehold.deploy.spec.placement import postgres_primary_site
 from freehold.roles.lb.config import vips as site_vips
 from freehold.roles.postgres.config import PATRONICTL, primary_site_member
+from freehold.roles.redis.config import LAYOUT as REDIS_LAYOUT
+from freehold.roles.redis.config import SCRIPT as REDIS_SCRIPT
+from freehold.roles.redis.config import coordinator
 
 WARMUP_S = 5.0  # traffic before the fault: the baseline on the timeline
 TAIL_S = 10.0  # traffic after the restore: what the restore itself costs users
@@ -330,8 +333,26 @@ def run_drill(scn: Scenario, spec: ClusterSpec, hosts: Hosts, lab: Any | None,
         add_no_failed_request(result, ev.failed_requests(every, scn.allowed_statuses))
     if back:
         result.switched_back = switch_back(spec, hosts)
+        if spec.servers_with_role("redis"):
+            result.details["redis_back"] = redis_back(spec, hosts)
     result.seconds = time.monotonic() - started
     return result
+
+
+def redis_back(spec: ClusterSpec, hosts: Hosts, limit_s: float = 300.0) -> dict[str, Any]:
+    """Every Redis shard's master back on the layout's node (roles/redis/cluster_setup.py
+    `apply` on the coordinator, as a deploy does): after a drill the old masters come back as
+    replicas, and a next drill would start from masters crowded into fewer sites."""
+    lead = coordinator(spec)
+    started = time.monotonic()
+    if lead is None:
+        return {"ok": True, "moved": [], "seconds": 0.0}
+    code, out = hosts.run(lead.name, f"python3 {REDIS_SCRIPT} apply {REDIS_LAYOUT}",
+                          timeout=limit_s)
+    return {"ok": code == 0, "moved": [line for line in out.splitlines()
+                                       if line.startswith("shard ")],
+            "seconds": round(time.monotonic() - started, 1),
+            **({} if code == 0 else {"output": out.strip()[-300:]})}
 
 
 def _site_of(session: Session, base: str) -> str:

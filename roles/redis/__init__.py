@@ -27,7 +27,9 @@ from freehold.roles.common import (
 from freehold.roles.ports import Ports
 from freehold.roles.redis.config import (
     BUS_PORT,
+    LAYOUT,
     PORT,
+    SCRIPT,
     coordinator,
     layout_doc,
     node_conf,
@@ -49,8 +51,6 @@ def ports_for(spec, srv) -> Ports:
         return Ports()
     extra = [node_port(k) for k in range(1, nodes_per_server(spec))]
     return Ports(mesh_tcp=tuple(sorted([*extra, *(p + BUS_PORT - PORT for p in extra)])))
-SCRIPT = "/usr/local/lib/freehold/redis_cluster.py"
-LAYOUT = "/etc/redis/freehold-layout.json"
 
 
 _t = templates_of(__file__)

@@ -6,8 +6,13 @@
 
 Uploaded by roles/redis; stdlib only (the servers have python3 and redis-cli). The password is
 read from /etc/redis/freehold-auth.conf and handed to redis-cli in REDISCLI_AUTH, never argv.
-A shard is right when exactly one of its nodes is a master with slots and every other node of
-the shard replicates it (after a failover the roles inside a shard may be swapped: that is fine).
+A shard is right when exactly one of its nodes is a master with slots, every other node of
+the shard replicates it, and the master is the layout's. After a failover the old master comes
+back as a replica, and the masters drift: on the lab two of three ended in one site, whose loss
+then took the cluster's majority of masters and its writes for as long as the site was down
+(~100 s, the failover drills of 2026-12-07). `apply` gives the master role back to the layout's
+node with a graceful CLUSTER FAILOVER (the replica takes over once it has every write of its
+master: nothing acknowledged is lost) whenever that node is healthy and replicates the shard.
 A node is `{name, address, port}` (port: the layout's `port` when absent); a server may carry
 several nodes on several ports, so nodes are told apart by address:port.
 """
@@ -20,7 +25,8 @@ import subprocess
 import sys
 import time
 
-AUTH_FILE = "/etc/redis/freehold-auth.conf"
+# the tests point it at a file of their own
+AUTH_FILE = os.environ.get("FREEHOLD_REDIS_AUTH_FILE", "/etc/redis/freehold-auth.conf")
 
 
 def password() -> str:
@@ -32,11 +38,17 @@ def password() -> str:
     raise SystemExit(f"no requirepass in {AUTH_FILE}")
 
 
-ENV = {**os.environ, "REDISCLI_AUTH": password()}
+_env: dict[str, str] = {}
+
+
+def env() -> dict[str, str]:
+    if not _env:
+        _env.update({**os.environ, "REDISCLI_AUTH": password()})
+    return _env
 
 
 def cli(addr: str, port: int, *args: str, timeout: float = 15) -> str:
-    proc = subprocess.run(["redis-cli", "-h", addr, "-p", str(port), *args], env=ENV,
+    proc = subprocess.run(["redis-cli", "-h", addr, "-p", str(port), *args], env=env(),
                           capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0 or proc.stdout.startswith(("ERR", "NOAUTH", "Could not connect")):
         raise RuntimeError(f"{addr}: redis-cli {' '.join(args)}: "
@@ -109,7 +121,51 @@ def problems(layout: dict) -> list[str]:
             if n is not masters[0] and n["master"] != masters[0]["id"]:
                 found.append(f"shard {sh['index']}: {n['address']} does not replicate "
                              f"{masters[0]['address']}")
+        planned = key(layout, sh["master"])
+        if masters[0]["address"] != planned and planned in by_addr:
+            found.append(f"shard {sh['index']}: master is {masters[0]['address']}, the "
+                         f"layout's is {planned}")
     return found
+
+
+def is_master(ipport: str) -> bool:
+    me = [n for n in cluster_nodes(*split(ipport)) if "myself" in n["flags"]]
+    return bool(me) and "master" in me[0]["flags"]
+
+
+def give_back_masters(layout: dict, timeout: float = 60) -> list[str]:
+    """Each shard whose master is not the layout's, while the layout's node is healthy and
+    replicates that master: a graceful CLUSTER FAILOVER on that node (it waits for the
+    replica to hold every write of its master, then swaps them). Returns what was moved."""
+    moved = []
+    for sh in layout["shards"]:
+        planned = key(layout, sh["master"])
+        view = {n["address"]: n for n in cluster_nodes(*split(planned))}
+        me = view.get(planned)
+        if me is None or "master" in me["flags"] or "fail" in " ".join(me["flags"]):
+            continue
+        current = next((n for n in view.values() if n["id"] == me["master"]), None)
+        if current is None or "fail" in " ".join(current["flags"]):
+            continue
+        wait(f"{planned} to stream from {current['address']}",
+             lambda a=planned: "master_link_status:up" in cli(*split(a), "INFO",
+                                                               "replication"), timeout)
+        # a manual failover the master does not answer within 5 s is dropped (Redis logs
+        # "Manual failover timed out"): asked again, a bounded number of times
+        for _ in range(max(1, int(timeout // 10))):
+            cli(*split(planned), "CLUSTER", "FAILOVER")
+            try:
+                wait(f"{planned} to take its shard back from {current['address']}",
+                     lambda a=planned: is_master(a), 10)
+                break
+            except SystemExit:
+                continue
+        if not is_master(planned):
+            raise SystemExit(f"shard {sh['index']}: {planned} did not take its shard back from "
+                             f"{current['address']} within {timeout:.0f} s (CLUSTER FAILOVER "
+                             "refused or timed out: see its Redis log)")
+        moved.append(f"shard {sh['index']}: {current['address']} -> {planned}")
+    return moved
 
 
 def wait(what: str, ok, timeout: float) -> None:
@@ -135,7 +191,7 @@ def apply(layout: dict) -> None:
                     if "myself" in n["flags"])
     if not has_slots:
         subprocess.run(["redis-cli", "--cluster", "create", *masters,
-                        "--cluster-replicas", "0", "--cluster-yes"], env=ENV, check=True,
+                        "--cluster-replicas", "0", "--cluster-yes"], env=env(), check=True,
                        capture_output=True, text=True, timeout=120)
     first = split(masters[0])
     wait("cluster_state ok", lambda: info(*first).get("cluster_state") == "ok", 90)
@@ -159,6 +215,11 @@ def apply(layout: dict) -> None:
             mine = [n for n in cluster_nodes(*split(addr)) if "myself" in n["flags"]][0]
             if mine["master"] != master["id"]:
                 cli(*split(addr), "CLUSTER", "REPLICATE", master["id"])
+    # a replica just attached must have synced before it can take the master role back
+    wait("every shard replicated", lambda: not [p for p in problems(layout)
+                                                if "the layout's is" not in p], 120)
+    for line in give_back_masters(layout):
+        print(line)
     wait("every shard in place", lambda: not problems(layout), 120)
 
 

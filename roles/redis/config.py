@@ -20,6 +20,10 @@ NODE_TIMEOUT_MS = 5000
 DATA = "/var/lib/redis"
 
 
+# uploaded by the role to the coordinator: builds and checks the cluster, gives masters back
+SCRIPT = "/usr/local/lib/freehold/redis_cluster.py"
+LAYOUT = "/etc/redis/freehold-layout.json"
+
 def node_port(slot: int) -> int:
     """The client port of a server's `slot`-th Redis node (its bus port is this + 10000)."""
     return PORT + slot

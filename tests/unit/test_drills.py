@@ -325,3 +325,27 @@ def test_patroni_members_come_from_the_first_member_that_answers() -> None:
     assert asked == ["a1", "b1", "c1"]  # refused, then not JSON, then the answer
     asked.clear()
     assert cluster_members(spec, run, exclude={"a1", "c1"}) == [] and asked == ["b1"]
+
+
+def test_redis_masters_are_given_back_on_the_coordinator_after_a_drill() -> None:
+    from freehold.deploy.drills.runner import redis_back
+    from freehold.deploy.spec import load_spec
+    from freehold.roles.redis.config import LAYOUT, SCRIPT, coordinator
+
+    spec = load_spec(REPO / "inventories/lab.yaml")
+    ran: list[tuple[str, str]] = []
+
+    class Fake:
+        def __init__(self, code: int, out: str) -> None:
+            self.answer = (code, out)
+
+        def run(self, host: str, cmd: str, timeout: float = 30) -> tuple[int, str]:
+            ran.append((host, cmd))
+            return self.answer
+
+    got = redis_back(spec, Fake(0, "shard 1: 100.96.128.2:6379 -> 100.96.0.2:6379\nok\n"))
+    lead = coordinator(spec)
+    assert lead is not None and ran == [(lead.name, f"python3 {SCRIPT} apply {LAYOUT}")]
+    assert got["ok"] and got["moved"] == ["shard 1: 100.96.128.2:6379 -> 100.96.0.2:6379"]
+    bad = redis_back(spec, Fake(1, "timed out after 60s waiting for ..."))
+    assert not bad["ok"] and "timed out" in bad["output"]
