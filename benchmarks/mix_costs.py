@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import os
 import random
 import secrets
@@ -122,9 +123,23 @@ class Tree:
                        cwd=self.root, check=True, timeout=1800)
 
 
+PACKAGES = ("app", "deploy", "roles", "loadgen")  # the repository's folders `freehold.*` maps
+
+
 def own_pypath() -> Path:
-    """The PYTHONPATH entry this process imported `freehold` from."""
-    return Path(next(iter(freehold.__path__))).parent
+    """A PYTHONPATH entry holding `freehold` as this process imports it. From a PYTHONPATH
+    folder that is that folder; from the editable install (`make setup`), whose import hook
+    maps freehold.app, .deploy... onto this checkout's folders with no `freehold` folder
+    anywhere, it is a temporary folder of links to them (removed at exit)."""
+    first = Path(next(iter(freehold.__path__)))
+    if (first / "app" / "main.py").exists():
+        return first.parent
+    folder = Path(tempfile.mkdtemp(prefix="mix-pypath-"))
+    atexit.register(shutil.rmtree, folder, True)
+    (folder / "freehold").mkdir()
+    for name in PACKAGES:
+        (folder / "freehold" / name).symlink_to(ROOT / name)
+    return folder
 
 
 def parse_trees(compare: list[str]) -> list[Tree]:
