@@ -41,11 +41,12 @@ ARCHIVE_COMMAND = f"pgbackrest --stanza={STANZA} archive-push %p"
 # in the archive: pgBackRest `ERROR: [045] ... already exists ... with a different checksum`,
 # archiving stopped (Patroni issue #890; seen in the lab's back-to-back drills). So standbys ask
 # the archive for timeline history files, and for nothing else: each archive-get over SSH to
-# both repositories takes 1.3-2 s on the lab, and while its stream is broken a standby asks for
-# the next segment every cycle, which held promotions back (leader-kill: 20 s write outage with
-# segments fetched too, against a 15 s target). Segments come by streaming: Patroni keeps a
-# replication slot per member on the primary. Checked without the async queue (history files
-# never go through it).
+# both repositories takes 1.3-2 s on the lab, a standby whose stream broke asks for the next
+# segment every cycle, and a restarted one replayed segments from the archive (~2 s each)
+# before it streamed again, so it was late to become the synchronous standby
+# (sync-standby-kill: 26.9 s of blocked writes with segments fetched, 10.4 s without).
+# Segments come by streaming: Patroni keeps a replication slot per member on the primary.
+# Checked without the async queue (history files never go through it).
 RESTORE_COMMAND = (f"case %f in *.history) pgbackrest --stanza={STANZA} --no-archive-async "
                    "archive-get %f %p ;; *) exit 1 ;; esac")
 
