@@ -33,12 +33,14 @@ from freehold.roles.postgres.config import (
     members,
     patroni_config,
     primary_site_member,
+    roles_sql,
 )
 from freehold.roles.postgres.facts import DatabaseExists, PatroniDynamic, PatroniRole
 from freehold.roles.registry import Role
 
 PORTS = Ports(mesh_tcp=(PG_PORT, REST_PORT))
 APP_SQL = "/etc/patroni/freehold-app.sql"
+ROLES_SQL = "/etc/patroni/freehold-roles.sql"
 
 
 _t = templates_of(__file__)
@@ -54,6 +56,20 @@ def before_packages(ctx) -> None:
     files.directory(name="createcluster.d", path="/etc/postgresql-common/createcluster.d")
     config_file("/etc/postgresql-common/createcluster.d/00-freehold.conf",
                 render(_t("createcluster.conf.j2")))
+
+
+@deploy("postgres: Patroni's role passwords")
+def role_passwords(ctx) -> None:
+    """A rotated superuser, replication or rewind secret (config.PATRONI_ROLES) is set on the
+    running leader before `configure` gives any member's Patroni the new one. The file is
+    written on every member (root's, 600: postgres may not exist yet) and run on the leader
+    when it changed; a new cluster's bootstrap creates the roles with the same secrets."""
+    srv = this_server(ctx)
+    files.directory(name="Patroni config folder", path="/etc/patroni")
+    sql = config_file(ROLES_SQL, roles_sql(ctx.secrets), mode="600")
+    if sql.will_change and patroni_role(srv.mesh_address) == "leader":
+        server.shell(name="Set the passwords of Patroni's roles",
+                     commands=[f"runuser -u postgres -- psql -X -q -d postgres < {ROLES_SQL}"])
 
 
 @deploy("postgres: Patroni")
@@ -163,7 +179,7 @@ def app_database(ctx) -> None:
 
 
 ROLE = Role("postgres",
-            steps=(configure, wait_patroni, cluster_settings, app_database),
+            steps=(role_passwords, configure, wait_patroni, cluster_settings, app_database),
             ports=PORTS,
             units=("patroni.service",),
             packages=packages,

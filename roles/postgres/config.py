@@ -180,15 +180,44 @@ def patroni_config(spec: ClusterSpec, me: Server, secrets: Secrets) -> dict[str,
     }
 
 
+# The roles Patroni creates at bootstrap from its `authentication` section (patroni_config),
+# with the secret each one's password comes from. Patroni never changes a password of a
+# running cluster: a rotated secret reaches its config on every member, so the role's password
+# must follow, or pg_rewind ("password authentication failed for user rewind") and a replica's
+# next replication connection fail. The superuser is `postgres`: its password is checked on
+# TCP connections only (the local socket is peer). roles.postgres sets them on the leader
+# before any member's config names the new secret (a replica reconnecting finds it set).
+PATRONI_ROLES = (("postgres", "postgres_superuser"), ("replicator", "postgres_replication"),
+                 ("rewind", "postgres_rewind"))
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def roles_sql(secrets: Secrets) -> str:
+    """SQL for the running leader: each of Patroni's roles (PATRONI_ROLES) that exists gets its
+    secret as password. The statements are not logged (log_statement off for the session)."""
+    alters = "\n".join(
+        f"SELECT format('ALTER ROLE %I WITH PASSWORD %L', '{role}', {_literal(secrets[key])})\n"
+        f" WHERE EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}')\\gexec"
+        for role, key in PATRONI_ROLES)
+    return f"""-- Managed by freehold (roles/postgres): the passwords of Patroni's roles.
+\\set ON_ERROR_STOP on
+SET log_statement = 'none';
+SET log_min_duration_statement = -1;
+{alters}
+"""
+
+
 def app_sql(secrets: Secrets) -> str:
     """Idempotent SQL run on the primary: the app's user, database and extensions."""
-    pw = secrets["postgres_app"].replace("'", "''")
     ext = "\n".join(f"CREATE EXTENSION IF NOT EXISTS {e};" for e in EXTENSIONS)
     return f"""-- Managed by freehold (roles/postgres): the app's role, database and extensions.
 \\set ON_ERROR_STOP on
 SELECT 'CREATE ROLE {APP_USER} LOGIN'
  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{APP_USER}')\\gexec
-ALTER ROLE {APP_USER} WITH LOGIN PASSWORD '{pw}';
+ALTER ROLE {APP_USER} WITH LOGIN PASSWORD {_literal(secrets['postgres_app'])};
 SELECT 'CREATE DATABASE {APP_DATABASE} OWNER {APP_USER}'
  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = '{APP_DATABASE}')\\gexec
 \\connect {APP_DATABASE}

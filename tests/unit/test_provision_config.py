@@ -20,7 +20,14 @@ from freehold.roles.etcd.config import etcd_env, timeouts
 from freehold.roles.media.config import commands, replication, s3_config
 from freehold.roles.mesh.config import wireguard_vars
 from freehold.roles.pgbouncer.config import haproxy_vars, pgbouncer_vars, userlist
-from freehold.roles.postgres.config import app_sql, nosync, patroni_config, tuning
+from freehold.roles.postgres.config import (
+    PATRONI_ROLES,
+    app_sql,
+    nosync,
+    patroni_config,
+    roles_sql,
+    tuning,
+)
 from freehold.roles.redis.config import layout_doc, redis_vars
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -114,6 +121,26 @@ def test_app_sql_is_idempotent_and_quotes(secrets: Secrets) -> None:
     assert "CREATE EXTENSION IF NOT EXISTS pg_trgm" in sql
     odd = Secrets(cluster={**secrets.cluster, "postgres_app": "it's"})
     assert "PASSWORD 'it''s'" in app_sql(odd)
+
+
+def test_roles_sql_follows_every_patroni_secret(spec: ClusterSpec, secrets: Secrets) -> None:
+    """Each role Patroni's config authenticates as gets the same secret from roles_sql, quoted."""
+    me = spec.servers_with_role("postgres")[0]
+    auth = patroni_config(spec, me, secrets)["postgresql"]["authentication"]
+    named = {v["username"]: v["password"] for v in auth.values()}
+    assert {role for role, _ in PATRONI_ROLES} == set(named)
+    odd = Secrets(cluster={**secrets.cluster, "postgres_rewind": "a'b"})
+    sql = roles_sql(odd)
+    assert "'rewind', 'a''b')" in sql
+    for role, key in PATRONI_ROLES:
+        assert f"'{role}', '{secrets[key]}')" in roles_sql(secrets)
+        assert named[role] == secrets[key]
+    assert "SET log_statement = 'none'" in sql and "ON_ERROR_STOP on" in sql
+
+
+def test_role_passwords_run_before_patroni_config() -> None:
+    from freehold.roles.postgres import ROLE, configure, role_passwords
+    assert ROLE.steps.index(role_passwords) < ROLE.steps.index(configure)
 
 
 def test_routing_follows_patroni(spec: ClusterSpec, secrets: Secrets) -> None:
