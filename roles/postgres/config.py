@@ -21,11 +21,19 @@ APP_USER = "freehold"
 EXTENSIONS = ("pg_trgm", "citext", "pg_stat_statements")
 # Patroni's failure detection (issue 21: writes back within 15 s of the leader's power loss).
 # A dead leader's key expires `ttl` after its last update, which came at most `loop_wait`
-# before the loss: the standby (watching the key in etcd) promotes 8-10 s after it. A leader
-# cut off from etcd demotes itself after loop_wait + retry_timeout; Patroni requires
-# loop_wait + 2 × retry_timeout ≤ ttl (2 + 6 ≤ 10). A 2 s network blip stays inside
-# retry_timeout: no failover (the `blip` drill).
-TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 2, 3
+# before the loss: the standby (watching the key in etcd) stands for leader 7-8 s after it.
+# Before promoting it asks every member it knew, the dead leader too, whether the primary
+# lives (Patroni's own 2 s timeout, not a setting), then promotes. A leader cut off from etcd
+# demotes itself after loop_wait + retry_timeout; Patroni requires loop_wait + 2 × retry_timeout
+# ≤ ttl (1 + 6 ≤ 8). A 2 s network blip stays inside retry_timeout: no failover (the `blip`
+# drill). Measured on the lab at 10/2/3: the key expired 9.9 s after the power loss, writes
+# came back at 18 s (the rest: the 2 s ask, a 4.8 s promotion spent in restore_command's history
+# probes over SSH — see roles.backup's SSH multiplexing — and the routers' checks).
+TTL, LOOP_WAIT, RETRY_TIMEOUT = 8, 1, 3
+# A hardware watchdog fires `ttl - safety_margin` after the leader's last loop: 5 s, before its
+# key can expire (8 s), so a hung leader is reset before a standby may promote; 5 s also
+# outlasts a loop blocked for retry_timeout (3 s) on a slow etcd, which must not reset it.
+WATCHDOG_SAFETY_MARGIN = 3
 MAX_LAG_ON_FAILOVER = 1024 * 1024  # bytes
 
 
@@ -174,7 +182,8 @@ def patroni_config(spec: ClusterSpec, me: Server, secrets: Secrets) -> dict[str,
                 f"host all all {mesh_net} scram-sha-256",
             ],
         },
-        "watchdog": {"mode": "automatic", "device": "/dev/watchdog", "safety_margin": 5},
+        "watchdog": {"mode": "automatic", "device": "/dev/watchdog",
+                     "safety_margin": WATCHDOG_SAFETY_MARGIN},
         "tags": {"nofailover": False, "noloadbalance": False, "clonefrom": False,
                  "nosync": nosync(spec, me)},
     }

@@ -93,6 +93,13 @@ def test_dcs_settings_keep_patronis_rule_and_detect_within_the_target() -> None:
     assert d["retry_timeout"] > 2
     # etcd losing its quorum leaves the leader primary while every member answers it
     assert d["failsafe_mode"] is True
+
+
+def test_watchdog_fires_before_the_key_expires_and_after_a_slow_loop() -> None:
+    from freehold.roles.postgres.config import WATCHDOG_SAFETY_MARGIN
+    d = dynamic_settings()
+    fires_after = d["ttl"] - WATCHDOG_SAFETY_MARGIN  # Patroni's watchdog timeout
+    assert d["loop_wait"] + d["retry_timeout"] < fires_after < d["ttl"]
     # the role sets them with `patronictl edit-config -s k=<JSON>`, which reads the value as
     # YAML: each keeps its type (failsafe_mode true, not 1)
     import json
