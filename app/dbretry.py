@@ -17,9 +17,12 @@ autocommit write was in flight — it may have committed.
 
 A unit is its own work only: what a caller does outside PostgreSQL (Redis, media) stays outside
 the function it passes, so it is never repeated. The extra wait is bounded by
-`settings.db_retry_s` (FREEHOLD_DB_RETRY_S, 0: no retry) per request: the units of one request
-(one asyncio task) share one deadline. Backoff 0.1 s doubling to 1 s, with jitter. Each retried
-unit is counted in freehold_store_retries_total{store, outcome} and logged in one line.
+`settings.db_retry_s` (FREEHOLD_DB_RETRY_S, 0: no retry) per request, counted from the request's
+start (`request_started`, so the answer, 503 at worst, comes before a client's timeout): the units
+of one request (one asyncio task) share one deadline, and a retry's wait for a connection ends
+at it. Work outside a request (a worker's loop) counts from its first failure. Backoff 0.1 s
+doubling to 1 s, with jitter. Each retried unit is counted in
+freehold_store_retries_total{store, outcome} and logged in one line.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import random
 import re
 import time
 from collections.abc import Awaitable, Callable
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -62,6 +65,17 @@ _WRITE_WORD = re.compile(r"\b(?:insert|update|delete|merge|truncate|copy|call|do
                          re.IGNORECASE)
 # the deadline of the current request's retries (an asyncio task's context: one request)
 _DEADLINE: ContextVar[float | None] = ContextVar("freehold_db_retry_deadline", default=None)
+
+
+def request_started(budget_s: float) -> Token[float | None]:
+    """An HTTP request begins (app.api.fastpath.FeedApp, in front of every route, the Mastodon
+    API's and the fast paths' too): its database retries end `budget_s` after now. Give the
+    token back to `request_ended`."""
+    return _DEADLINE.set(time.monotonic() + budget_s)
+
+
+def request_ended(token: Token[float | None]) -> None:
+    _DEADLINE.reset(token)
 
 
 def is_read(sql: str) -> bool:
@@ -148,8 +162,11 @@ class RetryingPool:
         episode: Episode | None = None
         while True:
             attempt = Attempt(sql=sql)
+            # a retry waits for a connection (a router queueing it while no primary is up, a
+            # connect to a host that does not answer) only until the deadline
+            wait = None if episode is None else max(0.01, episode.deadline - time.monotonic())
             try:
-                async with self.pool.acquire() as con:
+                async with self.pool.acquire(timeout=wait) as con:
                     attempt.connected = True
                     try:
                         result = await work(con, attempt)

@@ -61,6 +61,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                   openapi_url="/api/v1/openapi.json", docs_url="/api/v1/docs", redoc_url=None,
                   default_response_class=JSON)
     app.state.settings = settings
+    app.db_retry_s = settings.db_retry_s
     app.include_router(v1)
 
     handlers.install(app)

@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from freehold.app.dbretry import request_ended, request_started
 from freehold.app.metrics import observe
 from freehold.app.services import auth, feed
 from freehold.app.services.errors import ServiceError
@@ -67,8 +68,19 @@ class FeedApp(FastAPI):
     # the Mastodon client API's app and the test of the requests it answers (app.mastodon)
     mastodon: Any = None
     mastodon_wants: Any = None
+    db_retry_s: float = 0.0  # settings.db_retry_s: each request's database retries end then
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or self.db_retry_s <= 0:
+            await self._route(scope, receive, send)
+            return
+        token = request_started(self.db_retry_s)
+        try:
+            await self._route(scope, receive, send)
+        finally:
+            request_ended(token)
+
+    async def _route(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if self.mastodon is not None and scope["type"] in ("http", "websocket") and \
                 self.mastodon_wants(scope):
             await self.mastodon(scope, receive, send)

@@ -298,6 +298,11 @@ def test_restore_command_asks_the_archive_for_timeline_histories_only(
     assert log.read_text().splitlines() == [
         "--stanza=freehold --no-archive-async archive-get 00000007.history pg_wal/RECOVERYXLOG",
         "--stanza=freehold --no-archive-async archive-get 00000008.history pg_wal/RECOVERYXLOG"]
+    # a history the member has already is copied from pg_wal, the archive not asked
+    (tmp_path / "pg_wal/00000006.history").write_text("1\t0/3000000\tno recovery target\n")
+    assert restore("00000006.history") == 0
+    assert (tmp_path / "pg_wal/RECOVERYXLOG").read_text().startswith("1\t0/3000000")
+    assert len(log.read_text().splitlines()) == 2
 
 
 def test_standbys_restore_from_the_archive_through_patronis_dynamic_config() -> None:

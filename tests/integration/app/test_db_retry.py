@@ -49,11 +49,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             db_pool_max=8, rl_signup_per_ip=1_000_000, rl_write_per_account=1_000_000,
             rl_write_per_ip=1_000_000, signup_pow_max_bits=0,
             secret_key=secrets.token_urlsafe(32))
-        assert base.db_retry_s == 4.0  # the default is what is tested
+        assert base.db_retry_s == 4.5  # the default is what is tested
         with TestClient(create_app(base), raise_server_exceptions=False) as on, \
                 TestClient(create_app(base.replace(db_retry_s=0)),
                            raise_server_exceptions=False) as off:
-            yield Stack(pg, {4.0: on, 0.0: off})
+            yield Stack(pg, {4.5: on, 0.0: off})
     finally:
         if rd is not None:
             rd.stop()
@@ -151,7 +151,7 @@ def check_acknowledged(stack: Stack, run: Traffic) -> None:
 
 
 def test_a_switchover_answers_every_request(stack: Stack) -> None:
-    client = stack.clients[4.0]
+    client = stack.clients[4.5]
     run = traffic(client)
     before = retries(client)
     run.run(lambda: switchover(stack.pg))

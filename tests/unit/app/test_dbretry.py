@@ -97,7 +97,7 @@ class FakePool:
         self.handed: list[FakeConnection] = []
 
     @asynccontextmanager
-    async def acquire(self) -> AsyncIterator[FakeConnection]:
+    async def acquire(self, timeout: float | None = None) -> AsyncIterator[FakeConnection]:
         con = FakeConnection(self.commit_error)
         self.handed.append(con)
         yield con
@@ -149,3 +149,61 @@ def test_the_extra_wait_is_bounded(budget: float) -> None:
     assert waited <= budget + 0.5  # the last pause ends at the deadline
     # 0: no retry at all; 0.6 s: pauses of 0.05-0.1, 0.1-0.2, 0.2-0.4 s ... fit 3 to 6 times
     assert len(calls) == 1 if budget == 0 else 3 <= len(calls) <= 7
+
+
+class QueueingPool(FakePool):
+    """The first connection is had and its work fails (the primary went away); every later
+    one waits, as behind a router with no primary, until asyncpg's `timeout` or forever."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.timeouts: list[float | None] = []
+
+    @asynccontextmanager
+    async def acquire(self, timeout: float | None = None) -> AsyncIterator[FakeConnection]:
+        self.timeouts.append(timeout)
+        if len(self.timeouts) > 1:
+            await asyncio.wait_for(asyncio.sleep(3600), timeout)
+        yield FakeConnection(None)
+
+
+def test_a_requests_retries_end_at_its_deadline_counted_from_its_start() -> None:
+    """A request 0.3 s old when its unit fails has 0.2 s of a 0.5 s budget left; a retry's
+    wait for a connection (a router queueing it) ends at that deadline, not at a connect
+    timeout past the client's patience."""
+    pool = QueueingPool()
+
+    async def work(con: Any) -> None:
+        raise SHUTDOWN
+
+    async def request() -> float:
+        token = dbretry.request_started(0.5)
+        try:
+            await asyncio.sleep(0.3)  # the request's own work before the database failed
+            start = time.monotonic()
+            with pytest.raises((asyncpg.AdminShutdownError, TimeoutError)):
+                await RetryingPool(pool, 0.5).transaction(work)  # type: ignore[arg-type]
+            return time.monotonic() - start
+        finally:
+            dbretry.request_ended(token)
+
+    waited = asyncio.run(asyncio.wait_for(request(), 10))
+    assert waited < 0.45, f"retried {waited:.2f} s past a deadline 0.2 s away"
+    assert pool.timeouts[0] is None  # a first attempt waits as the pool always did
+    assert all(t is not None and t <= 0.21 for t in pool.timeouts[1:])
+
+
+def test_outside_a_request_the_budget_counts_from_the_first_failure() -> None:
+    calls = []
+
+    async def work(con: Any) -> None:
+        calls.append(con)
+        raise SHUTDOWN
+
+    async def worker() -> None:
+        await asyncio.sleep(0.3)  # no request deadline: a worker's loop
+        with pytest.raises(asyncpg.AdminShutdownError):
+            await RetryingPool(FakePool(), 0.5).transaction(work)  # type: ignore[arg-type]
+
+    asyncio.run(worker())
+    assert len(calls) >= 3  # the whole 0.5 s of retries, not what was left of it
