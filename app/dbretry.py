@@ -21,7 +21,7 @@ the function it passes, so it is never repeated. The extra wait is bounded by
 start (`request_started`, so the answer, 503 at worst, comes before a client's timeout): the units
 of one request (one asyncio task) share one deadline, and a retry's wait for a connection ends
 at it. Work outside a request (a worker's loop) counts from its first failure. Backoff 0.1 s
-doubling to 1 s, with jitter. Each retried unit is counted in
+doubling to 0.5 s, with jitter. Each retried unit is counted in
 freehold_store_retries_total{store, outcome} and logged in one line.
 """
 
@@ -51,7 +51,8 @@ RETRIES = Counter("freehold_store_retries_total",
                   "ran out: 503), unsafe (may have committed: not retried, 503)",
                   ["store", "outcome"])
 FIRST_DELAY_S = 0.1
-MAX_DELAY_S = 1.0
+MAX_DELAY_S = 0.5  # a primary back is found within 0.5 s (1 s made a switchover's last
+# waiters miss a deadline under a client's 5 s timeout: rolling-restart drill)
 # refused by the server before the statement did anything, whatever the statement
 REFUSED: tuple[type[BaseException], ...] = (asyncpg.ReadOnlySQLTransactionError,
                                             asyncpg.CannotConnectNowError)
