@@ -29,6 +29,7 @@ from freehold.roles.backup.config import (
     FULL_UNIT,
     OS_USER,
     REPO_PATH,
+    RESTORE_SCRIPT,
     SPOOL_PATH,
     SSH_DIR,
     STANZA,
@@ -39,6 +40,7 @@ from freehold.roles.backup.config import (
     first_backup_command,
     pgbackrest_conf,
     repo_index,
+    restore_script_vars,
     ssh_client_config,
     ssh_keypair,
     timer_vars,
@@ -109,6 +111,8 @@ def install(ctx) -> None:
     if srv.has("postgres"):
         files.directory(name="pgBackRest archive-async spool", path=SPOOL_PATH, user=OS_USER,
                         group=OS_USER, mode="750")
+        config_file(RESTORE_SCRIPT, render(_t("restore-history.sh.j2"),
+                                           **restore_script_vars(ctx.spec)), mode="755")
     drill = drill_conf(ctx.spec, srv)
     if drill is not None:
         config_file(DRILL_CONFIG, drill, mode="640", user="root", group=OS_USER)

@@ -171,7 +171,7 @@ def test_backup_archiving_and_timer(deployed: dict[str, Any], lab: Any,
     # standbys read the archive: a promotion sees every timeline's history (Patroni #890)
     assert RESTORE_COMMAND in conf
     # on every standby (a primary never reads it, and Patroni leaves a promoted member's as
-    # it was); Patroni reloads a standby with it on its next loop (loop_wait 2 s)
+    # it was); Patroni reloads a standby with it on its next loop (loop_wait 1 s)
     leader = primary(lab, spec)
     show = "cd / && runuser -u postgres -- psql -XAtq -c 'SHOW restore_command'"
     for member in spec.servers_with_role("postgres"):
@@ -179,6 +179,17 @@ def test_backup_archiving_and_timer(deployed: dict[str, Any], lab: Any,
             wait_for(f"restore_command on {member.name}",
                      lambda m=member.name: run(lab, m, show).strip() == RESTORE_COMMAND or None,
                      timeout=30, every=2)
+    # the command itself, as PostgreSQL runs it (as postgres, in the data directory): the
+    # first timeline's history exists nowhere (exit 1, nothing written), and a history asked
+    # of the repositories comes back whole when one holds it
+    probe = ("cd /var/lib/postgresql/15/freehold && runuser -u postgres -- sh -c "
+             "'{cmd}; echo rc=$?; test -e /tmp/freehold-probe && echo written; "
+             "rm -f /tmp/freehold-probe'")
+    for member in spec.servers_with_role("postgres"):
+        cmd = RESTORE_COMMAND.replace("%f", "00000001.history").replace("%p",
+                                                                         "/tmp/freehold-probe")
+        out = run(lab, member.name, probe.format(cmd=cmd))
+        assert "rc=1" in out and "written" not in out, (member.name, out)
 
 
 def status(spec_path: Path) -> tuple[int, dict[str, Any], float]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import promql_parser
@@ -19,6 +20,7 @@ from freehold.roles.backup import hosts as backup_hosts
 from freehold.roles.backup.config import (
     ARCHIVE_COMMAND,
     RESTORE_COMMAND,
+    RESTORE_SCRIPT,
     BackupConfigError,
     authorized_keys,
     dotted,
@@ -30,6 +32,7 @@ from freehold.roles.backup.config import (
     repo_host,
     repo_hosts,
     repo_index,
+    restore_script_vars,
     ssh_keypair,
     timer_vars,
 )
@@ -273,36 +276,58 @@ def test_pgbackrest_configs(spec: ClusterSpec) -> None:
 @pytest.mark.parametrize("shell", ["sh", "bash", "dash"])
 def test_restore_command_asks_the_archive_for_timeline_histories_only(
         tmp_path: Path, shell: str) -> None:
-    """PostgreSQL runs restore_command through a shell with %f and %p replaced: a history file
-    goes to pgBackRest (its exit code is the answer), a WAL segment is refused at once."""
+    """PostgreSQL runs restore_command through a shell with %f and %p replaced, in the data
+    directory: a history file in pg_wal is copied, one missing is asked of both repositories
+    at once (the first repository's copy wins), a WAL segment is refused at once."""
     if shutil.which(shell) is None:
         pytest.skip(f"{shell} not installed")
+    spec = load_spec(ROOT / "inventories" / "lab.yaml")
+    script = tmp_path / "freehold-restore-history"
+    script.write_text(render(template_path(str(ROOT / "roles" / "backup" / "__init__.py"),
+                                           "restore-history.sh.j2"),
+                             **restore_script_vars(spec)))
     fake = tmp_path / "bin" / "pgbackrest"
     fake.parent.mkdir()
     log = tmp_path / "calls"
-    fake.write_text(f"#!/bin/sh\necho \"$*\" >> {log}\n"
-                    '[ "$4" = 00000007.history ] && echo 7 > "$5" && exit 0; exit 1\n')
+    # repo 1 has timeline 7's history, repo 2 timelines 7 (another copy) and 9; each answer
+    # takes 0.5 s, as an ask over SSH does
+    fake.write_text(f"#!/bin/sh\necho \"$*\" >> {log}\nsleep 0.5\n"
+                    'case "$3 $5" in\n'
+                    '  "--repo=1 00000007.history") echo 7-repo1 > "$6"; exit 0 ;;\n'
+                    '  "--repo=2 00000007.history") echo 7-repo2 > "$6"; exit 0 ;;\n'
+                    '  "--repo=2 00000009.history") echo 9 > "$6"; exit 0 ;;\n'
+                    "esac\nexit 1\n")
     fake.chmod(0o755)
-    env = {"PATH": f"{fake.parent}:/usr/bin:/bin"}
+    data = tmp_path / "data"
+    (data / "pg_wal").mkdir(parents=True)
+    env = {"PATH": f"{fake.parent}:/usr/bin:/bin", "TMPDIR": str(tmp_path)}
 
-    def restore(name: str) -> int:
-        cmd = RESTORE_COMMAND.replace("%f", name).replace("%p", "pg_wal/RECOVERYXLOG")
-        (tmp_path / "pg_wal").mkdir(exist_ok=True)
-        return subprocess.run([shell, "-c", cmd], cwd=tmp_path, env=env, timeout=10).returncode
+    def restore(name: str) -> tuple[int, float]:
+        cmd = RESTORE_COMMAND.replace(RESTORE_SCRIPT, f"{shell} {script}")
+        cmd = cmd.replace("%f", name).replace("%p", "pg_wal/RECOVERYHISTORY")
+        start = time.monotonic()
+        rc = subprocess.run([shell, "-c", cmd], cwd=data, env=env, timeout=20).returncode
+        return rc, time.monotonic() - start
 
-    assert restore("00000007.history") == 0
-    assert (tmp_path / "pg_wal/RECOVERYXLOG").read_text() == "7\n"
-    assert restore("00000008.history") == 1  # not in the archive: a fresh timeline id
-    assert restore("000000070000000000000012") == 1
-    assert restore("000000070000000000000012.partial") == 1
-    assert log.read_text().splitlines() == [
-        "--stanza=freehold --no-archive-async archive-get 00000007.history pg_wal/RECOVERYXLOG",
-        "--stanza=freehold --no-archive-async archive-get 00000008.history pg_wal/RECOVERYXLOG"]
-    # a history the member has already is copied from pg_wal, the archive not asked
-    (tmp_path / "pg_wal/00000006.history").write_text("1\t0/3000000\tno recovery target\n")
-    assert restore("00000006.history") == 0
-    assert (tmp_path / "pg_wal/RECOVERYXLOG").read_text().startswith("1\t0/3000000")
-    assert len(log.read_text().splitlines()) == 2
+    got = data / "pg_wal/RECOVERYHISTORY"
+    assert restore("00000007.history")[0] == 0 and got.read_text() == "7-repo1\n"
+    assert restore("00000009.history")[0] == 0 and got.read_text() == "9\n"
+    got.unlink()
+    rc, took = restore("0000000A.history")  # not in the archive: a fresh timeline id
+    assert rc == 1 and not got.exists()
+    assert took < 0.95, f"the two repositories were asked one after the other ({took:.2f} s)"
+    calls = log.read_text().splitlines()
+    assert len(calls) == 6 and all("--no-archive-async" in c and "archive-get" in c
+                                   for c in calls)
+    # a history the member has is copied from pg_wal, the archive not asked
+    (data / "pg_wal/00000006.history").write_text("1\t0/3000000\tno recovery target\n")
+    assert restore("00000006.history")[0] == 0
+    assert got.read_text().startswith("1\t0/3000000")
+    for segment in ("000000070000000000000012", "000000070000000000000012.partial",
+                    "../00000007.history"):
+        assert restore(segment)[0] == 1
+    assert len(log.read_text().splitlines()) == 6
+    assert not list(tmp_path.glob("freehold-restore.*")), "a scratch folder was left behind"
 
 
 def test_standbys_restore_from_the_archive_through_patronis_dynamic_config() -> None:
