@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from resultsfile import write_results  # noqa: E402
 
+from freehold.deploy.drills.scenarios import SCENARIOS  # noqa: E402
 from freehold.deploy.provenance import DEPLOYED_DURABILITY  # noqa: E402
 from freehold.roles.backup.config import dynamic_archiving  # noqa: E402
 from freehold.roles.postgres.config import dynamic_settings  # noqa: E402
@@ -63,6 +64,7 @@ def main() -> int:
     cmd = [str(ROOT / ".venv" / "bin" / "freehold"), "drill", args.spec, "--out", str(out)]
     started = time.monotonic()
     docs: list[dict[str, Any]] = []
+    errors: list[str] = []  # a drill run that stopped early says why in its last error line
     for what in (only or [None]):
         folder = out / what if what else out
         r = subprocess.run([*cmd[:-1], str(folder), *([what] if what else ["--all"])],
@@ -74,18 +76,25 @@ def main() -> int:
                   file=sys.stderr)
             return 2
         docs.append(json.loads(report.read_text()))
+        errors += [line for line in r.stderr.splitlines() if line.startswith("error:")][-1:]
     drills = [{k: v for k, v in d.items() if k != "events"} for doc in docs
               for d in doc["drills"]]
+    ran = {d["scenario"] for d in drills}
+    # scenarios asked for that have no measures: the run stopped before them (errors says why)
+    not_run = [name for name in (only or list(SCENARIOS)) if name not in ran]
     doc = {"spec": args.spec, "report": str(out), "elapsed_s": round(
-        time.monotonic() - started, 1), "ok": all(d["ok"] for d in drills),
-        "failed": [d["scenario"] for d in drills if not d["ok"]], "drills": drills}
+        time.monotonic() - started, 1), "ok": all(d["ok"] for d in drills) and not not_run,
+        "failed": [d["scenario"] for d in drills if not d["ok"]], "not_run": not_run,
+        "errors": errors, "drills": drills}
     settings = {"spec": args.spec, "scenarios": only or "all",
                 "patroni_dynamic": dynamic_settings(), "backup": dynamic_archiving()}
     write_results(args.results, doc, script=__file__, settings=settings,
                   durability=DEPLOYED_DURABILITY, indent=1)
     print("\n".join(summary(doc)))
-    print(f"wrote {args.results} ({len(drills)} drills, {len(doc['failed'])} failed); "
-          f"report: {out / 'index.html'}")
+    for line in errors:
+        print(line)
+    print(f"wrote {args.results} ({len(drills)} drills, {len(doc['failed'])} failed, "
+          f"{len(not_run)} not run); report: {out / 'index.html'}")
     return 0 if doc["ok"] else 1
 
 
