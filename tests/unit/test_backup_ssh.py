@@ -25,7 +25,7 @@ def test_ssh_reads_the_multiplexed_keepalive_config(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stderr
     got = dict(line.split(" ", 1) for line in r.stdout.splitlines() if " " in line)
     assert got["controlmaster"] == "auto"
-    assert got["controlpersist"] == "300"
+    assert got["controlpersist"] == "yes"  # kept while its peer answers, not for a while
     # in the user's own .ssh (mode 700), named by a hash of the peer (%C: 40 hex digits)
     path = Path(got["controlpath"])
     assert path.parent == Path.home() / ".ssh" and len(path.name) == len("cm-") + 40
