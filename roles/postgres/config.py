@@ -21,19 +21,26 @@ APP_USER = "freehold"
 EXTENSIONS = ("pg_trgm", "citext", "pg_stat_statements")
 # Patroni's failure detection (issue 21: writes back within 15 s of the leader's power loss).
 # A dead leader's key expires `ttl` after its last update, which came at most `loop_wait`
-# before the loss: the standby (watching the key in etcd) stands for leader 7-8 s after it.
+# before the loss: the standby (watching the key in etcd) stands for leader 9-10 s after it.
 # Before promoting it asks every member it knew, the dead leader too, whether the primary
-# lives (Patroni's own 2 s timeout, not a setting), then promotes. A leader cut off from etcd
-# demotes itself after loop_wait + retry_timeout; Patroni requires loop_wait + 2 × retry_timeout
-# ≤ ttl (1 + 6 ≤ 8). A 2 s network blip stays inside retry_timeout: no failover (the `blip`
-# drill). Measured on the lab at 10/2/3: the key expired 9.9 s after the power loss, writes
-# came back at 18 s (the rest: the 2 s ask, a 4.8 s promotion spent in restore_command's history
-# probes over SSH — see roles.backup's SSH multiplexing — and the routers' checks).
-TTL, LOOP_WAIT, RETRY_TIMEOUT = 8, 1, 3
+# lives (Patroni's own 2 s timeout, not a setting), then promotes. Patroni requires
+# loop_wait + 2 x retry_timeout <= ttl. A 2 s network blip stays inside retry_timeout: no
+# failover (the `blip` drill).
+# With failsafe_mode a leader cut off from etcd does not demote after retry_timeout alone: it
+# first POSTs /failsafe to every member (Patroni: 2 s timeout, 1 retry: up to ~4 s when they
+# cannot be reached, as in a partition). So it demotes up to loop_wait + retry_timeout + 4 s
+# after the cut, and that must come before its key can expire (FAILSAFE_ASK_S, a unit test).
+# ttl 8 with loop_wait 1 broke this (1 + 3 + 4 = 8): the CI lab test's site-partition saw two
+# writable primaries and lost acknowledged writes. 10/1/3 leaves 2 s (4 s with the other
+# side's ask of the old leader). Measured on the lab at 10/2/3: the key expired 9.9 s after
+# the power loss, writes came back at 18 s (the rest: the 2 s ask, a 4.8 s promotion spent
+# in restore_command's history probes over SSH, since cut to 0.7-1.6 s, see roles.backup).
+TTL, LOOP_WAIT, RETRY_TIMEOUT = 10, 1, 3
+FAILSAFE_ASK_S = 2 * 2  # Patroni 3.0's POST /failsafe: timeout=2, retries=1
 # A hardware watchdog fires `ttl - safety_margin` after the leader's last loop: 5 s, before its
-# key can expire (8 s), so a hung leader is reset before a standby may promote; 5 s also
+# key can expire (10 s), so a hung leader is reset before a standby may promote; 5 s also
 # outlasts a loop blocked for retry_timeout (3 s) on a slow etcd, which must not reset it.
-WATCHDOG_SAFETY_MARGIN = 3
+WATCHDOG_SAFETY_MARGIN = 5
 MAX_LAG_ON_FAILOVER = 1024 * 1024  # bytes
 
 

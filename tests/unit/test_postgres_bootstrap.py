@@ -100,6 +100,16 @@ def test_watchdog_fires_before_the_key_expires_and_after_a_slow_loop() -> None:
     d = dynamic_settings()
     fires_after = d["ttl"] - WATCHDOG_SAFETY_MARGIN  # Patroni's watchdog timeout
     assert d["loop_wait"] + d["retry_timeout"] < fires_after < d["ttl"]
+
+
+def test_a_leader_cut_off_demotes_before_its_key_can_expire() -> None:
+    """failsafe_mode: a leader that cannot update its key asks every member (POST /failsafe,
+    2 s timeout, 1 retry) before it demotes. Unreachable members (a partition) must not keep
+    it primary past its key's expiry: with ttl 8 / loop_wait 1 the lab's site-partition drill
+    had two writable primaries."""
+    from freehold.roles.postgres.config import FAILSAFE_ASK_S
+    d = dynamic_settings()
+    assert d["loop_wait"] + d["retry_timeout"] + FAILSAFE_ASK_S < d["ttl"]
     # the role sets them with `patronictl edit-config -s k=<JSON>`, which reads the value as
     # YAML: each keeps its type (failsafe_mode true, not 1)
     import json
