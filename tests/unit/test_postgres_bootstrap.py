@@ -93,6 +93,13 @@ def test_dcs_settings_keep_patronis_rule_and_detect_within_the_target() -> None:
     assert d["retry_timeout"] > 2
     # etcd losing its quorum leaves the leader primary while every member answers it
     assert d["failsafe_mode"] is True
+    # the role sets them with `patronictl edit-config -s k=<JSON>`, which reads the value as
+    # YAML: each keeps its type (failsafe_mode true, not 1)
+    import json
+
+    import yaml
+
+    assert all(type(yaml.safe_load(json.dumps(v))) is type(v) for v in d.values())
 
 
 def test_watchdog_fires_before_the_key_expires_and_after_a_slow_loop() -> None:
@@ -110,10 +117,3 @@ def test_a_leader_cut_off_demotes_before_its_key_can_expire() -> None:
     from freehold.roles.postgres.config import FAILSAFE_ASK_S
     d = dynamic_settings()
     assert d["loop_wait"] + d["retry_timeout"] + FAILSAFE_ASK_S < d["ttl"]
-    # the role sets them with `patronictl edit-config -s k=<JSON>`, which reads the value as
-    # YAML: each keeps its type (failsafe_mode true, not 1)
-    import json
-
-    import yaml
-
-    assert all(type(yaml.safe_load(json.dumps(v))) is type(v) for v in d.values())
