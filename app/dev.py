@@ -28,6 +28,17 @@ def _stop(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from freehold.app.devstack import LocalServiceError
+    from freehold.app.services.errors import Unavailable
+
+    try:
+        return _run(argv)
+    except (LocalServiceError, Unavailable) as exc:  # one line, not a traceback
+        print(f"freehold.app.dev: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+def _run(argv: list[str] | None) -> int:
     # Ctrl-C (and a plain kill) stop everything, even when started as a background job of a
     # non-interactive shell: such a job inherits SIGINT ignored, and Python then installs no
     # KeyboardInterrupt of its own (CI's runs of the dev command's test hung on exactly that)

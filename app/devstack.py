@@ -405,8 +405,40 @@ class SeaweedS3:
         log = (d / "weed.log").open("ab")
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
-        wait_port(self.s3_port, timeout=timeout)
+        try:
+            self._wait_ready(timeout)
+        except BaseException:
+            self.stop()
+            raise
         return self
+
+    def _wait_ready(self, timeout: float) -> None:
+        """Until a signed ListBuckets answers. The S3 port opens before the gateway can serve:
+        until its filer is up it accepts and closes connections (CI's dev-command test died on
+        exactly that, `ConnectionClosedError` on the first CreateBucket)."""
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        deadline = time.monotonic() + timeout
+        wait_port(self.s3_port, timeout=timeout)
+        client = boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id=self.access_key,
+                              aws_secret_access_key=self.secret_key, region_name="us-east-1",
+                              config=Config(connect_timeout=2, read_timeout=5,
+                                            retries={"max_attempts": 1}))
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise LocalServiceError(f"SeaweedFS exited ({self.proc.returncode}) while "
+                                        f"starting; see {self.root / 'seaweed' / 'weed.log'}")
+            try:
+                client.list_buckets()
+                return
+            except (BotoCoreError, ClientError) as exc:
+                last = exc
+                time.sleep(0.2)
+        raise LocalServiceError(f"SeaweedFS S3 at {self.endpoint} not serving after "
+                                f"{timeout:.0f} s: {last}")
 
     def stop(self) -> None:
         if self.proc is not None:
