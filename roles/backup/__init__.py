@@ -20,7 +20,7 @@ from pyinfra.facts.files import File
 from pyinfra.operations import files, server
 
 import freehold.roles.postgres as postgres_role
-from freehold.deploy.spec import ClusterSpec
+from freehold.deploy.spec import ClusterSpec, Server
 from freehold.roles.backup.config import (
     ARCHIVE_COMMAND,
     CONFIG,
@@ -40,6 +40,7 @@ from freehold.roles.backup.config import (
     first_backup_command,
     pgbackrest_conf,
     repo_index,
+    repo_ssh_vars,
     restore_script_vars,
     ssh_client_config,
     ssh_keypair,
@@ -84,6 +85,19 @@ def _ssh_key(seed: str) -> None:
                 group=OS_USER)
 
 
+def _repo_connections(spec: ClusterSpec, srv: Server) -> None:
+    """PostgreSQL servers keep SSH connections to the repository hosts open
+    (config.REPO_SSH_UNIT)."""
+    rv = repo_ssh_vars(spec, srv)
+    if rv is None:
+        return
+    script = config_file(rv["script"], render(_t("repo-ssh.sh.j2"), **rv), mode="755")
+    unit = config_file(f"/etc/systemd/system/{rv['unit']}.service",
+                       render(_t("repo-ssh.service.j2"), **rv))
+    service(f"{rv['unit']}.service", restart=script.will_change or unit.will_change,
+            daemon_reload=unit.will_change)
+
+
 @deploy("backup: pgBackRest and SSH")
 def install(ctx) -> None:
     srv = this_server(ctx)
@@ -113,6 +127,7 @@ def install(ctx) -> None:
                         group=OS_USER, mode="750")
         config_file(RESTORE_SCRIPT, render(_t("restore-history.sh.j2"),
                                            **restore_script_vars(ctx.spec)), mode="755")
+    _repo_connections(ctx.spec, srv)
     drill = drill_conf(ctx.spec, srv)
     if drill is not None:
         config_file(DRILL_CONFIG, drill, mode="640", user="root", group=OS_USER)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shlex
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -246,12 +247,40 @@ def authorized_keys(spec: ClusterSpec, public: str) -> str:
 # multiplexed connection per peer brings a probe to 0.45 s (measured on the lab). It is kept
 # for good, not for a while after its last use: a standby asks nothing while it streams, and
 # with 5 minutes the first promotion on a freshly deployed lab set up its SSH connections
-# again (promotion 1.4 s, against 0.73 s for the next one with them warm). It lives in the
-# unit that opened it (patroni.service: stopped with it). A peer that dies under a kept
-# connection is found by the keepalives (2 s x 3): its sessions fail within 6 s, and the
-# next opens a new connection.
+# again (promotion 1.4 s, against 0.73 s for the next one with them warm). A peer that dies
+# under a kept connection is found by the keepalives (2 s x 3): its sessions fail within 6 s,
+# and the next opens a new connection.
 SSH_MULTIPLEX = ("    ControlMaster auto\n    ControlPath ~/.ssh/cm-%C\n"
                  "    ControlPersist yes\n    ServerAliveInterval 2\n    ServerAliveCountMax 3\n")
+
+
+# Who opens those connections. Left to the promotion itself, a standby that never asked the
+# archive anything (every standby of a fresh deploy, and every member after a partition broke
+# its connections) set them up in the middle of its promotion: the lab's first switchover
+# after a deploy took 3.0 s from the promote request to a writable primary, and writes paused
+# 7.5 s in all, against 0.8 s and none failed with the connections already open. So every
+# PostgreSQL server runs a small unit that opens one connection per repository host and
+# reopens it within REPO_SSH_EVERY_S of its loss (`ssh -O check`, then `ssh HOST true`,
+# which leaves the master behind: ControlPersist); pgBackRest's own ssh finds it by its
+# ControlPath. The connections live in that unit's cgroup (stopped with it).
+REPO_SSH_UNIT = "freehold-repo-ssh"
+REPO_SSH_SCRIPT = "/usr/local/bin/freehold-repo-ssh"
+REPO_SSH_EVERY_S = 10
+
+
+def repo_ssh_vars(spec: ClusterSpec, me: Server) -> dict[str, Any] | None:
+    """The keep-open unit's settings on a PostgreSQL server (None elsewhere): the repository
+    hosts' mesh addresses as pgbackrest.conf names them (the ControlPath hashes the address
+    and the user, so they must be the same), not this server's own."""
+    if not me.has("postgres"):
+        return None
+    hosts = [r.mesh_address for r in repo_hosts(spec) if r.name != me.name]
+    if not hosts:
+        return None
+    # quoted here: the template writes them into a shell script
+    return {"script": REPO_SSH_SCRIPT, "unit": REPO_SSH_UNIT, "user": OS_USER,
+            "targets": [shlex.quote(f"{OS_USER}@{h}") for h in hosts],
+            "every": REPO_SSH_EVERY_S}
 
 
 def ssh_client_config(spec: ClusterSpec) -> str:

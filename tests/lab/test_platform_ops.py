@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -22,6 +23,8 @@ from freehold.deploy.provision.drill import leader, patroni_cluster
 from freehold.deploy.spec import ClusterSpec, load_spec
 from freehold.roles.backup.config import (
     FULL_UNIT,
+    REPO_SSH_EVERY_S,
+    REPO_SSH_UNIT,
     RESTORE_COMMAND,
     drill_host,
     repo_host,
@@ -179,6 +182,29 @@ def test_backup_archiving_and_timer(deployed: dict[str, Any], lab: Any,
             wait_for(f"restore_command on {member.name}",
                      lambda m=member.name: run(lab, m, show).strip() == RESTORE_COMMAND or None,
                      timeout=30, every=2)
+    # every PostgreSQL server holds an SSH connection open to each repository host, so no
+    # promotion sets one up; on a standby (whose PostgreSQL asks the repositories nothing
+    # while it streams) a connection closed is opened again by the keep-open unit, within
+    # its period
+    for member in spec.servers_with_role("postgres"):
+        assert run(lab, member.name, f"systemctl is-active {REPO_SSH_UNIT}").strip() == \
+            "active", member.name
+        for repo in repos:
+            mux = f"cd / && runuser -u postgres -- ssh -O {{}} postgres@{repo.mesh_address} 2>&1"
+            if member.name != leader:
+                run(lab, member.name, mux.format("exit") + "; true")
+
+            def opened(m: str = member.name, c: str = mux.format("check")) -> str | None:
+                out = run(lab, m, c + "; echo rc=$?")
+                return out if "rc=0" in out else None
+
+            out = wait_for(f"{member.name}: connection to {repo.name}", opened,
+                           timeout=3 * REPO_SSH_EVERY_S + 10)
+            if member.name != leader:
+                pid = re.search(r"pid=(\d+)", out)
+                assert pid, out
+                cgroup = run(lab, member.name, f"cat /proc/{pid.group(1)}/cgroup")
+                assert f"{REPO_SSH_UNIT}.service" in cgroup, (member.name, repo.name, cgroup)
     # the command itself, as PostgreSQL runs it (as postgres, in the data directory): the
     # first timeline's history exists nowhere (exit 1, nothing written), and a history asked
     # of the repositories comes back whole when one holds it
