@@ -186,7 +186,8 @@ def test_surge_on_the_lab(deployed_lab: str, tmp_path: Path, lab_secrets: LabSec
     per_core, headroom = planned_per_core()
     cores = cal["rps_per_server"] * VIP_SHARE / per_core
     out = tmp_path / "surge"
-    r = freehold("loadtest", "run", str(SPEC), "--shape", "surge", "--duration", "2m",
+    # 2m30s: a 30-s lead-in at the first step's load (not measured), then 4 steps of 30 s
+    r = freehold("loadtest", "run", str(SPEC), "--shape", "surge", "--duration", "2m30s",
                  "--steps", "4", "--max-users", "300", "--workers", "1", "--slo", str(SURGE_SLO),
                  "--roster",
                  str(roster), "--app-cores", f"{cores:.6f}", "--out", str(out))

@@ -100,18 +100,27 @@ def test_surge_plan_is_sized_by_the_scale_factor(profile: Path) -> None:
     # production: peak of 10 M accounts / 500 req/s per core
     assert sc.production_app_cores == pytest.approx(m.peak_rps(10_000_000) / 500)
     assert sc.factor == pytest.approx(2 / sc.production_app_cores)
-    plan = shapes.surge(m, sc, tgt.url, 70, steps=7, max_users=10_000)
+    plan = shapes.surge(m, sc, tgt.url, 80, steps=7, max_users=10_000)
     assert [s.accounts for s in plan.steps] == [n * 1_000_000 for n in range(4, 11)]
     assert [s.mark for s in plan.steps] == ["4M", "", "", "", "", "", "10M"]
     for s in plan.steps:
         assert s.target_rps == pytest.approx(m.peak_rps(s.accounts) * sc.factor, rel=1e-3)
+    # the whole run is 8 slots of 10 s: the first step has a 10-s lead-in at its load before
+    # its own warm-up, so every step measures the same window (10 s less its warm-up)
+    first, *rest = plan.steps
+    assert first.duration_s == 20 and first.warmup_s == pytest.approx(10 + rest[0].warmup_s)
+    for s in rest:
         assert s.duration_s == 10 and 0 < s.warmup_s < s.duration_s
+    assert {round(s.duration_s - s.warmup_s, 6) for s in plan.steps} == {
+        round(10 - rest[0].warmup_s, 6)}
+    assert "lead-in of 10 s" in plan.notes[-1]
     # at the 10 M step the target's cores carry the per-core load the plan assumes
     assert plan.steps[-1].target_rps / 2 == pytest.approx(500, rel=1e-3)
     assert plan.think_scale == 1.0
     tight = shapes.surge(m, sc, tgt.url, 70, steps=7, max_users=50)
     assert tight.think_scale < 1 and tight.steps[-1].users <= 51
-    assert plan.step_at(0) == 0 and plan.step_at(69.9) == 6 and plan.step_at(70) is None
+    assert plan.step_at(0) == 0 and plan.step_at(19.9) == 0 and plan.step_at(20) == 1
+    assert plan.step_at(79.9) == 6 and plan.step_at(80) is None
 
 
 def test_spike_adds_sign_ups_to_the_mix(profile: Path) -> None:

@@ -39,9 +39,10 @@ def check_reports(out: Path) -> None:
 
 def test_surge_steps_from_4m_to_10m_scaled_and_gated(lt_env: LtEnv, roster: Path,
                                                      tmp_path: Path) -> None:
-    # steps of 10 s: Locust workers report every 3 s, and a 5-s step (1.5 s warm-up, a 3.5-s
-    # window) once held no report at all ("no requests completed" at step 4M in CI)
-    code, out, doc = run(lt_env, roster, tmp_path, "--shape", "surge", "--duration", "30s",
+    # steps of 10 s (40 s: a 10-s lead-in, then 3 steps): Locust workers report every 3 s, and
+    # a 5-s step (1.5 s warm-up, a 3.5-s window) once held no report at all ("no requests
+    # completed" at step 4M in CI)
+    code, out, doc = run(lt_env, roster, tmp_path, "--shape", "surge", "--duration", "40s",
                          "--steps", "3", "--max-users", "40", "--workers", "1", "--slo",
                          str(lt_env.file("loose.yaml")))
     assert code == 0 and doc["passed"] is True, out
