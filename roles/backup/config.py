@@ -257,8 +257,8 @@ SSH_MULTIPLEX = ("    ControlMaster auto\n    ControlPath ~/.ssh/cm-%C\n"
 # Who opens those connections. Left to the promotion itself, a standby that never asked the
 # archive anything (every standby of a fresh deploy, and every member after a partition broke
 # its connections) set them up in the middle of its promotion: the lab's first switchover
-# after a deploy took 3.0 s from the promote request to a writable primary, and writes paused
-# 7.5 s in all, against 0.8 s and none failed with the connections already open. So every
+# after a deploy took 3.0 s from the promote request to a writable primary (writes paused
+# 7.5 s in all), against 0.6-1.35 s with the connections already open. So every
 # PostgreSQL server runs a small unit that opens one connection per repository host and
 # reopens it within REPO_SSH_EVERY_S of its loss (`ssh -O check`, then `ssh HOST true`,
 # which leaves the master behind: ControlPersist); pgBackRest's own ssh finds it by its
